@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install banger's Debian build and test dependencies when any is missing.
+# Usage: scripts/deps.sh [build|test|run]
+set -euo pipefail
+
+build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlite3-dev
+  libsystemd-dev libcurl4-openssl-dev libmnl-dev libnftables-dev libext2fs-dev
+  libarchive-dev libcmocka-dev e2fsprogs)
+run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
+  cpio kmod e2fsprogs)
+test_pkgs=(python3-pytest clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq
+  "${run_pkgs[@]}")
+
+want=("${build_pkgs[@]}")
+case "${1:-build}" in
+  test) want+=("${test_pkgs[@]}") ;;
+  run) want+=("${run_pkgs[@]}") ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "banger: missing packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+echo "banger: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run every banger test: unit tests (plain and ASan+UBSan builds), fuzz corpus
+# replays, and the integration tests that drive the real binaries. Installs
+# what it needs on Debian 12. Ends with pytest's "N passed, N failed" line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh test
+
+build() { # dir, extra meson args...
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null
+}
+
+echo "== building" >&2
+build build
+build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+CC=clang build build-fuzz -Dfuzz=true -Dtests=false -Dbuildtype=debug -Db_lundef=false
+
+export BANGER_BUILD_DIR=$PWD/build
+export BANGER_ASAN_BUILD_DIR=$PWD/build-asan
+export BANGER_FUZZ_BUILD_DIR=$PWD/build-fuzz
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+rc=0
+/usr/bin/python3 -m pytest -p no:cacheprovider -rs "$@" tests || rc=$?
+# pytest exits 5 when nothing was collected: that is a failure here too.
+exit $rc

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+static inline bool streq(const char *a, const char *b) {
+        return strcmp(a, b) == 0;
+}
+static inline bool streq_ptr(const char *a, const char *b) {
+        if (!a || !b)
+                return a == b;
+        return strcmp(a, b) == 0;
+}
+/* Returns a pointer past the prefix, or NULL. */
+static inline const char *startswith(const char *s, const char *prefix) {
+        size_t l = strlen(prefix);
+        return strncmp(s, prefix, l) == 0 ? s + l : NULL;
+}
+bool endswith(const char *s, const char *suffix);
+
+/* Valid UTF-8 (no overlongs, no surrogates, max U+10FFFF), len bytes. */
+bool utf8_is_valid_n(const char *s, size_t len);
+
+/* A VM/image/kernel name: [a-z0-9][a-z0-9-]{0,62}. */
+bool name_is_valid(const char *s);
+
+/* Parse a decimal unsigned integer with optional K/M/G/T suffix (binary units). */
+int parse_size(const char *s, unsigned long long *ret);
+int safe_atou64(const char *s, unsigned long long *ret);
+int safe_atoi(const char *s, int *ret);
+
+size_t strv_length(char *const *l);

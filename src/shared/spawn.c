@@ -1,0 +1,259 @@
+/* SPDX-License-Identifier: MIT */
+#include "spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "fs-util.h"
+
+static char *const default_env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+
+void spawn_options_init(SpawnOptions *o) {
+        *o = (SpawnOptions){
+                .stdin_fd = -EBADF,
+                .stdout_fd = -EBADF,
+                .stderr_fd = -EBADF,
+                .umask = 077,
+        };
+}
+
+char *find_executable(const char *name) {
+        if (!name || !*name)
+                return NULL;
+        if (strchr(name, '/'))
+                return access(name, X_OK) == 0 ? strdup(name) : NULL;
+        const char *path = getenv("PATH");
+        if (!path)
+                path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+        _cleanup_free_ char *copy = strdup(path);
+        if (!copy)
+                return NULL;
+        char *save = NULL;
+        for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+                _cleanup_free_ char *p = path_join(dir, name);
+                struct stat st;
+                if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode) && access(p, X_OK) == 0)
+                        return TAKE_PTR(p);
+        }
+        return NULL;
+}
+
+/* Runs in the child between fork and exec: async-signal-safe calls only. */
+_noreturn_ static void child_exec(const char *path, char *const argv[], const SpawnOptions *o, int devnull,
+                                  int errpipe) {
+        int fds[3] = { o->stdin_fd >= 0 ? o->stdin_fd : devnull, o->stdout_fd >= 0 ? o->stdout_fd : devnull,
+                       o->stderr_fd >= 0 ? o->stderr_fd : devnull };
+        int err;
+
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        for (int s = 1; s < _NSIG; s++)
+                if (s != SIGKILL && s != SIGSTOP)
+                        signal(s, SIG_DFL);
+
+        /* Move the fds above 2 first so dup2 onto 0..2 never clobbers a source. */
+        for (int i = 0; i < 3; i++) {
+                int n = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+                if (n < 0)
+                        goto fail;
+                fds[i] = n;
+        }
+        for (int i = 0; i < 3; i++)
+                if (dup2(fds[i], i) < 0)
+                        goto fail;
+        if (o->new_session && setsid() < 0)
+                goto fail;
+        if (o->set_ids) {
+                if (setgroups(0, NULL) < 0 || setresgid(o->gid, o->gid, o->gid) < 0 ||
+                    setresuid(o->uid, o->uid, o->uid) < 0)
+                        goto fail;
+        }
+        if (chdir(o->cwd ? o->cwd : "/") < 0)
+                goto fail;
+        umask(o->umask);
+        /* Everything but stdio and the error pipe (itself CLOEXEC) goes. */
+        if (errpipe > 3) {
+                close_range(3, (unsigned) errpipe - 1, 0);
+                close_range((unsigned) errpipe + 1, ~0U, 0);
+        } else
+                close_range(4, ~0U, 0);
+        execve(path, argv, o->env ? o->env : default_env);
+fail:
+        err = errno;
+        (void) !write(errpipe, &err, sizeof(err));
+        _exit(127);
+}
+
+int spawn_process(char *const argv[], const SpawnOptions *o, Process *ret) {
+        SpawnOptions def;
+        if (!o) {
+                spawn_options_init(&def);
+                o = &def;
+        }
+        if (!argv || !argv[0])
+                return -EINVAL;
+        _cleanup_free_ char *path = find_executable(argv[0]);
+        if (!path)
+                return -ENOENT;
+
+        _cleanup_close_ int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull < 0)
+                return -errno;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        _cleanup_close_ int rd = p[0], wr = p[1];
+
+        pid_t pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0)
+                child_exec(path, argv, o, devnull, wr);
+
+        wr = safe_close(wr);
+        int child_err = 0;
+        ssize_t n = loop_read(rd, &child_err, sizeof(child_err));
+        int pidfd = pidfd_open(pid, 0);
+        if (n == (ssize_t) sizeof(child_err)) {
+                (void) waitpid(pid, NULL, 0);
+                safe_close(pidfd);
+                return -child_err;
+        }
+        if (pidfd < 0) {
+                int r = -errno;
+                kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        *ret = (Process){ .pid = pid, .pidfd = pidfd };
+        return 0;
+}
+
+int process_wait(Process *p, usec_t timeout, int *ret_status) {
+        if (!p || p->pid <= 0 || p->pidfd < 0)
+                return -ESRCH;
+        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
+        for (;;) {
+                int ms = -1;
+                if (deadline != USEC_INFINITY) {
+                        usec_t now = now_monotonic();
+                        ms = now >= deadline ? 0 : (int) MIN((deadline - now + 999) / 1000, (usec_t) INT32_MAX);
+                }
+                struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+                int r = poll(&pfd, 1, ms);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                break;
+        }
+        siginfo_t si = {};
+        if (waitid(P_PIDFD, (id_t) p->pidfd, &si, WEXITED) < 0) {
+                if (errno != ECHILD)
+                        return -errno;
+                /* Not our child (re-attached): the pidfd said it exited. */
+                if (ret_status)
+                        *ret_status = 0;
+                return 0;
+        }
+        if (ret_status)
+                *ret_status = si.si_code == CLD_EXITED ? W_EXITCODE(si.si_status, 0) : si.si_status;
+        return 0;
+}
+
+int process_signal(Process *p, int sig) {
+        if (!p || p->pidfd < 0)
+                return -ESRCH;
+        return pidfd_send_signal(p->pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+void process_release(Process *p) {
+        if (!p)
+                return;
+        p->pidfd = safe_close(p->pidfd);
+        p->pid = 0;
+}
+
+void process_kill_and_reap(Process *p) {
+        if (!p || p->pidfd < 0)
+                return;
+        (void) process_signal(p, SIGKILL);
+        (void) process_wait(p, 5 * USEC_PER_SEC, NULL);
+        process_release(p);
+}
+
+int spawn_run_capture(char *const argv[], usec_t timeout, size_t max_out, bool merge_stderr, char **ret_out) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        _cleanup_close_ int rd = p[0], wr = p[1];
+
+        SpawnOptions o;
+        spawn_options_init(&o);
+        o.stdout_fd = wr;
+        if (merge_stderr)
+                o.stderr_fd = wr;
+        Process proc = PROCESS_NULL;
+        int r = spawn_process(argv, &o, &proc);
+        if (r < 0)
+                return r;
+        wr = safe_close(wr);
+
+        _cleanup_free_ char *buf = malloc(max_out + 1);
+        size_t len = 0;
+        if (!buf) {
+                process_kill_and_reap(&proc);
+                return -ENOMEM;
+        }
+        usec_t deadline = now_monotonic() + timeout;
+        for (;;) {
+                usec_t now = now_monotonic();
+                if (now >= deadline) {
+                        process_kill_and_reap(&proc);
+                        return -ETIMEDOUT;
+                }
+                struct pollfd pfd = { .fd = rd, .events = POLLIN };
+                r = poll(&pfd, 1, (int) ((deadline - now + 999) / 1000));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0)
+                        continue;
+                char chunk[4096];
+                ssize_t n = read(rd, chunk, sizeof(chunk));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                size_t take = MIN((size_t) n, max_out - len);
+                memcpy(buf + len, chunk, take);
+                len += take;
+        }
+        buf[len] = '\0';
+        int status = 0;
+        usec_t now = now_monotonic();
+        r = process_wait(&proc, now >= deadline ? 0 : deadline - now, &status);
+        if (r < 0) {
+                process_kill_and_reap(&proc);
+                return r;
+        }
+        process_release(&proc);
+        if (ret_out)
+                *ret_out = TAKE_PTR(buf);
+        if (!WIFEXITED(status))
+                return -ECHILD;
+        return WEXITSTATUS(status);
+}
