@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* One table of operations per VMM. The daemon drives VMs through this table
+ * without knowing which VMM sits behind it. Every operation may block (HTTP
+ * over a Unix socket, QMP, waiting for a socket to appear) and always has a
+ * deadline; the daemon calls them from worker threads, never from its event
+ * loop. Failures return -errno; where a richer cause exists (Firecracker's
+ * fault_message word for word, a QMP error description) it is recorded with
+ * error_setf() (see error.h). Timeouts waiting for exit return -ETIMEDOUT and
+ * nothing else does, so callers can tell "still running" from real errors. */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "spawn.h"
+#include "time-util.h"
+
+typedef enum VmmKind {
+        VMM_FIRECRACKER,
+        VMM_QEMU,
+        _VMM_KIND_MAX,
+        _VMM_KIND_INVALID = -EINVAL,
+} VmmKind;
+
+const char *vmm_kind_to_string(VmmKind k);
+VmmKind vmm_kind_from_string(const char *s);
+
+#define VMM_MAX_DRIVES 4
+#define VMM_MAX_NICS 2
+
+typedef struct VmmDrive {
+        const char *id;   /* "rootfs", "work": [a-z0-9_]+ */
+        const char *path; /* disk image file */
+        bool read_only;
+        bool is_root;
+} VmmDrive;
+
+typedef struct VmmNic {
+        const char *id;  /* "eth0" */
+        const char *tap; /* host TAP device name */
+        const char *mac; /* "02:fc:xx:xx:xx:xx" */
+} VmmNic;
+
+/* Everything a driver needs to launch and configure one VM. Strings are
+ * borrowed for the duration of the call. */
+typedef struct VmmConfig {
+        const char *vm_id;    /* short unique id, [a-z0-9]+, <= 16 chars */
+        const char *run_dir;  /* per-VM runtime dir, 0700, owned by the daemon's user; sockets go here */
+        const char *log_path; /* VMM stdout/stderr and the guest console are appended here */
+        const char *binary;   /* VMM binary (absolute path or name looked up in PATH) */
+
+        const char *kernel; /* Firecracker: must be an ELF vmlinux */
+        const char *initrd; /* optional */
+        const char *cmdline;
+
+        unsigned vcpus;
+        unsigned long long mem_mib;
+
+        VmmDrive drives[VMM_MAX_DRIVES];
+        size_t n_drives;
+        VmmNic nics[VMM_MAX_NICS];
+        size_t n_nics;
+
+        unsigned vsock_cid; /* guest CID for vsock (>= 3) */
+
+        /* When the daemon runs as root on behalf of another user, the API
+         * socket is handed to this owner after launch (uid 0: leave it). */
+        uid_t owner_uid;
+        gid_t owner_gid;
+
+        /* Firecracker jailer mode (ignored by QEMU). */
+        bool jailer;
+        const char *jailer_binary;
+        const char *jailer_chroot_base;
+        uid_t jailer_uid;
+        gid_t jailer_gid;
+} VmmConfig;
+
+/* Handles of one running VMM process. Persisted fields (pid, sockets) are
+ * what the daemon stores so it can re-attach after a restart. */
+typedef struct VmmInstance {
+        VmmKind kind;
+        Process proc;       /* {pid, pidfd}; pidfd -EBADF when not attached */
+        char *api_socket;   /* Firecracker API socket or QEMU QMP socket */
+        char *agent_socket; /* Firecracker vsock UDS (needs CONNECT handshake) or QEMU virtio-serial socket */
+        bool agent_needs_handshake; /* true: speak "CONNECT <port>\n" / "OK <port>\n" first */
+        char *pidfile;      /* where the driver recorded the VMM pid, if any */
+        char *chroot_dir;   /* jailer chroot root, or NULL */
+} VmmInstance;
+
+void vmm_instance_done(VmmInstance *vm); /* frees strings, closes pidfd; does not kill */
+
+typedef struct VmmDriver {
+        VmmKind kind;
+        const char *name;
+
+        /* Is this VMM usable on this host? 0, or -errno with error_setf() saying why. */
+        int (*probe)(const char *binary);
+
+        /* Prepare the run dir and start the VMM process (own session, umask 077 so
+         * sockets are 0600 from birth, stdout/stderr to log_path), then wait until
+         * its control socket answers (deadline). The VM is configured but not yet
+         * running when this returns: QEMU gets its whole config on the command
+         * line and starts paused (-S); Firecracker is configured over its API. */
+        int (*launch)(const VmmConfig *c, usec_t timeout, VmmInstance *ret);
+
+        /* Boot the configured VM (Firecracker InstanceStart, QMP cont). */
+        int (*start)(VmmInstance *vm);
+
+        /* Ask the guest to shut down (Ctrl-Alt-Del, ACPI powerdown). Does not wait. */
+        int (*request_shutdown)(VmmInstance *vm);
+
+        int (*pause)(VmmInstance *vm);
+        int (*resume)(VmmInstance *vm);
+
+        /* "running", "paused", "not started": a short string into *ret (static). */
+        int (*query_state)(VmmInstance *vm, const char **ret);
+
+        /* Wait for the VMM process to exit; -ETIMEDOUT when the deadline passes. */
+        int (*wait_exit)(VmmInstance *vm, usec_t timeout);
+
+        /* SIGKILL through the pidfd and reap; removes sockets and pidfile. */
+        int (*kill)(VmmInstance *vm);
+
+        /* Re-attach after a daemon restart: find the pid from the pidfile or the
+         * socket, verify /proc/<pid>/comm and cmdline name this VM (never trust a
+         * stale number), open a pidfd. -ESRCH when the VM is not running. */
+        int (*attach)(const VmmConfig *c, VmmInstance *ret);
+
+        /* Connect to the guest agent on the given port; returns a connected fd
+         * ready for the agent protocol (handshake already done), or -errno. */
+        int (*connect_agent)(VmmInstance *vm, unsigned port, usec_t timeout);
+} VmmDriver;
+
+extern const VmmDriver vmm_driver_firecracker;
+extern const VmmDriver vmm_driver_qemu;
+
+const VmmDriver *vmm_driver_get(VmmKind k);
+
+/* Shared process primitives every driver uses (vmm-process.c). */
+
+/* Verify that pid is alive and is this VM's VMM: /proc/<pid>/comm equals
+ * comm (e.g. "firecracker", "qemu-system-x86") and its cmdline contains
+ * needle (the VM's socket path). Returns 0, -ESRCH (gone or reused pid). */
+int vmm_process_verify(pid_t pid, const char *comm, const char *needle);
+
+/* Read a pid from a pidfile (opened O_NOFOLLOW), then verify as above and
+ * open a pidfd into *ret. */
+int vmm_process_attach_pidfile(const char *pidfile, const char *comm, const char *needle, Process *ret);
+
+/* Wait for a path to appear (inotify on its directory, deadline). */
+int vmm_wait_for_path(const char *path, usec_t timeout);
+
+/* Check a Unix socket path fits sun_path (107 bytes + NUL); -ENAMETOOLONG
+ * with error_setf() naming the path otherwise. */
+int vmm_check_socket_path(const char *path);
+
+/* Hand a socket to the owning user (fchownat without following links). */
+int vmm_chown_socket(const char *path, uid_t uid, gid_t gid);
