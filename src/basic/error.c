@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static _Thread_local char last_error[1024];
 static _Thread_local int have_error;
@@ -12,14 +13,17 @@ int error_setf(int r, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
         errno = r < 0 ? -r : saved;
-        vsnprintf(last_error, sizeof(last_error), fmt, ap);
+        /* Format into a scratch buffer: an argument may be error_last_message() itself. */
+        char tmp[sizeof(last_error)];
+        vsnprintf(tmp, sizeof(tmp), fmt, ap);
         va_end(ap);
+        memcpy(last_error, tmp, sizeof(last_error));
         have_error = 1;
         errno = saved;
         return r;
 }
 
-const char *error_message(void) {
+const char *error_last_message(void) {
         return have_error ? last_error : NULL;
 }
 

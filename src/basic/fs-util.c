@@ -18,12 +18,10 @@ int open_dir_nofollow(int dirfd, const char *path) {
 }
 
 int mkdirat_private(int dirfd, const char *name, mode_t mode) {
-        mode_t old = umask(0777 & ~mode);
-        int r = mkdirat(dirfd, name, mode);
-        int saved = errno;
-        umask(old);
-        if (r < 0)
-                return saved == EEXIST ? 0 : -saved;
+        /* The umask can only remove bits, so the directory is never born looser
+         * than mode; the process-wide umask is left alone (threads). */
+        if (mkdirat(dirfd, name, mode) < 0)
+                return errno == EEXIST ? 0 : -errno;
         return 1;
 }
 

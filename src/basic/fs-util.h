@@ -8,7 +8,7 @@
 /* Open a directory without following a final symlink; O_CLOEXEC always. */
 int open_dir_nofollow(int dirfd, const char *path);
 
-/* mkdirat() with the final mode (the umask is narrowed around the call so the
+/* mkdirat() with the final mode (the umask can only narrow it, so the
  * directory never exists with looser bits); EEXIST is not an error. Returns
  * 1 if created, 0 if it existed. */
 int mkdirat_private(int dirfd, const char *name, mode_t mode);

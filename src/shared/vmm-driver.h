@@ -139,6 +139,12 @@ extern const VmmDriver vmm_driver_qemu;
 
 const VmmDriver *vmm_driver_get(VmmKind k);
 
+/* Graceful stop: request_shutdown(), wait_exit() until the deadline, then
+ * kill() (which also removes sockets). Returns 0 when the VMM exited by
+ * itself, 1 when it had to be killed (shutdown ignored or refused), -errno
+ * when even that failed. */
+int vmm_stop(const VmmDriver *d, VmmInstance *vm, usec_t timeout);
+
 /* Shared process primitives every driver uses (vmm-process.c). */
 
 /* Verify that pid is alive and is this VM's VMM: /proc/<pid>/comm equals
@@ -159,3 +165,15 @@ int vmm_check_socket_path(const char *path);
 
 /* Hand a socket to the owning user (fchownat without following links). */
 int vmm_chown_socket(const char *path, uid_t uid, gid_t gid);
+
+/* Find the process listening on a Unix socket (SO_PEERCRED), verify it as
+ * vmm_process_verify() does and open a pidfd into *ret. -ESRCH when nobody
+ * (or a different program) listens there. */
+int vmm_process_attach_socket(const char *socket_path, const char *comm, const char *needle, Process *ret);
+
+/* Create (or re-tighten) a per-VM runtime directory: mode 0700, owned by us,
+ * never a symlink. */
+int vmm_prepare_run_dir(const char *path);
+
+/* SIGKILL through the pidfd and wait (bounded) for the process to go. */
+int vmm_process_kill(Process *p);

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Guest network bring-up from <root>/etc/banger/network.conf (format in
+ * docs/guest-config.md): address, netmask, MTU, link up, default route,
+ * resolv.conf, hostname. A missing file is not an error (logged, skipped). */
+
+#include <stddef.h>
+
+typedef struct NetworkConfig {
+        char mac[18];
+        char iface[16];
+        char address[16]; /* dotted quad, without the prefix */
+        unsigned prefix;
+        char gateway[16];
+        char dns[3][16];
+        size_t n_dns;
+        char hostname[64];
+        unsigned mtu; /* 0: leave alone */
+} NetworkConfig;
+
+/* Parse the file's text; unknown keys are ignored (newer hosts may add some). */
+int network_config_parse(const char *text, NetworkConfig *ret);
+
+int agent_network_setup(const char *root);

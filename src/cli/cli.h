@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The banger CLI: thin verbs over the daemon's JSON-RPC API. */
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "paths.h"
+#include "rpc-client.h"
+
+enum {
+        EXIT_OK = 0,
+        EXIT_FAIL = 1,
+        EXIT_USAGE = 2,
+};
+
+typedef struct Cli {
+        bool json;
+        bool system;
+        bool no_autostart;
+        const char *socket_override;
+        BangerPaths paths;
+        const char *socket_path; /* override or paths.socket_path */
+        const char *argv0;
+} Cli;
+
+typedef int (*CliCommandFn)(Cli *cli, int argc, char **argv);
+
+typedef struct CliCommand {
+        const char *name;
+        CliCommandFn fn;
+        const char *summary;
+} CliCommand;
+
+/* Connect to the daemon; in user mode start it when nobody answers (and
+ * restart it when it is a different build). Prints an error and returns
+ * -errno on failure. */
+int cli_connect(Cli *cli, RpcClient **ret);
+
+/* Call a method on a connected client; prints the server's error message
+ * on failure. Steals params. */
+int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result);
+
+/* Print a JSON value (pretty) to stdout. */
+void cli_print_json(json_t *j);
+
+/* Options every command accepts: --json and -h/--help. Returns 1 when the
+ * argument was one of them (and handled), 0 otherwise. */
+int cli_common_option(Cli *cli, const char *arg, void (*help)(void), bool *ret_help);
+
+int cmd_version(Cli *cli, int argc, char **argv);
+int cmd_daemon(Cli *cli, int argc, char **argv);
+int cmd_doctor(Cli *cli, int argc, char **argv);
+
+/* Locate bangerd next to this binary, in the build tree, or in PATH. */
+char *cli_find_bangerd(void);

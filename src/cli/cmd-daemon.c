@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/* banger daemon status|start|stop */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "macro.h"
+#include "string-util.h"
+
+static void help(void) {
+        printf("Usage: banger daemon COMMAND [--json]\n"
+               "\n"
+               "Commands:\n"
+               "  status   show the running daemon's pid, version, paths and counts\n"
+               "  start    start the daemon if it is not running (user mode)\n"
+               "  stop     ask the daemon to stop; running VMs keep running\n");
+}
+
+static void print_status(json_t *s) {
+        json_t *counts = json_object_get(s, "counts");
+        json_t *by = json_object_get(counts, "vms_by_state");
+        printf("bangerd %s (%s), pid %lld, up %.1f s, %s mode%s\n", json_string_value(json_object_get(s, "version")),
+               json_string_value(json_object_get(s, "commit")), json_integer_value(json_object_get(s, "pid")),
+               json_real_value(json_object_get(s, "uptime_sec")), json_string_value(json_object_get(s, "mode")),
+               json_is_true(json_object_get(s, "socket_activated")) ? ", socket activated" : "");
+        printf("  socket:    %s\n", json_string_value(json_object_get(s, "socket")));
+        printf("  runtime:   %s\n", json_string_value(json_object_get(s, "runtime_dir")));
+        printf("  state:     %s\n", json_string_value(json_object_get(s, "state_dir")));
+        printf("  database:  %s (schema %lld of %lld)\n", json_string_value(json_object_get(s, "database")),
+               json_integer_value(json_object_get(s, "schema_version")),
+               json_integer_value(json_object_get(s, "schema_latest")));
+        printf("  log:       %s\n", json_string_value(json_object_get(s, "log_file")));
+        printf("  VMs:       %lld (%lld running)  images: %lld  kernels: %lld\n",
+               json_integer_value(json_object_get(counts, "vms")), json_integer_value(json_object_get(by, "running")),
+               json_integer_value(json_object_get(counts, "images")),
+               json_integer_value(json_object_get(counts, "kernels")));
+}
+
+static int daemon_status(Cli *cli) {
+        cli->no_autostart = true;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "daemon.status", NULL, &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else
+                print_status(res);
+        json_decref(res);
+        return EXIT_OK;
+}
+
+static int daemon_start(Cli *cli) {
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "daemon.status", NULL, &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else
+                printf("bangerd is running (pid %lld) on %s\n", json_integer_value(json_object_get(res, "pid")),
+                       cli->socket_path);
+        json_decref(res);
+        return EXIT_OK;
+}
+
+static int daemon_stop(Cli *cli) {
+        cli->no_autostart = true;
+        RpcClient *c = NULL;
+        int r = rpc_client_connect(cli->socket_path, &c);
+        if (r == -ENOENT || r == -ECONNREFUSED) {
+                if (!cli->json)
+                        printf("bangerd is not running\n");
+                return EXIT_OK;
+        }
+        if (r < 0) {
+                fprintf(stderr, "banger: cannot connect to %s: %s\n", cli->socket_path, strerror(-r));
+                return EXIT_FAIL;
+        }
+        r = cli_call(cli, c, "daemon.shutdown", NULL, NULL);
+        rpc_client_free(c);
+        if (r < 0)
+                return EXIT_FAIL;
+        /* It removes its socket on the way out. */
+        usec_t deadline = now_monotonic() + 15 * USEC_PER_SEC;
+        while (access(cli->socket_path, F_OK) == 0 && now_monotonic() < deadline)
+                usleep(10000);
+        if (access(cli->socket_path, F_OK) == 0) {
+                fprintf(stderr, "banger: bangerd did not exit within 15 s\n");
+                return EXIT_FAIL;
+        }
+        if (!cli->json)
+                printf("bangerd stopped\n");
+        return EXIT_OK;
+}
+
+int cmd_daemon(Cli *cli, int argc, char **argv) {
+        const char *verb = NULL;
+        for (int i = 1; i < argc; i++) {
+                bool helped = false;
+                if (cli_common_option(cli, argv[i], help, &helped)) {
+                        if (helped)
+                                return EXIT_OK;
+                        continue;
+                }
+                if (argv[i][0] == '-' || verb) {
+                        fprintf(stderr, "banger daemon: unexpected argument '%s'\n", argv[i]);
+                        return EXIT_USAGE;
+                }
+                verb = argv[i];
+        }
+        if (!verb) {
+                help();
+                return EXIT_USAGE;
+        }
+        if (streq(verb, "status"))
+                return daemon_status(cli);
+        if (streq(verb, "start"))
+                return daemon_start(cli);
+        if (streq(verb, "stop"))
+                return daemon_stop(cli);
+        fprintf(stderr, "banger daemon: unknown command '%s'\n", verb);
+        return EXIT_USAGE;
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* banger's config file, config.toml in the config directory. Every key is
+ * optional; unknown keys, wrong types and out-of-range values are errors that
+ * name the key and line ("config.toml:12: unknown key 'foo' in
+ * [vm_defaults]"), recorded with error_setf() and returned as -EINVAL
+ * (-EBADMSG for TOML syntax). Every key is documented in docs/config.md. */
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONFIG_FILE_NAME "config.toml"
+#define CONFIG_MAX_FILES 256U
+
+typedef enum ConfigVmm {
+        CONFIG_VMM_AUTO, /* Firecracker when /dev/kvm is usable, else QEMU */
+        CONFIG_VMM_FIRECRACKER,
+        CONFIG_VMM_QEMU,
+        _CONFIG_VMM_MAX,
+} ConfigVmm;
+
+/* One [[file]] entry: a host file copied into every new guest. */
+typedef struct ConfigFile {
+        char *host;    /* absolute host path */
+        char *guest;   /* absolute, normalised guest path */
+        mode_t mode;   /* permission bits, <= 0777 */
+        bool mode_set; /* false: keep the host file's permission bits */
+} ConfigFile;
+
+typedef struct BangerConfig {
+        int log_level; /* syslog level LOG_ERR..LOG_DEBUG, or -1 when the file sets none */
+        ConfigVmm default_vmm;
+
+        char *firecracker_bin; /* absolute path or a name looked up in PATH */
+        bool jailer_enabled;
+        char *jailer_bin;
+        char *jailer_chroot_base;
+        uid_t jailer_uid; /* both set (and non-zero) whenever jailer_enabled */
+        gid_t jailer_gid;
+        char *qemu_bin;
+
+        char *bridge_name;
+        char *bridge_ip;
+        struct in_addr bridge_addr;
+        char *cidr;
+        struct in_addr cidr_addr; /* network address, host bits zero */
+        unsigned cidr_prefix;
+        unsigned tap_pool_size;
+        uint16_t dns_port;
+        char *dns_listen; /* IPv4 or IPv6 literal */
+
+        unsigned stop_timeout_sec;
+        unsigned boot_timeout_sec;
+
+        char *default_image;
+        char *debootstrap_mirror;
+        char *debootstrap_suite;
+
+        struct {
+                unsigned vcpu;
+                unsigned long long memory_mib;
+                unsigned long long disk_size; /* bytes, a multiple of 1 MiB */
+                char *image;                  /* NULL: use default_image */
+                bool nat;
+        } vm_defaults;
+
+        ConfigFile *files;
+        size_t n_files;
+} BangerConfig;
+
+/* Fill *ret with the defaults. */
+int config_init(BangerConfig *ret);
+
+/* Parse a config file's contents; filename only prefixes error messages.
+ * *ret is written only on success. */
+int config_parse_string(const char *data, size_t len, const char *filename, BangerConfig *ret);
+
+/* Load filename (normally CONFIG_FILE_NAME) under config_dirfd without
+ * following symlinks. A missing file gives the defaults. The file must be a
+ * regular file owned by us or root and not writable by group or others: it
+ * names programs the daemon runs. */
+int config_load(int config_dirfd, const char *filename, BangerConfig *ret);
+
+void config_done(BangerConfig *c);
+
+/* Set the log level: BANGER_LOG_LEVEL wins over the file's log_level.
+ * Returns -EINVAL when BANGER_LOG_LEVEL is set but unparseable. */
+int config_apply_log_level(const BangerConfig *c);
+
+/* The image `vm create` uses when none is given. */
+const char *config_vm_image(const BangerConfig *c);
+
+const char *config_vmm_to_string(ConfigVmm v);

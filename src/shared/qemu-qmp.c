@@ -1,0 +1,231 @@
+/* SPDX-License-Identifier: MIT */
+#include "qemu-qmp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "string-util.h"
+#include "vmm-driver.h"
+
+struct QmpClient {
+        int fd;
+        char *buf; /* bytes received but not yet parsed */
+        size_t len;
+        unsigned next_id;
+};
+
+QmpClient *qmp_client_free(QmpClient *c) {
+        if (!c)
+                return NULL;
+        safe_close(c->fd);
+        free(c->buf);
+        free(c);
+        return NULL;
+}
+
+static usec_t deadline_after(usec_t timeout) {
+        if (timeout == USEC_INFINITY)
+                return USEC_INFINITY;
+        usec_t now = now_monotonic();
+        return timeout > USEC_INFINITY - now ? USEC_INFINITY : now + timeout;
+}
+
+static int wait_fd(int fd, short events, usec_t deadline, const char *what) {
+        for (;;) {
+                int ms = -1;
+                if (deadline != USEC_INFINITY) {
+                        usec_t now = now_monotonic();
+                        ms = now >= deadline ? 0 : (int) MIN((deadline - now + 999) / 1000, (usec_t) INT_MAX);
+                }
+                struct pollfd p = { .fd = fd, .events = events };
+                int r = poll(&p, 1, ms);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return error_setf(-ETIMEDOUT, "QEMU did not answer %s in time", what);
+                return 0;
+        }
+}
+
+static int send_all(QmpClient *c, const char *data, size_t len, usec_t deadline, const char *what) {
+        while (len > 0) {
+                ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN) {
+                        int r = wait_fd(c->fd, POLLOUT, deadline, what);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (n < 0)
+                        return error_setf(-errno, "Cannot send %s to QEMU: %m", what);
+                data += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Take one complete line out of the buffer, if there is one. */
+static int pop_line(QmpClient *c, json_t **ret) {
+        for (;;) {
+                char *nl = memchr(c->buf, '\n', c->len);
+                if (!nl)
+                        return 0;
+                size_t n = (size_t) (nl - c->buf);
+                size_t l = n > 0 && c->buf[n - 1] == '\r' ? n - 1 : n;
+                json_t *j = NULL;
+                json_error_t err;
+                if (l > 0)
+                        j = json_loadb(c->buf, l, 0, &err);
+                memmove(c->buf, nl + 1, c->len - n - 1);
+                c->len -= n + 1;
+                if (l == 0)
+                        continue;
+                if (!j)
+                        return error_setf(-EBADMSG, "QEMU sent malformed JSON: %s", err.text);
+                if (!json_is_object(j)) {
+                        json_decref(j);
+                        return error_setf(-EBADMSG, "QEMU sent a QMP message that is not an object");
+                }
+                *ret = j;
+                return 1;
+        }
+}
+
+static int read_message(QmpClient *c, usec_t deadline, const char *what, json_t **ret) {
+        for (;;) {
+                int r = pop_line(c, ret);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+                if (c->len >= QMP_MESSAGE_MAX)
+                        return error_setf(-EMSGSIZE, "QEMU sent a QMP message over %u bytes", QMP_MESSAGE_MAX);
+                r = wait_fd(c->fd, POLLIN, deadline, what);
+                if (r < 0)
+                        return r;
+                ssize_t n = recv(c->fd, c->buf + c->len, QMP_MESSAGE_MAX - c->len, MSG_DONTWAIT);
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n < 0)
+                        return error_setf(-errno, "Cannot read from QEMU's QMP socket: %m");
+                if (n == 0)
+                        return error_setf(-ECONNRESET, "QEMU closed its QMP connection during %s", what);
+                c->len += (size_t) n;
+        }
+}
+
+static int reply_error(const char *command, json_t *error) {
+        const char *cls = json_string_value(json_object_get(error, "class"));
+        const char *desc = json_string_value(json_object_get(error, "desc"));
+        int r = streq_ptr(cls, "CommandNotFound") ? -EOPNOTSUPP : -EIO;
+        return error_setf(r, "QEMU refused %s: %s", command, desc ? desc : "(no description)");
+}
+
+int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, usec_t timeout, json_t **ret) {
+        if (!c || !command)
+                return -EINVAL;
+        usec_t deadline = deadline_after(timeout);
+        char id[32];
+        snprintf(id, sizeof(id), "banger-%u", c->next_id++);
+
+        _cleanup_(qmp_json_decrefp) json_t *req = json_pack("{s:s, s:s}", "execute", command, "id", id);
+        if (!req || (arguments && json_object_set(req, "arguments", arguments) < 0))
+                return -ENOMEM;
+        _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
+        if (!text)
+                return -ENOMEM;
+        size_t l = strlen(text);
+        text[l] = '\n'; /* replaces the NUL; sent with its length */
+        int r = send_all(c, text, l + 1, deadline, command);
+        if (r < 0)
+                return r;
+
+        for (;;) {
+                _cleanup_(qmp_json_decrefp) json_t *msg = NULL;
+                r = read_message(c, deadline, command, &msg);
+                if (r < 0)
+                        return r;
+                const char *event = json_string_value(json_object_get(msg, "event"));
+                if (event) {
+                        log_debug("QMP event %s while waiting for %s", event, command);
+                        continue;
+                }
+                if (!streq_ptr(json_string_value(json_object_get(msg, "id")), id))
+                        continue; /* not ours: a reply to a command someone else abandoned */
+                json_t *error = json_object_get(msg, "error");
+                if (error)
+                        return reply_error(command, error);
+                json_t *value = json_object_get(msg, "return");
+                if (!value)
+                        return error_setf(-EBADMSG, "QEMU's reply to %s has neither return nor error", command);
+                if (ret)
+                        *ret = json_incref(value);
+                return 0;
+        }
+}
+
+int qmp_client_new_from_fd(int fd, usec_t timeout, QmpClient **ret) {
+        _cleanup_close_ int owned = fd;
+        usec_t deadline = deadline_after(timeout);
+        if (fd < 0 || !ret)
+                return -EINVAL;
+        _cleanup_(qmp_client_freep) QmpClient *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = TAKE_FD(owned);
+        c->buf = malloc(QMP_MESSAGE_MAX);
+        if (!c->buf)
+                return -ENOMEM;
+
+        _cleanup_(qmp_json_decrefp) json_t *greeting = NULL;
+        int r = read_message(c, deadline, "the greeting", &greeting);
+        if (r < 0)
+                return r;
+        if (!json_object_get(greeting, "QMP"))
+                return error_setf(-EPROTO, "The QMP socket did not greet like QEMU");
+        usec_t now = now_monotonic();
+        r = qmp_client_execute(c, "qmp_capabilities", NULL,
+                               deadline == USEC_INFINITY ? USEC_INFINITY : (now < deadline ? deadline - now : 0),
+                               NULL);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int qmp_client_connect(const char *path, usec_t timeout, QmpClient **ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int r = vmm_check_socket_path(path);
+        if (r < 0)
+                return r;
+        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno; /* Unix sockets connect at once or not at all */
+        return qmp_client_new_from_fd(TAKE_FD(fd), timeout, ret);
+}
+
+int qmp_execute_once(const char *path, const char *command, json_t *arguments, usec_t timeout, json_t **ret) {
+        usec_t deadline = deadline_after(timeout);
+        _cleanup_(qmp_client_freep) QmpClient *c = NULL;
+        int r = qmp_client_connect(path, timeout, &c);
+        if (r < 0)
+                return r;
+        usec_t now = now_monotonic();
+        return qmp_client_execute(c, command, arguments,
+                                  deadline == USEC_INFINITY ? USEC_INFINITY : (now < deadline ? deadline - now : 0),
+                                  ret);
+}

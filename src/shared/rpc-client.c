@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: MIT */
+#include "rpc-client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fs-util.h"
+#include "macro.h"
+#include "string-util.h"
+
+struct RpcClient {
+        int fd;
+        JsonRpcReader reader;
+        json_int_t next_id;
+};
+
+void rpc_error_done(RpcError *e) {
+        if (!e)
+                return;
+        free(e->message);
+        json_decref(e->data);
+        *e = (RpcError){};
+}
+
+int rpc_client_connect(const char *socket_path, RpcClient **ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(socket_path) >= sizeof(sa.sun_path))
+                return error_setf(-ENAMETOOLONG, "socket path %s is longer than %zu bytes", socket_path,
+                                  sizeof(sa.sun_path) - 1);
+        strcpy(sa.sun_path, socket_path);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        RpcClient *c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->fd = TAKE_FD(fd);
+        c->next_id = 1;
+        /* Replies carry whole listings; allow more than a request may hold. */
+        jsonrpc_reader_init(&c->reader, 16 * JSONRPC_MAX_MESSAGE);
+        *ret = c;
+        return 0;
+}
+
+void rpc_client_free(RpcClient *c) {
+        if (!c)
+                return;
+        safe_close(c->fd);
+        jsonrpc_reader_done(&c->reader);
+        free(c);
+}
+
+int rpc_client_fd(RpcClient *c) {
+        return c->fd;
+}
+
+static int wait_fd(int fd, short events, usec_t deadline) {
+        for (;;) {
+                int ms = -1;
+                if (deadline != USEC_INFINITY) {
+                        usec_t now = now_monotonic();
+                        if (now >= deadline)
+                                return -ETIMEDOUT;
+                        ms = (int) MIN((deadline - now + 999) / 1000, (usec_t) INT32_MAX);
+                }
+                struct pollfd p = { .fd = fd, .events = events };
+                int r = poll(&p, 1, ms);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (r == 0)
+                        return -ETIMEDOUT;
+                return 0;
+        }
+}
+
+static int send_all(int fd, const char *s, size_t len, usec_t deadline) {
+        while (len > 0) {
+                int r = wait_fd(fd, POLLOUT, deadline);
+                if (r < 0)
+                        return r;
+                ssize_t n = send(fd, s, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR || errno == EAGAIN)
+                                continue;
+                        return errno == EPIPE ? -ECONNRESET : -errno;
+                }
+                s += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+/* Handle one received message: 1 if it was our reply, 0 for anything else. */
+static int handle_message(json_t *msg, json_int_t id, RpcNotifyFn notify, void *userdata, json_t **ret_result,
+                          RpcError *ret_error) {
+        json_t *jid = json_object_get(msg, "id");
+        json_t *method = json_object_get(msg, "method");
+        if (!jid && json_is_string(method)) {
+                if (notify)
+                        notify(json_string_value(method), json_object_get(msg, "params"), userdata);
+                return 0;
+        }
+        json_t *err = json_object_get(msg, "error");
+        /* A reply with id null is the server refusing the connection as a whole. */
+        if (!(json_is_integer(jid) && json_integer_value(jid) == id) && !(json_is_null(jid) && err))
+                return 0;
+        if (err) {
+                json_t *code = json_object_get(err, "code"), *m = json_object_get(err, "message");
+                if (ret_error) {
+                        ret_error->code = json_is_integer(code) ? (int) json_integer_value(code) : JSONRPC_FAILED;
+                        ret_error->message = strdup(json_is_string(m) ? json_string_value(m) : "unknown error");
+                        ret_error->data = json_incref(json_object_get(err, "data"));
+                }
+                return -EREMOTEIO;
+        }
+        json_t *res = json_object_get(msg, "result");
+        if (!res)
+                return -EBADMSG;
+        if (ret_result)
+                *ret_result = json_incref(res);
+        return 1;
+}
+
+int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
+                    void *userdata, json_t **ret_result, RpcError *ret_error) {
+        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
+        json_int_t id = c->next_id++;
+        json_t *jid = json_integer(id);
+        _cleanup_free_ char *line = jsonrpc_format_request(jid, method, params);
+        json_decref(jid);
+        if (!line)
+                return -ENOMEM;
+        int r = send_all(c->fd, line, strlen(line), deadline);
+        if (r < 0)
+                return r;
+        for (;;) {
+                const char *l;
+                size_t len;
+                while ((r = jsonrpc_reader_next(&c->reader, &l, &len)) > 0) {
+                        json_error_t jerr;
+                        json_t *msg = json_loadb(l, len, 0, &jerr);
+                        if (!msg || !json_is_object(msg)) {
+                                json_decref(msg);
+                                return -EBADMSG;
+                        }
+                        r = handle_message(msg, id, notify, userdata, ret_result, ret_error);
+                        json_decref(msg);
+                        if (r != 0)
+                                return r < 0 ? r : 0;
+                }
+                if (r < 0)
+                        return r;
+                r = wait_fd(c->fd, POLLIN, deadline);
+                if (r < 0)
+                        return r;
+                char buf[65536];
+                ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+                if (n < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        return -ECONNRESET;
+                r = jsonrpc_reader_feed(&c->reader, buf, (size_t) n);
+                if (r < 0)
+                        return r;
+        }
+}

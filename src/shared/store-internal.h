@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared by the store-*.c files only; nothing outside the store includes this. */
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct Store {
+        sqlite3 *db;
+        char *path;
+        bool readonly;
+};
+
+typedef struct StoreMigration {
+        const char *sql;
+        bool foreign_keys_off; /* a table rebuild: see store-migrations.c */
+} StoreMigration;
+
+/* The migrations, oldest first: store_migrations[i] takes the schema from
+ * version i to version i + 1. */
+extern const StoreMigration store_migrations[];
+extern const size_t store_migrations_count;
+
+/* Apply list[current..target-1]; store_migrate() with the real list. Exposed
+ * so tests can exercise a rebuild step against a scratch schema. */
+int store_migrate_list(Store *s, const StoreMigration *list, size_t n, unsigned target);
+
+static inline void sqlite3_finalizep(sqlite3_stmt **st) {
+        if (*st) {
+                int saved = errno;
+                (void) sqlite3_finalize(*st);
+                *st = NULL;
+                errno = saved;
+        }
+}
+#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
+
+/* Map an SQLite (extended) result code to -errno. Constraint failures:
+ * UNIQUE/PRIMARY KEY -> -EEXIST, FOREIGN KEY -> -EBUSY, others -> -EINVAL. */
+int store_errno_from_sqlite(sqlite3 *db, int rc);
+/* Map rc and record "what: <sqlite message>"; returns the -errno. */
+int store_error(Store *s, int rc, const char *what);
+/* For a UNIQUE failure, the failed column ("name" out of
+ * "UNIQUE constraint failed: vms.name"), or "" when unknown. Static storage
+ * owned by SQLite: use it before the next call on this connection. */
+const char *store_failed_column(Store *s);
+
+int store_prepare(Store *s, const char *sql, sqlite3_stmt **ret);
+/* Bind a string, NULL as SQL NULL; the value is copied. */
+int store_bind_text(Store *s, sqlite3_stmt *st, int idx, const char *v);
+/* Bind a non-zero number, 0 as SQL NULL (for "0: none" fields). */
+int store_bind_int64_or_null(Store *s, sqlite3_stmt *st, int idx, int64_t v);
+int store_bind_int64(Store *s, sqlite3_stmt *st, int idx, int64_t v);
+/* Copy a text column; SQL NULL becomes NULL. */
+int store_column_strdup(sqlite3_stmt *st, int col, char **ret);
+
+/* Step a statement that returns no rows; what names the operation. */
+int store_step_done(Store *s, sqlite3_stmt *st, const char *what);
+/* Run a constant SQL script (no values). */
+int store_exec(Store *s, const char *sql, const char *what);
+
+int store_begin_immediate(Store *s);
+int store_commit(Store *s);
+void store_rollback(Store *s);
+
+typedef int (*StoreRowFn)(sqlite3_stmt *st, void *ret);
+typedef void (*StoreDoneFn)(void *record);
+
+/* Step st to the end, turning each row into a record of `size` bytes. */
+int store_query_list(Store *s, sqlite3_stmt *st, size_t size, StoreRowFn row, StoreDoneFn done,
+                     const char *what, void **ret, size_t *ret_n);
+/* The first row; -ENOENT (message: "what not found") when there is none. */
+int store_query_one(Store *s, sqlite3_stmt *st, StoreRowFn row, const char *what, void *ret);
+/* One integer from a one-row query. */
+int store_query_int64(Store *s, sqlite3_stmt *st, const char *what, int64_t *ret);
+
+/* 1 if the one-parameter query sql returns a row for arg, 0 if not. */
+int store_exists(Store *s, const char *sql, const char *arg);
+/* sqlite3_changes() after a write: -ENOENT (message "what not found") if 0. */
+int store_check_changed(Store *s, const char *what);
+
+/* Common record checks with readable messages. */
+int store_check_id(const char *id, const char *what);
+int store_check_name(const char *name, const char *what);
+/* A prefix that can match an id: 1..32 lowercase hex characters. */
+bool store_prefix_is_valid(const char *prefix);

@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/* The schema, as the ordered list of steps that build it. Rules:
+ * - Never edit a released step; add a new one at the end.
+ * - Each step runs inside one BEGIN IMMEDIATE transaction together with its
+ *   PRAGMA user_version bump, so a crash leaves the previous version intact.
+ * - Tables are STRICT; enumerations are CHECKed; timestamps are INTEGER
+ *   microseconds since the epoch (realtime).
+ * - Changing a CHECK or a foreign key needs a table rebuild (create new,
+ *   copy, drop, rename: https://sqlite.org/lang_altertable.html#otheralter).
+ *   Mark such a step .foreign_keys_off: enforcement is switched off around
+ *   its transaction (it cannot be switched inside one, and DROP TABLE would
+ *   otherwise fire ON DELETE actions), and PRAGMA foreign_key_check must
+ *   come back empty before it commits. */
+#include "store-internal.h"
+
+/* A lowercase hex id and a [a-z0-9][a-z0-9-]{0,62} name, as CHECK text. */
+#define ID_CHECK(col) "CHECK (length(" col ") BETWEEN 12 AND 32 AND " col " NOT GLOB '*[^0-9a-f]*')"
+#define NAME_CHECK(col)                                                                         \
+        "CHECK (length(" col ") BETWEEN 1 AND 63 AND " col " NOT GLOB '*[^a-z0-9-]*' AND " col \
+        " NOT GLOB '-*')"
+#define ABSPATH_CHECK(col) "CHECK (" col " IS NULL OR " col " GLOB '/*')"
+#define SHA256_CHECK(col) \
+        "CHECK (" col " IS NULL OR (length(" col ") = 64 AND " col " NOT GLOB '*[^0-9a-f]*'))"
+
+static const char migration_1_initial[] =
+        "CREATE TABLE kernels (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  version TEXT,\n"
+        "  kernel_path TEXT NOT NULL " ABSPATH_CHECK("kernel_path") ",\n"
+        "  initrd_path TEXT " ABSPATH_CHECK("initrd_path") ",\n"
+        "  modules_path TEXT " ABSPATH_CHECK("modules_path") ",\n"
+        "  elf_path TEXT " ABSPATH_CHECK("elf_path") ",\n"
+        "  sha256 TEXT " SHA256_CHECK("sha256") ",\n"
+        "  size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),\n"
+        "  created_at INTEGER NOT NULL\n"
+        ") STRICT;\n"
+        "CREATE TABLE images (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        "  rootfs_path TEXT NOT NULL " ABSPATH_CHECK("rootfs_path") ",\n"
+        "  work_seed_path TEXT " ABSPATH_CHECK("work_seed_path") ",\n"
+        "  managed INTEGER NOT NULL DEFAULT 1 CHECK (managed IN (0, 1)),\n"
+        "  size INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),\n"
+        "  sha256 TEXT " SHA256_CHECK("sha256") ",\n"
+        "  source TEXT,\n"
+        "  created_at INTEGER NOT NULL\n"
+        ") STRICT;\n"
+        /* Child-side indexes keep the RESTRICT checks on delete from scanning. */
+        "CREATE INDEX images_kernel_id ON images(kernel_id);\n"
+        "CREATE TABLE vms (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        "  state TEXT NOT NULL CHECK (state IN "
+        "('created', 'starting', 'running', 'stopping', 'stopped', 'error')),\n"
+        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n"
+        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n"
+        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n"
+        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n"
+        "  nat INTEGER NOT NULL DEFAULT 0 CHECK (nat IN (0, 1)),\n"
+        /* UNIQUE: two VMs never share an address, MAC, TAP or vsock CID. */
+        "  ip TEXT UNIQUE,\n"
+        "  mac TEXT UNIQUE,\n"
+        "  tap TEXT UNIQUE,\n"
+        "  vsock_cid INTEGER UNIQUE CHECK (vsock_cid IS NULL OR vsock_cid BETWEEN 3 AND 4294967294),\n"
+        "  pid INTEGER CHECK (pid IS NULL OR pid > 0),\n"
+        "  api_socket TEXT,\n"
+        "  agent_socket TEXT,\n"
+        "  run_dir TEXT " ABSPATH_CHECK("run_dir") ",\n"
+        "  boot_id TEXT,\n"
+        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n"
+        "  runtime_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(runtime_json)),\n"
+        "  last_error TEXT,\n"
+        "  created_at INTEGER NOT NULL,\n"
+        "  updated_at INTEGER NOT NULL\n"
+        ") STRICT;\n"
+        "CREATE INDEX vms_image_id ON vms(image_id);\n"
+        "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n";
+
+/* Host resources (TAP devices, loop devices, files, nft entries) recorded
+ * before they are created, so a crash at any step leaves a list to clean.
+ * ON DELETE SET NULL: deleting a VM row must never lose track of something
+ * still on the host. kind is checked for shape only, so a new kind needs no
+ * table rebuild. */
+static const char migration_2_host_handles[] =
+        "CREATE TABLE host_handles (\n"
+        "  id INTEGER PRIMARY KEY,\n"
+        "  vm_id TEXT REFERENCES vms(id) ON DELETE SET NULL,\n"
+        "  kind TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 16 AND kind NOT GLOB '*[^a-z]*'),\n"
+        "  name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 4096),\n"
+        "  detail TEXT,\n"
+        "  created_at INTEGER NOT NULL,\n"
+        "  UNIQUE (kind, name)\n"
+        ") STRICT;\n"
+        "CREATE INDEX host_handles_vm_id ON host_handles(vm_id);\n"
+        /* Startup reconciliation asks for VMs by state. */
+        "CREATE INDEX vms_state ON vms(state);\n";
+
+const StoreMigration store_migrations[] = {
+        { .sql = migration_1_initial },
+        { .sql = migration_2_host_handles },
+};
+const size_t store_migrations_count = ELEMENTSOF(store_migrations);

@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/* Opening the state database, its schema version and migrations. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "error.h"
+#include "log.h"
+#include "store-internal.h"
+#include "string-util.h"
+
+unsigned store_latest_version(void) {
+        return (unsigned) store_migrations_count;
+}
+
+bool store_id_is_valid(const char *id) {
+        size_t l = id ? strlen(id) : 0;
+        return l >= STORE_ID_MIN && l <= STORE_ID_MAX && strspn(id, "0123456789abcdef") == l;
+}
+
+int store_id_generate(char ret[static STORE_ID_GENERATED_LEN + 1]) {
+        unsigned char b[STORE_ID_GENERATED_LEN / 2];
+        ssize_t n;
+
+        do
+                n = getrandom(b, sizeof(b), 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return error_setf(negative_errno(), "getrandom: %m");
+        if ((size_t) n != sizeof(b))
+                return error_setf(-EIO, "getrandom: short read");
+        for (size_t i = 0; i < sizeof(b); i++)
+                snprintf(ret + 2 * i, 3, "%02x", b[i]);
+        return 0;
+}
+
+/* PRAGMA user_version is a signed 32-bit field; reading it as unsigned makes
+ * a negative (foreign) value look "newer than known", which is refused. */
+static int read_user_version(Store *s, unsigned *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int64_t v;
+        int r = store_prepare(s, "PRAGMA user_version", &st);
+        if (r < 0)
+                return r;
+        r = store_query_int64(s, st, "reading schema version", &v);
+        if (r < 0)
+                return r;
+        *ret = (unsigned) (uint32_t) v;
+        return 0;
+}
+
+int store_schema_version(Store *s, unsigned *ret) {
+        return read_user_version(s, ret);
+}
+
+static int refuse_newer(const char *path, unsigned version) {
+        return error_setf(-EPROTONOSUPPORT,
+                          "database %s has schema version %u but this banger only knows up to %u; "
+                          "refusing to touch it (use a newer banger)",
+                          path, version, store_latest_version());
+}
+
+static int foreign_key_check(Store *s, unsigned version) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_prepare(s, "PRAGMA foreign_key_check", &st);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+                return error_setf(-EBADMSG, "migration to schema version %u leaves a dangling reference in table %s",
+                                  version, (const char *) sqlite3_column_text(st, 0));
+        return rc == SQLITE_DONE ? 0 : store_error(s, rc, "checking foreign keys");
+}
+
+/* Run one step and its version bump in a single transaction. */
+static int migration_step_locked(Store *s, const StoreMigration *m, unsigned version) {
+        char what[64], bump[64];
+        unsigned current;
+        int r = read_user_version(s, &current);
+        if (r < 0)
+                return r;
+        if (current >= version) /* another process migrated while we waited for the lock */
+                return 0;
+        if (current != version - 1)
+                return error_setf(-EIO, "schema version changed underneath us (%u, expected %u)", current,
+                                  version - 1);
+
+        snprintf(what, sizeof(what), "migrating to schema version %u", version);
+        r = store_exec(s, m->sql, what);
+        if (r < 0)
+                return r;
+        if (m->foreign_keys_off) {
+                r = foreign_key_check(s, version);
+                if (r < 0)
+                        return r;
+        }
+        snprintf(bump, sizeof(bump), "PRAGMA user_version = %u", version);
+        return store_exec(s, bump, what);
+}
+
+static int migration_apply(Store *s, const StoreMigration *m, unsigned version) {
+        int r;
+
+        if (m->foreign_keys_off) {
+                r = store_exec(s, "PRAGMA foreign_keys = OFF", "disabling foreign keys");
+                if (r < 0)
+                        return r;
+        }
+        r = store_begin_immediate(s);
+        if (r >= 0) {
+                r = migration_step_locked(s, m, version);
+                r = r < 0 ? r : store_commit(s);
+                if (r < 0)
+                        store_rollback(s);
+        }
+        if (m->foreign_keys_off) {
+                int q = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+                if (r >= 0)
+                        r = q;
+        }
+        if (r >= 0)
+                log_debug("store %s: migrated to schema version %u", s->path, version);
+        return r;
+}
+
+int store_migrate_list(Store *s, const StoreMigration *list, size_t n, unsigned target) {
+        unsigned current;
+        int r;
+
+        if (s->readonly)
+                return error_setf(-EROFS, "database %s is open read-only", s->path);
+        if (target > n)
+                return error_setf(-EINVAL, "no schema version %u (latest is %zu)", target, n);
+        r = read_user_version(s, &current);
+        if (r < 0)
+                return r;
+        if (current > n)
+                return refuse_newer(s->path, current);
+        for (unsigned v = current + 1; v <= target; v++) {
+                r = migration_apply(s, &list[v - 1], v);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+int store_migrate(Store *s, unsigned target) {
+        return store_migrate_list(s, store_migrations, store_migrations_count, target);
+}
+
+/* Open (read-write: create with its final mode) without following symlinks
+ * and make sure it is a regular file. Returns the fd. */
+static int open_db_file(const char *path, bool readonly, struct stat *ret_st) {
+        int flags = readonly ? O_RDONLY : O_RDWR | O_CREAT;
+        _cleanup_close_ int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        if (fd < 0)
+                return error_setf(negative_errno(), "opening database %s: %m", path);
+        if (fstat(fd, ret_st) < 0)
+                return error_setf(negative_errno(), "stat %s: %m", path);
+        if (!S_ISREG(ret_st->st_mode))
+                return error_setf(-EINVAL, "database %s is not a regular file", path);
+        return TAKE_FD(fd);
+}
+
+/* The connection with its per-connection settings, nothing written yet. */
+static int store_connect(const char *path, bool readonly, Store **ret) {
+        _cleanup_store_close_ Store *s = calloc(1, sizeof(Store));
+        if (!s)
+                return -ENOMEM;
+        s->readonly = readonly;
+        s->path = strdup(path);
+        if (!s->path)
+                return -ENOMEM;
+
+        int flags = (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW;
+        int rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+        if (!s->db)
+                return -ENOMEM;
+        sqlite3_extended_result_codes(s->db, 1);
+        if (rc != SQLITE_OK)
+                return error_setf(store_errno_from_sqlite(s->db, rc), "opening database %s: %s", path,
+                                  sqlite3_errmsg(s->db));
+        (void) sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+        /* No writes to sqlite_schema or other ways to corrupt the file from
+         * SQL. (trusted_schema stays on: SQLite 3.40 treats json_valid() in
+         * our CHECK constraints as unsafe otherwise.) */
+        (void) sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static int enable_wal(Store *s) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int r = store_prepare(s, "PRAGMA journal_mode = WAL", &st);
+        if (r < 0)
+                return r;
+        int rc = sqlite3_step(st);
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "enabling WAL");
+        const char *mode = (const char *) sqlite3_column_text(st, 0);
+        if (!mode || strcasecmp(mode, "wal") != 0)
+                return error_setf(-EIO, "database %s: could not enable WAL (journal mode is %s)", s->path,
+                                  mode ? mode : "unknown");
+        return 0;
+}
+
+static int store_configure(Store *s) {
+        int r = store_exec(s, "PRAGMA foreign_keys = ON", "enabling foreign keys");
+        if (r < 0 || s->readonly)
+                return r;
+        r = enable_wal(s);
+        if (r < 0)
+                return r;
+        /* With WAL, NORMAL loses at most the last commits on power loss, never consistency. */
+        return store_exec(s, "PRAGMA synchronous = NORMAL", "setting synchronous mode");
+}
+
+/* Newer: refused, always. Older while read-only: refused, the schema would
+ * not match our queries. Nothing has been written when this runs. */
+static int check_version(Store *s) {
+        unsigned v;
+        int r = read_user_version(s, &v);
+        if (r < 0)
+                return r;
+        if (v > store_latest_version())
+                return refuse_newer(s->path, v);
+        if (s->readonly && v != store_latest_version())
+                return error_setf(-ESTALE, "database %s has schema version %u, migrations to %u are pending",
+                                  s->path, v, store_latest_version());
+        return 0;
+}
+
+static int header_user_version(int fd, const char *path, unsigned *ret);
+static int wal_exists(const char *path);
+
+/* Refuse a newer database before SQLite opens it at all when that can be
+ * decided from the header: even opening creates -wal/-shm files. */
+static int refuse_newer_early(int fd, const char *path) {
+        unsigned v;
+        int r = wal_exists(path);
+        if (r != 0)
+                return r < 0 ? r : 0; /* a live WAL: check_version() decides through SQLite */
+        r = header_user_version(fd, path, &v);
+        if (r < 0)
+                return r;
+        return v > store_latest_version() ? refuse_newer(path, v) : 0;
+}
+
+int store_open(const char *path, StoreOpenFlags flags, Store **ret) {
+        _cleanup_store_close_ Store *s = NULL;
+        bool readonly = flags & STORE_OPEN_READONLY;
+        struct stat st;
+        int r;
+
+        if (!path || !*path)
+                return error_setf(-EINVAL, "no database path");
+        _cleanup_close_ int fd = open_db_file(path, readonly, &st);
+        if (fd < 0)
+                return fd;
+        r = refuse_newer_early(fd, path);
+        if (r < 0)
+                return r;
+        r = store_connect(path, readonly, &s);
+        if (r < 0)
+                return r;
+        r = check_version(s);
+        if (r < 0)
+                return r;
+        /* Created 0600 above; a file left looser by something else is tightened
+         * (through the fd) before any state goes into it. */
+        if (!readonly && (st.st_mode & 077) && fchmod(fd, st.st_mode & 0600) < 0)
+                return error_setf(negative_errno(), "tightening mode of %s: %m", path);
+        r = store_configure(s);
+        if (r < 0)
+                return r;
+        if (!readonly && !(flags & STORE_OPEN_NO_MIGRATE)) {
+                r = store_migrate(s, store_latest_version());
+                if (r < 0)
+                        return r;
+        }
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+Store *store_close(Store *s) {
+        if (!s)
+                return NULL;
+        if (s->db) {
+                int rc = sqlite3_close(s->db);
+                if (rc != SQLITE_OK) /* unfinalized statements: a bug in the store */
+                        log_debug("store %s: close failed: %s", s->path, sqlite3_errstr(rc));
+        }
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+/* With no -wal file next to it, the main file is the whole database and its
+ * header says the version (https://sqlite.org/fileformat.html: magic at 0,
+ * big-endian user_version at 60). Reading it directly is what lets a check
+ * leave the directory exactly as it was: a read-only SQLite connection on a
+ * WAL database would create -wal and -shm files it then cannot remove. */
+static int header_user_version(int fd, const char *path, unsigned *ret) {
+        static const char magic[16] = "SQLite format 3";
+        unsigned char h[100];
+        ssize_t n = pread(fd, h, sizeof(h), 0);
+        if (n < 0)
+                return error_setf(negative_errno(), "reading %s: %m", path);
+        if (n == 0) { /* SQLite's view of an empty file: a database with nothing applied */
+                *ret = 0;
+                return 0;
+        }
+        if ((size_t) n < sizeof(h) || memcmp(h, magic, sizeof(magic)) != 0)
+                return error_setf(-EBADMSG, "%s is not an SQLite database", path);
+        *ret = (unsigned) h[60] << 24 | (unsigned) h[61] << 16 | (unsigned) h[62] << 8 | h[63];
+        return 0;
+}
+
+static int wal_exists(const char *path) {
+        _cleanup_free_ char *wal = NULL;
+        struct stat st;
+
+        if (asprintf(&wal, "%s-wal", path) < 0)
+                return -ENOMEM;
+        if (fstatat(AT_FDCWD, wal, &st, AT_SYMLINK_NOFOLLOW) >= 0)
+                return 1;
+        return errno == ENOENT ? 0 : error_setf(negative_errno(), "stat %s: %m", wal);
+}
+
+static int read_version_untouched(const char *path, unsigned *ret) {
+        struct stat st;
+        int r;
+
+        _cleanup_close_ int fd = open_db_file(path, true, &st);
+        if (fd < 0)
+                return fd;
+        r = wal_exists(path);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                return header_user_version(fd, path, ret);
+        /* A live WAL may hold newer pages than the main file: ask SQLite. */
+        _cleanup_store_close_ Store *s = NULL;
+        r = store_connect(path, true, &s);
+        if (r < 0)
+                return r;
+        return read_user_version(s, ret);
+}
+
+int store_check_migrations(const char *path, unsigned *ret_current, unsigned *ret_latest) {
+        unsigned latest = store_latest_version(), current = 0;
+        struct stat st;
+
+        if (!path || !*path)
+                return error_setf(-EINVAL, "no database path");
+        /* Missing means "nothing applied yet", and must stay missing. */
+        bool missing = fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+        if (!missing) {
+                int r = read_version_untouched(path, &current);
+                if (r < 0)
+                        return r;
+        }
+        if (ret_current)
+                *ret_current = current;
+        if (ret_latest)
+                *ret_latest = latest;
+        if (current == latest)
+                return STORE_MIGRATIONS_CURRENT;
+        return current < latest ? STORE_MIGRATIONS_PENDING : STORE_MIGRATIONS_NEWER;
+}
+
+int store_counts(Store *s, StoreCounts *ret) {
+        _cleanup_stmt_ sqlite3_stmt *by_state = NULL, *totals = NULL;
+        StoreCounts c = {};
+        int r, rc;
+
+        r = store_prepare(s, "SELECT state, count(*) FROM vms GROUP BY state", &by_state);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(by_state)) == SQLITE_ROW) {
+                VmState v = vm_state_from_string((const char *) sqlite3_column_text(by_state, 0));
+                unsigned n = (unsigned) sqlite3_column_int64(by_state, 1);
+                if (v >= 0)
+                        c.vms_by_state[v] = n;
+                c.vms += n;
+        }
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "counting VMs");
+
+        r = store_prepare(s,
+                          "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM kernels), "
+                          "(SELECT count(*) FROM host_handles)",
+                          &totals);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(totals);
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "counting records");
+        c.images = (unsigned) sqlite3_column_int64(totals, 0);
+        c.kernels = (unsigned) sqlite3_column_int64(totals, 1);
+        c.handles = (unsigned) sqlite3_column_int64(totals, 2);
+        *ret = c;
+        return 0;
+}

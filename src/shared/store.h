@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The daemon's state: one SQLite file (WAL, foreign keys on, busy timeout)
+ * holding VMs, images, kernels and the host resources each VM holds.
+ *
+ * A Store is one SQLite connection. Use it from one thread at a time; give
+ * each worker thread its own Store on the same file (SQLite then serialises
+ * writers through the busy timeout, and the allocators below use
+ * BEGIN IMMEDIATE so concurrent callers never double-assign).
+ *
+ * Every function returns 0 (or a documented positive value) or -errno; the
+ * SQLite message or a clearer sentence is recorded with error_setf(). ret_
+ * parameters are written only on success. Common errors:
+ *   -ENOENT   no such record
+ *   -EEXIST   a unique value (name, id, ip, tap ...) is already in use
+ *   -EBUSY    delete refused: the record is still referenced (ON DELETE RESTRICT)
+ *   -EINVAL   a field fails validation or a CHECK constraint
+ *   -EAGAIN   the database stayed locked for the whole busy timeout
+ *   -EBADMSG  the file is not a database or is corrupt
+ *   -EPROTONOSUPPORT  the database was written by a newer banger
+ *   -ESTALE   read-only open of a database with migrations pending */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "macro.h"
+#include "time-util.h"
+#include "vmm-driver.h"
+
+typedef struct Store Store;
+
+typedef enum StoreOpenFlags {
+        /* SQLITE_OPEN_READONLY; never migrates; refuses a database that is
+         * not exactly at the latest version (its schema would not match).
+         * On a WAL database SQLite may leave empty -wal/-shm files behind;
+         * store_check_migrations() does not. */
+        STORE_OPEN_READONLY = 1 << 0,
+        /* Open read-write but leave the schema version alone (tests, tools
+         * that migrate step by step with store_migrate()). */
+        STORE_OPEN_NO_MIGRATE = 1 << 1,
+} StoreOpenFlags;
+
+/* Values double as `bangerd --check-migrations` exit codes. */
+typedef enum StoreMigrationStatus {
+        STORE_MIGRATIONS_CURRENT = 0,
+        STORE_MIGRATIONS_PENDING = 1,
+        STORE_MIGRATIONS_NEWER = 2,
+} StoreMigrationStatus;
+
+#define STORE_BUSY_TIMEOUT_MS 10000
+
+/* The schema version this build writes (the number of migrations). */
+unsigned store_latest_version(void);
+
+/* Open (creating it 0600 if missing, never following a symlink) and, unless
+ * flags say otherwise, apply pending migrations, each in its own
+ * transaction. A database newer than this build is refused with
+ * -EPROTONOSUPPORT before anything is written to it. */
+int store_open(const char *path, StoreOpenFlags flags, Store **ret);
+Store *store_close(Store *s);
+static inline void store_closep(Store **s) {
+        if (*s)
+                *s = store_close(*s);
+}
+#define _cleanup_store_close_ _cleanup_(store_closep)
+
+/* The schema version of the open database. */
+int store_schema_version(Store *s, unsigned *ret);
+
+/* Apply migrations up to target (<= latest). Used by store_open(); public so
+ * tests can build a database at any older version. */
+int store_migrate(Store *s, unsigned target);
+
+/* Inspect without changing anything (read-only connection; a missing file
+ * is "pending" with current 0 and is not created). Returns a
+ * StoreMigrationStatus (>= 0) or -errno. */
+int store_check_migrations(const char *path, unsigned *ret_current, unsigned *ret_latest);
+
+/* Ids: lowercase hex, 12..32 characters. Generated ids are 16 characters
+ * from getrandom(). */
+#define STORE_ID_MIN 12
+#define STORE_ID_MAX 32
+#define STORE_ID_GENERATED_LEN 16
+bool store_id_is_valid(const char *id);
+int store_id_generate(char ret[static STORE_ID_GENERATED_LEN + 1]);
+
+/* ---- VMs ---------------------------------------------------------------- */
+
+typedef enum VmState {
+        VM_STATE_CREATED,
+        VM_STATE_STARTING,
+        VM_STATE_RUNNING,
+        VM_STATE_STOPPING,
+        VM_STATE_STOPPED,
+        VM_STATE_ERROR,
+        _VM_STATE_MAX,
+        _VM_STATE_INVALID = -EINVAL,
+} VmState;
+
+const char *vm_state_to_string(VmState s);
+VmState vm_state_from_string(const char *s);
+
+/* All strings are owned by the record (vm_record_done frees them); for
+ * insert/update they are only read, so callers may point them at anything.
+ * NULL strings and zero numbers marked "0: none" are stored as SQL NULL. */
+typedef struct VmRecord {
+        char *id;
+        char *name;
+        char *image_id;
+        char *kernel_id; /* optional: overrides the image's kernel */
+        VmState state;
+        VmmKind vmm;
+        unsigned vcpus;
+        uint64_t mem_mib;
+        uint64_t disk_bytes;
+        bool nat;
+        char *ip;  /* set by store_ip_allocate() */
+        char *mac;
+        char *tap;
+        unsigned vsock_cid; /* 0: none */
+        pid_t pid;          /* 0: none */
+        char *api_socket;
+        char *agent_socket;
+        char *run_dir;
+        char *boot_id;
+        char *spec_json;    /* what the user asked for; NULL stored as "{}" */
+        char *runtime_json; /* driver-specific runtime facts; NULL stored as "{}" */
+        char *last_error;
+        usec_t created_at; /* realtime; 0 on insert: now */
+        usec_t updated_at; /* set by the store on every write */
+} VmRecord;
+
+void vm_record_done(VmRecord *r);
+void vm_record_array_free(VmRecord *a, size_t n);
+
+/* Insert; fills r->created_at (if 0) and r->updated_at on success. */
+int store_vm_insert(Store *s, VmRecord *r);
+int store_vm_get_by_id(Store *s, const char *id, VmRecord *ret);
+int store_vm_get_by_name(Store *s, const char *name, VmRecord *ret);
+/* Every VM whose id starts with prefix (0, 1 or more: callers report
+ * "ambiguous" themselves). An empty or non-hex prefix matches nothing. */
+int store_vm_find_by_prefix(Store *s, const char *prefix, VmRecord **ret, size_t *ret_n);
+/* All VMs, oldest first. */
+int store_vm_list(Store *s, VmRecord **ret, size_t *ret_n);
+/* Replace every column of the row with r->id (not created_at); bumps
+ * updated_at (written back into r). */
+int store_vm_update(Store *s, VmRecord *r);
+/* last_error NULL clears it. */
+int store_vm_set_state(Store *s, const char *id, VmState state, const char *last_error);
+/* Host handles still recorded for the VM survive as orphans (vm_id NULL)
+ * so the startup sweep can clean them. */
+int store_vm_delete(Store *s, const char *id);
+
+/* ---- Images and kernels -------------------------------------------------- */
+
+typedef struct KernelRecord {
+        char *id;
+        char *name;
+        char *version;
+        char *kernel_path; /* required: what QEMU boots (bzImage or ELF) */
+        char *initrd_path;
+        char *modules_path;
+        char *elf_path; /* uncompressed vmlinux for Firecracker */
+        char *sha256;
+        uint64_t size;
+        usec_t created_at;
+} KernelRecord;
+
+typedef struct ImageRecord {
+        char *id;
+        char *name;
+        char *kernel_id; /* optional */
+        char *rootfs_path;
+        char *work_seed_path;
+        bool managed; /* banger owns the files and deletes them with the image */
+        uint64_t size;
+        char *sha256;
+        char *source; /* where it came from: OCI reference, path, URL */
+        usec_t created_at;
+} ImageRecord;
+
+void kernel_record_done(KernelRecord *r);
+void kernel_record_array_free(KernelRecord *a, size_t n);
+void image_record_done(ImageRecord *r);
+void image_record_array_free(ImageRecord *a, size_t n);
+
+int store_kernel_insert(Store *s, KernelRecord *r);
+int store_kernel_get_by_id(Store *s, const char *id, KernelRecord *ret);
+int store_kernel_get_by_name(Store *s, const char *name, KernelRecord *ret);
+int store_kernel_find_by_prefix(Store *s, const char *prefix, KernelRecord **ret, size_t *ret_n);
+int store_kernel_list(Store *s, KernelRecord **ret, size_t *ret_n);
+int store_kernel_update(Store *s, const KernelRecord *r);
+/* -EBUSY while an image or VM refers to it. */
+int store_kernel_delete(Store *s, const char *id);
+
+int store_image_insert(Store *s, ImageRecord *r);
+int store_image_get_by_id(Store *s, const char *id, ImageRecord *ret);
+int store_image_get_by_name(Store *s, const char *name, ImageRecord *ret);
+int store_image_find_by_prefix(Store *s, const char *prefix, ImageRecord **ret, size_t *ret_n);
+int store_image_list(Store *s, ImageRecord **ret, size_t *ret_n);
+int store_image_update(Store *s, const ImageRecord *r);
+/* -EBUSY while a VM uses it. */
+int store_image_delete(Store *s, const char *id);
+
+typedef struct StoreCounts {
+        unsigned vms;
+        unsigned vms_by_state[_VM_STATE_MAX];
+        unsigned images;
+        unsigned kernels;
+        unsigned handles;
+} StoreCounts;
+
+int store_counts(Store *s, StoreCounts *ret);
+
+/* ---- Guest IP allocation ------------------------------------------------- */
+
+/* The VM's address inside cidr ("172.16.0.0/24": network address, prefix
+ * /1../30, as ipv4_subnet_parse() reads it). If the VM already holds an address inside
+ * cidr it is returned unchanged (stable across restarts); otherwise the
+ * lowest free host address is recorded, skipping the network and broadcast
+ * addresses and reserved_ip (the bridge; may be NULL). Runs in a
+ * BEGIN IMMEDIATE transaction, and vms.ip is UNIQUE as a second guard.
+ * -ENOSPC when every address is taken, -ENOENT for an unknown VM, -EINVAL
+ * for a bad cidr or a reserved_ip outside it. */
+int store_ip_allocate(Store *s, const char *vm_id, const char *cidr, const char *reserved_ip, char **ret_ip);
+/* Forget the VM's address so it can be reused. 0 also when it had none. */
+int store_ip_release(Store *s, const char *vm_id);
+
+/* ---- Host resource handles ----------------------------------------------- */
+
+/* Callers record a handle BEFORE creating the resource and remove it AFTER
+ * destroying it, so after a crash every resource that may exist is listed. */
+typedef enum StoreHandleKind {
+        STORE_HANDLE_TAP,  /* name: TAP device */
+        STORE_HANDLE_LOOP, /* name: /dev/loopN; detail: backing file */
+        STORE_HANDLE_DM,   /* name: device-mapper target */
+        STORE_HANDLE_FILE, /* name: absolute path */
+        STORE_HANDLE_NFT,  /* name: rule/set element identity; detail: what to delete */
+        _STORE_HANDLE_KIND_MAX,
+        _STORE_HANDLE_KIND_INVALID = -EINVAL,
+} StoreHandleKind;
+
+const char *store_handle_kind_to_string(StoreHandleKind k);
+StoreHandleKind store_handle_kind_from_string(const char *s);
+
+typedef struct StoreHandle {
+        int64_t id;
+        char *vm_id; /* NULL: not tied to a VM, or its VM was deleted */
+        StoreHandleKind kind;
+        char *name;
+        char *detail; /* optional free-form cleanup data */
+        usec_t created_at;
+} StoreHandle;
+
+void store_handle_array_free(StoreHandle *a, size_t n);
+
+/* Returns 1 if recorded, 0 if the same VM already held it (retries are
+ * harmless); -EEXIST if another VM (or no VM) holds it. vm_id may be NULL. */
+int store_handle_add(Store *s, const char *vm_id, StoreHandleKind kind, const char *name, const char *detail);
+/* -ENOENT if it was not recorded. */
+int store_handle_remove(Store *s, StoreHandleKind kind, const char *name);
+/* kind _STORE_HANDLE_KIND_INVALID lists every kind. Ordered by id. */
+int store_handle_list(Store *s, StoreHandleKind kind, StoreHandle **ret, size_t *ret_n);
+int store_handle_list_vm(Store *s, const char *vm_id, StoreHandle **ret, size_t *ret_n);

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+#include "vmm-driver.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "string-util.h"
+
+static const char *const kind_names[_VMM_KIND_MAX] = {
+        [VMM_FIRECRACKER] = "firecracker",
+        [VMM_QEMU] = "qemu",
+};
+
+const char *vmm_kind_to_string(VmmKind k) {
+        return k >= 0 && k < _VMM_KIND_MAX ? kind_names[k] : NULL;
+}
+
+VmmKind vmm_kind_from_string(const char *s) {
+        for (int k = 0; s && k < _VMM_KIND_MAX; k++)
+                if (streq(s, kind_names[k]))
+                        return (VmmKind) k;
+        return _VMM_KIND_INVALID;
+}
+
+const VmmDriver *vmm_driver_get(VmmKind k) {
+        switch (k) {
+        case VMM_FIRECRACKER:
+                return &vmm_driver_firecracker;
+        case VMM_QEMU:
+                return &vmm_driver_qemu;
+        default:
+                return NULL;
+        }
+}
+
+void vmm_instance_done(VmmInstance *vm) {
+        if (!vm)
+                return;
+        process_release(&vm->proc);
+        free(vm->api_socket);
+        free(vm->agent_socket);
+        free(vm->pidfile);
+        free(vm->chroot_dir);
+        *vm = (VmmInstance){ .kind = vm->kind, .proc = PROCESS_NULL };
+}
+
+int vmm_stop(const VmmDriver *d, VmmInstance *vm, usec_t timeout) {
+        int r = d->request_shutdown(vm);
+        if (r >= 0) {
+                r = d->wait_exit(vm, timeout);
+                if (r >= 0) {
+                        /* Gone by itself; kill() now only removes its sockets. */
+                        r = d->kill(vm);
+                        return r < 0 ? r : 0;
+                }
+                if (r != -ETIMEDOUT)
+                        return r;
+                log_debug("%s pid %d ignored the shutdown request, killing it", d->name, (int) vm->proc.pid);
+        } else
+                log_debug_errno(r, "%s pid %d refused the shutdown request, killing it: %m", d->name,
+                                (int) vm->proc.pid);
+        r = d->kill(vm);
+        return r < 0 ? r : 1;
+}

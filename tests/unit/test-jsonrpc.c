@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: MIT */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "jsonrpc.h"
+#include "macro.h"
+
+static void test_partial_lines(void **state) {
+        JsonRpcReader r;
+        jsonrpc_reader_init(&r, 1024);
+        const char *line;
+        size_t len;
+        assert_int_equal(jsonrpc_reader_feed(&r, "{\"a\":", 5), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 0);
+        assert_int_equal(jsonrpc_reader_feed(&r, "1}", 2), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 0);
+        assert_int_equal(jsonrpc_reader_feed(&r, "\n", 1), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        assert_int_equal(len, 7);
+        assert_memory_equal(line, "{\"a\":1}", 7);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 0);
+        jsonrpc_reader_done(&r);
+}
+
+static void test_several_in_one_read(void **state) {
+        JsonRpcReader r;
+        jsonrpc_reader_init(&r, 1024);
+        const char *line;
+        size_t len;
+        const char *in = "{\"x\":1}\n{\"x\":2}\r\n\n{\"x\":3}\n{\"x\"";
+        assert_int_equal(jsonrpc_reader_feed(&r, in, strlen(in)), 0);
+        const char *want[] = { "{\"x\":1}", "{\"x\":2}", "", "{\"x\":3}" };
+        for (size_t i = 0; i < 4; i++) {
+                assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+                assert_int_equal(len, strlen(want[i]));
+                assert_memory_equal(line, want[i], len);
+        }
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 0);
+        assert_int_equal(jsonrpc_reader_feed(&r, ":4}\n", 4), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        assert_string_equal(line, "{\"x\":4}");
+        jsonrpc_reader_done(&r);
+}
+
+static void test_oversize(void **state) {
+        JsonRpcReader r;
+        jsonrpc_reader_init(&r, 16);
+        const char *line;
+        size_t len;
+        /* Exactly at the limit is fine. */
+        assert_int_equal(jsonrpc_reader_feed(&r, "0123456789abcdef\n", 17), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        /* One byte over without a newline yet: refused as soon as it is known. */
+        assert_int_equal(jsonrpc_reader_feed(&r, "0123456789abcdefg", 17), -EMSGSIZE);
+        jsonrpc_reader_done(&r);
+
+        jsonrpc_reader_init(&r, 16);
+        assert_int_equal(jsonrpc_reader_feed(&r, "{}\n0123456789abcdefgh\n", 22), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), -EMSGSIZE);
+        jsonrpc_reader_done(&r);
+
+        /* The server limit is 1 MiB. */
+        size_t big = JSONRPC_MAX_MESSAGE + 10;
+        _cleanup_free_ char *s = malloc(big);
+        memset(s, ' ', big);
+        jsonrpc_reader_init(&r, JSONRPC_MAX_MESSAGE);
+        assert_int_equal(jsonrpc_reader_feed(&r, s, big), -EMSGSIZE);
+        jsonrpc_reader_done(&r);
+}
+
+static void test_parse_errors(void **state) {
+        json_t *j = NULL;
+        const char *why;
+        assert_int_equal(jsonrpc_parse_line("{\"a\":\"\xff\"}", 9, &j, &why), JSONRPC_PARSE_ERROR);
+        assert_non_null(strstr(why, "UTF-8"));
+        assert_int_equal(jsonrpc_parse_line("{\"a\":", 5, &j, &why), JSONRPC_PARSE_ERROR);
+        assert_int_equal(jsonrpc_parse_line("[1,2]", 5, &j, &why), JSONRPC_INVALID_REQUEST);
+        assert_int_equal(jsonrpc_parse_line("42", 2, &j, &why), JSONRPC_INVALID_REQUEST);
+        assert_int_equal(jsonrpc_parse_line("{\"a\":1,\"a\":2}", 13, &j, &why), JSONRPC_PARSE_ERROR);
+        assert_int_equal(jsonrpc_parse_line("{\"a\":\"x\0y\"}", 11, &j, &why), JSONRPC_PARSE_ERROR);
+
+        /* 64 levels are allowed, 65 are not; brackets inside strings don't count. */
+        char deep[200];
+        size_t n = 0;
+        for (int i = 0; i < 63; i++)
+                deep[n++] = '[';
+        for (int i = 0; i < 63; i++)
+                deep[n++] = ']';
+        char obj[300];
+        snprintf(obj, sizeof(obj), "{\"a\":%.*s}", (int) n, deep);
+        assert_int_equal(jsonrpc_parse_line(obj, strlen(obj), &j, &why), 0);
+        json_decref(j);
+        snprintf(obj, sizeof(obj), "{\"a\":[%.*s]}", (int) n, deep);
+        assert_int_equal(jsonrpc_parse_line(obj, strlen(obj), &j, &why), JSONRPC_INVALID_REQUEST);
+        assert_non_null(strstr(why, "64"));
+        const char *s = "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}";
+        assert_int_equal(jsonrpc_parse_line(s, strlen(s), &j, &why), 0);
+        json_decref(j);
+}
+
+static void test_request_shape(void **state) {
+        struct {
+                const char *text;
+                int code;
+        } cases[] = {
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\",\"id\":1}", 0 },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\",\"id\":\"abc\",\"params\":{}}", 0 },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"daemon.ping\"}", 0 },
+                { "{\"jsonrpc\":\"1.0\",\"method\":\"daemon.ping\",\"id\":1}", JSONRPC_INVALID_REQUEST },
+                { "{\"method\":\"daemon.ping\",\"id\":1}", JSONRPC_INVALID_REQUEST },
+                { "{\"jsonrpc\":\"2.0\",\"method\":7,\"id\":1}", JSONRPC_INVALID_REQUEST },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"\",\"id\":1}", JSONRPC_INVALID_REQUEST },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":1.5}", JSONRPC_INVALID_REQUEST },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":[1]}", JSONRPC_INVALID_REQUEST },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":1,\"params\":[1]}", JSONRPC_INVALID_REQUEST },
+                { "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"id\":1,\"extra\":true}", JSONRPC_INVALID_REQUEST },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                json_t *j = NULL;
+                const char *why;
+                assert_int_equal(jsonrpc_parse_line(cases[i].text, strlen(cases[i].text), &j, &why), 0);
+                JsonRpcRequest req;
+                int r = jsonrpc_request_from_json(j, &req, &why);
+                if (r != cases[i].code)
+                        fail_msg("case %zu (%s): got %d want %d", i, cases[i].text, r, cases[i].code);
+                json_decref(j);
+        }
+}
+
+static void test_format(void **state) {
+        json_t *id = json_integer(7);
+        _cleanup_free_ char *a = jsonrpc_format_result(id, json_pack("{s:b}", "pong", 1));
+        assert_string_equal(a, "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"pong\":true}}\n");
+        _cleanup_free_ char *b = jsonrpc_format_error(id, JSONRPC_INVALID_PARAMS, "unknown parameter \"x\"", NULL);
+        assert_string_equal(b, "{\"jsonrpc\":\"2.0\",\"id\":7,\"error\":{\"code\":-32602,\"message\":\"unknown "
+                               "parameter \\\"x\\\"\"}}\n");
+        _cleanup_free_ char *c = jsonrpc_format_error(NULL, JSONRPC_PARSE_ERROR, "bad", NULL);
+        assert_string_equal(c, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"bad\"}}\n");
+        _cleanup_free_ char *d = jsonrpc_format_notification("progress", json_pack("{s:s}", "stage", "boot"));
+        assert_string_equal(d, "{\"jsonrpc\":\"2.0\",\"method\":\"progress\",\"params\":{\"stage\":\"boot\"}}\n");
+        json_decref(id);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_partial_lines), cmocka_unit_test(test_several_in_one_read),
+                cmocka_unit_test(test_oversize),      cmocka_unit_test(test_parse_errors),
+                cmocka_unit_test(test_request_shape), cmocka_unit_test(test_format),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

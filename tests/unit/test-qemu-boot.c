@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/* A real boot through vmm_driver_qemu (KVM when usable, else TCG): the test
+ * image from tests/images/build-test-image.sh boots paused, runs, pauses,
+ * resumes, answers re-attach, powers off on system_powerdown within its
+ * deadline, and a second boot ends by kill(). No QEMU may be left behind.
+ *
+ * Slow (a TCG boot takes ~10 s), so it runs only when BANGER_TEST_IMAGE
+ * names a built image directory: tests/integration/test_qemu_boot.py builds
+ * the image and runs this binary. Otherwise it exits 77 saying so. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fs-util.h"
+#include "qemu.h"
+#include "string-util.h"
+
+#define READY_LINE "banger-guest: ready"
+#define BOOT_TIMEOUT (120 * USEC_PER_SEC)
+#define POWERDOWN_DEADLINE (60 * USEC_PER_SEC)
+
+typedef struct Fixture {
+        char dir[64];
+        char run_dir[80];
+        char log_path[80];
+        char rootfs[80];
+        char kernel[PATH_MAX];
+        char initrd[PATH_MAX];
+        VmmConfig config;
+        VmmInstance vm;
+} Fixture;
+
+static const char *image_dir;
+
+static void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+
+static void sh(char *const argv[]) {
+        _cleanup_free_ char *out = NULL;
+        int r = spawn_run_capture(argv, 120 * USEC_PER_SEC, 4096, true, &out);
+        if (r != 0)
+                fail_msg("%s failed (%d): %s", argv[0], r, out ? out : "");
+}
+
+static int setup(void **state) {
+        Fixture *f = calloc(1, sizeof(*f));
+        assert_non_null(f);
+        /* Short: the sockets inside must fit sun_path. */
+        strcpy(f->dir, "/tmp/bq-XXXXXX");
+        assert_non_null(mkdtemp(f->dir));
+        snprintf(f->run_dir, sizeof(f->run_dir), "%s/run", f->dir);
+        snprintf(f->log_path, sizeof(f->log_path), "%s/vm.log", f->dir);
+        snprintf(f->rootfs, sizeof(f->rootfs), "%s/root.ext4", f->dir);
+        snprintf(f->kernel, sizeof(f->kernel), "%s/vmlinuz", image_dir);
+        snprintf(f->initrd, sizeof(f->initrd), "%s/initrd.img", image_dir);
+        _cleanup_free_ char *src = path_join(image_dir, "rootfs.ext4");
+        char *cp[] = { "cp", "--sparse=always", src, f->rootfs, NULL };
+        sh(cp);
+        f->config = (VmmConfig){
+                .vm_id = "qbt1",
+                .run_dir = f->run_dir,
+                .log_path = f->log_path,
+                .kernel = f->kernel,
+                .initrd = f->initrd,
+                .cmdline = "console=ttyS0 root=/dev/vda rw panic=-1",
+                .vcpus = 1,
+                .mem_mib = 256,
+                .drives = { { .id = "rootfs", .path = f->rootfs, .is_root = true } },
+                .n_drives = 1,
+                .vsock_cid = 3,
+        };
+        f->vm = (VmmInstance){ .kind = VMM_QEMU, .proc = PROCESS_NULL };
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state) {
+        Fixture *f = *state;
+        if (f->vm.proc.pidfd >= 0)
+                (void) vmm_driver_qemu.kill(&f->vm);
+        vmm_instance_done(&f->vm);
+        char *rm[] = { "rm", "-rf", f->dir, NULL };
+        sh(rm);
+        free(f);
+        return 0;
+}
+
+/* Is any process still running with our run dir on its command line? */
+static bool qemu_left_behind(const char *run_dir) {
+        _cleanup_(closedirp) DIR *d = opendir("/proc");
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                char path[300], buf[8192];
+                if (!isdigit((unsigned char) de->d_name[0]))
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+                _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf));
+                if (n > 0 && memmem(buf, (size_t) n, run_dir, strlen(run_dir)))
+                        return true;
+        }
+        return false;
+}
+
+static bool log_contains(const char *log_path, const char *needle) {
+        _cleanup_free_ char *s = NULL;
+        size_t len = 0;
+        if (read_file_at(AT_FDCWD, log_path, 64 * 1024 * 1024, &s, &len) < 0)
+                return false;
+        return memmem(s, len, needle, strlen(needle)) != NULL;
+}
+
+static void wait_for_log(const char *log_path, const char *needle, usec_t timeout) {
+        usec_t deadline = now_monotonic() + timeout;
+        while (!log_contains(log_path, needle)) {
+                if (now_monotonic() >= deadline) {
+                        _cleanup_free_ char *s = NULL;
+                        size_t len = 0;
+                        (void) read_file_at(AT_FDCWD, log_path, 64 * 1024 * 1024, &s, &len);
+                        fail_msg("\"%s\" did not appear in %s in time; its end:\n%s", needle, log_path,
+                                 s ? s + (len > 3000 ? len - 3000 : 0) : "(unreadable)");
+                }
+                (void) poll(NULL, 0, 200);
+        }
+}
+
+static void expect_state(VmmInstance *vm, const char *want) {
+        const char *got = NULL;
+        int r = vmm_driver_qemu.query_state(vm, &got);
+        if (r < 0)
+                fail_msg("query_state: %d %s", r, error_last_message());
+        assert_string_equal(got, want);
+}
+
+static void launch(Fixture *f) {
+        int r = vmm_driver_qemu.launch(&f->config, 30 * USEC_PER_SEC, &f->vm);
+        if (r < 0)
+                fail_msg("launch: %d %s", r, error_last_message());
+}
+
+static void assert_socket_private(const char *path) {
+        struct stat st;
+        assert_int_equal(lstat(path, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode));
+        assert_int_equal(st.st_mode & 0777, 0600);
+}
+
+static void test_boot_pause_powerdown(void **state) {
+        Fixture *f = *state;
+        assert_int_equal(vmm_driver_qemu.probe(NULL), 0);
+        launch(f);
+        assert_socket_private(f->vm.api_socket);
+        assert_socket_private(f->vm.agent_socket); /* no vhost-vsock here: virtio-serial */
+        expect_state(&f->vm, "not started");
+
+        /* Re-attach finds the same process through the pidfile. */
+        VmmInstance again = { .proc = PROCESS_NULL };
+        assert_int_equal(vmm_driver_qemu.attach(&f->config, &again), 0);
+        assert_int_equal(again.proc.pid, f->vm.proc.pid);
+        vmm_instance_done(&again);
+
+        assert_int_equal(vmm_driver_qemu.start(&f->vm), 0);
+        expect_state(&f->vm, "running");
+        wait_for_log(f->log_path, READY_LINE, BOOT_TIMEOUT);
+
+        assert_int_equal(vmm_driver_qemu.pause(&f->vm), 0);
+        expect_state(&f->vm, "paused");
+        assert_int_equal(vmm_driver_qemu.resume(&f->vm), 0);
+        expect_state(&f->vm, "running");
+
+        /* The agent channel answers a connect (no agent in this image). */
+        int fd = vmm_driver_qemu.connect_agent(&f->vm, 10789, 5 * USEC_PER_SEC);
+        assert_true(fd >= 0);
+        safe_close(fd);
+
+        usec_t t0 = now_monotonic();
+        assert_int_equal(vmm_driver_qemu.request_shutdown(&f->vm), 0);
+        int r = vmm_driver_qemu.wait_exit(&f->vm, POWERDOWN_DEADLINE);
+        if (r < 0)
+                fail_msg("guest did not power off within %llu s: %d", (unsigned long long) (POWERDOWN_DEADLINE / USEC_PER_SEC), r);
+        print_message("powerdown took %.1f s\n", (double) (now_monotonic() - t0) / USEC_PER_SEC);
+        assert_true(log_contains(f->log_path, "reboot: Power down"));
+        assert_int_equal(vmm_driver_qemu.kill(&f->vm), 0); /* only tidies up now */
+        assert_int_equal(access(f->vm.api_socket, F_OK), -1);
+        assert_int_equal(access(f->vm.pidfile, F_OK), -1);
+        assert_false(qemu_left_behind(f->run_dir));
+        assert_int_equal(vmm_driver_qemu.attach(&f->config, &again), -ESRCH);
+}
+
+static void test_boot_kill(void **state) {
+        Fixture *f = *state;
+        launch(f);
+        assert_int_equal(vmm_driver_qemu.start(&f->vm), 0);
+        expect_state(&f->vm, "running");
+        pid_t pid = f->vm.proc.pid;
+        assert_int_equal(vmm_driver_qemu.kill(&f->vm), 0);
+        char proc[32];
+        snprintf(proc, sizeof(proc), "/proc/%d", (int) pid);
+        assert_int_equal(access(proc, F_OK), -1);
+        assert_int_equal(access(f->vm.api_socket, F_OK), -1);
+        assert_int_equal(access(f->vm.agent_socket, F_OK), -1);
+        assert_int_equal(access(f->vm.pidfile, F_OK), -1);
+        assert_false(qemu_left_behind(f->run_dir));
+        /* QMP operations on a dead VM fail cleanly. */
+        const char *st = NULL;
+        assert_int_equal(vmm_driver_qemu.query_state(&f->vm, &st), -ESRCH);
+}
+
+static void test_launch_failure_reports_qemu_error(void **state) {
+        Fixture *f = *state;
+        f->config.drives[0].path = "/nonexistent/banger-root.ext4";
+        error_clear();
+        assert_int_equal(vmm_driver_qemu.launch(&f->config, 30 * USEC_PER_SEC, &f->vm), -EIO);
+        /* The user reads QEMU's own words, not just "failed". */
+        assert_non_null(error_last_message());
+        assert_non_null(strstr(error_last_message(), "/nonexistent/banger-root.ext4"));
+        assert_false(qemu_left_behind(f->run_dir));
+}
+
+int main(void) {
+        image_dir = getenv("BANGER_TEST_IMAGE");
+        if (!image_dir || !*image_dir) {
+                printf("skipped: the real QEMU boot runs from tests/integration/test_qemu_boot.py (slow); "
+                       "set BANGER_TEST_IMAGE to a tests/images/build-test-image.sh output to run it here\n");
+                return 77;
+        }
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_launch_failure_reports_qemu_error, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_boot_pause_powerdown, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_boot_kill, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
