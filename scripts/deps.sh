@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlite3-dev
   libsystemd-dev libcurl4-openssl-dev libmnl-dev libnftables-dev libext2fs-dev
-  libarchive-dev libcmocka-dev e2fsprogs)
+  libarchive-dev libcmocka-dev libssl-dev e2fsprogs)
 run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
   cpio kmod e2fsprogs dmsetup)
 test_pkgs=(python3-pytest clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq

@@ -111,15 +111,31 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
                 return -EBADFD;
         if ((size_t) st.st_size > max)
                 return -EFBIG;
-        _cleanup_free_ char *buf = malloc((size_t) st.st_size + 1);
+        /* procfs and sysfs report size 0: read until EOF, up to max. */
+        size_t cap = st.st_size > 0 ? (size_t) st.st_size : MIN(max, (size_t) 4096);
+        _cleanup_free_ char *buf = malloc(cap + 1);
         if (!buf)
                 return -ENOMEM;
-        ssize_t n = loop_read(fd, buf, (size_t) st.st_size);
-        if (n < 0)
-                return (int) n;
-        buf[n] = '\0';
+        size_t len = 0;
+        for (;;) {
+                ssize_t n = loop_read(fd, buf + len, cap - len);
+                if (n < 0)
+                        return (int) n;
+                len += (size_t) n;
+                if (len < cap || st.st_size > 0)
+                        break;
+                if (cap >= max)
+                        return -EFBIG;
+                size_t ncap = MIN(cap * 2, max);
+                char *nb = realloc(buf, ncap + 1);
+                if (!nb)
+                        return -ENOMEM;
+                buf = nb;
+                cap = ncap;
+        }
+        buf[len] = '\0';
         if (ret_len)
-                *ret_len = (size_t) n;
+                *ret_len = len;
         *ret = TAKE_PTR(buf);
         return 0;
 }

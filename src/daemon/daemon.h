@@ -19,6 +19,7 @@
 typedef struct Connection Connection;
 typedef struct RpcCall RpcCall;
 typedef struct Store Store;
+typedef struct VmManager VmManager;
 
 typedef struct Daemon {
         sd_event *event;
@@ -33,6 +34,7 @@ typedef struct Daemon {
         int log_fd;
 
         Store *store;
+        VmManager *vms;
         int schema_version;
 
         usec_t started_at; /* monotonic */
@@ -78,6 +80,8 @@ int rpc_errno_to_code(int r);
 /* methods-*.c: the method tables, looked up by name. */
 const RpcMethod *rpc_method_find(const char *name);
 extern const RpcMethod daemon_methods[];
+extern const RpcMethod vm_methods[];
+extern const RpcMethod image_methods[];
 
 /* Parameter helpers: on failure they reply -32602 naming the field and return -EINVAL. */
 int rpc_params_check_keys(RpcCall *call, json_t *params, const char *const *allowed);

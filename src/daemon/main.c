@@ -19,6 +19,7 @@
 #include "log.h"
 #include "macro.h"
 #include "store.h"
+#include "vm-manager.h"
 
 typedef struct Args {
         bool system;
@@ -162,6 +163,14 @@ static int daemon_setup(Daemon *d, const Args *a) {
         (void) sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         (void) sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
 
+        r = vm_manager_new(d, &d->vms);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up the VM service: %s",
+                                       error_last_message() ? error_last_message() : strerror(-r));
+        r = vm_manager_recover(d->vms);
+        if (r < 0)
+                log_warning_errno(r, "recovering VMs: %s", error_last_message() ? error_last_message() : strerror(-r));
+
         r = server_mailbox_setup(d);
         if (r < 0)
                 return log_error_errno(r, "cannot set up worker mailbox: %m");
@@ -173,6 +182,10 @@ static int daemon_setup(Daemon *d, const Args *a) {
 
 static void daemon_teardown(Daemon *d) {
         server_close_all(d);
+        /* Workers and exit watchers may still hold the VM service; only the
+         * helper process it owns is stopped. VMMs keep running. */
+        if (d->vms)
+                vm_manager_shutdown(d->vms);
         d->mailbox_source = sd_event_source_disable_unref(d->mailbox_source);
         safe_close(d->mailbox_efd);
         d->store = d->store ? store_close(d->store) : NULL;

@@ -554,8 +554,12 @@ int agent_client_exec(AgentClient *c, const AgentExecOptions *o, usec_t timeout,
         return 0;
 }
 
+/* Poll first: the fd may be blocking, and the deadline must hold anyway. */
 static int read_byte(int fd, usec_t deadline, char *ret) {
         for (;;) {
+                int r = wait_fd(fd, POLLIN, deadline);
+                if (r < 0)
+                        return r;
                 ssize_t n = read(fd, ret, 1);
                 if (n == 1)
                         return 0;
@@ -565,9 +569,6 @@ static int read_byte(int fd, usec_t deadline, char *ret) {
                         continue;
                 if (errno != EAGAIN)
                         return -errno;
-                int r = wait_fd(fd, POLLIN, deadline);
-                if (r < 0)
-                        return r;
         }
 }
 

@@ -69,7 +69,9 @@ bool ifname_is_valid(const char *name) {
 }
 
 /* Per-request callback state: the callback records its own failure here
- * because libmnl only passes errno for kernel errors. */
+ * because libmnl only passes errno for kernel errors. After a failure the
+ * rest of a dump is still read (and ignored) so no stale reply is left on
+ * the socket for the next request. */
 typedef struct NlCallback {
         int (*fn)(const struct nlmsghdr *nlh, void *userdata);
         void *userdata;
@@ -78,11 +80,11 @@ typedef struct NlCallback {
 
 static int nl_cb_trampoline(const struct nlmsghdr *nlh, void *data) {
         NlCallback *c = data;
+        if (c->error < 0)
+                return MNL_CB_OK;
         int r = c->fn(nlh, c->userdata);
-        if (r < 0) {
+        if (r < 0)
                 c->error = r;
-                return MNL_CB_ERROR;
-        }
         return MNL_CB_OK;
 }
 
@@ -93,7 +95,10 @@ static int nl_transact(Netlink *nl, struct nlmsghdr *nlh, int (*fn)(const struct
         NlCallback c = { .fn = fn, .userdata = userdata };
         unsigned seq = ++nl->seq;
         nlh->nlmsg_seq = seq;
-        if (!(nlh->nlmsg_flags & NLM_F_DUMP))
+        /* NLM_F_DUMP shares its bits with NLM_F_EXCL/NLM_F_CREATE, so only a
+         * GET request can be a dump; everything else asks for an ACK. */
+        bool dump = (nlh->nlmsg_type & 3) == 2 && (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP;
+        if (!dump)
                 nlh->nlmsg_flags |= NLM_F_ACK;
         if (mnl_socket_sendto(nl->sock, nlh, nlh->nlmsg_len) < 0)
                 return negative_errno();
@@ -103,13 +108,10 @@ static int nl_transact(Netlink *nl, struct nlmsghdr *nlh, int (*fn)(const struct
                         return negative_errno();
                 errno = 0;
                 int r = mnl_cb_run(nl->buf, (size_t) n, seq, nl->portid, fn ? nl_cb_trampoline : NULL, &c);
-                if (r == MNL_CB_ERROR) {
-                        if (c.error < 0)
-                                return c.error;
+                if (r == MNL_CB_ERROR)
                         return negative_errno();
-                }
                 if (r == MNL_CB_STOP)
-                        return 0;
+                        return c.error;
         }
 }
 

@@ -481,13 +481,13 @@ static void test_stream_resync(void **state) {
         assert_int_equal(unlockpt(m), 0);
         char pts[64];
         assert_int_equal(ptsname_r(m, pts, sizeof(pts)), 0);
-        {
-                _cleanup_close_ int s = open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
-                struct termios t;
-                assert_int_equal(tcgetattr(s, &t), 0);
-                cfmakeraw(&t);
-                assert_int_equal(tcsetattr(s, TCSANOW, &t), 0);
-        }
+        /* Holding the slave open keeps master reads from failing with EIO
+         * before the agent opened its side. */
+        _cleanup_close_ int slave = open(pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        struct termios t;
+        assert_int_equal(tcgetattr(slave, &t), 0);
+        cfmakeraw(&t);
+        assert_int_equal(tcsetattr(slave, TCSANOW, &t), 0);
         char path[160];
         snprintf(path, sizeof(path), "%s/stream.sock", tmpdir);
         char *argv[] = { AGENT_BIN, "--listen-unix", path, "--serial", pts, NULL };

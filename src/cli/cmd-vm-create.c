@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: MIT */
+/* banger vm create and vm run: option parsing, default resolution (config
+ * [vm_defaults], then the host, then built-in constants), progress, and for
+ * run the session or command afterwards with --rm cleanup on signals. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd-vm.h"
+#include "config.h"
+#include "error.h"
+#include "fs-util.h"
+#include "macro.h"
+#include "string-util.h"
+#include "toml.h"
+#include "verbs.h"
+#include "cmd-vm-guard.h"
+
+typedef struct VmSpec {
+        const char *name; /* NULL: the daemon generates one */
+        char *image;
+        unsigned vcpu;
+        unsigned long long memory_mib, disk_bytes;
+        bool nat, no_start;
+        const char *vmm; /* NULL: config default_vmm */
+        ConfigVmm default_vmm;
+        /* Where each default came from, for --help. */
+        const char *vcpu_from, *memory_from, *disk_from, *image_from;
+} VmSpec;
+
+/* BangerConfig fills unset keys with constants, so whether [vm_defaults]
+ * names a key is read from the file itself. */
+static bool config_sets(const TomlValue *root, const char *key) {
+        const TomlValue *vd = root ? toml_table_get(root, "vm_defaults") : NULL;
+        return vd && vd->type == TOML_TABLE && toml_table_get(vd, key);
+}
+
+static int load_config(Cli *cli, BangerConfig *ret, TomlValue **ret_root) {
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, cli->paths.config_dir);
+        if (dfd == -ENOENT)
+                return config_init(ret);
+        if (dfd < 0)
+                return error_setf(dfd, "%s: %s", cli->paths.config_dir, strerror(-dfd));
+        int r = config_load(dfd, CONFIG_FILE_NAME, ret);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *data = NULL;
+        size_t len = 0;
+        if (read_file_at(dfd, CONFIG_FILE_NAME, TOML_MAX_SIZE, &data, &len) >= 0)
+                (void) toml_parse(data, len, CONFIG_FILE_NAME, ret_root);
+        return 0;
+}
+
+/* Host-derived defaults: a quarter of the cores (1..4), an eighth of RAM (at
+ * most 8 GiB). */
+static void host_defaults(unsigned *ret_vcpu, unsigned long long *ret_mib) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+        if (cores > 0)
+                *ret_vcpu = (unsigned) MIN(MAX(cores / 4, 1L), 4L);
+        if (pages > 0 && psz > 0) {
+                unsigned long long mib = ((unsigned long long) pages * (unsigned long long) psz / 8) >> 20;
+                if (mib > 0)
+                        *ret_mib = MIN(mib, 8192ULL);
+        }
+}
+
+static int resolve_defaults(Cli *cli, VmSpec *s) {
+        BangerConfig cfg;
+        _cleanup_toml_free_ TomlValue *root = NULL;
+        error_clear();
+        int r = load_config(cli, &cfg, &root);
+        if (r < 0)
+                return r;
+        /* The built-in constants are config_init()'s. */
+        s->vcpu = cfg.vm_defaults.vcpu;
+        s->memory_mib = cfg.vm_defaults.memory_mib;
+        s->vcpu_from = s->memory_from = "built in";
+        unsigned hv = 0;
+        unsigned long long hm = 0;
+        host_defaults(&hv, &hm);
+        if (config_sets(root, "vcpu"))
+                s->vcpu_from = "config";
+        else if (hv) {
+                s->vcpu = hv;
+                s->vcpu_from = "host: a quarter of the cores, at most 4";
+        }
+        if (config_sets(root, "memory"))
+                s->memory_from = "config";
+        else if (hm) {
+                s->memory_mib = hm;
+                s->memory_from = "host: an eighth of RAM, at most 8G";
+        }
+        s->disk_bytes = cfg.vm_defaults.disk_size;
+        s->disk_from = config_sets(root, "disk_size") ? "config" : "built in";
+        s->image = strdup(config_vm_image(&cfg));
+        s->image_from = config_sets(root, "image") ? "config" : "config default_image";
+        s->nat = cfg.vm_defaults.nat;
+        s->default_vmm = cfg.default_vmm;
+        config_done(&cfg);
+        return s->image ? 0 : -ENOMEM;
+}
+
+static void print_config_error(Cli *cli, int r) {
+        fprintf(stderr, "banger: %s/%s: %s\n", cli->paths.config_dir, CONFIG_FILE_NAME,
+                error_last_message() ? error_last_message() : strerror(-r));
+}
+
+static void spec_help(Cli *cli, bool run) {
+        VmSpec s = {};
+        int r = resolve_defaults(cli, &s);
+        char mem[16], disk[16];
+        if (r < 0)
+                print_config_error(cli, r);
+        format_size(mem, sizeof(mem), s.memory_mib << 20);
+        format_size(disk, sizeof(disk), s.disk_bytes);
+        printf("Options (defaults resolved for this host and config):\n"
+               "  --name NAME       DNS label [a-z0-9][a-z0-9-]{0,62}, unique; default: generated\n"
+               "  --image IMAGE     image to boot; default: %s (%s)\n"
+               "  --vcpu N          virtual CPUs, 1..64; default: %u (%s)\n"
+               "  --memory SIZE     guest memory, MiB as a bare number or with a unit (2G);\n"
+               "                    default: %s (%s)\n"
+               "  --disk-size SIZE  writable disk, with a unit (8G, 512M); default: %s (%s)\n"
+               "  --nat, --no-nat   outbound internet through host NAT; default: %s\n"
+               "  --vmm VMM         firecracker or qemu; default: %s (config default_vmm;\n"
+               "                    auto is Firecracker with KVM, else QEMU)\n",
+               s.image ? s.image : "?", s.image_from, s.vcpu, s.vcpu_from, mem, s.memory_from, disk, s.disk_from,
+               s.nat ? "on" : "off", config_vmm_to_string(s.default_vmm));
+        if (!run)
+                printf("  --no-start        create the VM (disks, address) without starting it\n");
+        printf("  --json            print progress events and the result as JSON lines\n"
+               "  -h, --help        show this help\n"
+               "\nDefaults come from [vm_defaults] in %s/%s, then the host, then\n"
+               "built-in constants. Sizes must be greater than zero.\n",
+               cli->paths.config_dir, CONFIG_FILE_NAME);
+        free(s.image);
+}
+
+static void create_help(Cli *cli) {
+        printf("Usage: banger vm create [OPTIONS]\n"
+               "\n"
+               "Create a VM and start it: prints a 'spec:' line, then the stages (prepare, disk,\n"
+               "network, launch, boot, agent, ssh, ready) live on a terminal or as plain lines\n"
+               "otherwise, and returns once the guest agent answers. On failure the VM is left in\n"
+               "state error with its disks, and the console's last lines are shown.\n\n");
+        spec_help(cli, false);
+}
+
+static void run_help(Cli *cli) {
+        printf("Usage: banger vm run [OPTIONS] [--rm] [-d] [-- COMMAND [ARGS...]]\n"
+               "\n"
+               "Create and start a VM, wait until it is ready, then open an SSH session, or with\n"
+               "a COMMAND run it through the guest agent and exit with its exit code (128+N when\n"
+               "killed by signal N). stdin, stdout and stderr pass through.\n"
+               "\n"
+               "  --rm              delete the VM afterwards, also on Ctrl-C or SIGTERM\n"
+               "  -d, --detach      return once the VM is ready (prints it)\n\n");
+        spec_help(cli, true);
+}
+
+enum {
+        OPT_NAME = CLI_OPT_FIRST_PRIVATE,
+        OPT_IMAGE,
+        OPT_VCPU,
+        OPT_MEMORY,
+        OPT_DISK,
+        OPT_NAT,
+        OPT_NO_NAT,
+        OPT_VMM,
+        OPT_NO_START,
+        OPT_RM,
+};
+
+typedef struct SpecArgs {
+        const char *name, *image, *vcpu, *memory, *disk, *vmm;
+        int nat; /* -1 unset */
+        bool no_start, rm, detach;
+} SpecArgs;
+
+static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char **argv, SpecArgs *a) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "name", required_argument, NULL, OPT_NAME },
+                                              { "image", required_argument, NULL, OPT_IMAGE },
+                                              { "vcpu", required_argument, NULL, OPT_VCPU },
+                                              { "memory", required_argument, NULL, OPT_MEMORY },
+                                              { "disk-size", required_argument, NULL, OPT_DISK },
+                                              { "nat", no_argument, NULL, OPT_NAT },
+                                              { "no-nat", no_argument, NULL, OPT_NO_NAT },
+                                              { "vmm", required_argument, NULL, OPT_VMM },
+                                              { "no-start", no_argument, NULL, OPT_NO_START },
+                                              { "rm", no_argument, NULL, OPT_RM },
+                                              { "detach", no_argument, NULL, 'd' },
+                                              {} };
+        *a = (SpecArgs){ .nat = -1 };
+        int o;
+        while ((o = getopt_long(argc, argv, run ? "hd" : "h", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': run ? run_help(cli) : create_help(cli); return -1;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case OPT_NAME: a->name = optarg; break;
+                case OPT_IMAGE: a->image = optarg; break;
+                case OPT_VCPU: a->vcpu = optarg; break;
+                case OPT_MEMORY: a->memory = optarg; break;
+                case OPT_DISK: a->disk = optarg; break;
+                case OPT_NAT: a->nat = 1; break;
+                case OPT_NO_NAT: a->nat = 0; break;
+                case OPT_VMM: a->vmm = optarg; break;
+                case OPT_NO_START:
+                        if (run)
+                                return cli_option_error(cmd, argv);
+                        a->no_start = true;
+                        break;
+                case OPT_RM:
+                        if (!run)
+                                return cli_option_error(cmd, argv);
+                        a->rm = true;
+                        break;
+                case 'd':
+                        if (!run)
+                                return cli_option_error(cmd, argv);
+                        a->detach = true;
+                        break;
+                default: return cli_option_error(cmd, argv);
+                }
+        }
+        return 0;
+}
+
+/* Validate everything before any RPC, then fill the spec over the defaults. */
+static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
+        int r;
+        if (a->name && !name_is_valid(a->name))
+                return cli_usage_error(cmd, "invalid name '%s': use a DNS label [a-z0-9][a-z0-9-]{0,62}", a->name);
+        if (a->image && !name_is_valid(a->image))
+                return cli_usage_error(cmd, "invalid image name '%s'", a->image);
+        if (a->vmm && !streq(a->vmm, "firecracker") && !streq(a->vmm, "qemu"))
+                return cli_usage_error(cmd, "invalid --vmm '%s': use firecracker or qemu", a->vmm);
+        unsigned vcpu = 0;
+        unsigned long long mib = 0, disk = 0;
+        if (a->vcpu && (r = vm_parse_vcpu_arg(cmd, a->vcpu, &vcpu)) != 0)
+                return r;
+        if (a->memory && (r = vm_parse_memory_arg(cmd, a->memory, &mib)) != 0)
+                return r;
+        if (a->disk && (r = vm_parse_disk_arg(cmd, a->disk, &disk)) != 0)
+                return r;
+        r = resolve_defaults(cli, s);
+        if (r < 0) {
+                print_config_error(cli, r);
+                return EXIT_FAIL;
+        }
+        s->name = a->name;
+        s->vmm = a->vmm;
+        s->no_start = a->no_start;
+        if (a->image) {
+                free(s->image);
+                s->image = strdup(a->image);
+        }
+        if (vcpu)
+                s->vcpu = vcpu;
+        if (mib)
+                s->memory_mib = mib;
+        if (disk)
+                s->disk_bytes = disk;
+        if (a->nat >= 0)
+                s->nat = a->nat;
+        return s->image ? 0 : EXIT_FAIL;
+}
+
+/* Every resolved value is sent, so the spec line shows what the VM gets. */
+static json_t *spec_params(const VmSpec *s) {
+        json_t *p = json_pack("{s:s, s:i, s:I, s:I, s:b, s:b}", "image", s->image, "vcpu", (int) s->vcpu,
+                              "memory_mib", (json_int_t) s->memory_mib, "disk_bytes", (json_int_t) s->disk_bytes,
+                              "nat", s->nat, "no_start", s->no_start);
+        if (p && s->name)
+                json_object_set_new(p, "name", json_string(s->name));
+        if (p && s->vmm)
+                json_object_set_new(p, "vmm", json_string(s->vmm));
+        return p;
+}
+
+static void print_spec(Cli *cli, const VmSpec *s) {
+        const char *vmm = s->vmm ? s->vmm : config_vmm_to_string(s->default_vmm);
+        if (cli->json) {
+                json_t *e = spec_params(s);
+                json_object_set_new(e, "event", json_string("spec"));
+                json_object_set_new(e, "vmm", json_string(vmm));
+                print_json_line(e);
+                json_decref(e);
+                return;
+        }
+        char mem[16], disk[16];
+        fprintf(stderr, "spec: name=%s image=%s vcpu=%u memory=%s disk=%s nat=%s vmm=%s%s\n",
+                s->name ? s->name : "(generated)", s->image, s->vcpu, format_size(mem, sizeof(mem), s->memory_mib << 20),
+                format_size(disk, sizeof(disk), s->disk_bytes), s->nat ? "on" : "off", vmm,
+                s->no_start ? " (not started)" : "");
+}
+
+/* vm.create with progress; *ret_vm_id gets the id even on failure when the
+ * daemon named one (for --rm). */
+static int create_vm(Cli *cli, RpcClient *c, const VmSpec *s, json_t **ret_vm, char **ret_vm_id) {
+        print_spec(cli, s);
+        _cleanup_progress_ Progress *p = NULL;
+        if (progress_new(cli->json, &p) < 0)
+                return -ENOMEM;
+        return vm_call(cli, c, "vm.create", spec_params(s), p, ret_vm, ret_vm_id);
+}
+
+static void print_result(Cli *cli, json_t *vm) {
+        if (cli->json) {
+                json_t *e = json_pack("{s:s, s:O}", "event", "result", "vm", vm);
+                print_json_line(e);
+                json_decref(e);
+        } else
+                vm_print_created(vm);
+}
+
+int vm_create_cmd(Cli *cli, int argc, char **argv) {
+        SpecArgs a;
+        int r = parse_spec_args(cli, "vm create", false, argc, argv, &a);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        if (optind < argc)
+                return cli_usage_error("vm create", "unexpected argument '%s'", argv[optind]);
+        VmSpec s = {};
+        r = build_spec(cli, "vm create", &a, &s);
+        _cleanup_free_ char *image = s.image;
+        if (r != 0)
+                return r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *vm = NULL;
+        if (create_vm(cli, c, &s, &vm, NULL) < 0)
+                return EXIT_FAIL;
+        print_result(cli, vm);
+        json_decref(vm);
+        return EXIT_OK;
+}
+
+/* After the VM is ready: a command through the agent, or an SSH session
+ * (exec'd, unless --rm needs us afterwards). Returns the exit status. */
+static int run_payload(Cli *cli, RpcClient *c, const char *id, char **cmd, bool keep_process) {
+        int status = EXIT_FAIL;
+        if (cmd && cmd[0]) {
+                if (vm_exec_in_guest(cli, c, id, cmd, NULL, USEC_INFINITY, &status) < 0)
+                        return EXIT_FAIL;
+                return status;
+        }
+        _cleanup_strv_free_ char **ssh = NULL;
+        if (vm_ssh_argv(cli, c, id, NULL, &ssh) < 0)
+                return EXIT_FAIL;
+        fflush(NULL);
+        if (!keep_process) {
+                execv(ssh[0], ssh);
+                fprintf(stderr, "banger: cannot run %s: %s\n", ssh[0], strerror(errno));
+                return EXIT_FAIL;
+        }
+        return vm_run_guard_spawn_wait(ssh);
+}
+
+int vm_run_cmd(Cli *cli, int argc, char **argv) {
+        SpecArgs a;
+        int r = parse_spec_args(cli, "vm run", true, argc, argv, &a);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        if (a.rm && a.detach)
+                return cli_usage_error("vm run", "--rm and --detach exclude each other");
+        if (a.detach && optind < argc)
+                return cli_usage_error("vm run", "--detach takes no command");
+        VmSpec s = {};
+        r = build_spec(cli, "vm run", &a, &s);
+        _cleanup_free_ char *image = s.image;
+        if (r != 0)
+                return r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        _cleanup_(vm_run_guard_freep) VmRunGuard *g = NULL;
+        if (a.rm && vm_run_guard_new(cli, &g) < 0) {
+                fprintf(stderr, "banger: cannot set up --rm signal handling\n");
+                return EXIT_FAIL;
+        }
+        json_t *vm = NULL;
+        _cleanup_free_ char *failed_id = NULL;
+        r = create_vm(cli, c, &s, &vm, &failed_id);
+        if (g)
+                vm_run_guard_created(g, r >= 0 ? json_str(vm, "id", NULL) : failed_id);
+        if (r < 0)
+                return g ? vm_run_guard_finish(g, c, EXIT_FAIL) : EXIT_FAIL;
+        _cleanup_free_ char *id = strdup(json_str(vm, "id", ""));
+        if (a.detach || cli->json)
+                print_result(cli, vm);
+        json_decref(vm);
+        if (!id)
+                return EXIT_FAIL;
+        if (a.detach)
+                return EXIT_OK;
+        int status = vm_run_guard_interrupted(g) ? EXIT_FAIL : run_payload(cli, c, id, argv + optind, g != NULL);
+        return g ? vm_run_guard_finish(g, c, status) : status;
+}

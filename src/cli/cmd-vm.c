@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: MIT */
+/* banger vm: the verb table and the verbs that are one daemon call each
+ * (list, show, set, prune, and the lifecycle verbs over several VMs). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd-vm.h"
+#include "macro.h"
+#include "string-util.h"
+#include "verbs.h"
+
+static int vm_list_cmd(Cli *cli, int argc, char **argv);
+static int vm_show_cmd(Cli *cli, int argc, char **argv);
+static int vm_set_cmd(Cli *cli, int argc, char **argv);
+static int vm_prune_cmd(Cli *cli, int argc, char **argv);
+static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
+
+const CliVerb cli_vm_verbs[] = {
+        { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --vmm= --no-start --json --help", "" },
+        { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --vmm= --rm -d --detach --json --help", "" },
+        { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
+        { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
+          "--timeout= --json --help", "vm" },
+        { "restart", NULL, vm_lifecycle_cmd, "stop and start VMs", "--json --help", "vm" },
+        { "kill", NULL, vm_lifecycle_cmd, "send a signal to VMs' VMM processes", "--signal= --json --help", "vm" },
+        { "delete", "rm", vm_lifecycle_cmd, "delete VMs and their disks (running ones are killed)", "--json --help",
+          "vm" },
+        { "list", "ps", vm_list_cmd, "list VMs", "-q --quiet --names --json --help", "" },
+        { "show", NULL, vm_show_cmd, "show one VM in detail", "--json --help", "vm" },
+        { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --json --help", "vm" },
+        { "ssh", NULL, vm_ssh_cmd, "open an SSH session to a VM, or run a command over SSH", "--help", "vm" },
+        { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent", "--timeout= --workdir= --help",
+          "vm" },
+        { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets", "--json --help", "vm" },
+        { "stats", NULL, vm_stats_cmd, "show VMM CPU and memory, guest memory and load", "--json --help", "vm" },
+        { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help",
+          "vm" },
+        { "prune", NULL, vm_prune_cmd, "delete every stopped, created or failed VM", "-f --force --json --help",
+          "" },
+        {},
+};
+
+int cmd_vm(Cli *cli, int argc, char **argv) {
+        return cli_group_run(cli, "vm",
+                             "Create, run, inspect and delete microVMs. A VM reference is its name, its id, or a\n"
+                             "unique prefix of its id.",
+                             cli_vm_verbs, argc, argv);
+}
+
+/* "banger ps" is "banger vm list". */
+int cmd_ps(Cli *cli, int argc, char **argv) {
+        optind = 0;
+        opterr = 0;
+        return vm_list_cmd(cli, argc, argv);
+}
+
+/* ---- argument parsing shared by the vm verbs ---- */
+
+/* parse_size() takes digits only, so "-1" and "" are refused here too. */
+static int parse_positive_size(const char *cmd, const char *what, const char *arg, unsigned long long unit,
+                               unsigned long long *ret) {
+        unsigned long long v;
+        bool bare = arg[0] && strspn(arg, "0123456789") == strlen(arg);
+        if (parse_size(arg, &v) < 0)
+                return cli_usage_error(cmd, "invalid %s '%s': use a size like 512M or 2G", what, arg);
+        if (bare) {
+                if (unit == 0)
+                        return cli_usage_error(cmd, "%s '%s' needs a unit, like 8G or 512M", what, arg);
+                if (v > (~0ULL) / unit)
+                        return cli_usage_error(cmd, "%s '%s' is too large", what, arg);
+                v *= unit;
+        }
+        if (v == 0)
+                return cli_usage_error(cmd, "%s must be greater than zero", what);
+        if (v % (1ULL << 20))
+                return cli_usage_error(cmd, "%s '%s' is not a whole number of MiB", what, arg);
+        *ret = v;
+        return 0;
+}
+
+int vm_parse_memory_arg(const char *cmd, const char *arg, unsigned long long *ret_mib) {
+        unsigned long long b;
+        int r = parse_positive_size(cmd, "memory", arg, 1ULL << 20, &b);
+        if (r != 0)
+                return r;
+        if (b > (1ULL << 40))
+                return cli_usage_error(cmd, "memory '%s' is more than 1 TiB", arg);
+        *ret_mib = b >> 20;
+        return 0;
+}
+
+int vm_parse_disk_arg(const char *cmd, const char *arg, unsigned long long *ret_bytes) {
+        int r = parse_positive_size(cmd, "disk size", arg, 0, ret_bytes);
+        if (r == 0 && *ret_bytes > (64ULL << 40))
+                return cli_usage_error(cmd, "disk size '%s' is more than 64 TiB", arg);
+        return r;
+}
+
+int vm_parse_vcpu_arg(const char *cmd, const char *arg, unsigned *ret) {
+        unsigned long long v;
+        if (safe_atou64(arg, &v) < 0 || v == 0 || v > 64)
+                return cli_usage_error(cmd, "invalid vCPU count '%s': give a number from 1 to 64", arg);
+        *ret = (unsigned) v;
+        return 0;
+}
+
+int vm_parse_seconds_arg(const char *cmd, const char *opt, const char *arg, usec_t *ret) {
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(arg, &end);
+        if (errno || end == arg || *end || !isfinite(d) || d <= 0 || d > 1e9)
+                return cli_usage_error(cmd, "invalid %s '%s': give seconds greater than zero", opt, arg);
+        *ret = (usec_t) (d * USEC_PER_SEC);
+        return 0;
+}
+
+/* ---- calls ---- */
+
+static void print_call_error(Cli *cli, const char *method, int r, const RpcError *err) {
+        if (r == -EREMOTEIO) {
+                fprintf(stderr, "banger: %s\n", err->message ? err->message : "the daemon reported an error");
+                const char *tail = json_str(err->data, "log_tail", NULL);
+                if (tail && *tail)
+                        fprintf(stderr, "banger: last console lines:\n%s%s", tail, endswith(tail, "\n") ? "" : "\n");
+        } else if (r == -ECONNRESET)
+                fprintf(stderr, "banger: the daemon closed the connection\n");
+        else
+                fprintf(stderr, "banger: %s: %s\n", method, strerror(-r));
+        if (cli->json && r == -EREMOTEIO) {
+                json_t *e = json_pack("{s:s, s:i, s:s, s:O?}", "event", "error", "code", err->code, "message",
+                                      err->message ? err->message : "", "data", err->data);
+                print_json_line(e);
+                json_decref(e);
+        }
+}
+
+int vm_call(Cli *cli, RpcClient *c, const char *method, json_t *params, Progress *p, json_t **ret_result,
+            char **ret_vm) {
+        RpcError err = {};
+        int r = rpc_client_call(c, method, params, USEC_INFINITY, p ? progress_notify : NULL, p, ret_result, &err);
+        progress_end(p, r >= 0);
+        if (r < 0) {
+                print_call_error(cli, method, r, &err);
+                const char *vm = json_str(err.data, "vm", p ? progress_vm(p) : NULL);
+                if (ret_vm && vm)
+                        *ret_vm = strdup(vm);
+        }
+        rpc_error_done(&err);
+        return r;
+}
+
+int vm_delete_ref(Cli *cli, RpcClient *c, const char *ref) {
+        json_t *res = NULL;
+        int r = cli_call(cli, c, "vm.delete", json_pack("{s:[s]}", "vms", ref), &res);
+        if (r < 0)
+                return r;
+        json_t *first = json_array_get(json_object_get(res, "results"), 0);
+        if (!json_is_true(json_object_get(first, "ok"))) {
+                fprintf(stderr, "banger: cannot delete %s: %s\n", ref, json_str(first, "error", "unknown error"));
+                r = -EIO;
+        }
+        json_decref(res);
+        return r;
+}
+
+void vm_print_created(json_t *vm) {
+        const char *name = json_str(vm, "name", "?");
+        printf("%s (%.12s) %s", name, json_str(vm, "id", "?"), json_str(vm, "state", "?"));
+        if (json_str(vm, "ip", NULL))
+                printf(", %s (%s)", json_str(vm, "ip", ""), json_str(vm, "dns_name", ""));
+        printf("\n");
+        if (streq(json_str(vm, "state", ""), "running"))
+                printf("  banger vm ssh %s    banger vm exec %s -- CMD\n", name, name);
+        else if (streq(json_str(vm, "state", ""), "created"))
+                printf("  banger vm start %s\n", name);
+}
+
+/* ---- list / show ---- */
+
+static void list_help(void) {
+        printf("Usage: banger vm list [-q | --names] [--json]\n"
+               "       banger ps ...\n"
+               "\n"
+               "List VMs, oldest first, with columns ID NAME STATE IMAGE IP VCPU MEM DISK CREATED.\n"
+               "ID shows the first 12 of the 16 id characters (any unique prefix works as a\n"
+               "reference); MEM and DISK are binary sizes (1.0G = 1 GiB); CREATED is relative\n"
+               "('3m ago', 's', 'm', 'h', 'd'). --json prints the daemon's {\"vms\": [...]}, with\n"
+               "exact sizes and RFC 3339 times.\n"
+               "\n"
+               "Options:\n"
+               "  -q, --quiet   print full ids only, one per line\n"
+               "  --names       print names only (for shell completion; never starts the daemon)\n"
+               "  --json        machine-readable output\n");
+}
+
+static void print_vm_table(json_t *vms) {
+        static const char *const hdr[] = { "ID", "NAME", "STATE", "IMAGE", "IP", "VCPU", "MEM", "DISK", "CREATED" };
+        _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
+        if (!t)
+                return;
+        size_t i;
+        json_t *vm;
+        json_array_foreach(vms, i, vm) {
+                char id[13], vcpu[16], mem[16], disk[16], ago[32];
+                snprintf(id, sizeof(id), "%.12s", json_str(vm, "id", ""));
+                snprintf(vcpu, sizeof(vcpu), "%lld", json_integer_value(json_object_get(vm, "vcpu")));
+                format_size(mem, sizeof(mem), (uint64_t) json_integer_value(json_object_get(vm, "memory_mib")) << 20);
+                format_size(disk, sizeof(disk), (uint64_t) json_integer_value(json_object_get(vm, "disk_bytes")));
+                format_ago(ago, sizeof(ago), json_str(vm, "created_at", NULL));
+                const char *row[] = { id,   json_str(vm, "name", "-"), json_str(vm, "state", "-"),
+                                      json_str(vm, "image", "-"), json_str(vm, "ip", "-"), vcpu, mem, disk, ago };
+                (void) table_add_row(t, row);
+        }
+        table_print(t, stdout);
+}
+
+static int vm_list_cmd(Cli *cli, int argc, char **argv) {
+        enum { OPT_NAMES = CLI_OPT_FIRST_PRIVATE };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "quiet", no_argument, NULL, 'q' },
+                                              { "names", no_argument, NULL, OPT_NAMES },
+                                              {} };
+        bool quiet = false, names = false;
+        int o;
+        while ((o = getopt_long(argc, argv, "hq", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': list_help(); return EXIT_OK;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case 'q': quiet = true; break;
+                case OPT_NAMES: names = true; break;
+                default: return cli_option_error("vm list", argv);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error("vm list", "unexpected argument '%s'", argv[optind]);
+        if (names)
+                cli->no_autostart = true;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (names ? rpc_client_connect(cli->socket_path, &c) < 0 : cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.list", NULL, &res) < 0)
+                return EXIT_FAIL;
+        json_t *vms = json_object_get(res, "vms");
+        size_t i;
+        json_t *vm;
+        if (quiet || names)
+                json_array_foreach(vms, i, vm) printf("%s\n", json_str(vm, names ? "name" : "id", ""));
+        else if (cli->json)
+                cli_print_json(res);
+        else
+                print_vm_table(vms);
+        json_decref(res);
+        return EXIT_OK;
+}
+
+static void show_help(void) {
+        printf("Usage: banger vm show VM [--json]\n"
+               "\n"
+               "Show one VM: state and readiness, image, VMM and its pid, resources, network\n"
+               "address and DNS name, console log path, the last error. VM is a name, an id or\n"
+               "a unique id prefix. --json prints the VM object (see docs/protocol.md).\n");
+}
+
+static void print_vm_detail(json_t *vm) {
+        char mem[16], disk[16], ago[32];
+        json_t *ready = json_object_get(vm, "ready");
+        printf("name:       %s\n", json_str(vm, "name", "-"));
+        printf("id:         %s\n", json_str(vm, "id", "-"));
+        printf("state:      %s (ready: vmm %s, agent %s, ssh %s)\n", json_str(vm, "state", "-"),
+               json_is_true(json_object_get(ready, "vmm")) ? "yes" : "no",
+               json_is_true(json_object_get(ready, "agent")) ? "yes" : "no",
+               json_is_true(json_object_get(ready, "ssh")) ? "yes" : "no");
+        if (json_str(vm, "last_error", NULL))
+                printf("error:      %s\n", json_str(vm, "last_error", ""));
+        printf("image:      %s\n", json_str(vm, "image", "-"));
+        printf("vmm:        %s", json_str(vm, "vmm", "-"));
+        if (json_is_integer(json_object_get(vm, "pid")))
+                printf(" (pid %lld)", json_integer_value(json_object_get(vm, "pid")));
+        printf("\n");
+        format_size(mem, sizeof(mem), (uint64_t) json_integer_value(json_object_get(vm, "memory_mib")) << 20);
+        format_size(disk, sizeof(disk), (uint64_t) json_integer_value(json_object_get(vm, "disk_bytes")));
+        printf("resources:  %lld vCPU, %s memory, %s disk\n", json_integer_value(json_object_get(vm, "vcpu")), mem,
+               disk);
+        printf("network:    %s (%s), mac %s, tap %s, NAT %s\n", json_str(vm, "ip", "-"), json_str(vm, "dns_name", "-"),
+               json_str(vm, "mac", "-"), json_str(vm, "tap", "-"), json_is_true(json_object_get(vm, "nat")) ? "on" : "off");
+        if (json_str(vm, "boot_id", NULL))
+                printf("boot id:    %s\n", json_str(vm, "boot_id", ""));
+        printf("created:    %s (%s)\n", json_str(vm, "created_at", "-"),
+               format_ago(ago, sizeof(ago), json_str(vm, "created_at", NULL)));
+        printf("updated:    %s\n", json_str(vm, "updated_at", "-"));
+        printf("console:    %s\n", json_str(vm, "log_path", "-"));
+}
+
+/* Parse the common options of a verb taking exactly one VM reference. */
+static int parse_one_ref(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char **ret) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, {} };
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                if (o == 'h') {
+                        help();
+                        return -1;
+                }
+                if (o != CLI_OPT_JSON)
+                        return cli_option_error(cmd, argv);
+                cli->json = true;
+        }
+        if (argc - optind != 1)
+                return cli_usage_error(cmd, "expects exactly one VM");
+        *ret = argv[optind];
+        return 0;
+}
+
+static int vm_show_cmd(Cli *cli, int argc, char **argv) {
+        const char *ref = NULL;
+        int r = parse_one_ref(cli, "vm show", show_help, argc, argv, &ref);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *vm = NULL;
+        if (cli_call(cli, c, "vm.show", json_pack("{s:s}", "vm", ref), &vm) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(vm);
+        else
+                print_vm_detail(vm);
+        json_decref(vm);
+        return EXIT_OK;
+}
+
+/* ---- set / prune ---- */
+
+static void set_help(void) {
+        printf("Usage: banger vm set VM [--vcpu N] [--memory SIZE] [--json]\n"
+               "\n"
+               "Change the resources of a stopped (or never started) VM; they apply at its next\n"
+               "start.\n"
+               "\n"
+               "Options:\n"
+               "  --vcpu N        virtual CPUs, 1..64\n"
+               "  --memory SIZE   guest memory: MiB as a bare number (2048) or with a unit (2G)\n");
+}
+
+static int vm_set_cmd(Cli *cli, int argc, char **argv) {
+        enum { OPT_VCPU = CLI_OPT_FIRST_PRIVATE, OPT_MEMORY };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "vcpu", required_argument, NULL, OPT_VCPU },
+                                              { "memory", required_argument, NULL, OPT_MEMORY },
+                                              {} };
+        unsigned vcpu = 0;
+        unsigned long long mib = 0;
+        int o, r;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': set_help(); return EXIT_OK;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case OPT_VCPU:
+                        if ((r = vm_parse_vcpu_arg("vm set", optarg, &vcpu)) != 0)
+                                return r;
+                        break;
+                case OPT_MEMORY:
+                        if ((r = vm_parse_memory_arg("vm set", optarg, &mib)) != 0)
+                                return r;
+                        break;
+                default: return cli_option_error("vm set", argv);
+                }
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("vm set", "expects exactly one VM");
+        if (!vcpu && !mib)
+                return cli_usage_error("vm set", "nothing to change: give --vcpu and/or --memory");
+        json_t *params = json_pack("{s:s}", "vm", argv[optind]);
+        if (vcpu)
+                json_object_set_new(params, "vcpu", json_integer(vcpu));
+        if (mib)
+                json_object_set_new(params, "memory_mib", json_integer((json_int_t) mib));
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0) {
+                json_decref(params);
+                return EXIT_FAIL;
+        }
+        json_t *vm = NULL;
+        if (cli_call(cli, c, "vm.set", params, &vm) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(vm);
+        else
+                print_vm_detail(vm);
+        json_decref(vm);
+        return EXIT_OK;
+}
+
+static void prune_help(void) {
+        printf("Usage: banger vm prune [-f] [--json]\n"
+               "\n"
+               "Delete every VM that is stopped, created (never started) or in error, with its\n"
+               "disks. Lists them and asks for confirmation first unless -f is given; without\n"
+               "a 'y' answer nothing is deleted and the exit code is 1.\n"
+               "\n"
+               "Options:\n"
+               "  -f, --force   do not ask\n");
+}
+
+static bool prunable(json_t *vm) {
+        const char *s = json_str(vm, "state", "");
+        return streq(s, "stopped") || streq(s, "created") || streq(s, "error");
+}
+
+static int confirm_prune(Cli *cli, RpcClient *c) {
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.list", NULL, &res) < 0)
+                return -EIO;
+        size_t i, n = 0;
+        json_t *vm;
+        json_array_foreach(json_object_get(res, "vms"), i, vm) if (prunable(vm)) {
+                fprintf(stderr, "  %s (%s)\n", json_str(vm, "name", "?"), json_str(vm, "state", "?"));
+                n++;
+        }
+        json_decref(res);
+        if (n == 0)
+                return 0;
+        char q[64];
+        snprintf(q, sizeof(q), "Delete these %zu VM%s and their disks?", n, n == 1 ? "" : "s");
+        return ask_yes_no(q) ? 1 : -ECANCELED;
+}
+
+static int vm_prune_cmd(Cli *cli, int argc, char **argv) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "force", no_argument, NULL, 'f' }, {} };
+        bool force = false;
+        int o;
+        while ((o = getopt_long(argc, argv, "hf", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': prune_help(); return EXIT_OK;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case 'f': force = true; break;
+                default: return cli_option_error("vm prune", argv);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error("vm prune", "unexpected argument '%s'", argv[optind]);
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        if (!force) {
+                int r = confirm_prune(cli, c);
+                if (r == -ECANCELED)
+                        fprintf(stderr, "banger vm prune: not confirmed; nothing deleted (-f skips the question)\n");
+                if (r < 0)
+                        return EXIT_FAIL;
+                if (r == 0 && !cli->json) {
+                        printf("nothing to prune\n");
+                        return EXIT_OK;
+                }
+        }
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.prune", NULL, &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else {
+                size_t i;
+                json_t *n;
+                json_array_foreach(json_object_get(res, "deleted"), i, n) printf("deleted %s\n", json_string_value(n));
+        }
+        json_decref(res);
+        return EXIT_OK;
+}
+
+/* ---- start / stop / restart / kill / delete ---- */
+
+static void lifecycle_help(const char *verb) {
+        printf("Usage: banger vm %s VM... %s[--json]\n\n", verb,
+               streq(verb, "stop") ? "[--timeout SEC] " : streq(verb, "kill") ? "[--signal SIG] " : "");
+        if (streq(verb, "start"))
+                printf("Start stopped or created VMs and wait until their agents answer.\n");
+        else if (streq(verb, "stop"))
+                printf("Stop VMs: ask the guest to power off, and kill the VMM when it has not exited\n"
+                       "after the timeout (config stop_timeout_sec, 10 s by default).\n\n"
+                       "Options:\n  --timeout SEC   seconds to wait before killing\n");
+        else if (streq(verb, "restart"))
+                printf("Stop, then start VMs.\n");
+        else if (streq(verb, "kill"))
+                printf("Send a signal to VMs' VMM processes at once (no guest shutdown).\n\n"
+                       "Options:\n  -s, --signal SIG   signal name (KILL, TERM, INT, ...) or number; default KILL\n");
+        else
+                printf("Delete VMs: kill them if running, then remove their disks, logs and records.\n");
+        printf("\nSeveral VMs run concurrently; each is a name, an id or a unique id prefix, and\n"
+               "duplicates count once. Results print in the order given; the exit code is 1\n"
+               "when any failed.\n");
+}
+
+static const char *past_tense(const char *verb) {
+        return streq(verb, "start")     ? "started"
+               : streq(verb, "stop")    ? "stopped"
+               : streq(verb, "restart") ? "restarted"
+               : streq(verb, "kill")    ? "signalled"
+                                        : "deleted";
+}
+
+static int print_results(Cli *cli, const char *verb, json_t *res) {
+        int ret = EXIT_OK;
+        size_t i;
+        json_t *e;
+        json_array_foreach(json_object_get(res, "results"), i, e) {
+                if (!json_is_true(json_object_get(e, "ok"))) {
+                        fprintf(stderr, "banger: %s: %s\n", json_str(e, "ref", "?"), json_str(e, "error", "failed"));
+                        ret = EXIT_FAIL;
+                } else if (!cli->json)
+                        printf("%s %s\n", past_tense(verb), json_str(json_object_get(e, "vm"), "name", json_str(e, "ref", "?")));
+        }
+        if (cli->json)
+                cli_print_json(res);
+        return ret;
+}
+
+static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
+        enum { OPT_TIMEOUT = CLI_OPT_FIRST_PRIVATE };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                                              { "signal", required_argument, NULL, 's' },
+                                              {} };
+        const char *verb = streq(argv[0], "rm") ? "delete" : argv[0];
+        char cmd[32];
+        snprintf(cmd, sizeof(cmd), "vm %s", verb);
+        json_t *extra = json_object();
+        int o;
+        while ((o = getopt_long(argc, argv, "hs:", opts, NULL)) >= 0) {
+                usec_t t;
+                if (o == 'h') {
+                        lifecycle_help(verb);
+                        json_decref(extra);
+                        return EXIT_OK;
+                } else if (o == CLI_OPT_JSON)
+                        cli->json = true;
+                else if (o == OPT_TIMEOUT && streq(verb, "stop") && vm_parse_seconds_arg(cmd, "--timeout", optarg, &t) == 0)
+                        json_object_set_new(extra, "timeout_sec", json_integer((json_int_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC)));
+                else if (o == 's' && streq(verb, "kill") && optarg[0])
+                        json_object_set_new(extra, "signal", json_string(optarg));
+                else {
+                        json_decref(extra);
+                        return o == OPT_TIMEOUT && streq(verb, "stop") ? EXIT_USAGE : cli_option_error(cmd, argv);
+                }
+        }
+        if (optind >= argc) {
+                json_decref(extra);
+                return cli_usage_error(cmd, "expects at least one VM");
+        }
+        json_t *refs = json_array();
+        for (int i = optind; i < argc; i++)
+                json_array_append_new(refs, json_string(argv[i]));
+        json_object_set_new(extra, "vms", refs);
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0) {
+                json_decref(extra);
+                return EXIT_FAIL;
+        }
+        char method[32];
+        snprintf(method, sizeof(method), "vm.%s", verb);
+        _cleanup_progress_ Progress *p = NULL;
+        if ((streq(verb, "start") || streq(verb, "restart")) && progress_new(cli->json, &p) < 0) {
+                json_decref(extra);
+                return EXIT_FAIL;
+        }
+        json_t *res = NULL;
+        if (vm_call(cli, c, method, extra, p, &res, NULL) < 0)
+                return EXIT_FAIL;
+        int ret = print_results(cli, verb, res);
+        json_decref(res);
+        return ret;
+}

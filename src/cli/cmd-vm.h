@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Pieces shared by the "banger vm" verbs (cmd-vm*.c). */
+
+#include <stdbool.h>
+
+#include "cli.h"
+#include "output.h"
+#include "time-util.h"
+
+/* Sizes from the command line. Memory: a bare number counts MiB ("1024"),
+ * or a unit ("2G"); disk: a unit is required ("8G"). Both must be whole MiB
+ * and greater than zero. Print a usage error and return EXIT_USAGE, or 0. */
+int vm_parse_memory_arg(const char *cmd, const char *arg, unsigned long long *ret_mib);
+int vm_parse_disk_arg(const char *cmd, const char *arg, unsigned long long *ret_bytes);
+int vm_parse_vcpu_arg(const char *cmd, const char *arg, unsigned *ret);
+/* A seconds value > 0 ("30", "1.5"). */
+int vm_parse_seconds_arg(const char *cmd, const char *opt, const char *arg, usec_t *ret);
+
+/* Call with progress (may be NULL); on failure print the daemon's message
+ * and, when its error data carries one, the console's last lines. Returns
+ * -errno; the VM id from the error data (or the progress events) goes to
+ * *ret_vm when asked for. Steals params. */
+int vm_call(Cli *cli, RpcClient *c, const char *method, json_t *params, Progress *p, json_t **ret_result,
+            char **ret_vm);
+
+/* Human summary of a VM after create/start: name, id, state, address. */
+void vm_print_created(json_t *vm);
+
+/* vm.delete of one reference; prints failures; returns 0 or -errno. */
+int vm_delete_ref(Cli *cli, RpcClient *c, const char *ref);
+
+/* Run argv in the guest through the agent with our stdio; *ret_status is
+ * the exit code, or 128+signal. timeout USEC_INFINITY: none. */
+int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir,
+                     usec_t timeout, int *ret_status);
+
+/* Build the ssh command line for a VM (vm.ssh_info); free with strv_free. */
+int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char ***ret);
+
+int vm_create_cmd(Cli *cli, int argc, char **argv);
+int vm_run_cmd(Cli *cli, int argc, char **argv);
+int vm_ssh_cmd(Cli *cli, int argc, char **argv);
+int vm_exec_cmd(Cli *cli, int argc, char **argv);
+int vm_ports_cmd(Cli *cli, int argc, char **argv);
+int vm_stats_cmd(Cli *cli, int argc, char **argv);
+int vm_logs_cmd(Cli *cli, int argc, char **argv);

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* Dispatch for command groups and shared option error reporting. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "string-util.h"
+#include "verbs.h"
+
+static void group_help(const char *group, const char *intro, const CliVerb *verbs) {
+        printf("Usage: banger %s COMMAND [OPTIONS] [ARGS...]\n\n%s\n\nCommands:\n", group, intro);
+        for (const CliVerb *v = verbs; v->name; v++) {
+                char name[64];
+                snprintf(name, sizeof(name), "%s%s%s", v->name, v->alias ? ", " : "", v->alias ? v->alias : "");
+                printf("  %-14s %s\n", name, v->summary);
+        }
+        printf("\nEvery command takes --json (machine-readable output) and -h/--help.\n"
+               "Run 'banger %s COMMAND --help' for its options.\n",
+               group);
+}
+
+int cli_group_run(Cli *cli, const char *group, const char *intro, const CliVerb *verbs, int argc, char **argv) {
+        int i = 1;
+        for (; i < argc && argv[i][0] == '-'; i++) {
+                if (streq(argv[i], "--json"))
+                        cli->json = true;
+                else if (streq(argv[i], "-h") || streq(argv[i], "--help")) {
+                        group_help(group, intro, verbs);
+                        return EXIT_OK;
+                } else {
+                        fprintf(stderr, "banger %s: unknown option '%s'. Try 'banger %s --help'.\n", group, argv[i],
+                                group);
+                        return EXIT_USAGE;
+                }
+        }
+        if (i >= argc) {
+                group_help(group, intro, verbs);
+                return EXIT_USAGE;
+        }
+        if (streq(argv[i], "help")) {
+                group_help(group, intro, verbs);
+                return EXIT_OK;
+        }
+        for (const CliVerb *v = verbs; v->name; v++)
+                if (streq(v->name, argv[i]) || (v->alias && streq(v->alias, argv[i]))) {
+                        optind = 0;
+                        opterr = 0;
+                        return v->fn(cli, argc - i, argv + i);
+                }
+        fprintf(stderr, "banger %s: unknown command '%s'. Try 'banger %s --help'.\n", group, argv[i], group);
+        return EXIT_USAGE;
+}
+
+int cli_option_error(const char *cmd, char **argv) {
+        /* getopt leaves optind past the bad element (or at it for a missing
+         * argument to the last element). */
+        const char *bad = optind > 0 ? argv[optind - 1] : "?";
+        if (optopt && optopt < 0x100 && !(bad[0] == '-' && bad[1] == '-'))
+                fprintf(stderr, "banger %s: unknown option or missing value: -%c\n", cmd, optopt);
+        else
+                fprintf(stderr, "banger %s: unknown option or missing value: %s\n", cmd, bad);
+        fprintf(stderr, "Try 'banger %s --help'.\n", cmd);
+        return EXIT_USAGE;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+        va_list ap;
+        fprintf(stderr, "banger %s: ", cmd);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fprintf(stderr, "\nTry 'banger %s --help'.\n", cmd);
+        return EXIT_USAGE;
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Command groups (vm, image, kernel): a table of verbs per group, used for
+ * dispatch, for the group's --help and for the shell completion scripts. */
+
+#include "cli.h"
+
+typedef struct CliVerb {
+        const char *name;
+        const char *alias; /* a second name, or NULL */
+        CliCommandFn fn;   /* argv[0] is the verb */
+        const char *summary;
+        /* For completion: the verb's options, space separated; a trailing
+         * '=' marks one that takes a value. */
+        const char *options;
+        /* For completion: what the operands are: "vm", "image", "kernel",
+         * "file", "shell" or "" for none. */
+        const char *operands;
+} CliVerb;
+
+extern const CliVerb cli_vm_verbs[];
+extern const CliVerb cli_image_verbs[];
+extern const CliVerb cli_kernel_verbs[];
+
+/* Run "banger GROUP [--json] VERB ARGS...": group options before the verb,
+ * help when none is given (exit 2) or asked for (exit 0). */
+int cli_group_run(Cli *cli, const char *group, const char *intro, const CliVerb *verbs, int argc, char **argv);
+
+/* Options every verb takes, for getopt_long tables. */
+enum { CLI_OPT_JSON = 0x1000, CLI_OPT_FIRST_PRIVATE };
+#define CLI_COMMON_LONG_OPTIONS \
+        { "json", no_argument, NULL, CLI_OPT_JSON }, { "help", no_argument, NULL, 'h' }
+
+/* Report a getopt failure (call it on '?' or ':') naming the command and the
+ * offending argument; returns EXIT_USAGE. */
+int cli_option_error(const char *cmd, char **argv);
+
+/* A usage error with a message: "banger vm create: MESSAGE" and a hint. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+#include "host.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "fs-util.h"
+#include "helper-client.h"
+#include "log.h"
+#include "string-util.h"
+
+#define HELPER_TIMEOUT (20 * USEC_PER_SEC)
+
+struct Host {
+        Daemon *d;
+        char *socket;
+        Process helper; /* our own helper when the daemon runs as root */
+        char bridge_ip[INET_ADDRSTRLEN];
+        char netmask[INET_ADDRSTRLEN];
+        unsigned prefix;
+};
+
+const char *host_bridge_ip(Host *h) {
+        return h->bridge_ip;
+}
+
+unsigned host_prefix(Host *h) {
+        return h->prefix;
+}
+
+const char *host_netmask(Host *h) {
+        return h->netmask;
+}
+
+static char *find_helper_binary(void) {
+        const char *e = getenv("BANGER_HELPER");
+        if (e && e[0] == '/')
+                return strdup(e);
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                char *dir = dirname(self);
+                static const char *const rel[] = { "bangerd-root", "../helper/bangerd-root" };
+                for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
+                        _cleanup_free_ char *p = path_join(dir, rel[i]);
+                        if (p && access(p, X_OK) == 0)
+                                return TAKE_PTR(p);
+                }
+        }
+        return find_executable("bangerd-root");
+}
+
+/* A root daemon (development, tests) runs its own helper: still a separate
+ * process with its own small validated method table. */
+static int spawn_own_helper(Host *h) {
+        Daemon *d = h->d;
+        _cleanup_free_ char *bin = find_helper_binary();
+        if (!bin)
+                return error_setf(-ENOENT, "cannot find bangerd-root next to bangerd or in PATH");
+        _cleanup_free_ char *dir = path_join(d->paths.runtime_dir, "helper");
+        h->socket = dir ? path_join(dir, "bangerd-root.sock") : NULL;
+        if (!h->socket)
+                return -ENOMEM;
+        HelperSpawnOptions o = {
+                .binary = bin,
+                .socket_path = h->socket,
+                .state_dir = d->paths.state_dir,
+                .owner_uid = getuid(),
+                .owner_gid = getgid(),
+                .cidr = d->config.cidr,
+                .bridge = d->config.bridge_name,
+                .bridge_ip = d->config.bridge_ip,
+                .log_fd = d->log_fd,
+        };
+        int r = helper_spawn(&o, &h->helper);
+        if (r < 0)
+                return error_setf(r, "cannot start bangerd-root: %s",
+                                  error_last_message() ? error_last_message() : strerror(-r));
+        if (r > 0)
+                log_info("started bangerd-root (pid %d) on %s", (int) h->helper.pid, h->socket);
+        else
+                log_info("using the bangerd-root already answering on %s", h->socket);
+        return 0;
+}
+
+int host_new(Daemon *d, Host **ret) {
+        Host *h = calloc(1, sizeof(*h));
+        if (!h)
+                return -ENOMEM;
+        h->d = d;
+        h->helper = PROCESS_NULL;
+        h->prefix = d->config.cidr_prefix;
+        snprintf(h->bridge_ip, sizeof(h->bridge_ip), "%s", d->config.bridge_ip);
+        struct in_addr mask = { .s_addr = h->prefix ? htonl(~0U << (32 - h->prefix)) : 0 };
+        inet_ntop(AF_INET, &mask, h->netmask, sizeof(h->netmask));
+        if (geteuid() == 0 && !d->paths.system) {
+                int r = spawn_own_helper(h);
+                if (r < 0)
+                        log_warning("%s; VMs will have no network", error_last_message());
+        } else
+                h->socket = strdup(HELPER_SYSTEM_SOCKET);
+        *ret = h;
+        return 0;
+}
+
+void host_stop_helper(Host *h) {
+        if (!h || h->helper.pidfd < 0)
+                return;
+        (void) process_signal(&h->helper, SIGTERM);
+        if (process_wait(&h->helper, 5 * USEC_PER_SEC, NULL) < 0)
+                process_kill_and_reap(&h->helper);
+        process_release(&h->helper);
+}
+
+Host *host_free(Host *h) {
+        if (!h)
+                return NULL;
+        host_stop_helper(h);
+        free(h->socket);
+        free(h);
+        return NULL;
+}
+
+bool host_available(Host *h) {
+        if (!h->socket) {
+                (void) error_setf(-ENOENT, "no privileged helper");
+                return false;
+        }
+        json_t *res = NULL;
+        int r = helper_call(h->socket, "helper.ping", json_object(), 5 * USEC_PER_SEC, &res);
+        json_decref(res);
+        if (r < 0) {
+                error_setf(r, "the privileged helper bangerd-root does not answer on %s (%s); run 'banger system install' or bangerd as root",
+                           h->socket, strerror(-r));
+                return false;
+        }
+        return true;
+}
+
+static bool vm_holds_network(const VmRecord *vm);
+
+static int host_call(Host *h, const char *method, json_t *params) {
+        if (!h->socket) {
+                json_decref(params);
+                return error_setf(-ENOENT, "no privileged helper: networking needs bangerd-root");
+        }
+        json_t *res = NULL;
+        int r = helper_call(h->socket, method, params, HELPER_TIMEOUT, &res);
+        json_decref(res);
+        return r;
+}
+
+int host_bridge_ensure(Host *h) {
+        return host_call(h, "bridge.ensure", json_object());
+}
+
+int host_tap_create(Host *h, const char *name) {
+        return host_call(h, "tap.create", json_pack("{s:s}", "name", name));
+}
+
+int host_tap_delete(Host *h, const char *name) {
+        return host_call(h, "tap.delete", json_pack("{s:s}", "name", name));
+}
+
+static bool vm_holds_network(const VmRecord *vm) {
+        return vm->state == VM_STATE_STARTING || vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STOPPING;
+}
+
+int host_nat_sync(Host *h, Store *s) {
+        if (!h->socket)
+                return error_setf(-ENOENT, "no privileged helper: NAT needs bangerd-root");
+        VmRecord *list = NULL;
+        size_t n = 0;
+        int r = store_vm_list(s, &list, &n);
+        if (r < 0)
+                return r;
+        NatEntry *e = calloc(n + 1, sizeof(NatEntry));
+        size_t k = 0;
+        for (size_t i = 0; e && i < n; i++)
+                if (list[i].nat && vm_holds_network(&list[i]) && list[i].ip && list[i].tap &&
+                    inet_pton(AF_INET, list[i].ip, &e[k].guest) == 1)
+                        e[k++].tap = list[i].tap;
+        r = e ? helper_nat_apply(h->socket, e, k) : -ENOMEM;
+        free(e);
+        vm_record_array_free(list, n);
+        return r;
+}
+
+int host_reconcile(Host *h, Store *s) {
+        if (!h->socket)
+                return -ENOENT;
+        VmRecord *list = NULL;
+        size_t n = 0;
+        int r = store_vm_list(s, &list, &n);
+        if (r < 0)
+                return r;
+        char **keep = calloc(n + 1, sizeof(char *));
+        size_t k = 0;
+        for (size_t i = 0; keep && i < n; i++)
+                if (vm_holds_network(&list[i]) && list[i].tap)
+                        keep[k++] = list[i].tap;
+        json_t *removed = NULL;
+        r = keep ? helper_reconcile(h->socket, keep, NULL, NULL, &removed) : -ENOMEM;
+        if (r >= 0 && removed) {
+                char *t = json_dumps(removed, JSON_COMPACT);
+                log_info("reconcile removed: %s", t ? t : "?");
+                free(t);
+        }
+        json_decref(removed);
+        free(keep);
+        vm_record_array_free(list, n);
+        return r;
+}

@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: MIT */
+/* kernel.* and image.*: the catalogue of what VMs boot. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "fs-util.h"
+#include "jsonrpc.h"
+#include "kernel-store.h"
+#include "log.h"
+#include "string-util.h"
+#include "vm-manager.h"
+
+typedef struct ImageJob {
+        Daemon *d;
+        char *name, *from, *rootfs, *kernel, *work_seed;
+} ImageJob;
+
+static void image_job_free(void *p) {
+        ImageJob *j = p;
+        if (!j)
+                return;
+        free(j->name);
+        free(j->from);
+        free(j->rootfs);
+        free(j->kernel);
+        free(j->work_seed);
+        free(j);
+}
+
+static int want_str(RpcCall *call, json_t *params, const char *key, bool required, bool path, char **ret) {
+        json_t *v = json_object_get(params, key);
+        if (!v && !required)
+                return 0;
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 4096) {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"%s\" must be a non-empty string", key);
+                return -EINVAL;
+        }
+        const char *s = json_string_value(v);
+        if (path && s[0] != '/') {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"%s\" must be an absolute path", key);
+                return -EINVAL;
+        }
+        if (!path && !name_is_valid(s)) {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"%s\" must be a name: [a-z0-9][a-z0-9-]{0,62}", key);
+                return -EINVAL;
+        }
+        *ret = strdup(s);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static void notify_progress(const char *stage, const char *detail, uint64_t done, uint64_t total, void *userdata) {
+        RpcCall *call = userdata;
+        rpc_call_notify(call, "progress",
+                        json_pack("{s:s, s:s, s:I, s:I}", "stage", stage, "message", detail ? detail : "", "bytes",
+                                  (json_int_t) done, "total", (json_int_t) total));
+}
+
+static int with_store(Daemon *d, Store **ret) {
+        return store_open(d->paths.db_path, STORE_OPEN_NO_MIGRATE, ret);
+}
+
+/* ---- kernels ---- */
+
+static int work_kernel_import(RpcCall *call, void *userdata, json_t **ret) {
+        ImageJob *j = userdata;
+        Store *s = NULL;
+        int r = with_store(j->d, &s);
+        if (r < 0)
+                return r;
+        KernelImportOptions o = { .name = j->name, .from = j->from, .initrd = j->rootfs, /* the initrd path */
+                                  .progress = { notify_progress, call } };
+        KernelRecord k = {};
+        r = kernel_store_import(s, j->d->paths.state_dir, &o, &k);
+        if (r >= 0)
+                *ret = kernel_record_to_json(&k);
+        kernel_record_done(&k);
+        store_close(s);
+        return r;
+}
+
+static int method_kernel_import(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", "from", "initrd", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        ImageJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want_str(call, params, "name", true, false, &j->name) < 0 || want_str(call, params, "from", true, true, &j->from) < 0 ||
+            want_str(call, params, "initrd", false, true, &j->rootfs) < 0) {
+                image_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work_kernel_import, j, image_job_free);
+}
+
+static int method_kernel_list(Daemon *d, RpcCall *call, json_t *params) {
+        if (rpc_params_check_keys(call, params, (const char *const[]){ NULL }) < 0)
+                return 0;
+        json_t *r = NULL;
+        int k = kernel_store_list_json(d->store, &r);
+        if (k < 0)
+                return k;
+        rpc_call_reply(call, r);
+        return 0;
+}
+
+static int method_kernel_show(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        _cleanup_free_ char *name = NULL;
+        if (want_str(call, params, "name", true, false, &name) < 0)
+                return 0;
+        json_t *r = NULL;
+        int k = kernel_store_show_json(d->store, name, &r);
+        if (k < 0)
+                return k;
+        rpc_call_reply(call, r);
+        return 0;
+}
+
+static int work_kernel_rm(RpcCall *call, void *userdata, json_t **ret) {
+        ImageJob *j = userdata;
+        Store *s = NULL;
+        int r = with_store(j->d, &s);
+        if (r < 0)
+                return r;
+        r = kernel_store_remove(s, j->d->paths.state_dir, j->name);
+        store_close(s);
+        if (r >= 0)
+                *ret = json_pack("{s:s}", "removed", j->name);
+        return r;
+}
+
+static int method_kernel_rm(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        ImageJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want_str(call, params, "name", true, false, &j->name) < 0) {
+                image_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work_kernel_rm, j, image_job_free);
+}
+
+/* ---- images ---- */
+
+static json_t *image_to_json(Store *s, const ImageRecord *img) {
+        KernelRecord k = {};
+        const char *kname = NULL;
+        if (img->kernel_id && store_kernel_get_by_id(s, img->kernel_id, &k) >= 0)
+                kname = k.name;
+        char ts[40];
+        json_t *j = json_pack("{s:s, s:s, s:s?, s:s, s:s?, s:b, s:I, s:s?, s:s}", "id", img->id, "name", img->name,
+                              "kernel", kname, "rootfs", img->rootfs_path, "work_seed", img->work_seed_path, "managed",
+                              img->managed, "size", (json_int_t) img->size, "source", img->source, "created_at",
+                              format_timestamp(ts, sizeof(ts), img->created_at) ? ts : "");
+        kernel_record_done(&k);
+        return j;
+}
+
+static int image_lookup(Store *s, const char *ref, ImageRecord *ret) {
+        int r = store_image_get_by_name(s, ref, ret);
+        if (r == -ENOENT)
+                r = store_image_get_by_id(s, ref, ret);
+        if (r == -ENOENT || r == -EINVAL)
+                return error_setf(-ENOENT, "no image named '%s'", ref);
+        return r;
+}
+
+static int check_image_file(const char *path, uint64_t *ret_size) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return error_setf(-errno, "cannot open %s: %m", path);
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return error_setf(-EINVAL, "%s is not a regular file", path);
+        unsigned char magic[2];
+        if (pread(fd, magic, 2, 1080) != 2 || magic[0] != 0x53 || magic[1] != 0xef)
+                return error_setf(-EINVAL, "%s is not an ext2/3/4 filesystem image", path);
+        *ret_size = (uint64_t) st.st_size;
+        return 0;
+}
+
+static int method_image_register(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", "rootfs", "kernel", "work_seed", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        _cleanup_free_ char *name = NULL, *rootfs = NULL, *kernel = NULL, *seed = NULL;
+        if (want_str(call, params, "name", true, false, &name) < 0 || want_str(call, params, "rootfs", true, true, &rootfs) < 0 ||
+            want_str(call, params, "kernel", true, false, &kernel) < 0 ||
+            want_str(call, params, "work_seed", false, true, &seed) < 0)
+                return 0;
+        uint64_t size = 0, seed_size = 0;
+        int r = check_image_file(rootfs, &size);
+        if (r >= 0 && seed)
+                r = check_image_file(seed, &seed_size);
+        if (r < 0)
+                return r;
+        KernelRecord k = {};
+        r = kernel_store_lookup(d->store, kernel, &k);
+        if (r < 0)
+                return error_setf(r, "kernel '%s': %s", kernel, error_last_message() ? error_last_message() : strerror(-r));
+        char id[STORE_ID_GENERATED_LEN + 1];
+        r = store_id_generate(id);
+        ImageRecord img = { .id = id, .name = name, .kernel_id = k.id, .rootfs_path = rootfs, .work_seed_path = seed,
+                            .managed = false, .size = size, .source = rootfs };
+        if (r >= 0)
+                r = store_image_insert(d->store, &img);
+        if (r == -EEXIST)
+                r = error_setf(-EEXIST, "an image named '%s' already exists", name);
+        if (r >= 0) {
+                ImageRecord got = {};
+                if (store_image_get_by_id(d->store, id, &got) >= 0)
+                        rpc_call_reply(call, image_to_json(d->store, &got));
+                image_record_done(&got);
+        }
+        kernel_record_done(&k);
+        return r;
+}
+
+static int method_image_list(Daemon *d, RpcCall *call, json_t *params) {
+        if (rpc_params_check_keys(call, params, (const char *const[]){ NULL }) < 0)
+                return 0;
+        ImageRecord *list = NULL;
+        size_t n = 0;
+        int r = store_image_list(d->store, &list, &n);
+        if (r < 0)
+                return r;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+                json_array_append_new(arr, image_to_json(d->store, &list[i]));
+        image_record_array_free(list, n);
+        rpc_call_reply(call, json_pack("{s:o}", "images", arr));
+        return 0;
+}
+
+static int method_image_show(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        _cleanup_free_ char *name = NULL;
+        if (want_str(call, params, "name", true, false, &name) < 0)
+                return 0;
+        ImageRecord img = {};
+        int r = image_lookup(d->store, name, &img);
+        if (r < 0)
+                return r;
+        rpc_call_reply(call, image_to_json(d->store, &img));
+        image_record_done(&img);
+        return 0;
+}
+
+static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        _cleanup_free_ char *name = NULL;
+        if (want_str(call, params, "name", true, false, &name) < 0)
+                return 0;
+        ImageRecord img = {};
+        int r = image_lookup(d->store, name, &img);
+        if (r < 0)
+                return r;
+        r = store_image_delete(d->store, img.id);
+        if (r >= 0 && img.managed) {
+                if (unlink(img.rootfs_path) < 0 && errno != ENOENT)
+                        log_warning("cannot remove %s: %m", img.rootfs_path);
+                if (img.work_seed_path)
+                        (void) unlink(img.work_seed_path);
+        }
+        if (r >= 0)
+                rpc_call_reply(call, json_pack("{s:s}", "removed", img.name));
+        image_record_done(&img);
+        return r;
+}
+
+const RpcMethod image_methods[] = {
+        { "kernel.import", method_kernel_import }, { "kernel.list", method_kernel_list },
+        { "kernel.show", method_kernel_show },     { "kernel.rm", method_kernel_rm },
+        { "image.register", method_image_register }, { "image.list", method_image_list },
+        { "image.show", method_image_show },       { "image.delete", method_image_delete },
+        {},
+};

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared between the VM service's files; not for the RPC layer. */
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "vm-manager.h"
+
+typedef struct Host Host;
+
+typedef struct VmLock {
+        char *id;
+        pthread_mutex_t mutex;
+        unsigned users;
+        struct VmLock *next;
+} VmLock;
+
+/* A running VM's VMM handles. Touched only under the VM's lock. */
+typedef struct VmRuntime {
+        char *id;
+        VmmInstance inst;
+        unsigned generation; /* bumped on every launch; watchers compare it */
+        struct VmRuntime *next;
+} VmRuntime;
+
+struct VmManager {
+        Daemon *d;
+        Host *host;
+        pthread_mutex_t lock; /* guards the lists below, never held while blocking */
+        VmLock *locks;
+        VmRuntime *runtimes;
+        unsigned next_generation;
+        char *ssh_key;
+        char *known_hosts;
+        volatile bool stopping;
+};
+
+VmLock *vm_lock(VmManager *m, const char *id);
+void vm_unlock(VmManager *m, VmLock *l);
+VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create);
+void vm_runtime_drop(VmManager *m, const char *id);
+void vm_watch(VmManager *m, const char *id, VmRuntime *rt);
+/* Called by a watcher when a VMM process exited (any reason). */
+void vm_handle_exit(VmManager *m, const char *id, unsigned generation);
+char *vm_run_dir(VmManager *m, const char *id);
+int vm_manager_read_pubkey(VmManager *m, char **ret);
+/* With the VM's lock held. */
+int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
+void vm_release_host(VmManager *m, Store *s, const VmRecord *vm);
+char *vm_log_tail(VmManager *m, const char *id, size_t max);
+
+/* Strings a VmmConfig points into. */
+typedef struct VmLaunchSpec {
+        VmmConfig cfg;
+        char *run_dir, *log_path, *kernel, *initrd, *cmdline, *root_img, *work_img;
+} VmLaunchSpec;
+
+int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpec *ret);
+void vm_launch_spec_done(VmLaunchSpec *spec);

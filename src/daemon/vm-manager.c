@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: MIT */
+/* The VM service's shared state: per-VM locks, the VMM instances of running
+ * VMs and their exit watchers, paths, JSON views, and recovery at start. */
+#include "vm-manager.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "fs-util.h"
+#include "host.h"
+#include "log.h"
+#include "spawn.h"
+#include "string-util.h"
+#include "vm-internal.h"
+
+void vm_progress(VmProgress *p, const char *vm_id, const char *stage, const char *fmt, ...) {
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        log_info("vm %s: %s: %s", vm_id ? vm_id : "-", stage, msg);
+        if (!p || !p->call)
+                return;
+        json_int_t ms = (json_int_t) ((now_monotonic() - p->started) / USEC_PER_MSEC);
+        rpc_call_notify(p->call, "progress",
+                        json_pack("{s:s?, s:s, s:s, s:I}", "vm", vm_id, "stage", stage, "message", msg, "elapsed_ms", ms));
+}
+
+/* ---- locks and runtimes ---- */
+
+VmLock *vm_lock(VmManager *m, const char *id) {
+        pthread_mutex_lock(&m->lock);
+        VmLock *l;
+        for (l = m->locks; l; l = l->next)
+                if (streq(l->id, id))
+                        break;
+        if (!l) {
+                l = calloc(1, sizeof(*l));
+                if (!l || !(l->id = strdup(id))) {
+                        free(l);
+                        pthread_mutex_unlock(&m->lock);
+                        return NULL;
+                }
+                pthread_mutex_init(&l->mutex, NULL);
+                l->next = m->locks;
+                m->locks = l;
+        }
+        l->users++;
+        pthread_mutex_unlock(&m->lock);
+        pthread_mutex_lock(&l->mutex);
+        return l;
+}
+
+void vm_unlock(VmManager *m, VmLock *l) {
+        if (!l)
+                return;
+        pthread_mutex_unlock(&l->mutex);
+        pthread_mutex_lock(&m->lock);
+        if (--l->users == 0) {
+                VmLock **pp = &m->locks;
+                while (*pp != l)
+                        pp = &(*pp)->next;
+                *pp = l->next;
+                pthread_mutex_destroy(&l->mutex);
+                free(l->id);
+                free(l);
+        }
+        pthread_mutex_unlock(&m->lock);
+}
+
+/* Callers hold the VM's lock for everything they do with the runtime. */
+VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create) {
+        pthread_mutex_lock(&m->lock);
+        VmRuntime *rt;
+        for (rt = m->runtimes; rt; rt = rt->next)
+                if (streq(rt->id, id))
+                        break;
+        if (!rt && create) {
+                rt = calloc(1, sizeof(*rt));
+                if (rt && (rt->id = strdup(id))) {
+                        rt->inst.proc = PROCESS_NULL;
+                        rt->next = m->runtimes;
+                        m->runtimes = rt;
+                } else {
+                        free(rt);
+                        rt = NULL;
+                }
+        }
+        pthread_mutex_unlock(&m->lock);
+        return rt;
+}
+
+void vm_runtime_drop(VmManager *m, const char *id) {
+        pthread_mutex_lock(&m->lock);
+        for (VmRuntime **pp = &m->runtimes; *pp; pp = &(*pp)->next) {
+                VmRuntime *rt = *pp;
+                if (!streq(rt->id, id))
+                        continue;
+                *pp = rt->next;
+                vmm_instance_done(&rt->inst);
+                free(rt->id);
+                free(rt);
+                break;
+        }
+        pthread_mutex_unlock(&m->lock);
+}
+
+/* ---- exit watchers: one thread per running VMM ---- */
+
+typedef struct Watch {
+        VmManager *m;
+        char *id;
+        int pidfd;
+        unsigned generation;
+} Watch;
+
+static void *watch_main(void *p) {
+        Watch *w = p;
+        struct pollfd pfd = { .fd = w->pidfd, .events = POLLIN };
+        while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+                ;
+        safe_close(w->pidfd);
+        if (!w->m->stopping)
+                vm_handle_exit(w->m, w->id, w->generation);
+        free(w->id);
+        free(w);
+        return NULL;
+}
+
+void vm_watch(VmManager *m, const char *id, VmRuntime *rt) {
+        Watch *w = calloc(1, sizeof(*w));
+        if (!w)
+                return;
+        *w = (Watch){ .m = m, .id = strdup(id), .pidfd = fcntl(rt->inst.proc.pidfd, F_DUPFD_CLOEXEC, 3),
+                      .generation = rt->generation };
+        if (!w->id || w->pidfd < 0) {
+                safe_close(w->pidfd);
+                free(w->id);
+                free(w);
+                return;
+        }
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        if (pthread_create(&t, &attr, watch_main, w) != 0) {
+                safe_close(w->pidfd);
+                free(w->id);
+                free(w);
+        }
+        pthread_attr_destroy(&attr);
+}
+
+/* ---- paths ---- */
+
+char *vm_state_dir(VmManager *m, const char *id) {
+        char *p = NULL;
+        return asprintf(&p, "%s/vms/%s", m->d->paths.state_dir, id) < 0 ? NULL : p;
+}
+
+char *vm_console_log(VmManager *m, const char *id) {
+        char *p = NULL;
+        return asprintf(&p, "%s/vms/%s/console.log", m->d->paths.state_dir, id) < 0 ? NULL : p;
+}
+
+char *vm_run_dir(VmManager *m, const char *id) {
+        char *p = NULL;
+        return asprintf(&p, "%s/vms/%s", m->d->paths.runtime_dir, id) < 0 ? NULL : p;
+}
+
+const char *vm_manager_ssh_key(VmManager *m) {
+        return m->ssh_key;
+}
+
+const char *vm_manager_known_hosts(VmManager *m) {
+        return m->known_hosts;
+}
+
+int vm_manager_open_store(VmManager *m, Store **ret) {
+        return store_open(m->d->paths.db_path, STORE_OPEN_NO_MIGRATE, ret);
+}
+
+/* ---- resolution and JSON ---- */
+
+int vm_resolve(Store *s, const char *ref, VmRecord *ret) {
+        if (!ref || !*ref || strlen(ref) > 64)
+                return error_setf(-EINVAL, "invalid VM reference");
+        int r = store_vm_get_by_name(s, ref, ret);
+        if (r != -ENOENT)
+                return r;
+        r = store_vm_get_by_id(s, ref, ret);
+        if (r != -ENOENT && r != -EINVAL)
+                return r;
+        VmRecord *list = NULL;
+        size_t n = 0;
+        r = store_vm_find_by_prefix(s, ref, &list, &n);
+        if (r < 0)
+                return r;
+        if (n == 0) {
+                vm_record_array_free(list, n);
+                return error_setf(-ENOENT, "no VM named or with id prefix '%s'", ref);
+        }
+        if (n > 1) {
+                char buf[768] = "";
+                for (size_t i = 0; i < n && strlen(buf) < 600; i++) {
+                        strcat(buf, i ? ", " : "");
+                        strncat(buf, list[i].id, 40);
+                        strcat(buf, " (");
+                        strncat(buf, list[i].name, 64);
+                        strcat(buf, ")");
+                }
+                vm_record_array_free(list, n);
+                return error_setf(-ENOTUNIQ, "VM id prefix '%s' is ambiguous: %s", ref, buf);
+        }
+        *ret = list[0];
+        list[0] = (VmRecord){};
+        vm_record_array_free(list, n);
+        return 0;
+}
+
+static json_t *json_str_or_null(const char *s) {
+        return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *timestamp_json(usec_t t) {
+        char buf[40];
+        return t ? json_string(format_timestamp(buf, sizeof(buf), t)) : json_null();
+}
+
+json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
+        ImageRecord img = {};
+        const char *image_name = vm->image_id;
+        if (store_image_get_by_id(s, vm->image_id, &img) >= 0)
+                image_name = img.name;
+        json_t *runtime = vm->runtime_json ? json_loads(vm->runtime_json, 0, NULL) : NULL;
+        json_t *ready = json_object_get(runtime, "ready");
+        bool running = vm->state == VM_STATE_RUNNING;
+        _cleanup_free_ char *log = vm_console_log(m, vm->id);
+        char dns[80];
+        snprintf(dns, sizeof(dns), "%s.vm", vm->name);
+        json_t *j = json_pack(
+                "{s:s, s:s, s:s, s:o, s:s, s:s, s:i, s:I, s:I, s:b, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:s?}",
+                "id", vm->id, "name", vm->name, "state", vm_state_to_string(vm->state), "last_error",
+                json_str_or_null(vm->last_error), "image", image_name ? image_name : "", "vmm",
+                vmm_kind_to_string(vm->vmm), "vcpu", (int) vm->vcpus, "memory_mib", (json_int_t) vm->mem_mib,
+                "disk_bytes", (json_int_t) vm->disk_bytes, "nat", vm->nat, "ip", json_str_or_null(vm->ip), "mac",
+                json_str_or_null(vm->mac), "tap", json_str_or_null(vm->tap), "dns_name", dns, "pid",
+                running && vm->pid > 0 ? json_integer(vm->pid) : json_null(), "boot_id",
+                json_str_or_null(vm->boot_id), "ready",
+                json_pack("{s:b, s:b, s:b}", "vmm", running, "agent",
+                          running && json_is_true(json_object_get(ready, "agent")), "ssh",
+                          running && json_is_true(json_object_get(ready, "ssh"))),
+                "created_at", timestamp_json(vm->created_at), "updated_at", timestamp_json(vm->updated_at),
+                "log_path", log);
+        json_decref(runtime);
+        image_record_done(&img);
+        return j;
+}
+
+/* ---- defaults ---- */
+
+VmmKind vm_manager_default_vmm(VmManager *m) {
+        const BangerConfig *c = &m->d->config;
+        if (c->default_vmm == CONFIG_VMM_FIRECRACKER)
+                return VMM_FIRECRACKER;
+        if (c->default_vmm == CONFIG_VMM_QEMU)
+                return VMM_QEMU;
+        if (access("/dev/kvm", R_OK | W_OK) == 0 && vmm_driver_firecracker.probe(c->firecracker_bin) >= 0)
+                return VMM_FIRECRACKER;
+        return VMM_QEMU;
+}
+
+/* ---- SSH key ---- */
+
+static int ensure_ssh_key(VmManager *m) {
+        _cleanup_free_ char *dir = path_join(m->d->paths.state_dir, "ssh");
+        if (!dir)
+                return -ENOMEM;
+        int r = mkdirat_private(AT_FDCWD, dir, 0700);
+        if (r < 0)
+                return log_error_errno(r, "cannot create %s: %m", dir);
+        m->ssh_key = path_join(dir, "id_ed25519");
+        m->known_hosts = path_join(dir, "known_hosts");
+        if (!m->ssh_key || !m->known_hosts)
+                return -ENOMEM;
+        if (access(m->ssh_key, F_OK) == 0)
+                return 0;
+        char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", m->ssh_key, NULL };
+        _cleanup_free_ char *out = NULL;
+        r = spawn_run_capture(argv, 30 * USEC_PER_SEC, 4096, true, &out);
+        if (r != 0) {
+                log_warning("ssh-keygen failed (%d): %s; VMs get no SSH key", r, out ? out : "");
+                return 0;
+        }
+        log_info("generated SSH key %s", m->ssh_key);
+        return 0;
+}
+
+int vm_manager_read_pubkey(VmManager *m, char **ret) {
+        if (!m->ssh_key)
+                return -ENOENT;
+        _cleanup_free_ char *pub = NULL;
+        if (asprintf(&pub, "%s.pub", m->ssh_key) < 0)
+                return -ENOMEM;
+        return read_file_at(AT_FDCWD, pub, 64 * 1024, ret, NULL);
+}
+
+int vm_manager_new(Daemon *d, VmManager **ret) {
+        VmManager *m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        m->d = d;
+        pthread_mutex_init(&m->lock, NULL);
+        _cleanup_free_ char *vms = path_join(d->paths.state_dir, "vms");
+        _cleanup_free_ char *rvms = path_join(d->paths.runtime_dir, "vms");
+        if (!vms || !rvms || mkdirat_private(AT_FDCWD, vms, 0700) < 0 || mkdirat_private(AT_FDCWD, rvms, 0700) < 0) {
+                vm_manager_free(m);
+                return log_error_errno(-EIO, "cannot create the VM directories under %s and %s",
+                                       d->paths.state_dir, d->paths.runtime_dir);
+        }
+        (void) ensure_ssh_key(m);
+        int r = host_new(d, &m->host);
+        if (r < 0) {
+                vm_manager_free(m);
+                return r;
+        }
+        *ret = m;
+        return 0;
+}
+
+void vm_manager_shutdown(VmManager *m) {
+        m->stopping = true;
+        host_stop_helper(m->host);
+}
+
+VmManager *vm_manager_free(VmManager *m) {
+        if (!m)
+                return NULL;
+        m->stopping = true;
+        while (m->runtimes) {
+                VmRuntime *rt = m->runtimes;
+                m->runtimes = rt->next;
+                vmm_instance_done(&rt->inst);
+                free(rt->id);
+                free(rt);
+        }
+        m->host = host_free(m->host);
+        free(m->ssh_key);
+        free(m->known_hosts);
+        free(m);
+        return NULL;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* bangerd-root: the privileged helper. It holds the only root privileges
+ * banger uses and exposes them through a small fixed method table over a
+ * Unix socket that only root and the owner can reach. Every argument is
+ * validated against the helper's own configuration (owner, state directory,
+ * bridge, CIDR) before anything touches the host. */
+
+#include <jansson.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "ipv4-subnet.h"
+#include "macro.h"
+
+#define HELPER_MAX_REQUEST (64 * 1024)
+#define HELPER_MAX_DEPTH 8
+#define HELPER_REQUEST_TIMEOUT_SEC 10
+#define HELPER_MAX_CONNECTIONS 32
+/* Bounds on client-supplied lists (entries in nat.apply, keep lists). */
+#define HELPER_MAX_LIST 4096
+
+typedef struct Helper {
+        uid_t owner_uid;
+        gid_t owner_gid;
+
+        char *state_dir; /* canonical absolute path of state_fd */
+        int state_fd;
+
+        char *socket_path;
+        int socket_dir_fd;
+        const char *socket_name; /* points into socket_path */
+        int listen_fd;
+
+        Ipv4Subnet subnet;
+        struct in_addr bridge_ip;
+        char bridge[IFNAMSIZ];
+        char *uplink; /* NULL: the interface of the default route */
+        uint16_t dns_port;
+
+        sd_event *event;
+        sd_event_source *listen_source;
+        unsigned n_connections;
+} Helper;
+
+/* A method validates its params (an object) and returns 0 with *ret_result
+ * (a new object) or -errno with the reason recorded through error_setf(). */
+typedef int (*HelperMethodFn)(Helper *h, json_t *params, json_t **ret_result);
+
+typedef struct HelperMethod {
+        const char *name;
+        HelperMethodFn fn;
+} HelperMethod;
+
+const HelperMethod *helper_method_find(const char *name);
+
+/* helper-server.c */
+int helper_listen(Helper *h);
+void helper_unlisten(Helper *h);
+
+/* helper-params.c: strict parameter checking. */
+typedef enum HelperFieldType {
+        FIELD_STRING,
+        FIELD_BOOL,
+        FIELD_UINT,
+        FIELD_ARRAY,
+} HelperFieldType;
+
+typedef struct HelperField {
+        const char *name;
+        HelperFieldType type;
+        bool required;
+} HelperField;
+
+/* Reject unknown fields, missing required ones and wrong types. fields is
+ * terminated by an entry with name NULL. */
+int params_check(const char *method, json_t *params, const HelperField *fields);
+const char *params_string(json_t *params, const char *name); /* NULL when absent */
+
+/* A printable, length-limited copy of client text for error messages. */
+const char *shorten(const char *s, char buf[static 48]);
+
+int check_tap_name(const char *name);
+int check_bridge_name(const Helper *h, const char *name);
+/* A guest address: inside the CIDR, not network/broadcast, not the bridge. */
+int check_guest_ip(const Helper *h, const char *s, struct in_addr *ret);
+/* Open relpath beneath the state directory as a regular file owned by the
+ * owner (O_PATH first, so nothing is opened that fails the checks; then
+ * reopened with flags). */
+int open_state_file(const Helper *h, const char *relpath, int flags);
+/* Validate a state-relative path syntactically and map open errors. */
+int check_state_path(const char *relpath);
+int map_open_error(int r, const char *relpath);
+/* A list of strings each passing check (NULL: any); returns a strv. */
+int params_strv(json_t *array, const char *what, int (*check)(const char *), char ***ret);
+
+/* main.c helpers shared with the server */
+const char *errno_name(int r);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Anonymous pulls over the Docker Registry HTTP API v2 (libcurl): manifests
+ * into memory, blobs streamed into a content-addressed cache. HTTPS only,
+ * except for loopback registries (127.0.0.1, localhost, [::1]), which may
+ * answer plain HTTP (tests, local mirrors). A 401 with a Bearer challenge
+ * is answered once with an anonymous token from the challenge's realm.
+ * Every blob is hashed while it streams to an unnamed temp file that gets
+ * its name (<cache>/blobs/sha256/<hex>) only after the digest matched. */
+
+#include <stdint.h>
+
+#include "macro.h"
+#include "oci-ref.h"
+
+#define OCI_CACHE_BLOB_DIR "blobs/sha256"
+
+typedef struct OciRegistry OciRegistry;
+
+/* Called with bytes received for the current blob; non-zero cancels. */
+typedef int (*OciDownloadProgressFn)(uint64_t done, void *userdata);
+
+int oci_registry_new(const OciRef *ref, OciRegistry **ret);
+void oci_registry_free(OciRegistry *reg);
+DEFINE_TRIVIAL_CLEANUP_FUNC(OciRegistry *, oci_registry_free);
+#define _cleanup_oci_registry_ _cleanup_(oci_registry_freep)
+
+/* GET /v2/<repo>/manifests/<reference>, accepting OCI and Docker v2
+ * manifests and indexes. When reference is a digest, the body must match it.
+ * ret_digest gets the digest of the body. */
+int oci_registry_get_manifest(OciRegistry *reg, const char *reference, char **ret_body, size_t *ret_len,
+                              char **ret_content_type, char **ret_digest);
+
+/* Make sure the blob is in the cache: present already, or downloaded and
+ * verified (and, when size is non-zero, exactly that long). */
+int oci_registry_fetch_blob(OciRegistry *reg, int cache_dirfd, const char *digest, uint64_t size,
+                            OciDownloadProgressFn progress, void *userdata);
+
+/* Open <cache>/blobs/sha256 (created 0700 when missing). */
+int oci_cache_blob_dir(int cache_dirfd, int *ret_fd);
