@@ -298,30 +298,11 @@ static void print_vm_detail(json_t *vm) {
         printf("console:    %s\n", json_str(vm, "log_path", "-"));
 }
 
-/* Parse the common options of a verb taking exactly one VM reference. */
-static int parse_one_ref(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char **ret) {
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, {} };
-        int o;
-        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
-                if (o == 'h') {
-                        help();
-                        return -1;
-                }
-                if (o != CLI_OPT_JSON)
-                        return cli_option_error(cmd, argv);
-                cli->json = true;
-        }
-        if (argc - optind != 1)
-                return cli_usage_error(cmd, "expects exactly one VM");
-        *ret = argv[optind];
-        return 0;
-}
-
 static int vm_show_cmd(Cli *cli, int argc, char **argv) {
-        const char *ref = NULL;
-        int r = parse_one_ref(cli, "vm show", show_help, argc, argv, &ref);
+        int r = cli_parse_simple(cli, "vm show", show_help, argc, argv, 1, 1);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
+        const char *ref = argv[optind];
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;

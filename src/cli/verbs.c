@@ -72,3 +72,24 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
         fprintf(stderr, "\nTry 'banger %s --help'.\n", cmd);
         return EXIT_USAGE;
 }
+
+int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
+                     int max_operands) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, {} };
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                if (o == 'h') {
+                        help();
+                        return -1;
+                }
+                if (o != CLI_OPT_JSON)
+                        return cli_option_error(cmd, argv);
+                cli->json = true;
+        }
+        int n = argc - optind;
+        if (n < min_operands)
+                return cli_usage_error(cmd, "missing argument");
+        if (max_operands >= 0 && n > max_operands)
+                return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + max_operands]);
+        return 0;
+}

@@ -38,3 +38,13 @@ int cli_option_error(const char *cmd, char **argv);
 
 /* A usage error with a message: "banger vm create: MESSAGE" and a hint. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
+
+/* Parse a verb that takes only --json/--help and between min and max
+ * operands (max < 0: no limit), left at argv[optind...]. Returns 0, -1 when
+ * help was printed (exit 0), or EXIT_USAGE after printing the error. */
+int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
+                     int max_operands);
+
+/* Resolve a host path argument to an absolute one (the daemon reads it, not
+ * from our cwd); a missing file is a usage error. */
+int cli_absolute_path(const char *cmd, const char *what, const char *arg, char **ret);

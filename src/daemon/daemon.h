@@ -32,6 +32,7 @@ typedef struct Daemon {
         int runtime_dir_fd;
         int state_dir_fd;
         int log_fd;
+        sd_event_source *dns_source;
 
         Store *store;
         VmManager *vms;
@@ -51,6 +52,9 @@ typedef struct Daemon {
         sd_event_source *mailbox_source;
         unsigned n_workers;
 } Daemon;
+
+/* dns-server.c */
+int dns_server_start(Daemon *d);
 
 /* server.c */
 int server_listen(Daemon *d);

@@ -27,6 +27,7 @@ struct Host {
         char bridge_ip[INET_ADDRSTRLEN];
         char netmask[INET_ADDRSTRLEN];
         unsigned prefix;
+        bool resolved_done;
 };
 
 const char *host_bridge_ip(Host *h) {
@@ -161,7 +162,19 @@ static int host_call(Host *h, const char *method, json_t *params) {
 }
 
 int host_bridge_ensure(Host *h) {
-        return host_call(h, "bridge.ensure", json_object());
+        int r = host_call(h, "bridge.ensure", json_object());
+        if (r < 0 || __atomic_exchange_n(&h->resolved_done, true, __ATOMIC_SEQ_CST))
+                return r;
+        /* Once the bridge exists: route the .vm zone to our DNS through
+         * systemd-resolved, where it runs. */
+        int k = helper_resolved_configure(h->socket);
+        if (k == -EOPNOTSUPP)
+                log_info("systemd-resolved is not running: <name>.vm resolves only through %s:%u",
+                         h->d->config.dns_listen, h->d->config.dns_port);
+        else if (k < 0)
+                log_warning("cannot hook .vm into systemd-resolved: %s",
+                            error_last_message() ? error_last_message() : strerror(-k));
+        return 0;
 }
 
 int host_tap_create(Host *h, const char *name) {

@@ -174,6 +174,9 @@ static int daemon_setup(Daemon *d, const Args *a) {
         r = server_mailbox_setup(d);
         if (r < 0)
                 return log_error_errno(r, "cannot set up worker mailbox: %m");
+        r = dns_server_start(d);
+        if (r < 0)
+                log_warning("DNS for <name>.vm disabled: %s", error_last_message() ? error_last_message() : strerror(-r));
         r = server_listen(d);
         if (r < 0)
                 return log_error_errno(r, "cannot listen: %s", error_last_message() ? error_last_message() : strerror(-r));
@@ -182,6 +185,7 @@ static int daemon_setup(Daemon *d, const Args *a) {
 
 static void daemon_teardown(Daemon *d) {
         server_close_all(d);
+        d->dns_source = sd_event_source_disable_unref(d->dns_source);
         /* Workers and exit watchers may still hold the VM service; only the
          * helper process it owns is stopped. VMMs keep running. */
         if (d->vms)

@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "error.h"
 #include "fs-util.h"
+#include "ext4-edit.h"
 #include "guest-patch.h"
 #include "host.h"
 #include "log.h"
@@ -67,6 +68,26 @@ static int vm_assign_network(VmManager *m, Store *s, VmRecord *vm) {
         return vm->tap ? 0 : -ENOMEM;
 }
 
+/* The work disk is mounted on /root in the guest, over the root disk's
+ * /root: root's authorized_keys must be on it too, or they are hidden. */
+static int workdisk_add_keys(int dfd, const char *pubkey) {
+        _cleanup_close_ int fd = openat(dfd, "work.img", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        Ext4Image *img = NULL;
+        int r = ext4_image_open_fd(fd, &img);
+        if (r < 0)
+                return r;
+        r = ext4_mkdir_p(img, "/.ssh", 0700, 0, 0);
+        if (r >= 0)
+                r = ext4_write_file(img, "/.ssh/authorized_keys", pubkey, strlen(pubkey), 0600, 0, 0);
+        if (r < 0) {
+                ext4_image_abort(img);
+                return r;
+        }
+        return ext4_image_close(img);
+}
+
 /* Root disk (clone of the image + guest patch) and work disk. */
 static int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmProgress *p) {
         _cleanup_free_ char *dir = vm_state_dir(m, vm->id);
@@ -112,8 +133,11 @@ static int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *im
                 r = sfd < 0 ? sfd : workdisk_from_seed(sfd, basename(sn), dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE, NULL);
         } else
                 r = workdisk_create(dfd, "work.img", vm->disk_bytes);
+        if (r >= 0 && pubkey)
+                r = workdisk_add_keys(dfd, pubkey);
         if (r < 0) {
                 (void) unlinkat(dfd, "root.img", 0);
+                (void) unlinkat(dfd, "work.img", 0);
                 return error_setf(r, "work disk: %s", error_last_message() ? error_last_message() : strerror(-r));
         }
         return 0;

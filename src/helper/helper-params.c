@@ -157,6 +157,9 @@ int open_state_file(const Helper *h, const char *relpath, int flags) {
         if (fstat(pfd, &st) < 0)
                 return -errno;
         char b[48];
+        /* With O_PATH|O_NOFOLLOW a final symlink is opened as itself. */
+        if (S_ISLNK(st.st_mode))
+                return map_open_error(-ELOOP, relpath);
         if (!S_ISREG(st.st_mode))
                 return error_setf(-EPERM, "path '%s' is not a regular file", shorten(relpath, b));
         if (st.st_uid != h->owner_uid)

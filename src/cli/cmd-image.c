@@ -1,0 +1,255 @@
+/* SPDX-License-Identifier: MIT */
+/* banger image register|promote|list|show|delete */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd-vm.h"
+#include "macro.h"
+#include "string-util.h"
+#include "verbs.h"
+
+static int image_register_cmd(Cli *cli, int argc, char **argv);
+static int image_promote_cmd(Cli *cli, int argc, char **argv);
+static int image_list_cmd(Cli *cli, int argc, char **argv);
+static int image_show_cmd(Cli *cli, int argc, char **argv);
+static int image_delete_cmd(Cli *cli, int argc, char **argv);
+
+const CliVerb cli_image_verbs[] = {
+        { "register", NULL, image_register_cmd, "register an existing root filesystem image with a kernel",
+          "--name= --rootfs= --kernel-ref= --work-seed= --json --help", "" },
+        { "promote", NULL, image_promote_cmd, "copy a registered image's rootfs into banger's store",
+          "--json --help", "image" },
+        { "list", "ls", image_list_cmd, "list images", "--json --help", "" },
+        { "show", NULL, image_show_cmd, "show one image", "--json --help", "image" },
+        { "delete", "rm", image_delete_cmd, "delete images no VM uses", "--json --help", "image" },
+        {},
+};
+
+int cmd_image(Cli *cli, int argc, char **argv) {
+        return cli_group_run(cli, "image",
+                             "Images are a root filesystem (ext4) plus the kernel it boots with. VMs get a\n"
+                             "copy-on-write clone of the image's rootfs.",
+                             cli_image_verbs, argc, argv);
+}
+
+static void register_help(void) {
+        printf("Usage: banger image register --name NAME --rootfs FILE --kernel-ref KERNEL\n"
+               "                             [--work-seed FILE] [--json]\n"
+               "\n"
+               "Register an existing root filesystem image (ext4, left where it is) under NAME,\n"
+               "booting with KERNEL (see 'banger kernel import'). 'banger image promote' later\n"
+               "copies it into banger's store so the original can go.\n"
+               "\n"
+               "Options:\n"
+               "  --name NAME        image name, [a-z0-9][a-z0-9-]{0,62}\n"
+               "  --rootfs FILE      the root filesystem image\n"
+               "  --kernel-ref NAME  an imported kernel\n"
+               "  --work-seed FILE   optional seed for each VM's writable work disk\n");
+}
+
+static void print_image(json_t *i) {
+        char size[16], ago[32];
+        printf("name:       %s\n", json_str(i, "name", "-"));
+        printf("id:         %s\n", json_str(i, "id", "-"));
+        printf("kernel:     %s\n", json_str(i, "kernel", "-"));
+        printf("rootfs:     %s\n", json_str(i, "rootfs", "-"));
+        printf("work seed:  %s\n", json_str(i, "work_seed", "-"));
+        printf("managed:    %s\n", json_is_true(json_object_get(i, "managed")) ? "yes (in banger's store)"
+                                                                               : "no (registered in place)");
+        printf("size:       %s\n", format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(i, "size"))));
+        printf("created:    %s (%s)\n", json_str(i, "created_at", "-"),
+               format_ago(ago, sizeof(ago), json_str(i, "created_at", NULL)));
+}
+
+enum { OPT_NAME = CLI_OPT_FIRST_PRIVATE, OPT_ROOTFS, OPT_KERNEL, OPT_SEED };
+
+static int register_params(const char *name, const char *rootfs, const char *kernel, const char *seed,
+                           json_t **ret) {
+        static const char cmd[] = "image register";
+        if (!name || !rootfs || !kernel)
+                return cli_usage_error(cmd, "--name, --rootfs and --kernel-ref are required");
+        if (!name_is_valid(name))
+                return cli_usage_error(cmd, "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+        if (!name_is_valid(kernel))
+                return cli_usage_error(cmd, "invalid kernel name '%s'", kernel);
+        _cleanup_free_ char *abs_rootfs = NULL, *abs_seed = NULL;
+        int r = cli_absolute_path(cmd, "--rootfs", rootfs, &abs_rootfs);
+        if (r == 0 && seed)
+                r = cli_absolute_path(cmd, "--work-seed", seed, &abs_seed);
+        if (r != 0)
+                return r;
+        json_t *p = json_pack("{s:s, s:s, s:s}", "name", name, "rootfs", abs_rootfs, "kernel", kernel);
+        if (p && abs_seed)
+                json_object_set_new(p, "work_seed", json_string(abs_seed));
+        *ret = p;
+        return p ? 0 : EXIT_FAIL;
+}
+
+static int image_register_cmd(Cli *cli, int argc, char **argv) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "name", required_argument, NULL, OPT_NAME },
+                                              { "rootfs", required_argument, NULL, OPT_ROOTFS },
+                                              { "kernel-ref", required_argument, NULL, OPT_KERNEL },
+                                              { "work-seed", required_argument, NULL, OPT_SEED },
+                                              {} };
+        const char *name = NULL, *rootfs = NULL, *kernel = NULL, *seed = NULL;
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': register_help(); return EXIT_OK;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case OPT_NAME: name = optarg; break;
+                case OPT_ROOTFS: rootfs = optarg; break;
+                case OPT_KERNEL: kernel = optarg; break;
+                case OPT_SEED: seed = optarg; break;
+                default: return cli_option_error("image register", argv);
+                }
+        }
+        if (optind < argc)
+                return cli_usage_error("image register", "unexpected argument '%s'", argv[optind]);
+        json_t *params = NULL;
+        int r = register_params(name, rootfs, kernel, seed, &params);
+        if (r != 0)
+                return r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0) {
+                json_decref(params);
+                return EXIT_FAIL;
+        }
+        json_t *img = NULL;
+        if (cli_call(cli, c, "image.register", params, &img) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(img);
+        else
+                printf("registered image %s (kernel %s, rootfs %s)\n", json_str(img, "name", name),
+                       json_str(img, "kernel", kernel), json_str(img, "rootfs", "-"));
+        json_decref(img);
+        return EXIT_OK;
+}
+
+static void promote_help(void) {
+        printf("Usage: banger image promote NAME [--json]\n"
+               "\n"
+               "Copy a registered image's rootfs into banger's own store and mark the image\n"
+               "managed: the original file is no longer used, and 'image delete' will remove\n"
+               "the copy. Shows a progress bar with bytes, rate and time left on a terminal.\n");
+}
+
+static int image_promote_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "image promote", promote_help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        _cleanup_progress_ Progress *p = NULL;
+        if (progress_new(cli->json, &p) < 0)
+                return EXIT_FAIL;
+        json_t *img = NULL;
+        if (vm_call(cli, c, "image.promote", json_pack("{s:s}", "name", argv[optind]), p, &img, NULL) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                print_json_line(img);
+        else
+                printf("promoted image %s: %s\n", json_str(img, "name", argv[optind]), json_str(img, "rootfs", "-"));
+        json_decref(img);
+        return EXIT_OK;
+}
+
+static void list_help(void) {
+        printf("Usage: banger image list [--json]\n"
+               "\n"
+               "List images: NAME KERNEL MANAGED SIZE CREATED ROOTFS. MANAGED images live in\n"
+               "banger's store; the others are registered in place.\n");
+}
+
+static int image_list_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "image list", list_help, argc, argv, 0, 0);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "image.list", NULL, &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else {
+                static const char *const hdr[] = { "NAME", "KERNEL", "MANAGED", "SIZE", "CREATED", "ROOTFS" };
+                _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
+                size_t i;
+                json_t *im;
+                json_array_foreach(json_object_get(res, "images"), i, im) {
+                        char size[16], ago[32];
+                        const char *row[] = { json_str(im, "name", "-"), json_str(im, "kernel", "-"),
+                                              json_is_true(json_object_get(im, "managed")) ? "yes" : "no",
+                                              format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(im, "size"))),
+                                              format_ago(ago, sizeof(ago), json_str(im, "created_at", NULL)),
+                                              json_str(im, "rootfs", "-") };
+                        if (t)
+                                (void) table_add_row(t, row);
+                }
+                if (t)
+                        table_print(t, stdout);
+        }
+        json_decref(res);
+        return EXIT_OK;
+}
+
+static void show_help(void) {
+        printf("Usage: banger image show NAME [--json]\n\nShow an image: kernel, rootfs, managed or not, size.\n");
+}
+
+static int image_show_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "image show", show_help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *img = NULL;
+        if (cli_call(cli, c, "image.show", json_pack("{s:s}", "name", argv[optind]), &img) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(img);
+        else
+                print_image(img);
+        json_decref(img);
+        return EXIT_OK;
+}
+
+static void delete_help(void) {
+        printf("Usage: banger image delete NAME... [--json]\n"
+               "\n"
+               "Delete images. One a VM still uses is refused. The rootfs file is removed only\n"
+               "for managed (promoted) images; a registered file is left alone. Exit code 1\n"
+               "when any deletion failed.\n");
+}
+
+static int image_delete_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "image delete", delete_help, argc, argv, 1, -1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        int ret = EXIT_OK;
+        for (int i = optind; i < argc; i++) {
+                json_t *res = NULL;
+                if (cli_call(cli, c, "image.delete", json_pack("{s:s}", "name", argv[i]), &res) < 0) {
+                        ret = EXIT_FAIL;
+                        continue;
+                }
+                if (cli->json)
+                        print_json_line(res);
+                else
+                        printf("deleted image %s\n", argv[i]);
+                json_decref(res);
+        }
+        return ret;
+}

@@ -1,0 +1,205 @@
+/* SPDX-License-Identifier: MIT */
+/* banger kernel import|list|show|rm */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cmd-vm.h"
+#include "macro.h"
+#include "string-util.h"
+#include "verbs.h"
+
+static int kernel_import_cmd(Cli *cli, int argc, char **argv);
+static int kernel_list_cmd(Cli *cli, int argc, char **argv);
+static int kernel_show_cmd(Cli *cli, int argc, char **argv);
+static int kernel_rm_cmd(Cli *cli, int argc, char **argv);
+
+const CliVerb cli_kernel_verbs[] = {
+        { "import", NULL, kernel_import_cmd, "import a kernel (and initrd, modules) from a file or directory",
+          "--from= --json --help", "" },
+        { "list", "ls", kernel_list_cmd, "list kernels", "--json --help", "" },
+        { "show", NULL, kernel_show_cmd, "show one kernel", "--json --help", "kernel" },
+        { "rm", "delete", kernel_rm_cmd, "remove kernels no image uses", "--json --help", "kernel" },
+        {},
+};
+
+int cmd_kernel(Cli *cli, int argc, char **argv) {
+        return cli_group_run(cli, "kernel",
+                             "Kernels that images boot: a vmlinux (Firecracker) or vmlinuz, an optional\n"
+                             "initrd and an optional lib/modules tree, copied into banger's store.",
+                             cli_kernel_verbs, argc, argv);
+}
+
+/* The daemon reads the path itself, so it must be absolute; resolving it
+ * here also turns a typo into an error before any RPC. */
+int cli_absolute_path(const char *cmd, const char *what, const char *arg, char **ret) {
+        char *p = realpath(arg, NULL);
+        if (!p)
+                return cli_usage_error(cmd, "%s '%s': %s", what, arg, strerror(errno));
+        *ret = p;
+        return 0;
+}
+
+static void import_help(void) {
+        printf("Usage: banger kernel import NAME --from FILE|DIR [--json]\n"
+               "\n"
+               "Import a kernel under NAME ([a-z0-9][a-z0-9-]{0,62}). --from is a kernel file\n"
+               "(an uncompressed vmlinux, or a vmlinuz for QEMU), or a directory holding\n"
+               "vmlinuz-* or vmlinux, optionally initrd* and lib/modules/<version> (what\n"
+               "'dpkg -x linux-image-*.deb DIR' gives: DIR/boot and DIR/lib work too). The files\n"
+               "are copied; progress shows on a terminal.\n");
+}
+
+static void print_kernel(json_t *k) {
+        char size[16], ago[32];
+        printf("name:      %s\n", json_str(k, "name", "-"));
+        printf("id:        %s\n", json_str(k, "id", "-"));
+        printf("version:   %s\n", json_str(k, "version", "-"));
+        printf("kernel:    %s\n", json_str(k, "kernel", "-"));
+        printf("vmlinux:   %s\n", json_str(k, "vmlinux", "-"));
+        printf("initrd:    %s\n", json_str(k, "initrd", "-"));
+        printf("modules:   %s\n", json_str(k, "modules", "-"));
+        printf("size:      %s\n", format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(k, "size"))));
+        printf("sha256:    %s\n", json_str(k, "sha256", "-"));
+        printf("created:   %s (%s)\n", json_str(k, "created_at", "-"),
+               format_ago(ago, sizeof(ago), json_str(k, "created_at", NULL)));
+}
+
+static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "from", required_argument, NULL, 'F' }, {} };
+        const char *from = NULL;
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': import_help(); return EXIT_OK;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case 'F': from = optarg; break;
+                default: return cli_option_error("kernel import", argv);
+                }
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("kernel import", "expects one NAME");
+        const char *name = argv[optind];
+        if (!name_is_valid(name))
+                return cli_usage_error("kernel import", "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+        if (!from)
+                return cli_usage_error("kernel import", "--from FILE|DIR is required");
+        _cleanup_free_ char *abs = NULL;
+        int r = cli_absolute_path("kernel import", "--from", from, &abs);
+        if (r != 0)
+                return r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        _cleanup_progress_ Progress *p = NULL;
+        if (progress_new(cli->json, &p) < 0)
+                return EXIT_FAIL;
+        json_t *k = NULL;
+        if (vm_call(cli, c, "kernel.import", json_pack("{s:s, s:s}", "name", name, "from", abs), p, &k, NULL) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                print_json_line(k);
+        else {
+                char size[16];
+                printf("imported kernel %s (%s, %s)\n", json_str(k, "name", name), json_str(k, "version", "version unknown"),
+                       format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(k, "size"))));
+        }
+        json_decref(k);
+        return EXIT_OK;
+}
+
+static void list_help(void) {
+        printf("Usage: banger kernel list [--json]\n"
+               "\n"
+               "List kernels: NAME VERSION INITRD MODULES SIZE CREATED.\n");
+}
+
+static int kernel_list_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "kernel list", list_help, argc, argv, 0, 0);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "kernel.list", NULL, &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else {
+                static const char *const hdr[] = { "NAME", "VERSION", "INITRD", "MODULES", "SIZE", "CREATED" };
+                _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
+                size_t i;
+                json_t *k;
+                json_array_foreach(json_object_get(res, "kernels"), i, k) {
+                        char size[16], ago[32];
+                        const char *row[] = { json_str(k, "name", "-"), json_str(k, "version", "-"),
+                                              json_str(k, "initrd", NULL) ? "yes" : "no",
+                                              json_str(k, "modules", NULL) ? "yes" : "no",
+                                              format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(k, "size"))),
+                                              format_ago(ago, sizeof(ago), json_str(k, "created_at", NULL)) };
+                        if (t)
+                                (void) table_add_row(t, row);
+                }
+                if (t)
+                        table_print(t, stdout);
+        }
+        json_decref(res);
+        return EXIT_OK;
+}
+
+static void show_help(void) {
+        printf("Usage: banger kernel show NAME [--json]\n\nShow a kernel: version, files, size, sha256.\n");
+}
+
+static int kernel_show_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "kernel show", show_help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *k = NULL;
+        if (cli_call(cli, c, "kernel.show", json_pack("{s:s}", "name", argv[optind]), &k) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(k);
+        else
+                print_kernel(k);
+        json_decref(k);
+        return EXIT_OK;
+}
+
+static void rm_help(void) {
+        printf("Usage: banger kernel rm NAME... [--json]\n"
+               "\n"
+               "Remove kernels and their files. A kernel an image still uses is refused\n"
+               "(delete the image first). Exit code 1 when any removal failed.\n");
+}
+
+static int kernel_rm_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "kernel rm", rm_help, argc, argv, 1, -1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        int ret = EXIT_OK;
+        for (int i = optind; i < argc; i++) {
+                json_t *res = NULL;
+                if (cli_call(cli, c, "kernel.rm", json_pack("{s:s}", "name", argv[i]), &res) < 0) {
+                        ret = EXIT_FAIL;
+                        continue;
+                }
+                if (cli->json)
+                        print_json_line(res);
+                else
+                        printf("removed kernel %s\n", argv[i]);
+                json_decref(res);
+        }
+        return ret;
+}

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT */
+/* banger vm ssh / exec / ports / stats / logs: reaching into a running
+ * guest. exec talks to the guest agent directly (stdio never passes through
+ * the daemon); ssh execs the system ssh with banger's key and known_hosts. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent-client.h"
+#include "cmd-vm.h"
+#include "macro.h"
+#include "spawn.h"
+#include "string-util.h"
+#include "verbs.h"
+
+#define AGENT_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
+
+/* ---- exec ---- */
+
+static int connect_unix(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
+/* vm.agent, connect, the Firecracker handshake when asked, and hello. */
+static int open_agent(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret) {
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.agent", json_pack("{s:s}", "vm", ref), &res) < 0)
+                return -EIO;
+        const char *path = json_str(res, "socket", NULL);
+        json_t *port = json_object_get(res, "handshake_port");
+        int fd = path ? connect_unix(path) : -EBADMSG;
+        if (fd < 0) {
+                fprintf(stderr, "banger: cannot connect to the agent socket %s: %s\n", path ? path : "(none)",
+                        strerror(-fd));
+                json_decref(res);
+                return fd;
+        }
+        int r = 0;
+        if (json_is_integer(port))
+                r = agent_vsock_handshake(fd, (unsigned) json_integer_value(port), AGENT_CONNECT_TIMEOUT);
+        json_decref(res);
+        if (r < 0) {
+                safe_close(fd);
+                fprintf(stderr, "banger: the guest agent does not answer on vsock: %s\n", strerror(-r));
+                return r;
+        }
+        AgentClient *a = NULL;
+        r = agent_client_new(fd, &a);
+        if (r >= 0)
+                r = agent_client_hello(a, AGENT_CONNECT_TIMEOUT, NULL);
+        if (r < 0) {
+                agent_client_free(a);
+                fprintf(stderr, "banger: the guest agent does not answer: %s\n", strerror(-r));
+                return r;
+        }
+        *ret = a;
+        return 0;
+}
+
+int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir,
+                     usec_t timeout, int *ret_status) {
+        _cleanup_(agent_client_freep) AgentClient *a = NULL;
+        int r = open_agent(cli, c, ref, &a);
+        if (r < 0)
+                return r;
+        AgentExecOptions o = { .argv = argv, .cwd = workdir, .stdin_fd = STDIN_FILENO,
+                               .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO };
+        AgentExecResult res = {};
+        fflush(NULL);
+        r = agent_client_exec(a, &o, timeout, &res);
+        if (r == -ENOENT || r == -EACCES || r == -ENOEXEC) {
+                /* As a shell reports it: 127 not found, 126 not executable. */
+                fprintf(stderr, "banger: %s: %s\n", argv[0], strerror(-r));
+                *ret_status = r == -ENOENT ? 127 : 126;
+                return 0;
+        }
+        if (r == -ETIMEDOUT) {
+                fprintf(stderr, "banger: %s: timed out; killed\n", argv[0]);
+                return r;
+        }
+        if (r < 0) {
+                fprintf(stderr, "banger: exec in the guest failed: %s\n", strerror(-r));
+                return r;
+        }
+        *ret_status = res.kind == AGENT_EXIT_SIGNAL ? 128 + res.code : res.code;
+        return 0;
+}
+
+static void exec_help(void) {
+        printf("Usage: banger vm exec [--timeout SEC] [--workdir DIR] VM -- COMMAND [ARGS...]\n"
+               "\n"
+               "Run COMMAND in the guest through banger's agent (no SSH needed). stdin, stdout\n"
+               "and stderr stream through; the exit code is the command's, 128+N when it was\n"
+               "killed by signal N, 127 when it was not found, 126 when it could not run, and\n"
+               "1 when banger itself failed.\n"
+               "\n"
+               "Options:\n"
+               "  --timeout SEC    kill the command after SEC seconds (default: no limit)\n"
+               "  -w, --workdir DIR  working directory in the guest (default /)\n");
+}
+
+int vm_exec_cmd(Cli *cli, int argc, char **argv) {
+        enum { OPT_TIMEOUT = CLI_OPT_FIRST_PRIVATE };
+        static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
+                                              { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                                              { "workdir", required_argument, NULL, 'w' },
+                                              {} };
+        usec_t timeout = USEC_INFINITY;
+        const char *workdir = NULL;
+        int o, r;
+        while ((o = getopt_long(argc, argv, "hw:", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': exec_help(); return EXIT_OK;
+                case OPT_TIMEOUT:
+                        if ((r = vm_parse_seconds_arg("vm exec", "--timeout", optarg, &timeout)) != 0)
+                                return r;
+                        break;
+                case 'w':
+                        if (optarg[0] != '/')
+                                return cli_usage_error("vm exec", "--workdir needs an absolute path");
+                        workdir = optarg;
+                        break;
+                default: return cli_option_error("vm exec", argv);
+                }
+        }
+        if (argc - optind < 2)
+                return cli_usage_error("vm exec", "expects a VM and a command: banger vm exec VM -- COMMAND");
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        int status = EXIT_FAIL;
+        if (vm_exec_in_guest(cli, c, argv[optind], argv + optind + 1, workdir, timeout, &status) < 0)
+                return EXIT_FAIL;
+        return status;
+}
+
+/* ---- ssh ---- */
+
+_printf_(1, 2) static char *strf(const char *fmt, ...) {
+        va_list ap;
+        char *s = NULL;
+        va_start(ap, fmt);
+        int r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        return r < 0 ? NULL : s;
+}
+
+int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char ***ret) {
+        _cleanup_free_ char *ssh = find_executable("ssh");
+        if (!ssh) {
+                fprintf(stderr, "banger: ssh not found in PATH (install openssh-client)\n");
+                return -ENOENT;
+        }
+        json_t *info = NULL;
+        if (cli_call(cli, c, "vm.ssh_info", json_pack("{s:s}", "vm", ref), &info) < 0)
+                return -EIO;
+        const char *ip = json_str(info, "ip", NULL), *key = json_str(info, "key", NULL);
+        const char *kh = json_str(info, "known_hosts", NULL), *user = json_str(info, "user", "root");
+        if (!ip || !key || !kh) {
+                fprintf(stderr, "banger: the daemon gave no address or key for %s\n", ref);
+                json_decref(info);
+                return -EBADMSG;
+        }
+        size_t n = strv_length(cmd);
+        char **a = calloc(14 + n, sizeof(char *));
+        size_t i = 0;
+        if (a) {
+                a[i++] = TAKE_PTR(ssh);
+                a[i++] = strdup("-i");
+                a[i++] = strdup(key);
+                a[i++] = strdup("-o");
+                a[i++] = strf("UserKnownHostsFile=%s", kh);
+                a[i++] = strdup("-o");
+                a[i++] = strdup("StrictHostKeyChecking=accept-new");
+                a[i++] = strdup("-o");
+                a[i++] = strdup("IdentitiesOnly=yes");
+                a[i++] = strdup("-o");
+                a[i++] = strdup("LogLevel=ERROR");
+                a[i++] = strf("%s@%s", user, ip);
+                if (n)
+                        a[i++] = strdup("--");
+                for (size_t k = 0; k < n; k++)
+                        a[i++] = strdup(cmd[k]);
+        }
+        json_decref(info);
+        for (size_t k = 0; a && k < i; k++)
+                if (!a[k]) {
+                        /* A failed strdup leaves a hole: free around it. */
+                        for (size_t j = 0; j < i; j++)
+                                free(a[j]);
+                        free(a);
+                        a = NULL;
+                }
+        if (!a)
+                return -ENOMEM;
+        *ret = a;
+        return 0;
+}
+
+static void ssh_help(void) {
+        printf("Usage: banger vm ssh VM [-- COMMAND [ARGS...]]\n"
+               "\n"
+               "Open an SSH session to the VM as root, or run COMMAND over SSH. Uses banger's\n"
+               "key and its own known_hosts file (the host key is trusted on first use and\n"
+               "checked afterwards), never your ~/.ssh/known_hosts. For exact exit codes and\n"
+               "no SSH dependency use 'banger vm exec'.\n");
+}
+
+int vm_ssh_cmd(Cli *cli, int argc, char **argv) {
+        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                if (o == 'h') {
+                        ssh_help();
+                        return EXIT_OK;
+                }
+                return cli_option_error("vm ssh", argv);
+        }
+        if (optind >= argc)
+                return cli_usage_error("vm ssh", "expects a VM");
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        _cleanup_strv_free_ char **a = NULL;
+        if (vm_ssh_argv(cli, c, argv[optind], argv + optind + 1, &a) < 0)
+                return EXIT_FAIL;
+        fflush(NULL);
+        execv(a[0], a);
+        fprintf(stderr, "banger: cannot run %s: %s\n", a[0], strerror(errno));
+        return EXIT_FAIL;
+}
+
+/* ---- ports / stats ---- */
+
+static void ports_help(void) {
+        printf("Usage: banger vm ports VM [--json]\n"
+               "\n"
+               "List the sockets listening in the guest (from its agent) with the owning\n"
+               "process and the endpoint to use from the host, <name>.vm:<port>.\n");
+}
+
+int vm_ports_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "vm ports", ports_help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        const char *ref = argv[optind];
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.ports", json_pack("{s:s}", "vm", ref), &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else {
+                static const char *const hdr[] = { "PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT" };
+                _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
+                size_t i;
+                json_t *p;
+                json_array_foreach(json_object_get(res, "ports"), i, p) {
+                        char port[16], pid[16];
+                        snprintf(port, sizeof(port), "%lld", json_integer_value(json_object_get(p, "port")));
+                        json_int_t pv = json_integer_value(json_object_get(p, "pid"));
+                        snprintf(pid, sizeof(pid), pv > 0 ? "%lld" : "-", pv);
+                        const char *row[] = { json_str(p, "proto", "-"), json_str(p, "address", "-"), port, pid,
+                                              json_str(p, "process", "-"), json_str(p, "endpoint", "-") };
+                        if (t)
+                                (void) table_add_row(t, row);
+                }
+                if (t)
+                        table_print(t, stdout);
+        }
+        json_decref(res);
+        return EXIT_OK;
+}
+
+static void stats_help(void) {
+        printf("Usage: banger vm stats VM [--json]\n"
+               "\n"
+               "Show the VMM process's CPU time and resident memory (from /proc on the host)\n"
+               "and the guest's memory and load averages (from its agent).\n");
+}
+
+static void print_stats(json_t *res) {
+        json_t *v = json_object_get(res, "vmm"), *g = json_object_get(res, "guest");
+        char rss[16], tot[16], avail[16];
+        printf("vmm:    pid %lld, cpu %.2f s, rss %s\n", json_integer_value(json_object_get(v, "pid")),
+               json_number_value(json_object_get(v, "cpu_sec")),
+               format_size(rss, sizeof(rss), (uint64_t) json_integer_value(json_object_get(v, "rss_bytes"))));
+        if (!json_is_object(g)) {
+                printf("guest:  agent not answering\n");
+                return;
+        }
+        uint64_t t = (uint64_t) json_integer_value(json_object_get(g, "mem_total_kib")) << 10;
+        uint64_t a = (uint64_t) json_integer_value(json_object_get(g, "mem_available_kib")) << 10;
+        printf("guest:  memory %s total, %s available (%.0f%% used)\n", format_size(tot, sizeof(tot), t),
+               format_size(avail, sizeof(avail), a), t ? 100.0 * (double) (t - MIN(a, t)) / (double) t : 0.0);
+        printf("        load %.2f %.2f %.2f\n", json_number_value(json_object_get(g, "load1")),
+               json_number_value(json_object_get(g, "load5")), json_number_value(json_object_get(g, "load15")));
+}
+
+int vm_stats_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "vm stats", stats_help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        const char *ref = argv[optind];
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.stats", json_pack("{s:s}", "vm", ref), &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else
+                print_stats(res);
+        json_decref(res);
+        return EXIT_OK;
+}
+
+/* ---- logs ---- */
+
+static void logs_help(void) {
+        printf("Usage: banger vm logs VM [-f] [--tail SIZE] [--json]\n"
+               "\n"
+               "Print the VM's serial console log (kernel and init messages, the agent's ready\n"
+               "line).\n"
+               "\n"
+               "Options:\n"
+               "  -f, --follow   keep printing new output until the VM stops or Ctrl-C\n"
+               "  --tail SIZE    start with the last SIZE bytes (default 64K, at most 8M)\n"
+               "  --json         print the daemon's result ({data, offset, size, path})\n");
+}
+
+static bool vm_is_up(Cli *cli, RpcClient *c, const char *ref) {
+        json_t *vm = NULL;
+        if (cli_call(cli, c, "vm.show", json_pack("{s:s}", "vm", ref), &vm) < 0)
+                return false;
+        const char *s = json_str(vm, "state", "");
+        bool up = streq(s, "running") || streq(s, "starting") || streq(s, "stopping");
+        json_decref(vm);
+        return up;
+}
+
+/* Poll with the returned offset: the daemon has no push for console output. */
+static int follow_logs(Cli *cli, RpcClient *c, const char *ref, json_int_t offset) {
+        for (unsigned tick = 1;; tick++) {
+                usleep(200 * 1000);
+                json_t *res = NULL;
+                if (cli_call(cli, c, "vm.logs", json_pack("{s:s, s:I}", "vm", ref, "offset", offset), &res) < 0)
+                        return EXIT_FAIL;
+                json_t *d = json_object_get(res, "data");
+                fwrite(json_string_value(d) ? json_string_value(d) : "", 1, json_string_length(d), stdout);
+                fflush(stdout);
+                offset = json_integer_value(json_object_get(res, "offset"));
+                bool empty = json_string_length(d) == 0;
+                json_decref(res);
+                if (empty && tick % 5 == 0 && !vm_is_up(cli, c, ref))
+                        return EXIT_OK;
+        }
+}
+
+int vm_logs_cmd(Cli *cli, int argc, char **argv) {
+        enum { OPT_TAIL = CLI_OPT_FIRST_PRIVATE };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "follow", no_argument, NULL, 'f' },
+                                              { "tail", required_argument, NULL, OPT_TAIL },
+                                              {} };
+        bool follow = false;
+        unsigned long long tail = 0;
+        int o;
+        while ((o = getopt_long(argc, argv, "hf", opts, NULL)) >= 0) {
+                switch (o) {
+                case 'h': logs_help(); return EXIT_OK;
+                case CLI_OPT_JSON: cli->json = true; break;
+                case 'f': follow = true; break;
+                case OPT_TAIL:
+                        if (parse_size(optarg, &tail) < 0 || tail == 0 || tail > (8ULL << 20))
+                                return cli_usage_error("vm logs", "invalid --tail '%s': give 1 .. 8M bytes", optarg);
+                        break;
+                default: return cli_option_error("vm logs", argv);
+                }
+        }
+        if (argc - optind != 1)
+                return cli_usage_error("vm logs", "expects exactly one VM");
+        if (follow && cli->json)
+                return cli_usage_error("vm logs", "--follow and --json exclude each other");
+        const char *ref = argv[optind];
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *params = json_pack("{s:s}", "vm", ref);
+        if (tail)
+                json_object_set_new(params, "tail_bytes", json_integer((json_int_t) tail));
+        json_t *res = NULL;
+        if (cli_call(cli, c, "vm.logs", params, &res) < 0)
+                return EXIT_FAIL;
+        json_t *d = json_object_get(res, "data");
+        json_int_t offset = json_integer_value(json_object_get(res, "offset"));
+        if (cli->json)
+                cli_print_json(res);
+        else
+                fwrite(json_string_value(d) ? json_string_value(d) : "", 1, json_string_length(d), stdout);
+        fflush(stdout);
+        json_decref(res);
+        return follow ? follow_logs(cli, c, ref, offset) : EXIT_OK;
+}

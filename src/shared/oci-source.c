@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+#include "oci-source.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fs-util.h"
+#include "log.h"
+#include "oci-digest.h"
+#include "oci-ref.h"
+#include "oci-registry.h"
+#include "oci-tree.h"
+#include "path-beneath.h"
+#include "string-util.h"
+
+#define INDEX_DEPTH_MAX 3
+#define STAGING_ENTRIES_MAX 100000
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);
+
+void oci_image_parts_done(OciImageParts *p) {
+        safe_close(p->dirfd);
+        free(p->manifest_digest);
+        oci_image_config_done(&p->config);
+        strv_free(p->layer_paths);
+        strv_free(p->layer_digests);
+        strv_free(p->blobs);
+        if (p->staging_name) {
+                int r = oci_rm_rf_at(p->staging_parent_fd, p->staging_name);
+                if (r < 0)
+                        log_debug("cannot remove staging directory %s: %s", p->staging_name, strerror(-r));
+        }
+        safe_close(p->staging_parent_fd);
+        free(p->staging_name);
+        *p = (OciImageParts){ .dirfd = -EBADF, .staging_parent_fd = -EBADF };
+}
+
+int oci_rm_rf_at(int dirfd, const char *name) {
+        if (unlinkat(dirfd, name, 0) == 0)
+                return 0;
+        if (errno == ENOENT)
+                return 0;
+        if (errno != EISDIR && errno != EPERM)
+                return -errno;
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -errno;
+        }
+        int r = 0;
+        for (struct dirent *de; (de = readdir(d));) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                int k = oci_rm_rf_at(dirfd_of(d), de->d_name);
+                if (k < 0 && r == 0)
+                        r = k;
+        }
+        closedir(d);
+        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+                r = -errno;
+        return r;
+}
+
+static int read_fd_all(int fd, size_t max, char **ret, size_t *ret_len) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > max)
+                return -EFBIG;
+        size_t len = (size_t) st.st_size;
+        _cleanup_free_ char *buf = malloc(len + 1);
+        if (!buf)
+                return -ENOMEM;
+        ssize_t k = loop_read(fd, buf, len);
+        if (k < 0)
+                return (int) k;
+        if ((size_t) k != len)
+                return -EIO;
+        buf[len] = '\0';
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int read_beneath(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = open_beneath(dirfd, path, O_RDONLY | O_NOCTTY, 0);
+        if (fd < 0)
+                return error_setf(fd, "cannot open %s: %s", path, strerror(-fd));
+        int r = read_fd_all(fd, max, ret, ret_len);
+        if (r < 0)
+                return error_setf(r, "cannot read %s: %s", path, strerror(-r));
+        return 0;
+}
+
+/* A small blob (manifest, config) of an OCI layout, verified. */
+static int read_blob(int dirfd, const char *digest, char **ret, size_t *ret_len) {
+        _cleanup_free_ char *path = NULL, *buf = NULL;
+        size_t len;
+        if (asprintf(&path, "blobs/sha256/%s", oci_digest_hex(digest)) < 0)
+                return -ENOMEM;
+        int r = read_beneath(dirfd, path, OCI_JSON_MAX, &buf, &len);
+        if (r < 0)
+                return r;
+        char got[OCI_DIGEST_STRLEN];
+        if ((r = oci_digest_buffer(buf, len, got)) < 0)
+                return r;
+        if (!streq(got, digest))
+                return error_setf(-EBADMSG, "digest mismatch for blob %s: got %s", digest, got);
+        *ret = TAKE_PTR(buf);
+        *ret_len = len;
+        return 0;
+}
+
+static int parts_alloc_layers(OciImageParts *p, size_t n) {
+        p->layer_paths = calloc(n + 1, sizeof(char *));
+        p->layer_digests = calloc(n + 1, sizeof(char *));
+        return p->layer_paths && p->layer_digests ? 0 : -ENOMEM;
+}
+
+/* Layers and config named by a manifest, in blobs/sha256/ of dirfd. */
+static int parts_from_manifest(OciImageParts *p, const OciManifest *m, const char *config, size_t config_len) {
+        int r = oci_image_config_parse(config, config_len, &p->config);
+        if (r < 0)
+                return r;
+        if ((r = parts_alloc_layers(p, m->n_layers)) < 0)
+                return r;
+        for (size_t i = 0; i < m->n_layers; i++) {
+                if (asprintf(&p->layer_paths[i], "blobs/sha256/%s", oci_digest_hex(m->layers[i].digest)) < 0 ||
+                    !(p->layer_digests[i] = strdup(m->layers[i].digest)))
+                        return -ENOMEM;
+                p->n_layers++;
+        }
+        return 0;
+}
+
+static int layout_load(const OciImportOptions *o, OciImageParts *p) {
+        _cleanup_free_ char *doc = NULL;
+        size_t len;
+        int r = read_beneath(p->dirfd, "index.json", OCI_JSON_MAX, &doc, &len);
+        if (r < 0)
+                return r;
+        OciDescriptor d = {};
+        for (unsigned depth = 0;; depth++) {
+                OciDocumentKind kind = OCI_DOCUMENT_INDEX;
+                if (depth > 0 && (r = oci_document_kind(doc, len, d.media_type, &kind)) < 0)
+                        break;
+                if (kind == OCI_DOCUMENT_MANIFEST)
+                        break;
+                if (depth >= INDEX_DEPTH_MAX) {
+                        r = error_setf(-ELOOP, "image indexes nest too deeply");
+                        break;
+                }
+                oci_descriptor_done(&d);
+                if ((r = oci_index_select(doc, len, o->os, o->arch, &d)) < 0)
+                        break;
+                free(TAKE_PTR(doc));
+                if ((r = read_blob(p->dirfd, d.digest, &doc, &len)) < 0)
+                        break;
+        }
+        OciManifest m = {};
+        _cleanup_free_ char *config = NULL;
+        size_t config_len = 0;
+        if (r == 0)
+                r = oci_manifest_parse(doc, len, &m);
+        if (r == 0)
+                r = read_blob(p->dirfd, m.config.digest, &config, &config_len);
+        if (r == 0)
+                r = parts_from_manifest(p, &m, config, config_len);
+        if (r == 0)
+                p->manifest_digest = TAKE_PTR(d.digest);
+        oci_manifest_done(&m);
+        oci_descriptor_done(&d);
+        return r;
+}
+
+/* docker save names layers "<id>/layer.tar", "<hex>.tar" or (Docker 25+)
+ * "blobs/sha256/<hex>": the first two hold the uncompressed tar, whose
+ * digest is the config's diff_id. */
+static int docker_layer_digest(const char *path, const OciImageConfig *c, size_t i, char **ret) {
+        const char *hex = startswith(path, "blobs/sha256/");
+        char buf[OCI_DIGEST_STRLEN];
+        if (hex && snprintf(buf, sizeof(buf), "sha256:%s", hex) > 0 && oci_digest_is_valid(buf))
+                *ret = strdup(buf);
+        else if (i < c->n_diff_ids)
+                *ret = strdup(c->diff_ids[i]);
+        else
+                return error_setf(-EBADMSG, "docker archive: layer %s has no diff_id in the image config", path);
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int docker_load(OciImageParts *p) {
+        _cleanup_free_ char *doc = NULL, *config = NULL;
+        size_t len, config_len;
+        int r = read_beneath(p->dirfd, "manifest.json", OCI_JSON_MAX, &doc, &len);
+        if (r < 0)
+                return r;
+        DockerArchiveManifest m = {};
+        if ((r = docker_archive_manifest_parse(doc, len, &m)) < 0)
+                return r;
+        r = read_beneath(p->dirfd, m.config_path, OCI_JSON_MAX, &config, &config_len);
+        if (r == 0)
+                r = oci_image_config_parse(config, config_len, &p->config);
+        if (r == 0)
+                r = parts_alloc_layers(p, m.n_layers);
+        for (size_t i = 0; r == 0 && i < m.n_layers; i++) {
+                r = docker_layer_digest(m.layer_paths[i], &p->config, i, &p->layer_digests[i]);
+                if (r == 0 && !(p->layer_paths[i] = strdup(m.layer_paths[i])))
+                        r = -ENOMEM;
+                if (r == 0)
+                        p->n_layers++;
+        }
+        docker_archive_manifest_done(&m);
+        return r;
+}
+
+static bool dir_has(int dirfd, const char *name) {
+        struct stat st;
+        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+static int load_dir(const OciImportOptions *o, OciImageParts *p) {
+        bool oci = dir_has(p->dirfd, "index.json"), docker = dir_has(p->dirfd, "manifest.json");
+        if (o->kind == OCI_SOURCE_OCI_LAYOUT || (o->kind == OCI_SOURCE_AUTO && oci)) {
+                if (!oci)
+                        return error_setf(-EINVAL, "%s is not an OCI layout (no index.json)", o->source);
+                return layout_load(o, p);
+        }
+        if (!docker)
+                return error_setf(-EINVAL, "%s is neither an OCI layout nor a docker save archive", o->source);
+        return docker_load(p);
+}
+
+static int staging_create(int cache_dirfd, OciImageParts *p) {
+        int r = mkdirat_private(cache_dirfd, "tmp", 0700);
+        if (r < 0)
+                return error_setf(r, "cannot create the staging area: %s", strerror(-r));
+        p->staging_parent_fd = open_dir_nofollow(cache_dirfd, "tmp");
+        if (p->staging_parent_fd < 0)
+                return error_setf(p->staging_parent_fd, "cannot open the staging area: %s",
+                                  strerror(-p->staging_parent_fd));
+        uint64_t rnd;
+        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+                return -errno;
+        if (asprintf(&p->staging_name, "import-%016llx", (unsigned long long) rnd) < 0) {
+                p->staging_name = NULL;
+                return -ENOMEM;
+        }
+        if (mkdirat(p->staging_parent_fd, p->staging_name, 0700) < 0) {
+                r = -errno;
+                free(TAKE_PTR(p->staging_name));
+                return r;
+        }
+        p->dirfd = open_dir_nofollow(p->staging_parent_fd, p->staging_name);
+        return p->dirfd < 0 ? p->dirfd : 0;
+}
+
+/* Create the directories of a normalized relative path (not its last
+ * component unless with_last). Staging holds no symlinks, so this cannot be
+ * redirected. */
+static int staging_mkdirs(int dirfd, const char *path, bool with_last) {
+        _cleanup_free_ char *p = strdup(path);
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p; (s = strchr(s, '/')); s++) {
+                *s = '\0';
+                if (mkdirat(dirfd, p, 0700) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (with_last && mkdirat(dirfd, p, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+typedef struct StagedLink {
+        char *path, *target;
+} StagedLink;
+
+/* docker save writes a layer it already wrote as a relative symlink to the
+ * first copy; recreate those as hard links once everything is unpacked. */
+static int staging_links(int dirfd, StagedLink *links, size_t n) {
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *joined = NULL, *norm = NULL;
+                const char *slash = strrchr(links[i].path, '/');
+                int dl = slash ? (int) (slash - links[i].path) : 0;
+                if (links[i].target[0] == '/' ||
+                    asprintf(&joined, "%.*s/%s", dl, links[i].path, links[i].target) < 0)
+                        return error_setf(-EXDEV, "archive member %s links outside the archive", links[i].path);
+                int r = oci_path_normalize(joined, &norm);
+                if (r < 0 || !*norm)
+                        return error_setf(-EXDEV, "archive member %s links outside the archive", links[i].path);
+                if (linkat(dirfd, norm, dirfd, links[i].path, 0) < 0)
+                        return error_setf(-errno, "archive member %s: cannot link to %s: %m", links[i].path, norm);
+        }
+        return 0;
+}
+
+static int staging_member(struct archive *a, struct archive_entry *ae, int dirfd, const char *path, StagedLink **links,
+                          size_t *n_links) {
+        mode_t type = archive_entry_filetype(ae);
+        if (type == AE_IFDIR)
+                return staging_mkdirs(dirfd, path, true);
+        int r = staging_mkdirs(dirfd, path, false);
+        if (r < 0)
+                return r;
+        if (type == AE_IFLNK) {
+                StagedLink *l = reallocarray(*links, *n_links + 1, sizeof(StagedLink));
+                if (!l)
+                        return -ENOMEM;
+                *links = l;
+                l[*n_links] = (StagedLink){ strdup(path), strdup(archive_entry_symlink(ae)) };
+                if (!l[*n_links].path || !l[*n_links].target) {
+                        free(l[*n_links].path);
+                        free(l[*n_links].target);
+                        return -ENOMEM;
+                }
+                (*n_links)++;
+                return 0;
+        }
+        if (type != AE_IFREG || archive_entry_hardlink(ae))
+                return 0; /* nothing an image archive needs */
+        _cleanup_close_ int fd = open_beneath(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY, 0600);
+        if (fd < 0)
+                return error_setf(fd, "archive member %s: %s", path, strerror(-fd));
+        if (archive_read_data_into_fd(a, fd) != ARCHIVE_OK)
+                return error_setf(-EIO, "archive member %s: %s", path, archive_error_string(a));
+        return 0;
+}
+
+typedef struct UnpackReader {
+        int fd;
+        uint64_t done, total;
+        const OciImportOptions *o;
+        char buf[128U << 10];
+} UnpackReader;
+
+static la_ssize_t unpack_read(struct archive *a, void *data, const void **ret_buf) {
+        UnpackReader *u = data;
+        ssize_t n = read(u->fd, u->buf, sizeof(u->buf));
+        if (n < 0) {
+                archive_set_error(a, errno, "read failed");
+                return -1;
+        }
+        u->done += (uint64_t) n;
+        if (u->o->progress && u->o->progress(OCI_PHASE_UNPACK, u->done, u->total, u->o->userdata) != 0) {
+                archive_set_error(a, ECANCELED, "cancelled");
+                return -1;
+        }
+        *ret_buf = u->buf;
+        return n;
+}
+
+static int unpack_entries(struct archive *a, int dirfd, StagedLink **links, size_t *n_links) {
+        for (size_t n = 0;; n++) {
+                struct archive_entry *ae;
+                int k = archive_read_next_header(a, &ae);
+                if (k == ARCHIVE_EOF)
+                        return 0;
+                if (k != ARCHIVE_OK && k != ARCHIVE_WARN)
+                        return error_setf(archive_errno(a) == ECANCELED ? -ECANCELED : -EBADMSG,
+                                          "not a valid image archive: %s", archive_error_string(a));
+                if (n >= STAGING_ENTRIES_MAX)
+                        return error_setf(-E2BIG, "image archive has too many members");
+                const char *name = archive_entry_pathname(ae);
+                _cleanup_free_ char *path = NULL;
+                int r = name ? oci_path_normalize(name, &path) : -EINVAL;
+                if (r < 0 || (*path && !path_beneath_is_valid(path)))
+                        return error_setf(-EINVAL, "image archive member \"%s\" has an unsafe name", name ? name : "");
+                if (!*path)
+                        continue;
+                if ((r = staging_member(a, ae, dirfd, path, links, n_links)) < 0)
+                        return r;
+        }
+}
+
+static int unpack_archive(const OciImportOptions *o, int src_fd, OciImageParts *p) {
+        int r = staging_create(o->cache_dirfd, p);
+        if (r < 0)
+                return r;
+        struct stat st;
+        if (fstat(src_fd, &st) < 0)
+                return -errno;
+        _cleanup_free_ UnpackReader *u = malloc(sizeof(UnpackReader));
+        if (!u)
+                return -ENOMEM;
+        *u = (UnpackReader){ .fd = src_fd, .total = (uint64_t) st.st_size, .o = o };
+        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+        if (!a)
+                return -ENOMEM;
+        archive_read_support_format_tar(a);
+        archive_read_support_filter_gzip(a);
+        archive_read_support_filter_zstd(a);
+        archive_read_support_filter_none(a);
+        if (archive_read_open(a, u, NULL, unpack_read, NULL) != ARCHIVE_OK)
+                return error_setf(-EBADMSG, "%s is not a tar archive: %s", o->source, archive_error_string(a));
+        StagedLink *links = NULL;
+        size_t n_links = 0;
+        r = unpack_entries(a, p->dirfd, &links, &n_links);
+        if (r == 0)
+                r = staging_links(p->dirfd, links, n_links);
+        for (size_t i = 0; i < n_links; i++) {
+                free(links[i].path);
+                free(links[i].target);
+        }
+        free(links);
+        return r;
+}
+
+typedef struct DownloadCtx {
+        const OciImportOptions *o;
+        uint64_t base, total;
+} DownloadCtx;
+
+static int download_progress(uint64_t done, void *userdata) {
+        DownloadCtx *d = userdata;
+        if (!d->o->progress)
+                return 0;
+        return d->o->progress(OCI_PHASE_DOWNLOAD, d->base + done, d->total, d->o->userdata);
+}
+
+/* Follow the reference through an index to the manifest for os/arch. */
+static int registry_manifest(OciRegistry *reg, const OciRef *ref, const OciImportOptions *o, OciImageParts *p,
+                             OciManifest *ret) {
+        _cleanup_free_ char *ref_copy = strdup(oci_ref_reference(ref));
+        if (!ref_copy)
+                return -ENOMEM;
+        char *reference = TAKE_PTR(ref_copy);
+        int r = 0;
+        for (unsigned depth = 0; r == 0; depth++) {
+                _cleanup_free_ char *body = NULL, *ctype = NULL, *digest = NULL;
+                size_t len;
+                OciDocumentKind kind;
+                r = oci_registry_get_manifest(reg, reference, &body, &len, &ctype, &digest);
+                if (r == 0)
+                        r = oci_document_kind(body, len, ctype, &kind);
+                if (r < 0)
+                        break;
+                if (kind == OCI_DOCUMENT_MANIFEST) {
+                        p->manifest_digest = TAKE_PTR(digest);
+                        r = oci_manifest_parse(body, len, ret);
+                        break;
+                }
+                OciDescriptor d = {};
+                if (depth >= INDEX_DEPTH_MAX)
+                        r = error_setf(-ELOOP, "image indexes nest too deeply");
+                else if ((r = oci_index_select(body, len, o->os, o->arch, &d)) == 0) {
+                        free(reference);
+                        reference = TAKE_PTR(d.digest);
+                }
+                oci_descriptor_done(&d);
+        }
+        free(reference);
+        return r;
+}
+
+static int registry_load(const OciImportOptions *o, OciImageParts *p) {
+        OciRef ref = {};
+        int r = oci_ref_parse(o->source, &ref);
+        if (r < 0)
+                return r;
+        _cleanup_oci_registry_ OciRegistry *reg = NULL;
+        OciManifest m = {};
+        r = oci_registry_new(&ref, &reg);
+        if (r == 0)
+                r = registry_manifest(reg, &ref, o, p, &m);
+        oci_ref_done(&ref);
+        DownloadCtx d = { .o = o, .total = m.config.size };
+        for (size_t i = 0; r == 0 && i < m.n_layers; i++)
+                d.total += m.layers[i].size;
+        if (r == 0 && !(p->blobs = calloc(m.n_layers + 2, sizeof(char *))))
+                r = -ENOMEM;
+        for (size_t i = 0; r == 0 && i <= m.n_layers; i++) {
+                const OciDescriptor *desc = i == 0 ? &m.config : &m.layers[i - 1];
+                r = oci_registry_fetch_blob(reg, o->cache_dirfd, desc->digest, desc->size, download_progress, &d);
+                d.base += desc->size;
+                if (r == 0 && !(p->blobs[i] = strdup(desc->digest)))
+                        r = -ENOMEM;
+        }
+        _cleanup_free_ char *config = NULL;
+        size_t config_len = 0;
+        if (r == 0)
+                r = oci_cache_blob_dir(o->cache_dirfd, &p->dirfd);
+        if (r == 0)
+                r = read_beneath(p->dirfd, oci_digest_hex(m.config.digest), OCI_JSON_MAX, &config, &config_len);
+        if (r == 0)
+                r = parts_from_manifest(p, &m, config, config_len);
+        /* Layers are read from the cache directory itself: names are the hex. */
+        for (size_t i = 0; r == 0 && i < p->n_layers; i++) {
+                char *hex = strdup(oci_digest_hex(p->layer_digests[i]));
+                if (!hex) {
+                        r = -ENOMEM;
+                        break;
+                }
+                free(p->layer_paths[i]);
+                p->layer_paths[i] = hex;
+        }
+        oci_manifest_done(&m);
+        return r;
+}
+
+int oci_source_open(const OciImportOptions *o, OciImageParts *ret) {
+        OciImageParts p = { .dirfd = -EBADF, .staging_parent_fd = -EBADF };
+        int r;
+        _cleanup_close_ int fd = -EBADF;
+        if (o->kind != OCI_SOURCE_REGISTRY)
+                fd = open(o->source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st = {};
+        if (fd >= 0 && fstat(fd, &st) < 0)
+                return -errno;
+        if (o->kind == OCI_SOURCE_REGISTRY || (o->kind == OCI_SOURCE_AUTO && fd < 0 && errno == ENOENT))
+                r = registry_load(o, &p);
+        else if (fd < 0)
+                return error_setf(-errno, "cannot open %s: %m", o->source);
+        else if (S_ISDIR(st.st_mode)) {
+                p.dirfd = TAKE_FD(fd);
+                r = load_dir(o, &p);
+        } else if (S_ISREG(st.st_mode)) {
+                r = unpack_archive(o, fd, &p);
+                if (r == 0)
+                        r = load_dir(o, &p);
+        } else
+                return error_setf(-EBADFD, "%s is neither a directory nor a regular file", o->source);
+        if (r < 0) {
+                oci_image_parts_done(&p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
