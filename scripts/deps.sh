@@ -8,7 +8,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlit
   libarchive-dev libcmocka-dev libssl-dev e2fsprogs)
 run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
   cpio kmod e2fsprogs dmsetup)
-test_pkgs=(python3-pytest clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq
+test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
   "${run_pkgs[@]}")
 
 want=("${build_pkgs[@]}")

@@ -52,6 +52,14 @@ int cli_common_option(Cli *cli, const char *arg, void (*help)(void), bool *ret_h
 int cmd_version(Cli *cli, int argc, char **argv);
 int cmd_daemon(Cli *cli, int argc, char **argv);
 int cmd_doctor(Cli *cli, int argc, char **argv);
+int cmd_vm(Cli *cli, int argc, char **argv);
+int cmd_ps(Cli *cli, int argc, char **argv);
+int cmd_image(Cli *cli, int argc, char **argv);
+int cmd_kernel(Cli *cli, int argc, char **argv);
+int cmd_completion(Cli *cli, int argc, char **argv);
+
+/* The top-level commands (main.c), NULL-name terminated. */
+extern const CliCommand cli_commands[];
 
 /* Locate bangerd next to this binary, in the build tree, or in PATH. */
 char *cli_find_bangerd(void);

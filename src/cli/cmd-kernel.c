@@ -20,7 +20,7 @@ static int kernel_rm_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_kernel_verbs[] = {
         { "import", NULL, kernel_import_cmd, "import a kernel (and initrd, modules) from a file or directory",
-          "--from= --json --help", "" },
+          "--from= --initrd= --json --help", "" },
         { "list", "ls", kernel_list_cmd, "list kernels", "--json --help", "" },
         { "show", NULL, kernel_show_cmd, "show one kernel", "--json --help", "kernel" },
         { "rm", "delete", kernel_rm_cmd, "remove kernels no image uses", "--json --help", "kernel" },
@@ -45,13 +45,14 @@ int cli_absolute_path(const char *cmd, const char *what, const char *arg, char *
 }
 
 static void import_help(void) {
-        printf("Usage: banger kernel import NAME --from FILE|DIR [--json]\n"
+        printf("Usage: banger kernel import NAME --from FILE|DIR [--initrd FILE] [--json]\n"
                "\n"
                "Import a kernel under NAME ([a-z0-9][a-z0-9-]{0,62}). --from is a kernel file\n"
                "(an uncompressed vmlinux, or a vmlinuz for QEMU), or a directory holding\n"
                "vmlinuz-* or vmlinux, optionally initrd* and lib/modules/<version> (what\n"
                "'dpkg -x linux-image-*.deb DIR' gives: DIR/boot and DIR/lib work too). The files\n"
-               "are copied; progress shows on a terminal.\n");
+               "are copied; progress shows on a terminal. --initrd names an initrd explicitly\n"
+               "(when --from is a file, or to override the one found in the directory).\n");
 }
 
 static void print_kernel(json_t *k) {
@@ -70,14 +71,16 @@ static void print_kernel(json_t *k) {
 }
 
 static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "from", required_argument, NULL, 'F' }, {} };
-        const char *from = NULL;
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "from", required_argument, NULL, 'F' },
+                                              { "initrd", required_argument, NULL, 'I' }, {} };
+        const char *from = NULL, *initrd = NULL;
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'h': import_help(); return EXIT_OK;
                 case CLI_OPT_JSON: cli->json = true; break;
                 case 'F': from = optarg; break;
+                case 'I': initrd = optarg; break;
                 default: return cli_option_error("kernel import", argv);
                 }
         }
@@ -88,18 +91,23 @@ static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
                 return cli_usage_error("kernel import", "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
         if (!from)
                 return cli_usage_error("kernel import", "--from FILE|DIR is required");
-        _cleanup_free_ char *abs = NULL;
+        _cleanup_free_ char *abs = NULL, *abs_initrd = NULL;
         int r = cli_absolute_path("kernel import", "--from", from, &abs);
+        if (r == 0 && initrd)
+                r = cli_absolute_path("kernel import", "--initrd", initrd, &abs_initrd);
         if (r != 0)
                 return r;
+        json_t *params = json_pack("{s:s, s:s}", "name", name, "from", abs);
+        if (abs_initrd)
+                json_object_set_new(params, "initrd", json_string(abs_initrd));
         _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
         _cleanup_progress_ Progress *p = NULL;
-        if (progress_new(cli->json, &p) < 0)
+        if (cli_connect(cli, &c) < 0 || progress_new(cli->json, &p) < 0) {
+                json_decref(params);
                 return EXIT_FAIL;
+        }
         json_t *k = NULL;
-        if (vm_call(cli, c, "kernel.import", json_pack("{s:s, s:s}", "name", name, "from", abs), p, &k, NULL) < 0)
+        if (vm_call(cli, c, "kernel.import", params, p, &k, NULL) < 0)
                 return EXIT_FAIL;
         if (cli->json)
                 print_json_line(k);

@@ -21,17 +21,17 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
-          "--name= --image= --vcpu= --memory= --disk-size= --nat --vmm= --no-start --json --help", "" },
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --json --help", "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
-          "--name= --image= --vcpu= --memory= --disk-size= --nat --vmm= --rm -d --detach --json --help", "" },
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --rm -d --detach --json --help", "" },
         { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
         { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
           "--timeout= --json --help", "vm" },
-        { "restart", NULL, vm_lifecycle_cmd, "stop and start VMs", "--json --help", "vm" },
+        { "restart", NULL, vm_lifecycle_cmd, "stop and start VMs", "--timeout= --json --help", "vm" },
         { "kill", NULL, vm_lifecycle_cmd, "send a signal to VMs' VMM processes", "--signal= --json --help", "vm" },
         { "delete", "rm", vm_lifecycle_cmd, "delete VMs and their disks (running ones are killed)", "--json --help",
           "vm" },
-        { "list", "ps", vm_list_cmd, "list VMs", "-q --quiet --names --json --help", "" },
+        { "list", "ls ps", vm_list_cmd, "list VMs", "-q --quiet --names --json --help", "" },
         { "show", NULL, vm_show_cmd, "show one VM in detail", "--json --help", "vm" },
         { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --json --help", "vm" },
         { "ssh", NULL, vm_ssh_cmd, "open an SSH session to a VM, or run a command over SSH", "--help", "vm" },
@@ -459,7 +459,7 @@ static int vm_prune_cmd(Cli *cli, int argc, char **argv) {
 
 static void lifecycle_help(const char *verb) {
         printf("Usage: banger vm %s VM... %s[--json]\n\n", verb,
-               streq(verb, "stop") ? "[--timeout SEC] " : streq(verb, "kill") ? "[--signal SIG] " : "");
+               streq(verb, "stop") || streq(verb, "restart") ? "[--timeout SEC] " : streq(verb, "kill") ? "[--signal SIG] " : "");
         if (streq(verb, "start"))
                 printf("Start stopped or created VMs and wait until their agents answer.\n");
         else if (streq(verb, "stop"))
@@ -467,7 +467,8 @@ static void lifecycle_help(const char *verb) {
                        "after the timeout (config stop_timeout_sec, 10 s by default).\n\n"
                        "Options:\n  --timeout SEC   seconds to wait before killing\n");
         else if (streq(verb, "restart"))
-                printf("Stop, then start VMs.\n");
+                printf("Stop VMs as 'vm stop' does, then start them.\n\n"
+                       "Options:\n  --timeout SEC   seconds to wait for power-off before killing\n");
         else if (streq(verb, "kill"))
                 printf("Send a signal to VMs' VMM processes at once (no guest shutdown).\n\n"
                        "Options:\n  -s, --signal SIG   signal name (KILL, TERM, INT, ...) or number; default KILL\n");
@@ -489,14 +490,21 @@ static const char *past_tense(const char *verb) {
 static int print_results(Cli *cli, const char *verb, json_t *res) {
         int ret = EXIT_OK;
         size_t i;
-        json_t *e;
+        json_t *e, *seen = json_object();
         json_array_foreach(json_object_get(res, "results"), i, e) {
+                /* The same VM named twice (name and id) ran once: say so once. */
+                const char *id = json_str(json_object_get(e, "vm"), "id", NULL);
+                if (id && json_object_get(seen, id))
+                        continue;
+                if (id)
+                        json_object_set_new(seen, id, json_true());
                 if (!json_is_true(json_object_get(e, "ok"))) {
                         fprintf(stderr, "banger: %s: %s\n", json_str(e, "ref", "?"), json_str(e, "error", "failed"));
                         ret = EXIT_FAIL;
                 } else if (!cli->json)
                         printf("%s %s\n", past_tense(verb), json_str(json_object_get(e, "vm"), "name", json_str(e, "ref", "?")));
         }
+        json_decref(seen);
         if (cli->json)
                 cli_print_json(res);
         return ret;
@@ -511,6 +519,7 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
         const char *verb = streq(argv[0], "rm") ? "delete" : argv[0];
         char cmd[32];
         snprintf(cmd, sizeof(cmd), "vm %s", verb);
+        bool timed = streq(verb, "stop") || streq(verb, "restart");
         json_t *extra = json_object();
         int o;
         while ((o = getopt_long(argc, argv, "hs:", opts, NULL)) >= 0) {
@@ -521,13 +530,13 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
                         return EXIT_OK;
                 } else if (o == CLI_OPT_JSON)
                         cli->json = true;
-                else if (o == OPT_TIMEOUT && streq(verb, "stop") && vm_parse_seconds_arg(cmd, "--timeout", optarg, &t) == 0)
+                else if (o == OPT_TIMEOUT && timed && vm_parse_seconds_arg(cmd, "--timeout", optarg, &t) == 0)
                         json_object_set_new(extra, "timeout_sec", json_integer((json_int_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC)));
                 else if (o == 's' && streq(verb, "kill") && optarg[0])
                         json_object_set_new(extra, "signal", json_string(optarg));
                 else {
                         json_decref(extra);
-                        return o == OPT_TIMEOUT && streq(verb, "stop") ? EXIT_USAGE : cli_option_error(cmd, argv);
+                        return o == OPT_TIMEOUT && timed ? EXIT_USAGE : cli_option_error(cmd, argv);
                 }
         }
         if (optind >= argc) {

@@ -10,10 +10,15 @@
 #include "log.h"
 #include "string-util.h"
 
-static const CliCommand commands[] = {
+const CliCommand cli_commands[] = {
+        { "completion", cmd_completion, "print a bash, zsh or fish completion script" },
         { "daemon", cmd_daemon, "start, stop or inspect the banger daemon" },
         { "doctor", cmd_doctor, "check this host for what banger needs" },
+        { "image", cmd_image, "register, promote, list and delete images" },
+        { "kernel", cmd_kernel, "import, list and remove kernels" },
+        { "ps", cmd_ps, "list VMs (same as 'vm list')" },
         { "version", cmd_version, "print the version" },
+        { "vm", cmd_vm, "create, run, inspect and delete VMs" },
         {},
 };
 
@@ -23,7 +28,7 @@ static void help(void) {
                "Persistent, fast, disposable Linux microVMs on this host.\n"
                "\n"
                "Commands:\n");
-        for (const CliCommand *c = commands; c->name; c++)
+        for (const CliCommand *c = cli_commands; c->name; c++)
                 printf("  %-10s %s\n", c->name, c->summary);
         printf("\n"
                "Global options:\n"
@@ -83,7 +88,7 @@ int main(int argc, char **argv) {
         }
         const char *name = argv[optind];
         const CliCommand *cmd = NULL;
-        for (const CliCommand *k = commands; k->name; k++)
+        for (const CliCommand *k = cli_commands; k->name; k++)
                 if (streq(k->name, name))
                         cmd = k;
         if (!cmd) {

@@ -286,7 +286,7 @@ static void print_plain(Progress *p, bool new_stage) {
                 format_bar(p, now, bar, sizeof(bar));
                 fprintf(stderr, "%s: %s %s\n", p->stage, p->message, bar);
         } else
-                fprintf(stderr, "%s: %s\n", p->stage, p->message);
+                fprintf(stderr, "%s%s%s\n", p->stage, p->message[0] ? ": " : "", p->message);
         fflush(stderr);
 }
 

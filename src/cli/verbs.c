@@ -3,15 +3,33 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "string-util.h"
 #include "verbs.h"
+
+bool cli_verb_matches(const CliVerb *v, const char *word) {
+        if (streq(v->name, word))
+                return true;
+        size_t l = strlen(word);
+        for (const char *a = v->alias; a && *a; a += strcspn(a, " "), a += strspn(a, " "))
+                if (strncmp(a, word, l) == 0 && (a[l] == ' ' || a[l] == '\0'))
+                        return true;
+        return false;
+}
 
 static void group_help(const char *group, const char *intro, const CliVerb *verbs) {
         printf("Usage: banger %s COMMAND [OPTIONS] [ARGS...]\n\n%s\n\nCommands:\n", group, intro);
         for (const CliVerb *v = verbs; v->name; v++) {
                 char name[64];
-                snprintf(name, sizeof(name), "%s%s%s", v->name, v->alias ? ", " : "", v->alias ? v->alias : "");
+                size_t n = (size_t) snprintf(name, sizeof(name), "%s", v->name);
+                for (const char *a = v->alias; a && *a && n + 3 < sizeof(name); a++) {
+                        if (a == v->alias || *a == ' ')
+                                n += (size_t) snprintf(name + n, sizeof(name) - n, ", ");
+                        if (*a != ' ')
+                                name[n++] = *a;
+                        name[n] = '\0';
+                }
                 printf("  %-14s %s\n", name, v->summary);
         }
         printf("\nEvery command takes --json (machine-readable output) and -h/--help.\n"
@@ -42,7 +60,7 @@ int cli_group_run(Cli *cli, const char *group, const char *intro, const CliVerb 
                 return EXIT_OK;
         }
         for (const CliVerb *v = verbs; v->name; v++)
-                if (streq(v->name, argv[i]) || (v->alias && streq(v->alias, argv[i]))) {
+                if (cli_verb_matches(v, argv[i])) {
                         optind = 0;
                         opterr = 0;
                         return v->fn(cli, argc - i, argv + i);

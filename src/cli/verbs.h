@@ -8,7 +8,7 @@
 
 typedef struct CliVerb {
         const char *name;
-        const char *alias; /* a second name, or NULL */
+        const char *alias; /* other names, space separated, or NULL */
         CliCommandFn fn;   /* argv[0] is the verb */
         const char *summary;
         /* For completion: the verb's options, space separated; a trailing
@@ -22,6 +22,9 @@ typedef struct CliVerb {
 extern const CliVerb cli_vm_verbs[];
 extern const CliVerb cli_image_verbs[];
 extern const CliVerb cli_kernel_verbs[];
+
+/* True when word is the verb's name or one of its aliases. */
+bool cli_verb_matches(const CliVerb *v, const char *word);
 
 /* Run "banger GROUP [--json] VERB ARGS...": group options before the verb,
  * help when none is given (exit 2) or asked for (exit 0). */

@@ -86,6 +86,10 @@ const RpcMethod *rpc_method_find(const char *name);
 extern const RpcMethod daemon_methods[];
 extern const RpcMethod vm_methods[];
 extern const RpcMethod image_methods[];
+extern const RpcMethod image_build_methods[];
+
+/* Where banger-agent is (installed into images). */
+char *daemon_find_agent(void);
 
 /* Parameter helpers: on failure they reply -32602 naming the field and return -EINVAL. */
 int rpc_params_check_keys(RpcCall *call, json_t *params, const char *const *allowed);

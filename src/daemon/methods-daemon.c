@@ -66,7 +66,7 @@ const RpcMethod daemon_methods[] = {
         {},
 };
 
-static const RpcMethod *const method_tables[] = { daemon_methods, vm_methods, image_methods };
+static const RpcMethod *const method_tables[] = { daemon_methods, vm_methods, image_methods, image_build_methods };
 
 const RpcMethod *rpc_method_find(const char *name) {
         for (size_t t = 0; t < ELEMENTSOF(method_tables); t++)

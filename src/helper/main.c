@@ -86,7 +86,9 @@ static int parse_args(int argc, char **argv, Args *a) {
         long long v;
         for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) >= 0;) {
                 switch (c) {
-                case A_SYSTEM: a->system = true; break;
+                case A_SYSTEM:
+                        a->system = true;
+                        break;
                 case A_UID:
                         if (parse_number("--owner-uid", optarg, 0xfffffffeLL, &a->owner_uid) < 0)
                                 return -EINVAL;
@@ -95,12 +97,24 @@ static int parse_args(int argc, char **argv, Args *a) {
                         if (parse_number("--owner-gid", optarg, 0xfffffffeLL, &a->owner_gid) < 0)
                                 return -EINVAL;
                         break;
-                case A_STATE: a->state_dir = optarg; break;
-                case A_SOCKET: a->socket_path = optarg; break;
-                case A_CIDR: a->cidr = optarg; break;
-                case A_BRIDGE: a->bridge = optarg; break;
-                case A_BRIDGE_IP: a->bridge_ip = optarg; break;
-                case A_UPLINK: a->uplink = optarg; break;
+                case A_STATE:
+                        a->state_dir = optarg;
+                        break;
+                case A_SOCKET:
+                        a->socket_path = optarg;
+                        break;
+                case A_CIDR:
+                        a->cidr = optarg;
+                        break;
+                case A_BRIDGE:
+                        a->bridge = optarg;
+                        break;
+                case A_BRIDGE_IP:
+                        a->bridge_ip = optarg;
+                        break;
+                case A_UPLINK:
+                        a->uplink = optarg;
+                        break;
                 case A_DNS_PORT:
                         if (parse_number("--dns-port", optarg, 65535, &v) < 0 || v == 0)
                                 return -EINVAL;
@@ -112,9 +126,14 @@ static int parse_args(int argc, char **argv, Args *a) {
                                 return -EINVAL;
                         }
                         break;
-                case A_VERSION: printf("bangerd-root %s (%s)\n", BANGER_VERSION, BANGER_COMMIT); return 0;
-                case 'h': help(); return 0;
-                default: return -EINVAL;
+                case A_VERSION:
+                        printf("bangerd-root %s (%s)\n", BANGER_VERSION, BANGER_COMMIT);
+                        return 0;
+                case 'h':
+                        help();
+                        return 0;
+                default:
+                        return -EINVAL;
                 }
         }
         if (optind < argc) {
@@ -297,6 +316,8 @@ static int helper_run(Helper *h) {
 
 int main(int argc, char **argv) {
         log_set_program("bangerd-root");
+        /* Under systemd stderr is the journal: keep each line's priority. */
+        log_set_journal_prefix(getenv("JOURNAL_STREAM") != NULL);
         (void) log_parse_environment();
         Args a;
         int r = parse_args(argc, argv, &a);

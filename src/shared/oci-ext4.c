@@ -281,7 +281,7 @@ static int write_node(Writer *w, ext2_ino_t parent, OciNode *n) {
                 return add_hard_link(w, parent, n->name, oi);
         switch (oi->mode & S_IFMT) {
         case S_IFDIR: {
-                ext2_ino_t ino;
+                ext2_ino_t ino = 0;
                 int r = write_dir(w, parent, n->name, &ino);
                 if (r < 0)
                         return r;

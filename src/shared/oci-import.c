@@ -214,7 +214,7 @@ static int import_parts(const OciImportOptions *o, OciImageParts *p, OciImportRe
         int r = check_platform(o, &p->config);
         if (r < 0)
                 return r;
-        int spool;
+        int spool = -EBADF;
         if ((r = open_spool(o->out_dirfd, &spool)) < 0)
                 return r;
         _cleanup_oci_tree_ OciTree *t = NULL;

@@ -12,7 +12,6 @@
 #include "path-beneath.h"
 #include "string-util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(json_t *, json_decref);
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
 void oci_descriptor_done(OciDescriptor *d) {

@@ -44,14 +44,14 @@ void oci_image_parts_done(OciImageParts *p) {
         *p = (OciImageParts){ .dirfd = -EBADF, .staging_parent_fd = -EBADF };
 }
 
-int oci_rm_rf_at(int dirfd, const char *name) {
-        if (unlinkat(dirfd, name, 0) == 0)
+int oci_rm_rf_at(int parent_fd, const char *name) {
+        if (unlinkat(parent_fd, name, 0) == 0)
                 return 0;
         if (errno == ENOENT)
                 return 0;
         if (errno != EISDIR && errno != EPERM)
                 return -errno;
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
         DIR *d = fdopendir(fd);
@@ -63,12 +63,12 @@ int oci_rm_rf_at(int dirfd, const char *name) {
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                int k = oci_rm_rf_at(dirfd_of(d), de->d_name);
+                int k = oci_rm_rf_at(dirfd(d), de->d_name);
                 if (k < 0 && r == 0)
                         r = k;
         }
         closedir(d);
-        if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && r == 0)
+        if (unlinkat(parent_fd, name, AT_REMOVEDIR) < 0 && r == 0)
                 r = -errno;
         return r;
 }

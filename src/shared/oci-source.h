@@ -29,4 +29,4 @@ int oci_source_open(const OciImportOptions *o, OciImageParts *ret);
 void oci_image_parts_done(OciImageParts *p);
 
 /* Remove dirfd/name and everything beneath it (never following symlinks). */
-int oci_rm_rf_at(int dirfd, const char *name);
+int oci_rm_rf_at(int parent_fd, const char *name);

@@ -359,7 +359,7 @@ int oci_tree_apply(OciTree *t, const OciEntry *e) {
         char *base = split_last(p, &dir);
         if (startswith(base, ".wh."))
                 return apply_whiteout(t, dir, base, e->path);
-        OciInode *inode;
+        OciInode *inode = NULL;
         if ((r = entry_inode(t, e, &inode)) < 0)
                 return r;
         OciNode *parent;

@@ -20,9 +20,10 @@ from conftest import BUILD
 
 OWNER = 65534  # nobody / nogroup
 FOREIGN = 65533
-HELPER = BUILD / "src/helper/bangerd-root"
+HELPER = (BUILD / "src/helper/bangerd-root").resolve()
 
 pytestmark = [
+    pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="bangerd-root tests need root"),
     pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 missing"),
 ]
@@ -152,7 +153,11 @@ def helper():
                 proc.wait()
         detach_loops_under(state)
         subprocess.run(["ip", "netns", "del", ns], check=False)
+        text = log.read_text() if log.exists() else ""
         shutil.rmtree(tmp, ignore_errors=True)
+    # A clean SIGTERM exit, and no sanitizer report when run from an ASan build.
+    assert proc.returncode == 0, text
+    assert "Sanitizer" not in text and "runtime error" not in text, text
 
 
 def test_socket_is_private(helper):

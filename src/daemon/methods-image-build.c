@@ -1,0 +1,280 @@
+/* SPDX-License-Identifier: MIT */
+/* image.import (OCI/Docker) and image.build (debootstrap): long work in
+ * workers, with progress notifications. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "banger-build.h"
+#include "daemon.h"
+#include "debootstrap-image.h"
+#include "error.h"
+#include "fs-util.h"
+#include "jsonrpc.h"
+#include "kernel-store.h"
+#include "log.h"
+#include "oci-import.h"
+#include "paths.h"
+#include "spawn.h"
+#include "string-util.h"
+
+typedef struct BuildJob {
+        Daemon *d;
+        RpcCall *call;
+        char *name, *source, *kernel, *suite, *mirror;
+        usec_t last_note;
+} BuildJob;
+
+static void build_job_free(void *p) {
+        BuildJob *j = p;
+        if (!j)
+                return;
+        free(j->name);
+        free(j->source);
+        free(j->kernel);
+        free(j->suite);
+        free(j->mirror);
+        free(j);
+}
+
+/* banger-agent: next to bangerd, in the build tree, or installed. */
+char *daemon_find_agent(void) {
+        const char *e = getenv("BANGER_AGENT");
+        if (e && e[0] == '/')
+                return strdup(e);
+        char self[4096];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (n > 0) {
+                self[n] = '\0';
+                char *dir = dirname(self);
+                static const char *const rel[] = { "banger-agent", "../agent/banger-agent", "../libexec/banger/banger-agent" };
+                for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
+                        _cleanup_free_ char *p = path_join(dir, rel[i]);
+                        if (p && access(p, X_OK) == 0)
+                                return TAKE_PTR(p);
+                }
+        }
+        _cleanup_free_ char *lib = path_join(BANGER_LIBEXECDIR, "banger/banger-agent");
+        if (lib && access(lib, X_OK) == 0)
+                return TAKE_PTR(lib);
+        return NULL;
+}
+
+static void note(BuildJob *j, const char *stage, const char *msg, uint64_t done, uint64_t total) {
+        /* Byte counters come fast: at most ten notifications a second. */
+        usec_t now = now_monotonic();
+        if (total && done < total && now - j->last_note < 100 * USEC_PER_MSEC)
+                return;
+        j->last_note = now;
+        rpc_call_notify(j->call, "progress",
+                        json_pack("{s:s, s:s, s:I, s:I}", "stage", stage, "message", msg ? msg : "", "bytes",
+                                  (json_int_t) done, "total", (json_int_t) total));
+}
+
+static int oci_progress(OciProgressPhase phase, uint64_t done, uint64_t total, void *userdata) {
+        static const char *const names[] = { "download", "unpack", "layers", "write" };
+        note(userdata, names[phase], NULL, done, total);
+        return 0;
+}
+
+static void build_progress(const char *stage, const char *detail, uint64_t done, uint64_t total, void *userdata) {
+        note(userdata, stage, detail, done, total);
+}
+
+static json_t *image_json(Store *s, const char *id) {
+        ImageRecord img = {};
+        if (store_image_get_by_id(s, id, &img) < 0)
+                return json_null();
+        char ts[40];
+        json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:I, s:s?, s:s}", "id", img.id, "name", img.name, "rootfs",
+                              img.rootfs_path, "managed", img.managed, "size", (json_int_t) img.size, "source",
+                              img.source, "created_at", format_timestamp(ts, sizeof(ts), img.created_at) ? ts : "");
+        image_record_done(&img);
+        return j;
+}
+
+/* The kernel an imported image boots: the one named, else the default
+ * image's, else the newest imported. */
+static int pick_kernel(Daemon *d, Store *s, const char *name, KernelRecord *ret) {
+        if (name)
+                return kernel_store_lookup(s, name, ret);
+        ImageRecord def = {};
+        const char *dn = config_vm_image(&d->config);
+        if (dn && store_image_get_by_name(s, dn, &def) >= 0 && def.kernel_id) {
+                int r = store_kernel_get_by_id(s, def.kernel_id, ret);
+                image_record_done(&def);
+                return r;
+        }
+        image_record_done(&def);
+        KernelRecord *list = NULL;
+        size_t n = 0;
+        int r = store_kernel_list(s, &list, &n);
+        if (r >= 0 && n == 0)
+                r = error_setf(-ENOENT, "no kernel to pair the image with: import one first (banger kernel import)");
+        if (r >= 0) {
+                *ret = list[n - 1];
+                list[n - 1] = (KernelRecord){};
+        }
+        kernel_record_array_free(list, n);
+        return r;
+}
+
+static int work_import(RpcCall *call, void *userdata, json_t **ret) {
+        BuildJob *j = userdata;
+        j->call = call;
+        Daemon *d = j->d;
+        Store *s = NULL;
+        int r = store_open(d->paths.db_path, STORE_OPEN_NO_MIGRATE, &s);
+        if (r < 0)
+                return r;
+        KernelRecord k = {};
+        _cleanup_free_ char *agent = daemon_find_agent();
+        _cleanup_free_ char *imgdir = NULL, *cache = path_join(d->paths.cache_dir, "oci"), *images = NULL,
+                            *rootfs = NULL;
+        _cleanup_close_ int cfd = -EBADF, ifd = -EBADF, idfd = -EBADF;
+        if (asprintf(&imgdir, "%s/images/%s", d->paths.state_dir, j->name) < 0 || !cache) {
+                r = -ENOMEM;
+                goto out;
+        }
+        r = pick_kernel(d, s, j->kernel, &k);
+        if (r < 0)
+                goto out;
+        images = path_join(d->paths.state_dir, "images");
+        if ((r = paths_ensure_private_dir(cache, &cfd)) < 0 || (r = paths_ensure_private_dir(images, &ifd)) < 0)
+                goto out;
+        r = mkdirat_private(ifd, j->name, 0700);
+        if (r == 0)
+                r = error_setf(-EEXIST, "%s already exists", imgdir);
+        if (r < 0)
+                goto out;
+        idfd = open_dir_nofollow(ifd, j->name);
+        if (idfd < 0) {
+                r = idfd;
+                goto rmdir;
+        }
+        OciImportOptions o = { .source = j->source, .kind = OCI_SOURCE_AUTO, .cache_dirfd = cfd, .out_dirfd = idfd,
+                               .out_name = "rootfs.ext4", .agent_path = agent, .progress = oci_progress, .userdata = j };
+        OciImportResult res = {};
+        r = oci_import(&o, &res);
+        if (r < 0)
+                goto rmdir;
+        char id[STORE_ID_GENERATED_LEN + 1];
+        rootfs = path_join(imgdir, "rootfs.ext4");
+        r = rootfs ? store_id_generate(id) : -ENOMEM;
+        ImageRecord img = { .id = id, .name = j->name, .kernel_id = k.id, .rootfs_path = rootfs, .managed = true,
+                            .size = res.image_size, .source = j->source };
+        if (r >= 0)
+                r = store_image_insert(s, &img);
+        oci_import_result_done(&res);
+        if (r < 0) {
+                (void) unlinkat(idfd, "rootfs.ext4", 0);
+                goto rmdir;
+        }
+        *ret = image_json(s, id);
+        goto out;
+rmdir:
+        (void) unlinkat(ifd, j->name, AT_REMOVEDIR);
+out:
+        kernel_record_done(&k);
+        store_close(s);
+        return r;
+}
+
+static int want(RpcCall *call, json_t *params, const char *key, bool required, bool name, char **ret) {
+        json_t *v = json_object_get(params, key);
+        if (!v && !required)
+                return 0;
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 4096 ||
+            (name && !name_is_valid(json_string_value(v)))) {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"%s\" must be %s", key,
+                                     name ? "a name: [a-z0-9][a-z0-9-]{0,62}" : "a non-empty string");
+                return -EINVAL;
+        }
+        *ret = strdup(json_string_value(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int method_image_import(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", "source", "kernel", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        BuildJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want(call, params, "name", true, true, &j->name) < 0 || want(call, params, "source", true, false, &j->source) < 0 ||
+            want(call, params, "kernel", false, true, &j->kernel) < 0) {
+                build_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work_import, j, build_job_free);
+}
+
+static int work_build(RpcCall *call, void *userdata, json_t **ret) {
+        BuildJob *j = userdata;
+        j->call = call;
+        Daemon *d = j->d;
+        Store *s = NULL;
+        int r = store_open(d->paths.db_path, STORE_OPEN_NO_MIGRATE, &s);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *agent = daemon_find_agent();
+        _cleanup_free_ char *cache = path_join(d->paths.cache_dir, "debs");
+        if (!agent) {
+                store_close(s);
+                return error_setf(-ENOENT, "cannot find banger-agent next to bangerd or in %s/banger", BANGER_LIBEXECDIR);
+        }
+        int cfd = -EBADF;
+        if (cache && paths_ensure_private_dir(cache, &cfd) >= 0)
+                safe_close(cfd);
+        DebootstrapImageOptions o = { .name = j->name, .suite = j->suite, .mirror = j->mirror, .agent = agent,
+                                      .cache_dir = cache, .progress = { build_progress, j } };
+        ImageRecord img = {};
+        r = debootstrap_image_build(s, d->paths.state_dir, &o, &img);
+        if (r >= 0)
+                *ret = image_json(s, img.id);
+        image_record_done(&img);
+        store_close(s);
+        return r;
+}
+
+static int method_image_build(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", "suite", "mirror", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        BuildJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want(call, params, "name", true, true, &j->name) < 0 || want(call, params, "suite", false, false, &j->suite) < 0 ||
+            want(call, params, "mirror", false, false, &j->mirror) < 0) {
+                build_job_free(j);
+                return 0;
+        }
+        if (!j->suite)
+                j->suite = strdup(d->config.debootstrap_suite);
+        if (!j->mirror)
+                j->mirror = strdup(d->config.debootstrap_mirror);
+        if (!j->suite || !debootstrap_suite_is_valid(j->suite)) {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"suite\" must be a Debian suite name");
+                build_job_free(j);
+                return 0;
+        }
+        if (!startswith(j->mirror, "http://") && !startswith(j->mirror, "https://")) {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"mirror\" must be an http(s) URL");
+                build_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work_build, j, build_job_free);
+}
+
+const RpcMethod image_build_methods[] = {
+        { "image.import", method_image_import },
+        { "image.build", method_image_build },
+        {},
+};
