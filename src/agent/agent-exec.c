@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -45,7 +46,11 @@ static int exec_search(char *const *argv, char *const *env) {
         return err;
 }
 
-static _noreturn_ void child_run(const AgentExecSpec *spec, char *const *env, int in, int out, int err, int errfd) {
+static _noreturn_ void child_run(const AgentExecSpec *spec, char *const *env, int in, int out, int err, int errfd,
+                                 pid_t parent) {
+        /* The command dies with its session (a daemon it forks does not). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(127);
         sigset_t all;
         sigemptyset(&all);
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
@@ -107,11 +112,12 @@ int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
                 r = make_pipe(err, true);
         if (r >= 0 && pipe2(ep, O_CLOEXEC) < 0)
                 r = -errno;
+        pid_t parent = getpid();
         pid_t pid = r >= 0 ? fork() : 0;
         if (r >= 0 && pid < 0)
                 r = -errno;
         if (r >= 0 && pid == 0)
-                child_run(spec, env, in[0], out[1], err[1], ep[1]);
+                child_run(spec, env, in[0], out[1], err[1], ep[1], parent);
         if (r >= 0) {
                 ep[1] = safe_close(ep[1]);
                 r = wait_exec_result(pid, ep[0]);

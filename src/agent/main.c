@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -28,9 +29,9 @@
 #include "string-util.h"
 
 #define MAX_SESSIONS 32
-/* How often to look for the virtio-serial port when it is not there yet
- * (virtio_console may be loaded after the agent starts). */
-#define SERIAL_RETRY_MS 2000
+/* How often to look for a missing transport: virtio_console or the vsock
+ * transport module may be loaded after the agent starts. */
+#define TRANSPORT_RETRY_MS 2000
 
 typedef struct Args {
         const char *listen_unix;
@@ -163,6 +164,8 @@ typedef struct Agent {
         unsigned n_sessions;
         pid_t serial_pid;
         bool serial_missing_logged;
+        bool vsock_listening;
+        bool vsock_missing_logged;
         SessionOptions sopt;
 } Agent;
 
@@ -173,9 +176,14 @@ static void close_parent_fds(Agent *a) {
 }
 
 static pid_t fork_session(Agent *a, int fd, bool stream) {
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid != 0)
                 return pid;
+        /* A session must not outlive the agent (a respawned agent would
+         * find the serial port still held by an orphan). */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(1);
         close_parent_fds(a);
         sigset_t none;
         sigemptyset(&none);
@@ -245,14 +253,23 @@ static int setup_listeners(Agent *a) {
                 a->listeners[a->n_listeners++] = fd;
                 return 0;
         }
-        if (!a->args.no_vsock) {
-                int fd = listen_vsock(a->args.vsock_port);
-                if (fd < 0)
-                        log_warning_errno(fd, "cannot listen on vsock port %u: %m", a->args.vsock_port);
-                else
-                        a->listeners[a->n_listeners++] = fd;
-        }
         return 0;
+}
+
+/* The vsock transport module may load after the agent starts: retry. */
+static void start_vsock(Agent *a) {
+        if (a->vsock_listening || a->args.no_vsock || a->args.listen_unix)
+                return;
+        int fd = listen_vsock(a->args.vsock_port);
+        if (fd < 0) {
+                if (!a->vsock_missing_logged)
+                        log_info_errno(fd, "cannot listen on vsock port %u (will retry): %m", a->args.vsock_port);
+                a->vsock_missing_logged = true;
+                return;
+        }
+        log_info("listening on vsock port %u", a->args.vsock_port);
+        a->listeners[a->n_listeners++] = fd;
+        a->vsock_listening = true;
 }
 
 static int serve(Agent *a) {
@@ -267,15 +284,16 @@ static int serve(Agent *a) {
         int r = setup_listeners(a);
         if (r < 0)
                 return r;
-        log_info("banger-agent %s serving (%zu listener%s)", BANGER_VERSION, a->n_listeners,
-                 a->n_listeners == 1 ? "" : "s");
+        log_info("banger-agent %s starting", BANGER_VERSION);
         for (;;) {
+                start_vsock(a);
                 start_serial(a);
                 struct pollfd p[3] = { { .fd = a->sigfd, .events = POLLIN } };
                 for (size_t i = 0; i < a->n_listeners; i++)
                         p[1 + i] = (struct pollfd){ .fd = a->listeners[i], .events = POLLIN };
-                bool want_serial = a->serial_pid == 0 && (!a->args.listen_unix || a->args.serial);
-                if (poll(p, 1 + a->n_listeners, want_serial ? SERIAL_RETRY_MS : -1) < 0 && errno != EINTR)
+                bool retry = (a->serial_pid == 0 && (!a->args.listen_unix || a->args.serial)) ||
+                             (!a->vsock_listening && !a->args.no_vsock && !a->args.listen_unix);
+                if (poll(p, 1 + a->n_listeners, retry ? TRANSPORT_RETRY_MS : -1) < 0 && errno != EINTR)
                         return log_error_errno(errno, "poll: %m");
                 if (p[0].revents)
                         reap(a);

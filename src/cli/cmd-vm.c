@@ -492,12 +492,15 @@ static int print_results(Cli *cli, const char *verb, json_t *res) {
         size_t i;
         json_t *e, *seen = json_object();
         json_array_foreach(json_object_get(res, "results"), i, e) {
-                /* The same VM named twice (name and id) ran once: say so once. */
-                const char *id = json_str(json_object_get(e, "vm"), "id", NULL);
-                if (id && json_object_get(seen, id))
+                /* The same VM named twice ran once: say so once. A result
+                 * names its VM by "id" or its "vm" object; without either
+                 * (vm.delete) only identical references are recognised. */
+                const char *id = json_str(e, "id", json_str(json_object_get(e, "vm"), "id", NULL));
+                char key[128];
+                snprintf(key, sizeof(key), "%s:%s", id ? "id" : "ref", id ? id : json_str(e, "ref", ""));
+                if (json_object_get(seen, key))
                         continue;
-                if (id)
-                        json_object_set_new(seen, id, json_true());
+                json_object_set_new(seen, key, json_true());
                 if (!json_is_true(json_object_get(e, "ok"))) {
                         fprintf(stderr, "banger: %s: %s\n", json_str(e, "ref", "?"), json_str(e, "error", "failed"));
                         ret = EXIT_FAIL;
@@ -536,7 +539,11 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
                         json_object_set_new(extra, "signal", json_string(optarg));
                 else {
                         json_decref(extra);
-                        return o == OPT_TIMEOUT && timed ? EXIT_USAGE : cli_option_error(cmd, argv);
+                        if (o == OPT_TIMEOUT && !timed)
+                                return cli_usage_error(cmd, "--timeout is for stop and restart only");
+                        if (o == 's' && !streq(verb, "kill"))
+                                return cli_usage_error(cmd, "--signal is for kill only");
+                        return o == OPT_TIMEOUT ? EXIT_USAGE : cli_option_error(cmd, argv);
                 }
         }
         if (optind >= argc) {

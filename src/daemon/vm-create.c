@@ -360,10 +360,10 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
         }
         log_info("vm %s: its VMM is gone (%s); marking it stopped", vm->name, strerror(-r));
         vm_runtime_drop(m, vm->id);
-        vm_release_host(m, s, vm);
         vm->state = VM_STATE_STOPPED;
         vm->pid = 0;
         (void) store_vm_update(s, vm);
+        vm_release_host(m, s, vm);
 }
 
 int vm_manager_recover(VmManager *m) {

@@ -22,6 +22,7 @@
 #include "guest-patch.h"
 #include "host.h"
 #include "log.h"
+#include "qemu.h"
 #include "rootdisk.h"
 #include "string-util.h"
 #include "tap.h"
@@ -59,6 +60,29 @@ static int vm_kernel_for(Store *s, const VmRecord *vm, KernelRecord *ret) {
         return r < 0 ? error_setf(r, "kernel of VM %s is gone", vm->name) : 0;
 }
 
+/* Under TCG a loaded host makes the guest's timer calibration against the
+ * PIT fail, and the kernel then hangs in early boot (seen with 6.1 on
+ * microvm). Emulated TSC runs at the host's rate: hand the guest that rate
+ * and the matching loops-per-jiffy, so it calibrates nothing. */
+static void tcg_timer_args(char *buf, size_t len) {
+        buf[0] = '\0';
+        _cleanup_free_ char *info = NULL;
+        if (read_file_at(AT_FDCWD, "/proc/cpuinfo", 16 << 20, &info, NULL) < 0)
+                return;
+        const char *p = strstr(info, "cpu MHz");
+        double mhz = 0;
+        if (!p || sscanf(p, "cpu MHz : %lf", &mhz) != 1) {
+                const char *c = p ? strchr(p, ':') : NULL;
+                if (!c || sscanf(c + 1, "%lf", &mhz) != 1)
+                        return;
+        }
+        if (mhz < 100 || mhz > 10000)
+                return;
+        unsigned long khz = (unsigned long) (mhz * 1000);
+        /* lpj for HZ=250 (Debian's kernels); another HZ only skews udelay. */
+        snprintf(buf, len, " tsc_early_khz=%lu lpj=%lu", khz, khz * 4);
+}
+
 int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpec *ret) {
         const BangerConfig *c = &m->d->config;
         VmLaunchSpec sp = {};
@@ -84,8 +108,11 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
         }
         /* ip= lets guests whose NIC driver is built in configure themselves;
          * the agent reads /etc/banger/network.conf either way. */
-        int n = asprintf(&sp.cmdline, "console=ttyS0 root=/dev/vda rw panic=1%s ip=%s::%s:%s:%s:eth0:off",
-                         vm->vmm == VMM_FIRECRACKER ? " reboot=k pci=off" : "", vm->ip ? vm->ip : "0.0.0.0",
+        char timer[96] = "";
+        if (vm->vmm == VMM_QEMU && !qemu_kvm_usable(NULL))
+                tcg_timer_args(timer, sizeof(timer));
+        int n = asprintf(&sp.cmdline, "console=ttyS0 root=/dev/vda rw panic=1%s%s ip=%s::%s:%s:%s:eth0:off",
+                         vm->vmm == VMM_FIRECRACKER ? " reboot=k pci=off" : "", timer, vm->ip ? vm->ip : "0.0.0.0",
                          host_bridge_ip(m->host), host_netmask(m->host), vm->name);
         if (n < 0) {
                 vm_launch_spec_done(&sp);
@@ -273,13 +300,14 @@ static int vm_save(Store *s, VmRecord *vm) {
 static int vm_fail(VmManager *m, Store *s, VmRecord *vm, int r, const char *stage) {
         char why[1024];
         snprintf(why, sizeof(why), "%s: %s", stage, error_last_message() ? error_last_message() : strerror(-r));
-        vm_release_host(m, s, vm);
         free(vm->last_error);
         vm->last_error = strdup(why);
         vm->state = VM_STATE_ERROR;
         vm->pid = 0;
         vm_set_runtime(vm, false, false);
+        /* Recorded first: the NAT table is regenerated from the database. */
         (void) vm_save(s, vm);
+        vm_release_host(m, s, vm);
         log_warning("vm %s: %s", vm->name, why);
         return error_setf(r, "%s", why);
 }
@@ -407,12 +435,13 @@ static int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst) {
 }
 
 static void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm) {
-        vm_release_host(m, s, vm);
         vm_runtime_drop(m, vm->id);
         vm->state = VM_STATE_STOPPED;
         vm->pid = 0;
         vm_set_runtime(vm, false, false);
+        /* Recorded first: the NAT table is regenerated from the database. */
         (void) vm_save(s, vm);
+        vm_release_host(m, s, vm);
 }
 
 static int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force) {

@@ -59,6 +59,9 @@ static int find_candidate(int root_fd, const char *sub, const char *const *patte
                 safe_close(fd);
                 return -errno;
         }
+        /* A dup shares the file offset with root_fd: an earlier scan of the
+         * same directory left it at the end. */
+        rewinddir(d);
         for (struct dirent *de; (de = readdir(d));) {
                 struct stat st;
                 bool match = false;

@@ -134,8 +134,7 @@ int oci_ref_parse(const char *s, OciRef *ret) {
                         k = error_setf(-EINVAL, "invalid digest in image reference \"%s\"", s);
                         goto fail;
                 }
-                if (!(r.digest = strdup(at + 1)))
-                        {
+                if (!(r.digest = strdup(at + 1))) {
                         k = -ENOMEM;
                         goto fail;
                 }
@@ -148,16 +147,14 @@ int oci_ref_parse(const char *s, OciRef *ret) {
                         k = error_setf(-EINVAL, "invalid tag in image reference \"%s\"", s);
                         goto fail;
                 }
-                if (!(r.tag = strdup(colon + 1)))
-                        {
+                if (!(r.tag = strdup(colon + 1))) {
                         k = -ENOMEM;
                         goto fail;
                 }
-        } else if (!r.digest && !(r.tag = strdup("latest")))
-                {
-                        k = -ENOMEM;
-                        goto fail;
-                }
+        } else if (!r.digest && !(r.tag = strdup("latest"))) {
+                k = -ENOMEM;
+                goto fail;
+        }
         if ((k = split_name(buf, &r)) < 0)
                 goto fail;
         *ret = r;

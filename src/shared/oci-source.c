@@ -290,18 +290,50 @@ typedef struct StagedLink {
         char *path, *target;
 } StagedLink;
 
+/* Resolve target relative to the directory of path, lexically, refusing
+ * anything that climbs above the staging root. */
+static int staging_link_target(const char *path, const char *target, char **ret) {
+        const char *slash = strrchr(path, '/');
+        size_t dl = slash ? (size_t) (slash - path) : 0;
+        if (target[0] == '/' || strlen(target) >= OCI_PATH_MAX)
+                return -EXDEV;
+        _cleanup_free_ char *out = malloc(dl + strlen(target) + 2);
+        if (!out)
+                return -ENOMEM;
+        memcpy(out, path, dl);
+        size_t n = dl;
+        for (const char *p = target; *p;) {
+                const char *end = strchrnul(p, '/');
+                size_t l = (size_t) (end - p);
+                if (l == 2 && p[0] == '.' && p[1] == '.') {
+                        if (n == 0)
+                                return -EXDEV;
+                        while (n > 0 && out[n - 1] != '/')
+                                n--;
+                        if (n > 0)
+                                n--;
+                } else if (l > 0 && !(l == 1 && p[0] == '.')) {
+                        if (n > 0)
+                                out[n++] = '/';
+                        memcpy(out + n, p, l);
+                        n += l;
+                }
+                p = *end ? end + 1 : end;
+        }
+        out[n] = '\0';
+        if (n == 0 || !path_beneath_is_valid(out))
+                return -EXDEV;
+        *ret = TAKE_PTR(out);
+        return 0;
+}
+
 /* docker save writes a layer it already wrote as a relative symlink to the
- * first copy; recreate those as hard links once everything is unpacked. */
+ * first copy ("../<id>/layer.tar"); recreate those as hard links once
+ * everything is unpacked. */
 static int staging_links(int dirfd, StagedLink *links, size_t n) {
         for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *joined = NULL, *norm = NULL;
-                const char *slash = strrchr(links[i].path, '/');
-                int dl = slash ? (int) (slash - links[i].path) : 0;
-                if (links[i].target[0] == '/' ||
-                    asprintf(&joined, "%.*s/%s", dl, links[i].path, links[i].target) < 0)
-                        return error_setf(-EXDEV, "archive member %s links outside the archive", links[i].path);
-                int r = oci_path_normalize(joined, &norm);
-                if (r < 0 || !*norm)
+                _cleanup_free_ char *norm = NULL;
+                if (staging_link_target(links[i].path, links[i].target, &norm) < 0)
                         return error_setf(-EXDEV, "archive member %s links outside the archive", links[i].path);
                 if (linkat(dirfd, norm, dirfd, links[i].path, 0) < 0)
                         return error_setf(-errno, "archive member %s: cannot link to %s: %m", links[i].path, norm);

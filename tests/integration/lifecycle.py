@@ -34,6 +34,18 @@ class Env:
     def setup(self):
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        # An "uplink": a veth into a second namespace of ours, so the VM
+        # namespace has a default route for NAT. No traffic leaves it.
+        self.up = self.ns + "-up"
+        subprocess.run(["ip", "netns", "add", self.up], check=True)
+        for cmd in (["ip", "-n", self.ns, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1",
+                     "netns", self.up],
+                    ["ip", "-n", self.ns, "addr", "add", "198.18.0.1/30", "dev", "uplink0"],
+                    ["ip", "-n", self.ns, "link", "set", "uplink0", "up"],
+                    ["ip", "-n", self.up, "addr", "add", "198.18.0.2/30", "dev", "uplink1"],
+                    ["ip", "-n", self.up, "link", "set", "uplink1", "up"],
+                    ["ip", "-n", self.ns, "route", "add", "default", "via", "198.18.0.2"]):
+            subprocess.run(cmd, check=True)
 
     def write_config(self, text):
         d = self.tmp / "config/banger"
@@ -50,7 +62,15 @@ class Env:
         return p
 
     def json(self, *args):
-        return json.loads(self.banger(*args, "--json").stdout)
+        """--json prints progress events as JSON lines, then the result last."""
+        out = self.banger(*args, "--json").stdout
+        dec, i, last = json.JSONDecoder(), 0, None
+        while i < len(out):
+            if out[i].isspace():
+                i += 1
+                continue
+            last, i = dec.raw_decode(out, i)
+        return last
 
     def in_ns(self, *argv, check=True):
         return subprocess.run(["ip", "netns", "exec", self.ns, *argv], capture_output=True, text=True, check=check,
@@ -81,6 +101,7 @@ class Env:
                 pass
         time.sleep(0.2)
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.up], capture_output=True)
         shutil.rmtree(self.rt, ignore_errors=True)
 
 
@@ -104,6 +125,16 @@ def kernel_dir(tmp, image_dir, manifest):
     shutil.copyfile(image_dir / "vmlinuz", k / f"vmlinuz-{rel}")
     shutil.copyfile(image_dir / "initrd.img", k / f"initrd.img-{rel}")
     return k
+
+
+def process_gone(pid):
+    """Not running: gone, or a zombie nobody reaped (a VMM outlives the daemon
+    that started it and is reparented; this machine's init may not reap)."""
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 def require_root():

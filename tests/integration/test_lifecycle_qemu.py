@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lifecycle import Env, build_test_image, kernel_dir, require_root
+from lifecycle import Env, build_test_image, kernel_dir, process_gone, require_root
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +109,7 @@ def test_stop_is_graceful_and_timely(env):
     assert took < 10 + 5, took  # stop_timeout_sec default 10 s
     after = env.json("vm", "show", "lq")
     assert after["state"] == "stopped" and after["pid"] is None
-    assert not pathlib.Path(f"/proc/{vm['pid']}").exists()
+    assert process_gone(vm["pid"])
     assert vm["tap"] not in {l["ifname"] for l in env.links()}
     assert vm["ip"] not in env.nft_table()
     log = env.banger("vm", "logs", "lq").stdout
@@ -141,10 +141,12 @@ def test_delete_leaves_nothing(env):
     assert env.banger("vm", "show", "lq", check=False).returncode == 1
     assert not any(l["ifname"].startswith("bgt") for l in env.links())
     assert vm["ip"] not in env.nft_table()
-    assert not pathlib.Path(f"/proc/{vm['pid']}").exists()
+    assert process_gone(vm["pid"])
     assert list((env.state / "vms").iterdir()) == []
     losetup = json.loads(os.popen("losetup -J -l").read() or '{"loopdevices":[]}')
     assert not any(str(env.state) in (d.get("back-file") or "") for d in losetup["loopdevices"])
     for pid in env.ns_pids():
+        if process_gone(pid):
+            continue
         cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
         assert vm["id"].encode() not in cmd, cmd

@@ -39,6 +39,8 @@
 static char tmpdir[64];
 static char sock_path[128];
 static Process agent = { .pid = 0, .pidfd = -EBADF };
+/* Agents started by single tests, killed in teardown even when a test fails. */
+static Process extra_agent = { .pid = 0, .pidfd = -EBADF };
 
 static int connect_unix(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -67,9 +69,14 @@ static int connect_retry(const char *path) {
 }
 
 static int start_agent(char *const argv[], Process *ret, const char *path) {
+        /* Logs to a file: an inherited stderr pipe would keep a test runner
+         * waiting if an agent outlived the test. */
+        char log[160];
+        snprintf(log, sizeof(log), "%s/agent.log", tmpdir);
+        _cleanup_close_ int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
         SpawnOptions o;
         spawn_options_init(&o);
-        o.stderr_fd = STDERR_FILENO;
+        o.stderr_fd = logfd;
         int r = spawn_process(argv, &o, ret);
         if (r < 0)
                 return r;
@@ -91,6 +98,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
         process_kill_and_reap(&agent);
+        process_kill_and_reap(&extra_agent);
         char cmd_dir[128];
         snprintf(cmd_dir, sizeof(cmd_dir), "%s", tmpdir);
         char *argv[] = { "rm", "-rf", "--", cmd_dir, NULL };
@@ -451,10 +459,10 @@ static void test_poweroff_pidns(void **state) {
         char path[160];
         snprintf(path, sizeof(path), "%s/pidns.sock", tmpdir);
         char *argv[] = { "unshare", "--pid", "--fork", "--kill-child", AGENT_BIN, "--listen-unix", path, NULL };
-        Process p = PROCESS_NULL;
-        int r = start_agent(argv, &p, path);
+        Process *p = &extra_agent;
+        int r = start_agent(argv, p, path);
         if (r < 0) {
-                process_kill_and_reap(&p);
+                process_kill_and_reap(p);
                 print_message("cannot run the agent in a PID namespace here: %s\n", strerror(-r));
                 skip();
         }
@@ -462,14 +470,13 @@ static void test_poweroff_pidns(void **state) {
         assert_int_equal(agent_client_poweroff(c, T_SEC), 0);
         agent_client_free(c);
         int status = 0;
-        r = process_wait(&p, T_SEC, &status);
-        if (r < 0)
-                process_kill_and_reap(&p);
+        r = process_wait(p, T_SEC, &status);
         assert_int_equal(r, 0);
         /* unshare re-raises the signal its child died of: SIGINT for poweroff. */
         assert_true((WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) ||
                     (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGINT));
-        process_release(&p);
+        process_release(p);
+        *p = PROCESS_NULL;
 }
 
 /* --- stream transport (a pty stands in for the virtio-serial port) --- */
@@ -491,8 +498,7 @@ static void test_stream_resync(void **state) {
         char path[160];
         snprintf(path, sizeof(path), "%s/stream.sock", tmpdir);
         char *argv[] = { AGENT_BIN, "--listen-unix", path, "--serial", pts, NULL };
-        Process p = PROCESS_NULL;
-        assert_int_equal(start_agent(argv, &p, path), 0);
+        assert_int_equal(start_agent(argv, &extra_agent, path), 0);
 
         /* Garbage whose "length" is absurd: the agent resynchronises at once. */
         assert_int_equal(loop_write(m, "garbage!garbage!", 16), 0);
@@ -517,7 +523,88 @@ static void test_stream_resync(void **state) {
         agent_health_done(&h);
         agent_client_free(c);
         close(m);
-        process_kill_and_reap(&p);
+        process_kill_and_reap(&extra_agent);
+}
+
+
+/* --- guest network setup, in a network and UTS namespace of our own --- */
+
+static int check_cmd(char *const argv[], const char *want) {
+        _cleanup_free_ char *out = NULL;
+        int r = spawn_run_capture(argv, T_SEC, 65536, true, &out);
+        if (r != 0 || !strstr(out, want)) {
+                fprintf(stderr, "%s: exit %d, wanted \"%s\" in:\n%s\n", argv[0], r, want, out ? out : "");
+                return 1;
+        }
+        return 0;
+}
+
+static int make_root(const char *name, const char *conf, char *ret, size_t len) {
+        snprintf(ret, len, "%s/%s", tmpdir, name);
+        char etc[256];
+        snprintf(etc, sizeof(etc), "%s/etc/banger", ret);
+        if (mkdir_p(etc, 0755) < 0)
+                return -1;
+        if (!conf)
+                return 0;
+        _cleanup_close_ int d = open_dir_nofollow(AT_FDCWD, etc);
+        return d < 0 ? -1 : write_file_atomic_at(d, "network.conf", conf, strlen(conf), 0644);
+}
+
+static int network_child(void) {
+        if (unshare(CLONE_NEWNET | CLONE_NEWUTS) < 0) {
+                fprintf(stderr, "cannot create network/UTS namespaces: %m\n");
+                return 77;
+        }
+        /* A veth pair (this kernel has no dummy driver); the peer is up so
+         * eth7 gets a carrier like a virtio NIC would. */
+        char *add[] = { "ip", "link", "add", "eth7", "address", "02:fc:00:00:00:07", "type", "veth", "peer", "name",
+                        "peer7", NULL };
+        char *up[] = { "ip", "link", "set", "peer7", "up", NULL };
+        if (spawn_run_capture(add, T_SEC, 0, false, NULL) != 0 || spawn_run_capture(up, T_SEC, 0, false, NULL) != 0) {
+                fprintf(stderr, "cannot create a veth pair\n");
+                return 77;
+        }
+        char root[200], empty[200], bad[200];
+        const char *conf = "# test\nHOSTNAME=guest-test\nADDRESS=172.16.0.2/24\nGATEWAY=172.16.0.1\n"
+                           "MAC=02:FC:00:00:00:07\nDNS=172.16.0.1 10.0.0.53\nMTU=1400\nFUTURE_KEY=x\n";
+        if (make_root("netroot", conf, root, sizeof(root)) < 0 || make_root("noconf", NULL, empty, sizeof(empty)) < 0 ||
+            make_root("badconf", "ADDRESS=300.1.2.3/24\n", bad, sizeof(bad)) < 0)
+                return 2;
+        int fails = 0;
+        char *setup[] = { AGENT_BIN, "--setup-network", "--root", root, NULL };
+        fails += check_cmd(setup, "network: eth7 172.16.0.2/24 via 172.16.0.1");
+        fails += check_cmd((char *[]){ "ip", "-o", "-4", "addr", "show", "dev", "eth7", NULL }, "inet 172.16.0.2/24");
+        fails += check_cmd((char *[]){ "ip", "route", "show", "default", NULL }, "default via 172.16.0.1 dev eth7");
+        fails += check_cmd((char *[]){ "ip", "-o", "link", "show", "eth7", NULL }, "mtu 1400");
+        fails += check_cmd((char *[]){ "ip", "-o", "link", "show", "lo", NULL }, ",UP");
+        _cleanup_close_ int rfd = open_dir_nofollow(AT_FDCWD, root);
+        _cleanup_free_ char *resolv = NULL;
+        if (read_file_at(rfd, "etc/resolv.conf", 4096, &resolv, NULL) < 0 ||
+            !strstr(resolv, "\nnameserver 172.16.0.1\nnameserver 10.0.0.53\n"))
+                fails++, fprintf(stderr, "resolv.conf: %s\n", resolv ? resolv : "(missing)");
+        struct utsname u;
+        if (uname(&u) < 0 || !streq(u.nodename, "guest-test"))
+                fails++, fprintf(stderr, "hostname is %s\n", u.nodename);
+        char *none[] = { AGENT_BIN, "--setup-network", "--root", empty, NULL };
+        fails += check_cmd(none, "skipping network setup");
+        char *inval[] = { AGENT_BIN, "--setup-network", "--root", bad, NULL };
+        if (spawn_run_capture(inval, T_SEC, 0, false, NULL) != 1)
+                fails++, fprintf(stderr, "an invalid network.conf did not fail\n");
+        return fails ? 1 : 0;
+}
+
+static void test_network_setup(void **state) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(network_child());
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        if (WEXITSTATUS(st) == 77)
+                skip();
+        assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* --- vsock handshake against a fake Firecracker vsock socket --- */
@@ -591,6 +678,7 @@ int main(void) {
                 cmocka_unit_test(test_poweroff_pidns),
                 cmocka_unit_test(test_stream_resync),
                 cmocka_unit_test(test_vsock_handshake),
+                cmocka_unit_test(test_network_setup),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,359 @@
+"""The banger CLI's VM, image, kernel and completion commands, driven as a user
+would. Nothing here boots a VM: argument checking, help texts, completion
+scripts, and round trips through a real daemon for what needs no guest
+(kernels, images, VMs created with --no-start). The daemon runs in a network
+namespace of its own so nothing it might do can touch the host's links."""
+import json
+import os
+import pathlib
+import re
+import shutil
+import struct
+import subprocess
+
+import pytest
+
+from bangerlib import BANGERD, run_cli, socket_path, stop_daemon, wait_for_socket
+
+
+@pytest.fixture
+def daemon(build_dir, xdg):
+    p = subprocess.Popen(["unshare", "-n", str(BANGERD)], env=xdg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    wait_for_socket(socket_path(xdg), proc=p)
+    yield p
+    stop_daemon(p)
+
+
+# ---- usage errors: exit 2, a message naming the problem, and no daemon ----
+
+USAGE_ERRORS = [
+    (["vm", "create", "--memory", "0"], "memory must be greater than zero"),
+    (["vm", "create", "--memory", "-1"], "invalid memory '-1'"),
+    (["vm", "create", "--memory", "-512M"], "invalid memory"),
+    (["vm", "create", "--disk-size", "0G"], "disk size must be greater than zero"),
+    (["vm", "create", "--disk-size", "-8G"], "invalid disk size"),
+    (["vm", "create", "--disk-size", "8"], "needs a unit"),
+    (["vm", "create", "--disk-size", "1000K"], "not a whole number of MiB"),
+    (["vm", "create", "--vcpu", "0"], "invalid vCPU count '0'"),
+    (["vm", "create", "--vcpu", "-2"], "invalid vCPU count"),
+    (["vm", "create", "--vcpu", "65"], "invalid vCPU count"),
+    (["vm", "create", "--name", "Bad_Name"], "invalid name 'Bad_Name'"),
+    (["vm", "create", "--name", "-x"], "invalid name"),
+    (["vm", "create", "--name", "a" * 64], "invalid name"),
+    (["vm", "create", "--vmm", "xen"], "invalid --vmm 'xen'"),
+    (["vm", "create", "--bogus"], "--bogus"),
+    (["vm", "create", "extra"], "unexpected argument 'extra'"),
+    (["vm", "run", "--rm", "-d"], "exclude each other"),
+    (["vm", "run", "--memory", "0", "--", "true"], "memory must be greater than zero"),
+    (["vm", "set", "x", "--memory", "0"], "memory must be greater than zero"),
+    (["vm", "set", "x", "--vcpu", "0"], "invalid vCPU count"),
+    (["vm", "set", "x"], "nothing to change"),
+    (["vm", "start"], "at least one VM"),
+    (["vm", "stop", "--timeout", "0", "x"], "--timeout"),
+    (["vm", "kill", "--timeout", "3", "x"], "--timeout"),
+    (["vm", "show"], "missing argument"),
+    (["vm", "show", "a", "b"], "unexpected argument 'b'"),
+    (["vm", "exec", "x"], "expects a VM and a command"),
+    (["vm", "logs", "x", "--tail", "0"], "--tail"),
+    (["vm", "frobnicate"], "unknown command 'frobnicate'"),
+    (["vm", "--bogus"], "unknown option '--bogus'"),
+    (["kernel", "import", "k"], "--from"),
+    (["kernel", "import", "Bad", "--from", "/"], "invalid name 'Bad'"),
+    (["kernel", "import", "k", "--from", "/nonexistent/vmlinux"], "/nonexistent/vmlinux"),
+    (["image", "register", "--name", "i"], "required"),
+    (["image", "register", "--name", "i", "--rootfs", "/nonexistent", "--kernel-ref", "k"], "/nonexistent"),
+    (["image", "show"], "missing argument"),
+    (["completion", "tcsh"], "unknown shell 'tcsh'"),
+    (["completion"], "missing argument"),
+]
+
+
+@pytest.mark.parametrize("args,message", USAGE_ERRORS, ids=[" ".join(a)[:40] for a, _ in USAGE_ERRORS])
+def test_usage_error(build_dir, xdg, args, message):
+    p = run_cli(xdg, *args)
+    assert p.returncode == 2, p.stderr
+    assert message in p.stderr
+    assert "--help" in p.stderr or "Usage:" in p.stdout
+    # Refused before any RPC: no daemon was started for it.
+    assert not socket_path(xdg).exists()
+
+
+# ---- help texts ----
+
+def group_verbs(env, group):
+    out = run_cli(env, group, "--help", check=True).stdout
+    section = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    verbs = []
+    for line in section.splitlines():
+        verbs += [n.strip() for n in re.split(r"\s{2,}", line.strip())[0].split(",")]
+    return [v for v in verbs if v]
+
+
+def test_help_for_every_command(build_dir, xdg):
+    top = run_cli(xdg, "--help", check=True).stdout
+    commands = re.findall(r"^  ([a-z]+) ", top.split("Commands:\n", 1)[1].split("\n\n", 1)[0], re.M)
+    assert {"vm", "image", "kernel", "completion", "ps"} <= set(commands)
+    for cmd in commands:
+        p = run_cli(xdg, cmd, "--help")
+        assert p.returncode == 0, (cmd, p.stderr)
+        assert p.stdout.startswith("Usage: banger "), cmd
+    expected = {
+        "vm": {"create", "run", "start", "stop", "restart", "kill", "delete", "rm", "list", "ls", "ps", "show", "logs",
+               "ssh", "exec", "ports", "stats", "set", "prune"},
+        "image": {"register", "promote", "list", "show", "delete"},
+        "kernel": {"import", "list", "show", "rm"},
+    }
+    for group, want in expected.items():
+        verbs = set(group_verbs(xdg, group))
+        assert want <= verbs, (group, want - verbs)
+        for verb in verbs:
+            p = run_cli(xdg, group, verb, "--help")
+            assert p.returncode == 0, (group, verb, p.stderr)
+            assert p.stdout.startswith("Usage: banger"), (group, verb, p.stdout)
+            assert len(p.stdout.splitlines()) >= 3, (group, verb)
+    assert not socket_path(xdg).exists()
+
+
+def test_group_without_verb_shows_help_and_exits_2(build_dir, xdg):
+    p = run_cli(xdg, "vm")
+    assert p.returncode == 2
+    assert "create" in p.stdout and "prune" in p.stdout
+
+
+def fmt_size(n):
+    """The CLI's format_size: binary units, one decimal from G up or below 10."""
+    v, u = float(n), 0
+    while v >= 1024 and u < 5:
+        v /= 1024
+        u += 1
+    unit = "BKMGTP"[u]
+    if u == 0:
+        return f"{n}B"
+    if u < 3 and v >= 10:
+        return f"{v:.0f}{unit}"
+    return f"{v:.1f}{unit}"
+
+
+def test_create_help_shows_host_defaults(build_dir, xdg):
+    cores = os.sysconf("SC_NPROCESSORS_ONLN")
+    ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    vcpu = min(max(cores // 4, 1), 4)
+    mib = min((ram // 8) >> 20, 8192)
+    out = run_cli(xdg, "vm", "create", "--help", check=True).stdout
+    assert f"default: {vcpu} (host" in out
+    assert f"default: {fmt_size(mib << 20)} (host" in out
+    assert "default: 8.0G (built in)" in out
+    assert "default: debian-bookworm" in out
+
+
+def write_config(xdg, text):
+    d = pathlib.Path(xdg["XDG_CONFIG_HOME"]) / "banger"
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(d / "config.toml", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def test_create_help_shows_config_defaults(build_dir, xdg):
+    write_config(xdg, '[vm_defaults]\nvcpu = 3\nmemory = "1536M"\ndisk_size = "12G"\nimage = "myimg"\nnat = true\n')
+    for verb in ("create", "run"):
+        out = run_cli(xdg, "vm", verb, "--help", check=True).stdout
+        assert "default: 3 (config)" in out
+        assert "default: 1.5G (config)" in out
+        assert "default: 12.0G (config)" in out
+        assert "default: myimg (config)" in out
+        assert re.search(r"--nat, --no-nat .*default: on", out)
+
+
+def test_create_refuses_bad_config(build_dir, xdg):
+    write_config(xdg, "[vm_defaults]\nvcpu = 0\n")
+    p = run_cli(xdg, "vm", "create", "--no-start")
+    assert p.returncode == 1
+    assert "config.toml" in p.stderr and "vcpu" in p.stderr
+    assert not socket_path(xdg).exists()
+
+
+# ---- completion scripts ----
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_script_is_valid(build_dir, xdg, tmp_path, shell):
+    exe = shutil.which(shell)
+    if not exe:
+        pytest.skip(f"{shell} is not installed")
+    p = run_cli(xdg, "completion", shell, check=True)
+    script = tmp_path / f"banger.{shell}"
+    script.write_text(p.stdout)
+    r = subprocess.run([exe, "-n", str(script)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "create" in p.stdout and "disk-size" in p.stdout and "prune" in p.stdout
+
+
+def test_bash_completion_completes(build_dir, xdg, tmp_path):
+    script = tmp_path / "banger.bash"
+    script.write_text(run_cli(xdg, "completion", "bash", check=True).stdout)
+
+    def complete(*words):
+        prog = (f'source {script}; COMP_WORDS=({" ".join(repr(w) for w in words)}); '
+                f'COMP_CWORD={len(words) - 1}; _banger; printf "%s\\n" "${{COMPREPLY[@]}}"')
+        r = subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=xdg)
+        assert r.returncode == 0, r.stderr
+        return set(r.stdout.split())
+
+    assert {"vm", "image", "kernel", "completion"} <= complete("banger", "")
+    assert complete("banger", "vm", "cr") == {"create"}
+    assert complete("banger", "--json", "vm", "pr") == {"prune"}
+    assert {"--disk-size", "--no-start", "--vmm"} <= complete("banger", "vm", "create", "--")
+    assert complete("banger", "vm", "create", "--vmm", "") == {"firecracker", "qemu"}
+    assert complete("banger", "completion", "") == {"bash", "zsh", "fish"}
+
+
+def test_fish_completion_completes(build_dir, xdg, tmp_path):
+    if not shutil.which("fish"):
+        pytest.skip("fish is not installed")
+    script = tmp_path / "banger.fish"
+    script.write_text(run_cli(xdg, "completion", "fish", check=True).stdout)
+    r = subprocess.run(["fish", "-c", f"source {script}; complete -C 'banger vm cr'; complete -C 'banger image '"],
+                       capture_output=True, text=True, env=xdg)
+    names = {line.split("\t")[0] for line in r.stdout.splitlines()}
+    assert "create" in names and "register" in names and "promote" in names
+
+
+# ---- against a real daemon ----
+
+HEADER = ["ID", "NAME", "STATE", "IMAGE", "IP", "VCPU", "MEM", "DISK", "CREATED"]
+
+
+def test_vm_list_empty(daemon, xdg):
+    p = run_cli(xdg, "vm", "list", check=True)
+    assert p.stdout.splitlines() == ["   ".join(h for h in HEADER)] or p.stdout.split() == HEADER
+    assert len(p.stdout.splitlines()) == 1
+    assert run_cli(xdg, "ps", "-q", check=True).stdout == ""
+    assert run_cli(xdg, "vm", "list", "--names", check=True).stdout == ""
+    assert json.loads(run_cli(xdg, "--json", "vm", "list", check=True).stdout) == {"vms": []}
+
+
+def test_vm_show_missing(daemon, xdg):
+    p = run_cli(xdg, "vm", "show", "nosuch")
+    assert p.returncode == 1
+    assert "nosuch" in p.stderr
+    assert p.stdout == ""
+
+
+def test_vm_names_never_starts_daemon(build_dir, xdg):
+    p = run_cli(xdg, "vm", "list", "--names")
+    assert p.returncode == 1
+    assert not socket_path(xdg).exists()
+
+
+def static_elf_executable():
+    """A statically linked ET_EXEC ELF stands in for a vmlinux (the daemon
+    checks the ELF type, and nothing here boots it)."""
+    for cand in ("/bin/busybox", "/usr/bin/busybox"):
+        try:
+            with open(cand, "rb") as f:
+                hdr = f.read(18)
+        except OSError:
+            continue
+        if hdr[:4] == b"\x7fELF" and struct.unpack_from("<H", hdr, 16)[0] == 2:
+            return cand
+    pytest.skip("no static ET_EXEC binary (busybox-static) to stand in for a vmlinux")
+
+
+@pytest.fixture
+def image(daemon, xdg, tmp_path):
+    vmlinux = tmp_path / "vmlinux"
+    shutil.copy(static_elf_executable(), vmlinux)
+    rootfs = tmp_path / "rootfs.ext4"
+    with open(rootfs, "wb") as f:
+        f.truncate(32 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(rootfs)], check=True)
+    run_cli(xdg, "kernel", "import", "k1", "--from", str(vmlinux), check=True)
+    run_cli(xdg, "image", "register", "--name", "img1", "--rootfs", str(rootfs), "--kernel-ref", "k1", check=True)
+    return {"vmlinux": vmlinux, "rootfs": rootfs}
+
+
+def test_kernel_and_image_round_trip(image, xdg):
+    kl = run_cli(xdg, "kernel", "list", check=True).stdout.splitlines()
+    assert kl[0].split() == ["NAME", "VERSION", "INITRD", "MODULES", "SIZE", "CREATED"]
+    assert kl[1].split()[0] == "k1"
+    k = json.loads(run_cli(xdg, "--json", "kernel", "show", "k1", check=True).stdout)
+    assert k["name"] == "k1" and k["size"] == image["vmlinux"].stat().st_size
+    assert "sha256:" in run_cli(xdg, "kernel", "show", "k1", check=True).stdout
+
+    il = run_cli(xdg, "image", "ls", check=True).stdout.splitlines()
+    assert il[1].split()[:3] == ["img1", "k1", "no"]
+    assert il[1].split()[-1] == str(image["rootfs"])
+    shown = run_cli(xdg, "image", "show", "img1", check=True).stdout
+    assert "rootfs:     " + str(image["rootfs"]) in shown
+
+    p = run_cli(xdg, "kernel", "rm", "k1")
+    assert p.returncode == 1 and "img1" in p.stderr  # still in use
+    run_cli(xdg, "image", "delete", "img1", check=True)
+    assert image["rootfs"].exists()  # registered in place: left alone
+    run_cli(xdg, "kernel", "rm", "k1", check=True)
+    assert json.loads(run_cli(xdg, "--json", "kernel", "list", check=True).stdout)["kernels"] == []
+    p = run_cli(xdg, "image", "show", "img1")
+    assert p.returncode == 1 and "img1" in p.stderr
+
+
+def vm_dirs(xdg):
+    d = pathlib.Path(xdg["XDG_STATE_HOME"]) / "banger/vms"
+    return sorted(x.name for x in d.iterdir()) if d.exists() else []
+
+
+def test_vm_create_no_start_set_and_delete(image, xdg):
+    p = run_cli(xdg, "vm", "create", "--name", "t1", "--image", "img1", "--no-start", "--disk-size", "64M",
+                "--memory", "128", "--vcpu", "1", check=True)
+    assert "spec: name=t1 image=img1 vcpu=1 memory=128M disk=64M" in p.stderr
+    assert re.search(r"^prepare: ", p.stderr, re.M)  # plain progress lines off a terminal
+    assert p.stdout.startswith("t1 (") and "created" in p.stdout
+    rows = run_cli(xdg, "vm", "list", check=True).stdout.splitlines()
+    assert len(rows) == 2
+    cols = rows[1].split()
+    vm_id = json.loads(run_cli(xdg, "--json", "vm", "show", "t1", check=True).stdout)["id"]
+    assert cols[:4] == [vm_id[:12], "t1", "created", "img1"]
+    assert cols[5:8] == ["1", "128M", "64M"]
+    assert run_cli(xdg, "ps", "-q", check=True).stdout.split() == [vm_id]
+    assert vm_dirs(xdg) == [vm_id]
+
+    run_cli(xdg, "vm", "set", "t1", "--vcpu", "2", "--memory", "1G", check=True)
+    shown = run_cli(xdg, "vm", "show", vm_id[:6], check=True).stdout
+    assert "resources:  2 vCPU, 1.0G memory, 64M disk" in shown
+
+    # The same VM twice: deleted once, reported once.
+    p = run_cli(xdg, "vm", "delete", "t1", "t1", check=True)
+    assert p.stdout.splitlines() == ["deleted t1"]
+    assert run_cli(xdg, "vm", "list", "-q", check=True).stdout == ""
+    assert vm_dirs(xdg) == []
+
+
+def test_vm_create_json_events(image, xdg):
+    p = run_cli(xdg, "--json", "vm", "create", "--name", "j1", "--image", "img1", "--no-start", "--disk-size", "64M",
+                check=True)
+    events = [json.loads(line) for line in p.stdout.splitlines()]
+    assert events[0]["event"] == "spec" and events[0]["name"] == "j1" and events[0]["disk_bytes"] == 64 << 20
+    assert any(e["event"] == "progress" and e["stage"] == "prepare" for e in events)
+    assert events[-1]["event"] == "result" and events[-1]["vm"]["state"] == "created"
+    run_cli(xdg, "vm", "rm", "j1", check=True)
+
+
+def test_vm_multi_reports_failures_in_order(image, xdg):
+    run_cli(xdg, "vm", "create", "--name", "m1", "--image", "img1", "--no-start", "--disk-size", "64M", check=True)
+    p = run_cli(xdg, "vm", "delete", "m1", "nosuch")
+    assert p.returncode == 1 and "nosuch" in p.stderr
+    # Resolution failed for one reference: nothing ran.
+    assert run_cli(xdg, "vm", "list", "--names", check=True).stdout.split() == ["m1"]
+    run_cli(xdg, "vm", "delete", "m1", check=True)
+
+
+def test_vm_prune_asks_first(image, xdg):
+    for n in ("p1", "p2"):
+        run_cli(xdg, "vm", "create", "--name", n, "--image", "img1", "--no-start", "--disk-size", "64M", check=True)
+    p = run_cli(xdg, "vm", "prune", input="n\n")
+    assert p.returncode == 1 and "p1 (created)" in p.stderr and "nothing deleted" in p.stderr
+    assert sorted(run_cli(xdg, "vm", "list", "--names", check=True).stdout.split()) == ["p1", "p2"]
+    p = run_cli(xdg, "vm", "prune", input="y\n", check=True)
+    assert sorted(p.stdout.splitlines()) == ["deleted p1", "deleted p2"]
+    assert run_cli(xdg, "vm", "list", "--names", check=True).stdout == ""
+    assert vm_dirs(xdg) == []
