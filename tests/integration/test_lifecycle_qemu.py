@@ -150,3 +150,13 @@ def test_delete_leaves_nothing(env):
             continue
         cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
         assert vm["id"].encode() not in cmd, cmd
+
+
+def test_run_rm_passes_exit_code_and_leaves_no_vm(env):
+    before = env.json("vm", "list")["vms"]
+    p = env.banger("vm", "run", "--image", "test", "--vmm", "qemu", "--memory", "256M", "--disk-size", "64M", "--rm",
+                   "--", "sh", "-c", "cat /etc/hostname; exit 3", check=False)
+    assert p.returncode == 3, p.stderr
+    assert p.stdout.strip()  # the generated name, printed by the guest
+    assert env.json("vm", "list")["vms"] == before
+    assert not any(l["ifname"].startswith("bgt") for l in env.links())
