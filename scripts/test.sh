@@ -7,12 +7,18 @@ cd "$(dirname "$0")/.."
 
 scripts/deps.sh test
 
-build() { # dir, extra meson args...
+build() { # dir, extra meson args...; quiet unless something fails
   local dir=$1; shift
-  if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >/dev/null
+  local log
+  log=$(mktemp)
+  if { [ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"; } >"$log" 2>&1 && ninja -C "$dir" >>"$log" 2>&1; then
+    rm -f "$log"
+  else
+    grep -E -B2 -A12 'error|FAILED' "$log" | head -150 >&2
+    rm -f "$log"
+    echo "build of $dir failed" >&2
+    return 1
   fi
-  ninja -C "$dir" >/dev/null
 }
 
 echo "== building" >&2

@@ -327,7 +327,7 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 return cli_usage_error("vm create", "unexpected argument '%s'", argv[optind]);
         VmSpec s = {};
         r = build_spec(cli, "vm create", &a, &s);
-        _cleanup_free_ char *image = s.image;
+        _cleanup_free_ _unused_ char *image = s.image; /* owns s.image */
         if (r != 0)
                 return r;
         _cleanup_rpc_client_ RpcClient *c = NULL;
@@ -373,7 +373,7 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
                 return cli_usage_error("vm run", "--detach takes no command");
         VmSpec s = {};
         r = build_spec(cli, "vm run", &a, &s);
-        _cleanup_free_ char *image = s.image;
+        _cleanup_free_ _unused_ char *image = s.image; /* owns s.image */
         if (r != 0)
                 return r;
         _cleanup_rpc_client_ RpcClient *c = NULL;

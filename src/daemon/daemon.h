@@ -80,6 +80,8 @@ int rpc_call_defer(RpcCall *call, RpcWorkFn fn, void *userdata, void (*free_user
 /* Thread-safe: from a worker, queue a notification on the caller's connection. */
 void rpc_call_notify(RpcCall *call, const char *method, json_t *params);
 int rpc_errno_to_code(int r);
+/* From a worker: extra "data" for the error reply if the work fails (steals). */
+void rpc_call_set_error_data(RpcCall *call, json_t *data);
 
 /* methods-*.c: the method tables, looked up by name. */
 const RpcMethod *rpc_method_find(const char *name);

@@ -139,6 +139,14 @@ static int work_create(RpcCall *call, void *userdata, json_t **ret) {
         r = vm_op_create(j->m, s, &j->create, &p, &vm);
         if (r >= 0)
                 *ret = vm_to_json(j->m, s, &vm);
+        else if (p.vm_id[0]) {
+                /* The VM stays, in state error: say which, and what its console said. */
+                char why[1024];
+                snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : strerror(-r));
+                _cleanup_free_ char *tail = vm_log_tail(j->m, p.vm_id, 3000);
+                rpc_call_set_error_data(call, json_pack("{s:s, s:s?}", "vm", p.vm_id, "log_tail", tail));
+                error_setf(r, "%s", why);
+        }
         vm_record_done(&vm);
         store_close(s);
         return r;

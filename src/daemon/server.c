@@ -51,6 +51,7 @@ struct RpcCall {
         RpcWorkFn work;
         void *userdata;
         void (*free_userdata)(void *);
+        json_t *error_data; /* set by the worker for its error reply */
 };
 
 typedef struct MailItem {
@@ -136,9 +137,15 @@ static void call_unlink(RpcCall *call) {
         call->conn = NULL;
 }
 
+void rpc_call_set_error_data(RpcCall *call, json_t *data) {
+        json_decref(call->error_data);
+        call->error_data = data;
+}
+
 static void call_free(RpcCall *call) {
         call_unlink(call);
         json_decref(call->id);
+        json_decref(call->error_data);
         if (call->free_userdata)
                 call->free_userdata(call->userdata);
         free(call);
@@ -256,7 +263,7 @@ static void *worker_main(void *p) {
         int r = call->work(call, call->userdata, &result);
         char *line;
         if (r < 0)
-                line = jsonrpc_format_error(call->id, rpc_errno_to_code(r), errno_message(r), NULL);
+                line = jsonrpc_format_error(call->id, rpc_errno_to_code(r), errno_message(r), TAKE_PTR(call->error_data));
         else
                 line = jsonrpc_format_result(call->id, result);
         mailbox_post(call->d, call, line, true);

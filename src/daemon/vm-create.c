@@ -211,6 +211,8 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
                         r = error_setf(-EEXIST, "a VM named '%s' already exists", vm.name);
                 goto fail_free;
         }
+        if (p)
+                snprintf(p->vm_id, sizeof(p->vm_id), "%s", vm.id);
         VmLock *l = vm_lock(m, vm.id);
         r = vm_assign_network(m, s, &vm);
         if (r >= 0)
@@ -225,6 +227,8 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
                 (void) store_ip_release(s, vm.id);
                 (void) store_vm_delete(s, vm.id);
                 vm_unlock(m, l);
+                if (p)
+                        p->vm_id[0] = '\0'; /* nothing of it is left to name */
                 error_setf(r, "%s", why);
                 goto fail_free;
         }

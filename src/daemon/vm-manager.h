@@ -20,6 +20,7 @@ typedef struct RpcCall RpcCall;
 typedef struct VmProgress {
         RpcCall *call;
         usec_t started;
+        char vm_id[40]; /* set once the VM is recorded, so a failure can name it */
 } VmProgress;
 
 void vm_progress(VmProgress *p, const char *vm_id, const char *stage, const char *fmt, ...) _printf_(4, 5);

@@ -233,6 +233,43 @@ static void test_launch_failure_reports_qemu_error(void **state) {
         assert_false(qemu_left_behind(f->run_dir));
 }
 
+/* Runs when the caller put us in a network namespace with a TAP on a bridge
+ * (tests/integration/test_qemu_boot.py does): the guest configures eth0
+ * from ip= and root logs in over SSH with the image's key. */
+static void test_boot_network_ssh(void **state) {
+        Fixture *f = *state;
+        const char *tap = getenv("BANGER_TEST_TAP"), *ip = getenv("BANGER_TEST_GUEST_IP"),
+                   *gw = getenv("BANGER_TEST_GATEWAY_IP");
+        if (!tap || !ip || !gw) {
+                print_message("skipped: set BANGER_TEST_TAP, BANGER_TEST_GUEST_IP, BANGER_TEST_GATEWAY_IP\n");
+                skip();
+        }
+        char cmdline[256], target[64];
+        snprintf(cmdline, sizeof(cmdline), "console=ttyS0 root=/dev/vda rw panic=-1 ip=%s::%s:255.255.255.0:qbt:eth0:off",
+                 ip, gw);
+        snprintf(target, sizeof(target), "root@%s", ip);
+        f->config.cmdline = cmdline;
+        f->config.nics[0] = (VmmNic){ .id = "eth0", .tap = tap, .mac = "02:fc:00:00:00:02" };
+        f->config.n_nics = 1;
+        launch(f);
+        assert_int_equal(vmm_driver_qemu.start(&f->vm), 0);
+        wait_for_log(f->log_path, READY_LINE, BOOT_TIMEOUT);
+
+        _cleanup_free_ char *key = path_join(image_dir, "id_ed25519");
+        char *ssh[] = { "ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
+                        "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20", target, "cat /proc/cmdline; hostname",
+                        NULL };
+        _cleanup_free_ char *out = NULL;
+        int r = spawn_run_capture(ssh, 60 * USEC_PER_SEC, 64 * 1024, true, &out);
+        if (r != 0)
+                fail_msg("ssh %s failed (%d): %s", target, r, out ? out : "");
+        assert_non_null(strstr(out, cmdline));
+        assert_non_null(strstr(out, "\nqbt\n"));
+
+        assert_int_equal(vmm_stop(&vmm_driver_qemu, &f->vm, POWERDOWN_DEADLINE), 0);
+        assert_false(qemu_left_behind(f->run_dir));
+}
+
 int main(void) {
         image_dir = getenv("BANGER_TEST_IMAGE");
         if (!image_dir || !*image_dir) {
@@ -244,6 +281,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_launch_failure_reports_qemu_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_pause_powerdown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_kill, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_boot_network_ssh, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
