@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "disk-clone.h"
+#include "paths.h"
 #include "error.h"
 #include "fs-util.h"
 #include "jsonrpc.h"
@@ -282,6 +284,13 @@ static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
                         log_warning("cannot remove %s: %m", img.rootfs_path);
                 if (img.work_seed_path)
                         (void) unlink(img.work_seed_path);
+                /* Managed files live in <state>/images/<name>/. */
+                _cleanup_free_ char *dir = strdup(img.rootfs_path);
+                char *slash = dir ? strrchr(dir, '/') : NULL;
+                if (slash) {
+                        *slash = '\0';
+                        (void) rmdir(dir);
+                }
         }
         if (r >= 0)
                 rpc_call_reply(call, json_pack("{s:s}", "removed", img.name));
@@ -289,7 +298,81 @@ static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
         return r;
 }
 
+/* Copy a registered image's rootfs into banger's own store, so the image no
+ * longer depends on a file someone else may move or change. */
+static int work_image_promote(RpcCall *call, void *userdata, json_t **ret) {
+        ImageJob *j = userdata;
+        Store *s = NULL;
+        int r = with_store(j->d, &s);
+        if (r < 0)
+                return r;
+        ImageRecord img = {};
+        _cleanup_free_ char *images = path_join(j->d->paths.state_dir, "images"), *dir = NULL, *dst = NULL;
+        _cleanup_free_ char *src_dir = NULL;
+        _cleanup_close_ int ifd = -EBADF, dfd = -EBADF, sfd = -EBADF;
+        r = image_lookup(s, j->name, &img);
+        if (r < 0)
+                goto out;
+        if (img.managed) {
+                *ret = image_to_json(s, &img);
+                goto out;
+        }
+        if (!images || asprintf(&dir, "%s/%s", images, img.name) < 0 || !(dst = path_join(dir, "rootfs.ext4")) ||
+            !(src_dir = strdup(img.rootfs_path))) {
+                r = -ENOMEM;
+                goto out;
+        }
+        char *slash = strrchr(src_dir, '/');
+        *slash = '\0';
+        if ((r = paths_ensure_private_dir(images, &ifd)) < 0)
+                goto out;
+        r = mkdirat_private(ifd, img.name, 0700);
+        if (r == 0)
+                r = error_setf(-EEXIST, "%s already exists", dir);
+        if (r < 0)
+                goto out;
+        dfd = open_dir_nofollow(ifd, img.name);
+        sfd = open_dir_nofollow(AT_FDCWD, src_dir[0] ? src_dir : "/");
+        DiskCloneMethod used = 0;
+        r = dfd < 0 ? dfd : sfd < 0 ? sfd : disk_clone(sfd, slash + 1, dfd, "rootfs.ext4", DISK_CLONE_FILE, &used);
+        if (r >= 0) {
+                free(img.rootfs_path);
+                img.rootfs_path = TAKE_PTR(dst);
+                img.managed = true;
+                r = store_image_update(s, &img);
+        }
+        if (r < 0) {
+                if (dfd >= 0)
+                        (void) unlinkat(dfd, "rootfs.ext4", 0);
+                (void) unlinkat(ifd, img.name, AT_REMOVEDIR);
+                goto out;
+        }
+        rpc_call_notify(call, "progress", json_pack("{s:s, s:s}", "stage", "copy", "message",
+                                                    disk_clone_method_to_string(used)));
+        *ret = image_to_json(s, &img);
+out:
+        image_record_done(&img);
+        store_close(s);
+        return r;
+}
+
+static int method_image_promote(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        ImageJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want_str(call, params, "name", true, false, &j->name) < 0) {
+                image_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work_image_promote, j, image_job_free);
+}
+
 const RpcMethod image_methods[] = {
+        { "image.promote", method_image_promote },
         { "kernel.import", method_kernel_import }, { "kernel.list", method_kernel_list },
         { "kernel.show", method_kernel_show },     { "kernel.rm", method_kernel_rm },
         { "image.register", method_image_register }, { "image.list", method_image_list },
