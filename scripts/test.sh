@@ -31,6 +31,9 @@ export BANGER_ASAN_BUILD_DIR=$PWD/build-asan
 export BANGER_FUZZ_BUILD_DIR=$PWD/build-fuzz
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Slow tests (real debootstrap against the mirror, Debian guest boots) are
+# part of the test command; their results are cached between runs.
+export BANGER_SLOW_TESTS=${BANGER_SLOW_TESTS:-1}
 
 rc=0
 /usr/bin/python3 -m pytest -p no:cacheprovider -rs "$@" tests || rc=$?

@@ -57,6 +57,7 @@ int cmd_ps(Cli *cli, int argc, char **argv);
 int cmd_image(Cli *cli, int argc, char **argv);
 int cmd_kernel(Cli *cli, int argc, char **argv);
 int cmd_completion(Cli *cli, int argc, char **argv);
+int cmd_system(Cli *cli, int argc, char **argv);
 
 /* The top-level commands (main.c), NULL-name terminated. */
 extern const CliCommand cli_commands[];

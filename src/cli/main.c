@@ -17,6 +17,7 @@ const CliCommand cli_commands[] = {
         { "image", cmd_image, "register, promote, list and delete images" },
         { "kernel", cmd_kernel, "import, list and remove kernels" },
         { "ps", cmd_ps, "list VMs (same as 'vm list')" },
+        { "system", cmd_system, "install, inspect or remove banger's system services (root)" },
         { "version", cmd_version, "print the version" },
         { "vm", cmd_vm, "create, run, inspect and delete VMs" },
         {},

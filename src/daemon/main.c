@@ -18,6 +18,7 @@
 #include "fs-util.h"
 #include "log.h"
 #include "macro.h"
+#include "kernel-store.h"
 #include "store.h"
 #include "vm-manager.h"
 
@@ -162,6 +163,10 @@ static int daemon_setup(Daemon *d, const Args *a) {
         sigprocmask(SIG_BLOCK, &ss, NULL);
         (void) sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         (void) sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
+
+        /* Leftovers of imports a crash interrupted. */
+        if (kernel_store_sweep(d->store, d->paths.state_dir) < 0)
+                log_warning("cannot sweep interrupted kernel imports: %s", error_last_message() ? error_last_message() : "?");
 
         r = vm_manager_new(d, &d->vms);
         if (r < 0)

@@ -392,7 +392,7 @@ static const char ssh_dropin[] =
         "ExecStartPre=/usr/bin/ssh-keygen -A\n"
         "ExecStartPre=/usr/sbin/sshd -t\n";
 
-static const char modules_load[] = "virtio_net\nvirtio_console\nvmw_vsock_virtio_transport\n";
+static const char modules_load[] = "virtio_net\nvirtio_console\nvirtio_rng\nvmw_vsock_virtio_transport\n";
 static const char hosts[] = "127.0.0.1 localhost\n127.0.1.1 banger\n::1 localhost ip6-localhost ip6-loopback\n";
 
 static int guest_mkdir(int root, const char *rel) {

@@ -69,6 +69,8 @@ static int send_all(QmpClient *c, const char *data, size_t len, usec_t deadline,
                                 return r;
                         continue;
                 }
+                if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+                        return error_setf(-ECONNRESET, "QEMU closed its QMP connection before %s", what);
                 if (n < 0)
                         return error_setf(-errno, "Cannot send %s to QEMU: %m", what);
                 data += n;

@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+import shutil
+
 import pytest
 
 from bangerlib import (BANGER, BANGERD, Inotify, Rpc, run_cli, runtime_dir, socket_path, start_daemon, stop_daemon,
@@ -412,3 +414,25 @@ def test_config_log_level_used(build_dir, xdg):
         stop_daemon(p)
     log = (pathlib.Path(xdg["XDG_STATE_HOME"]) / "banger/bangerd.log").read_text()
     assert "debug" in log and "call daemon.ping" in log
+
+
+def test_socket_activation(build_dir, xdg):
+    """systemd hands over the listening socket: bangerd serves on it and
+    leaves the socket file to its owner when it stops."""
+    sa = shutil.which("systemd-socket-activate")
+    if not sa:
+        pytest.skip("systemd-socket-activate is not installed")
+    rd = runtime_dir(xdg)
+    rd.mkdir(mode=0o700)
+    sock = rd / "bangerd.sock"
+    envs = [f"-E{k}={xdg[k]}" for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME")]
+    p = subprocess.Popen([sa, "-l", str(sock), *envs, str(BANGERD)], env=xdg, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_socket(sock, proc=p)
+        j = json.loads(run_cli(xdg, "--json", "daemon", "status", check=True).stdout)
+        assert j["socket_activated"] is True
+        assert j["pid"] == p.pid  # systemd-socket-activate execs the daemon
+    finally:
+        stop_daemon(p)
+    assert sock.exists()  # not ours to remove

@@ -9,7 +9,9 @@ creates (bridge + TAP), where the guest is reached over SSH.
 """
 import os
 import pathlib
+import shutil
 import subprocess
+import tempfile
 import uuid
 
 import pytest
@@ -59,13 +61,19 @@ def boot_binaries():
 
 
 def run_boot_test(exe, env, prefix=()):
-    before = set(qemu_processes("/tmp/bq-"))
-    p = subprocess.run([*prefix, str(exe)], env=env, capture_output=True, text=True, timeout=600)
-    out = p.stdout + p.stderr
-    skip_code(p.returncode, out)
-    assert p.returncode == 0, out[-6000:]
-    # Nothing the test started may outlive it.
-    assert set(qemu_processes("/tmp/bq-")) - before == set()
+    # A directory of our own, so concurrent runs never confuse the check below.
+    tmp = tempfile.mkdtemp(prefix="bqp-", dir="/tmp")
+    try:
+        env = dict(env, BANGER_TEST_TMPDIR=tmp)
+        p = subprocess.run([*prefix, str(exe)], env=env, capture_output=True, text=True, timeout=600)
+        out = p.stdout + p.stderr
+        skip_code(p.returncode, out)
+        assert p.returncode == 0, out[-6000:]
+        # Nothing the test started may outlive it.
+        assert qemu_processes(tmp) == []
+        assert os.listdir(tmp) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -1,0 +1,297 @@
+"""The VM lifecycle end to end on the Firecracker path: real banger CLI, real
+bangerd and bangerd-root, real disks, TAP and nftables, inside a network
+namespace this test creates, with the FAKE Firecracker (tests/fakes/
+fake-firecracker) standing in for the one program this machine cannot run
+(no KVM). Its guest emulation runs the real banger-agent as PID 1 of its own
+namespaces behind the vsock socket, so the agent handshake, exec, poweroff
+and the VMM's exit are real; what it does not boot is a kernel or the root
+disk (the agent runs on the host's kernel, hence `uname -r` is the host's).
+The steps run in order and share one VM, as in test_lifecycle_qemu.py."""
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+from lifecycle import AGENT, Env, kernel_dir, process_gone, require_root
+
+pytestmark = pytest.mark.slow
+
+FAKE = ROOT / "tests/fakes/fake-firecracker"
+NAME = "lf"
+
+
+def build_kernel_image():
+    """The test image's kernel and rootfs. The fake boots neither, so the
+    image is built without an agent (the guest's agent is the build's); the
+    daemon still clones and patches the ext4 and decompresses the kernel."""
+    p = subprocess.run(["bash", str(ROOT / "tests/images/build-test-image.sh")], capture_output=True, text=True,
+                       timeout=1800)
+    if p.returncode == 77:
+        pytest.skip("test image unavailable: " + (p.stderr.strip().splitlines() or ["no reason"])[-1])
+    assert p.returncode == 0, p.stderr[-3000:]
+    d = pathlib.Path(p.stdout.strip().splitlines()[-1])
+    manifest = dict(l.split("=", 1) for l in (d / "manifest").read_text().splitlines() if "=" in l)
+    return d, manifest
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    require_root()
+    for tool in ("/usr/bin/unshare", "/usr/bin/setpriv", "/usr/bin/python3"):
+        if not os.access(tool, os.X_OK):
+            pytest.skip(f"{tool} is missing: the fake Firecracker's guest emulation needs it")
+    if not AGENT.exists():
+        pytest.fail(f"{AGENT} is not built")
+    e = Env(tmp_path_factory.mktemp("lifecycle-fc"))
+    # The daemon checks /proc/<pid>/comm == "firecracker": a symlink of that
+    # name makes the kernel name the fake's process so. The fake reads its
+    # options from fake-firecracker.json next to it.
+    e.fc_dir = e.tmp / "fc"
+    e.fc_dir.mkdir()
+    (e.fc_dir / "firecracker").symlink_to(FAKE)
+    e.record = e.fc_dir / "record.jsonl"
+    (e.fc_dir / "fake-firecracker.json").write_text(json.dumps({"record": str(e.record), "agent": str(AGENT.resolve())}))
+    e.setup()
+    try:
+        e.write_config(f'default_vmm = "firecracker"\nfirecracker_bin = "{e.fc_dir / "firecracker"}"\n'
+                       'boot_timeout_sec = 60\n')
+        e.image_dir, e.manifest = build_kernel_image()
+        e.info = {}
+        yield e
+    finally:
+        e.teardown()
+
+
+def record(env):
+    try:
+        return [json.loads(l) for l in env.record.read_text().splitlines() if l.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def fake_events(env, pid):
+    """The record's events of the fake process `pid` (from its bind on)."""
+    out, mine = [], False
+    for ev in record(env):
+        if ev["event"] == "bind":
+            mine = ev["pid"] == pid
+        elif mine:
+            out.append(ev)
+    return out
+
+
+def guest_of(env, pid):
+    boots = [ev for ev in fake_events(env, pid) if ev["event"] == "guest-boot"]
+    assert len(boots) == 1, boots
+    return boots[0]
+
+
+def guest_processes(pidns):
+    """Live processes in the emulated guest's PID namespace."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{d}/ns/pid") == pidns and not process_gone(int(d)):
+                out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def wait_until(cond, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def requests(events, path):
+    return [ev for ev in events if ev["event"] == "request" and ev["path"] == path]
+
+
+def fc_api(sock, method, path, body):
+    """One request to the VMM's own API socket, behind the daemon's back."""
+    data = json.dumps(body).encode()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(sock))
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    reply = s.recv(4096).decode()
+    s.close()
+    return int(reply.split()[1])
+
+
+def assert_released(env, vm):
+    """No TAP, no NAT rule, no VMM and no guest process left for `vm`."""
+    assert vm["tap"] not in {l["ifname"] for l in env.links()}
+    assert vm["ip"] not in env.nft_table()
+    assert process_gone(vm["pid"])
+    assert wait_until(lambda: not guest_processes(env.info["pidns"]), 5), guest_processes(env.info["pidns"])
+
+
+def show(env):
+    return env.json("vm", "show", NAME)
+
+
+def test_import_kernel_and_register_image(env, tmp_path):
+    k = kernel_dir(tmp_path, env.image_dir, env.manifest)
+    out = env.json("kernel", "import", "testk", "--from", str(k))
+    # Firecracker boots only an ELF vmlinux: the bzImage was decompressed.
+    assert pathlib.Path(out["vmlinux"]).read_bytes()[:4] == b"\x7fELF"
+    img = env.json("image", "register", "--name", "test", "--rootfs", str(env.image_dir / "rootfs.ext4"),
+                   "--kernel-ref", "testk")
+    assert img["name"] == "test" and img["kernel"] == "testk"
+
+
+def started(env, vm):
+    """Checks for a freshly started VM; records its pid and guest."""
+    assert vm["state"] == "running", vm
+    assert vm["vmm"] == "firecracker"
+    assert vm["ready"]["agent"] is True
+    guest = guest_of(env, vm["pid"])
+    # The boot id came from this guest's agent, through the vsock proxy.
+    assert vm["boot_id"] == guest["boot_id"]
+    env.info.update(vm=vm, pidns=guest["pidns"])
+    links = {l["ifname"]: l for l in env.links()}
+    assert vm["tap"] in links and links[vm["tap"]].get("master") == "br-fc"
+    assert vm["ip"] in env.nft_table()
+    # Firecracker was configured through its API with the VM's files.
+    ev = fake_events(env, vm["pid"])
+    boot = json.loads(requests(ev, "/boot-source")[-1]["body"])
+    assert boot["kernel_image_path"].endswith("vmlinux") and f":{NAME}:eth0:" in boot["boot_args"]
+    nic = json.loads(requests(ev, "/network-interfaces/eth0")[-1]["body"])
+    assert nic["host_dev_name"] == vm["tap"] and nic["guest_mac"] == vm["mac"]
+    assert [json.loads(r["body"])["action_type"] for r in requests(ev, "/actions")] == ["InstanceStart"]
+
+
+def test_create_reaches_agent_ready(env):
+    p = env.banger("vm", "create", "--name", NAME, "--image", "test", "--vmm", "firecracker", "--vcpu", "1",
+                   "--memory", "256M", "--disk-size", "64M", "--nat")
+    assert "spec:" in p.stdout + p.stderr
+    vm = show(env)
+    started(env, vm)
+    assert re.fullmatch(r"[0-9a-f-]{36}", vm["boot_id"])
+    rows = env.banger("vm", "list").stdout.splitlines()
+    assert rows[0].split() == ["ID", "NAME", "STATE", "IMAGE", "IP", "VCPU", "MEM", "DISK", "CREATED"]
+    assert any(f" {NAME} " in f" {r} " and "running" in r for r in rows[1:])
+    assert [v["name"] for v in env.json("vm", "list")["vms"]] == [NAME]
+
+
+def test_exec_passes_output_and_exit_code(env):
+    # The emulated guest runs on the host's kernel.
+    assert env.banger("vm", "exec", NAME, "--", "uname", "-r").stdout.strip() == os.uname().release
+    # Its hostname came from the daemon's kernel command line (ip=).
+    assert env.banger("vm", "exec", NAME, "--", "hostname").stdout.strip() == NAME
+    p = env.banger("vm", "exec", NAME, "--", "sh", "-c", "echo out; echo err >&2; exit 7", check=False)
+    assert p.returncode == 7
+    assert p.stdout == "out\n" and "err" in p.stderr
+    assert env.banger("vm", "exec", NAME, "--", "cat", input="through stdin\n").stdout == "through stdin\n"
+    # The guest has a network stack of its own: bangerd's DNS port in the
+    # test's namespace is not among the guest's listening sockets.
+    ports = env.json("vm", "ports", NAME)["ports"]
+    assert not any(x["port"] == 5354 for x in ports), ports
+
+
+def test_stop_is_graceful(env):
+    vm = env.info["vm"]
+    t0 = time.monotonic()
+    env.banger("vm", "stop", NAME)
+    took = time.monotonic() - t0
+    assert took < 10, took  # well inside stop_timeout_sec (10 s)
+    after = show(env)
+    assert after["state"] == "stopped" and after["pid"] is None
+    assert_released(env, vm)
+    ev = fake_events(env, vm["pid"])
+    # The agent powered its guest off and the fake exited like Firecracker:
+    # no Ctrl-Alt-Del was needed.
+    assert not [r for r in requests(ev, "/actions") if "SendCtrlAltDel" in r["body"]]
+    assert any(e["event"] == "guest-exit" for e in ev)
+    assert "poweroff requested by the host" in env.banger("vm", "logs", NAME).stdout
+
+
+def test_start_again_is_a_new_boot(env):
+    old = env.info["vm"]
+    env.banger("vm", "start", NAME)
+    vm = show(env)
+    started(env, vm)
+    assert vm["pid"] != old["pid"] and vm["boot_id"] != old["boot_id"]
+    assert vm["ip"] == old["ip"] and vm["tap"] == old["tap"]
+
+
+def test_stop_of_a_hung_guest_times_out_and_kills(env):
+    """A guest that answers nothing: paused through Firecracker's own API
+    (PATCH /vm), its agent cannot take the poweroff and Ctrl-Alt-Del has no
+    effect, so the daemon kills the VMM when the timeout ends."""
+    vm = env.info["vm"]
+    sock = pathlib.Path(env.env["XDG_RUNTIME_DIR"]) / "banger/vms" / vm["id"] / "fc.sock"
+    assert fc_api(sock, "PATCH", "/vm", {"state": "Paused"}) == 204
+    t0 = time.monotonic()
+    env.banger("vm", "stop", NAME, "--timeout", "2")
+    took = time.monotonic() - t0
+    assert 2 <= took < 15, took
+    assert show(env)["state"] == "stopped"
+    assert_released(env, vm)
+    ev = fake_events(env, vm["pid"])
+    assert [r for r in requests(ev, "/actions") if "SendCtrlAltDel" in r["body"]]
+    assert not any(e["event"] == "guest-exit" for e in ev)  # it never powered off: it was killed
+    assert "did not stop within 2 s; killing it" in env.daemon_log()
+
+
+def test_kill(env):
+    env.banger("vm", "start", NAME)
+    vm = show(env)
+    started(env, vm)
+    t0 = time.monotonic()
+    env.banger("vm", "kill", NAME)
+    assert time.monotonic() - t0 < 5
+    after = show(env)
+    assert after["state"] == "stopped" and after["pid"] is None
+    assert_released(env, vm)
+    assert not any(e["event"] == "guest-exit" for e in fake_events(env, vm["pid"]))
+
+
+def test_daemon_sigkill_then_reattach(env):
+    env.banger("vm", "start", NAME)
+    vm = show(env)
+    started(env, vm)
+    st = env.json("daemon", "status")
+    os.kill(st["pid"], signal.SIGKILL)
+    assert wait_until(lambda: process_gone(st["pid"]), 5)
+    again = show(env)  # autostarts a new daemon, which re-attaches
+    assert env.json("daemon", "status")["pid"] != st["pid"]
+    assert again["state"] == "running" and again["pid"] == vm["pid"]
+    assert "re-attached" in env.daemon_log()
+    assert guest_processes(env.info["pidns"])
+    # The re-attached VM is fully usable: its agent answers through the daemon's records.
+    assert env.banger("vm", "exec", NAME, "--", "hostname").stdout.strip() == NAME
+    assert len(requests(fake_events(env, vm["pid"]), "/actions")) == 1  # not started twice
+
+
+def test_delete_leaves_nothing(env):
+    vm = show(env)
+    assert vm["state"] == "running"
+    env.banger("vm", "delete", NAME)
+    assert env.banger("vm", "show", NAME, check=False).returncode != 0
+    assert not any(l["ifname"] == vm["tap"] for l in env.links())
+    assert vm["ip"] not in env.nft_table()
+    assert process_gone(vm["pid"])
+    assert wait_until(lambda: not guest_processes(env.info["pidns"]), 5)
+    assert list((env.state / "vms").iterdir()) == []
+    assert list((pathlib.Path(env.env["XDG_RUNTIME_DIR"]) / "banger/vms").iterdir()) == []
+    for pid in env.ns_pids():
+        if process_gone(pid):
+            continue
+        cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
+        assert vm["id"].encode() not in cmd, cmd
