@@ -9,7 +9,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlit
 run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
   cpio kmod e2fsprogs dmsetup debootstrap)
 test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
-  docker-registry skopeo gzip
+  docker-registry skopeo gzip groff-base
   "${run_pkgs[@]}")
 
 want=("${build_pkgs[@]}")

@@ -45,8 +45,8 @@ _printf_(4, 5) static void row(StatusCtx *s, Status st, const char *check, const
         char *save = NULL;
         for (char *l = strtok_r(detail, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
                 json_array_append_new(details, json_string(l));
-        json_array_append_new(s->rows, json_pack("{s:s, s:s, s:o}", "status", status_names[st], "check", check,
-                                                 "details", details));
+        json_array_append_new(
+                s->rows, json_pack("{s:s, s:s, s:o}", "status", status_names[st], "check", check, "details", details));
         s->n_fail += st == FAIL;
         s->n_warn += st == WARN;
 }
@@ -155,7 +155,8 @@ static void check_text_file(StatusCtx *s, const SysTextFile *t) {
                 if (s->systemd && (unit != t->name || !startswith(t->name, "bangerd@")))
                         check_unit_state(s, unit, state, sizeof(state));
         }
-        const char *what = same > 0 ? "as this build installs it" : "differs from this build's (mode, owner or content)";
+        const char *what =
+                same > 0 ? "as this build installs it" : "differs from this build's (mode, owner or content)";
         if (*state)
                 row(s, same > 0 ? PASS : WARN, t->name, "%s: %s\n%s: %s", path, what, unit, state);
         else
@@ -183,8 +184,9 @@ static void check_owner(StatusCtx *s) {
         }
         (void) sys_user_name(s->owner_uid, &s->owner_name);
         bool safe = st.st_uid == 0 && !(st.st_mode & 0022);
-        row(s, safe && s->owner_name ? PASS : FAIL, "owner", "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": uid %u gid %d (%s)%s",
-            s->root.display, (unsigned) s->owner_uid, (int) s->owner_gid, s->owner_name ?: "no such user",
+        row(s, safe && s->owner_name ? PASS : FAIL, "owner",
+            "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": uid %u gid %d (%s)%s", s->root.display, (unsigned) s->owner_uid,
+            (int) s->owner_gid, s->owner_name ?: "no such user",
             safe ? "" : "\nmust be owned by root and not group/other writable: bangerd-root refuses it");
 }
 
@@ -234,12 +236,13 @@ static void check_dir(StatusCtx *s, const char *rel, mode_t mode, bool owner_own
 static void print_rows(const StatusCtx *s) {
         size_t i;
         json_t *r;
-        json_array_foreach(s->rows, i, r) {
+        json_array_foreach (s->rows, i, r) {
                 printf("%s %s\n", json_string_value(json_object_get(r, "status")),
                        json_string_value(json_object_get(r, "check")));
                 size_t k;
                 json_t *l;
-                json_array_foreach(json_object_get(r, "details"), k, l) printf("    %s\n", json_string_value(l));
+                json_array_foreach (json_object_get(r, "details"), k, l)
+                        printf("    %s\n", json_string_value(l));
         }
         printf("\n%u failed, %u warnings%s\n", s->n_fail, s->n_warn,
                s->systemd ? "" : " (systemd is not running here: unit states not checked)");
@@ -261,7 +264,9 @@ static void status_help(void) {
 
 int cmd_system_status(Cli *cli, int argc, char **argv) {
         enum { O_ROOT = CLI_OPT_FIRST_PRIVATE };
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "root", required_argument, NULL, O_ROOT }, {} };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "root", required_argument, NULL, O_ROOT },
+                                              {} };
         const char *root = NULL;
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {

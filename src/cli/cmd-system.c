@@ -41,8 +41,9 @@ static void report(Report *rep, const SysRoot *root, const char *rel, const char
 static void report_print(const Report *rep) {
         size_t i;
         json_t *it;
-        json_array_foreach(rep->items, i, it) printf("%-10s %s\n", json_string_value(json_object_get(it, "change")),
-                                                     json_string_value(json_object_get(it, "path")));
+        json_array_foreach (rep->items, i, it)
+                printf("%-10s %s\n", json_string_value(json_object_get(it, "change")),
+                       json_string_value(json_object_get(it, "path")));
 }
 
 static int fail(const char *verb, int r, const char *what) {
@@ -90,10 +91,12 @@ static int owner_resolve(const char *name, Owner *ret) {
          * undo that. */
         if (pw.pw_uid == 0)
                 return error_setf(-EPERM, "the owner cannot be root (uid 0): bangerd is meant to run as an "
-                                  "unprivileged user; name the user who will run VMs");
+                                          "unprivileged user; name the user who will run VMs");
         if (!sys_owner_name_is_valid(pw.pw_name))
-                return error_setf(-EINVAL, "user name '%s' cannot be a systemd instance name "
-                                  "([A-Za-z0-9_][A-Za-z0-9_.-]*, at most 32 characters)", pw.pw_name);
+                return error_setf(-EINVAL,
+                                  "user name '%s' cannot be a systemd instance name "
+                                  "([A-Za-z0-9_][A-Za-z0-9_.-]*, at most 32 characters)",
+                                  pw.pw_name);
         *ret = (Owner){ .name = strdup(pw.pw_name), .uid = pw.pw_uid, .gid = pw.pw_gid };
         return ret->name ? 0 : -ENOMEM;
 }
@@ -112,9 +115,13 @@ static int owner_recorded(const SysRoot *root, uid_t *uid, gid_t *gid) {
         r = read_file_at(conf, SYS_OWNER_FILE, 4096, &text, NULL);
         if (r == -ENOENT)
                 return 0;
-        if (r < 0 || sys_owner_parse(text, uid, gid) < 0)
-                return error_setf(r < 0 ? r : -EBADMSG, "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE " is unreadable or "
-                                  "not UID:GID", root->display);
+        if (r < 0)
+                return error_setf(r,
+                                  "cannot read %s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": %s (remove it if it is "
+                                  "not banger's)",
+                                  root->display, r == -ELOOP ? "it is a symlink" : strerror(-r));
+        if (sys_owner_parse(text, uid, gid) < 0)
+                return error_setf(-EBADMSG, "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE " is not UID:GID", root->display);
         return 1;
 }
 
@@ -222,10 +229,9 @@ typedef struct DirPlan {
         bool owner_owned;
 } DirPlan;
 static const DirPlan dir_plan[] = {
-        { SYS_BINDIR, false, 0, false },       { SYS_LIBEXECDIR, true, 0755, false },
-        { SYS_MAN1DIR, false, 0, false },      { SYS_DOCDIR, true, 0755, false },
-        { SYS_UNITDIR, false, 0, false },      { SYS_CONFDIR, true, 0755, false },
-        { SYS_STATEDIR, true, 0700, true },    { SYS_CACHEDIR, true, 0700, true },
+        { SYS_BINDIR, false, 0, false },    { SYS_LIBEXECDIR, true, 0755, false }, { SYS_MAN1DIR, false, 0, false },
+        { SYS_DOCDIR, true, 0755, false },  { SYS_UNITDIR, false, 0, false },      { SYS_CONFDIR, true, 0755, false },
+        { SYS_STATEDIR, true, 0700, true }, { SYS_CACHEDIR, true, 0700, true },
 };
 
 typedef struct Dirs {
@@ -247,8 +253,11 @@ static int dirs_fd(const Dirs *d, const char *rel) {
 static int dirs_ensure(const SysRoot *root, const Owner *o, Dirs *d, Report *rep) {
         for (size_t i = 0; i < ELEMENTSOF(dir_plan); i++) {
                 const DirPlan *p = &dir_plan[i];
-                SysDirSpec spec = { .create = true, .own = p->own, .mode = p->mode,
-                                    .uid = p->owner_owned ? o->uid : 0, .gid = p->owner_owned ? o->gid : 0 };
+                SysDirSpec spec = { .create = true,
+                                    .own = p->own,
+                                    .mode = p->mode,
+                                    .uid = p->owner_owned ? o->uid : 0,
+                                    .gid = p->owner_owned ? o->gid : 0 };
                 SysChange c;
                 int r = sys_dir_open(root->fd, root->display, p->rel, &spec, &c, &d->fd[i]);
                 if (r < 0)
@@ -330,8 +339,8 @@ static void install_print(const Report *rep, const Owner *o, json_t *result) {
                 printf("Nothing changed: banger is already installed for %s (uid %u); every file is unchanged.\n",
                        o->name, (unsigned) o->uid);
         else
-                printf("Installed banger for %s (uid %u): %u change%s.\n", o->name, (unsigned) o->uid,
-                       rep->n_changed, rep->n_changed == 1 ? "" : "s");
+                printf("Installed banger for %s (uid %u): %u change%s.\n", o->name, (unsigned) o->uid, rep->n_changed,
+                       rep->n_changed == 1 ? "" : "s");
         json_t *next = json_object_get(result, "next");
         if (json_is_true(json_object_get(result, "enabled")))
                 printf("Enabled and started " SYS_HELPER_UNIT " and bangerd@%s.service.\n", o->name);
@@ -340,7 +349,8 @@ static void install_print(const Report *rep, const Owner *o, json_t *result) {
                        "here). To start banger on the target system, run as root:\n");
                 size_t i;
                 json_t *cmd;
-                json_array_foreach(next, i, cmd) printf("  %s\n", json_string_value(cmd));
+                json_array_foreach (next, i, cmd)
+                        printf("  %s\n", json_string_value(cmd));
         }
         printf("Use it as %s: banger --system vm list\n", o->name);
 }
@@ -355,8 +365,9 @@ static int install_check_owner(const SysRoot *root, const Owner *o) {
                 return 0;
         _cleanup_free_ char *name = NULL;
         (void) sys_user_name(uid, &name);
-        return error_setf(-EEXIST, "banger is already installed for uid %u%s%s%s, not %s: its VMs and data in %s/"
-                          SYS_STATEDIR " belong to that user. Run 'banger system uninstall --purge' first",
+        return error_setf(-EEXIST,
+                          "banger is already installed for uid %u%s%s%s, not %s: its VMs and data in %s/" SYS_STATEDIR
+                          " belong to that user. Run 'banger system uninstall --purge' first",
                           (unsigned) uid, name ? " (" : "", name ?: "", name ? ")" : "", o->name, root->display);
 }
 
@@ -381,7 +392,7 @@ static int system_install_cmd(Cli *cli, int argc, char **argv) {
         if ((r = payload_load(&pl)) < 0)
                 return fail("install", r, "binaries");
         Report rep = { .items = json_array() };
-        json_t *result = json_pack("{s:s, s:{s:s, s:i, s:i}, s:o}", "root", a.root ?: "/", "owner", "name", o.name,
+        json_t *result = json_pack("{s:s, s:{s:s, s:I, s:I}, s:o}", "root", a.root ?: "/", "owner", "name", o.name,
                                    "uid", (json_int_t) o.uid, "gid", (json_int_t) o.gid, "items", rep.items);
         _cleanup_(dirs_done) Dirs d = {};
         for (size_t i = 0; i < ELEMENTSOF(d.fd); i++)
@@ -467,35 +478,34 @@ static bool is_our_unit_name(const char *n) {
                (startswith(n, "bangerd@") && (endswith(n, ".service") || endswith(n, ".socket")));
 }
 
-/* Enablement links: <unitdir>/<target>.wants|.requires/<our unit>, symlinks
- * only. Instance names found there are collected for systemctl. */
-static int remove_enablement_links(const SysRoot *root, int unitdir, json_t *instances, Report *rep) {
-        _cleanup_close_ int scan = openat(unitdir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        DIR *d = scan >= 0 ? fdopendir(TAKE_FD(scan)) : NULL;
+static DIR *opendir_at(int dirfd, const char *name) {
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d)
+                safe_close(fd);
+        return d;
+}
+
+/* Call fn for each enablement link of ours: <unitdir>/<x>.wants|.requires/
+ * <our unit>, symlinks only (what systemctl enable makes). */
+typedef int (*LinkFn)(int wants_fd, const char *wants, const char *name, void *userdata);
+static int foreach_enablement_link(int unitdir, LinkFn fn, void *userdata) {
+        DIR *d = opendir_at(unitdir, ".");
         if (!d)
                 return -errno;
         int r = 0;
         for (struct dirent *de; (de = readdir(d));) {
                 if (!endswith(de->d_name, ".wants") && !endswith(de->d_name, ".requires"))
                         continue;
-                _cleanup_close_ int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-                DIR *sd = sub >= 0 ? fdopendir(TAKE_FD(sub)) : NULL;
+                DIR *sd = opendir_at(dirfd(d), de->d_name);
                 for (struct dirent *e; sd && (e = readdir(sd));) {
                         struct stat st;
-                        if (!is_our_unit_name(e->d_name) || fstatat(dirfd(sd), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-                            !S_ISLNK(st.st_mode))
+                        if (!is_our_unit_name(e->d_name) ||
+                            fstatat(dirfd(sd), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
                                 continue;
-                        if (instances && !streq(e->d_name, SYS_HELPER_UNIT))
-                                json_array_append_new(instances, json_string(e->d_name));
-                        if (!instances) {
-                                char rel[600];
-                                snprintf(rel, sizeof(rel), SYS_UNITDIR "/%s", de->d_name);
-                                SysChange c = SYS_ABSENT;
-                                int q = sys_file_remove(dirfd(sd), e->d_name, &c);
-                                if (q < 0 && r == 0)
-                                        r = q;
-                                report(rep, root, rel, e->d_name, c);
-                        }
+                        int q = fn(dirfd(sd), de->d_name, e->d_name, userdata);
+                        if (q < 0 && r == 0)
+                                r = q;
                 }
                 if (sd)
                         closedir(sd);
@@ -504,11 +514,32 @@ static int remove_enablement_links(const SysRoot *root, int unitdir, json_t *ins
         return r;
 }
 
+static int collect_instance(int wants_fd, const char *wants, const char *name, void *userdata) {
+        if (!streq(name, SYS_HELPER_UNIT))
+                json_array_append_new(userdata, json_string(name));
+        return 0;
+}
+
+typedef struct RemoveLinkCtx {
+        const SysRoot *root;
+        Report *rep;
+} RemoveLinkCtx;
+
+static int remove_link(int wants_fd, const char *wants, const char *name, void *userdata) {
+        RemoveLinkCtx *ctx = userdata;
+        char rel[600];
+        snprintf(rel, sizeof(rel), SYS_UNITDIR "/%s", wants);
+        SysChange c = SYS_ABSENT;
+        int r = sys_file_remove(wants_fd, name, &c);
+        report(ctx->rep, ctx->root, rel, name, c);
+        return r;
+}
+
 static int uninstall_systemd(const SysRoot *root, int unitdir, const char *owner_name) {
         if (!sys_systemd_running(root))
                 return 0;
         json_t *inst = json_array();
-        (void) remove_enablement_links(root, unitdir, inst, NULL);
+        (void) foreach_enablement_link(unitdir, collect_instance, inst);
         const char *args[12] = { "disable", "--now", SYS_HELPER_UNIT };
         size_t n = 3;
         char owner_unit[2][64];
@@ -520,7 +551,9 @@ static int uninstall_systemd(const SysRoot *root, int unitdir, const char *owner
         }
         size_t i;
         json_t *v;
-        json_array_foreach(inst, i, v) if (n < ELEMENTSOF(args) - 1) args[n++] = json_string_value(v);
+        json_array_foreach (inst, i, v)
+                if (n < ELEMENTSOF(args) - 1)
+                        args[n++] = json_string_value(v);
         args[n] = NULL;
         /* Failing to stop a unit that is not loaded must not keep the files. */
         (void) systemctl_step(args);
@@ -552,8 +585,10 @@ static int purge_check_vms(const SysRoot *root, bool force) {
                 }
         vm_record_array_free(vms, n);
         if (live > 0 && !force)
-                return error_setf(-EBUSY, "%zu VM%s still recorded as running: stop them first ('banger --system "
-                                  "vm stop ...'), or use --force", live, live == 1 ? " is" : "s are");
+                return error_setf(-EBUSY,
+                                  "%zu VM%s still recorded as running: stop them first ('banger --system "
+                                  "vm stop ...'), or use --force",
+                                  live, live == 1 ? " is" : "s are");
         return 0;
 }
 
@@ -581,9 +616,14 @@ static int remove_files(const SysRoot *root, Report *rep) {
         const struct {
                 const char *dir, *name;
         } files[] = {
-                { SYS_BINDIR, "banger" },       { SYS_BINDIR, "bangerd" },         { SYS_LIBEXECDIR, "bangerd-root" },
-                { SYS_LIBEXECDIR, "banger-agent" }, { SYS_MAN1DIR, "banger.1" },    { SYS_DOCDIR, "README.md" },
-                { SYS_UNITDIR, "bangerd-root.service" }, { SYS_UNITDIR, "bangerd@.service" },
+                { SYS_BINDIR, "banger" },
+                { SYS_BINDIR, "bangerd" },
+                { SYS_LIBEXECDIR, "bangerd-root" },
+                { SYS_LIBEXECDIR, "banger-agent" },
+                { SYS_MAN1DIR, "banger.1" },
+                { SYS_DOCDIR, "README.md" },
+                { SYS_UNITDIR, "bangerd-root.service" },
+                { SYS_UNITDIR, "bangerd@.service" },
                 { SYS_UNITDIR, "bangerd@.socket" },
         };
         for (size_t i = 0; i < ELEMENTSOF(files); i++) {
@@ -593,8 +633,8 @@ static int remove_files(const SysRoot *root, Report *rep) {
                 if (r >= 0)
                         r = sys_file_remove(dfd, files[i].name, &c);
                 if (r < 0 && r != -ENOENT && first == 0)
-                        first = error_setf(r, "cannot remove %s/%s/%s: %s", root->display, files[i].dir,
-                                           files[i].name, strerror(-r));
+                        first = error_setf(r, "cannot remove %s/%s/%s: %s", root->display, files[i].dir, files[i].name,
+                                           strerror(-r));
                 report(rep, root, files[i].dir, files[i].name, c);
         }
         return first;
@@ -654,7 +694,8 @@ static int uninstall_run(const SysRoot *root, const UninstallArgs *a, Report *re
                 return r;
         if (unitdir >= 0) {
                 (void) uninstall_systemd(root, unitdir, owner_name);
-                if ((r = remove_enablement_links(root, unitdir, NULL, rep)) < 0)
+                RemoveLinkCtx ctx = { root, rep };
+                if ((r = foreach_enablement_link(unitdir, remove_link, &ctx)) < 0)
                         return error_setf(r, "cannot remove enablement links: %s", strerror(-r));
         }
         if ((r = remove_files(root, rep)) < 0)
@@ -682,7 +723,7 @@ static int system_uninstall_cmd(Cli *cli, int argc, char **argv) {
         Report rep = { .items = json_array() };
         r = uninstall_run(&root, &a, &rep);
         if (cli->json) {
-                json_t *res = json_pack("{s:s, s:b, s:O, s:i}", "root", a.root ?: "/", "purge", a.purge, "items",
+                json_t *res = json_pack("{s:s, s:b, s:O, s:I}", "root", a.root ?: "/", "purge", a.purge, "items",
                                         rep.items, "changed", (json_int_t) rep.n_changed);
                 cli_print_json(res);
                 json_decref(res);
@@ -693,8 +734,8 @@ static int system_uninstall_cmd(Cli *cli, int argc, char **argv) {
                 return fail("uninstall", r, "uninstall");
         if (!cli->json)
                 printf("%s%s\n", rep.n_changed ? "Removed banger" : "Nothing to remove",
-                       a.purge ? " with its configuration and data." :
-                                 "; configuration and data are kept (--purge removes them).");
+                       a.purge ? " with its configuration and data."
+                               : "; configuration and data are kept (--purge removes them).");
         return EXIT_OK;
 }
 

@@ -26,7 +26,7 @@
 static const char *const banger_at[] = { NULL }; /* /proc/self/exe */
 static const char *const bangerd_at[] = { "bangerd", "../daemon/bangerd", NULL };
 static const char *const helper_at[] = { "../libexec/banger/bangerd-root", "../helper/bangerd-root",
-                                          "../libexec/bangerd-root", NULL };
+                                         "../libexec/bangerd-root", NULL };
 static const char *const agent_at[] = { "../libexec/banger/banger-agent", "../agent/banger-agent", NULL };
 
 const SysBinary sys_binaries[] = {
@@ -82,8 +82,8 @@ int sys_render(const char *tmpl, char **ret) {
                         if (!v) {
                                 fclose(f);
                                 free(out);
-                                return error_setf(-EBADMSG, "unit template has an unknown placeholder @%.*s@",
-                                                  (int) n, p + 1);
+                                return error_setf(-EBADMSG, "unit template has an unknown placeholder @%.*s@", (int) n,
+                                                  p + 1);
                         }
                         fputs(v, f);
                         p += n + 2;
@@ -99,13 +99,14 @@ int sys_render(const char *tmpl, char **ret) {
 }
 
 char *sys_find_binary(const SysBinary *b) {
+        /* The running banger itself, even if its file was replaced since. */
+        if (!b->candidates[0])
+                return strdup("/proc/self/exe");
         char self[4096];
         ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         if (n <= 0)
                 return NULL;
         self[n] = '\0';
-        if (!b->candidates[0])
-                return strdup(self);
         char *dir = dirname(self);
         for (const char *const *c = b->candidates; *c; c++) {
                 _cleanup_free_ char *p = path_join(dir, *c);
@@ -170,15 +171,14 @@ static int open_component(int parent, const char *display, const char *relpath, 
         int e = errno;
         struct stat st;
         if (fstatat(parent, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-                return error_setf(-ELOOP, "%s/%.*s is a symlink: refusing to follow it", display, (int) upto,
-                                  relpath);
+                return error_setf(-ELOOP, "%s/%.*s is a symlink: refusing to follow it", display, (int) upto, relpath);
         if (e == ENOTDIR)
                 return error_setf(-ENOTDIR, "%s/%.*s is not a directory", display, (int) upto, relpath);
         return error_setf(-e, "cannot open %s/%.*s: %s", display, (int) upto, relpath, strerror(e));
 }
 
-int sys_dir_open(int rootfd, const char *display, const char *relpath, const SysDirSpec *spec,
-                 SysChange *ret_change, int *ret_fd) {
+int sys_dir_open(int rootfd, const char *display, const char *relpath, const SysDirSpec *spec, SysChange *ret_change,
+                 int *ret_fd) {
         _cleanup_free_ char *copy = strdup(relpath);
         if (!copy)
                 return -ENOMEM;
@@ -201,8 +201,7 @@ int sys_dir_open(int rootfd, const char *display, const char *relpath, const Sys
         if (spec->own) {
                 int r = dir_fix_owner(cur, spec, created, &change);
                 if (r < 0)
-                        return error_setf(r, "cannot set owner and mode of %s/%s: %s", display, relpath,
-                                          strerror(-r));
+                        return error_setf(r, "cannot set owner and mode of %s/%s: %s", display, relpath, strerror(-r));
         }
         if (ret_change)
                 *ret_change = change;
@@ -389,8 +388,8 @@ int sys_root_open(const char *dir, SysRoot *ret) {
         while (l > 0 && display[l - 1] == '/')
                 display[--l] = '\0';
         struct stat st, host;
-        bool is_host = fstat(fd, &st) == 0 && stat("/", &host) == 0 && st.st_dev == host.st_dev &&
-                       st.st_ino == host.st_ino;
+        bool is_host =
+                fstat(fd, &st) == 0 && stat("/", &host) == 0 && st.st_dev == host.st_dev && st.st_ino == host.st_ino;
         *ret = (SysRoot){ .fd = fd, .display = display, .is_host = is_host };
         return 0;
 }

@@ -81,8 +81,8 @@ typedef struct SysDirSpec {
         uid_t uid;
         gid_t gid;
 } SysDirSpec;
-int sys_dir_open(int rootfd, const char *display, const char *relpath, const SysDirSpec *spec,
-                 SysChange *ret_change, int *ret_fd);
+int sys_dir_open(int rootfd, const char *display, const char *relpath, const SysDirSpec *spec, SysChange *ret_change,
+                 int *ret_fd);
 
 /* 1 when dirfd/name is a regular file (not a symlink) owned by root:root with
  * exactly mode and content; 0 otherwise (also when missing); -errno. */

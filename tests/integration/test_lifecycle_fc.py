@@ -279,6 +279,22 @@ def test_daemon_sigkill_then_reattach(env):
     assert len(requests(fake_events(env, vm["pid"]), "/actions")) == 1  # not started twice
 
 
+def test_graceful_stop_after_reattach(env):
+    """The re-attached VMM is not the new daemon's child: its exit is seen
+    through the pidfd alone, and the stop is still the agent's poweroff."""
+    vm = env.info["vm"]
+    t0 = time.monotonic()
+    env.banger("vm", "stop", NAME)
+    assert time.monotonic() - t0 < 10
+    assert show(env)["state"] == "stopped"
+    assert_released(env, vm)
+    ev = fake_events(env, vm["pid"])
+    assert not [r for r in requests(ev, "/actions") if "SendCtrlAltDel" in r["body"]]
+    assert any(e["event"] == "guest-exit" for e in ev)
+    env.banger("vm", "start", NAME)
+    started(env, show(env))
+
+
 def test_delete_leaves_nothing(env):
     vm = show(env)
     assert vm["state"] == "running"

@@ -83,6 +83,14 @@ def test_ports_lists_dropbear(env):
     assert any(x["port"] == 22 and x["process"] == "dropbear" for x in ports)
 
 
+def test_stats_from_proc_and_agent(env):
+    st = env.json("vm", "stats", "lq")
+    assert st["vmm"]["pid"] == env.info["vm"]["pid"]
+    assert st["vmm"]["rss_bytes"] > 10 << 20 and st["vmm"]["cpu_sec"] > 0
+    assert 100_000 < st["guest"]["mem_total_kib"] <= 256 * 1024
+    assert "load1" in st["guest"]
+
+
 def test_dns_answers_vm_name(env):
     """bangerd answers <name>.vm on its loopback port (inside the namespace)."""
     q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x02lq\x02vm\x00" + struct.pack(">HH", 1, 1)
@@ -133,6 +141,16 @@ def test_daemon_sigkill_then_reattach(env):
     assert vm["state"] == "running" and vm["pid"] == env.info["vm"]["pid"]
     assert "re-attached" in env.daemon_log()
     assert env.banger("vm", "exec", "lq", "--", "cat", "/etc/hostname").stdout.strip() == "lq"
+
+
+def test_kill_ends_stopped_not_error(env):
+    pid = env.json("vm", "show", "lq")["pid"]
+    env.banger("vm", "kill", "lq")
+    vm = env.json("vm", "show", "lq")
+    assert vm["state"] == "stopped" and vm["last_error"] is None
+    assert process_gone(pid)
+    env.banger("vm", "start", "lq")
+    assert env.json("vm", "show", "lq")["state"] == "running"
 
 
 def test_delete_leaves_nothing(env):

@@ -154,12 +154,21 @@ def test_symlinked_file_is_replaced_not_followed(root, tmp_path):
     victim.write_text("keep me\n")
     (root / "usr/local/bin").mkdir(parents=True)
     os.symlink(victim, root / "usr/local/bin/banger")
-    (root / "etc/banger").mkdir(parents=True)
-    os.symlink(victim, root / "etc/banger/owner")
+    os.symlink(victim, root / "usr/local/bin/bangerd")
     install(root)
     assert victim.read_text() == "keep me\n"
     assert stat.S_ISREG((root / "usr/local/bin/banger").lstat().st_mode)
-    assert (root / "etc/banger/owner").read_text() == f"{NOBODY.pw_uid}:{NOBODY.pw_gid}\n"
+    assert (root / "usr/local/bin/bangerd").read_bytes() == (BUILD / "src/daemon/bangerd").read_bytes()
+
+
+def test_symlinked_owner_file_is_refused(root, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("0:0\n")
+    (root / "etc/banger").mkdir(parents=True)
+    os.symlink(victim, root / "etc/banger/owner")
+    p = install(root, check=False)
+    assert p.returncode == 1 and f"cannot read {root}/etc/banger/owner: it is a symlink" in p.stderr
+    assert victim.read_text() == "0:0\n" and (root / "etc/banger/owner").is_symlink()
 
 
 def test_owner_checks(root):
@@ -323,7 +332,7 @@ def help_commands(*args):
     for line in out[1].splitlines():
         if not line.startswith("  "):
             break
-        names.append(re.split(r"\s{2,}", line.strip())[0].split(", "))
+        names.append(re.match(r"[^\s,]+(?:, [^\s,]+)*", line.strip()).group(0).split(", "))
     return names
 
 
