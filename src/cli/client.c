@@ -3,7 +3,6 @@
  * it when it is a different build. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +44,9 @@ char *cli_find_bangerd(void) {
         const char *e = getenv("BANGER_BANGERD");
         if (e && e[0] == '/')
                 return strdup(e);
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-                self[n] = '\0';
-                char *dir = dirname(self);
-                static const char *const rel[] = { "bangerd", "../daemon/bangerd", "../libexec/banger/bangerd" };
-                for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
-                        _cleanup_free_ char *p = path_join(dir, rel[i]);
-                        if (p && access(p, X_OK) == 0)
-                                return TAKE_PTR(p);
-                }
-        }
-        return find_executable("bangerd");
+        static const char *const rel[] = { "bangerd", "../daemon/bangerd", "../libexec/banger/bangerd" };
+        char *p = find_program_beside_self(rel, ELEMENTSOF(rel));
+        return p ? p : find_executable("bangerd");
 }
 
 static char **daemon_env(void) {

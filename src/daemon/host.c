@@ -3,7 +3,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,30 +41,11 @@ const char *host_netmask(Host *h) {
         return h->netmask;
 }
 
-static char *find_helper_binary(void) {
-        const char *e = getenv("BANGER_HELPER");
-        if (e && e[0] == '/')
-                return strdup(e);
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-                self[n] = '\0';
-                char *dir = dirname(self);
-                static const char *const rel[] = { "bangerd-root", "../helper/bangerd-root" };
-                for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
-                        _cleanup_free_ char *p = path_join(dir, rel[i]);
-                        if (p && access(p, X_OK) == 0)
-                                return TAKE_PTR(p);
-                }
-        }
-        return find_executable("bangerd-root");
-}
-
 /* A root daemon (development, tests) runs its own helper: still a separate
  * process with its own small validated method table. */
 static int spawn_own_helper(Host *h) {
         Daemon *d = h->d;
-        _cleanup_free_ char *bin = find_helper_binary();
+        _cleanup_free_ char *bin = helper_find_binary();
         if (!bin)
                 return error_setf(-ENOENT, "cannot find bangerd-root next to bangerd or in PATH");
         _cleanup_free_ char *dir = path_join(d->paths.runtime_dir, "helper");

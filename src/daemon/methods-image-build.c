@@ -3,7 +3,6 @@
  * workers, with progress notifications. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,25 +43,16 @@ static void build_job_free(void *p) {
 
 /* banger-agent: next to bangerd, in the build tree, or installed. */
 char *daemon_find_agent(void) {
-        const char *e = getenv("BANGER_AGENT");
-        if (e && e[0] == '/')
-                return strdup(e);
-        char self[4096];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-                self[n] = '\0';
-                char *dir = dirname(self);
-                static const char *const rel[] = { "banger-agent", "../agent/banger-agent", "../libexec/banger/banger-agent" };
-                for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
-                        _cleanup_free_ char *p = path_join(dir, rel[i]);
-                        if (p && access(p, X_OK) == 0)
-                                return TAKE_PTR(p);
-                }
+        static const char *const rel[] = { "banger-agent", "../agent/banger-agent", "../libexec/banger/banger-agent" };
+        char *p = find_program_beside_self(rel, ELEMENTSOF(rel));
+        if (p)
+                return p;
+        p = path_join(BANGER_LIBEXECDIR, "banger/banger-agent");
+        if (p && access(p, X_OK) < 0) {
+                free(p);
+                p = NULL;
         }
-        _cleanup_free_ char *lib = path_join(BANGER_LIBEXECDIR, "banger/banger-agent");
-        if (lib && access(lib, X_OK) == 0)
-                return TAKE_PTR(lib);
-        return NULL;
+        return p;
 }
 
 static void note(BuildJob *j, const char *stage, const char *msg, uint64_t done, uint64_t total) {

@@ -385,12 +385,35 @@ static const char agent_unit[] =
         "WantedBy=multi-user.target\n";
 
 /* Host keys are made on each VM's first boot, not shared by every VM built
- * from the image; sshd -t (ssh.service's own check) needs them first. */
+ * from the image; sshd -t (ssh.service's own check) needs them first. Only
+ * an Ed25519 key: `ssh-keygen -A` also makes a 3072-bit RSA key, which took
+ * 6 s of guest time under TCG, most of the wait for SSH after the agent. */
+static const char hostkey_unit[] =
+        "[Unit]\n"
+        "Description=SSH host key of this VM\n"
+        "ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\n"
+        "Before=ssh.service\n"
+        "\n"
+        "[Service]\n"
+        "Type=oneshot\n"
+        "ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key\n";
+
 static const char ssh_dropin[] =
+        "[Unit]\n"
+        "Requires=banger-ssh-hostkey.service\n"
+        "After=banger-ssh-hostkey.service\n"
+        "\n"
         "[Service]\n"
         "ExecStartPre=\n"
-        "ExecStartPre=/usr/bin/ssh-keygen -A\n"
         "ExecStartPre=/usr/sbin/sshd -t\n";
+
+/* Without it sshd looks for the RSA and ECDSA keys too and logs their absence. */
+static const char sshd_hostkey_conf[] = "HostKey /etc/ssh/ssh_host_ed25519_key\n";
+
+/* Units that only cost boot time in a VM: e2scrub_reap scans for LVM
+ * snapshots (none here; 6 s of guest CPU at first boot), getty-static starts
+ * gettys on tty2..6 of a machine without a display. */
+static const char *const masked_units[] = { "e2scrub_reap.service", "getty-static.service" };
 
 static const char modules_load[] = "virtio_net\nvirtio_console\nvirtio_rng\nvmw_vsock_virtio_transport\n";
 static const char hosts[] = "127.0.0.1 localhost\n127.0.1.1 banger\n::1 localhost ip6-localhost ip6-loopback\n";
@@ -459,6 +482,7 @@ static int guest_prune(int root, const char *rel, const char *pattern) {
 
 static int stage_configure(Build *b) {
         static const char *const dirs[] = { "etc/banger", "etc/modules-load.d", "etc/systemd/system/ssh.service.d",
+                                            "etc/ssh/sshd_config.d",
                                             "etc/systemd/system/getty.target.wants",
                                             "etc/systemd/system/multi-user.target.wants", "usr/local/bin" };
         progress_report(&b->o->progress, "rootfs", "configuring", 0, 0);
@@ -483,6 +507,14 @@ static int stage_configure(Build *b) {
                 r = guest_write(root, "etc/systemd/system/banger-agent.service", agent_unit, 0644);
         if (r >= 0)
                 r = guest_write(root, "etc/systemd/system/ssh.service.d/banger-hostkeys.conf", ssh_dropin, 0644);
+        if (r >= 0)
+                r = guest_write(root, "etc/systemd/system/banger-ssh-hostkey.service", hostkey_unit, 0644);
+        if (r >= 0)
+                r = guest_write(root, "etc/ssh/sshd_config.d/banger-hostkey.conf", sshd_hostkey_conf, 0644);
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(masked_units); i++) {
+                _cleanup_free_ char *rel = path_join("etc/systemd/system", masked_units[i]);
+                r = rel ? guest_symlink(root, rel, "/dev/null") : -ENOMEM;
+        }
         if (r >= 0)
                 r = guest_symlink(root, "etc/systemd/system/multi-user.target.wants/banger-agent.service",
                                   "/etc/systemd/system/banger-agent.service");

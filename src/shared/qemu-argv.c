@@ -135,15 +135,6 @@ static int add_machine(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
                 r = arg_add2(a, "-accel", p->accel == QEMU_ACCEL_KVM ? "kvm" : "tcg");
         if (r >= 0 && p->accel == QEMU_ACCEL_KVM)
                 r = arg_add2(a, "-cpu", "host");
-        /* Under TCG the guest calibrates its TSC against the emulated PIT;
-         * with a busy host that fails often (4 boots in 10 here), the kernel
-         * marks the TSC unstable and then hangs waiting for timer ticks that
-         * microvm never routes. Counting instructions makes the TSC and the
-         * PIT advance together, so calibration always succeeds (10 in 10
-         * at a load average of 7 on 2 cores). The price: one host thread
-         * for all vCPUs. */
-        if (r >= 0 && p->accel == QEMU_ACCEL_TCG)
-                r = arg_add2(a, "-icount", "shift=auto");
         if (r >= 0)
                 r = arg_add(a, "-m");
         if (r >= 0)
@@ -183,13 +174,32 @@ static int add_control(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
         return r;
 }
 
-static int add_boot(ArgList *a, const VmmConfig *c) {
+static int add_boot(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
         /* -kernel, -initrd and -append values are taken whole, not option-parsed. */
         int r = arg_add2(a, "-kernel", c->kernel);
         if (r >= 0 && c->initrd && *c->initrd)
                 r = arg_add2(a, "-initrd", c->initrd);
-        if (r >= 0 && c->cmdline && *c->cmdline)
-                r = arg_add2(a, "-append", c->cmdline);
+        if (r < 0)
+                return r;
+        /* Under TCG the guest calibrates its TSC against the emulated PIT; on
+         * a busy host that fails often (4 boots in 10 here), the kernel marks
+         * the TSC unstable and then hangs waiting for timer ticks microvm
+         * never delivers. Emulated TSC runs at the host's rate: tell the
+         * guest that rate and the matching loops-per-jiffy (HZ=250, Debian's;
+         * another HZ only skews udelay), so it calibrates nothing (10 in 10
+         * at load average 5). -icount would fix it too, but makes the guest
+         * TSC 1 GHz (so these hints would be wrong) and runs all vCPUs on
+         * one host thread. */
+        _cleanup_free_ char *append = NULL;
+        const char *base = c->cmdline ? c->cmdline : "";
+        if (p->accel == QEMU_ACCEL_TCG && p->tsc_khz > 0) {
+                if (asprintf(&append, "%s%stsc_early_khz=%lu lpj=%lu", base, *base ? " " : "", p->tsc_khz,
+                             p->tsc_khz * 4) < 0)
+                        return -ENOMEM;
+                base = append;
+        }
+        if (*base)
+                r = arg_add2(a, "-append", base);
         return r;
 }
 
@@ -265,7 +275,7 @@ int qemu_build_argv(const VmmConfig *c, const QemuHostPlan *plan, char ***ret) {
         if (r >= 0)
                 r = add_control(&a, c, plan);
         if (r >= 0)
-                r = add_boot(&a, c);
+                r = add_boot(&a, c, plan);
         if (r >= 0)
                 r = add_drives(&a, c);
         if (r >= 0)

@@ -69,9 +69,25 @@ bool qemu_vhost_vsock_usable(void) {
         return access("/dev/vhost-vsock", R_OK | W_OK) == 0;
 }
 
+unsigned long qemu_host_tsc_khz(void) {
+        _cleanup_close_ int fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
+        char buf[8192];
+        ssize_t n = fd < 0 ? -1 : loop_read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return 0;
+        buf[n] = '\0';
+        const char *p = strstr(buf, "\ncpu MHz");
+        const char *colon = p ? strchr(p, ':') : NULL;
+        double mhz = 0;
+        if (!colon || sscanf(colon + 1, "%lf", &mhz) != 1 || mhz < 100 || mhz > 10000)
+                return 0;
+        return (unsigned long) (mhz * 1000);
+}
+
 void qemu_host_plan_detect(QemuHostPlan *plan) {
         plan->accel = qemu_kvm_usable(NULL) ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
         plan->vsock = qemu_vhost_vsock_usable();
+        plan->tsc_khz = plan->accel == QEMU_ACCEL_TCG ? qemu_host_tsc_khz() : 0;
 }
 
 static int qemu_probe(const char *binary) {
@@ -243,6 +259,7 @@ static int qemu_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         const char *why_not_kvm = NULL;
         plan.accel = qemu_kvm_usable(&why_not_kvm) ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
         plan.vsock = qemu_vhost_vsock_usable();
+        plan.tsc_khz = plan.accel == QEMU_ACCEL_TCG ? qemu_host_tsc_khz() : 0;
         _cleanup_strv_free_ char **argv = NULL;
         r = qemu_build_argv(c, &plan, &argv);
         if (r < 0)

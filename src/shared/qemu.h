@@ -36,6 +36,7 @@ typedef struct QemuHostPlan {
         const char *qmp_socket;   /* absolute paths */
         const char *agent_socket; /* used only when !vsock */
         const char *pidfile;
+        unsigned long tsc_khz;    /* TCG: the host's TSC rate, handed to the guest; 0: unknown */
 } QemuHostPlan;
 
 /* Can /dev/kvm run an ordinary guest? Opening it is not enough: a host may
@@ -47,7 +48,11 @@ bool qemu_kvm_usable(const char **ret_reason);
 /* Does this host have vhost-vsock (a readable and writable /dev/vhost-vsock)? */
 bool qemu_vhost_vsock_usable(void);
 
-/* Fill plan's accel and vsock from the host (paths are left alone). */
+/* The host CPU's rate in kHz from /proc/cpuinfo ("cpu MHz"), 0 if unknown.
+ * Under TCG the guest's TSC ticks at this rate. */
+unsigned long qemu_host_tsc_khz(void);
+
+/* Fill plan's accel, vsock and tsc_khz from the host (paths are left alone). */
 void qemu_host_plan_detect(QemuHostPlan *plan);
 
 /* Build the QEMU command line for c under plan: a NULL-terminated strv

@@ -49,6 +49,24 @@ char *find_executable(const char *name) {
         return NULL;
 }
 
+char *find_program_beside_self(const char *const *relative, size_t n) {
+        char self[4096];
+        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        if (len <= 0)
+                return NULL;
+        self[len] = '\0';
+        char *slash = strrchr(self, '/');
+        if (!slash)
+                return NULL;
+        *slash = '\0';
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = path_join(self, relative[i]);
+                if (p && access(p, X_OK) == 0)
+                        return TAKE_PTR(p);
+        }
+        return NULL;
+}
+
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
 _noreturn_ static void child_exec(const char *path, char *const argv[], const SpawnOptions *o, int devnull,
                                   int errpipe) {

@@ -61,6 +61,11 @@ void process_kill_and_reap(Process *p);
  * signal gives -ECHILD. */
 int spawn_run_capture(char *const argv[], usec_t timeout, size_t max_out, bool merge_stderr, char **ret_out);
 
+/* The first of the candidate paths, relative to the directory of the
+ * running program (/proc/self/exe), that is executable: how banger's
+ * programs find each other both installed and in the build tree. */
+char *find_program_beside_self(const char *const *relative, size_t n);
+
 /* Locate a program in PATH (or use it as is when it contains '/');
  * returns a newly allocated absolute path or NULL. */
 char *find_executable(const char *name);

@@ -59,6 +59,7 @@ def env(tmp_path_factory):
     e.record = e.fc_dir / "record.jsonl"
     (e.fc_dir / "fake-firecracker.json").write_text(json.dumps({"record": str(e.record), "agent": str(AGENT.resolve())}))
     e.setup()
+    netns = "net:[%d]" % os.stat(f"/run/netns/{e.ns}").st_ino
     try:
         e.write_config(f'default_vmm = "firecracker"\nfirecracker_bin = "{e.fc_dir / "firecracker"}"\n'
                        'boot_timeout_sec = 60\n')
@@ -66,7 +67,17 @@ def env(tmp_path_factory):
         e.info = {}
         yield e
     finally:
+        kill_netns_processes(netns)  # bangerd, bangerd-root, fakes (their guests die with them)
         e.teardown()
+
+
+def kill_netns_processes(netns):
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and os.readlink(f"/proc/{d}/ns/net") == netns:
+                os.kill(int(d), signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def record(env):

@@ -81,7 +81,8 @@ static void test_tcg_virtio_serial(void **state) {
                               .vsock = false,
                               .qmp_socket = "/run/banger/vms/a1b2c3/qmp.sock",
                               .agent_socket = "/run/banger/vms/a1b2c3/agent.sock",
-                              .pidfile = "/run/banger/vms/a1b2c3/qemu.pid" };
+                              .pidfile = "/run/banger/vms/a1b2c3/qemu.pid",
+                              .tsc_khz = 2596126 };
         check_golden("tcg-virtio-serial", &c, &plan);
 }
 

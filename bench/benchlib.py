@@ -1,0 +1,212 @@
+"""Shared helpers for banger's benchmarks: statistics, a small table
+printer, a time budget, cleanup on signals, and the network-namespace + XDG
+scaffolding the lifecycle tests use (tests/integration/lifecycle.py), so the
+real CLI and daemon run isolated from the host.
+
+Python 3 standard library only; run with /usr/bin/python3."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SKIP = 77
+
+
+def build_dir(arg):
+    """The build to measure: --build, else $BANGER_BUILD_DIR, else build/."""
+    d = pathlib.Path(arg or os.environ.get("BANGER_BUILD_DIR") or ROOT / "build")
+    return d if d.is_absolute() else ROOT / d
+
+
+def skip(why):
+    print(f"skipped: {why}", file=sys.stderr)
+    sys.exit(SKIP)
+
+
+def die(why):
+    print(f"error: {why}", file=sys.stderr)
+    sys.exit(1)
+
+
+def require_root():
+    if os.geteuid() != 0:
+        skip("needs root (network namespaces, TAP devices, loop mounts)")
+
+
+class Interrupted(Exception):
+    pass
+
+
+def raise_on_signals():
+    """Turn SIGTERM/SIGINT/SIGHUP into an exception so every finally block
+    (namespaces, mounts, processes) still runs."""
+    def handler(signum, _frame):
+        raise Interrupted(signal.Signals(signum).name)
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, handler)
+
+
+class Budget:
+    """A wall-clock budget for a whole benchmark: loops stop early (and say
+    so) rather than overrun."""
+
+    def __init__(self, seconds):
+        self.end = time.monotonic() + seconds
+        self.seconds = seconds
+
+    def left(self):
+        return self.end - time.monotonic()
+
+    def expired(self):
+        return self.left() <= 0
+
+
+def median(xs):
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def percentile(xs, p):
+    """Nearest-rank percentile (p in 0..100) of a list."""
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = max(0, min(len(s) - 1, int(-(-p * len(s) // 100)) - 1))
+    return s[k]
+
+
+def table(headers, rows):
+    """Print rows (lists of strings) under headers, columns left-aligned."""
+    cells = [list(map(str, headers))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def run(argv, timeout=120, check=True, **kw):
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv))} exited {p.returncode}: {(p.stderr or p.stdout)[-2000:]}")
+    return p
+
+
+def fmt_s(x):
+    return f"{x:.3f} s"
+
+
+class BangerEnv:
+    """A network namespace with an uplink veth into a second namespace (so
+    the VM namespace has a default route for NAT; no traffic leaves it), a
+    private XDG tree, and the banger CLI run inside the namespace (it
+    autostarts bangerd there)."""
+
+    def __init__(self, build, prefix):
+        self.build = build
+        self.banger_bin = build / "src/cli/banger"
+        tag = uuid.uuid4().hex[:8]
+        self.ns = f"{prefix}-{tag}"
+        self.up = self.ns + "-up"
+        self.tmp = pathlib.Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir="/var/tmp"))
+        # Runtime paths must stay short (sun_path is 108 bytes).
+        self.rt = pathlib.Path(tempfile.mkdtemp(prefix=f"{prefix}r-", dir="/tmp"))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "BANGER_"))}
+        self.env.update(HOME=str(self.tmp / "home"), XDG_CONFIG_HOME=str(self.tmp / "config"),
+                        XDG_STATE_HOME=str(self.tmp / "state"), XDG_CACHE_HOME=str(self.tmp / "cache"),
+                        XDG_RUNTIME_DIR=str(self.rt))
+        (self.tmp / "home").mkdir(parents=True)
+        self.state = self.tmp / "state/banger"
+        self.made = []
+
+    def setup(self):
+        for ns in (self.ns, self.up):
+            run(["ip", "netns", "add", ns])
+            self.made.append(ns)
+        for cmd in (["ip", "-n", self.ns, "link", "set", "lo", "up"],
+                    ["ip", "-n", self.ns, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1",
+                     "netns", self.up],
+                    ["ip", "-n", self.ns, "addr", "add", "198.18.0.1/30", "dev", "uplink0"],
+                    ["ip", "-n", self.ns, "link", "set", "uplink0", "up"],
+                    ["ip", "-n", self.up, "addr", "add", "198.18.0.2/30", "dev", "uplink1"],
+                    ["ip", "-n", self.up, "link", "set", "uplink1", "up"],
+                    ["ip", "-n", self.ns, "route", "add", "default", "via", "198.18.0.2"]):
+            run(cmd)
+
+    def in_ns(self, argv):
+        return ["ip", "netns", "exec", self.ns, *map(str, argv)]
+
+    def banger(self, *args, timeout=300, check=True):
+        p = subprocess.run(self.in_ns([self.banger_bin, *args]), env=self.env, capture_output=True, text=True,
+                           timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"banger {' '.join(args)} exited {p.returncode}\n{p.stdout[-2000:]}\n"
+                               f"{p.stderr[-2000:]}\n--- daemon log ---\n{self.daemon_log()[-3000:]}")
+        return p
+
+    def json(self, *args, timeout=300):
+        """The last JSON value of a --json command (progress events come first)."""
+        return json_values(self.banger(*args, "--json", timeout=timeout).stdout)[-1]
+
+    def daemon_log(self):
+        try:
+            return (self.state / "bangerd.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def ns_pids(self):
+        p = subprocess.run(["ip", "netns", "pids", self.ns], capture_output=True, text=True)
+        return [int(x) for x in p.stdout.split()]
+
+    def teardown(self):
+        if self.ns in self.made:
+            subprocess.run(self.in_ns([self.banger_bin, "daemon", "stop"]), env=self.env, capture_output=True,
+                           timeout=30)
+            for pid in self.ns_pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            for _ in range(50):
+                if not self.ns_pids():
+                    break
+                time.sleep(0.1)
+        for ns in reversed(self.made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(self.rt, ignore_errors=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def json_values(text):
+    """Every JSON value in a stream of concatenated values."""
+    dec, i, out = json.JSONDecoder(), 0, []
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        v, i = dec.raw_decode(text, i)
+        out.append(v)
+    return out
+
+
+def test_image(build):
+    """The cached bootable test guest (tests/images/build-test-image.sh) with
+    this build's agent: (directory, manifest dict)."""
+    agent = build / "src/agent/banger-agent"
+    p = subprocess.run(["bash", str(ROOT / "tests/images/build-test-image.sh"), "--agent", str(agent)],
+                       capture_output=True, text=True, timeout=1800)
+    if p.returncode == SKIP:
+        skip("test image unavailable: " + (p.stderr.strip().splitlines() or ["no reason"])[-1])
+    if p.returncode != 0:
+        die("building the test image failed: " + p.stderr[-2000:])
+    d = pathlib.Path(p.stdout.strip().splitlines()[-1])
+    manifest = dict(line.split("=", 1) for line in (d / "manifest").read_text().splitlines() if "=" in line)
+    return d, manifest
