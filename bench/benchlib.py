@@ -17,6 +17,8 @@ import uuid
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SKIP = 77
+# Results and progress (stderr) interleave in order when both go to one file.
+sys.stdout.reconfigure(line_buffering=True)
 
 
 def build_dir(arg):
@@ -127,12 +129,14 @@ class BangerEnv:
         self.state = self.tmp / "state/banger"
         self.made = []
 
-    def setup(self):
-        for ns in (self.ns, self.up):
+    def setup(self, uplink=True):
+        for ns in (self.ns, self.up) if uplink else (self.ns,):
             run(["ip", "netns", "add", ns])
             self.made.append(ns)
-        for cmd in (["ip", "-n", self.ns, "link", "set", "lo", "up"],
-                    ["ip", "-n", self.ns, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1",
+        run(["ip", "-n", self.ns, "link", "set", "lo", "up"])
+        if not uplink:
+            return
+        for cmd in (["ip", "-n", self.ns, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1",
                      "netns", self.up],
                     ["ip", "-n", self.ns, "addr", "add", "198.18.0.1/30", "dev", "uplink0"],
                     ["ip", "-n", self.ns, "link", "set", "uplink0", "up"],
@@ -210,3 +214,14 @@ def test_image(build):
     d = pathlib.Path(p.stdout.strip().splitlines()[-1])
     manifest = dict(line.split("=", 1) for line in (d / "manifest").read_text().splitlines() if "=" in line)
     return d, manifest
+
+
+def compile_c(src, out, *extra):
+    """Build one of bench/'s helper programs with the system cc, into a
+    temporary directory (nothing is written to the source tree)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        skip("no C compiler (cc) for the benchmark's helper program")
+    run([cc, "-O2", "-std=gnu11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-o", str(out),
+         str(ROOT / "bench" / src), *extra])
+    return out

@@ -7,7 +7,7 @@ build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlit
   libsystemd-dev libcurl4-openssl-dev libmnl-dev libnftables-dev libext2fs-dev
   libarchive-dev libcmocka-dev libssl-dev e2fsprogs)
 run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
-  cpio kmod e2fsprogs dmsetup debootstrap)
+  cpio kmod e2fsprogs dmsetup debootstrap slirp4netns)
 test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
   docker-registry skopeo gzip groff-base
   "${run_pkgs[@]}")

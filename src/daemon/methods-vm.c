@@ -512,6 +512,10 @@ static int work_single(RpcCall *call, void *userdata, json_t **ret) {
         } else if (streq(j->op, "ssh_info")) {
                 if (vm.state != VM_STATE_RUNNING)
                         r = error_setf(-ESRCH, "VM %s is not running", vm.name);
+                /* sshd may still be starting after the agent answered: give it a while. */
+                else if (!tcp_port_open(vm.ip, 22, now_monotonic() + 60 * USEC_PER_SEC))
+                        r = error_setf(-ETIMEDOUT, "VM %s: nothing answers on %s port 22 (is sshd in the image?)", vm.name,
+                                       vm.ip ? vm.ip : "?");
                 else
                         *ret = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ip", vm.ip ? vm.ip : "", "user", "root", "key",
                                          vm_manager_ssh_key(j->m) ? vm_manager_ssh_key(j->m) : "", "known_hosts",

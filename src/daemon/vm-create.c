@@ -162,7 +162,11 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
         const char *image_ref = req->image ? req->image : config_vm_image(&m->d->config);
         if (!image_ref)
                 return error_setf(-ENOENT, "no image given and no default image configured");
-        r = image_resolve(s, image_ref, &img);
+        /* First use on a fresh host: the configured default image is built
+         * here (minutes, with progress) rather than failing. */
+        r = vm_default_image_ensure(m, s, image_ref, p);
+        if (r >= 0)
+                r = image_resolve(s, image_ref, &img);
         if (r < 0)
                 return r;
         if (req->name)

@@ -29,6 +29,7 @@ struct VmManager {
         Daemon *d;
         Host *host;
         pthread_mutex_t lock; /* guards the lists below, never held while blocking */
+        pthread_mutex_t default_image_lock; /* one build of the default image at a time */
         VmLock *locks;
         VmRuntime *runtimes;
         unsigned next_generation;
@@ -46,10 +47,16 @@ void vm_watch(VmManager *m, const char *id, VmRuntime *rt);
 void vm_handle_exit(VmManager *m, const char *id, unsigned generation);
 char *vm_run_dir(VmManager *m, const char *id);
 int vm_manager_read_pubkey(VmManager *m, char **ret);
+/* vm-default-image.c: when ref is the configured default_image and no such
+ * image exists, build it (debootstrap, as root) with progress; 0 when there
+ * is nothing to do. */
+int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress *p);
 /* With the VM's lock held. */
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
 void vm_release_host(VmManager *m, Store *s, const VmRecord *vm);
 char *vm_log_tail(VmManager *m, const char *id, size_t max);
+/* Can a TCP connection to ip:port be made before the deadline? */
+bool tcp_port_open(const char *ip, unsigned port, usec_t deadline);
 
 /* Strings a VmmConfig points into. */
 typedef struct VmLaunchSpec {

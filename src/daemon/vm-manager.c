@@ -322,6 +322,7 @@ int vm_manager_new(Daemon *d, VmManager **ret) {
                 return -ENOMEM;
         m->d = d;
         pthread_mutex_init(&m->lock, NULL);
+        pthread_mutex_init(&m->default_image_lock, NULL);
         _cleanup_free_ char *vms = path_join(d->paths.state_dir, "vms");
         _cleanup_free_ char *rvms = path_join(d->paths.runtime_dir, "vms");
         if (!vms || !rvms || mkdirat_private(AT_FDCWD, vms, 0700) < 0 || mkdirat_private(AT_FDCWD, rvms, 0700) < 0) {
@@ -358,6 +359,7 @@ VmManager *vm_manager_free(VmManager *m) {
         m->host = host_free(m->host);
         free(m->ssh_key);
         free(m->known_hosts);
+        pthread_mutex_destroy(&m->default_image_lock);
         free(m);
         return NULL;
 }

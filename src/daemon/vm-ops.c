@@ -22,7 +22,6 @@
 #include "guest-patch.h"
 #include "host.h"
 #include "log.h"
-#include "qemu.h"
 #include "rootdisk.h"
 #include "string-util.h"
 #include "tap.h"
@@ -30,7 +29,7 @@
 #include "workdisk.h"
 
 #define LAUNCH_TIMEOUT (30 * USEC_PER_SEC)
-#define SSH_WAIT (20 * USEC_PER_SEC)
+#define SSH_WAIT (5 * USEC_PER_SEC)
 
 /* ---- launch spec ---- */
 
@@ -60,29 +59,6 @@ static int vm_kernel_for(Store *s, const VmRecord *vm, KernelRecord *ret) {
         return r < 0 ? error_setf(r, "kernel of VM %s is gone", vm->name) : 0;
 }
 
-/* Under TCG a loaded host makes the guest's timer calibration against the
- * PIT fail, and the kernel then hangs in early boot (seen with 6.1 on
- * microvm). Emulated TSC runs at the host's rate: hand the guest that rate
- * and the matching loops-per-jiffy, so it calibrates nothing. */
-static void tcg_timer_args(char *buf, size_t len) {
-        buf[0] = '\0';
-        _cleanup_free_ char *info = NULL;
-        if (read_file_at(AT_FDCWD, "/proc/cpuinfo", 16 << 20, &info, NULL) < 0)
-                return;
-        const char *p = strstr(info, "cpu MHz");
-        double mhz = 0;
-        if (!p || sscanf(p, "cpu MHz : %lf", &mhz) != 1) {
-                const char *c = p ? strchr(p, ':') : NULL;
-                if (!c || sscanf(c + 1, "%lf", &mhz) != 1)
-                        return;
-        }
-        if (mhz < 100 || mhz > 10000)
-                return;
-        unsigned long khz = (unsigned long) (mhz * 1000);
-        /* lpj for HZ=250 (Debian's kernels); another HZ only skews udelay. */
-        snprintf(buf, len, " tsc_early_khz=%lu lpj=%lu", khz, khz * 4);
-}
-
 int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpec *ret) {
         const BangerConfig *c = &m->d->config;
         VmLaunchSpec sp = {};
@@ -108,11 +84,9 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
         }
         /* ip= lets guests whose NIC driver is built in configure themselves;
          * the agent reads /etc/banger/network.conf either way. */
-        char timer[96] = "";
-        if (vm->vmm == VMM_QEMU && !qemu_kvm_usable(NULL))
-                tcg_timer_args(timer, sizeof(timer));
-        int n = asprintf(&sp.cmdline, "console=ttyS0 root=/dev/vda rw panic=1%s%s ip=%s::%s:%s:%s:eth0:off",
-                         vm->vmm == VMM_FIRECRACKER ? " reboot=k pci=off" : "", timer, vm->ip ? vm->ip : "0.0.0.0",
+        /* The QEMU driver adds its TCG clock hints itself. */
+        int n = asprintf(&sp.cmdline, "console=ttyS0 root=/dev/vda rw panic=1%s ip=%s::%s:%s:%s:eth0:off",
+                         vm->vmm == VMM_FIRECRACKER ? " reboot=k pci=off" : "", vm->ip ? vm->ip : "0.0.0.0",
                          host_bridge_ip(m->host), host_netmask(m->host), vm->name);
         if (n < 0) {
                 vm_launch_spec_done(&sp);
@@ -238,7 +212,7 @@ static int vm_agent_wait(const VmmDriver *drv, VmmInstance *inst, usec_t deadlin
         return error_setf(-ETIMEDOUT, "the guest agent did not answer in time (last: %s)", strerror(-last));
 }
 
-static bool tcp_port_open(const char *ip, unsigned port, usec_t deadline) {
+bool tcp_port_open(const char *ip, unsigned port, usec_t deadline) {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
         if (!ip || inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
                 return false;
@@ -377,6 +351,14 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
                 goto kill;
         AgentHealth h = {};
         r = agent_client_health(agent, 10 * USEC_PER_SEC, &h);
+        /* Whether sshd listens yet: asked of the guest, not waited for. */
+        bool ssh_listening = false;
+        AgentPort *ports = NULL;
+        size_t n_ports = 0;
+        if (r >= 0 && agent_client_ports(agent, 10 * USEC_PER_SEC, &ports, &n_ports) >= 0)
+                for (size_t i = 0; i < n_ports; i++)
+                        ssh_listening = ssh_listening || ports[i].port == 22;
+        agent_ports_free(ports, n_ports);
         agent_client_free(agent);
         if (r < 0)
                 goto kill;
@@ -389,10 +371,10 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
         vm->state = VM_STATE_RUNNING;
         vm_set_runtime(vm, true, false);
         (void) vm_save(s, vm);
-        bool ssh = tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT);
+        bool ssh = ssh_listening && tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT);
         vm_set_runtime(vm, true, ssh);
         (void) vm_save(s, vm);
-        vm_progress(p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip, ssh ? ", ssh open" : ", ssh not answering");
+        vm_progress(p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip, ssh ? ", ssh open" : ", sshd not listening yet");
         return 0;
 
 kill:;
@@ -421,15 +403,20 @@ int vm_op_start(VmManager *m, Store *s, const char *id, VmProgress *p) {
 /* ---- stop, kill ---- */
 
 /* The agent syncs and powers the guest off: the primary graceful path. */
-static int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst) {
-        int fd = drv->connect_agent(inst, AGENT_VSOCK_PORT, 3 * USEC_PER_SEC);
+static usec_t left_until(usec_t deadline, usec_t cap) {
+        usec_t now = now_monotonic();
+        return now >= deadline ? 0 : MIN(deadline - now, cap);
+}
+
+static int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline) {
+        int fd = drv->connect_agent(inst, AGENT_VSOCK_PORT, left_until(deadline, 3 * USEC_PER_SEC));
         if (fd < 0)
                 return fd;
         AgentClient *c = NULL;
-        int r = agent_hello_on(fd, 5 * USEC_PER_SEC, &c);
+        int r = agent_hello_on(fd, left_until(deadline, 5 * USEC_PER_SEC), &c);
         if (r < 0)
                 return r;
-        r = agent_client_poweroff(c, 10 * USEC_PER_SEC);
+        r = agent_client_poweroff(c, left_until(deadline, 10 * USEC_PER_SEC));
         agent_client_free(c);
         return r;
 }
@@ -457,12 +444,15 @@ static int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, 
         rt->generation = 0;
         int r = 0;
         if (!force) {
-                r = vm_agent_poweroff(drv, &rt->inst);
+                /* One deadline for the whole stop, the agent's part included. */
+                usec_t deadline = now_monotonic() + timeout;
+                r = vm_agent_poweroff(drv, &rt->inst, deadline);
                 if (r < 0) {
                         log_info("vm %s: agent poweroff failed (%s); asking the VMM", vm->name, strerror(-r));
                         (void) drv->request_shutdown(&rt->inst);
                 }
-                r = drv->wait_exit(&rt->inst, timeout);
+                usec_t now = now_monotonic();
+                r = drv->wait_exit(&rt->inst, now < deadline ? deadline - now : 0);
                 if (r == -ETIMEDOUT)
                         log_warning("vm %s: did not stop within %llu s; killing it", vm->name,
                                     (unsigned long long) (timeout / USEC_PER_SEC));

@@ -294,6 +294,8 @@ char *helper_find_binary(void) {
         char *p = exe_sibling(HELPER_BINARY_NAME);
         if (!p)
                 p = exe_sibling("../helper/" HELPER_BINARY_NAME);
+        if (!p) /* installed: bangerd in bin/, the helper in libexec/banger/ */
+                p = exe_sibling("../libexec/banger/" HELPER_BINARY_NAME);
         if (!p) {
                 p = path_join(BANGER_LIBEXECDIR, HELPER_BINARY_NAME);
                 if (p && access(p, X_OK) < 0) {

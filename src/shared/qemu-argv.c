@@ -264,6 +264,16 @@ static int add_agent(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
         return r;
 }
 
+/* A virtio-rng fed from the host's /dev/urandom. Under TCG the guest kernel
+ * has no RDRAND and little interrupt jitter to seed its pool from, so
+ * first-boot work that reads random bytes (sshd's host keys, systemd's
+ * machine id) could wait for the pool; the guest's virtio_rng module (loaded
+ * by Debian's udev from the device's modalias) seeds it at once. */
+static int add_rng(ArgList *a) {
+        int r = arg_add2(a, "-object", "rng-random,id=rng,filename=/dev/urandom");
+        return r < 0 ? r : arg_add2(a, "-device", "virtio-rng-device,rng=rng");
+}
+
 int qemu_build_argv(const VmmConfig *c, const QemuHostPlan *plan, char ***ret) {
         if (!c || !plan || !ret)
                 return -EINVAL;
@@ -282,6 +292,8 @@ int qemu_build_argv(const VmmConfig *c, const QemuHostPlan *plan, char ***ret) {
                 r = add_nics(&a, c);
         if (r >= 0)
                 r = add_agent(&a, c, plan);
+        if (r >= 0)
+                r = add_rng(&a);
         if (r < 0) {
                 strv_free(a.v);
                 return r;

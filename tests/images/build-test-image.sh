@@ -45,7 +45,12 @@ resolve_kernel_pkg() {
   apt-cache depends linux-image-amd64 2>/dev/null |
     sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1
 }
-kpkg=$(resolve_kernel_pkg || true)
+# apt-cache fails while another apt process rewrites the lists: retry briefly.
+for _ in 1 2 3 4 5; do
+  kpkg=$(resolve_kernel_pkg || true)
+  [ -n "$kpkg" ] && break
+  sleep 2
+done
 if [ -z "$kpkg" ] && [ "$(id -u)" -eq 0 ]; then
   apt-get update -q >/dev/null 2>&1 || true
   kpkg=$(resolve_kernel_pkg || true)

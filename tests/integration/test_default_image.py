@@ -1,0 +1,100 @@
+"""The default image, as `banger vm run` on a fresh host uses it: no --image,
+the configured default_image. The real Debian image (debootstrap, systemd,
+sshd, banger-agent) booted through the whole lifecycle with QEMU, inside a
+network namespace this test creates.
+
+The image comes from test_debootstrap.py's cache (built there, minutes, when
+missing) and is registered under the configured default name, so the boot
+path is the user's. The build-on-first-use branch itself is run against an
+unreachable mirror: its progress and its clean failure are checked, not a
+second multi-minute download (test_debootstrap.py covers the build).
+
+Slow: runs only with BANGER_SLOW_TESTS=1 (scripts/test.sh sets it)."""
+import json
+import os
+
+import pytest
+
+from lifecycle import Env, require_root
+from test_debootstrap import built_image  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.slow
+
+DEFAULT = "bgt-default"
+# The uplink peer of the test namespace: port 9 is closed, so every download
+# of a build fails at once, without leaving the namespace.
+DEAD_MIRROR = "http://198.18.0.2:9/debian"
+SIZES = ("--memory", "768M", "--disk-size", "256M", "--vmm", "qemu")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, built_image):  # noqa: F811
+    if not os.environ.get("BANGER_SLOW_TESTS"):
+        pytest.skip("slow test (boots the Debian image): set BANGER_SLOW_TESTS=1, as scripts/test.sh does")
+    require_root()
+    e = Env(tmp_path_factory.mktemp("default-image"))
+    e.setup()
+    e.image = built_image
+    e.write_config(f'default_image = "{DEFAULT}"\n')
+    e.json("kernel", "import", DEFAULT + "-kernel", "--from", built_image["kernel"], "--initrd",
+           built_image["initrd"])
+    e.json("image", "register", "--name", DEFAULT, "--rootfs", built_image["rootfs"], "--kernel-ref",
+           DEFAULT + "-kernel")
+    yield e
+    e.teardown()
+
+
+def no_vms_left(env):
+    assert env.json("vm", "list")["vms"] == []
+    assert not any(l["ifname"].startswith("bgt") for l in env.links())
+    assert list((env.state / "vms").iterdir()) == []
+
+
+def test_run_uname_on_the_default_image(env):
+    p = env.banger("vm", "run", *SIZES, "--rm", "--", "uname", "-a")
+    line = p.stdout.strip()
+    assert line.startswith("Linux "), p.stdout
+    assert env.image["version"] in line.split(), (line, env.image["version"])
+    assert f"image={DEFAULT}" in p.stderr  # the spec line: no --image, the configured default
+    for stage in ("boot", "agent", "ready"):
+        assert f"\n{stage}" in "\n" + p.stderr, (stage, p.stderr)
+    no_vms_left(env)
+
+
+def test_run_passes_exit_code_and_leaves_no_vm(env):
+    p = env.banger("vm", "run", *SIZES, "--rm", "--", "sh", "-c", "echo from-guest; exit 3", check=False)
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "from-guest\n"
+    no_vms_left(env)
+
+
+def test_missing_default_is_built_on_first_use(env):
+    """A default image that does not exist is built by vm create, with the
+    build's stages as progress; a failed build leaves nothing behind."""
+    env.banger("daemon", "stop")
+    env.write_config(f'default_image = "bgt-fresh"\ndebootstrap_mirror = "{DEAD_MIRROR}"\n')
+    p = env.banger("vm", "create", *SIZES, "--json", check=False, timeout=300)
+    events = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    assert p.returncode == 1, p.stdout + p.stderr
+    stages = [json.loads(l).get("stage") for l in events]
+    assert "image" in stages and "debootstrap" in stages, stages
+    assert stages.index("image") < stages.index("debootstrap")
+    assert "bgt-fresh does not exist yet: building it" in p.stdout
+    assert "building the default image bgt-fresh" in p.stderr, p.stderr
+    assert DEAD_MIRROR in p.stderr or "debootstrap" in p.stderr, p.stderr
+    # Nothing half-made: no VM, no image, no kernel, no build directory.
+    no_vms_left(env)
+    names = [i["name"] for i in env.json("image", "list")["images"]]
+    assert names == [DEFAULT], names
+    assert "bgt-fresh-kernel" not in [k["name"] for k in env.json("kernel", "list")["kernels"]]
+    images_dir = env.state / "images"
+    assert not images_dir.exists() or list(images_dir.iterdir()) == [], list(images_dir.iterdir())
+
+
+def test_other_missing_image_is_not_built(env):
+    """Only the configured default is built: any other name is an error."""
+    p = env.banger("vm", "create", *SIZES, "--image", "bgt-typo", check=False)
+    assert p.returncode == 1
+    assert "no image named 'bgt-typo'" in p.stderr, p.stderr
+    assert "debootstrap" not in p.stderr
+    no_vms_left(env)
