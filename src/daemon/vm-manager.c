@@ -19,6 +19,7 @@
 #include "fs-util.h"
 #include "host.h"
 #include "log.h"
+#include "qemu.h"
 #include "spawn.h"
 #include "string-util.h"
 #include "vm-internal.h"
@@ -276,7 +277,10 @@ VmmKind vm_manager_default_vmm(VmManager *m) {
                 return VMM_FIRECRACKER;
         if (c->default_vmm == CONFIG_VMM_QEMU)
                 return VMM_QEMU;
-        if (access("/dev/kvm", R_OK | W_OK) == 0 && vmm_driver_firecracker.probe(c->firecracker_bin) >= 0)
+        /* /dev/kvm can exist without hardware virtualisation behind it (a
+         * paravirtual one that runs no ordinary guest): ask the same check
+         * the QEMU driver and doctor use. */
+        if (qemu_kvm_usable(NULL) && vmm_driver_firecracker.probe(c->firecracker_bin) >= 0)
                 return VMM_FIRECRACKER;
         return VMM_QEMU;
 }
