@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* image.import (OCI/Docker) and image.build (debootstrap): long work in
  * workers, with progress notifications. */
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,9 @@
 #include "paths.h"
 #include "spawn.h"
 #include "string-util.h"
+
+/* Imports read the blob cache, a prune rewrites it: never both at once. */
+static pthread_rwlock_t cache_lock = PTHREAD_RWLOCK_INITIALIZER;
 
 typedef struct BuildJob {
         Daemon *d;
@@ -150,7 +155,9 @@ static int work_import(RpcCall *call, void *userdata, json_t **ret) {
         OciImportOptions o = { .source = j->source, .kind = OCI_SOURCE_AUTO, .cache_dirfd = cfd, .out_dirfd = idfd,
                                .out_name = "rootfs.ext4", .agent_path = agent, .progress = oci_progress, .userdata = j };
         OciImportResult res = {};
+        pthread_rwlock_rdlock(&cache_lock);
         r = oci_import(&o, &res);
+        pthread_rwlock_unlock(&cache_lock);
         if (r < 0)
                 goto rmdir;
         char id[STORE_ID_GENERATED_LEN + 1];
@@ -160,9 +167,20 @@ static int work_import(RpcCall *call, void *userdata, json_t **ret) {
                             .size = res.image_size, .source = j->source };
         if (r >= 0)
                 r = store_image_insert(s, &img);
+        if (r >= 0) {
+                /* The cached blobs this image came from, for image.cache_prune. */
+                json_t *blobs = json_array();
+                for (char **b = res.blobs; b && *b; b++)
+                        json_array_append_new(blobs, json_string(*b));
+                _cleanup_free_ char *text = json_dumps(blobs, JSON_COMPACT);
+                json_decref(blobs);
+                if (text)
+                        (void) write_file_atomic_at(idfd, "blobs.json", text, strlen(text), 0600);
+        }
         oci_import_result_done(&res);
         if (r < 0) {
                 (void) unlinkat(idfd, "rootfs.ext4", 0);
+                (void) unlinkat(idfd, "blobs.json", 0);
                 goto rmdir;
         }
         *ret = image_json(s, id);
@@ -263,7 +281,92 @@ static int method_image_build(Daemon *d, RpcCall *call, json_t *params) {
         return rpc_call_defer(call, work_build, j, build_job_free);
 }
 
+/* ---- image.cache_prune ---- */
+
+typedef struct PruneCtx {
+        json_t *keep;    /* digest -> true */
+        json_t *removed; /* [{digest, bytes}] */
+} PruneCtx;
+
+static bool prune_keep(const char *digest, void *userdata) {
+        return json_object_get(((PruneCtx *) userdata)->keep, digest) != NULL;
+}
+
+static void prune_visit(const char *digest, uint64_t size, void *userdata) {
+        json_array_append_new(((PruneCtx *) userdata)->removed,
+                              json_pack("{s:s, s:I}", "digest", digest, "bytes", (json_int_t) size));
+}
+
+/* Every blob some imported image still names in its blobs.json. */
+static void collect_kept_blobs(const char *state_dir, json_t *keep) {
+        _cleanup_free_ char *images = path_join(state_dir, "images");
+        _cleanup_close_ int ifd = images ? open_dir_nofollow(AT_FDCWD, images) : -EBADF;
+        DIR *d = ifd >= 0 ? fdopendir(fcntl(ifd, F_DUPFD_CLOEXEC, 3)) : NULL;
+        if (!d)
+                return;
+        rewinddir(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                if (de->d_name[0] == '.')
+                        continue;
+                _cleanup_close_ int dfd = open_dir_nofollow(ifd, de->d_name);
+                _cleanup_free_ char *text = NULL;
+                if (dfd < 0 || read_file_at(dfd, "blobs.json", 1 << 20, &text, NULL) < 0)
+                        continue;
+                json_t *arr = json_loads(text, 0, NULL);
+                size_t i;
+                json_t *v;
+                json_array_foreach(arr, i, v) if (json_is_string(v)) json_object_set_new(keep, json_string_value(v), json_true());
+                json_decref(arr);
+        }
+        closedir(d);
+}
+
+typedef struct PruneJob {
+        Daemon *d;
+        bool dry_run;
+} PruneJob;
+
+static int work_prune(RpcCall *call, void *userdata, json_t **ret) {
+        PruneJob *j = userdata;
+        _cleanup_free_ char *cache = path_join(j->d->paths.cache_dir, "oci");
+        _cleanup_close_ int cfd = cache ? open_dir_nofollow(AT_FDCWD, cache) : -ENOMEM;
+        PruneCtx ctx = { .keep = json_object(), .removed = json_array() };
+        OciPruneStats st = {};
+        int r = 0;
+        if (cfd >= 0) {
+                pthread_rwlock_wrlock(&cache_lock);
+                collect_kept_blobs(j->d->paths.state_dir, ctx.keep);
+                r = oci_cache_prune(cfd, j->dry_run, prune_keep, prune_visit, &ctx, &st);
+                pthread_rwlock_unlock(&cache_lock);
+        } else if (cfd != -ENOENT)
+                r = cfd;
+        if (r >= 0)
+                *ret = json_pack("{s:b, s:O, s:I, s:I, s:I}", "dry_run", j->dry_run, "removed", ctx.removed, "blobs",
+                                 (json_int_t) st.n_blobs, "bytes", (json_int_t) st.bytes, "kept",
+                                 (json_int_t) json_object_size(ctx.keep));
+        json_decref(ctx.keep);
+        json_decref(ctx.removed);
+        return r;
+}
+
+static int method_cache_prune(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "dry_run", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        json_t *v = json_object_get(params, "dry_run");
+        if (v && !json_is_boolean(v)) {
+                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"dry_run\" must be true or false");
+                return 0;
+        }
+        PruneJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        *j = (PruneJob){ .d = d, .dry_run = json_is_true(v) };
+        return rpc_call_defer(call, work_prune, j, free);
+}
+
 const RpcMethod image_build_methods[] = {
+        { "image.cache_prune", method_cache_prune },
         { "image.import", method_image_import },
         { "image.build", method_image_build },
         {},

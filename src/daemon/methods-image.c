@@ -289,6 +289,9 @@ static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
                 char *slash = dir ? strrchr(dir, '/') : NULL;
                 if (slash) {
                         *slash = '\0';
+                        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, dir);
+                        if (dfd >= 0)
+                                (void) unlinkat(dfd, "blobs.json", 0);
                         (void) rmdir(dir);
                 }
         }
