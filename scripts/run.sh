@@ -93,7 +93,7 @@ echo "nameserver 198.18.0.3" >"/etc/netns/$ns/resolv.conf"
 
 kvm=$(in_ns "$banger" doctor 2>/dev/null | awk '$2 == "/dev/kvm" { s = $1; getline; sub(/^ +/, ""); print s " " $0; exit }') || true
 if [ "${kvm%% *}" != PASS ]; then
-  say "no usable KVM (${kvm#* }): QEMU runs the VM with software emulation, so it boots in about a minute, not a second"
+  say "no usable KVM (${kvm#* }): QEMU emulates the CPU (TCG), so a boot takes tens of seconds, not one"
 fi
 
 image=$(in_ns "$banger" vm create --help | sed -n 's/.*--image IMAGE .*default: \([a-z0-9-]*\).*/\1/p')

@@ -29,13 +29,16 @@ typedef struct BuildNotes {
 
 /* Forwarded as vm.create progress: the build's own stage names (debootstrap,
  * kernel, initramfs, rootfs, register) with their bytes, so the CLI shows
- * them as it shows any other stage. Byte counters arrive fast: at most ten
- * notifications a second, but every stage change goes through. */
+ * them as it shows any other stage. Within a stage, byte counters go at most
+ * ten a second and detail lines (debootstrap's hundreds of "I: ..." lines)
+ * one a second, which a log or a terminal can follow; a stage change and a
+ * counter reaching its total always go through. */
 static void forward_progress(const char *stage, const char *detail, uint64_t done, uint64_t total, void *userdata) {
         BuildNotes *n = userdata;
         usec_t now = now_monotonic();
         bool new_stage = !streq(stage, n->stage);
-        if (!new_stage && total && done < total && now - n->last < 100 * USEC_PER_MSEC)
+        usec_t gap = total ? 100 * USEC_PER_MSEC : USEC_PER_SEC;
+        if (!new_stage && (!total || done < total) && now - n->last < gap)
                 return;
         n->last = now;
         if (new_stage) {
@@ -45,7 +48,7 @@ static void forward_progress(const char *stage, const char *detail, uint64_t don
         if (!n->p || !n->p->call)
                 return;
         char msg[512];
-        snprintf(msg, sizeof(msg), "image %s: %s", n->name, detail ? detail : "");
+        snprintf(msg, sizeof(msg), "image %s%s%s", n->name, detail && *detail ? ": " : "", detail ? detail : "");
         rpc_call_notify(n->p->call, "progress",
                         json_pack("{s:s, s:s, s:I, s:I, s:I}", "stage", stage, "message", msg, "bytes",
                                   (json_int_t) done, "total", (json_int_t) total, "elapsed_ms",
@@ -88,11 +91,14 @@ int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress 
         image_record_done(&img);
         if (r != -ENOENT)
                 return r < 0 ? r : 0;
+        /* The root helper has no image-build method, so a user's daemon
+         * cannot build it: say what the user can do instead. */
         if (geteuid() != 0)
                 return error_setf(-EPERM,
-                                  "image %s does not exist, and building it needs root (debootstrap makes device "
-                                  "nodes and root-owned files) but bangerd runs as uid %u: build it once with "
-                                  "`sudo banger image build %s --debootstrap %s`, or create the VM with --image",
+                                  "image %s does not exist, and building it runs debootstrap, which needs root "
+                                  "(bangerd runs as uid %u): build it as root with `sudo banger image build %s "
+                                  "--debootstrap %s`, then bring its kernel and rootfs here with `banger kernel "
+                                  "import` and `banger image register`; or pick another image with --image",
                                   ref, (unsigned) geteuid(), ref, c->debootstrap_suite);
         /* Concurrent creates wait here for the one build instead of starting
          * their own: the second finds the image registered. */

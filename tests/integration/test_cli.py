@@ -101,7 +101,7 @@ def test_help_for_every_command(build_dir, xdg):
     expected = {
         "vm": {"create", "run", "start", "stop", "restart", "kill", "delete", "rm", "list", "ls", "ps", "show", "logs",
                "ssh", "exec", "ports", "stats", "set", "prune"},
-        "image": {"register", "promote", "list", "show", "delete"},
+        "image": {"build", "register", "promote", "list", "show", "delete"},
         "kernel": {"import", "list", "show", "rm"},
     }
     for group, want in expected.items():
