@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmd-image-build.h"
+#include "cmd-image-import.h"
 #include "cmd-vm.h"
 #include "macro.h"
 #include "string-util.h"
@@ -21,6 +22,8 @@ static int image_delete_cmd(Cli *cli, int argc, char **argv);
 const CliVerb cli_image_verbs[] = {
         { "build", NULL, image_build_cmd, "build a Debian image with debootstrap (as root)",
           "--debootstrap= --mirror= --json --help", "" },
+        { "import", NULL, image_import_cmd, "import an OCI/Docker image (registry, archive or layout)",
+          "--name= --kernel-ref= --json --help", "" },
         { "register", NULL, image_register_cmd, "register an existing root filesystem image with a kernel",
           "--name= --rootfs= --kernel-ref= --work-seed= --json --help", "" },
         { "promote", NULL, image_promote_cmd, "copy a registered image's rootfs into banger's store",

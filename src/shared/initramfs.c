@@ -24,13 +24,22 @@
 /* The order of the measured test image: checksum first, then the bus, the
  * disk and the filesystem. crc32c_generic is ext4's soft dependency (through
  * the crypto API), which modules.dep does not list; virtio_pci serves QEMU
- * machines with a PCI bus. Optional ones may be absent. */
+ * machines with a PCI bus. Optional ones may be absent. The NIC, console
+ * (the agent's virtio-serial port) and vsock drivers come last: images
+ * imported from OCI boot this kernel too and carry no modules of their own
+ * (a Debian root loads them again through udev, which finds them loaded). */
 static const struct {
         const char *name;
         bool required;
 } wanted_modules[] = {
-        { "crc32c_generic", false }, { "virtio_mmio", true }, { "virtio_pci", false },
-        { "virtio_blk", true },      { "ext4", true },
+        { "crc32c_generic", false },
+        { "virtio_mmio", true },
+        { "virtio_pci", false },
+        { "virtio_blk", true },
+        { "ext4", true },
+        { "virtio_net", false },
+        { "virtio_console", false },
+        { "vmw_vsock_virtio_transport", false },
 };
 
 /* /init: the approach of tests/images/initramfs-init (measured to boot

@@ -110,13 +110,26 @@ static bool tree_has(OciTree *t, const char *path, mode_t type) {
         return n && (n->inode->mode & S_IFMT) == type;
 }
 
-/* Busybox's inittab has no id or runlevel fields; sysvinit needs both. */
+/* /sbin/init is busybox when it links to it by name (Alpine, our test
+ * image) or is the same file as /bin/busybox (images that install the
+ * applets as hard links). */
+static bool init_is_busybox(OciTree *t) {
+        OciNode *init = oci_tree_lookup(t, "sbin/init", false);
+        if (!init)
+                return false;
+        if (S_ISLNK(init->inode->mode) && strstr(init->inode->target, "busybox"))
+                return true;
+        OciNode *target = oci_tree_lookup(t, "sbin/init", true), *bb = oci_tree_lookup(t, "bin/busybox", true);
+        return target && bb && target->inode == bb->inode && S_ISREG(bb->inode->mode);
+}
+
+/* Busybox's inittab has no id or runlevel fields (it would take the id for
+ * a tty to open); sysvinit needs both. */
 static int add_inittab_entry(OciTree *t, OciImportResult *res) {
         OciNode *n = oci_tree_lookup(t, "etc/inittab", true);
         if (!n || !S_ISREG(n->inode->mode))
                 return 0;
-        OciNode *init = oci_tree_lookup(t, "sbin/init", false);
-        bool busybox = init && S_ISLNK(init->inode->mode) && strstr(init->inode->target, "busybox");
+        bool busybox = init_is_busybox(t);
         _cleanup_free_ char *old = NULL, *new = NULL;
         size_t len;
         int r = oci_tree_read_file(t, n, INITTAB_MAX, &old, &len);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build (or reuse from the cache) the small bootable guest the test suite
 # boots with QEMU: Debian 12's kernel, a busybox initramfs that loads the
-# root-disk modules, and a root ext4 with busybox-static, dropbear, the
-# modules for virtio-net/console/vsock and, optionally, banger-agent.
+# root-disk, virtio-net, virtio-console and vsock modules, and a root ext4
+# with busybox-static, dropbear, the modules for virtio-net/console/vsock
+# and, optionally, banger-agent.
 #
 # Usage: build-test-image.sh [--agent PATH]      (or env BANGER_AGENT=PATH)
 # Cache: $BANGER_TEST_CACHE (default /var/cache/banger-test), one directory
@@ -119,12 +120,19 @@ resolve_mod() {
   echo "$path"
 }
 # crc32c_generic is ext4's soft dependency (crypto API), not in modules.dep.
-initrd_mods=(crc32c_generic virtio_mmio virtio_blk ext4)
-rootfs_mods=(virtio_net virtio_console vmw_vsock_virtio_transport evdev button)
-initrd_list=$(for m in "${initrd_mods[@]}"; do resolve_mod "$m"; done)
-# The initramfs already loaded its modules: resolve them silently first.
+rootdisk_mods=(crc32c_generic virtio_mmio virtio_blk ext4)
+# The kernel is shared with root filesystems that carry no modules at all
+# (imported OCI images): the initramfs also loads what the agent and the
+# network need. The test rootfs keeps its own copies so it still boots with
+# an initramfs that mounts the root disk only (its insmod of an already
+# loaded module fails quietly).
+guest_mods=(virtio_net virtio_console vmw_vsock_virtio_transport)
+rootfs_mods=("${guest_mods[@]}" evdev button)
+# Each $(...) starts from an empty seen[]: the lists are independent.
+initrd_list=$(for m in "${rootdisk_mods[@]}" "${guest_mods[@]}"; do resolve_mod "$m"; done)
+# The initramfs already loaded the root-disk modules: resolve them silently first.
 rootfs_list=$(
-  for m in "${initrd_mods[@]}"; do resolve_mod "$m" >/dev/null; done
+  for m in "${rootdisk_mods[@]}"; do resolve_mod "$m" >/dev/null; done
   for m in "${rootfs_mods[@]}"; do resolve_mod "$m"; done
 )
 case "$initrd_list $rootfs_list" in
@@ -150,7 +158,7 @@ install_mods() { # root, list
   done
 }
 
-# (a) initramfs: busybox, root-disk modules, /init.
+# (a) initramfs: busybox, root-disk, network, console and vsock modules, /init.
 ird="$work/initramfs"
 mkdir -p "$ird"/{dev,proc,sys,etc,newroot}
 install_busybox "$ird"
