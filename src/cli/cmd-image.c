@@ -18,6 +18,7 @@ static int image_promote_cmd(Cli *cli, int argc, char **argv);
 static int image_list_cmd(Cli *cli, int argc, char **argv);
 static int image_show_cmd(Cli *cli, int argc, char **argv);
 static int image_delete_cmd(Cli *cli, int argc, char **argv);
+static int image_cache_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_image_verbs[] = {
         { "build", NULL, image_build_cmd, "build a Debian image with debootstrap (as root)",
@@ -31,6 +32,8 @@ const CliVerb cli_image_verbs[] = {
         { "list", "ls", image_list_cmd, "list images", "--json --help", "" },
         { "show", NULL, image_show_cmd, "show one image", "--json --help", "image" },
         { "delete", "rm", image_delete_cmd, "delete images no VM uses", "--json --help", "image" },
+        { "cache", NULL, image_cache_cmd, "prune downloaded OCI blobs no image came from (cache prune)",
+          "--dry-run --json --help", "" },
         {},
 };
 
@@ -258,4 +261,55 @@ static int image_delete_cmd(Cli *cli, int argc, char **argv) {
                 json_decref(res);
         }
         return ret;
+}
+
+static void cache_help(void) {
+        printf("Usage: banger image cache prune [--dry-run] [--json]\n"
+               "\n"
+               "Remove the OCI blobs in banger's download cache that no imported image came\n"
+               "from (and staging leftovers of interrupted imports). With --dry-run, only list\n"
+               "what would go. Never runs while an import is in progress.\n");
+}
+
+static int image_cache_cmd(Cli *cli, int argc, char **argv) {
+        bool dry_run = false;
+        const char *verb = NULL;
+        for (int i = 1; i < argc; i++) {
+                bool helped = false;
+                if (cli_common_option(cli, argv[i], cache_help, &helped)) {
+                        if (helped)
+                                return EXIT_OK;
+                } else if (streq(argv[i], "--dry-run"))
+                        dry_run = true;
+                else if (!verb && argv[i][0] != '-')
+                        verb = argv[i];
+                else
+                        return cli_usage_error("image cache", "unexpected argument '%s'", argv[i]);
+        }
+        if (!verb || !streq(verb, "prune"))
+                return cli_usage_error("image cache", "expected 'prune'");
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL;
+        if (cli_call(cli, c, "image.cache_prune", json_pack("{s:b}", "dry_run", dry_run), &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else {
+                size_t i;
+                json_t *b;
+                json_array_foreach(json_object_get(res, "removed"), i, b) {
+                        char size[16];
+                        printf("%s %s (%s)\n", dry_run ? "would remove" : "removed",
+                               json_string_value(json_object_get(b, "digest")),
+                               format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(b, "bytes"))));
+                }
+                char total[16];
+                printf("%s%lld blob(s), %s\n", dry_run ? "would free: " : "freed: ",
+                       json_integer_value(json_object_get(res, "blobs")),
+                       format_size(total, sizeof(total), (uint64_t) json_integer_value(json_object_get(res, "bytes"))));
+        }
+        json_decref(res);
+        return EXIT_OK;
 }

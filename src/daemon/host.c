@@ -61,6 +61,7 @@ static int spawn_own_helper(Host *h) {
                 .cidr = d->config.cidr,
                 .bridge = d->config.bridge_name,
                 .bridge_ip = d->config.bridge_ip,
+                .tap_pool = d->config.tap_pool_size,
                 .log_fd = d->log_fd,
         };
         int r = helper_spawn(&o, &h->helper);

@@ -17,6 +17,7 @@
 
 #include "ipv4-subnet.h"
 #include "macro.h"
+#include "tap.h"
 
 #define HELPER_MAX_REQUEST (64 * 1024)
 #define HELPER_MAX_DEPTH 8
@@ -46,6 +47,11 @@ typedef struct Helper {
         sd_event *event;
         sd_event_source *listen_source;
         unsigned n_connections;
+
+        /* TAPs made in advance (tap_pool_size); they live only as long as
+         * this process: drained on exit, removed by reconcile after a crash. */
+        TapPool tap_pool;
+        sd_event_source *pool_refill; /* idle-priority, oneshot */
 } Helper;
 
 /* A method validates its params (an object) and returns 0 with *ret_result
@@ -98,6 +104,18 @@ int check_state_path(const char *relpath);
 int map_open_error(int r, const char *relpath);
 /* A list of strings each passing check (NULL: any); returns a strv. */
 int params_strv(json_t *array, const char *what, int (*check)(const char *), char ***ret);
+
+/* helper-pool.c: the TAP pool. */
+int helper_pool_setup(Helper *h);
+/* Refill later, at idle priority, so the reply that used a TAP goes first. */
+void helper_pool_schedule_refill(Helper *h);
+/* A pooled TAP renamed to name, owned by the owner, enslaved and up;
+ * -EAGAIN when the pool is empty or the TAP could not be adopted (it is
+ * then deleted): the caller creates one from scratch. */
+int helper_pool_take_as(Helper *h, Netlink *nl, const char *name);
+/* Names the pool holds, for reconcile to keep (appended to *keep). */
+int helper_pool_keep(const Helper *h, char ***keep);
+void helper_pool_done(Helper *h);
 
 /* main.c helpers shared with the server */
 const char *errno_name(int r);

@@ -35,6 +35,7 @@ typedef struct Args {
         long long owner_uid, owner_gid; /* -1: not given */
         const char *state_dir, *socket_path, *cidr, *bridge, *bridge_ip, *uplink;
         long dns_port; /* -1: not given */
+        long tap_pool; /* -1: not given */
         int log_level;
 } Args;
 
@@ -56,6 +57,7 @@ static void help(void) {
                "  --bridge-ip A.B.C.D  the bridge address (default: first host of the CIDR)\n"
                "  --uplink IF          NAT out of IF (default: the default route's interface)\n"
                "  --dns-port N         port of banger's DNS responder for resolved (default 5354)\n"
+               "  --tap-pool N         keep N TAPs (0..64) ready for fast VM starts (default 0)\n"
                "  --log-level LEVEL    error, warning, notice, info or debug\n"
                "  --version, -h/--help\n");
 }
@@ -72,17 +74,18 @@ static int parse_number(const char *opt, const char *s, long long max, long long
 
 static int parse_args(int argc, char **argv, Args *a) {
         enum { A_SYSTEM = 0x100, A_UID, A_GID, A_STATE, A_SOCKET, A_CIDR, A_BRIDGE, A_BRIDGE_IP, A_UPLINK,
-               A_DNS_PORT, A_LOG, A_VERSION };
+               A_DNS_PORT, A_TAP_POOL, A_LOG, A_VERSION };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, A_SYSTEM }, { "owner-uid", required_argument, NULL, A_UID },
                 { "owner-gid", required_argument, NULL, A_GID }, { "state-dir", required_argument, NULL, A_STATE },
                 { "socket", required_argument, NULL, A_SOCKET }, { "cidr", required_argument, NULL, A_CIDR },
                 { "bridge", required_argument, NULL, A_BRIDGE }, { "bridge-ip", required_argument, NULL, A_BRIDGE_IP },
                 { "uplink", required_argument, NULL, A_UPLINK }, { "dns-port", required_argument, NULL, A_DNS_PORT },
+                { "tap-pool", required_argument, NULL, A_TAP_POOL },
                 { "log-level", required_argument, NULL, A_LOG }, { "version", no_argument, NULL, A_VERSION },
                 { "help", no_argument, NULL, 'h' }, {},
         };
-        *a = (Args){ .owner_uid = -1, .owner_gid = -1, .dns_port = -1, .log_level = -1 };
+        *a = (Args){ .owner_uid = -1, .owner_gid = -1, .dns_port = -1, .tap_pool = -1, .log_level = -1 };
         long long v;
         for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) >= 0;) {
                 switch (c) {
@@ -119,6 +122,11 @@ static int parse_args(int argc, char **argv, Args *a) {
                         if (parse_number("--dns-port", optarg, 65535, &v) < 0 || v == 0)
                                 return -EINVAL;
                         a->dns_port = (long) v;
+                        break;
+                case A_TAP_POOL:
+                        if (parse_number("--tap-pool", optarg, TAP_POOL_MAX, &v) < 0)
+                                return -EINVAL;
+                        a->tap_pool = (long) v;
                         break;
                 case A_LOG:
                         if ((a->log_level = log_level_from_string(optarg)) < 0) {
@@ -251,7 +259,9 @@ static int configure_network(Helper *h, const Args *a, const BangerConfig *c) {
                         return -ENOMEM;
         }
         h->dns_port = (uint16_t) (a->dns_port > 0 ? a->dns_port : c->dns_port);
-        return 0;
+        /* Dev mode's config is the defaults, so tap_pool_size there is 0. */
+        size_t pool = a->tap_pool >= 0 ? (size_t) a->tap_pool : c->tap_pool_size;
+        return tap_pool_init(&h->tap_pool, h->bridge, h->owner_uid, h->owner_gid, pool);
 }
 
 static int helper_configure(Helper *h, Args *a) {
@@ -282,6 +292,8 @@ static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 static void helper_done(Helper *h) {
         helper_unlisten(h);
+        /* After unlisten: no request can take a TAP while the pool drains. */
+        helper_pool_done(h);
         h->event = sd_event_unref(h->event);
         safe_close(h->state_fd);
         safe_close(h->socket_dir_fd);
@@ -303,11 +315,12 @@ static int helper_run(Helper *h) {
                 r = sd_event_add_signal(h->event, NULL, SIGINT, on_signal, h);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the event loop: %m");
-        if ((r = helper_listen(h)) < 0)
+        if ((r = helper_listen(h)) < 0 || (r = helper_pool_setup(h)) < 0)
                 return log_error_errno(r, "%s", error_last_message() ?: strerror(-r));
         char ip[IPV4_STRLEN];
-        log_info("listening on %s for uid %u (state %s, bridge %s %s/%u)", h->socket_path, (unsigned) h->owner_uid,
-                 h->state_dir, h->bridge, ipv4_format(h->bridge_ip, ip), h->subnet.prefixlen);
+        log_info("listening on %s for uid %u (state %s, bridge %s %s/%u, TAP pool %zu/%zu)", h->socket_path,
+                 (unsigned) h->owner_uid, h->state_dir, h->bridge, ipv4_format(h->bridge_ip, ip),
+                 h->subnet.prefixlen, h->tap_pool.n, h->tap_pool.target);
         (void) sd_notifyf(false, "READY=1\nSTATUS=listening on %s", h->socket_path);
         r = sd_event_loop(h->event);
         (void) sd_notify(false, "STOPPING=1");

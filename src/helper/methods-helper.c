@@ -24,11 +24,12 @@ static int method_ping(Helper *h, json_t *params, json_t **ret) {
         if (r < 0)
                 return r;
         char ip[IPV4_STRLEN], net[IPV4_STRLEN];
-        *ret = json_pack("{s:s, s:i, s:I, s:I, s:s, s:s, s:s, s:i, s:s}", "version", BANGER_VERSION, "pid",
-                         (int) getpid(), "owner_uid", (json_int_t) h->owner_uid, "owner_gid",
+        *ret = json_pack("{s:s, s:i, s:I, s:I, s:s, s:s, s:s, s:i, s:s, s:{s:I, s:I}}", "version", BANGER_VERSION,
+                         "pid", (int) getpid(), "owner_uid", (json_int_t) h->owner_uid, "owner_gid",
                          (json_int_t) h->owner_gid, "state_dir", h->state_dir, "bridge", h->bridge, "bridge_ip",
                          ipv4_format(h->bridge_ip, ip), "prefixlen", (int) h->subnet.prefixlen, "network",
-                         ipv4_format(h->subnet.network, net));
+                         ipv4_format(h->subnet.network, net), "tap_pool", "size", (json_int_t) h->tap_pool.n,
+                         "target", (json_int_t) h->tap_pool.target);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -97,10 +98,13 @@ static int check_keep_dm(const char *p) {
         return 0;
 }
 
-static int reconcile_taps(json_t *keep_json, json_t **ret_removed) {
+static int reconcile_taps(const Helper *h, json_t *keep_json, json_t **ret_removed) {
         _cleanup_strv_free_ char **keep = NULL, **before = NULL, **after = NULL;
         _cleanup_netlink_ Netlink *nl = NULL;
         int r = params_strv(keep_json, "reconcile: keep_taps", check_tap_name, &keep);
+        /* The daemon knows only its VMs' TAPs; the pool's are the helper's. */
+        if (r >= 0)
+                r = helper_pool_keep(h, &keep);
         if (r < 0 || (r = netlink_open(&nl)) < 0 || (r = tap_list(nl, &before)) < 0)
                 return r;
         int k = tap_reconcile(nl, keep);
@@ -134,7 +138,7 @@ static int method_reconcile(Helper *h, json_t *params, json_t **ret) {
         if (r < 0)
                 return r;
         json_t *taps = NULL;
-        r = reconcile_taps(json_object_get(params, "keep_taps"), &taps);
+        r = reconcile_taps(h, json_object_get(params, "keep_taps"), &taps);
         if (r < 0) {
                 json_decref(taps);
                 return r;

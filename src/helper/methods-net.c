@@ -61,6 +61,7 @@ static int method_bridge_ensure(Helper *h, json_t *params, json_t **ret) {
         bool created = false;
         if ((r = netlink_open(&nl)) < 0 || (r = ensure_bridge(h, nl, &created)) < 0)
                 return r;
+        helper_pool_schedule_refill(h);
         char ip[IPV4_STRLEN];
         *ret = json_pack("{s:s, s:s, s:b}", "bridge", h->bridge, "ip", ipv4_format(h->bridge_ip, ip), "created",
                          created);
@@ -98,7 +99,9 @@ static int method_tap_create(Helper *h, json_t *params, json_t **ret) {
          * implies it, and ensuring it is idempotent and cheap. */
         if ((r = netlink_open(&nl)) < 0 || (r = ensure_bridge(h, nl, NULL)) < 0)
                 return r;
-        r = tap_setup_for_vm(nl, name, h->bridge, h->owner_uid, h->owner_gid);
+        r = helper_pool_take_as(h, nl, name);
+        if (r == -EAGAIN)
+                r = tap_setup_for_vm(nl, name, h->bridge, h->owner_uid, h->owner_gid);
         if (r == -EEXIST)
                 return error_setf(r, "TAP %s already exists", name);
         if (r < 0)

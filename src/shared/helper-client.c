@@ -324,10 +324,11 @@ static int spawn_argv_add(char **argv, size_t *n, const char *opt, const char *v
 }
 
 static int helper_start(const HelperSpawnOptions *o, const char *binary, Process *ret) {
-        char uid[16], gid[16], port[8];
+        char uid[16], gid[16], port[8], pool[16];
         snprintf(uid, sizeof(uid), "%u", (unsigned) o->owner_uid);
         snprintf(gid, sizeof(gid), "%u", (unsigned) o->owner_gid);
         snprintf(port, sizeof(port), "%u", o->dns_port);
+        snprintf(pool, sizeof(pool), "%u", o->tap_pool);
         char *argv[32];
         size_t n = 0;
         argv[n++] = (char *) binary;
@@ -340,6 +341,7 @@ static int helper_start(const HelperSpawnOptions *o, const char *binary, Process
         spawn_argv_add(argv, &n, "--bridge-ip", o->bridge_ip);
         spawn_argv_add(argv, &n, "--uplink", o->uplink);
         spawn_argv_add(argv, &n, "--dns-port", o->dns_port ? port : NULL);
+        spawn_argv_add(argv, &n, "--tap-pool", o->tap_pool ? pool : NULL);
         argv[n] = NULL;
         SpawnOptions so;
         spawn_options_init(&so);

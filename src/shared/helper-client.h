@@ -67,6 +67,7 @@ typedef struct HelperSpawnOptions {
         const char *bridge_ip;   /* NULL: first host of the CIDR */
         const char *uplink;      /* NULL: the default route's interface */
         unsigned dns_port;       /* 0: the helper's default */
+        unsigned tap_pool;       /* TAPs kept ready (--tap-pool); 0: none */
         int log_fd;              /* the helper's stderr; < 0: /dev/null */
         usec_t timeout;          /* readiness deadline; 0: 10 s */
 } HelperSpawnOptions;

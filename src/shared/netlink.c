@@ -278,6 +278,15 @@ int nl_link_set_master(Netlink *nl, int ifindex, int master_ifindex) {
         return nl_transact(nl, nlh, NULL, NULL);
 }
 
+int nl_link_rename(Netlink *nl, int ifindex, const char *new_name) {
+        if (ifindex <= 0 || !ifname_is_valid(new_name))
+                return -EINVAL;
+        NlRequest req;
+        struct nlmsghdr *nlh = nl_put_link_msg(&req, RTM_NEWLINK, 0, ifindex);
+        mnl_attr_put_strz(nlh, IFLA_IFNAME, new_name);
+        return nl_transact(nl, nlh, NULL, NULL);
+}
+
 static struct nlmsghdr *nl_put_addr_msg(NlRequest *req, uint16_t type, uint16_t flags, int ifindex,
                                         unsigned prefixlen) {
         memset(req->buf, 0, sizeof(req->buf));

@@ -47,6 +47,10 @@ int nl_link_delete(Netlink *nl, const char *name);
 int nl_link_set_up(Netlink *nl, int ifindex, bool up);
 /* master_ifindex 0 detaches (nomaster). */
 int nl_link_set_master(Netlink *nl, int ifindex, int master_ifindex);
+/* Rename a link (RTM_NEWLINK with IFLA_IFNAME). The link must be down (the
+ * kernel answers -EBUSY otherwise); -EEXIST when new_name is taken,
+ * -EINVAL for a name ifname_is_valid() refuses. */
+int nl_link_rename(Netlink *nl, int ifindex, const char *new_name);
 
 /* -EEXIST when the address is already present. */
 int nl_addr_add_ipv4(Netlink *nl, int ifindex, struct in_addr addr, unsigned prefixlen);

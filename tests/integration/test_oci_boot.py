@@ -239,8 +239,20 @@ def test_delete_vm_and_registry_image(env):
     env.banger("vm", "delete", "oci1")
     assert env.banger("vm", "show", "oci1", check=False).returncode == 1
     assert process_gone(env.vm["pid"])
+    # The pulled blobs stay cached while an image came from them...
+    kept = env.json("image", "cache", "prune", "--dry-run")
+    assert kept["dry_run"] is True and kept["blobs"] == 0 and kept["kept"] >= 2
     img = env.json("image", "show", "ocireg")
     delete_image(env, "ocireg", img)
+    # ...and go once it is deleted (config, layer and manifest blobs).
+    dry = env.json("image", "cache", "prune", "--dry-run")
+    assert dry["blobs"] >= 2 and all(b["digest"].startswith("sha256:") for b in dry["removed"])
+    blobs_dir = env.tmp / "cache/banger/oci"
+    before = sorted(p.name for p in blobs_dir.rglob("*") if p.is_file())
+    assert before  # dry run removed nothing
+    done = env.json("image", "cache", "prune")
+    assert done["blobs"] == dry["blobs"] and done["bytes"] == dry["bytes"]
+    assert env.json("image", "cache", "prune", "--dry-run")["blobs"] == 0
 
 
 @pytest.mark.parametrize("kind", ["docker-archive", "oci-layout"])
