@@ -222,6 +222,20 @@ def compile_c(src, out, *extra):
     cc = shutil.which("cc") or shutil.which("gcc")
     if not cc:
         skip("no C compiler (cc) for the benchmark's helper program")
-    run([cc, "-O2", "-std=gnu11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-o", str(out),
+    run([cc, "-O2", "-std=gnu11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-Wshadow", "-Wformat=2",
+         "-Wvla", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wimplicit-fallthrough", "-o", str(out),
          str(ROOT / "bench" / src), *extra])
     return out
+
+
+def entry(main):
+    """Run a benchmark's main: an interruption or a failed step ends it with
+    one line on stderr (cleanup has run in main's finally blocks)."""
+    try:
+        main()
+    except Interrupted as e:
+        print(f"interrupted ({e}); cleaned up", file=sys.stderr)
+        sys.exit(130)
+    except (RuntimeError, subprocess.SubprocessError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
