@@ -15,8 +15,17 @@ int error_setf(int r, const char *fmt, ...) {
         errno = r < 0 ? -r : saved;
         /* Format into a scratch buffer: an argument may be error_last_message() itself. */
         char tmp[sizeof(last_error)];
-        vsnprintf(tmp, sizeof(tmp), fmt, ap);
+        int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
         va_end(ap);
+        /* Truncation must not split a UTF-8 sequence: the text ends up in JSON. */
+        if (n >= (int) sizeof(tmp)) {
+                size_t l = sizeof(tmp) - 1;
+                while (l > 0 && ((unsigned char) tmp[l - 1] & 0xC0) == 0x80)
+                        l--;
+                if (l > 0 && ((unsigned char) tmp[l - 1] & 0xC0) == 0xC0)
+                        l--;
+                tmp[l] = '\0';
+        }
         memcpy(last_error, tmp, sizeof(last_error));
         have_error = 1;
         errno = saved;

@@ -36,6 +36,7 @@ typedef struct Daemon {
 
         Store *store;
         VmManager *vms;
+        int default_vmm; /* VmmKind for new VMs, worked out once at start */
         int schema_version;
 
         usec_t started_at; /* monotonic */
@@ -60,6 +61,8 @@ int dns_server_start(Daemon *d);
 int server_listen(Daemon *d);
 void server_close_all(Daemon *d);
 int server_mailbox_setup(Daemon *d);
+/* After the loop ended: let running workers finish (bounded). */
+void server_drain_workers(Daemon *d, usec_t timeout);
 
 /* A call being answered. Handlers either answer at once (rpc_call_reply*) or
  * hand the work to a worker thread with rpc_call_defer(); a worker may stream

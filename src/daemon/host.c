@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,9 @@ struct Host {
         char netmask[INET_ADDRSTRLEN];
         unsigned prefix;
         bool resolved_done;
+        /* nat.apply replaces the whole table: a reading of the VM list and
+         * its apply must not interleave with another worker's. */
+        pthread_mutex_t nat_lock;
 };
 
 const char *host_bridge_ip(Host *h) {
@@ -81,6 +85,7 @@ int host_new(Daemon *d, Host **ret) {
                 return -ENOMEM;
         h->d = d;
         h->helper = PROCESS_NULL;
+        pthread_mutex_init(&h->nat_lock, NULL);
         h->prefix = d->config.cidr_prefix;
         snprintf(h->bridge_ip, sizeof(h->bridge_ip), "%s", d->config.bridge_ip);
         struct in_addr mask = { .s_addr = h->prefix ? htonl(~0U << (32 - h->prefix)) : 0 };
@@ -175,9 +180,12 @@ int host_nat_sync(Host *h, Store *s) {
                 return error_setf(-ENOENT, "no privileged helper: NAT needs bangerd-root");
         VmRecord *list = NULL;
         size_t n = 0;
+        pthread_mutex_lock(&h->nat_lock);
         int r = store_vm_list(s, &list, &n);
-        if (r < 0)
+        if (r < 0) {
+                pthread_mutex_unlock(&h->nat_lock);
                 return r;
+        }
         NatEntry *e = calloc(n + 1, sizeof(NatEntry));
         size_t k = 0;
         for (size_t i = 0; e && i < n; i++)
@@ -185,6 +193,7 @@ int host_nat_sync(Host *h, Store *s) {
                     inet_pton(AF_INET, list[i].ip, &e[k].guest) == 1)
                         e[k++].tap = list[i].tap;
         r = e ? helper_nat_apply(h->socket, e, k) : -ENOMEM;
+        pthread_mutex_unlock(&h->nat_lock);
         free(e);
         vm_record_array_free(list, n);
         return r;

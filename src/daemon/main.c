@@ -172,6 +172,7 @@ static int daemon_setup(Daemon *d, const Args *a) {
         if (r < 0)
                 return log_error_errno(r, "cannot set up the VM service: %s",
                                        error_last_message() ? error_last_message() : strerror(-r));
+        d->default_vmm = (int) vm_manager_default_vmm(d->vms); /* may run firecracker --version: not on the loop */
         r = vm_manager_recover(d->vms);
         if (r < 0)
                 log_warning_errno(r, "recovering VMs: %s", error_last_message() ? error_last_message() : strerror(-r));
@@ -189,6 +190,8 @@ static int daemon_setup(Daemon *d, const Args *a) {
 }
 
 static void daemon_teardown(Daemon *d) {
+        if (d->mailbox_efd >= 0)
+                server_drain_workers(d, 60 * USEC_PER_SEC);
         server_close_all(d);
         d->dns_source = sd_event_source_disable_unref(d->dns_source);
         /* Workers and exit watchers may still hold the VM service; only the

@@ -155,9 +155,12 @@ static int work_import(RpcCall *call, void *userdata, json_t **ret) {
         OciImportOptions o = { .source = j->source, .kind = OCI_SOURCE_AUTO, .cache_dirfd = cfd, .out_dirfd = idfd,
                                .out_name = "rootfs.ext4", .agent_path = agent, .progress = oci_progress, .userdata = j };
         OciImportResult res = {};
+        /* Held until blobs.json names this image's blobs: a prune in between
+         * would take them. */
         pthread_rwlock_rdlock(&cache_lock);
         r = oci_import(&o, &res);
-        pthread_rwlock_unlock(&cache_lock);
+        if (r < 0)
+                pthread_rwlock_unlock(&cache_lock);
         if (r < 0)
                 goto rmdir;
         char id[STORE_ID_GENERATED_LEN + 1];
@@ -177,6 +180,7 @@ static int work_import(RpcCall *call, void *userdata, json_t **ret) {
                 if (text)
                         (void) write_file_atomic_at(idfd, "blobs.json", text, strlen(text), 0600);
         }
+        pthread_rwlock_unlock(&cache_lock);
         oci_import_result_done(&res);
         if (r < 0) {
                 (void) unlinkat(idfd, "rootfs.ext4", 0);

@@ -183,7 +183,8 @@ static int image_lookup(Store *s, const char *ref, ImageRecord *ret) {
 }
 
 static int check_image_file(const char *path, uint64_t *ret_size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO planted at the path must not hang the event loop. */
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd < 0)
                 return error_setf(-errno, "cannot open %s: %m", path);
         struct stat st;

@@ -187,7 +187,7 @@ static int method_create(Daemon *d, RpcCall *call, json_t *params) {
                 rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"memory_mib\" must be at least 64");
                 goto invalid;
         }
-        int kind = vmm ? vmm_kind_from_string(vmm) : (int) vm_manager_default_vmm(d->vms);
+        int kind = vmm ? vmm_kind_from_string(vmm) : d->default_vmm;
         if (kind < 0) {
                 rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"vmm\" must be \"firecracker\" or \"qemu\"");
                 goto invalid;
@@ -226,7 +226,7 @@ static int run_one(Job *j, Store *s, const char *id) {
         if (streq(op, "kill"))
                 return vm_op_kill(m, s, id, j->sig);
         if (streq(op, "delete"))
-                return vm_op_delete(m, s, id);
+                return vm_op_delete(m, s, id, 0);
         return -EINVAL;
 }
 
@@ -643,7 +643,7 @@ static int work_prune(RpcCall *call, void *userdata, json_t **ret) {
                 VmState st = list[i].state;
                 if (st != VM_STATE_STOPPED && st != VM_STATE_CREATED && st != VM_STATE_ERROR)
                         continue;
-                if (vm_op_delete(j->m, s, list[i].id) >= 0)
+                if (vm_op_delete(j->m, s, list[i].id, VM_DELETE_ONLY_IDLE) >= 0)
                         json_array_append_new(deleted, json_string(list[i].name));
         }
         vm_record_array_free(list, n);

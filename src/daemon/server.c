@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -86,7 +87,9 @@ static int connection_flush(Connection *c) {
                         return -errno;
                 c->draining = true;
         }
-        uint32_t ev = EPOLLIN;
+        /* While the last replies go out, input is not read: asking for
+         * EPOLLIN then would wake the loop forever on unread bytes. */
+        uint32_t ev = c->closing && !c->draining ? 0 : EPOLLIN;
         if (c->out_len > 0)
                 ev |= EPOLLOUT;
         return sd_event_source_set_io_events(c->io, ev);
@@ -173,8 +176,17 @@ void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) {
         char msg[1024];
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
+        int n = vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        if (n >= (int) sizeof(msg)) {
+                /* Cut at a UTF-8 boundary, or the reply could not be encoded. */
+                size_t l = sizeof(msg) - 1;
+                while (l > 0 && ((unsigned char) msg[l - 1] & 0xC0) == 0x80)
+                        l--;
+                if (l > 0 && ((unsigned char) msg[l - 1] & 0xC0) == 0xC0)
+                        l--;
+                msg[l] = '\0';
+        }
         call_send_line(call, jsonrpc_format_error(call->id, code, msg, NULL));
 }
 
@@ -266,6 +278,8 @@ static void *worker_main(void *p) {
                 line = jsonrpc_format_error(call->id, rpc_errno_to_code(r), errno_message(r), TAKE_PTR(call->error_data));
         else
                 line = jsonrpc_format_result(call->id, result);
+        if (!line) /* the final reply must arrive, or the client waits forever */
+                line = jsonrpc_format_error(call->id, JSONRPC_INTERNAL_ERROR, "the reply could not be encoded", NULL);
         mailbox_post(call->d, call, line, true);
         return NULL;
 }
@@ -318,6 +332,19 @@ static int on_mailbox(sd_event_source *s, int fd, uint32_t revents, void *userda
                 m = next;
         }
         return 0;
+}
+
+void server_drain_workers(Daemon *d, usec_t timeout) {
+        /* Workers still running finish their operation (a half-made VM or
+         * image is worse than a slower stop); their replies go nowhere. */
+        usec_t deadline = now_monotonic() + timeout;
+        while (d->n_workers > 0 && now_monotonic() < deadline) {
+                struct pollfd p = { .fd = d->mailbox_efd, .events = POLLIN };
+                if (poll(&p, 1, 200) > 0)
+                        (void) on_mailbox(NULL, d->mailbox_efd, EPOLLIN, d);
+        }
+        if (d->n_workers > 0)
+                log_warning("%u operations still running at exit", d->n_workers);
 }
 
 int server_mailbox_setup(Daemon *d) {

@@ -209,15 +209,21 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
         vm_progress(p, vm.id, "prepare", "%s: image %s, %s, %u vCPU, %llu MiB, disk %llu MiB%s", vm.name, img.name,
                     vmm_kind_to_string(vm.vmm), vm.vcpus, (unsigned long long) vm.mem_mib,
                     (unsigned long long) (vm.disk_bytes >> 20), vm.nat ? ", NAT" : "");
+        /* Locked before the row exists: nobody can act on a VM being made. */
+        VmLock *l = vm_lock(m, vm.id);
+        if (!l) {
+                r = -ENOMEM;
+                goto fail_free;
+        }
         r = store_vm_insert(s, &vm);
         if (r < 0) {
+                vm_unlock(m, l);
                 if (r == -EEXIST)
                         r = error_setf(-EEXIST, "a VM named '%s' already exists", vm.name);
                 goto fail_free;
         }
         if (p)
                 snprintf(p->vm_id, sizeof(p->vm_id), "%s", vm.id);
-        VmLock *l = vm_lock(m, vm.id);
         r = vm_assign_network(m, s, &vm);
         if (r >= 0)
                 r = store_vm_update(s, &vm);
@@ -253,18 +259,26 @@ fail_free:
         return r;
 }
 
-int vm_op_delete(VmManager *m, Store *s, const char *id) {
+int vm_op_delete(VmManager *m, Store *s, const char *id, int flags) {
         VmLock *l = vm_lock(m, id);
         if (!l)
                 return -ENOMEM;
         VmRecord vm = {};
         int r = store_vm_get_by_id(s, id, &vm);
-        if (r >= 0) {
-                VmRuntime *rt = vm_runtime_get(m, id, false);
-                if (rt && rt->inst.proc.pidfd >= 0) {
-                        rt->generation = 0;
-                        (void) vmm_driver_get(vm.vmm)->kill(&rt->inst);
+        if (r >= 0 && (flags & VM_DELETE_ONLY_IDLE) && vm.state != VM_STATE_STOPPED && vm.state != VM_STATE_CREATED &&
+            vm.state != VM_STATE_ERROR)
+                r = error_setf(-EBUSY, "VM %s is %s now", vm.name, vm_state_to_string(vm.state));
+        VmRuntime *rt = r >= 0 ? vm_runtime_get(m, id, false) : NULL;
+        if (rt && rt->inst.proc.pidfd >= 0) {
+                rt->generation = 0;
+                int k = vmm_driver_get(vm.vmm)->kill(&rt->inst);
+                if (k < 0 && k != -ESRCH) {
+                        /* Never take disks and network from under a live VMM. */
+                        r = error_setf(k, "cannot kill the VMM of %s: %s", vm.name, strerror(-k));
+                        (void) store_vm_set_state(s, id, VM_STATE_ERROR, error_last_message());
                 }
+        }
+        if (r >= 0) {
                 vm_runtime_drop(m, id);
                 bool nat = vm.nat;
                 vm.nat = false; /* so the NAT sync below no longer sees it */
@@ -366,8 +380,14 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
                 log_info("vm %s: re-attached to %s pid %d", vm->name, drv->name, (int) vm->pid);
                 return;
         }
-        log_info("vm %s: its VMM is gone (%s); marking it stopped", vm->name, strerror(-r));
         vm_runtime_drop(m, vm->id);
+        if (r != -ESRCH && r != -ENOENT) {
+                /* Unsure whether it still runs: touch nothing it may be using. */
+                log_warning("vm %s: cannot re-attach to its VMM (%s); marking it error", vm->name, strerror(-r));
+                (void) store_vm_set_state(s, vm->id, VM_STATE_ERROR, "could not re-attach after a daemon restart");
+                return;
+        }
+        log_info("vm %s: its VMM is gone (%s); marking it stopped", vm->name, strerror(-r));
         vm->state = VM_STATE_STOPPED;
         vm->pid = 0;
         (void) store_vm_update(s, vm);

@@ -64,7 +64,10 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
 int vm_op_start(VmManager *m, Store *s, const char *id, VmProgress *p);
 int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout);
 int vm_op_kill(VmManager *m, Store *s, const char *id, int sig);
-int vm_op_delete(VmManager *m, Store *s, const char *id);
+/* VM_DELETE_ONLY_IDLE: only when, under the VM's lock, it is still stopped,
+ * created or in error (prune); -EBUSY otherwise. */
+#define VM_DELETE_ONLY_IDLE 1
+int vm_op_delete(VmManager *m, Store *s, const char *id, int flags);
 int vm_op_set(VmManager *m, Store *s, const char *id, unsigned vcpu, unsigned long long memory_mib);
 
 /* Talk to the guest agent of a running VM: returns a connected fd after the

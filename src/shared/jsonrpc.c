@@ -181,6 +181,8 @@ char *jsonrpc_format_result(json_t *id, json_t *result) {
 
 char *jsonrpc_format_error(json_t *id, int code, const char *message, json_t *data) {
         json_t *err = json_pack("{s:i, s:s}", "code", code, "message", message ? message : "error");
+        if (!err) /* a message jansson refuses (not UTF-8): say so rather than go silent */
+                err = json_pack("{s:i, s:s}", "code", code, "message", "error (its description could not be encoded)");
         if (err && data)
                 json_object_set_new(err, "data", data);
         else if (data)

@@ -439,3 +439,38 @@ def test_socket_activation(build_dir, xdg):
     finally:
         stop_daemon(p)
     assert sock.exists()  # not ours to remove
+
+
+def test_long_multibyte_error_still_answered(daemon, xdg):
+    """An error message cut at the 1 KiB limit must not split a UTF-8
+    character (the reply could not be encoded and the client would hang)."""
+    c = Rpc(socket_path(xdg), timeout=10)
+    for name in ("é" * 600, "ü" * 700, "x" + "€" * 400):
+        m = c.call("vm.create", {"name": name})
+        assert m["error"]["code"] == -32602, m
+        m["error"]["message"].encode("utf-8")
+    assert c.call("daemon.ping")["result"]["pong"] is True
+    c.close()
+
+
+def test_closing_connection_does_not_spin(daemon, xdg):
+    """A client that pipelines many requests, sends a bad line and never
+    reads: the daemon must wait for it, not busy-loop."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(str(socket_path(xdg)))
+    s.settimeout(20)
+    req = json.dumps({"jsonrpc": "2.0", "method": "daemon.ping", "id": 1, "params": {"x" * 900: 1}}).encode() + b"\n"
+    # Replies (~1 KiB each) pile up unread in the daemon's output buffer.
+    s.sendall(req * 3000 + b"not json\n")
+    time.sleep(0.3)
+    s.sendall(b"more bytes the daemon will not read\n" * 10)  # arrive after it stopped reading
+    time.sleep(0.5)
+    def cpu():
+        f = pathlib.Path(f"/proc/{daemon.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    before = cpu()
+    time.sleep(3)
+    used = cpu() - before
+    s.close()
+    assert used < 1.0, f"daemon used {used:.2f} s of CPU in 3 s while waiting on a stuck client"
+    assert Rpc(socket_path(xdg)).call("daemon.ping")["result"]["pong"] is True
