@@ -95,6 +95,8 @@ extern const RpcMethod image_build_methods[];
 
 /* Where banger-agent is (installed into images). */
 char *daemon_find_agent(void);
+/* Remove image directories no image row names (interrupted imports/builds). */
+void daemon_sweep_images(Daemon *d);
 
 /* Parameter helpers: on failure they reply -32602 naming the field and return -EINVAL. */
 int rpc_params_check_keys(RpcCall *call, json_t *params, const char *const *allowed);

@@ -168,6 +168,8 @@ static int daemon_setup(Daemon *d, const Args *a) {
         if (kernel_store_sweep(d->store, d->paths.state_dir) < 0)
                 log_warning("cannot sweep interrupted kernel imports: %s", error_last_message() ? error_last_message() : "?");
 
+        daemon_sweep_images(d);
+
         r = vm_manager_new(d, &d->vms);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the VM service: %s",

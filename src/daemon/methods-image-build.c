@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "debootstrap-image.h"
 #include "error.h"
+#include "file-tree.h"
 #include "fs-util.h"
 #include "jsonrpc.h"
 #include "kernel-store.h"
@@ -283,6 +284,30 @@ static int method_image_build(Daemon *d, RpcCall *call, json_t *params) {
                 return 0;
         }
         return rpc_call_defer(call, work_build, j, build_job_free);
+}
+
+/* At start: image directories no row names are what an interrupted import
+ * or build left (a row is only added once the files are complete). */
+void daemon_sweep_images(Daemon *d) {
+        _cleanup_free_ char *images = path_join(d->paths.state_dir, "images");
+        _cleanup_close_ int ifd = images ? open_dir_nofollow(AT_FDCWD, images) : -EBADF;
+        DIR *dir = ifd >= 0 ? fdopendir(fcntl(ifd, F_DUPFD_CLOEXEC, 3)) : NULL;
+        if (!dir)
+                return;
+        rewinddir(dir);
+        for (struct dirent *de; (de = readdir(dir));) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                ImageRecord img = {};
+                bool known = name_is_valid(de->d_name) && store_image_get_by_name(d->store, de->d_name, &img) >= 0;
+                image_record_done(&img);
+                if (known)
+                        continue;
+                log_info("removing %s/%s: left by an interrupted import or build", images, de->d_name);
+                if (rm_rf_at(ifd, de->d_name) < 0)
+                        log_warning("cannot remove %s/%s", images, de->d_name);
+        }
+        closedir(dir);
 }
 
 /* ---- image.cache_prune ---- */

@@ -201,6 +201,9 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
                 .disk_bytes = req->disk_bytes,
                 .nat = req->nat,
                 .spec_json = TAKE_PTR(spec_s),
+                /* Cleared once the disks exist: a crash before that leaves a
+                 * marker the next start turns into a clear error. */
+                .runtime_json = strdup("{\"creating\":true}"),
         };
         if (!vm.id || !vm.image_id) {
                 r = -ENOMEM;
@@ -229,6 +232,11 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
                 r = store_vm_update(s, &vm);
         if (r >= 0)
                 r = vm_make_disks(m, &vm, &img, p);
+        if (r >= 0) {
+                free(vm.runtime_json);
+                vm.runtime_json = NULL;
+                r = store_vm_update(s, &vm);
+        }
         if (r < 0) {
                 /* Nothing of a half-made VM survives: files, address, record. */
                 char why[1024];
@@ -402,10 +410,17 @@ int vm_manager_recover(VmManager *m) {
         VmRecord *list = NULL;
         size_t n = 0;
         r = store_vm_list(s, &list, &n);
-        for (size_t i = 0; r >= 0 && i < n; i++)
+        for (size_t i = 0; r >= 0 && i < n; i++) {
                 if (list[i].state == VM_STATE_RUNNING || list[i].state == VM_STATE_STARTING ||
                     list[i].state == VM_STATE_STOPPING)
                         vm_recover_one(m, s, &list[i]);
+                else if (list[i].state == VM_STATE_CREATED && list[i].runtime_json &&
+                         strstr(list[i].runtime_json, "\"creating\"")) {
+                        log_warning("vm %s: its creation was interrupted; marking it error", list[i].name);
+                        (void) store_vm_set_state(s, list[i].id, VM_STATE_ERROR,
+                                                  "creation was interrupted (daemon stopped); delete this VM");
+                }
+        }
         vm_record_array_free(list, n);
         if (host_available(m->host)) {
                 (void) host_nat_sync(m->host, s);

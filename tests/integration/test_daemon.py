@@ -474,3 +474,18 @@ def test_closing_connection_does_not_spin(daemon, xdg):
     s.close()
     assert used < 1.0, f"daemon used {used:.2f} s of CPU in 3 s while waiting on a stuck client"
     assert Rpc(socket_path(xdg)).call("daemon.ping")["result"]["pong"] is True
+
+
+def test_start_sweeps_leftover_image_dirs(build_dir, xdg):
+    """An import or build interrupted by a crash leaves a directory no image
+    row names; the next start removes it (and nothing else)."""
+    images = pathlib.Path(xdg["XDG_STATE_HOME"]) / "banger/images"
+    (images / "ghost/sub").mkdir(parents=True)
+    (images / "ghost/rootfs.ext4").write_bytes(b"\0" * 4096)
+    os.symlink("/etc/passwd", images / "ghost/link")
+    p = start_daemon(xdg)
+    try:
+        assert not (images / "ghost").exists()
+        assert pathlib.Path("/etc/passwd").exists()
+    finally:
+        stop_daemon(p)
