@@ -199,41 +199,64 @@ static int check_image_file(const char *path, uint64_t *ret_size) {
         return 0;
 }
 
+/* Register and delete touch files a client names and write the database:
+ * workers, so a slow disk or a busy database never stalls the event loop. */
+static int work_image_register(RpcCall *call, void *userdata, json_t **ret) {
+        ImageJob *j = userdata;
+        uint64_t size = 0, seed_size = 0;
+        int r = check_image_file(j->rootfs, &size);
+        if (r >= 0 && j->work_seed)
+                r = check_image_file(j->work_seed, &seed_size);
+        if (r < 0)
+                return r;
+        Store *s = NULL;
+        if ((r = with_store(j->d, &s)) < 0)
+                return r;
+        KernelRecord k = {};
+        r = kernel_store_lookup(s, j->kernel, &k);
+        if (r < 0) {
+                char why[512];
+                snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : strerror(-r));
+                error_setf(r, "kernel '%s': %s", j->kernel, why);
+                store_close(s);
+                return r;
+        }
+        char id[STORE_ID_GENERATED_LEN + 1];
+        r = store_id_generate(id);
+        ImageRecord img = { .id = id, .name = j->name, .kernel_id = k.id, .rootfs_path = j->rootfs,
+                            .work_seed_path = j->work_seed, .managed = false, .size = size, .source = j->rootfs };
+        if (r >= 0)
+                r = store_image_insert(s, &img);
+        if (r == -EEXIST)
+                r = error_setf(-EEXIST, "an image named '%s' already exists", j->name);
+        if (r >= 0) {
+                ImageRecord got = {};
+                r = store_image_get_by_id(s, id, &got);
+                if (r >= 0)
+                        *ret = image_to_json(s, &got);
+                image_record_done(&got);
+        }
+        kernel_record_done(&k);
+        store_close(s);
+        return r;
+}
+
 static int method_image_register(Daemon *d, RpcCall *call, json_t *params) {
         static const char *const keys[] = { "name", "rootfs", "kernel", "work_seed", NULL };
         if (rpc_params_check_keys(call, params, keys) < 0)
                 return 0;
-        _cleanup_free_ char *name = NULL, *rootfs = NULL, *kernel = NULL, *seed = NULL;
-        if (want_str(call, params, "name", true, false, &name) < 0 || want_str(call, params, "rootfs", true, true, &rootfs) < 0 ||
-            want_str(call, params, "kernel", true, false, &kernel) < 0 ||
-            want_str(call, params, "work_seed", false, true, &seed) < 0)
+        ImageJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want_str(call, params, "name", true, false, &j->name) < 0 ||
+            want_str(call, params, "rootfs", true, true, &j->rootfs) < 0 ||
+            want_str(call, params, "kernel", true, false, &j->kernel) < 0 ||
+            want_str(call, params, "work_seed", false, true, &j->work_seed) < 0) {
+                image_job_free(j);
                 return 0;
-        uint64_t size = 0, seed_size = 0;
-        int r = check_image_file(rootfs, &size);
-        if (r >= 0 && seed)
-                r = check_image_file(seed, &seed_size);
-        if (r < 0)
-                return r;
-        KernelRecord k = {};
-        r = kernel_store_lookup(d->store, kernel, &k);
-        if (r < 0)
-                return error_setf(r, "kernel '%s': %s", kernel, error_last_message() ? error_last_message() : strerror(-r));
-        char id[STORE_ID_GENERATED_LEN + 1];
-        r = store_id_generate(id);
-        ImageRecord img = { .id = id, .name = name, .kernel_id = k.id, .rootfs_path = rootfs, .work_seed_path = seed,
-                            .managed = false, .size = size, .source = rootfs };
-        if (r >= 0)
-                r = store_image_insert(d->store, &img);
-        if (r == -EEXIST)
-                r = error_setf(-EEXIST, "an image named '%s' already exists", name);
-        if (r >= 0) {
-                ImageRecord got = {};
-                if (store_image_get_by_id(d->store, id, &got) >= 0)
-                        rpc_call_reply(call, image_to_json(d->store, &got));
-                image_record_done(&got);
         }
-        kernel_record_done(&k);
-        return r;
+        return rpc_call_defer(call, work_image_register, j, image_job_free);
 }
 
 static int method_image_list(Daemon *d, RpcCall *call, json_t *params) {
@@ -268,18 +291,16 @@ static int method_image_show(Daemon *d, RpcCall *call, json_t *params) {
         return 0;
 }
 
-static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
-        static const char *const keys[] = { "name", NULL };
-        if (rpc_params_check_keys(call, params, keys) < 0)
-                return 0;
-        _cleanup_free_ char *name = NULL;
-        if (want_str(call, params, "name", true, false, &name) < 0)
-                return 0;
-        ImageRecord img = {};
-        int r = image_lookup(d->store, name, &img);
+static int work_image_delete(RpcCall *call, void *userdata, json_t **ret) {
+        ImageJob *j = userdata;
+        Store *s = NULL;
+        int r = with_store(j->d, &s);
         if (r < 0)
                 return r;
-        r = store_image_delete(d->store, img.id);
+        ImageRecord img = {};
+        r = image_lookup(s, j->name, &img);
+        if (r >= 0)
+                r = store_image_delete(s, img.id);
         if (r >= 0 && img.managed) {
                 if (unlink(img.rootfs_path) < 0 && errno != ENOENT)
                         log_warning("cannot remove %s: %m", img.rootfs_path);
@@ -297,9 +318,25 @@ static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
                 }
         }
         if (r >= 0)
-                rpc_call_reply(call, json_pack("{s:s}", "removed", img.name));
+                *ret = json_pack("{s:s}", "removed", img.name);
         image_record_done(&img);
+        store_close(s);
         return r;
+}
+
+static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        ImageJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want_str(call, params, "name", true, false, &j->name) < 0) {
+                image_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work_image_delete, j, image_job_free);
 }
 
 /* Copy a registered image's rootfs into banger's own store, so the image no
