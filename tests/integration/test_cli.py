@@ -4,6 +4,7 @@ scripts, and round trips through a real daemon for what needs no guest
 (kernels, images, VMs created with --no-start). The daemon runs in a network
 namespace of its own so nothing it might do can touch the host's links."""
 import json
+import stat
 import os
 import pathlib
 import re
@@ -357,3 +358,21 @@ def test_vm_prune_asks_first(image, xdg):
     assert sorted(p.stdout.splitlines()) == ["deleted p1", "deleted p2"]
     assert run_cli(xdg, "vm", "list", "--names", check=True).stdout == ""
     assert vm_dirs(xdg) == []
+
+
+def test_image_promote_copies_into_the_store(image, xdg):
+    """promote makes a registered image independent of its original file."""
+    before = json.loads(run_cli(xdg, "--json", "image", "show", "img1", check=True).stdout)
+    assert before["managed"] is False
+    run_cli(xdg, "image", "promote", "img1", check=True)
+    after = json.loads(run_cli(xdg, "--json", "image", "show", "img1", check=True).stdout)
+    assert after["managed"] is True
+    new = pathlib.Path(after["rootfs"])
+    assert new != image["rootfs"] and new.parent.name == "img1" and new.parent.parent.name == "images"
+    assert new.read_bytes() == image["rootfs"].read_bytes()
+    assert stat.S_IMODE(new.stat().st_mode) == 0o600
+    image["rootfs"].unlink()  # the original can go now
+    # Promoting again changes nothing; deleting removes banger's copy.
+    run_cli(xdg, "image", "promote", "img1", check=True)
+    run_cli(xdg, "image", "delete", "img1", check=True)
+    assert not new.exists() and not new.parent.exists()
