@@ -268,7 +268,8 @@ fail_free:
 }
 
 int vm_op_delete(VmManager *m, Store *s, const char *id, int flags) {
-        VmLock *l = vm_lock(m, id);
+        /* prune must not interrupt anything; an explicit delete may. */
+        VmLock *l = (flags & VM_DELETE_ONLY_IDLE) ? vm_lock(m, id) : vm_lock_preempt(m, id);
         if (!l)
                 return -ENOMEM;
         VmRecord vm = {};

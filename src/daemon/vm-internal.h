@@ -14,6 +14,7 @@ typedef struct VmLock {
         char *id;
         pthread_mutex_t mutex;
         unsigned users;
+        bool preempt; /* a stop/kill/delete waits: a boot in progress gives up (guarded by m->lock) */
         struct VmLock *next;
 } VmLock;
 
@@ -40,6 +41,11 @@ struct VmManager {
 
 VmLock *vm_lock(VmManager *m, const char *id);
 void vm_unlock(VmManager *m, VmLock *l);
+/* For stop/kill/delete: ask the holder (a boot waiting for its agent) to give
+ * up, then take the lock. */
+VmLock *vm_lock_preempt(VmManager *m, const char *id);
+/* Has someone asked the holder of id's lock to give up? */
+bool vm_preempt_requested(VmManager *m, const char *id);
 VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create);
 void vm_runtime_drop(VmManager *m, const char *id);
 void vm_watch(VmManager *m, const char *id, VmRuntime *rt);

@@ -63,6 +63,31 @@ VmLock *vm_lock(VmManager *m, const char *id) {
         return l;
 }
 
+static void vm_set_preempt(VmManager *m, const char *id, bool on) {
+        pthread_mutex_lock(&m->lock);
+        for (VmLock *l = m->locks; l; l = l->next)
+                if (streq(l->id, id))
+                        l->preempt = on;
+        pthread_mutex_unlock(&m->lock);
+}
+
+VmLock *vm_lock_preempt(VmManager *m, const char *id) {
+        vm_set_preempt(m, id, true);
+        VmLock *l = vm_lock(m, id);
+        vm_set_preempt(m, id, false);
+        return l;
+}
+
+bool vm_preempt_requested(VmManager *m, const char *id) {
+        bool r = false;
+        pthread_mutex_lock(&m->lock);
+        for (VmLock *l = m->locks; l; l = l->next)
+                if (streq(l->id, id))
+                        r = l->preempt;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
 void vm_unlock(VmManager *m, VmLock *l) {
         if (!l)
                 return;

@@ -194,15 +194,19 @@ static int agent_hello_on(int fd, usec_t timeout, AgentClient **ret) {
 }
 
 /* Connect to the agent and say hello, retrying until the deadline. */
-static int vm_agent_wait(const VmmDriver *drv, VmmInstance *inst, usec_t deadline, AgentClient **ret) {
+static int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t deadline,
+                         AgentClient **ret) {
         int last = -ETIMEDOUT;
         while (now_monotonic() < deadline) {
+                if (vm_preempt_requested(m, id))
+                        return error_setf(-ECANCELED, "the boot was interrupted by a stop, kill or delete");
                 if (drv->wait_exit(inst, 0) == 0)
                         return error_setf(-ECHILD, "the VMM exited while the guest was booting");
                 usec_t left = deadline - now_monotonic();
                 int fd = drv->connect_agent(inst, AGENT_VSOCK_PORT, MIN(left, 2 * USEC_PER_SEC));
                 if (fd >= 0) {
-                        last = agent_hello_on(fd, MIN(left, 5 * USEC_PER_SEC), ret);
+                        /* Short hellos, so a stop or kill is noticed within a second or two. */
+                        last = agent_hello_on(fd, MIN(left, 2 * USEC_PER_SEC), ret);
                         if (last >= 0)
                                 return 0;
                 } else
@@ -286,6 +290,8 @@ static int vm_fail(VmManager *m, Store *s, VmRecord *vm, int r, const char *stag
         return error_setf(r, "%s", why);
 }
 
+static void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm);
+
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
         const VmmDriver *drv = vmm_driver_get(vm->vmm);
         if (!drv)
@@ -346,7 +352,8 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
 
         vm_progress(p, vm->id, "boot", "waiting for the guest agent");
         AgentClient *agent = NULL;
-        r = vm_agent_wait(drv, &rt->inst, now_monotonic() + m->d->config.boot_timeout_sec * USEC_PER_SEC, &agent);
+        r = vm_agent_wait(m, vm->id, drv, &rt->inst, now_monotonic() + m->d->config.boot_timeout_sec * USEC_PER_SEC,
+                          &agent);
         if (r < 0)
                 goto kill;
         AgentHealth h = {};
@@ -382,6 +389,11 @@ kill:;
         snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : strerror(-r));
         rt->generation = 0; /* the watcher must not treat this exit as news */
         (void) drv->kill(&rt->inst);
+        if (r == -ECANCELED) {
+                /* Stopped on request while booting: stopped, not an error. */
+                vm_mark_stopped(m, s, vm);
+                return error_setf(r, "%s", why);
+        }
         vm_runtime_drop(m, vm->id);
         error_setf(r, "%s", why);
         return vm_fail(m, s, vm, r, "boot");
@@ -464,7 +476,7 @@ static int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, 
 }
 
 int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout) {
-        VmLock *l = vm_lock(m, id);
+        VmLock *l = vm_lock_preempt(m, id);
         if (!l)
                 return -ENOMEM;
         VmRecord vm = {};
@@ -477,7 +489,7 @@ int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout) {
 }
 
 int vm_op_kill(VmManager *m, Store *s, const char *id, int sig) {
-        VmLock *l = vm_lock(m, id);
+        VmLock *l = sig == SIGKILL ? vm_lock_preempt(m, id) : vm_lock(m, id);
         if (!l)
                 return -ENOMEM;
         VmRecord vm = {};

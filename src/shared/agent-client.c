@@ -19,7 +19,7 @@
 /* On a stream transport the first hello can be swallowed by the tail of a
  * broken frame from an earlier session; the agent then resynchronises on
  * the next one. */
-#define HELLO_RESEND_INTERVAL (2 * USEC_PER_SEC)
+#define HELLO_RESEND_INTERVAL (500 * USEC_PER_MSEC) /* a guest agent that just came up answers within one interval */
 #define EXEC_OUT_HIGH (2 * AGENT_DATA_CHUNK)
 
 struct AgentClient {

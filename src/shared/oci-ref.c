@@ -74,7 +74,7 @@ static bool registry_is_valid(const char *s) {
         return s[0] != '-' && s[0] != '.' && s[0] != ':';
 }
 
-static bool registry_is_loopback(const char *reg) {
+bool oci_registry_is_loopback(const char *reg) {
         const char *names[] = { "localhost", "127.0.0.1", "[::1]" };
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
                 const char *rest = startswith(reg, names[i]);
@@ -115,13 +115,17 @@ static int split_name(char *name, OciRef *r) {
         r->host = strdup(hub ? "registry-1.docker.io" : r->registry);
         if (!r->host)
                 return -ENOMEM;
-        r->plain_http = registry_is_loopback(r->registry);
+        r->plain_http = oci_registry_is_loopback(r->registry);
         return 0;
 }
 
 int oci_ref_parse(const char *s, OciRef *ret) {
         if (!s || strlen(s) == 0 || strlen(s) > OCI_REF_MAX)
                 return error_setf(-EINVAL, "invalid image reference");
+        /* Otherwise "http:" would be taken for a registry name. */
+        if (strstr(s, "://"))
+                return error_setf(-EINVAL, "image reference \"%s\" has a URL scheme: write "
+                                  "[REGISTRY/]REPOSITORY[:TAG] (plain HTTP is used for loopback registries only)", s);
         _cleanup_free_ char *buf = strdup(s);
         if (!buf)
                 return -ENOMEM;

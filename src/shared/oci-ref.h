@@ -23,6 +23,10 @@ typedef struct OciRef {
 int oci_ref_parse(const char *s, OciRef *ret);
 void oci_ref_done(OciRef *r);
 
+/* "localhost", "127.0.0.1" or "[::1]", with or without ":port": the only
+ * hosts plain HTTP may go to. */
+bool oci_registry_is_loopback(const char *registry);
+
 /* The tag or digest to ask the registry for. */
 const char *oci_ref_reference(const OciRef *r);
 

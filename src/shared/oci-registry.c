@@ -247,6 +247,22 @@ static int perform(OciRegistry *reg, Request *rq) {
         return 0;
 }
 
+/* HTTPS, or plain HTTP from a loopback registry to a loopback realm: the
+ * host as curl itself parses it, so userinfo cannot disguise another host. */
+static bool realm_is_allowed(const OciRegistry *reg, const char *realm) {
+        if (startswith(realm, "https://"))
+                return true;
+        if (!reg->ref.plain_http || !startswith(realm, "http://"))
+                return false;
+        CURLU *u = curl_url();
+        char *host = NULL;
+        bool ok = u && curl_url_set(u, CURLUPART_URL, realm, 0) == CURLUE_OK &&
+                  curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && oci_registry_is_loopback(host);
+        curl_free(host);
+        curl_url_cleanup(u);
+        return ok;
+}
+
 static int fetch_token(OciRegistry *reg, const char *www_authenticate) {
         OciBearerChallenge ch = {};
         int r = oci_bearer_challenge_parse(www_authenticate, &ch);
@@ -254,13 +270,14 @@ static int fetch_token(OciRegistry *reg, const char *www_authenticate) {
                 return error_setf(r, "registry %s asks for authentication banger cannot give (%s)", reg->ref.host,
                                   www_authenticate ? www_authenticate : "no challenge");
         _cleanup_free_ char *url = NULL, *default_scope = NULL;
-        bool realm_ok = startswith(ch.realm, "https://") || (reg->ref.plain_http && startswith(ch.realm, "http://"));
+        bool realm_ok = realm_is_allowed(reg, ch.realm);
         char *service = ch.service ? curl_easy_escape(reg->curl, ch.service, 0) : NULL;
         if (!ch.scope && asprintf(&default_scope, "repository:%s:pull", reg->ref.repository) < 0)
                 r = -ENOMEM;
         char *scope = r == 0 ? curl_easy_escape(reg->curl, ch.scope ? ch.scope : default_scope, 0) : NULL;
         if (!realm_ok)
-                r = error_setf(-EPERM, "registry token realm \"%s\" is not HTTPS", ch.realm);
+                r = error_setf(-EPERM, "registry token realm \"%s\" is not HTTPS (plain HTTP only to loopback)",
+                               ch.realm);
         else if (r == 0 && (!scope || (ch.service && !service)))
                 r = -ENOMEM;
         else if (r == 0 && asprintf(&url, "%s%sscope=%s%s%s", ch.realm, strchr(ch.realm, '?') ? "&" : "?", scope,

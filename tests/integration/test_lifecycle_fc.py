@@ -19,7 +19,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from lifecycle import AGENT, Env, kernel_dir, process_gone, require_root
+from lifecycle import AGENT, BANGER, Env, kernel_dir, process_gone, require_root
 
 pytestmark = pytest.mark.slow
 
@@ -322,3 +322,38 @@ def test_delete_leaves_nothing(env):
             continue
         cmd = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes()
         assert vm["id"].encode() not in cmd, cmd
+
+
+def test_stop_interrupts_a_hung_boot(env):
+    """A guest whose agent never answers holds its VM in 'starting' for up
+    to boot_timeout_sec (60 s here); vm stop must not wait that out."""
+    cfg = env.fc_dir / "fake-firecracker.json"
+    saved = cfg.read_text()
+    cfg.write_text(json.dumps({"record": str(env.record)}))  # no guest emulation: no agent
+    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "create", "--name", "hang",
+                               "--image", "test", "--memory", "256M", "--disk-size", "64M"],
+                              env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            p = env.banger("vm", "show", "hang", "--json", check=False)
+            if p.returncode == 0 and '"starting"' in p.stdout:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the VM never reached 'starting'")
+        pid = env.json("vm", "show", "hang")["pid"]
+        t0 = time.monotonic()
+        env.banger("vm", "stop", "hang")
+        took = time.monotonic() - t0
+        out, err = create.communicate(timeout=30)
+        assert took < 30, f"vm stop waited {took:.1f} s for the boot timeout"
+        assert create.returncode == 1 and "interrupted" in err, err
+        vm = env.json("vm", "show", "hang")
+        assert vm["state"] == "stopped" and vm["last_error"] is None
+        assert pid is None or process_gone(pid)
+    finally:
+        cfg.write_text(saved)
+        if create.poll() is None:
+            create.kill()
+        env.banger("vm", "delete", "hang", check=False)

@@ -298,6 +298,12 @@ static void test_ref_parse(void **state) {
         assert_true(oci_ref_parse("a/b:bad tag", &r) < 0);
         assert_true(oci_ref_parse("x@sha256:short", &r) < 0);
         assert_true(oci_ref_parse("host/with space", &r) < 0);
+        assert_true(oci_ref_parse("http://127.0.0.1:5000/x:1", &r) < 0);
+        assert_true(oci_ref_parse("https://example.com/x", &r) < 0);
+        assert_true(oci_registry_is_loopback("127.0.0.1:5000") && oci_registry_is_loopback("[::1]") &&
+                    oci_registry_is_loopback("localhost"));
+        assert_false(oci_registry_is_loopback("127.0.0.1.evil.com") || oci_registry_is_loopback("localhostx:1") ||
+                     oci_registry_is_loopback("198.18.0.1:5000"));
         assert_true(oci_ref_parse("evil.com#@x/y", &r) < 0);
 }
 
