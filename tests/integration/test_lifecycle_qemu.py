@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -27,6 +28,12 @@ def env(tmp_path_factory):
     e.info = {}
     yield e
     e.teardown()
+
+
+def known_host(env, ip):
+    """Is ip in banger's known_hosts (entries may be hashed)?"""
+    p = subprocess.run(["ssh-keygen", "-F", ip, "-f", str(env.state / "ssh/known_hosts")], capture_output=True)
+    return p.returncode == 0
 
 
 def test_import_kernel_and_register_image(env, tmp_path):
@@ -74,6 +81,8 @@ def test_exec_passes_output_and_exit_code(env):
 def test_ssh_reaches_the_guest(env):
     p = env.banger("vm", "ssh", "lq", "--", "cat", "/etc/hostname")
     assert p.stdout.strip() == "lq"
+    # Trust on first use, in banger's own known_hosts file.
+    assert known_host(env, env.info["vm"]["ip"])
 
 
 def test_ports_lists_dropbear(env):
@@ -111,6 +120,8 @@ def test_nat_rule_present(env):
 
 def test_stop_is_graceful_and_timely(env):
     vm = env.info["vm"]
+    # What the guest synced before the stop survives it (checked after the restart).
+    env.banger("vm", "exec", "lq", "--", "sh", "-c", "echo kept-across-stop > /root/keep; sync")
     t0 = time.monotonic()
     env.banger("vm", "stop", "lq")
     took = time.monotonic() - t0
@@ -129,6 +140,8 @@ def test_start_again_has_new_boot_id(env):
     env.banger("vm", "start", "lq")
     vm = env.json("vm", "show", "lq")
     assert vm["state"] == "running" and vm["boot_id"] != old
+    assert vm["ip"] == env.info["vm"]["ip"]  # the address is stable across restarts
+    assert env.banger("vm", "exec", "lq", "--", "cat", "/root/keep").stdout == "kept-across-stop\n"
     env.info["vm"] = vm
 
 
@@ -156,6 +169,7 @@ def test_kill_ends_stopped_not_error(env):
 def test_delete_leaves_nothing(env):
     vm = env.json("vm", "show", "lq")
     env.banger("vm", "delete", "lq")
+    assert not known_host(env, vm["ip"])  # its host key entry went too
     assert env.banger("vm", "show", "lq", check=False).returncode == 1
     assert not any(l["ifname"].startswith("bgt") for l in env.links())
     assert vm["ip"] not in env.nft_table()
