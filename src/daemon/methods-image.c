@@ -57,6 +57,23 @@ static int want_str(RpcCall *call, json_t *params, const char *key, bool require
         return *ret ? 0 : -ENOMEM;
 }
 
+/* The methods whose only parameter is "name": check it, then do the work in
+ * a worker. */
+static int defer_by_name(Daemon *d, RpcCall *call, json_t *params, RpcWorkFn work) {
+        static const char *const keys[] = { "name", NULL };
+        if (rpc_params_check_keys(call, params, keys) < 0)
+                return 0;
+        ImageJob *j = calloc(1, sizeof(*j));
+        if (!j)
+                return -ENOMEM;
+        j->d = d;
+        if (want_str(call, params, "name", true, false, &j->name) < 0) {
+                image_job_free(j);
+                return 0;
+        }
+        return rpc_call_defer(call, work, j, image_job_free);
+}
+
 static void notify_progress(const char *stage, const char *detail, uint64_t done, uint64_t total, void *userdata) {
         RpcCall *call = userdata;
         rpc_call_notify(call, "progress",
@@ -143,18 +160,7 @@ static int work_kernel_rm(RpcCall *call, void *userdata, json_t **ret) {
 }
 
 static int method_kernel_rm(Daemon *d, RpcCall *call, json_t *params) {
-        static const char *const keys[] = { "name", NULL };
-        if (rpc_params_check_keys(call, params, keys) < 0)
-                return 0;
-        ImageJob *j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->d = d;
-        if (want_str(call, params, "name", true, false, &j->name) < 0) {
-                image_job_free(j);
-                return 0;
-        }
-        return rpc_call_defer(call, work_kernel_rm, j, image_job_free);
+        return defer_by_name(d, call, params, work_kernel_rm);
 }
 
 /* ---- images ---- */
@@ -325,18 +331,7 @@ static int work_image_delete(RpcCall *call, void *userdata, json_t **ret) {
 }
 
 static int method_image_delete(Daemon *d, RpcCall *call, json_t *params) {
-        static const char *const keys[] = { "name", NULL };
-        if (rpc_params_check_keys(call, params, keys) < 0)
-                return 0;
-        ImageJob *j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->d = d;
-        if (want_str(call, params, "name", true, false, &j->name) < 0) {
-                image_job_free(j);
-                return 0;
-        }
-        return rpc_call_defer(call, work_image_delete, j, image_job_free);
+        return defer_by_name(d, call, params, work_image_delete);
 }
 
 /* Copy a registered image's rootfs into banger's own store, so the image no
@@ -398,18 +393,7 @@ out:
 }
 
 static int method_image_promote(Daemon *d, RpcCall *call, json_t *params) {
-        static const char *const keys[] = { "name", NULL };
-        if (rpc_params_check_keys(call, params, keys) < 0)
-                return 0;
-        ImageJob *j = calloc(1, sizeof(*j));
-        if (!j)
-                return -ENOMEM;
-        j->d = d;
-        if (want_str(call, params, "name", true, false, &j->name) < 0) {
-                image_job_free(j);
-                return 0;
-        }
-        return rpc_call_defer(call, work_image_promote, j, image_job_free);
+        return defer_by_name(d, call, params, work_image_promote);
 }
 
 const RpcMethod image_methods[] = {
