@@ -55,9 +55,10 @@ def test_ctrl_c_deletes_the_vm(env):
 
         listed = wait_for("the VM to run", running, 300)
         vm = env.json("vm", "show", listed["id"])
-        # The command itself is running in the guest: Ctrl-C lands mid-exec.
-        wait_for("sleep in the guest", lambda: env.banger("vm", "exec", vm["id"], "--", "pidof", "sleep",
-                                                          check=False).returncode == 0, 120)
+        # The command itself is running in the guest, so Ctrl-C lands
+        # mid-exec. Checked over ssh: the agent's channel is busy with it.
+        wait_for("sleep in the guest", lambda: env.banger("vm", "ssh", vm["id"], "--", "pidof", "sleep",
+                                                          check=False, timeout=60).returncode == 0, 120)
         assert cli.poll() is None, cli.communicate()
         assert pathlib.Path(f"/proc/{cli.pid}/cmdline").read_bytes().split(b"\0")[0] == str(BANGER).encode()
         os.kill(cli.pid, signal.SIGINT)
