@@ -3,6 +3,7 @@
  * guest. exec talks to the guest agent directly (stdio never passes through
  * the daemon); ssh execs the system ssh with banger's key and known_hosts. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,12 +29,24 @@ static int connect_unix(const char *path) {
         if (strlen(path) >= sizeof(sa.sun_path))
                 return -ENAMETOOLONG;
         memcpy(sa.sun_path, path, strlen(path) + 1);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        return TAKE_FD(fd);
+        /* Non-blocking, retried until a deadline: a QEMU virtio-serial channel
+         * serves one session at a time, and a blocking connect to its full
+         * backlog would wait for ever. */
+        usec_t deadline = now_monotonic() + AGENT_CONNECT_TIMEOUT;
+        for (;;) {
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd < 0)
+                        return -errno;
+                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
+                        int fl = fcntl(fd, F_GETFL);
+                        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                                return -errno;
+                        return TAKE_FD(fd);
+                }
+                if (errno != EAGAIN || now_monotonic() >= deadline)
+                        return -errno;
+                usleep(100 * 1000);
+        }
 }
 
 /* vm.agent, connect, the Firecracker handshake when asked, and hello. */
@@ -45,8 +58,10 @@ static int open_agent(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret
         json_t *port = json_object_get(res, "handshake_port");
         int fd = path ? connect_unix(path) : -EBADMSG;
         if (fd < 0) {
-                fprintf(stderr, "banger: cannot connect to the agent socket %s: %s\n", path ? path : "(none)",
-                        strerror(-fd));
+                fprintf(stderr, "banger: cannot connect to the agent socket %s: %s%s\n", path ? path : "(none)",
+                        strerror(-fd),
+                        fd == -EAGAIN ? " (the channel is busy: without vhost-vsock it serves one session at a time)"
+                                      : "");
                 json_decref(res);
                 return fd;
         }
@@ -65,7 +80,11 @@ static int open_agent(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret
                 r = agent_client_hello(a, AGENT_CONNECT_TIMEOUT, NULL);
         if (r < 0) {
                 agent_client_free(a);
-                fprintf(stderr, "banger: the guest agent does not answer: %s\n", strerror(-r));
+                fprintf(stderr, "banger: the guest agent does not answer: %s%s\n", strerror(-r),
+                        r == -ETIMEDOUT || r == -EAGAIN
+                                ? " (without vhost-vsock the agent channel serves one session at a time: is"
+                                  " another 'vm exec' or 'vm run' using it?)"
+                                : "");
                 return r;
         }
         *ret = a;

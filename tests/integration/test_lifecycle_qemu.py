@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from lifecycle import Env, build_test_image, kernel_dir, process_gone, require_root
+from lifecycle import BANGER, Env, build_test_image, kernel_dir, process_gone, require_root
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +76,26 @@ def test_exec_passes_output_and_exit_code(env):
     assert p.stdout == "out\n" and "err" in p.stderr
     p = env.banger("vm", "exec", "lq", "--", "cat", input="through stdin\n")
     assert p.stdout == "through stdin\n"
+
+
+def test_second_exec_while_one_runs(env):
+    """Over virtio-serial (no vhost-vsock) the agent channel serves one
+    session at a time: a second exec must fail clearly in bounded time, not
+    hang; over vsock it simply runs."""
+    first = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "exec", "lq", "--", "sleep", "25"],
+                             env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        t0 = time.monotonic()
+        p = env.banger("vm", "exec", "lq", "--", "true", check=False, timeout=60)
+        took = time.monotonic() - t0
+        assert took < 22, took
+        if p.returncode != 0:
+            assert "one session at a time" in p.stderr, p.stderr
+        assert first.wait(60) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
 
 
 def test_ssh_reaches_the_guest(env):
