@@ -33,6 +33,7 @@ class Env:
 
     def setup(self):
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        self.netns_id = "net:[%d]" % os.stat(f"/run/netns/{self.ns}").st_ino
         subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
         # An "uplink": a veth into a second namespace of ours, so the VM
         # namespace has a default route for NAT. No traffic leaves it.
@@ -94,10 +95,15 @@ class Env:
         return p.stdout if p.returncode == 0 else ""
 
     def teardown(self):
-        for pid in self.ns_pids():
+        # By namespace inode, not `ip netns pids`: that misses processes that
+        # moved or whose lookup races the deletion; nothing may outlive a test.
+        netns_id = getattr(self, "netns_id", None)
+        for d in os.listdir("/proc"):
             try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
+                if d.isdigit() and (int(d) in self.ns_pids() if netns_id is None
+                                    else os.readlink(f"/proc/{d}/ns/net") == netns_id):
+                    os.kill(int(d), signal.SIGKILL)
+            except OSError:
                 pass
         time.sleep(0.2)
         subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
