@@ -215,21 +215,7 @@ static void show_help(void) {
 }
 
 static int image_show_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "image show", show_help, argc, argv, 1, 1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *img = NULL;
-        if (cli_call(cli, c, "image.show", json_pack("{s:s}", "name", argv[optind]), &img) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(img);
-        else
-                print_image(img);
-        json_decref(img);
-        return EXIT_OK;
+        return cli_show_named(cli, "image show", show_help, argc, argv, "image.show", print_image);
 }
 
 static void delete_help(void) {

@@ -165,21 +165,7 @@ static void show_help(void) {
 }
 
 static int kernel_show_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "kernel show", show_help, argc, argv, 1, 1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *k = NULL;
-        if (cli_call(cli, c, "kernel.show", json_pack("{s:s}", "name", argv[optind]), &k) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(k);
-        else
-                print_kernel(k);
-        json_decref(k);
-        return EXIT_OK;
+        return cli_show_named(cli, "kernel show", show_help, argc, argv, "kernel.show", print_kernel);
 }
 
 static void rm_help(void) {

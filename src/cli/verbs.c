@@ -111,3 +111,22 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
                 return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + max_operands]);
         return 0;
 }
+
+int cli_show_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                   void (*print)(json_t *)) {
+        int r = cli_parse_simple(cli, cmd, help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        json_t *obj = NULL;
+        if (cli_call(cli, c, method, json_pack("{s:s}", "name", argv[optind]), &obj) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(obj);
+        else
+                print(obj);
+        json_decref(obj);
+        return EXIT_OK;
+}

@@ -48,6 +48,10 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
                      int max_operands);
 
+/* "<group> show NAME": one call of method {name}, printed as JSON or by print. */
+int cli_show_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                   void (*print)(json_t *));
+
 /* Resolve a host path argument to an absolute one (the daemon reads it, not
  * from our cwd); a missing file is a usage error. */
 int cli_absolute_path(const char *cmd, const char *what, const char *arg, char **ret);
