@@ -215,7 +215,7 @@ static void show_help(void) {
 }
 
 static int image_show_cmd(Cli *cli, int argc, char **argv) {
-        return cli_show_named(cli, "image show", show_help, argc, argv, "image.show", print_image);
+        return cli_show_one(cli, "image show", show_help, argc, argv, "image.show", "name", print_image);
 }
 
 static void delete_help(void) {
@@ -227,26 +227,7 @@ static void delete_help(void) {
 }
 
 static int image_delete_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "image delete", delete_help, argc, argv, 1, -1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        int ret = EXIT_OK;
-        for (int i = optind; i < argc; i++) {
-                json_t *res = NULL;
-                if (cli_call(cli, c, "image.delete", json_pack("{s:s}", "name", argv[i]), &res) < 0) {
-                        ret = EXIT_FAIL;
-                        continue;
-                }
-                if (cli->json)
-                        print_json_line(res);
-                else
-                        printf("deleted image %s\n", argv[i]);
-                json_decref(res);
-        }
-        return ret;
+        return cli_for_each_named(cli, "image delete", delete_help, argc, argv, "image.delete", "deleted", "image");
 }
 
 static void cache_help(void) {

@@ -165,7 +165,7 @@ static void show_help(void) {
 }
 
 static int kernel_show_cmd(Cli *cli, int argc, char **argv) {
-        return cli_show_named(cli, "kernel show", show_help, argc, argv, "kernel.show", print_kernel);
+        return cli_show_one(cli, "kernel show", show_help, argc, argv, "kernel.show", "name", print_kernel);
 }
 
 static void rm_help(void) {
@@ -176,24 +176,5 @@ static void rm_help(void) {
 }
 
 static int kernel_rm_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "kernel rm", rm_help, argc, argv, 1, -1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        int ret = EXIT_OK;
-        for (int i = optind; i < argc; i++) {
-                json_t *res = NULL;
-                if (cli_call(cli, c, "kernel.rm", json_pack("{s:s}", "name", argv[i]), &res) < 0) {
-                        ret = EXIT_FAIL;
-                        continue;
-                }
-                if (cli->json)
-                        print_json_line(res);
-                else
-                        printf("removed kernel %s\n", argv[i]);
-                json_decref(res);
-        }
-        return ret;
+        return cli_for_each_named(cli, "kernel rm", rm_help, argc, argv, "kernel.rm", "removed", "kernel");
 }

@@ -334,22 +334,7 @@ static void print_stats(json_t *res) {
 }
 
 int vm_stats_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "vm stats", stats_help, argc, argv, 1, 1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        const char *ref = argv[optind];
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *res = NULL;
-        if (cli_call(cli, c, "vm.stats", json_pack("{s:s}", "vm", ref), &res) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else
-                print_stats(res);
-        json_decref(res);
-        return EXIT_OK;
+        return cli_show_one(cli, "vm stats", stats_help, argc, argv, "vm.stats", "vm", print_stats);
 }
 
 /* ---- logs ---- */

@@ -299,22 +299,7 @@ static void print_vm_detail(json_t *vm) {
 }
 
 static int vm_show_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "vm show", show_help, argc, argv, 1, 1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        const char *ref = argv[optind];
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *vm = NULL;
-        if (cli_call(cli, c, "vm.show", json_pack("{s:s}", "vm", ref), &vm) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(vm);
-        else
-                print_vm_detail(vm);
-        json_decref(vm);
-        return EXIT_OK;
+        return cli_show_one(cli, "vm show", show_help, argc, argv, "vm.show", "vm", print_vm_detail);
 }
 
 /* ---- set / prune ---- */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "string-util.h"
+#include "output.h"
 #include "verbs.h"
 
 bool cli_verb_matches(const CliVerb *v, const char *word) {
@@ -112,8 +113,8 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
         return 0;
 }
 
-int cli_show_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
-                   void (*print)(json_t *)) {
+int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                 const char *key, void (*print)(json_t *)) {
         int r = cli_parse_simple(cli, cmd, help, argc, argv, 1, 1);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
@@ -121,7 +122,7 @@ int cli_show_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char
         if (cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;
         json_t *obj = NULL;
-        if (cli_call(cli, c, method, json_pack("{s:s}", "name", argv[optind]), &obj) < 0)
+        if (cli_call(cli, c, method, json_pack("{s:s}", key, argv[optind]), &obj) < 0)
                 return EXIT_FAIL;
         if (cli->json)
                 cli_print_json(obj);
@@ -129,4 +130,28 @@ int cli_show_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char
                 print(obj);
         json_decref(obj);
         return EXIT_OK;
+}
+
+int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                       const char *done, const char *what) {
+        int r = cli_parse_simple(cli, cmd, help, argc, argv, 1, -1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0)
+                return EXIT_FAIL;
+        int ret = EXIT_OK;
+        for (int i = optind; i < argc; i++) {
+                json_t *res = NULL;
+                if (cli_call(cli, c, method, json_pack("{s:s}", "name", argv[i]), &res) < 0) {
+                        ret = EXIT_FAIL;
+                        continue;
+                }
+                if (cli->json)
+                        print_json_line(res);
+                else
+                        printf("%s %s %s\n", done, what, argv[i]);
+                json_decref(res);
+        }
+        return ret;
 }

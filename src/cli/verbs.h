@@ -48,9 +48,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
                      int max_operands);
 
-/* "<group> show NAME": one call of method {name}, printed as JSON or by print. */
-int cli_show_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
-                   void (*print)(json_t *));
+/* "<group> VERB OPERAND": one call of method {key: OPERAND}, its result
+ * printed as JSON or by print. */
+int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                 const char *key, void (*print)(json_t *));
+
+/* "<group> VERB NAME...": method {name} for each operand, reporting each as
+ * "<done> <what> NAME" (or a JSON line); exit 1 when any failed. */
+int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                       const char *done, const char *what);
 
 /* Resolve a host path argument to an absolute one (the daemon reads it, not
  * from our cwd); a missing file is a usage error. */
