@@ -564,31 +564,21 @@ static int uninstall_systemd(const SysRoot *root, int unitdir, const char *owner
 static int purge_check_vms(const SysRoot *root, bool force) {
         char db[4096];
         snprintf(db, sizeof(db), "%s/" SYS_STATEDIR "/banger.db", root->display);
-        struct stat st;
-        if (lstat(db, &st) < 0)
-                return 0;
-        _cleanup_store_close_ Store *s = NULL;
         VmRecord *vms = NULL;
-        size_t n = 0, live = 0;
-        int r = store_open(db, STORE_OPEN_READONLY, &s);
-        if (r >= 0)
-                r = store_vm_list(s, &vms, &n);
+        size_t n = 0;
+        int r = store_list_live_vms_readonly(db, &vms, &n);
         if (r < 0 && !force)
                 return error_setf(r, "cannot read %s to check for running VMs (%s); use --force to purge anyway", db,
                                   error_last_message() ?: strerror(-r));
         for (size_t i = 0; i < n; i++)
-                if (vms[i].state == VM_STATE_RUNNING || vms[i].state == VM_STATE_STARTING ||
-                    vms[i].state == VM_STATE_STOPPING) {
-                        fprintf(stderr, "banger system uninstall: VM %s (%s) is recorded as %s\n", vms[i].name,
-                                vms[i].id, vm_state_to_string(vms[i].state));
-                        live++;
-                }
+                fprintf(stderr, "banger system uninstall: VM %s (%s) is recorded as %s\n", vms[i].name, vms[i].id,
+                        vm_state_to_string(vms[i].state));
         vm_record_array_free(vms, n);
-        if (live > 0 && !force)
+        if (n > 0 && !force)
                 return error_setf(-EBUSY,
                                   "%zu VM%s still recorded as running: stop them first ('banger --system "
                                   "vm stop ...'), or use --force",
-                                  live, live == 1 ? " is" : "s are");
+                                  n, n == 1 ? " is" : "s are");
         return 0;
 }
 

@@ -186,7 +186,7 @@ int host_nat_sync(Host *h, Store *s) {
                 pthread_mutex_unlock(&h->nat_lock);
                 return r;
         }
-        NatEntry *e = calloc(n + 1, sizeof(NatEntry));
+        HelperNatEntry *e = calloc(n + 1, sizeof(HelperNatEntry));
         size_t k = 0;
         for (size_t i = 0; e && i < n; i++)
                 if (list[i].nat && vm_holds_network(&list[i]) && list[i].ip && list[i].tap &&

@@ -24,8 +24,8 @@ CACHE = pathlib.Path(os.environ.get("BANGER_TEST_CACHE", "/var/cache/banger-test
 DRIVER = BUILD / "tests/unit/test-debootstrap-image"
 AGENT = BUILD / "src/agent/banger-agent"
 # What the image is made of: a change to any of these rebuilds it.
-SOURCES = ["src/shared/debootstrap-image.c", "src/shared/debootstrap-image.h", "src/shared/initramfs.c",
-           "src/shared/debian-package.c", "src/shared/kernel-store.c", "src/shared/kernel-image.c"]
+SOURCES = ["src/shared/image/debootstrap-image.c", "src/shared/image/debootstrap-image.h", "src/shared/guestfs/initramfs.c",
+           "src/shared/image/debian-package.c", "src/shared/image/kernel-store.c", "src/shared/image/kernel-image.c"]
 
 
 def mirror_reachable():

@@ -115,7 +115,7 @@ static void test_refusals_carry_the_reason(void **s) {
         assert_int_equal(helper_loop_attach(sock, "../etc/shadow", true, &dev), -EPERM);
         assert_non_null(strstr(error_last_message(), "not a clean relative path"));
         assert_null(dev);
-        NatEntry e = { .tap = "bgt1" };
+        HelperNatEntry e = { .tap = "bgt1" };
         assert_int_equal(inet_pton(AF_INET, "10.1.2.3", &e.guest), 1);
         assert_int_equal(helper_nat_apply(sock, &e, 1), -EPERM);
         assert_non_null(strstr(error_last_message(), "not a host address inside the VM network"));

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* VM records. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "store-internal.h"
@@ -322,4 +324,32 @@ int store_vm_find_by_prefix(Store *s, const char *prefix, VmRecord **ret, size_t
 
 int store_vm_list(Store *s, VmRecord **ret, size_t *ret_n) {
         return vm_list(s, VM_SELECT "ORDER BY created_at, id", NULL, ret, ret_n);
+}
+
+int store_list_live_vms_readonly(const char *path, VmRecord **ret, size_t *ret_n) {
+        _cleanup_store_close_ Store *s = NULL;
+        VmRecord *vms = NULL;
+        size_t n = 0, k = 0;
+        struct stat st;
+
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+                *ret = NULL;
+                *ret_n = 0;
+                return 0;
+        }
+        int r = store_open(path, STORE_OPEN_READONLY, &s);
+        if (r >= 0)
+                r = store_vm_list(s, &vms, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                if (vms[i].state == VM_STATE_RUNNING || vms[i].state == VM_STATE_STARTING ||
+                    vms[i].state == VM_STATE_STOPPING)
+                        vms[k++] = vms[i];
+                else
+                        vm_record_done(&vms[i]);
+        }
+        *ret = vms;
+        *ret_n = k;
+        return 0;
 }

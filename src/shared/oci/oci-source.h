@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "oci-import.h"
+#include "oci-options.h"
 #include "oci-manifest.h"
 
 typedef struct OciImageParts {

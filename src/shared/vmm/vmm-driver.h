@@ -15,17 +15,8 @@
 #include <sys/types.h>
 
 #include "spawn.h"
+#include "vmm-kind.h"
 #include "time-util.h"
-
-typedef enum VmmKind {
-        VMM_FIRECRACKER,
-        VMM_QEMU,
-        _VMM_KIND_MAX,
-        _VMM_KIND_INVALID = -EINVAL,
-} VmmKind;
-
-const char *vmm_kind_to_string(VmmKind k);
-VmmKind vmm_kind_from_string(const char *s);
 
 #define VMM_MAX_DRIVES 4
 #define VMM_MAX_NICS 2

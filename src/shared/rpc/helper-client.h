@@ -13,11 +13,11 @@
  * state directory. */
 
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "firewall.h"
 #include "spawn.h"
 #include "time-util.h"
 
@@ -40,8 +40,15 @@ int helper_bridge_ensure(const char *socket_path, bool *ret_created);
 int helper_tap_create(const char *socket_path, const char *name);
 int helper_tap_delete(const char *socket_path, const char *name);
 int helper_tap_list(const char *socket_path, char ***ret);
+/* One VM's NAT: its address and its TAP (the wire form of the helper's
+ * nat.apply entries; the helper turns them into firewall rules). */
+typedef struct HelperNatEntry {
+        struct in_addr guest;
+        const char *tap;
+} HelperNatEntry;
+
 /* Replace banger's NAT table with these entries (n == 0 removes it). */
-int helper_nat_apply(const char *socket_path, const NatEntry *entries, size_t n);
+int helper_nat_apply(const char *socket_path, const HelperNatEntry *entries, size_t n);
 int helper_loop_attach(const char *socket_path, const char *relpath, bool read_only, char **ret_device);
 int helper_loop_detach(const char *socket_path, const char *device);
 int helper_dm_snapshot_create(const char *socket_path, const char *dm_name, const char *base_relpath,

@@ -28,7 +28,7 @@
 
 #include "macro.h"
 #include "time-util.h"
-#include "vmm-driver.h"
+#include "vmm-kind.h"
 
 typedef struct Store Store;
 
@@ -78,6 +78,7 @@ int store_migrate(Store *s, unsigned target);
  * is "pending" with current 0 and is not created). Returns a
  * StoreMigrationStatus (>= 0) or -errno. */
 int store_check_migrations(const char *path, unsigned *ret_current, unsigned *ret_latest);
+
 
 /* Ids: lowercase hex, 12..32 characters. Generated ids are 16 characters
  * from getrandom(). */
@@ -145,6 +146,12 @@ int store_vm_get_by_name(Store *s, const char *name, VmRecord *ret);
 int store_vm_find_by_prefix(Store *s, const char *prefix, VmRecord **ret, size_t *ret_n);
 /* All VMs, oldest first. */
 int store_vm_list(Store *s, VmRecord **ret, size_t *ret_n);
+
+/* For the CLI where the daemon may be down (system uninstall --purge): the
+ * VMs the database at path records as starting, running or stopping, read
+ * through a read-only connection that never migrates. A missing database
+ * has none. The only way the CLI reads the database itself. */
+int store_list_live_vms_readonly(const char *path, VmRecord **ret, size_t *ret_n);
 /* Replace every column of the row with r->id (not created_at); bumps
  * updated_at (written back into r). */
 int store_vm_update(Store *s, VmRecord *r);

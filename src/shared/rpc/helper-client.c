@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "helper-client.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -14,7 +15,6 @@
 #include "banger-build.h"
 #include "error.h"
 #include "fs-util.h"
-#include "ipv4-subnet.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -206,11 +206,15 @@ int helper_tap_list(const char *socket_path, char ***ret) {
         return r < 0 ? r : json_to_strv(json_object_get(res, "taps"), ret);
 }
 
-int helper_nat_apply(const char *socket_path, const NatEntry *entries, size_t n) {
+int helper_nat_apply(const char *socket_path, const HelperNatEntry *entries, size_t n) {
         json_t *list = json_array();
         for (size_t i = 0; list && i < n; i++) {
-                char ip[IPV4_STRLEN];
-                if (json_array_append_new(list, json_pack("{s:s, s:s}", "ip", ipv4_format(entries[i].guest, ip),
+                char ip[INET_ADDRSTRLEN];
+                if (!inet_ntop(AF_INET, &entries[i].guest, ip, sizeof ip)) {
+                        json_decref(list);
+                        return -errno;
+                }
+                if (json_array_append_new(list, json_pack("{s:s, s:s}", "ip", ip,
                                                           "tap", entries[i].tap)) < 0) {
                         json_decref(list);
                         return -ENOMEM;
