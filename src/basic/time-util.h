@@ -11,5 +11,15 @@ typedef uint64_t usec_t;
 
 usec_t now_monotonic(void);
 usec_t now_realtime(void);
+
+/* The monotonic deadline timeout from now; USEC_INFINITY (or a sum that
+ * would overflow) stays USEC_INFINITY. */
+usec_t deadline_from_timeout(usec_t timeout);
+/* The timeout poll() takes to wait until deadline: -1 for USEC_INFINITY, 0
+ * once it has passed, otherwise the milliseconds left rounded up (so a poll
+ * never wakes just before the deadline), at most INT_MAX. */
+int deadline_poll_ms(usec_t deadline);
+/* Sleep ms milliseconds; a signal does not cut the sleep short. */
+void sleep_ms(unsigned ms);
 /* RFC 3339 UTC timestamp, second precision, into buf (>= 21 bytes). */
 char *format_timestamp(char *buf, size_t len, usec_t realtime);

@@ -6,15 +6,23 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 
+#include "error.h"
 #include "fs-util.h"
+#include "io-util.h"
 #include "log.h"
+#include "socket-util.h"
 #include "spawn.h"
 #include "string-util.h"
+#include "time-util.h"
 
 static void test_name_is_valid(void **state) {
         assert_true(name_is_valid("a"));
@@ -37,10 +45,10 @@ static void test_name_is_valid(void **state) {
 static void test_utf8(void **state) {
         assert_true(utf8_is_valid_n("héllo", strlen("héllo")));
         assert_false(utf8_is_valid_n("\xc3\x28", 2));
-        assert_false(utf8_is_valid_n("\xc0\xaf", 2)); /* overlong */
-        assert_false(utf8_is_valid_n("\xed\xa0\x80", 3)); /* surrogate */
+        assert_false(utf8_is_valid_n("\xc0\xaf", 2));         /* overlong */
+        assert_false(utf8_is_valid_n("\xed\xa0\x80", 3));     /* surrogate */
         assert_false(utf8_is_valid_n("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
-        assert_false(utf8_is_valid_n("\xe2\x82", 2)); /* truncated */
+        assert_false(utf8_is_valid_n("\xe2\x82", 2));         /* truncated */
 }
 
 static void test_parse_size(void **state) {
@@ -125,6 +133,157 @@ static void test_spawn_umask_and_fds(void **state) {
         assert_string_equal(out, "0077\n4\n");
 }
 
+static void test_deadline_poll_ms(void **state) {
+        assert_int_equal(deadline_poll_ms(USEC_INFINITY), -1);
+        assert_int_equal(deadline_poll_ms(0), 0);
+        assert_int_equal(deadline_poll_ms(now_monotonic() - 1), 0);
+        /* Rounded up: a poll never wakes before the deadline. */
+        int ms = deadline_poll_ms(now_monotonic() + 10 * USEC_PER_SEC);
+        assert_true(ms > 9000 && ms <= 10000);
+        ms = deadline_poll_ms(now_monotonic() + 1);
+        assert_int_equal(ms, 1);
+        assert_int_equal(deadline_poll_ms(USEC_INFINITY - 1), INT_MAX);
+}
+
+static void test_deadline_from_timeout(void **state) {
+        assert_true(deadline_from_timeout(USEC_INFINITY) == USEC_INFINITY);
+        /* A sum past the clock's range saturates instead of wrapping into the past. */
+        assert_true(deadline_from_timeout(USEC_INFINITY - 1) == USEC_INFINITY);
+        usec_t before = now_monotonic();
+        usec_t d = deadline_from_timeout(5 * USEC_PER_SEC);
+        assert_true(d >= before + 5 * USEC_PER_SEC && d <= now_monotonic() + 5 * USEC_PER_SEC);
+        assert_true(deadline_from_timeout(0) <= now_monotonic());
+}
+
+static void on_alarm(int sig) {
+}
+
+/* A SIGALRM (no SA_RESTART) every 5 ms for the test's duration, so the
+ * waits below are interrupted again and again. */
+static void start_alarm_storm(void) {
+        struct sigaction sa = { .sa_handler = on_alarm };
+        assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
+        struct itimerval it = { .it_interval = { 0, 5000 }, .it_value = { 0, 5000 } };
+        assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+}
+
+static void stop_alarm_storm(void) {
+        struct itimerval it = {};
+        assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+        signal(SIGALRM, SIG_DFL);
+}
+
+static void test_sleep_ms(void **state) {
+        usec_t t0 = now_monotonic();
+        sleep_ms(30);
+        assert_true(now_monotonic() - t0 >= 30 * USEC_PER_MSEC);
+        /* Signals do not cut it short. */
+        start_alarm_storm();
+        t0 = now_monotonic();
+        sleep_ms(100);
+        usec_t took = now_monotonic() - t0;
+        stop_alarm_storm();
+        assert_true(took >= 100 * USEC_PER_MSEC);
+        assert_true(took < 2 * USEC_PER_SEC);
+}
+
+static void test_fd_wait_until(void **state) {
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        _cleanup_close_ int rd = p[0], wr = p[1];
+
+        /* Nothing to read: the deadline ends the wait, not earlier, even
+         * with signals arriving throughout. */
+        start_alarm_storm();
+        usec_t t0 = now_monotonic();
+        int r = fd_wait_until(rd, POLLIN, t0 + 80 * USEC_PER_MSEC);
+        usec_t took = now_monotonic() - t0;
+        stop_alarm_storm();
+        assert_int_equal(r, -ETIMEDOUT);
+        assert_true(took >= 80 * USEC_PER_MSEC);
+        assert_true(took < 2 * USEC_PER_SEC);
+
+        /* Ready fds answer at once, even when the deadline already passed. */
+        assert_int_equal(fd_wait_until(wr, POLLOUT, USEC_INFINITY), POLLOUT);
+        assert_int_equal(write(wr, "x", 1), 1);
+        assert_int_equal(fd_wait_until(rd, POLLIN, 0), POLLIN);
+        assert_int_equal(fd_wait_until(rd, POLLIN, USEC_INFINITY), POLLIN);
+
+        /* The writer gone: the reader sees the hangup. */
+        wr = safe_close(wr);
+        char c;
+        assert_int_equal(read(rd, &c, 1), 1);
+        assert_true(fd_wait_until(rd, POLLIN, now_monotonic() + USEC_PER_SEC) & POLLHUP);
+        /* A closed fd is reported, not waited on. */
+        int closed = rd;
+        rd = safe_close(rd);
+        assert_int_equal(fd_wait_until(closed, POLLIN, USEC_INFINITY), POLLNVAL);
+}
+
+static void test_unix_socket_path(void **state) {
+        char path[200];
+        memset(path, 'a', sizeof(path));
+        path[0] = '/';
+        path[107] = '\0'; /* 107 bytes + NUL: exactly fits sun_path */
+        assert_int_equal(unix_socket_path_check(path), 0);
+        struct sockaddr_un sa;
+        socklen_t len = 0;
+        assert_int_equal(sockaddr_un_set(&sa, path, &len), 0);
+        assert_int_equal(sa.sun_family, AF_UNIX);
+        assert_string_equal(sa.sun_path, path);
+        assert_int_equal(len, sizeof(sa));
+
+        path[107] = 'a';
+        path[108] = '\0';
+        error_clear();
+        assert_int_equal(unix_socket_path_check(path), -ENAMETOOLONG);
+        assert_non_null(strstr(error_last_message(), path));
+        assert_non_null(strstr(error_last_message(), "longer than the 107"));
+        assert_int_equal(sockaddr_un_set(&sa, path, NULL), -ENAMETOOLONG);
+        assert_int_equal(unix_connect(path, 0), -ENAMETOOLONG);
+
+        assert_int_equal(unix_socket_path_check(NULL), -EINVAL);
+        assert_int_equal(unix_socket_path_check(""), -EINVAL);
+        assert_int_equal(unix_connect("", 0), -EINVAL);
+}
+
+static void test_unix_connect(void **state) {
+        char dir[] = "/tmp/banger-test-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        _cleanup_free_ char *path = path_join(dir, "s.sock");
+        assert_int_equal(unix_connect(path, 0), -ENOENT);
+
+        struct sockaddr_un sa;
+        socklen_t len;
+        assert_int_equal(sockaddr_un_set(&sa, path, &len), 0);
+        _cleanup_close_ int lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(lfd >= 0);
+        assert_int_equal(bind(lfd, (struct sockaddr *) &sa, len), 0);
+        /* Bound but not listening: refused, as when a daemon died. */
+        assert_int_equal(unix_connect(path, 0), -ECONNREFUSED);
+        assert_int_equal(listen(lfd, 4), 0);
+
+        _cleanup_close_ int fd = unix_connect(path, 0);
+        assert_true(fd >= 0);
+        assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        assert_false(fcntl(fd, F_GETFL) & O_NONBLOCK);
+        _cleanup_close_ int nb = unix_connect(path, SOCK_NONBLOCK);
+        assert_true(nb >= 0);
+        assert_true(fcntl(nb, F_GETFD) & FD_CLOEXEC);
+        assert_true(fcntl(nb, F_GETFL) & O_NONBLOCK);
+
+        /* What one end writes, the accepted peer reads. */
+        _cleanup_close_ int peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(peer >= 0);
+        assert_int_equal(write(fd, "ping", 4), 4);
+        char buf[8] = {};
+        assert_int_equal(read(peer, buf, sizeof(buf)), 4);
+        assert_string_equal(buf, "ping");
+
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_name_is_valid),
@@ -133,6 +292,12 @@ int main(void) {
                 cmocka_unit_test(test_atomic_write),
                 cmocka_unit_test(test_spawn),
                 cmocka_unit_test(test_spawn_umask_and_fds),
+                cmocka_unit_test(test_deadline_poll_ms),
+                cmocka_unit_test(test_deadline_from_timeout),
+                cmocka_unit_test(test_sleep_ms),
+                cmocka_unit_test(test_fd_wait_until),
+                cmocka_unit_test(test_unix_socket_path),
+                cmocka_unit_test(test_unix_connect),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

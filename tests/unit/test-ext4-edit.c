@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "disk-test-util.h"
+#include "ext2fs-error.h"
 #include "ext4-edit.h"
 #include "fs-util.h"
 #include "guest-patch.h"
@@ -239,6 +240,20 @@ static void test_not_ext4(void **state) {
         assert_null(img);
 }
 
+static void test_libext2fs_errors(void **state) {
+        /* System errors pass through both ways. */
+        assert_string_equal(libext2fs_error_text(ENOENT), strerror(ENOENT));
+        assert_int_equal(libext2fs_error_to_errno(EACCES), -EACCES);
+        /* ext2 codes read as the library's own text and map to their errno. */
+        assert_non_null(strstr(libext2fs_error_text(EXT2_ET_BAD_MAGIC), "magic"));
+        assert_int_equal(libext2fs_error_to_errno(EXT2_ET_BAD_MAGIC), -EUCLEAN);
+        assert_int_equal(libext2fs_error_to_errno(EXT2_ET_FILE_NOT_FOUND), -ENOENT);
+        assert_int_equal(libext2fs_error_to_errno(EXT2_ET_DIR_NO_SPACE), -ENOSPC);
+        assert_int_equal(libext2fs_error_to_errno(EXT2_ET_RO_FILSYS), -EROFS);
+        assert_int_equal(libext2fs_error_to_errno(EXT2_ET_MAGIC_EXT2FS_FILSYS), -EIO);
+        assert_string_equal(libext2fs_error_text(1L << 40), "unknown libext2fs error");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_write_read_back, env_setup, env_teardown),
@@ -246,6 +261,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_path_validation, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_guest_patch, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_not_ext4, env_setup, env_teardown),
+                cmocka_unit_test(test_libext2fs_errors),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

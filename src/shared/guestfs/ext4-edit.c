@@ -1,11 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 
-/* Messages come from the ext2 error table directly (com_err's
- * error_message() would do the same through a global registry). */
-#include "error.h"
-
-#include <ext2fs/ext2fs.h>
-
 #include "ext4-edit.h"
 
 #include <errno.h>
@@ -16,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "error.h"
+#include "ext2fs-error.h"
 #include "fs-util.h"
 #include "log.h"
 #include "undo.h"
@@ -31,54 +27,9 @@ typedef struct GuestPath {
         size_t n;
 } GuestPath;
 
-static const char *errcode_text(errcode_t e) {
-        if (e > 0 && e < 4096)
-                return strerror((int) e);
-        const struct error_table *t = &et_ext2_error_table;
-        if (e >= t->base && e < t->base + t->n_msgs)
-                return t->msgs[e - t->base];
-        return "unknown libext2fs error";
-}
-
-static int errcode_to_errno(errcode_t e) {
-        if (e > 0 && e < 4096)
-                return -(int) e; /* unix_io passes system errors through */
-        switch (e) {
-        case EXT2_ET_FILE_NOT_FOUND:
-                return -ENOENT;
-        case EXT2_ET_DIR_EXISTS:
-        case EXT2_ET_FILE_EXISTS:
-                return -EEXIST;
-        case EXT2_ET_NO_DIRECTORY:
-                return -ENOTDIR;
-        case EXT2_ET_NO_MEMORY:
-                return -ENOMEM;
-        case EXT2_ET_BLOCK_ALLOC_FAIL:
-        case EXT2_ET_INODE_ALLOC_FAIL:
-        case EXT2_ET_DIR_NO_SPACE:
-                return -ENOSPC;
-        case EXT2_ET_RO_FILSYS:
-                return -EROFS;
-        case EXT2_ET_FILE_TOO_BIG:
-                return -EFBIG;
-        case EXT2_ET_SYMLINK_LOOP:
-                return -ELOOP;
-        case EXT2_ET_INVALID_ARGUMENT:
-                return -EINVAL;
-        case EXT2_ET_UNSUPP_FEATURE:
-        case EXT2_ET_RO_UNSUPP_FEATURE:
-                return -EOPNOTSUPP;
-        case EXT2_ET_BAD_MAGIC:
-        case EXT2_ET_DIR_CORRUPTED:
-        case EXT2_ET_TOOSMALL:
-                return -EUCLEAN;
-        default:
-                return -EIO;
-        }
-}
-
 static int fail(errcode_t e, const char *what, const char *path) {
-        return error_setf(errcode_to_errno(e), "ext4 image: %s %s: %s", what, path ?: "", errcode_text(e));
+        return error_setf(libext2fs_error_to_errno(e), "ext4 image: %s %s: %s", what, path ?: "",
+                          libext2fs_error_text(e));
 }
 
 bool ext4_guest_path_is_valid(const char *path) {
@@ -219,8 +170,8 @@ static int new_dir(Ext4Image *img, ext2_ino_t parent, const char *name, mode_t m
 /* Resolve the first `depth` components as directories, creating missing
  * ones when create is set. Symlinks are refused: resolving them would need
  * the guest's view of the tree, and refusing is always safe. */
-static int walk_dirs(Ext4Image *img, const GuestPath *gp, size_t depth, bool create, mode_t mode, uid_t uid,
-                     gid_t gid, ext2_ino_t *ret) {
+static int walk_dirs(Ext4Image *img, const GuestPath *gp, size_t depth, bool create, mode_t mode, uid_t uid, gid_t gid,
+                     ext2_ino_t *ret) {
         ext2_ino_t cur = EXT2_ROOT_INO;
         for (size_t i = 0; i < depth; i++) {
                 ext2_ino_t next;
@@ -385,8 +336,7 @@ static int prepare_replace(Ext4Image *img, const char *path, GuestPath *gp, ext2
 
 typedef ssize_t (*ChunkReader)(void *ctx, void *buf, size_t len);
 
-static int write_content(Ext4Image *img, ext2_ino_t ino, uint64_t size, ChunkReader rd, void *ctx,
-                         const char *path) {
+static int write_content(Ext4Image *img, ext2_ino_t ino, uint64_t size, ChunkReader rd, void *ctx, const char *path) {
         ext2_file_t f;
         errcode_t e = ext2fs_file_open(img->fs, ino, EXT2_FILE_WRITE, &f);
         if (e)
@@ -449,8 +399,7 @@ static ssize_t fd_read(void *ctx, void *buf, size_t len) {
         return loop_read(*(int *) ctx, buf, len);
 }
 
-int ext4_write_file(Ext4Image *img, const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
-                    gid_t gid) {
+int ext4_write_file(Ext4Image *img, const char *path, const void *data, size_t len, mode_t mode, uid_t uid, gid_t gid) {
         MemSource m = { .p = data, .left = len };
         return write_file_common(img, path, len, mem_read, &m, mode, uid, gid);
 }

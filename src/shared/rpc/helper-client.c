@@ -9,13 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "banger-build.h"
 #include "error.h"
 #include "fs-util.h"
+#include "io-util.h"
 #include "log.h"
+#include "socket-util.h"
 #include "string-util.h"
 
 static int errno_from_name(const char *name) {
@@ -27,39 +28,15 @@ static int errno_from_name(const char *name) {
         return -EIO;
 }
 
-static int remaining_ms(usec_t deadline) {
-        if (deadline == USEC_INFINITY)
-                return -1;
-        usec_t now = now_monotonic();
-        if (now >= deadline)
-                return 0;
-        return (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (usec_t) 1000000);
-}
-
-static int wait_fd(int fd, short events, usec_t deadline) {
-        struct pollfd p = { .fd = fd, .events = events };
-        for (;;) {
-                int n = poll(&p, 1, remaining_ms(deadline));
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return -errno;
-                return n == 0 ? -ETIMEDOUT : 0;
-        }
-}
-
 static int connect_helper(const char *path, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (!path || strlen(path) >= sizeof(sa.sun_path))
-                return error_setf(-ENAMETOOLONG, "helper socket path is empty or longer than %zu bytes",
-                                  sizeof(sa.sun_path) - 1);
-        strcpy(sa.sun_path, path);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int fd = unix_connect(path, SOCK_NONBLOCK);
+        if (fd == -EINVAL)
+                return error_setf(fd, "the helper socket path is empty");
+        if (fd == -ENAMETOOLONG)
+                return fd; /* the message names the path and what to do */
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return error_setf(-errno, "cannot reach the privileged helper at %s: %s", path, strerror(errno));
-        *ret_fd = TAKE_FD(fd);
+                return error_setf(fd, "cannot reach the privileged helper at %s: %s", path, strerror(-fd));
+        *ret_fd = fd;
         return 0;
 }
 
@@ -69,7 +46,7 @@ static void send_request(int fd, const char *text, usec_t deadline) {
         size_t len = strlen(text), off = 0;
         while (off < len) {
                 ssize_t n = send(fd, text + off, len - off, MSG_NOSIGNAL);
-                if (n < 0 && errno == EAGAIN && wait_fd(fd, POLLOUT, deadline) >= 0)
+                if (n < 0 && errno == EAGAIN && fd_wait_until(fd, POLLOUT, deadline) >= 0)
                         continue;
                 if (n < 0 && errno == EINTR)
                         continue;
@@ -95,7 +72,7 @@ static int read_reply(int fd, usec_t deadline, char **ret, size_t *ret_len) {
                 }
                 ssize_t n = read(fd, buf + len, cap - len - 1);
                 if (n < 0 && errno == EAGAIN) {
-                        int r = wait_fd(fd, POLLIN, deadline);
+                        int r = fd_wait_until(fd, POLLIN, deadline);
                         if (r < 0)
                                 return r == -ETIMEDOUT ? error_setf(r, "the helper did not answer in time") : r;
                         continue;
@@ -107,7 +84,8 @@ static int read_reply(int fd, usec_t deadline, char **ret, size_t *ret_len) {
                 if (n < 0 && errno == ECONNRESET && len > 0)
                         break;
                 if (n < 0)
-                        return errno == ECONNRESET ? error_setf(-ECONNRESET, "the helper closed the connection") : -errno;
+                        return errno == ECONNRESET ? error_setf(-ECONNRESET, "the helper closed the connection")
+                                                   : -errno;
                 if (n == 0)
                         break;
                 len += (size_t) n;
@@ -145,7 +123,7 @@ int helper_call(const char *socket_path, const char *method, json_t *params, use
         _cleanup_free_ char *text = json_dumps(req, JSON_COMPACT);
         if (!text)
                 return -ENOMEM;
-        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
+        usec_t deadline = deadline_from_timeout(timeout);
         _cleanup_close_ int fd = -EBADF;
         int r = connect_helper(socket_path, &fd);
         if (r < 0)
@@ -190,7 +168,7 @@ static int json_to_strv(json_t *a, char ***ret) {
         if (!l)
                 return -ENOMEM;
         json_t *v;
-        json_array_foreach(a, i, v) {
+        json_array_foreach (a, i, v) {
                 if (!json_is_string(v))
                         return error_setf(-EBADMSG, "the helper sent a non-string list entry");
                 if (!(l[i] = strdup(json_string_value(v))))
@@ -214,8 +192,7 @@ int helper_nat_apply(const char *socket_path, const HelperNatEntry *entries, siz
                         json_decref(list);
                         return -errno;
                 }
-                if (json_array_append_new(list, json_pack("{s:s, s:s}", "ip", ip,
-                                                          "tap", entries[i].tap)) < 0) {
+                if (json_array_append_new(list, json_pack("{s:s, s:s}", "ip", ip, "tap", entries[i].tap)) < 0) {
                         json_decref(list);
                         return -ENOMEM;
                 }
@@ -223,8 +200,7 @@ int helper_nat_apply(const char *socket_path, const HelperNatEntry *entries, siz
         return call_simple(socket_path, "nat.apply", list ? json_pack("{s:o}", "entries", list) : NULL);
 }
 
-static int call_for_string(const char *socket_path, const char *method, json_t *params, const char *key,
-                           char **ret) {
+static int call_for_string(const char *socket_path, const char *method, json_t *params, const char *key, char **ret) {
         json_auto_t *res = NULL;
         if (!params)
                 return -ENOMEM;
@@ -271,8 +247,8 @@ static json_t *strv_to_json(char *const *l) {
         return a;
 }
 
-int helper_reconcile(const char *socket_path, char *const *keep_taps, char *const *keep_files,
-                     char *const *keep_dm, json_t **ret_removed) {
+int helper_reconcile(const char *socket_path, char *const *keep_taps, char *const *keep_files, char *const *keep_dm,
+                     json_t **ret_removed) {
         json_t *params = json_pack("{s:o, s:o, s:o}", "keep_taps", strv_to_json(keep_taps), "keep_files",
                                    strv_to_json(keep_files), "keep_dm", strv_to_json(keep_dm));
         if (!params)
@@ -368,14 +344,16 @@ static int helper_wait_ready(const HelperSpawnOptions *o, Process *p, usec_t dea
                 if (r != -ENOENT && r != -ECONNREFUSED)
                         return r;
                 struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-                int ms = remaining_ms(deadline);
+                int ms = deadline_poll_ms(deadline);
                 if (ms == 0)
                         return error_setf(-ETIMEDOUT, "bangerd-root did not answer on %s in time", o->socket_path);
                 if (poll(&pfd, 1, MIN(ms, 20)) > 0) {
                         int status = 0;
                         (void) process_wait(p, 0, &status);
-                        return error_setf(-ECHILD, "bangerd-root exited before it was ready (wait status %d); "
-                                          "see its log", status);
+                        return error_setf(-ECHILD,
+                                          "bangerd-root exited before it was ready (wait status %d); "
+                                          "see its log",
+                                          status);
                 }
         }
 }
@@ -394,8 +372,8 @@ int helper_spawn(const HelperSpawnOptions *o, Process *ret) {
         _cleanup_free_ char *found = o->binary ? NULL : helper_find_binary();
         const char *binary = o->binary ?: found;
         if (!binary)
-                return error_setf(-ENOENT, "cannot find " HELPER_BINARY_NAME " next to this program or in "
-                                  BANGER_LIBEXECDIR);
+                return error_setf(-ENOENT,
+                                  "cannot find " HELPER_BINARY_NAME " next to this program or in " BANGER_LIBEXECDIR);
         Process p = PROCESS_NULL;
         if ((r = helper_start(o, binary, &p)) < 0)
                 return r;

@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "fs-util.h"
+#include "io-util.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "string-util.h"
 
 struct RpcClient {
@@ -29,16 +30,9 @@ void rpc_error_done(RpcError *e) {
 }
 
 int rpc_client_connect(const char *socket_path, RpcClient **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(socket_path) >= sizeof(sa.sun_path))
-                return error_setf(-ENAMETOOLONG, "socket path %s is longer than %zu bytes", socket_path,
-                                  sizeof(sa.sun_path) - 1);
-        strcpy(sa.sun_path, socket_path);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = unix_connect(socket_path, 0);
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
+                return fd;
         RpcClient *c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
@@ -62,30 +56,9 @@ int rpc_client_fd(RpcClient *c) {
         return c->fd;
 }
 
-static int wait_fd(int fd, short events, usec_t deadline) {
-        for (;;) {
-                int ms = -1;
-                if (deadline != USEC_INFINITY) {
-                        usec_t now = now_monotonic();
-                        if (now >= deadline)
-                                return -ETIMEDOUT;
-                        ms = (int) MIN((deadline - now + 999) / 1000, (usec_t) INT32_MAX);
-                }
-                struct pollfd p = { .fd = fd, .events = events };
-                int r = poll(&p, 1, ms);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
-                return 0;
-        }
-}
-
 static int send_all(int fd, const char *s, size_t len, usec_t deadline) {
         while (len > 0) {
-                int r = wait_fd(fd, POLLOUT, deadline);
+                int r = fd_wait_until(fd, POLLOUT, deadline);
                 if (r < 0)
                         return r;
                 ssize_t n = send(fd, s, len, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -133,7 +106,7 @@ static int handle_message(json_t *msg, json_int_t id, RpcNotifyFn notify, void *
 
 int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
                     void *userdata, json_t **ret_result, RpcError *ret_error) {
-        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
+        usec_t deadline = deadline_from_timeout(timeout);
         json_int_t id = c->next_id++;
         json_t *jid = json_integer(id);
         _cleanup_free_ char *line = jsonrpc_format_request(jid, method, params);
@@ -160,7 +133,7 @@ int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t tim
                 }
                 if (r < 0)
                         return r;
-                r = wait_fd(c->fd, POLLIN, deadline);
+                r = fd_wait_until(c->fd, POLLIN, deadline);
                 if (r < 0)
                         return r;
                 char buf[65536];

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs-util.h"
+#include "io-util.h"
 
 static char *const default_env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 
@@ -162,23 +163,10 @@ int spawn_process(char *const argv[], const SpawnOptions *o, Process *ret) {
 int process_wait(Process *p, usec_t timeout, int *ret_status) {
         if (!p || p->pid <= 0 || p->pidfd < 0)
                 return -ESRCH;
-        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
-        for (;;) {
-                int ms = -1;
-                if (deadline != USEC_INFINITY) {
-                        usec_t now = now_monotonic();
-                        ms = now >= deadline ? 0 : (int) MIN((deadline - now + 999) / 1000, (usec_t) INT32_MAX);
-                }
-                struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
-                int r = poll(&pfd, 1, ms);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
-                break;
-        }
+        usec_t deadline = deadline_from_timeout(timeout);
+        int r = fd_wait_until(p->pidfd, POLLIN, deadline);
+        if (r < 0)
+                return r;
         siginfo_t si = {};
         if (waitid(P_PIDFD, (id_t) p->pidfd, &si, WEXITED) < 0) {
                 if (errno != ECHILD)
@@ -237,19 +225,13 @@ int spawn_run_capture(char *const argv[], usec_t timeout, size_t max_out, bool m
                 process_kill_and_reap(&proc);
                 return -ENOMEM;
         }
-        usec_t deadline = now_monotonic() + timeout;
+        usec_t deadline = deadline_from_timeout(timeout);
         for (;;) {
-                usec_t now = now_monotonic();
-                if (now >= deadline) {
+                r = fd_wait_until(rd, POLLIN, deadline);
+                if (r < 0) {
                         process_kill_and_reap(&proc);
-                        return -ETIMEDOUT;
+                        return r;
                 }
-                struct pollfd pfd = { .fd = rd, .events = POLLIN };
-                r = poll(&pfd, 1, (int) ((deadline - now + 999) / 1000));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r <= 0)
-                        continue;
                 char chunk[4096];
                 ssize_t n = read(rd, chunk, sizeof(chunk));
                 if (n < 0 && errno == EINTR)

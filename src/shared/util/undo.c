@@ -6,11 +6,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "error.h"
 #include "log.h"
 #include "path-beneath.h"
+#include "time-util.h"
 
 #define UNDO_BUSY_RETRIES 8
 
@@ -30,12 +30,6 @@ static void entry_free(UndoEntry *e) {
                 e->free_data(e->data);
         free(e->name);
         *e = (UndoEntry){};
-}
-
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
 }
 
 /* Busy devices (a loop still opened by udev or blkid, a dm device being

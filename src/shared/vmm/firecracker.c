@@ -11,13 +11,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "firecracker-api.h"
 #include "fs-util.h"
+#include "io-util.h"
 #include "log.h"
+#include "socket-util.h"
 #include "string-util.h"
 
 #define FC_VERSION_TIMEOUT (5 * USEC_PER_SEC)
@@ -43,8 +44,8 @@ int fc_parse_version(const char *output, FcVersion *ret) {
         const char *p = output ? startswith(output, "Firecracker v") : NULL;
         if (!p)
                 return -EINVAL;
-        if (parse_uint_part(&p, &v.major) < 0 || *p++ != '.' || parse_uint_part(&p, &v.minor) < 0 ||
-            *p++ != '.' || parse_uint_part(&p, &v.patch) < 0)
+        if (parse_uint_part(&p, &v.major) < 0 || *p++ != '.' || parse_uint_part(&p, &v.minor) < 0 || *p++ != '.' ||
+            parse_uint_part(&p, &v.patch) < 0)
                 return -EINVAL;
         /* "-dev", "-rc1" and the end of the line are fine; "1.5.0x" is not. */
         if (*p && *p != '-' && *p != '\n' && *p != ' ' && *p != '\r')
@@ -65,11 +66,12 @@ char *fc_resolve_binary(const char *configured) {
         const char *name = configured && *configured ? configured : FC_COMM;
         char *p = find_executable(name);
         if (!p)
-                (void) error_setf(-ENOENT,
-                                  configured && *configured
-                                          ? "Firecracker binary %s (firecracker_bin) is missing or not executable"
-                                          : "Firecracker binary %s not found in PATH; install it or set firecracker_bin",
-                                  name);
+                (void) error_setf(
+                        -ENOENT,
+                        configured && *configured
+                                ? "Firecracker binary %s (firecracker_bin) is missing or not executable"
+                                : "Firecracker binary %s not found in PATH; install it or set firecracker_bin",
+                        name);
         return p;
 }
 
@@ -144,9 +146,9 @@ int fc_paths_build(const VmmConfig *c, const char *fc_binary, FcPaths *ret) {
         if (r >= 0 && (!p.api_socket || !p.vsock || !p.pidfile || !p.api_socket_arg || !p.vsock_arg))
                 r = -ENOMEM;
         if (r >= 0)
-                r = vmm_check_socket_path(p.api_socket);
+                r = unix_socket_path_check(p.api_socket);
         if (r >= 0)
-                r = vmm_check_socket_path(p.vsock);
+                r = unix_socket_path_check(p.vsock);
         if (r < 0) {
                 fc_paths_done(&p);
                 return r;
@@ -263,8 +265,7 @@ static int jail_root_open(const VmmConfig *c, const FcPaths *p) {
         if (fd < 0)
                 return error_setf(fd, "Cannot open jail %s: %s", p->chroot_dir, strerror(-fd));
         if (fchown(fd, c->jailer_uid, c->jailer_gid) < 0)
-                return error_setf(-errno, "Cannot hand jail %s to uid %u: %m", p->chroot_dir,
-                                  (unsigned) c->jailer_uid);
+                return error_setf(-errno, "Cannot hand jail %s to uid %u: %m", p->chroot_dir, (unsigned) c->jailer_uid);
         return TAKE_FD(fd);
 }
 
@@ -295,7 +296,6 @@ int fc_jail_prepare(const VmmConfig *c, const FcPaths *p, char ***ret_names) {
         *ret_names = names.v;
         return 0;
 }
-
 
 /* ---- the driver table ---- */
 
@@ -341,7 +341,7 @@ static int fc_spawn(const VmmConfig *c, char **argv, Process *ret) {
          * sockets 0600 from their first existence (077 would give 0700). The
          * jailer creates directories inside the chroot, which need x bits. */
         o.umask = c->jailer ? 077 : 0177;
-        o.new_session = true;   /* a daemon restart (or its SIGINT) never reaches the VM */
+        o.new_session = true; /* a daemon restart (or its SIGINT) never reaches the VM */
         o.cwd = c->run_dir;
         int r = spawn_process(argv, &o, ret);
         if (r < 0)
@@ -500,8 +500,7 @@ static int fc_wait_exit(VmmInstance *vm, usec_t timeout) {
         if (r == -ETIMEDOUT)
                 return r;
         if (r < 0)
-                return error_setf(r, "Cannot wait for Firecracker pid %d: %s",
-                                  (int) vm->proc.pid, strerror(-r));
+                return error_setf(r, "Cannot wait for Firecracker pid %d: %s", (int) vm->proc.pid, strerror(-r));
         process_release(&vm->proc);
         return 0;
 }
@@ -539,15 +538,9 @@ static int fc_attach(const VmmConfig *c, VmmInstance *ret) {
 static int read_line_deadline(int fd, char *buf, size_t size, usec_t deadline) {
         size_t len = 0;
         while (len + 1 < size) {
-                usec_t now = now_monotonic();
-                if (now >= deadline)
-                        return -ETIMEDOUT;
-                struct pollfd pfd = { .fd = fd, .events = POLLIN };
-                int r = poll(&pfd, 1, (int) MIN((deadline - now + 999) / 1000, (usec_t) 60000));
-                if (r < 0 && errno != EINTR)
-                        return -errno;
-                if (r <= 0)
-                        continue;
+                int r = fd_wait_until(fd, POLLIN, deadline);
+                if (r < 0)
+                        return r;
                 /* One byte at a time: nothing after the newline may be consumed. */
                 ssize_t n = read(fd, buf + len, 1);
                 if (n < 0 && errno == EINTR)
@@ -565,19 +558,12 @@ static int read_line_deadline(int fd, char *buf, size_t size, usec_t deadline) {
 }
 
 static int vsock_connect_once(const char *uds, unsigned port, usec_t deadline) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         char line[64];
-        int r = vmm_check_socket_path(uds);
-        if (r < 0)
-                return r;
-        strncpy(sa.sun_path, uds, sizeof(sa.sun_path) - 1);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = unix_connect(uds, 0);
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
+                return fd;
         int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-        r = loop_write(fd, line, (size_t) n);
+        int r = loop_write(fd, line, (size_t) n);
         if (r < 0)
                 return r;
         r = read_line_deadline(fd, line, sizeof(line), deadline);

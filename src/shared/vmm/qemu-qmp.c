@@ -8,11 +8,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
+#include "io-util.h"
 #include "log.h"
+#include "socket-util.h"
 #include "string-util.h"
 #include "vmm-driver.h"
 
@@ -32,30 +33,11 @@ QmpClient *qmp_client_free(QmpClient *c) {
         return NULL;
 }
 
-static usec_t deadline_after(usec_t timeout) {
-        if (timeout == USEC_INFINITY)
-                return USEC_INFINITY;
-        usec_t now = now_monotonic();
-        return timeout > USEC_INFINITY - now ? USEC_INFINITY : now + timeout;
-}
-
 static int wait_fd(int fd, short events, usec_t deadline, const char *what) {
-        for (;;) {
-                int ms = -1;
-                if (deadline != USEC_INFINITY) {
-                        usec_t now = now_monotonic();
-                        ms = now >= deadline ? 0 : (int) MIN((deadline - now + 999) / 1000, (usec_t) INT_MAX);
-                }
-                struct pollfd p = { .fd = fd, .events = events };
-                int r = poll(&p, 1, ms);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return error_setf(-ETIMEDOUT, "QEMU did not answer %s in time", what);
-                return 0;
-        }
+        int r = fd_wait_until(fd, events, deadline);
+        if (r == -ETIMEDOUT)
+                return error_setf(r, "QEMU did not answer %s in time", what);
+        return r;
 }
 
 static int send_all(QmpClient *c, const char *data, size_t len, usec_t deadline, const char *what) {
@@ -137,7 +119,7 @@ static int reply_error(const char *command, json_t *error) {
 int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, usec_t timeout, json_t **ret) {
         if (!c || !command)
                 return -EINVAL;
-        usec_t deadline = deadline_after(timeout);
+        usec_t deadline = deadline_from_timeout(timeout);
         char id[32];
         snprintf(id, sizeof(id), "banger-%u", c->next_id++);
 
@@ -179,7 +161,7 @@ int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, use
 
 int qmp_client_new_from_fd(int fd, usec_t timeout, QmpClient **ret) {
         _cleanup_close_ int owned = fd;
-        usec_t deadline = deadline_after(timeout);
+        usec_t deadline = deadline_from_timeout(timeout);
         if (fd < 0 || !ret)
                 return -EINVAL;
         _cleanup_(qmp_client_freep) QmpClient *c = calloc(1, sizeof(*c));
@@ -198,8 +180,7 @@ int qmp_client_new_from_fd(int fd, usec_t timeout, QmpClient **ret) {
                 return error_setf(-EPROTO, "The QMP socket did not greet like QEMU");
         usec_t now = now_monotonic();
         r = qmp_client_execute(c, "qmp_capabilities", NULL,
-                               deadline == USEC_INFINITY ? USEC_INFINITY : (now < deadline ? deadline - now : 0),
-                               NULL);
+                               deadline == USEC_INFINITY ? USEC_INFINITY : (now < deadline ? deadline - now : 0), NULL);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(c);
@@ -207,21 +188,14 @@ int qmp_client_new_from_fd(int fd, usec_t timeout, QmpClient **ret) {
 }
 
 int qmp_client_connect(const char *path, usec_t timeout, QmpClient **ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int r = vmm_check_socket_path(path);
-        if (r < 0)
-                return r;
-        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int fd = unix_connect(path, SOCK_NONBLOCK);
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno; /* Unix sockets connect at once or not at all */
-        return qmp_client_new_from_fd(TAKE_FD(fd), timeout, ret);
+                return fd;
+        return qmp_client_new_from_fd(fd, timeout, ret);
 }
 
 int qmp_execute_once(const char *path, const char *command, json_t *arguments, usec_t timeout, json_t **ret) {
-        usec_t deadline = deadline_after(timeout);
+        usec_t deadline = deadline_from_timeout(timeout);
         _cleanup_(qmp_client_freep) QmpClient *c = NULL;
         int r = qmp_client_connect(path, timeout, &c);
         if (r < 0)

@@ -15,12 +15,13 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "fs-util.h"
+#include "io-util.h"
 #include "log.h"
+#include "socket-util.h"
 #include "qemu-qmp.h"
 #include "string-util.h"
 
@@ -128,9 +129,9 @@ static int qemu_paths_make(const char *run_dir, QemuPaths *ret) {
                 qemu_paths_done(&p);
                 return -ENOMEM;
         }
-        int r = vmm_check_socket_path(p.qmp);
+        int r = unix_socket_path_check(p.qmp);
         if (r >= 0)
-                r = vmm_check_socket_path(p.agent);
+                r = unix_socket_path_check(p.agent);
         if (r < 0) {
                 qemu_paths_done(&p);
                 return r;
@@ -384,23 +385,14 @@ static int qemu_attach(const VmmConfig *c, VmmInstance *ret) {
 }
 
 static int wait_connected(int fd, usec_t deadline) {
-        for (;;) {
-                usec_t now = now_monotonic();
-                int ms = now >= deadline ? 0 : (int) MIN((deadline - now + 999) / 1000, (usec_t) INT_MAX);
-                struct pollfd p = { .fd = fd, .events = POLLOUT };
-                int r = poll(&p, 1, ms);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r < 0)
-                        return -errno;
-                if (r == 0)
-                        return -ETIMEDOUT;
-                int err = 0;
-                socklen_t l = sizeof(err);
-                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
-                        return -errno;
-                return -err;
-        }
+        int r = fd_wait_until(fd, POLLOUT, deadline);
+        if (r < 0)
+                return r;
+        int err = 0;
+        socklen_t l = sizeof(err);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) < 0)
+                return -errno;
+        return -err;
 }
 
 static int connect_vsock(unsigned cid, unsigned port, usec_t timeout) {
@@ -423,17 +415,10 @@ static int connect_vsock(unsigned cid, unsigned port, usec_t timeout) {
 }
 
 static int connect_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int r = vmm_check_socket_path(path);
-        if (r < 0)
-                return r;
-        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return error_setf(-errno, "Cannot connect to the agent socket %s: %m", path);
-        return TAKE_FD(fd);
+        int fd = unix_connect(path, 0);
+        if (fd < 0 && fd != -ENAMETOOLONG && fd != -EINVAL)
+                return error_setf(fd, "cannot connect to the agent socket %s: %s", path, strerror(-fd));
+        return fd;
 }
 
 /* virtio-serial carries exactly one channel, so port only matters for vsock. */

@@ -73,12 +73,12 @@ typedef struct VmmConfig {
  * what the daemon stores so it can re-attach after a restart. */
 typedef struct VmmInstance {
         VmmKind kind;
-        Process proc;       /* {pid, pidfd}; pidfd -EBADF when not attached */
-        char *api_socket;   /* Firecracker API socket or QEMU QMP socket */
-        char *agent_socket; /* Firecracker vsock UDS (needs CONNECT handshake) or QEMU virtio-serial socket */
+        Process proc;               /* {pid, pidfd}; pidfd -EBADF when not attached */
+        char *api_socket;           /* Firecracker API socket or QEMU QMP socket */
+        char *agent_socket;         /* Firecracker vsock UDS (needs CONNECT handshake) or QEMU virtio-serial socket */
         bool agent_needs_handshake; /* true: speak "CONNECT <port>\n" / "OK <port>\n" first */
-        char *pidfile;      /* where the driver recorded the VMM pid, if any */
-        char *chroot_dir;   /* jailer chroot root, or NULL */
+        char *pidfile;              /* where the driver recorded the VMM pid, if any */
+        char *chroot_dir;           /* jailer chroot root, or NULL */
 } VmmInstance;
 
 void vmm_instance_done(VmmInstance *vm); /* frees strings, closes pidfd; does not kill */
@@ -149,10 +149,6 @@ int vmm_process_attach_pidfile(const char *pidfile, const char *comm, const char
 
 /* Wait for a path to appear (inotify on its directory, deadline). */
 int vmm_wait_for_path(const char *path, usec_t timeout);
-
-/* Check a Unix socket path fits sun_path (107 bytes + NUL); -ENAMETOOLONG
- * with error_setf() naming the path otherwise. */
-int vmm_check_socket_path(const char *path);
 
 /* Hand a socket to the owning user (fchownat without following links). */
 int vmm_chown_socket(const char *path, uid_t uid, gid_t gid);

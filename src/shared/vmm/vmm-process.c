@@ -15,12 +15,12 @@
 #include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "error.h"
 #include "fs-util.h"
 #include "log.h"
+#include "socket-util.h"
 #include "string-util.h"
 
 /* The kernel keeps TASK_COMM_LEN - 1 = 15 bytes of the executable name. */
@@ -130,22 +130,8 @@ int vmm_process_attach_pidfile(const char *pidfile, const char *comm, const char
         return open_verified(pid, comm, needle, ret);
 }
 
-static int unix_connect(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int r = vmm_check_socket_path(path);
-        if (r < 0)
-                return r;
-        strncpy(sa.sun_path, path, sizeof(sa.sun_path) - 1);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        return TAKE_FD(fd);
-}
-
 int vmm_process_attach_socket(const char *socket_path, const char *comm, const char *needle, Process *ret) {
-        _cleanup_close_ int fd = unix_connect(socket_path);
+        _cleanup_close_ int fd = unix_connect(socket_path, 0);
         if (fd == -ENOENT || fd == -ECONNREFUSED)
                 return -ESRCH; /* nobody listens: the VMM is gone */
         if (fd < 0)
@@ -171,20 +157,13 @@ static int split_path(const char *path, char **ret_dir, const char **ret_base) {
         return 0;
 }
 
-static int poll_ms_until(usec_t deadline) {
-        if (deadline == USEC_INFINITY)
-                return -1;
-        usec_t now = now_monotonic();
-        return now >= deadline ? 0 : (int) MIN((deadline - now + 999) / 1000, (usec_t) INT_MAX);
-}
-
 int vmm_wait_for_path(const char *path, usec_t timeout) {
         _cleanup_free_ char *dir = NULL;
         const char *base;
         int r = split_path(path, &dir, &base);
         if (r < 0)
                 return r;
-        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
+        usec_t deadline = deadline_from_timeout(timeout);
         _cleanup_close_ int ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
         if (ifd < 0)
                 return -errno;
@@ -198,7 +177,7 @@ int vmm_wait_for_path(const char *path, usec_t timeout) {
                 if (errno != ENOENT)
                         return -errno;
                 struct pollfd p = { .fd = ifd, .events = POLLIN };
-                r = poll(&p, 1, poll_ms_until(deadline));
+                r = poll(&p, 1, deadline_poll_ms(deadline));
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (r == 0)
@@ -207,18 +186,6 @@ int vmm_wait_for_path(const char *path, usec_t timeout) {
                 while (read(ifd, buf, sizeof(buf)) > 0)
                         ;
         }
-}
-
-int vmm_check_socket_path(const char *path) {
-        struct sockaddr_un sa;
-        if (!path || !*path)
-                return -EINVAL;
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return error_setf(-ENAMETOOLONG,
-                                  "Socket path %s is %zu bytes, longer than the %zu a Unix socket allows; "
-                                  "use a shorter runtime directory",
-                                  path, strlen(path), sizeof(sa.sun_path) - 1);
-        return 0;
 }
 
 int vmm_chown_socket(const char *path, uid_t uid, gid_t gid) {

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+
+/* Messages come from the ext2 error table directly (com_err's
+ * error_message() would do the same through a global registry). */
+#include "ext2fs-error.h"
+
+#include <errno.h>
+#include <string.h>
+
+const char *libext2fs_error_text(errcode_t e) {
+        if (e > 0 && e < 4096)
+                return strerror((int) e);
+        const struct error_table *t = &et_ext2_error_table;
+        if (e >= t->base && e < t->base + t->n_msgs)
+                return t->msgs[e - t->base];
+        return "unknown libext2fs error";
+}
+
+int libext2fs_error_to_errno(errcode_t e) {
+        if (e > 0 && e < 4096)
+                return -(int) e; /* unix_io passes system errors through */
+        switch (e) {
+        case EXT2_ET_FILE_NOT_FOUND:
+                return -ENOENT;
+        case EXT2_ET_DIR_EXISTS:
+        case EXT2_ET_FILE_EXISTS:
+                return -EEXIST;
+        case EXT2_ET_NO_DIRECTORY:
+                return -ENOTDIR;
+        case EXT2_ET_NO_MEMORY:
+                return -ENOMEM;
+        case EXT2_ET_BLOCK_ALLOC_FAIL:
+        case EXT2_ET_INODE_ALLOC_FAIL:
+        case EXT2_ET_DIR_NO_SPACE:
+                return -ENOSPC;
+        case EXT2_ET_RO_FILSYS:
+                return -EROFS;
+        case EXT2_ET_FILE_TOO_BIG:
+                return -EFBIG;
+        case EXT2_ET_SYMLINK_LOOP:
+                return -ELOOP;
+        case EXT2_ET_INVALID_ARGUMENT:
+                return -EINVAL;
+        case EXT2_ET_UNSUPP_FEATURE:
+        case EXT2_ET_RO_UNSUPP_FEATURE:
+                return -EOPNOTSUPP;
+        case EXT2_ET_BAD_MAGIC:
+        case EXT2_ET_DIR_CORRUPTED:
+        case EXT2_ET_TOOSMALL:
+                return -EUCLEAN;
+        default:
+                return -EIO;
+        }
+}
