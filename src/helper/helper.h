@@ -52,6 +52,9 @@ typedef struct Helper {
          * this process: drained on exit, removed by reconcile after a crash. */
         TapPool tap_pool;
         sd_event_source *pool_refill; /* idle-priority, oneshot */
+
+        /* TAPs this process made with tap.create and has not deleted. */
+        char **taps_made;
 } Helper;
 
 /* A method validates its params (an object) and returns 0 with *ret_result
@@ -116,6 +119,13 @@ int helper_pool_take_as(Helper *h, Netlink *nl, const char *name);
 /* Names the pool holds, for reconcile to keep (appended to *keep). */
 int helper_pool_keep(const Helper *h, char ***keep);
 void helper_pool_done(Helper *h);
+
+/* helper-taps.c: the TAPs this helper may act on (TapScope). */
+int helper_taps_record(Helper *h, const char *name);
+void helper_taps_forget(Helper *h, const char *name);
+/* The scope for tap_list/tap_delete_scoped/tap_reconcile; *storage holds
+ * the recorded names and must be freed after use. */
+int helper_tap_scope(const Helper *h, TapScope *ret, char ***storage);
 
 /* main.c helpers shared with the server */
 const char *errno_name(int r);

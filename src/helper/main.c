@@ -73,17 +73,37 @@ static int parse_number(const char *opt, const char *s, long long max, long long
 }
 
 static int parse_args(int argc, char **argv, Args *a) {
-        enum { A_SYSTEM = 0x100, A_UID, A_GID, A_STATE, A_SOCKET, A_CIDR, A_BRIDGE, A_BRIDGE_IP, A_UPLINK,
-               A_DNS_PORT, A_TAP_POOL, A_LOG, A_VERSION };
+        enum {
+                A_SYSTEM = 0x100,
+                A_UID,
+                A_GID,
+                A_STATE,
+                A_SOCKET,
+                A_CIDR,
+                A_BRIDGE,
+                A_BRIDGE_IP,
+                A_UPLINK,
+                A_DNS_PORT,
+                A_TAP_POOL,
+                A_LOG,
+                A_VERSION
+        };
         static const struct option opts[] = {
-                { "system", no_argument, NULL, A_SYSTEM }, { "owner-uid", required_argument, NULL, A_UID },
-                { "owner-gid", required_argument, NULL, A_GID }, { "state-dir", required_argument, NULL, A_STATE },
-                { "socket", required_argument, NULL, A_SOCKET }, { "cidr", required_argument, NULL, A_CIDR },
-                { "bridge", required_argument, NULL, A_BRIDGE }, { "bridge-ip", required_argument, NULL, A_BRIDGE_IP },
-                { "uplink", required_argument, NULL, A_UPLINK }, { "dns-port", required_argument, NULL, A_DNS_PORT },
+                { "system", no_argument, NULL, A_SYSTEM },
+                { "owner-uid", required_argument, NULL, A_UID },
+                { "owner-gid", required_argument, NULL, A_GID },
+                { "state-dir", required_argument, NULL, A_STATE },
+                { "socket", required_argument, NULL, A_SOCKET },
+                { "cidr", required_argument, NULL, A_CIDR },
+                { "bridge", required_argument, NULL, A_BRIDGE },
+                { "bridge-ip", required_argument, NULL, A_BRIDGE_IP },
+                { "uplink", required_argument, NULL, A_UPLINK },
+                { "dns-port", required_argument, NULL, A_DNS_PORT },
                 { "tap-pool", required_argument, NULL, A_TAP_POOL },
-                { "log-level", required_argument, NULL, A_LOG }, { "version", no_argument, NULL, A_VERSION },
-                { "help", no_argument, NULL, 'h' }, {},
+                { "log-level", required_argument, NULL, A_LOG },
+                { "version", no_argument, NULL, A_VERSION },
+                { "help", no_argument, NULL, 'h' },
+                {},
         };
         *a = (Args){ .owner_uid = -1, .owner_gid = -1, .dns_port = -1, .tap_pool = -1, .log_level = -1 };
         long long v;
@@ -156,14 +176,16 @@ static int parse_args(int argc, char **argv, Args *a) {
 static int read_owner_file(int dirfd, long long *uid, long long *gid) {
         _cleanup_close_ int fd = openat(dirfd, OWNER_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
-                return error_setf(-errno, SYSTEM_CONFIG_DIR "/" OWNER_FILE ": %s (write the owner's uid there, "
-                                  "or pass --owner-uid)", strerror(errno));
+                return error_setf(-errno,
+                                  SYSTEM_CONFIG_DIR "/" OWNER_FILE ": %s (write the owner's uid there, "
+                                                    "or pass --owner-uid)",
+                                  strerror(errno));
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 0022))
                 return error_setf(-EPERM, SYSTEM_CONFIG_DIR "/" OWNER_FILE " must be a regular file owned by root "
-                                  "and not writable by group or others");
+                                                            "and not writable by group or others");
         char buf[64] = {};
         ssize_t n = loop_read(fd, buf, sizeof(buf) - 1);
         if (n < 0)
@@ -203,7 +225,8 @@ static int load_system_config(Args *a, BangerConfig *c) {
 
 static int resolve_owner_gid(Args *a) {
         if (a->owner_uid < 0)
-                return error_setf(-EINVAL, "--owner-uid is required (or --system with " SYSTEM_CONFIG_DIR "/" OWNER_FILE ")");
+                return error_setf(-EINVAL,
+                                  "--owner-uid is required (or --system with " SYSTEM_CONFIG_DIR "/" OWNER_FILE ")");
         if (a->owner_gid >= 0)
                 return 0;
         struct passwd *pw = getpwuid((uid_t) a->owner_uid);
@@ -226,8 +249,10 @@ static int open_state_dir(Helper *h, const char *path) {
         if (fstat(h->state_fd, &st) < 0)
                 return -errno;
         if ((st.st_uid != 0 && st.st_uid != h->owner_uid) || (st.st_mode & 0022))
-                return error_setf(-EPERM, "state directory %s must be owned by root or the owner and not writable "
-                                  "by group or others", path);
+                return error_setf(-EPERM,
+                                  "state directory %s must be owned by root or the owner and not writable "
+                                  "by group or others",
+                                  path);
         char proc[64], canon[4096];
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", h->state_fd);
         ssize_t n = readlink(proc, canon, sizeof(canon) - 1);
@@ -300,6 +325,7 @@ static void helper_done(Helper *h) {
         free(h->state_dir);
         free(h->socket_path);
         free(h->uplink);
+        strv_free(h->taps_made);
 }
 
 static int helper_run(Helper *h) {
@@ -319,8 +345,8 @@ static int helper_run(Helper *h) {
                 return log_error_errno(r, "%s", error_last_message() ?: strerror(-r));
         char ip[IPV4_STRLEN];
         log_info("listening on %s for uid %u (state %s, bridge %s %s/%u, TAP pool %zu/%zu)", h->socket_path,
-                 (unsigned) h->owner_uid, h->state_dir, h->bridge, ipv4_format(h->bridge_ip, ip),
-                 h->subnet.prefixlen, h->tap_pool.n, h->tap_pool.target);
+                 (unsigned) h->owner_uid, h->state_dir, h->bridge, ipv4_format(h->bridge_ip, ip), h->subnet.prefixlen,
+                 h->tap_pool.n, h->tap_pool.target);
         (void) sd_notifyf(false, "READY=1\nSTATUS=listening on %s", h->socket_path);
         r = sd_event_loop(h->event);
         (void) sd_notify(false, "STOPPING=1");

@@ -28,8 +28,8 @@ static int method_ping(Helper *h, json_t *params, json_t **ret) {
                          "pid", (int) getpid(), "owner_uid", (json_int_t) h->owner_uid, "owner_gid",
                          (json_int_t) h->owner_gid, "state_dir", h->state_dir, "bridge", h->bridge, "bridge_ip",
                          ipv4_format(h->bridge_ip, ip), "prefixlen", (int) h->subnet.prefixlen, "network",
-                         ipv4_format(h->subnet.network, net), "tap_pool", "size", (json_int_t) h->tap_pool.n,
-                         "target", (json_int_t) h->tap_pool.target);
+                         ipv4_format(h->subnet.network, net), "tap_pool", "size", (json_int_t) h->tap_pool.n, "target",
+                         (json_int_t) h->tap_pool.target);
         return *ret ? 0 : -ENOMEM;
 }
 
@@ -44,7 +44,7 @@ typedef struct ReconcileState {
         const Helper *h;
         char **keep_files; /* state-relative */
         char **keep_dm;
-        json_t *dms;       /* dm devices reconcile tried to remove */
+        json_t *dms; /* dm devices reconcile tried to remove */
 } ReconcileState;
 
 static bool reconcile_owned(DiskHandleKind kind, const char *id, void *userdata) {
@@ -74,8 +74,8 @@ static int reconcile_disks(ReconcileState *s, json_t **ret_loops) {
                 for (size_t j = 0; j < na && gone; j++)
                         gone = !streq(before[i].node, after[j].node) || !streq(before[i].backing, after[j].backing);
                 if (gone)
-                        json_array_append_new(loops, json_pack("{s:s, s:s}", "device", before[i].node, "file",
-                                                               before[i].backing));
+                        json_array_append_new(
+                                loops, json_pack("{s:s, s:s}", "device", before[i].node, "file", before[i].backing));
         }
         loop_info_free_many(before, nb);
         loop_info_free_many(after, na);
@@ -98,22 +98,27 @@ static int check_keep_dm(const char *p) {
         return 0;
 }
 
-static int reconcile_taps(const Helper *h, json_t *keep_json, json_t **ret_removed) {
-        _cleanup_strv_free_ char **keep = NULL, **before = NULL, **after = NULL;
+static int reconcile_taps(Helper *h, json_t *keep_json, json_t **ret_removed) {
+        _cleanup_strv_free_ char **keep = NULL, **before = NULL, **after = NULL, **recorded = NULL;
         _cleanup_netlink_ Netlink *nl = NULL;
+        TapScope scope;
         int r = params_strv(keep_json, "reconcile: keep_taps", check_tap_name, &keep);
         /* The daemon knows only its VMs' TAPs; the pool's are the helper's. */
         if (r >= 0)
                 r = helper_pool_keep(h, &keep);
-        if (r < 0 || (r = netlink_open(&nl)) < 0 || (r = tap_list(nl, &before)) < 0)
+        if (r >= 0)
+                r = helper_tap_scope(h, &scope, &recorded);
+        if (r < 0 || (r = netlink_open(&nl)) < 0 || (r = tap_list(nl, &scope, &before)) < 0)
                 return r;
-        int k = tap_reconcile(nl, keep);
-        if ((r = tap_list(nl, &after)) < 0)
+        int k = tap_reconcile(nl, &scope, keep);
+        if ((r = tap_list(nl, &scope, &after)) < 0)
                 return r;
         json_t *removed = json_array();
         for (char **t = before; removed && *t; t++)
-                if (!strv_has(after, *t))
+                if (!strv_has(after, *t)) {
                         json_array_append_new(removed, json_string(*t));
+                        helper_taps_forget(h, *t);
+                }
         *ret_removed = removed;
         if (k < 0)
                 return error_last_message() ? k : error_setf(k, "reconcile: removing TAPs: %s", strerror(-k));

@@ -30,8 +30,8 @@ static int check_restated_config(const Helper *h, const char *method, json_t *pa
                 char cidr[IPV4_STRLEN + 4];
                 snprintf(cidr, sizeof(cidr), "%s/%u", ipv4_format(h->subnet.network, want), h->subnet.prefixlen);
                 if (!streq(s, cidr))
-                        return error_setf(-EPERM, "%s: CIDR '%s' differs from the configured %s", method,
-                                          shorten(s, b), cidr);
+                        return error_setf(-EPERM, "%s: CIDR '%s' differs from the configured %s", method, shorten(s, b),
+                                          cidr);
         }
         return 0;
 }
@@ -80,10 +80,11 @@ static int check_owner_ids(const Helper *h, const char *method, json_t *params) 
 }
 
 static int method_tap_create(Helper *h, json_t *params, json_t **ret) {
-        static const HelperField fields[] = {
-                { "name", FIELD_STRING, true }, { "uid", FIELD_UINT }, { "gid", FIELD_UINT },
-                { "bridge", FIELD_STRING }, {}
-        };
+        static const HelperField fields[] = { { "name", FIELD_STRING, true },
+                                              { "uid", FIELD_UINT },
+                                              { "gid", FIELD_UINT },
+                                              { "bridge", FIELD_STRING },
+                                              {} };
         int r = params_check("tap.create", params, fields);
         const char *name = params_string(params, "name");
         if (r >= 0)
@@ -106,6 +107,8 @@ static int method_tap_create(Helper *h, json_t *params, json_t **ret) {
                 return error_setf(r, "TAP %s already exists", name);
         if (r < 0)
                 return error_last_message() ? r : error_setf(r, "creating TAP %s: %s", name, strerror(-r));
+        if ((r = helper_taps_record(h, name)) < 0)
+                return r;
         *ret = json_pack("{s:s, s:s}", "name", name, "bridge", h->bridge);
         return *ret ? 0 : -ENOMEM;
 }
@@ -119,8 +122,12 @@ static int method_tap_delete(Helper *h, json_t *params, json_t **ret) {
         if (r < 0)
                 return r;
         _cleanup_netlink_ Netlink *nl = NULL;
-        if ((r = netlink_open(&nl)) < 0 || (r = tap_delete(nl, name)) < 0)
+        _cleanup_strv_free_ char **recorded = NULL;
+        TapScope scope;
+        if ((r = helper_tap_scope(h, &scope, &recorded)) < 0 || (r = netlink_open(&nl)) < 0 ||
+            (r = tap_delete_scoped(nl, &scope, name)) < 0)
                 return r;
+        helper_taps_forget(h, name);
         *ret = json_pack("{s:s}", "name", name);
         return *ret ? 0 : -ENOMEM;
 }
@@ -141,8 +148,10 @@ static int method_tap_list(Helper *h, json_t *params, json_t **ret) {
         if (r < 0)
                 return r;
         _cleanup_netlink_ Netlink *nl = NULL;
-        _cleanup_strv_free_ char **taps = NULL;
-        if ((r = netlink_open(&nl)) < 0 || (r = tap_list(nl, &taps)) < 0)
+        _cleanup_strv_free_ char **taps = NULL, **recorded = NULL;
+        TapScope scope;
+        if ((r = helper_tap_scope(h, &scope, &recorded)) < 0 || (r = netlink_open(&nl)) < 0 ||
+            (r = tap_list(nl, &scope, &taps)) < 0)
                 return r;
         *ret = json_pack("{s:o}", "taps", strv_to_json(taps));
         return *ret ? 0 : -ENOMEM;
@@ -181,7 +190,7 @@ static int nat_entries_parse(Helper *h, json_t *list, NatEntry **ret, size_t *re
         if (!e)
                 return -ENOMEM;
         json_t *v;
-        json_array_foreach(list, i, v) {
+        json_array_foreach (list, i, v) {
                 if (!json_is_object(v))
                         return error_setf(-EINVAL, "nat.apply: entry %zu must be an object {ip, tap}", i);
                 int r = params_check("nat.apply entry", v, fields);
@@ -235,7 +244,7 @@ static int method_resolved_configure(Helper *h, json_t *params, json_t **ret) {
         r = resolved_link_configure(ifindex, lo, h->dns_port);
         if (r == -EOPNOTSUPP)
                 return error_setf(r, "systemd-resolved is not running: <name>.vm lookups cannot be routed "
-                                  "to banger's DNS responder");
+                                     "to banger's DNS responder");
         if (r < 0)
                 return error_last_message() ? r : error_setf(r, "systemd-resolved: %s", strerror(-r));
         *ret = json_pack("{s:s, s:i}", "link", h->bridge, "port", (int) h->dns_port);

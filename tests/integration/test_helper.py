@@ -65,13 +65,13 @@ class Helper:
         self.ns, self.state, self.sockdir, self.proc, self.log = ns, state, sockdir, proc, log
         self.sock = str(sockdir / "h.sock")
 
-    def raw(self, data, uid=None, dac_override=False):
+    def raw(self, data, uid=None, dac_override=False, gid=None):
         """Send raw bytes as one request; returns the parsed reply."""
         if isinstance(data, str):
             data = data.encode()
         argv = [sys.executable, "-c", CLIENT, self.sock]
         if uid is not None:
-            pre = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+            pre = ["setpriv", f"--reuid={uid}", f"--regid={uid if gid is None else gid}", "--clear-groups"]
             if dac_override:
                 pre += ["--inh-caps=+dac_override", "--ambient-caps=+dac_override"]
             argv = pre + argv
@@ -248,7 +248,9 @@ def test_loop_attach_detach(helper):
 
 def test_reconcile_removes_orphans(helper):
     ns = helper.ns
-    run("ip", "tuntap", "add", "bgt9", "mode", "tap", ns=ns)
+    # A stale TAP of this owner's on this bridge (one the helper did not make).
+    run("ip", "tuntap", "add", "bgt9", "mode", "tap", "user", str(OWNER), ns=ns)
+    run("ip", "link", "set", "bgt9", "master", "br-fc", ns=ns)
     img = helper.state / "orphan.img"
     with open(img, "wb") as f:
         f.truncate(1 << 20)

@@ -125,7 +125,8 @@ def test_pool_lifecycle():
         assert len(pool_taps(h)) == POOL
 
         # reconcile keeps the pool and the listed VM TAP, removes a stray one.
-        run("ip", "tuntap", "add", "bgtstray", "mode", "tap", ns=h.ns)
+        run("ip", "tuntap", "add", "bgtstray", "mode", "tap", "user", str(OWNER), ns=h.ns)
+        run("ip", "link", "set", "bgtstray", "master", "br-fc", ns=h.ns)
         before = set(pool_taps(h))
         res = h.ok("reconcile", {"keep_taps": ["bgtvm1"], "keep_files": []})
         assert res["taps"] == ["bgtstray"]

@@ -86,7 +86,7 @@ static json_t *link_json(const char *name) {
 static bool link_has_flag(json_t *l, const char *flag) {
         size_t i;
         json_t *f;
-        json_array_foreach(json_object_get(l, "flags"), i, f)
+        json_array_foreach (json_object_get(l, "flags"), i, f)
                 if (streq(json_string_value(f), flag))
                         return true;
         return false;
@@ -99,7 +99,7 @@ static int count_links(const char *prefix) {
         size_t i;
         json_t *l;
         int n = 0;
-        json_array_foreach(arr, i, l)
+        json_array_foreach (arr, i, l)
                 if (startswith(json_string_value(json_object_get(l, "ifname")), prefix))
                         n++;
         json_decref(arr);
@@ -198,7 +198,8 @@ static void test_bridge_rollback(void **state) {
 
         /* A non-bridge link holding a bridge name is refused, never adopted. */
         /* veth, not dummy: this kernel has no dummy driver. */
-        assert_int_equal(run(NULL, ip_bin, "link", "add", "br-fc-d", "type", "veth", "peer", "name", "brpeer0", NULL), 0);
+        assert_int_equal(run(NULL, ip_bin, "link", "add", "br-fc-d", "type", "veth", "peer", "name", "brpeer0", NULL),
+                         0);
         assert_int_equal(bridge_ensure(nl, "br-fc-d", ip4("172.18.0.1"), 24, NULL), -ENOTUNIQ);
         assert_int_equal(run(NULL, ip_bin, "link", "del", "br-fc-d", NULL), 0);
 }
@@ -285,30 +286,51 @@ static void test_tap_pool(void **state) {
 }
 
 static void test_tap_reconcile(void **state) {
+        char *recorded[] = { "bgtc", NULL };
+        TapScope scope = { .uid = OWNER, .bridge = BR, .recorded = recorded };
+        assert_int_equal(bridge_ensure(nl, "br-fc-o", ip4("172.18.5.1"), 24, NULL), 1);
         assert_int_equal(tap_setup_for_vm(nl, "bgta", BR, OWNER, OWNER), 0);
         assert_int_equal(tap_setup_for_vm(nl, "bgtb", BR, OWNER, OWNER), 0);
+        /* Made by "this helper" but on no bridge: in scope through recorded. */
         assert_int_equal(tap_create("bgtc", OWNER, OWNER), 0);
-        /* Not banger's: a foreign TAP and a veth that merely uses the prefix. */
+        /* Out of scope: another owner's TAP on the bridge, the owner's TAP on
+         * another bridge, an ownerless one, a foreign name, a veth. */
+        assert_int_equal(tap_setup_for_vm(nl, "bgtd", BR, 4242, 4242), 0);
+        assert_int_equal(tap_setup_for_vm(nl, "bgte", "br-fc-o", OWNER, OWNER), 0);
+        assert_int_equal(run(NULL, ip_bin, "tuntap", "add", "dev", "bgtf", "mode", "tap", NULL), 0);
+        assert_int_equal(run(NULL, ip_bin, "link", "set", "bgtf", "master", BR, NULL), 0);
         assert_int_equal(run(NULL, ip_bin, "tuntap", "add", "dev", "other0", "mode", "tap", NULL), 0);
-        assert_int_equal(run(NULL, ip_bin, "link", "add", "bgtveth", "type", "veth", "peer", "name", "vpeer0", NULL), 0);
+        assert_int_equal(run(NULL, ip_bin, "link", "add", "bgtveth", "type", "veth", "peer", "name", "vpeer0", NULL),
+                         0);
+
+        _cleanup_strv_free_ char **all = NULL, **mine = NULL;
+        assert_int_equal(tap_list(nl, NULL, &all), 0);
+        assert_int_equal(strv_length(all), 6);
+        assert_int_equal(tap_list(nl, &scope, &mine), 0);
+        assert_int_equal(strv_length(mine), 3);
+        error_clear();
+        assert_int_equal(tap_delete_scoped(nl, &scope, "bgtd"), -EPERM);
+        assert_non_null(strstr(error_last_message(), "does not belong to this helper"));
+        assert_int_equal(tap_delete_scoped(nl, &scope, "bgte"), -EPERM);
+        assert_int_equal(tap_delete_scoped(nl, &scope, "bgtf"), -EPERM);
+        assert_int_equal(tap_delete_scoped(nl, &scope, "bgtnone"), 0);
 
         char *keep[] = { "bgtb", NULL };
-        assert_int_equal(tap_reconcile(nl, keep), 2);
+        assert_int_equal(tap_reconcile(nl, &scope, keep), 2);
         assert_link_absent("bgta");
         assert_link_absent("bgtc");
-        json_t *l = link_json("bgtb");
-        assert_non_null(l);
-        json_decref(l);
-        assert_non_null(l = link_json("other0"));
-        json_decref(l);
-        assert_non_null(l = link_json("bgtveth"));
-        json_decref(l);
-        assert_int_equal(tap_reconcile(nl, keep), 0);
-
-        assert_int_equal(tap_reconcile(nl, NULL), 1);
+        const char *kept[] = { "bgtb", "bgtd", "bgte", "bgtf", "other0", "bgtveth" };
+        for (size_t i = 0; i < ELEMENTSOF(kept); i++) {
+                json_t *l = link_json(kept[i]);
+                assert_non_null(l);
+                json_decref(l);
+        }
+        assert_int_equal(tap_reconcile(nl, &scope, keep), 0);
+        assert_int_equal(tap_reconcile(nl, &scope, NULL), 1);
         assert_link_absent("bgtb");
-        assert_int_equal(run(NULL, ip_bin, "link", "del", "other0", NULL), 0);
-        assert_int_equal(run(NULL, ip_bin, "link", "del", "bgtveth", NULL), 0);
+        const char *del[] = { "bgtd", "bgte", "bgtf", "other0", "bgtveth", "br-fc-o" };
+        for (size_t i = 0; i < ELEMENTSOF(del); i++)
+                assert_int_equal(run(NULL, ip_bin, "link", "del", del[i], NULL), 0);
 }
 
 /* All rules of `nft -j list table ip banger` that mention addr. */
@@ -319,7 +341,7 @@ static int nft_rules_mentioning(const char *addr) {
         json_t *items = json_object_get(j, "nftables"), *it;
         size_t i;
         int n = 0;
-        json_array_foreach(items, i, it) {
+        json_array_foreach (items, i, it) {
                 json_t *rule = json_object_get(it, "rule");
                 if (!rule)
                         continue;
@@ -334,7 +356,8 @@ static int nft_rules_mentioning(const char *addr) {
 static void test_nat(void **state) {
         /* An uplink with the default route, as the host's would be (a veth
          * pair: this kernel has no dummy driver). */
-        assert_int_equal(run(NULL, ip_bin, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1", NULL), 0);
+        assert_int_equal(run(NULL, ip_bin, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1", NULL),
+                         0);
         assert_int_equal(run(NULL, ip_bin, "link", "set", "uplink1", "up", NULL), 0);
         assert_int_equal(run(NULL, ip_bin, "addr", "add", "10.99.0.1/24", "dev", "uplink0", NULL), 0);
         assert_int_equal(run(NULL, ip_bin, "link", "set", "uplink0", "up", NULL), 0);

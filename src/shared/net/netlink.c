@@ -60,8 +60,8 @@ bool ifname_is_valid(const char *name) {
                 return false;
         for (const char *p = name; *p; p++) {
                 char c = *p;
-                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                          c == '-' || c == '_' || c == '.';
+                bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                          c == '_' || c == '.';
                 if (!ok)
                         return false;
         }
@@ -90,8 +90,7 @@ static int nl_cb_trampoline(const struct nlmsghdr *nlh, void *data) {
 
 /* Send one request and read replies until the ACK (or NLMSG_DONE for
  * dumps). Returns the kernel's -errno on a NLMSG_ERROR reply. */
-static int nl_transact(Netlink *nl, struct nlmsghdr *nlh, int (*fn)(const struct nlmsghdr *, void *),
-                       void *userdata) {
+static int nl_transact(Netlink *nl, struct nlmsghdr *nlh, int (*fn)(const struct nlmsghdr *, void *), void *userdata) {
         NlCallback c = { .fn = fn, .userdata = userdata };
         unsigned seq = ++nl->seq;
         nlh->nlmsg_seq = seq;
@@ -148,6 +147,25 @@ static int linkinfo_attr_cb(const struct nlattr *attr, void *data) {
         return MNL_CB_OK;
 }
 
+static int tun_attr_cb(const struct nlattr *attr, void *data) {
+        const struct nlattr **tb = data;
+        if (mnl_attr_type_valid(attr, IFLA_TUN_MAX) < 0)
+                return MNL_CB_OK;
+        tb[mnl_attr_get_type(attr)] = attr;
+        return MNL_CB_OK;
+}
+
+/* The kernel sends IFLA_TUN_OWNER only when the TUN has an owner. */
+static void nl_parse_tun_info(const struct nlattr *data, NlLink *l) {
+        const struct nlattr *tun[IFLA_TUN_MAX + 1] = {};
+        if (mnl_attr_parse_nested(data, tun_attr_cb, tun) < 0)
+                return;
+        if (tun[IFLA_TUN_OWNER] && mnl_attr_validate(tun[IFLA_TUN_OWNER], MNL_TYPE_U32) >= 0) {
+                l->tun_has_owner = true;
+                l->tun_owner = (uid_t) mnl_attr_get_u32(tun[IFLA_TUN_OWNER]);
+        }
+}
+
 static int nl_parse_link(const struct nlmsghdr *nlh, NlLink *ret) {
         const struct nlattr *tb[IFLA_MAX + 1] = {};
         const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
@@ -163,9 +181,11 @@ static int nl_parse_link(const struct nlmsghdr *nlh, NlLink *ret) {
                 l.master = (int) mnl_attr_get_u32(tb[IFLA_MASTER]);
         if (tb[IFLA_LINKINFO]) {
                 const struct nlattr *info[IFLA_INFO_MAX + 1] = {};
-                if (mnl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_attr_cb, info) >= 0 &&
-                    info[IFLA_INFO_KIND] && mnl_attr_validate(info[IFLA_INFO_KIND], MNL_TYPE_STRING) >= 0)
+                if (mnl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_attr_cb, info) >= 0 && info[IFLA_INFO_KIND] &&
+                    mnl_attr_validate(info[IFLA_INFO_KIND], MNL_TYPE_STRING) >= 0)
                         snprintf(l.kind, sizeof(l.kind), "%s", mnl_attr_get_str(info[IFLA_INFO_KIND]));
+                if (streq(l.kind, "tun") && info[IFLA_INFO_DATA])
+                        nl_parse_tun_info(info[IFLA_INFO_DATA], &l);
         }
         *ret = l;
         return 1;
@@ -320,7 +340,10 @@ int nl_addr_add_ipv4(Netlink *nl, int ifindex, struct in_addr addr, unsigned pre
 
 typedef struct AddrList {
         int ifindex;
-        struct { struct in_addr addr; unsigned prefixlen; } a[NL_MAX_ADDRS];
+        struct {
+                struct in_addr addr;
+                unsigned prefixlen;
+        } a[NL_MAX_ADDRS];
         size_t n;
 } AddrList;
 

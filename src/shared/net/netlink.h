@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "macro.h"
 
@@ -30,9 +31,11 @@ bool ifname_is_valid(const char *name);
 typedef struct NlLink {
         char name[IFNAMSIZ];
         int ifindex;
-        int master;   /* ifindex of the master (bridge), 0 when none */
-        unsigned flags; /* IFF_UP, ... */
+        int master;             /* ifindex of the master (bridge), 0 when none */
+        unsigned flags;         /* IFF_UP, ... */
         char kind[NL_KIND_MAX]; /* "bridge", "tun", "dummy", "" when none */
+        bool tun_has_owner;     /* a TUN/TAP with an owning uid (TUNSETOWNER) */
+        uid_t tun_owner;
 } NlLink;
 
 /* -ENODEV when no link has that name. */

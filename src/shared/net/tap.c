@@ -177,17 +177,45 @@ int tap_setup_for_vm(Netlink *nl, const char *name, const char *bridge, uid_t ui
         return 0;
 }
 
-int tap_list(Netlink *nl, char ***ret) {
+static bool strv_contains(char *const *l, const char *s) {
+        for (; l && *l; l++)
+                if (streq(*l, s))
+                        return true;
+        return false;
+}
+
+bool tap_in_scope(const NlLink *l, const TapScope *scope, int bridge_ifindex) {
+        if (!streq(l->kind, "tun") || !tap_name_is_valid(l->name))
+                return false;
+        if (!scope)
+                return true;
+        if (!l->tun_has_owner || l->tun_owner != scope->uid)
+                return false;
+        return (bridge_ifindex > 0 && l->master == bridge_ifindex) || strv_contains(scope->recorded, l->name);
+}
+
+/* The scope's bridge ifindex, 0 when there is no scope or no such bridge. */
+static int scope_bridge_ifindex(const TapScope *scope, const NlLink *links, size_t n) {
+        if (!scope || !scope->bridge)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                if (streq(links[i].name, scope->bridge) && streq(links[i].kind, "bridge"))
+                        return links[i].ifindex;
+        return 0;
+}
+
+int tap_list(Netlink *nl, const TapScope *scope, char ***ret) {
         _cleanup_free_ NlLink *links = NULL;
         size_t n = 0, k = 0;
         int r = nl_link_list(nl, &links, &n);
         if (r < 0)
                 return r;
+        int br = scope_bridge_ifindex(scope, links, n);
         _cleanup_strv_free_ char **names = calloc(n + 1, sizeof(char *));
         if (!names)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                if (!streq(links[i].kind, "tun") || !tap_name_is_valid(links[i].name))
+                if (!tap_in_scope(&links[i], scope, br))
                         continue;
                 names[k] = strdup(links[i].name);
                 if (!names[k])
@@ -198,16 +226,29 @@ int tap_list(Netlink *nl, char ***ret) {
         return 0;
 }
 
-static bool strv_contains(char *const *l, const char *s) {
-        for (; l && *l; l++)
-                if (streq(*l, s))
-                        return true;
-        return false;
+int tap_delete_scoped(Netlink *nl, const TapScope *scope, const char *name) {
+        NlLink l, br = {};
+        int r = tap_get(nl, name, &l);
+        if (r == -ENODEV)
+                return 0;
+        if (r < 0)
+                return r;
+        if (scope->bridge && nl_link_get(nl, scope->bridge, &br) >= 0 && !streq(br.kind, "bridge"))
+                br.ifindex = 0;
+        if (!tap_in_scope(&l, scope, br.ifindex))
+                return error_setf(-EPERM,
+                                  "TAP %s does not belong to this helper: it acts only on TAPs owned "
+                                  "by uid %u on bridge %s",
+                                  name, (unsigned) scope->uid, scope->bridge ? scope->bridge : "-");
+        r = nl_link_delete(nl, name);
+        if (r < 0 && r != -ENODEV)
+                return error_setf(r, "deleting TAP %s: %s", name, strerror(-r));
+        return 0;
 }
 
-int tap_reconcile(Netlink *nl, char *const *keep) {
+int tap_reconcile(Netlink *nl, const TapScope *scope, char *const *keep) {
         _cleanup_strv_free_ char **present = NULL;
-        int r = tap_list(nl, &present), first_error = 0, removed = 0;
+        int r = tap_list(nl, scope, &present), first_error = 0, removed = 0;
         if (r < 0)
                 return r;
         for (char **t = present; *t; t++) {

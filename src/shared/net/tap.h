@@ -47,14 +47,33 @@ int tap_delete(Netlink *nl, const char *name);
  * steps done so far are undone in reverse order and no TAP remains. */
 int tap_setup_for_vm(Netlink *nl, const char *name, const char *bridge, uid_t uid, gid_t gid);
 
-/* Names of all banger TAPs (kind "tun", banger prefix) in this namespace,
- * as a NULL-terminated strv. */
-int tap_list(Netlink *nl, char ***ret);
+/* Which TAPs one privileged helper may act on: banger TAPs (kind "tun",
+ * banger name) owned by uid and either enslaved to bridge or named in
+ * recorded (the TAPs that helper made and still holds, such as its pool).
+ * Another user's TAP, or one on another bridge, is never listed, deleted
+ * or reconciled through a scope. */
+typedef struct TapScope {
+        uid_t uid;
+        const char *bridge;
+        char *const *recorded; /* NULL-terminated, or NULL */
+} TapScope;
 
-/* Delete every banger TAP whose name is not in keep (a NULL-terminated
- * strv of the TAPs the store's VMs and the pool own). Returns the number
- * removed, or the first error (after trying all). */
-int tap_reconcile(Netlink *nl, char *const *keep);
+/* Is the link in scope? bridge_ifindex is the scope's bridge (0: none).
+ * A NULL scope takes every banger TAP. */
+bool tap_in_scope(const NlLink *l, const TapScope *scope, int bridge_ifindex);
+
+/* Names of the banger TAPs in scope (NULL: all of them) in this namespace,
+ * as a NULL-terminated strv. */
+int tap_list(Netlink *nl, const TapScope *scope, char ***ret);
+
+/* Delete the TAP if it is in scope; 0 when it does not exist, -EPERM (with
+ * a message) when it is someone else's. */
+int tap_delete_scoped(Netlink *nl, const TapScope *scope, const char *name);
+
+/* Delete every TAP in scope whose name is not in keep (a NULL-terminated
+ * strv of the TAPs the store's VMs own). Returns the number removed, or the
+ * first error (after trying all). */
+int tap_reconcile(Netlink *nl, const TapScope *scope, char *const *keep);
 
 /* Pre-created TAPs, attached to the bridge and up, so a VM create does not
  * wait on netlink. Kept in memory by the helper: after a restart the

@@ -1,0 +1,202 @@
+"""bangerd-root against its owner: two helpers for two throwaway owners (uids
+with no user database entry) share one network namespace, as two users'
+daemons share one host, and every request is sent as the owner's uid
+(setpriv). What one owner may do to the other owner, to a third user and to
+root through its own helper is checked on the real links, nftables tables and
+loop devices (docs/security.md, "The owner, seen from the helper").
+
+Owner A's helper runs in a mount namespace of its own whose private /dev holds
+the device nodes it needs and an empty /dev/mapper/control, so that
+dm.snapshot.create gets past its "device-mapper available" check on a host
+without device-mapper (dmsetup then fails, and everything it set up is undone).
+
+Everything lives in a namespace, a directory and loop devices this module
+creates and removes. Needs root; skips otherwise."""
+import contextlib
+import os
+import pathlib
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from test_helper import HELPER, Helper, run, wait_for_socket
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="bangerd-root tests need root"),
+    pytest.mark.skipif(shutil.which("ip") is None, reason="iproute2 missing"),
+]
+
+# Throwaway owners: high uids no user database holds, so nothing of theirs
+# exists before or after this module.
+_BASE = 3_000_000 + secrets.randbelow(1_000_000) * 4
+OWNER_A, OWNER_B, THIRD = _BASE, _BASE + 1, _BASE + 2
+
+# Sets up the private /dev of owner A's helper, then becomes the helper.
+PRIVATE_DEV = r"""
+import os, stat, subprocess, sys
+subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755,nosuid", "bgdev", "/dev"], check=True)
+def node(path, kind, major, minor, mode=0o600):
+    os.mknod(path, mode | kind, os.makedev(major, minor))
+for name, minor in (("null", 3), ("zero", 5), ("random", 8), ("urandom", 9)):
+    node("/dev/" + name, stat.S_IFCHR, 1, minor, 0o666)
+os.mkdir("/dev/net")
+node("/dev/net/tun", stat.S_IFCHR, 10, 200, 0o666)
+node("/dev/loop-control", stat.S_IFCHR, 10, 237)
+max_part = int(open("/sys/module/loop/parameters/max_part").read())
+shift = max_part.bit_length()
+for i in range(256):
+    node(f"/dev/loop{i}", stat.S_IFBLK, 7, i << shift)
+os.mkdir("/dev/mapper")
+os.close(os.open("/dev/mapper/control", os.O_CREAT | os.O_WRONLY, 0o600))
+os.execv(sys.argv[1], sys.argv[1:])
+"""
+
+
+class Owner(Helper):
+    """A helper and its owner: as_owner() sends requests as the owner's uid."""
+
+    def __init__(self, ns, state, sockdir, proc, log, uid, bridge):
+        super().__init__(ns, state, sockdir, proc, log)
+        self.uid, self.bridge = uid, bridge
+
+    def as_owner(self, method, params=None, **kw):
+        return self.call(method, params, uid=self.uid, **kw)
+
+    def owner_ok(self, method, params=None):
+        r = self.as_owner(method, params)
+        assert r["ok"] is True, r
+        return r["result"]
+
+    def taps(self):
+        return {n: l for n, l in self.links().items() if l.get("linkinfo", {}).get("info_kind") == "tun"}
+
+    def owner_file(self, name, size=1 << 20):
+        path = self.state / name
+        with open(path, "wb") as f:
+            f.truncate(size)
+        os.chown(path, self.uid, self.uid)
+        return path
+
+
+def start_owner(ns, tmp, name, uid, bridge, cidr, args=(), private_dev=False):
+    top = tmp / name
+    state, sockdir, log = top / "state", top / "sock", top / "helper.log"
+    top.mkdir(mode=0o711)
+    os.chmod(top, 0o711)  # the owner must be able to walk to the socket
+    state.mkdir(mode=0o755)
+    os.chown(state, uid, uid)  # the owner's own state directory, as in user mode
+    sockdir.mkdir(mode=0o711)
+    os.chmod(sockdir, 0o711)
+    argv = [str(HELPER), "--owner-uid", str(uid), "--owner-gid", str(uid), "--state-dir", str(state),
+            "--socket", str(sockdir / "h.sock"), "--cidr", cidr, "--bridge", bridge, *args]
+    if private_dev:
+        argv = ["unshare", "--mount", "--propagation", "private", "--", sys.executable, "-c", PRIVATE_DEV, *argv]
+    with open(log, "w") as lf:
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=lf, stderr=lf)
+    h = Owner(ns, state, sockdir, proc, log, uid, bridge)
+    wait_for_socket(h)
+    return h
+
+
+def stop_owner(h):
+    """SIGTERM must be handled promptly: a helper stuck in a syscall fails."""
+    if h.proc.poll() is None:
+        h.proc.terminate()
+        try:
+            h.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            h.proc.kill()
+            h.proc.wait()
+            return "did not exit within 10 s of SIGTERM"
+    text = h.log.read_text() if h.log.exists() else ""
+    if h.proc.returncode != 0:
+        return f"exited {h.proc.returncode}:\n{text}"
+    if "Sanitizer" in text or "runtime error" in text:
+        return text
+    return None
+
+
+def loops_backed_under(path):
+    out = {}
+    for b in pathlib.Path("/sys/block").glob("loop*"):
+        try:
+            backing = (b / "loop/backing_file").read_text().strip()
+        except OSError:
+            continue
+        if backing.startswith(str(path) + "/"):
+            out["/dev/" + b.name] = backing.removesuffix(" (deleted)")
+    return out
+
+
+@contextlib.contextmanager
+def owner_pair():
+    if not HELPER.exists():
+        pytest.fail(f"{HELPER} is not built")
+    ns = "bgown-" + secrets.token_hex(4)
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bgo-", dir="/tmp"))
+    os.chmod(tmp, 0o711)
+    run("ip", "netns", "add", ns)
+    helpers = []
+    try:
+        run("ip", "link", "set", "lo", "up", ns=ns)
+        helpers.append(start_owner(ns, tmp, "a", OWNER_A, "br-fc-a", "172.16.10.0/24", private_dev=True))
+        helpers.append(start_owner(ns, tmp, "b", OWNER_B, "br-fc-b", "172.16.11.0/24", ["--tap-pool", "2"]))
+        yield helpers
+    finally:
+        problems = [(h.uid, stop_owner(h)) for h in helpers]
+        for dev in loops_backed_under(tmp):
+            subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    bad = [f"helper of uid {u}: {p}" for u, p in problems if p]
+    assert not bad, "\n".join(bad)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    with owner_pair() as helpers:
+        yield helpers
+
+
+def test_owners_cannot_touch_foreign_taps(pair):
+    """Item 7: tap.delete, tap.list and reconcile act only on the owner's TAPs
+    on its own bridge (or those the helper made)."""
+    a, b = pair
+    ns = a.ns
+    b.owner_ok("tap.create", {"name": "bgtb1"})
+    a.owner_ok("tap.create", {"name": "bgta1"})
+    # A stale TAP of A's (owned by A, on A's bridge) and a third user's TAP.
+    run("ip", "tuntap", "add", "bgtastale", "mode", "tap", "user", str(OWNER_A), ns=ns)
+    run("ip", "link", "set", "bgtastale", "master", a.bridge, ns=ns)
+    run("ip", "tuntap", "add", "bgtelse", "mode", "tap", "user", str(THIRD), ns=ns)
+    try:
+        b_pool = sorted(n for n in b.taps() if n.startswith("bgtp"))
+        assert len(b_pool) == 2, b.taps()
+        for name in ("bgtb1", "bgtelse", b_pool[0]):
+            r = a.as_owner("tap.delete", {"name": name})
+            assert r["ok"] is False and r["errno"] == "EPERM", r
+            assert f"{name} does not belong to this helper" in r["error"], r
+        assert sorted(a.owner_ok("tap.list")["taps"]) == ["bgta1", "bgtastale"]
+
+        res = a.owner_ok("reconcile", {"keep_taps": ["bgta1"], "keep_files": []})
+        assert res["taps"] == ["bgtastale"]
+        present = a.taps()
+        assert {"bgta1", "bgtb1", "bgtelse", *b_pool} <= present.keys(), present.keys()
+        assert "bgtastale" not in present
+        assert b.owner_ok("helper.ping")["tap_pool"]["size"] == 2
+
+        # B's reconcile, with nothing to keep, leaves A's TAP and its own pool.
+        res = b.owner_ok("reconcile", {"keep_taps": [], "keep_files": []})
+        assert res["taps"] == ["bgtb1"]
+        assert {"bgta1", "bgtelse", *b_pool} <= b.taps().keys()
+    finally:
+        run("ip", "link", "del", "bgtelse", ns=ns, check=False)
+        run("ip", "link", "del", "bgtastale", ns=ns, check=False)
+        a.as_owner("tap.delete", {"name": "bgta1"})
+        b.as_owner("tap.delete", {"name": "bgtb1"})
