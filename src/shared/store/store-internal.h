@@ -56,6 +56,12 @@ int store_bind_int64(Store *s, sqlite3_stmt *st, int idx, int64_t v);
 /* Copy a text column; SQL NULL becomes NULL. */
 int store_column_strdup(sqlite3_stmt *st, int col, char **ret);
 
+/* Read text columns 0..n-1 into the given fields (NULL slots skipped). */
+int store_columns_strdup(sqlite3_stmt *st, char **const *fields, size_t n);
+/* Bind parameters 1..n from strings (slots whose is_text is false are left
+ * for the caller to bind as numbers). */
+int store_bind_texts(Store *s, sqlite3_stmt *st, const char *const *v, const bool *is_text, size_t n);
+
 /* Step a statement that returns no rows; what names the operation. */
 int store_step_done(Store *s, sqlite3_stmt *st, const char *what);
 /* Run a constant SQL script (no values). */
@@ -69,8 +75,8 @@ typedef int (*StoreRowFn)(sqlite3_stmt *st, void *ret);
 typedef void (*StoreDoneFn)(void *record);
 
 /* Step st to the end, turning each row into a record of `size` bytes. */
-int store_query_list(Store *s, sqlite3_stmt *st, size_t size, StoreRowFn row, StoreDoneFn done,
-                     const char *what, void **ret, size_t *ret_n);
+int store_query_list(Store *s, sqlite3_stmt *st, size_t size, StoreRowFn row, StoreDoneFn done, const char *what,
+                     void **ret, size_t *ret_n);
 /* The first row; -ENOENT (message: "what not found") when there is none. */
 int store_query_one(Store *s, sqlite3_stmt *st, StoreRowFn row, const char *what, void *ret);
 /* One integer from a one-row query. */
@@ -86,3 +92,27 @@ int store_check_id(const char *id, const char *what);
 int store_check_name(const char *name, const char *what);
 /* A prefix that can match an id: 1..32 lowercase hex characters. */
 bool store_prefix_is_valid(const char *prefix);
+
+/* A record kind that is named, id'd, listed and deleted unless referenced
+ * (images, kernels): store-entity.c does the lookups and writes for it. */
+typedef struct StoreEntity {
+        const char *label;  /* "image" */
+        const char *select; /* "SELECT <columns> FROM <table> " */
+        size_t size;        /* of the record */
+        StoreRowFn row;
+        StoreDoneFn done;
+} StoreEntity;
+
+/* One record by a one-parameter WHERE clause ("WHERE id = ?1"); -ENOENT
+ * with "<label> \"arg\" not found" when there is none. */
+int store_entity_get(Store *s, const StoreEntity *e, const char *where, const char *arg, void *ret);
+/* Every record the clause selects (arg, if not NULL, binds ?1). */
+int store_entity_list(Store *s, const StoreEntity *e, const char *where, const char *arg, void **ret, size_t *ret_n);
+/* Records whose id starts with prefix; none for an invalid prefix. */
+int store_entity_find_by_prefix(Store *s, const StoreEntity *e, const char *prefix, void **ret, size_t *ret_n);
+/* Step a prepared INSERT or UPDATE, turning constraint failures into
+ * sentences (name in use, id exists, kernel missing). */
+int store_entity_write(Store *s, const StoreEntity *e, sqlite3_stmt *st, const char *id, const char *name, bool update);
+/* Delete by id; when a RESTRICT key refuses, users_sql (id as ?1) names who
+ * still uses the record. */
+int store_entity_delete(Store *s, const StoreEntity *e, const char *table, const char *id, const char *users_sql);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Statement plumbing and error mapping shared by the store files. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "error.h"
 #include "store-internal.h"
@@ -119,6 +121,23 @@ int store_column_strdup(sqlite3_stmt *st, int col, char **ret) {
         return 0;
 }
 
+/* Read text columns 0..n-1 into the given fields (NULL slots skipped). */
+int store_columns_strdup(sqlite3_stmt *st, char **const *fields, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (fields[i] && store_column_strdup(st, (int) i, fields[i]) < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* Bind parameters 1..n from strings (NULL slots left unbound for numbers). */
+int store_bind_texts(Store *s, sqlite3_stmt *st, const char *const *v, const bool *is_text, size_t n) {
+        int q = 0;
+        for (size_t i = 0; q >= 0 && i < n; i++)
+                if (is_text[i])
+                        q = store_bind_text(s, st, (int) i + 1, v[i]);
+        return q;
+}
+
 int store_step_done(Store *s, sqlite3_stmt *st, const char *what) {
         int rc = sqlite3_step(st);
         if (rc == SQLITE_DONE)
@@ -149,8 +168,8 @@ void store_rollback(Store *s) {
                 (void) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-int store_query_list(Store *s, sqlite3_stmt *st, size_t size, StoreRowFn row, StoreDoneFn done,
-                     const char *what, void **ret, size_t *ret_n) {
+int store_query_list(Store *s, sqlite3_stmt *st, size_t size, StoreRowFn row, StoreDoneFn done, const char *what,
+                     void **ret, size_t *ret_n) {
         char *a = NULL;
         size_t n = 0, allocated = 0;
         int r = 0, rc;
@@ -223,6 +242,27 @@ int store_check_changed(Store *s, const char *what) {
         return sqlite3_changes(s->db) > 0 ? 0 : error_setf(-ENOENT, "%s not found", what);
 }
 
+bool store_id_is_valid(const char *id) {
+        size_t l = id ? strlen(id) : 0;
+        return l >= STORE_ID_MIN && l <= STORE_ID_MAX && strspn(id, "0123456789abcdef") == l;
+}
+
+int store_id_generate(char ret[static STORE_ID_GENERATED_LEN + 1]) {
+        unsigned char b[STORE_ID_GENERATED_LEN / 2];
+        ssize_t n;
+
+        do
+                n = getrandom(b, sizeof(b), 0);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return error_setf(negative_errno(), "getrandom: %m");
+        if ((size_t) n != sizeof(b))
+                return error_setf(-EIO, "getrandom: short read");
+        for (size_t i = 0; i < sizeof(b); i++)
+                snprintf(ret + 2 * i, 3, "%02x", b[i]);
+        return 0;
+}
+
 bool store_prefix_is_valid(const char *prefix) {
         size_t l = prefix ? strlen(prefix) : 0;
         if (l == 0 || l > STORE_ID_MAX)
@@ -232,8 +272,8 @@ bool store_prefix_is_valid(const char *prefix) {
 
 int store_check_id(const char *id, const char *what) {
         if (!store_id_is_valid(id))
-                return error_setf(-EINVAL, "invalid %s id \"%s\": expected %d-%d lowercase hex characters",
-                                  what, id ? id : "", STORE_ID_MIN, STORE_ID_MAX);
+                return error_setf(-EINVAL, "invalid %s id \"%s\": expected %d-%d lowercase hex characters", what,
+                                  id ? id : "", STORE_ID_MIN, STORE_ID_MAX);
         return 0;
 }
 

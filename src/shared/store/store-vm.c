@@ -45,10 +45,9 @@ static VmmKind vmm_from_storage(const char *s) {
 void vm_record_done(VmRecord *r) {
         if (!r)
                 return;
-        char **strings[] = { &r->id,         &r->name,         &r->image_id,     &r->kernel_id, &r->ip,
-                             &r->mac,        &r->tap,          &r->api_socket,   &r->agent_socket,
-                             &r->run_dir,    &r->boot_id,      &r->spec_json,    &r->runtime_json,
-                             &r->last_error };
+        char **strings[] = { &r->id,      &r->name,      &r->image_id,     &r->kernel_id,    &r->ip,
+                             &r->mac,     &r->tap,       &r->api_socket,   &r->agent_socket, &r->run_dir,
+                             &r->boot_id, &r->spec_json, &r->runtime_json, &r->last_error };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 free(*strings[i]);
         *r = (VmRecord){};
@@ -66,19 +65,29 @@ static void vm_record_done_void(void *p) {
 
 /* Column order shared by every SELECT, INSERT and UPDATE below: parameter
  * ?N is column N. */
-#define VM_COLUMNS                                                                                \
+#define VM_COLUMNS                                                                                   \
         "id, name, image_id, kernel_id, state, vmm, vcpus, mem_mib, disk_bytes, nat, ip, mac, tap, " \
-        "vsock_cid, pid, api_socket, agent_socket, run_dir, boot_id, spec_json, runtime_json, "    \
+        "vsock_cid, pid, api_socket, agent_socket, run_dir, boot_id, spec_json, runtime_json, "      \
         "last_error, created_at, updated_at"
 #define VM_SELECT "SELECT " VM_COLUMNS " FROM vms "
 
 static int vm_from_row(sqlite3_stmt *st, void *ret) {
         VmRecord *v = ret;
         char **text[] = {
-                [0] = &v->id,          [1] = &v->name,          [2] = &v->image_id,   [3] = &v->kernel_id,
-                [10] = &v->ip,         [11] = &v->mac,          [12] = &v->tap,       [15] = &v->api_socket,
-                [16] = &v->agent_socket, [17] = &v->run_dir,    [18] = &v->boot_id,   [19] = &v->spec_json,
-                [20] = &v->runtime_json, [21] = &v->last_error,
+                [0] = &v->id,
+                [1] = &v->name,
+                [2] = &v->image_id,
+                [3] = &v->kernel_id,
+                [10] = &v->ip,
+                [11] = &v->mac,
+                [12] = &v->tap,
+                [15] = &v->api_socket,
+                [16] = &v->agent_socket,
+                [17] = &v->run_dir,
+                [18] = &v->boot_id,
+                [19] = &v->spec_json,
+                [20] = &v->runtime_json,
+                [21] = &v->last_error,
         };
         for (size_t i = 0; i < ELEMENTSOF(text); i++)
                 if (text[i] && store_column_strdup(st, (int) i, text[i]) < 0) {
@@ -125,17 +134,25 @@ static int vm_validate(const VmRecord *r) {
 
 static int vm_bind(Store *s, sqlite3_stmt *st, const VmRecord *r, usec_t created, usec_t updated) {
         const char *text[] = {
-                [0] = r->id,          [1] = r->name,    [2] = r->image_id,
-                [3] = r->kernel_id,   [4] = vm_state_to_string(r->state),
-                [5] = vmm_storage_table[r->vmm],        [10] = r->ip,
-                [11] = r->mac,        [12] = r->tap,    [15] = r->api_socket,
-                [16] = r->agent_socket, [17] = r->run_dir, [18] = r->boot_id,
+                [0] = r->id,
+                [1] = r->name,
+                [2] = r->image_id,
+                [3] = r->kernel_id,
+                [4] = vm_state_to_string(r->state),
+                [5] = vmm_storage_table[r->vmm],
+                [10] = r->ip,
+                [11] = r->mac,
+                [12] = r->tap,
+                [15] = r->api_socket,
+                [16] = r->agent_socket,
+                [17] = r->run_dir,
+                [18] = r->boot_id,
                 [19] = r->spec_json ? r->spec_json : "{}",
                 [20] = r->runtime_json ? r->runtime_json : "{}",
                 [21] = r->last_error,
         };
         static const bool is_text[ELEMENTSOF(text)] = {
-                [0] = 1, [1] = 1, [2] = 1, [3] = 1, [4] = 1, [5] = 1, [10] = 1, [11] = 1,
+                [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,  [10] = 1, [11] = 1,
                 [12] = 1, [15] = 1, [16] = 1, [17] = 1, [18] = 1, [19] = 1, [20] = 1, [21] = 1,
         };
         int q = 0;
@@ -304,8 +321,7 @@ static int vm_list(Store *s, const char *sql, const char *arg, VmRecord **ret, s
         if (q >= 0 && arg)
                 q = store_bind_text(s, st, 1, arg);
         if (q >= 0)
-                q = store_query_list(s, st, sizeof(VmRecord), vm_from_row, vm_record_done_void, "listing VMs",
-                                     &a, &n);
+                q = store_query_list(s, st, sizeof(VmRecord), vm_from_row, vm_record_done_void, "listing VMs", &a, &n);
         if (q < 0)
                 return q;
         *ret = a;
@@ -351,5 +367,39 @@ int store_list_live_vms_readonly(const char *path, VmRecord **ret, size_t *ret_n
         }
         *ret = vms;
         *ret_n = k;
+        return 0;
+}
+
+int store_counts(Store *s, StoreCounts *ret) {
+        _cleanup_stmt_ sqlite3_stmt *by_state = NULL, *totals = NULL;
+        StoreCounts c = {};
+        int r, rc;
+
+        r = store_prepare(s, "SELECT state, count(*) FROM vms GROUP BY state", &by_state);
+        if (r < 0)
+                return r;
+        while ((rc = sqlite3_step(by_state)) == SQLITE_ROW) {
+                VmState v = vm_state_from_string((const char *) sqlite3_column_text(by_state, 0));
+                unsigned n = (unsigned) sqlite3_column_int64(by_state, 1);
+                if (v >= 0)
+                        c.vms_by_state[v] = n;
+                c.vms += n;
+        }
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "counting VMs");
+
+        r = store_prepare(s,
+                          "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM kernels), "
+                          "(SELECT count(*) FROM host_handles)",
+                          &totals);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(totals);
+        if (rc != SQLITE_ROW)
+                return store_error(s, rc, "counting records");
+        c.images = (unsigned) sqlite3_column_int64(totals, 0);
+        c.kernels = (unsigned) sqlite3_column_int64(totals, 1);
+        c.handles = (unsigned) sqlite3_column_int64(totals, 2);
+        *ret = c;
         return 0;
 }

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include "error.h"
@@ -15,27 +14,6 @@
 
 unsigned store_latest_version(void) {
         return (unsigned) store_migrations_count;
-}
-
-bool store_id_is_valid(const char *id) {
-        size_t l = id ? strlen(id) : 0;
-        return l >= STORE_ID_MIN && l <= STORE_ID_MAX && strspn(id, "0123456789abcdef") == l;
-}
-
-int store_id_generate(char ret[static STORE_ID_GENERATED_LEN + 1]) {
-        unsigned char b[STORE_ID_GENERATED_LEN / 2];
-        ssize_t n;
-
-        do
-                n = getrandom(b, sizeof(b), 0);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return error_setf(negative_errno(), "getrandom: %m");
-        if ((size_t) n != sizeof(b))
-                return error_setf(-EIO, "getrandom: short read");
-        for (size_t i = 0; i < sizeof(b); i++)
-                snprintf(ret + 2 * i, 3, "%02x", b[i]);
-        return 0;
 }
 
 /* PRAGMA user_version is a signed 32-bit field; reading it as unsigned makes
@@ -86,8 +64,7 @@ static int migration_step_locked(Store *s, const StoreMigration *m, unsigned ver
         if (current >= version) /* another process migrated while we waited for the lock */
                 return 0;
         if (current != version - 1)
-                return error_setf(-EIO, "schema version changed underneath us (%u, expected %u)", current,
-                                  version - 1);
+                return error_setf(-EIO, "schema version changed underneath us (%u, expected %u)", current, version - 1);
 
         snprintf(what, sizeof(what), "migrating to schema version %u", version);
         r = store_exec(s, m->sql, what);
@@ -229,8 +206,8 @@ static int check_version(Store *s) {
         if (v > store_latest_version())
                 return refuse_newer(s->path, v);
         if (s->readonly && v != store_latest_version())
-                return error_setf(-ESTALE, "database %s has schema version %u, migrations to %u are pending",
-                                  s->path, v, store_latest_version());
+                return error_setf(-ESTALE, "database %s has schema version %u, migrations to %u are pending", s->path,
+                                  v, store_latest_version());
         return 0;
 }
 
@@ -371,38 +348,4 @@ int store_check_migrations(const char *path, unsigned *ret_current, unsigned *re
         if (current == latest)
                 return STORE_MIGRATIONS_CURRENT;
         return current < latest ? STORE_MIGRATIONS_PENDING : STORE_MIGRATIONS_NEWER;
-}
-
-int store_counts(Store *s, StoreCounts *ret) {
-        _cleanup_stmt_ sqlite3_stmt *by_state = NULL, *totals = NULL;
-        StoreCounts c = {};
-        int r, rc;
-
-        r = store_prepare(s, "SELECT state, count(*) FROM vms GROUP BY state", &by_state);
-        if (r < 0)
-                return r;
-        while ((rc = sqlite3_step(by_state)) == SQLITE_ROW) {
-                VmState v = vm_state_from_string((const char *) sqlite3_column_text(by_state, 0));
-                unsigned n = (unsigned) sqlite3_column_int64(by_state, 1);
-                if (v >= 0)
-                        c.vms_by_state[v] = n;
-                c.vms += n;
-        }
-        if (rc != SQLITE_DONE)
-                return store_error(s, rc, "counting VMs");
-
-        r = store_prepare(s,
-                          "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM kernels), "
-                          "(SELECT count(*) FROM host_handles)",
-                          &totals);
-        if (r < 0)
-                return r;
-        rc = sqlite3_step(totals);
-        if (rc != SQLITE_ROW)
-                return store_error(s, rc, "counting records");
-        c.images = (unsigned) sqlite3_column_int64(totals, 0);
-        c.kernels = (unsigned) sqlite3_column_int64(totals, 1);
-        c.handles = (unsigned) sqlite3_column_int64(totals, 2);
-        *ret = c;
-        return 0;
 }
