@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "disk-clone.h"
+#include "disk-fault.h"
 #include "disk-reconcile.h"
 #include "disk-test-util.h"
 #include "error.h"

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk-fault.h"
 #include "error.h"
 #include "fs-util.h"
 #include "log.h"

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "disk-clone.h"
+#include "disk-fault.h"
 #include "error.h"
 #include "fs-util.h"
 #include "loopdev.h"

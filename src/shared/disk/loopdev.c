@@ -11,10 +11,10 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "disk-fault.h"
 #include "error.h"
 #include "fs-util.h"
 #include "string-util.h"
-#include "undo.h"
 
 #define LOOP_ATTACH_TRIES 16
 #define LOOP_DETACH_TRIES 10

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "disk-fault.h"
 #include "error.h"
 #include "macro.h"
 #include "path-beneath.h"

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk-fault.h"
 #include "error.h"
 #include "log.h"
 #include "macro.h"

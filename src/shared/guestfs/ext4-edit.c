@@ -10,11 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "disk-fault.h"
 #include "error.h"
 #include "ext2fs-error.h"
 #include "fs-util.h"
 #include "log.h"
-#include "undo.h"
 
 struct Ext4Image {
         ext2_filsys fs;

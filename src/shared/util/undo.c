@@ -7,23 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "log.h"
 #include "path-beneath.h"
 #include "time-util.h"
 
 #define UNDO_BUSY_RETRIES 8
-
-int (*disk_fault_hook)(const char *step) = NULL;
-
-int disk_fault_point(const char *step) {
-        if (!disk_fault_hook)
-                return 0;
-        int r = disk_fault_hook(step);
-        if (r < 0)
-                return error_setf(r, "injected fault at step '%s'", step);
-        return 0;
-}
 
 static void entry_free(UndoEntry *e) {
         if (e->free_data)

@@ -48,10 +48,3 @@ void undo_commit(UndoStack *s);
 /* Cleanup: runs whatever was not committed. */
 void undo_stack_done(UndoStack *s);
 #define _cleanup_undo_ _cleanup_(undo_stack_done)
-
-/* Fault injection for tests. Every setup step calls disk_fault_point()
- * before it acts; when a test has installed disk_fault_hook and the hook
- * returns < 0, the step fails with that error as if the operation had.
- * Production never sets the hook, so a step costs one NULL check. */
-extern int (*disk_fault_hook)(const char *step);
-int disk_fault_point(const char *step);
