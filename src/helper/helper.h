@@ -15,6 +15,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "firewall.h"
 #include "ipv4-subnet.h"
 #include "macro.h"
 #include "tap.h"
@@ -41,7 +42,8 @@ typedef struct Helper {
         Ipv4Subnet subnet;
         struct in_addr bridge_ip;
         char bridge[IFNAMSIZ];
-        char *uplink; /* NULL: the interface of the default route */
+        char nft_table[FIREWALL_TABLE_MAX]; /* named from the bridge */
+        char *uplink;                       /* NULL: the interface of the default route */
         uint16_t dns_port;
 
         sd_event *event;

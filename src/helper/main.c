@@ -270,6 +270,8 @@ static int configure_network(Helper *h, const Args *a, const BangerConfig *c) {
         if (!bridge_name_is_valid(bridge))
                 return error_setf(-EINVAL, "invalid bridge name '%s': only br-fc or br-fc-<suffix>", bridge);
         snprintf(h->bridge, sizeof(h->bridge), "%s", bridge);
+        if (firewall_table_name(h->bridge, h->nft_table) < 0)
+                return -EINVAL;
         /* The config's bridge_ip only applies to the config's own CIDR. */
         const char *ip = a->bridge_ip ?: (a->cidr ? NULL : c->bridge_ip);
         if (ip) {

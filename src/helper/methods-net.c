@@ -219,12 +219,11 @@ static int method_nat_apply(Helper *h, json_t *params, json_t **ret) {
         char out_if[IFNAMSIZ] = "";
         if (n > 0 && (r = uplink_name(h, out_if)) < 0)
                 return r;
-        r = firewall_apply(e, n, out_if, &h->subnet);
+        r = firewall_apply(h->nft_table, e, n, out_if, &h->subnet);
         if (r < 0)
-                return error_last_message() ? r : error_setf(r, "applying the nft table: %s", strerror(-r));
-        if (n > 0 && (r = ip_forward_enable()) < 0)
-                return error_setf(r, "enabling net.ipv4.ip_forward: %s", strerror(-r));
-        *ret = json_pack("{s:I, s:s}", "entries", (json_int_t) n, "uplink", out_if);
+                return error_last_message() ? r
+                                            : error_setf(r, "applying nft table %s: %s", h->nft_table, strerror(-r));
+        *ret = json_pack("{s:I, s:s, s:s}", "entries", (json_int_t) n, "uplink", out_if, "table", h->nft_table);
         return *ret ? 0 : -ENOMEM;
 }
 

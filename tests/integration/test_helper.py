@@ -221,13 +221,15 @@ def test_nat_apply_and_remove(helper):
     run("ip", "route", "add", "default", "via", "10.99.0.254", "dev", "up0", ns=ns)
     res = helper.ok("nat.apply", {"entries": [{"ip": "172.16.0.2", "tap": "bgt1"},
                                               {"ip": "172.16.0.3", "tap": "bgt2"}]})
-    assert res == {"entries": 2, "uplink": "up0"}
+    assert res == {"entries": 2, "uplink": "up0", "table": "banger"}
     table = json.dumps(nft_table(ns))
     for needle in ("172.16.0.2", "172.16.0.3", "bgt1", "bgt2", "up0", "masquerade"):
         assert needle in table
     assert run("sysctl", "-n", "net.ipv4.ip_forward", ns=ns).stdout.strip() == "1"
     helper.ok("nat.apply", {"entries": []})
     assert nft_table(ns) is None
+    # Put back as the helper found it in the new namespace.
+    assert run("sysctl", "-n", "net.ipv4.ip_forward", ns=ns).stdout.strip() == "0"
 
 
 def test_loop_attach_detach(helper):

@@ -13,6 +13,7 @@ without device-mapper (dmsetup then fails, and everything it set up is undone).
 Everything lives in a namespace, a directory and loop devices this module
 creates and removes. Needs root; skips otherwise."""
 import contextlib
+import json
 import os
 import pathlib
 import secrets
@@ -200,3 +201,62 @@ def test_owners_cannot_touch_foreign_taps(pair):
         run("ip", "link", "del", "bgtastale", ns=ns, check=False)
         a.as_owner("tap.delete", {"name": "bgta1"})
         b.as_owner("tap.delete", {"name": "bgtb1"})
+
+
+def nft_tables(ns):
+    out = json.loads(run("nft", "-j", "list", "tables", "ip", ns=ns).stdout)["nftables"]
+    return sorted(t["table"]["name"] for t in out if "table" in t)
+
+
+def ip_forward(ns):
+    return run("sysctl", "-n", "net.ipv4.ip_forward", ns=ns).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="nftables (nft) missing")
+def test_owners_keep_their_own_nat_tables(pair):
+    """Item 8: each helper owns the nft table named from its bridge and touches
+    no other; ip_forward goes back as found when the last banger table goes."""
+    a, b = pair
+    ns = a.ns
+    run("ip", "link", "add", "upl0", "type", "veth", "peer", "name", "upl1", ns=ns)
+    try:
+        run("ip", "link", "set", "upl0", "up", ns=ns)
+        run("ip", "addr", "add", "10.98.0.1/24", "dev", "upl0", ns=ns)
+        run("ip", "route", "add", "default", "via", "10.98.0.254", "dev", "upl0", ns=ns)
+        # Tables that are not these helpers': another helper's, and the host's own.
+        run("nft", "add table ip banger; add table ip filter; add chain ip filter input", ns=ns)
+        run("sysctl", "-qw", "net.ipv4.ip_forward=0", ns=ns)
+
+        a.owner_ok("nat.apply", {"entries": [{"ip": "172.16.10.2", "tap": "bgta1"}]})
+        b.owner_ok("nat.apply", {"entries": [{"ip": "172.16.11.2", "tap": "bgtb1"}]})
+        a.owner_ok("nat.apply", {"entries": []})
+        ruleset = run("nft", "list", "ruleset", "ip", ns=ns).stdout
+        assert "172.16.11.2" in ruleset, "A's nat.apply [] removed B's NAT:\n" + ruleset
+        assert "172.16.10.2" not in ruleset
+        assert "table ip banger {" in ruleset and "chain input" in ruleset, ruleset
+        assert ip_forward(ns) == "1"  # B's VMs still need it
+
+        res = a.owner_ok("nat.apply", {"entries": [{"ip": "172.16.10.2", "tap": "bgta1"}]})
+        assert res["table"] == "banger-a"
+        assert nft_tables(ns) == ["banger", "banger-a", "banger-b", "filter"]
+        b_rules = run("nft", "list", "table", "ip", "banger-b", ns=ns).stdout
+        assert "172.16.11.2" in b_rules and "172.16.10.2" not in b_rules
+        a.owner_ok("nat.apply", {"entries": []})
+        assert nft_tables(ns) == ["banger", "banger-b", "filter"]
+        assert run("nft", "list", "table", "ip", "banger-b", ns=ns).stdout == b_rules
+
+        # The last of the two goes: forwarding back off, as they found it...
+        run("nft", "delete table ip banger", ns=ns)
+        b.owner_ok("nat.apply", {"entries": []})
+        assert nft_tables(ns) == ["filter"]
+        assert ip_forward(ns) == "0"
+        # ...and left on when it was on.
+        run("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=ns)
+        a.owner_ok("nat.apply", {"entries": [{"ip": "172.16.10.2", "tap": "bgta1"}]})
+        a.owner_ok("nat.apply", {"entries": []})
+        assert ip_forward(ns) == "1"
+    finally:
+        run("nft", "delete table ip filter", ns=ns, check=False)
+        run("ip", "link", "del", "upl0", ns=ns, check=False)
+        a.as_owner("nat.apply", {"entries": []})
+        b.as_owner("nat.apply", {"entries": []})

@@ -21,6 +21,7 @@
 #include "ipv4-subnet.h"
 #include "netlink.h"
 #include "resolved.h"
+#include "string-util.h"
 #include "tap.h"
 
 static struct in_addr ip(const char *s) {
@@ -33,7 +34,7 @@ static void test_ifname(void **state) {
         assert_true(ifname_is_valid("eth0"));
         assert_true(ifname_is_valid("br-fc"));
         assert_true(ifname_is_valid("a.b_c"));
-        assert_true(ifname_is_valid("abcdefghijklmno")); /* 15 */
+        assert_true(ifname_is_valid("abcdefghijklmno"));   /* 15 */
         assert_false(ifname_is_valid("abcdefghijklmnop")); /* 16 */
         assert_false(ifname_is_valid(""));
         assert_false(ifname_is_valid(NULL));
@@ -137,13 +138,13 @@ static void test_firewall_render(void **state) {
         };
         NatEntry rev[] = { e[1], e[0] };
         _cleanup_free_ char *a = NULL, *b = NULL, *golden = read_golden("nat-two.nft");
-        assert_int_equal(firewall_render(e, 2, "eth0", &s, &a), 0);
+        assert_int_equal(firewall_render("banger", e, 2, "eth0", &s, false, &a), 0);
         assert_string_equal(a, golden);
-        assert_int_equal(firewall_render(rev, 2, "eth0", &s, &b), 0);
+        assert_int_equal(firewall_render("banger", rev, 2, "eth0", &s, false, &b), 0);
         assert_string_equal(b, golden);
 
         _cleanup_free_ char *empty = NULL, *golden_empty = read_golden("nat-empty.nft");
-        assert_int_equal(firewall_render(NULL, 0, "eth0", &s, &empty), 0);
+        assert_int_equal(firewall_render("banger", NULL, 0, "eth0", &s, false, &empty), 0);
         assert_string_equal(empty, golden_empty);
 }
 
@@ -153,23 +154,54 @@ static void test_firewall_validation(void **state) {
         assert_int_equal(ipv4_subnet_parse("172.16.0.0/24", &s), 0);
         NatEntry outside[] = { { ip("10.0.0.2"), "bgtweb" } };
         error_clear();
-        assert_int_equal(firewall_render(outside, 1, "eth0", &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", outside, 1, "eth0", &s, false, &t), -EINVAL);
         assert_non_null(strstr(error_last_message(), "10.0.0.2"));
         NatEntry bcast[] = { { ip("172.16.0.255"), "bgtweb" } };
-        assert_int_equal(firewall_render(bcast, 1, "eth0", &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", bcast, 1, "eth0", &s, false, &t), -EINVAL);
         NatEntry badtap[] = { { ip("172.16.0.2"), "eth1" } };
-        assert_int_equal(firewall_render(badtap, 1, "eth0", &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", badtap, 1, "eth0", &s, false, &t), -EINVAL);
         NatEntry inject[] = { { ip("172.16.0.2"), "bgt\" accept" } };
-        assert_int_equal(firewall_render(inject, 1, "eth0", &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", inject, 1, "eth0", &s, false, &t), -EINVAL);
         NatEntry dup_ip[] = { { ip("172.16.0.2"), "bgta" }, { ip("172.16.0.2"), "bgtb" } };
-        assert_int_equal(firewall_render(dup_ip, 2, "eth0", &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", dup_ip, 2, "eth0", &s, false, &t), -EINVAL);
         NatEntry dup_tap[] = { { ip("172.16.0.2"), "bgta" }, { ip("172.16.0.3"), "bgta" } };
-        assert_int_equal(firewall_render(dup_tap, 2, "eth0", &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", dup_tap, 2, "eth0", &s, false, &t), -EINVAL);
         NatEntry ok[] = { { ip("172.16.0.2"), "bgta" } };
-        assert_int_equal(firewall_render(ok, 1, "eth\"0", &s, &t), -EINVAL);
-        assert_int_equal(firewall_render(ok, 1, "bgtx", &s, &t), -EINVAL);
-        assert_int_equal(firewall_render(ok, 1, NULL, &s, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", ok, 1, "eth\"0", &s, false, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", ok, 1, "bgtx", &s, false, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger", ok, 1, NULL, &s, false, &t), -EINVAL);
+        /* Only a banger table name. */
+        assert_int_equal(firewall_render("filter", ok, 1, "eth0", &s, false, &t), -EINVAL);
+        assert_int_equal(firewall_render("banger-x y", ok, 1, "eth0", &s, false, &t), -EINVAL);
         assert_null(t);
+}
+
+static void test_firewall_table_names(void **state) {
+        char t[FIREWALL_TABLE_MAX];
+        assert_int_equal(firewall_table_name("br-fc", t), 0);
+        assert_string_equal(t, "banger");
+        assert_int_equal(firewall_table_name("br-fc-b", t), 0);
+        assert_string_equal(t, "banger-b");
+        assert_int_equal(firewall_table_name("br-fc-123456789", t), 0);
+        assert_string_equal(t, "banger-123456789");
+        assert_int_equal(firewall_table_name("br0", t), -EINVAL);
+        assert_int_equal(firewall_table_name("br-fc-a-b", t), -EINVAL);
+        assert_true(firewall_table_is_banger("banger"));
+        assert_true(firewall_table_is_banger("banger-b"));
+        assert_false(firewall_table_is_banger("banger-"));
+        assert_false(firewall_table_is_banger("banger-B"));
+        assert_false(firewall_table_is_banger("bangerb"));
+        assert_false(firewall_table_is_banger("filter"));
+        assert_false(firewall_table_is_banger(NULL));
+
+        /* The ip_forward mark is an empty chain at the end of the table. */
+        Ipv4Subnet s;
+        assert_int_equal(ipv4_subnet_parse("172.16.1.0/24", &s), 0);
+        NatEntry e[] = { { ip("172.16.1.2"), "bgtweb" } };
+        _cleanup_free_ char *text = NULL;
+        assert_int_equal(firewall_render("banger-b", e, 1, "eth0", &s, true, &text), 0);
+        assert_true(startswith(text, "table ip banger-b {\n"));
+        assert_true(endswith(text, "\t}\n\n\tchain " FIREWALL_FORWARD_MARK " {\n\t}\n}\n"));
 }
 
 /* ---- DNS ---- */
@@ -393,6 +425,7 @@ int main(void) {
                 cmocka_unit_test(test_ipv4),
                 cmocka_unit_test(test_firewall_render),
                 cmocka_unit_test(test_firewall_validation),
+                cmocka_unit_test(test_firewall_table_names),
                 cmocka_unit_test(test_dns_answers),
                 cmocka_unit_test(test_dns_malformed),
                 cmocka_unit_test(test_resolved_absent),

@@ -335,7 +335,7 @@ static void test_tap_reconcile(void **state) {
 
 /* All rules of `nft -j list table ip banger` that mention addr. */
 static int nft_rules_mentioning(const char *addr) {
-        json_t *j = run_json(nft_bin, "-j", "list", "table", "ip", FIREWALL_TABLE, NULL);
+        json_t *j = run_json(nft_bin, "-j", "list", "table", "ip", "banger", NULL);
         if (!j)
                 return -1;
         json_t *items = json_object_get(j, "nftables"), *it;
@@ -367,7 +367,7 @@ static void test_nat(void **state) {
         assert_int_equal(nl_route_get_default_ifindex(nl, &def), 0);
         assert_int_equal(def, up);
 
-        assert_int_equal(ip_forward_enable(), 0);
+        assert_int_equal(ip_forward_set(true), 0);
         _cleanup_free_ char *fwd = NULL;
         assert_int_equal(run(&fwd, "cat", "/proc/sys/net/ipv4/ip_forward", NULL), 0);
         assert_string_equal(fwd, "1\n");
@@ -379,44 +379,83 @@ static void test_nat(void **state) {
         NatEntry two[] = { { ip4("172.16.0.2"), "bgtweb" }, { ip4("172.16.0.10"), "bgtdb" } };
         NatEntry two_rev[] = { two[1], two[0] };
 
-        assert_int_equal(firewall_apply(two, 2, "uplink0", &sn), 0);
+        assert_int_equal(firewall_apply("banger", two, 2, "uplink0", &sn), 0);
         assert_int_equal(nft_rules_mentioning("172.16.0.2\""), 3);
         assert_int_equal(nft_rules_mentioning("172.16.0.10\""), 3);
         _cleanup_free_ char *first = NULL, *rebuilt = NULL, *rendered = NULL, *listed = NULL;
-        assert_int_equal(run(&first, nft_bin, "list", "table", "ip", FIREWALL_TABLE, NULL), 0);
+        assert_int_equal(run(&first, nft_bin, "list", "table", "ip", "banger", NULL), 0);
         /* What nft prints back is exactly what we rendered. */
-        assert_int_equal(firewall_render(two, 2, "uplink0", &sn, &rendered), 0);
+        assert_int_equal(firewall_render("banger", two, 2, "uplink0", &sn, false, &rendered), 0);
         assert_string_equal(first, rendered);
-        assert_int_equal(firewall_list(false, &listed), 0);
+        assert_int_equal(firewall_list("banger", false, &listed), 0);
         assert_string_equal(listed, rendered);
 
         /* A rebuild (daemon restart, entries in another order) is identical. */
-        assert_int_equal(firewall_apply(two_rev, 2, "uplink0", &sn), 0);
-        assert_int_equal(run(&rebuilt, nft_bin, "list", "table", "ip", FIREWALL_TABLE, NULL), 0);
+        assert_int_equal(firewall_apply("banger", two_rev, 2, "uplink0", &sn), 0);
+        assert_int_equal(run(&rebuilt, nft_bin, "list", "table", "ip", "banger", NULL), 0);
         assert_string_equal(rebuilt, first);
 
         /* Invalid input changes nothing. */
         NatEntry bad[] = { { ip4("10.99.0.7"), "bgtweb" } };
-        assert_int_equal(firewall_apply(bad, 1, "uplink0", &sn), -EINVAL);
+        assert_int_equal(firewall_apply("banger", bad, 1, "uplink0", &sn), -EINVAL);
         assert_int_equal(nft_rules_mentioning("172.16.0.10\""), 3);
 
         /* One VM's NAT removed: none of its rules remain. */
-        assert_int_equal(firewall_apply(two, 1, "uplink0", &sn), 0);
+        assert_int_equal(firewall_apply("banger", two, 1, "uplink0", &sn), 0);
         assert_int_equal(nft_rules_mentioning("172.16.0.2\""), 3);
         assert_int_equal(nft_rules_mentioning("172.16.0.10\""), 0);
         assert_int_equal(nft_rules_mentioning("bgtdb"), 0);
 
         /* Both removed: the table is gone. */
-        assert_int_equal(firewall_apply(NULL, 0, "uplink0", &sn), 0);
-        assert_true(run(NULL, nft_bin, "list", "table", "ip", FIREWALL_TABLE, NULL) != 0);
+        assert_int_equal(firewall_apply("banger", NULL, 0, "uplink0", &sn), 0);
+        assert_true(run(NULL, nft_bin, "list", "table", "ip", "banger", NULL) != 0);
         _cleanup_free_ char *none = NULL;
-        assert_int_equal(firewall_list(true, &none), -ENOENT);
-        assert_int_equal(firewall_delete(), 0);
+        assert_int_equal(firewall_list("banger", true, &none), -ENOENT);
+        assert_int_equal(firewall_delete("banger"), 0);
 
         assert_int_equal(tap_delete(nl, "bgtweb"), 0);
         assert_int_equal(tap_delete(nl, "bgtdb"), 0);
         assert_int_equal(run(NULL, ip_bin, "link", "del", "uplink0", NULL), 0);
         assert_int_equal(nl_route_get_default_ifindex(nl, &def), -ENETUNREACH);
+}
+
+static bool nft_has_chain(const char *table, const char *chain) {
+        return run(NULL, nft_bin, "list", "chain", "ip", table, chain, NULL) == 0;
+}
+
+/* Two helpers' tables side by side: each apply and delete touches only its
+ * own, and ip_forward goes back to what the first one found only when the
+ * last banger table goes, whichever helper that is. */
+static void test_nat_two_tables(void **state) {
+        Ipv4Subnet a, b;
+        assert_int_equal(ipv4_subnet_parse("172.16.20.0/24", &a), 0);
+        assert_int_equal(ipv4_subnet_parse("172.16.21.0/24", &b), 0);
+        NatEntry ea[] = { { ip4("172.16.20.2"), "bgtnata" } }, eb[] = { { ip4("172.16.21.2"), "bgtnatb" } };
+
+        assert_int_equal(ip_forward_set(false), 0);
+        assert_int_equal(firewall_apply("banger-a", ea, 1, "uplink0", &a), 0);
+        assert_int_equal(ip_forward_get(), 1);
+        assert_true(nft_has_chain("banger-a", FIREWALL_FORWARD_MARK));
+        assert_int_equal(firewall_apply("banger-b", eb, 1, "uplink0", &b), 0);
+        assert_true(nft_has_chain("banger-b", FIREWALL_FORWARD_MARK)); /* passed on */
+        assert_int_equal(firewall_delete("banger-a"), 0);
+        assert_true(run(NULL, nft_bin, "list", "table", "ip", "banger-a", NULL) != 0);
+        assert_true(nft_has_chain("banger-b", "postrouting"));
+        assert_int_equal(ip_forward_get(), 1); /* banger-b still forwards */
+        assert_int_equal(firewall_apply("banger-a", ea, 1, "uplink0", &a), 0);
+        assert_true(nft_has_chain("banger-a", FIREWALL_FORWARD_MARK));
+        assert_int_equal(firewall_apply("banger-b", NULL, 0, "uplink0", &b), 0);
+        assert_int_equal(ip_forward_get(), 1);
+        assert_int_equal(firewall_delete("banger-a"), 0);
+        assert_int_equal(ip_forward_get(), 0); /* as found */
+
+        /* Found on: left on, and no mark. */
+        assert_int_equal(ip_forward_set(true), 0);
+        assert_int_equal(firewall_apply("banger-a", ea, 1, "uplink0", &a), 0);
+        assert_false(nft_has_chain("banger-a", FIREWALL_FORWARD_MARK));
+        assert_int_equal(firewall_delete("banger-a"), 0);
+        assert_int_equal(ip_forward_get(), 1);
+        assert_int_equal(firewall_delete("filter"), -EINVAL);
 }
 
 static void test_addr_flush(void **state) {
@@ -471,6 +510,7 @@ int main(void) {
                 cmocka_unit_test(test_tap_pool),
                 cmocka_unit_test(test_tap_reconcile),
                 cmocka_unit_test(test_nat),
+                cmocka_unit_test(test_nat_two_tables),
                 cmocka_unit_test(test_addr_flush),
         };
         int r = cmocka_run_group_tests(tests, NULL, NULL);
