@@ -154,7 +154,8 @@ static int work_import(RpcCall *call, void *userdata, json_t **ret) {
                 goto rmdir;
         }
         OciImportOptions o = { .source = j->source, .kind = OCI_SOURCE_AUTO, .cache_dirfd = cfd, .out_dirfd = idfd,
-                               .out_name = "rootfs.ext4", .agent_path = agent, .progress = oci_progress, .userdata = j };
+                               .out_name = "rootfs.ext4", .agent_path = agent, .max_bytes = d->config.image_import_max,
+                               .progress = oci_progress, .userdata = j };
         OciImportResult res = {};
         /* Held until blobs.json names this image's blobs: a prune in between
          * would take them. */

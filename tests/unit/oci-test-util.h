@@ -176,3 +176,61 @@ static inline void index_put(const char *layout, const char *text) {
         if (write_text(p, text, 0644) < 0)
                 abort();
 }
+
+/* Image archives: a tar.gz written member by member. */
+static inline struct archive *tar_begin(const char *path) {
+        struct archive *a = archive_write_new();
+        archive_write_set_format_pax_restricted(a);
+        archive_write_add_filter_gzip(a);
+        archive_write_set_filter_option(a, "gzip", "compression-level", "1");
+        if (archive_write_open_filename(a, path) != ARCHIVE_OK)
+                abort();
+        return a;
+}
+
+/* A regular member: data, or size zero bytes when data is NULL. */
+static inline void tar_add(struct archive *a, const char *name, const void *data, size_t size) {
+        static const char zeros[65536];
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_size(e, (la_int64_t) size);
+        if (archive_write_header(a, e) != ARCHIVE_OK)
+                abort();
+        for (size_t done = 0; done < size;) {
+                size_t n = data ? size - done : (size - done < sizeof(zeros) ? size - done : sizeof(zeros));
+                if (archive_write_data(a, data ? (const char *) data + done : zeros, n) != (la_ssize_t) n)
+                        abort();
+                done += n;
+        }
+        archive_entry_free(e);
+}
+
+static inline void tar_add_symlink(struct archive *a, const char *name, const char *target) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFLNK);
+        archive_entry_set_perm(e, 0777);
+        archive_entry_set_symlink(e, target);
+        if (archive_write_header(a, e) != ARCHIVE_OK)
+                abort();
+        archive_entry_free(e);
+}
+
+/* Add the file at dir/rel as the member rel. */
+static inline void tar_add_file(struct archive *a, const char *dir, const char *rel) {
+        char p[1200], *buf = NULL;
+        size_t len;
+        snprintf(p, sizeof(p), "%s/%s", dir, rel);
+        if (read_file_at(AT_FDCWD, p, 64 << 20, &buf, &len) < 0)
+                abort();
+        tar_add(a, rel, buf, len);
+        free(buf);
+}
+
+static inline void tar_end(struct archive *a) {
+        if (archive_write_close(a) != ARCHIVE_OK)
+                abort();
+        archive_write_free(a);
+}

@@ -64,6 +64,7 @@ static void test_defaults(void **state) {
         assert_string_equal(c.default_image, "debian-bookworm");
         assert_string_equal(c.debootstrap_mirror, "http://deb.debian.org/debian");
         assert_string_equal(c.debootstrap_suite, "bookworm");
+        assert_true(c.image_import_max == 32ULL << 30);
         assert_int_equal(c.vm_defaults.vcpu, 2);
         assert_int_equal(c.vm_defaults.memory_mib, 1024);
         assert_true(c.vm_defaults.disk_size == 8ULL << 30);
@@ -101,6 +102,7 @@ static const char full[] =
         "default_image = \"my-image\"\n"
         "debootstrap_mirror = \"https://mirror.example/debian\"\n"
         "debootstrap_suite = \"trixie\"\n"
+        "image_import_max = \"2G\"\n"
         "\n"
         "[vm_defaults]\n"
         "vcpu = 4\n"
@@ -143,6 +145,7 @@ static void test_full(void **state) {
         assert_string_equal(c.default_image, "my-image");
         assert_string_equal(c.debootstrap_mirror, "https://mirror.example/debian");
         assert_string_equal(c.debootstrap_suite, "trixie");
+        assert_true(c.image_import_max == 2ULL << 30);
         assert_int_equal(c.vm_defaults.vcpu, 4);
         assert_int_equal(c.vm_defaults.memory_mib, 2048);
         assert_true(c.vm_defaults.disk_size == 20ULL << 30);
@@ -326,6 +329,8 @@ static void test_values(void **state) {
         expect_error("[vm_defaults]\ndisk_size = 8\n", -EINVAL, "disk_size in [vm_defaults] must be a string");
         expect_error("[vm_defaults]\ndisk_size = \"0\"\n", -EINVAL, "must be a size in whole MiB");
         expect_error("[vm_defaults]\ndisk_size = \"100T\"\n", -EINVAL, "must be at most");
+        expect_error("image_import_max = 64\n", -EINVAL, "image_import_max must be a string");
+        expect_error("image_import_max = \"2T\"\n", -EINVAL, "image_import_max must be at most");
         expect_error("[vm_defaults]\nimage = \"-x\"\n", -EINVAL, "image in [vm_defaults] must be a name");
 }
 

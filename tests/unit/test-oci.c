@@ -29,8 +29,7 @@ static char layout[600], agent[600];
 
 #define PASSWD2 "root:x:0:0:layer2:/root:/bin/sh\n"
 #define AGENT_TEXT "#!/bin/sh\necho fake agent for the import test\n"
-#define LONG_TARGET                                                                                        \
-        "../usr/share/a-rather-long-directory-name/with/more/components/than/sixty/characters/target"
+#define LONG_TARGET "../usr/share/a-rather-long-directory-name/with/more/components/than/sixty/characters/target"
 
 static char *path_in(const char *a, const char *b) {
         char *p = NULL;
@@ -474,6 +473,136 @@ static void test_digest_mismatch(void **state) {
         dirs_done(&d);
 }
 
+/* Bytes this process has handed to write(2) and friends so far. */
+static uint64_t self_wchar(void) {
+        _cleanup_free_ char *buf = NULL;
+        size_t len;
+        assert_int_equal(read_file_at(AT_FDCWD, "/proc/self/io", 4096, &buf, &len), 0);
+        const char *p = strstr(buf, "wchar: ");
+        assert_non_null(p);
+        return strtoull(p + 7, NULL, 10);
+}
+
+static int import_max(Dirs *d, const char *source, uint64_t max, OciImportResult *res) {
+        OciImportOptions o = { .source = source,
+                               .cache_dirfd = d->cache_fd,
+                               .out_dirfd = d->out_fd,
+                               .out_name = "rootfs.ext4",
+                               .max_bytes = max };
+        error_clear();
+        return oci_import(&o, res);
+}
+
+/* The layout at dir as a tar.gz, then one extra member of zeros. */
+static void archive_layout(const char *dir, const char *tar, const char *extra, size_t extra_size) {
+        struct archive *a = tar_begin(tar);
+        tar_add_file(a, dir, "oci-layout");
+        tar_add_file(a, dir, "index.json");
+        _cleanup_free_ char *blobs = path_in(dir, "blobs/sha256");
+        DIR *d = opendir(blobs);
+        assert_non_null(d);
+        for (struct dirent *de; (de = readdir(d));) {
+                char rel[300];
+                if (de->d_name[0] == '.')
+                        continue;
+                snprintf(rel, sizeof(rel), "blobs/sha256/%s", de->d_name);
+                tar_add_file(a, dir, rel);
+        }
+        closedir(d);
+        if (extra)
+                tar_add(a, extra, NULL, extra_size);
+        tar_end(a);
+}
+
+static void fill_small(TestLayer *l, int which) {
+        layer_add(l, "etc/", 'd', 0755, 0, NULL, 0, 0);
+        layer_add(l, "etc/hostname", 'f', 0644, 0, "small\n", 0, 0);
+}
+
+static void assert_no_staging(const Dirs *d) {
+        _cleanup_free_ char *tmp = path_in(d->cache, "tmp");
+        assert_int_equal(dir_entries(tmp), 0);
+}
+
+/* A member over the limit is refused at its header; members no manifest
+ * names are never written, whatever their size. */
+static void test_archive_limits(void **state) {
+        _cleanup_free_ char *dir = crafted_layout("small", fill_small, 1);
+        _cleanup_free_ char *huge = path_in(workdir, "huge.tar.gz"), *junk = path_in(workdir, "junk.tar.gz");
+        archive_layout(dir, huge, "zeros.bin", 8 << 20);
+        archive_layout(dir, junk, "junk/zeros.bin", 12 << 20);
+        Dirs d;
+        dirs_new(&d, "limits");
+        OciImportResult res;
+        uint64_t w = self_wchar();
+        assert_int_equal(import_max(&d, huge, 4 << 20, &res), -EFBIG);
+        const char *msg = error_last_message();
+        assert_non_null(strstr(msg, "zeros.bin"));
+        assert_non_null(strstr(msg, "more than 4 MiB; image_import_max"));
+        assert_true(self_wchar() - w < (1 << 20));
+        assert_int_equal(dir_entries(d.out), 0);
+        assert_no_staging(&d);
+        w = self_wchar();
+        if (import_max(&d, junk, 16 << 20, &res) < 0)
+                fail_msg("import failed: %s", error_last_message());
+        uint64_t wrote = self_wchar() - w;
+        if (wrote >= (8 << 20))
+                fail_msg("the import wrote %llu bytes", (unsigned long long) wrote);
+        _cleanup_free_ char *img = path_in(d.out, "rootfs.ext4");
+        assert_cat(img, "/etc/hostname", "small\n");
+        assert_no_staging(&d);
+        oci_import_result_done(&res);
+        dirs_done(&d);
+}
+
+/* docker save writes a repeated layer as a symlink to its first copy: it
+ * resolves inside the archive, never outside it. */
+static void docker_symlink_archive(const char *tar, const char *link_target) {
+        _cleanup_free_ char *scratch = path_in(workdir, "dsym-layout"), *blob = NULL, *cfg = NULL, *man = NULL;
+        char *layer = NULL;
+        size_t len;
+        TestLayer l;
+        if (access(scratch, F_OK) < 0)
+                layout_init(scratch);
+        layer_begin(&l, workdir, "dsym.tar", false);
+        fill_small(&l, 0);
+        layer_end(&l, scratch);
+        assert_true(asprintf(&blob, "%s/blobs/sha256/%s", scratch, l.digest + 7) > 0);
+        assert_int_equal(read_file_at(AT_FDCWD, blob, 1 << 20, &layer, &len), 0);
+        assert_true(asprintf(&cfg,
+                             "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+                             "\"diff_ids\":[\"%s\",\"%s\"]}}",
+                             l.diff_id, l.diff_id) > 0);
+        assert_true(asprintf(&man, "[{\"Config\":\"c.json\",\"Layers\":[\"a/layer.tar\",\"b/layer.tar\"]}]") > 0);
+        struct archive *a = tar_begin(tar);
+        tar_add(a, "a/layer.tar", layer, len);
+        tar_add_symlink(a, "b/layer.tar", link_target);
+        tar_add(a, "c.json", cfg, strlen(cfg));
+        tar_add(a, "manifest.json", man, strlen(man));
+        tar_end(a);
+        free(layer);
+}
+
+static void test_archive_symlinks(void **state) {
+        _cleanup_free_ char *good = path_in(workdir, "dsym.tar.gz"), *bad = path_in(workdir, "dsym-bad.tar.gz");
+        docker_symlink_archive(good, "../a/layer.tar");
+        docker_symlink_archive(bad, "../../a/layer.tar");
+        Dirs d;
+        dirs_new(&d, "dsym");
+        OciImportResult res;
+        if (import_max(&d, good, 0, &res) < 0)
+                fail_msg("import failed: %s", error_last_message());
+        _cleanup_free_ char *img = path_in(d.out, "rootfs.ext4");
+        assert_cat(img, "/etc/hostname", "small\n");
+        oci_import_result_done(&res);
+        assert_int_equal(unlink(img), 0);
+        assert_int_equal(import_max(&d, bad, 0, &res), -EXDEV);
+        assert_non_null(strstr(error_last_message(), "b/layer.tar links outside the archive"));
+        assert_int_equal(dir_entries(d.out), 0);
+        assert_no_staging(&d);
+        dirs_done(&d);
+}
+
 static bool have(const char *prog) {
         _cleanup_free_ char *p = find_executable(prog);
         return p != NULL;
@@ -541,7 +670,8 @@ static int free_port(void) {
 
 static bool port_answers(int port) {
         int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port),
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t) port),
                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         bool ok = connect(s, (struct sockaddr *) &a, sizeof(a)) == 0;
         close(s);
@@ -624,8 +754,11 @@ static void test_registry(void **state) {
         assert_true(asprintf(&ref, "127.0.0.1:%d/test/img:v1", port) > 0);
         Dirs d;
         dirs_new(&d, "registry");
-        OciImportOptions o = { .source = ref, .cache_dirfd = d.cache_fd, .out_dirfd = d.out_fd,
-                               .out_name = "rootfs.ext4", .progress = count_progress };
+        OciImportOptions o = { .source = ref,
+                               .cache_dirfd = d.cache_fd,
+                               .out_dirfd = d.out_fd,
+                               .out_name = "rootfs.ext4",
+                               .progress = count_progress };
         OciImportResult res;
         error_clear();
         int r = oci_import(&o, &res);
@@ -655,11 +788,12 @@ static void test_registry(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_path_normalize), cmocka_unit_test(test_ref_parse),
-                cmocka_unit_test(test_challenge),      cmocka_unit_test(test_import_layout),
-                cmocka_unit_test(test_refusals),       cmocka_unit_test(test_digest_mismatch),
-                cmocka_unit_test(test_docker_archive), cmocka_unit_test(test_oci_archive),
-                cmocka_unit_test(test_registry),
+                cmocka_unit_test(test_path_normalize),   cmocka_unit_test(test_ref_parse),
+                cmocka_unit_test(test_challenge),        cmocka_unit_test(test_import_layout),
+                cmocka_unit_test(test_refusals),         cmocka_unit_test(test_digest_mismatch),
+                cmocka_unit_test(test_docker_archive),   cmocka_unit_test(test_oci_archive),
+                cmocka_unit_test(test_registry),         cmocka_unit_test(test_archive_limits),
+                cmocka_unit_test(test_archive_symlinks),
         };
         if (!have("debugfs") && access("/usr/sbin/debugfs", X_OK) != 0) {
                 printf("debugfs (e2fsprogs) is not installed\n");

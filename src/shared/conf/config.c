@@ -25,6 +25,8 @@ _Static_assert(sizeof(uid_t) == sizeof(unsigned) && sizeof(gid_t) == sizeof(unsi
 
 #define MIB (1024ULL * 1024ULL)
 #define URL_MAX 2048U
+/* The same default as the importer's own (oci-limits.h). */
+#define IMAGE_IMPORT_MAX_DEFAULT (32ULL << 30)
 
 /* Where we are, for messages: "config.toml:12: vcpu in [vm_defaults] ...". */
 typedef struct Ctx {
@@ -310,6 +312,8 @@ static const ConfigKey top_keys[] = {
         STR(default_image, banger_name_is_valid, "a name matching [a-z0-9][a-z0-9-]{0,62}"),
         STR(debootstrap_mirror, url_is_valid, "an http:// or https:// URL"),
         STR(debootstrap_suite, banger_name_is_valid, "a suite name like \"bookworm\""),
+        { "image_import_max", parse_disk_size, offsetof(BangerConfig, image_import_max), 1, 1024 * 1024, NULL,
+          NULL },
 };
 
 #define VMD(n) offsetof(__typeof__(((BangerConfig *) NULL)->vm_defaults), n)
@@ -442,6 +446,7 @@ int config_init(BangerConfig *ret) {
                 .stop_timeout_sec = 10,
                 /* QEMU without KVM (TCG) needs tens of seconds to boot. */
                 .boot_timeout_sec = 120,
+                .image_import_max = IMAGE_IMPORT_MAX_DEFAULT,
                 .vm_defaults = { .vcpu = 2, .memory_mib = 1024, .disk_size = 8ULL << 30, .nat = false },
         };
         int r = 0;

@@ -58,6 +58,10 @@ typedef struct BangerConfig {
         char *default_image;
         char *debootstrap_mirror;
         char *debootstrap_suite;
+        /* Bytes: the most one image import takes in, each of the sum of an
+         * archive's members, of a registry image's blobs, and of the image's
+         * files (uncompressed). A multiple of 1 MiB. */
+        unsigned long long image_import_max;
 
         struct {
                 unsigned vcpu;

@@ -29,21 +29,20 @@
 #define INITTAB_MAX (1U << 20)
 #define STAGING_MAX_AGE_SEC (24 * 3600)
 
-static const char agent_unit[] =
-        "[Unit]\n"
-        "Description=banger guest agent\n"
-        "DefaultDependencies=no\n"
-        "After=local-fs.target\n"
-        "Before=network-pre.target ssh.service sshd.service\n"
-        "Wants=network-pre.target\n"
-        "\n"
-        "[Service]\n"
-        "ExecStart=" AGENT_COMMAND "\n"
-        "Restart=always\n"
-        "RestartSec=1\n"
-        "\n"
-        "[Install]\n"
-        "WantedBy=multi-user.target\n";
+static const char agent_unit[] = "[Unit]\n"
+                                 "Description=banger guest agent\n"
+                                 "DefaultDependencies=no\n"
+                                 "After=local-fs.target\n"
+                                 "Before=network-pre.target ssh.service sshd.service\n"
+                                 "Wants=network-pre.target\n"
+                                 "\n"
+                                 "[Service]\n"
+                                 "ExecStart=" AGENT_COMMAND "\n"
+                                 "Restart=always\n"
+                                 "RestartSec=1\n"
+                                 "\n"
+                                 "[Install]\n"
+                                 "WantedBy=multi-user.target\n";
 
 void oci_import_result_done(OciImportResult *r) {
         free(r->config_json);
@@ -90,6 +89,10 @@ static int apply_layers(const OciImportOptions *o, const OciImageParts *p, OciTr
                                        strerror(-fds[opened]));
                 else if (fstat(fds[opened], &st) < 0 || !S_ISREG(st.st_mode))
                         r = error_setf(-EBADFD, "layer %s is not a regular file", p->layer_paths[opened]);
+                else if (p->layer_sizes[opened] && (uint64_t) st.st_size != p->layer_sizes[opened])
+                        r = error_setf(-EBADMSG, "layer %s is %llu bytes, the manifest says %llu",
+                                       p->layer_digests[opened], (unsigned long long) st.st_size,
+                                       (unsigned long long) p->layer_sizes[opened]);
                 else
                         lp.total += (uint64_t) st.st_size;
         }
@@ -172,8 +175,8 @@ static int enable_sshd(OciTree *t, OciImportResult *res) {
 
 static int install_guest_bits(const OciImportOptions *o, OciTree *t, OciImportResult *res) {
         res->has_sshd = tree_has(t, "/usr/sbin/sshd", S_IFREG);
-        res->has_systemd = tree_has(t, "/usr/lib/systemd/systemd", S_IFREG) ||
-                           tree_has(t, "/lib/systemd/systemd", S_IFREG);
+        res->has_systemd =
+                tree_has(t, "/usr/lib/systemd/systemd", S_IFREG) || tree_has(t, "/lib/systemd/systemd", S_IFREG);
         int r;
         if (res->has_systemd && res->has_sshd && (r = enable_sshd(t, res)) < 0)
                 return r;
@@ -187,8 +190,7 @@ static int install_guest_bits(const OciImportOptions *o, OciTree *t, OciImportRe
         res->agent_installed = true;
         if (!res->has_systemd)
                 return add_inittab_entry(t, res);
-        if ((r = oci_tree_add_file(t, UNIT_DIR "/banger-agent.service", agent_unit, strlen(agent_unit), 0644)) <
-                    0 ||
+        if ((r = oci_tree_add_file(t, UNIT_DIR "/banger-agent.service", agent_unit, strlen(agent_unit), 0644)) < 0 ||
             (r = oci_tree_add_symlink(t, WANTS_DIR "/banger-agent.service", "/" UNIT_DIR "/banger-agent.service")) < 0)
                 return error_setf(r, "cannot install the agent's unit: %s", strerror(-r));
         res->agent_boot = "systemd";
@@ -284,8 +286,7 @@ static void prune_staging(int cache_dirfd, bool dry_run) {
         time_t now = time(NULL);
         for (struct dirent *de; (de = readdir(d));) {
                 struct stat st;
-                if (!startswith(de->d_name, "import-") ||
-                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                if (!startswith(de->d_name, "import-") || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
                     now - st.st_mtime < STAGING_MAX_AGE_SEC || dry_run)
                         continue;
                 int r = oci_rm_rf_at(dirfd(d), de->d_name);

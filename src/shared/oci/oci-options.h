@@ -29,12 +29,16 @@ typedef int (*OciProgressFn)(OciProgressPhase phase, uint64_t done, uint64_t tot
 typedef struct OciImportOptions {
         const char *source;
         OciSourceKind kind;
-        int cache_dirfd;           /* blob cache and staging area (required) */
-        int out_dirfd;             /* where the image file is created */
-        const char *out_name;      /* must not exist yet */
-        const char *agent_path;    /* host path of banger-agent; NULL: not installed */
-        const char *os, *arch;     /* NULL: linux / amd64 */
-        uint64_t min_size;         /* 0: OCI_IMPORT_MIN_SIZE */
+        int cache_dirfd;        /* blob cache and staging area (required) */
+        int out_dirfd;          /* where the image file is created */
+        const char *out_name;   /* must not exist yet */
+        const char *agent_path; /* host path of banger-agent; NULL: not installed */
+        const char *os, *arch;  /* NULL: linux / amd64 */
+        uint64_t min_size;      /* 0: OCI_IMPORT_MIN_SIZE */
+        /* The most an archive's members, a registry image's blobs (and any one
+         * blob) and the image's files may each add up to; 0: the default
+         * (oci-limits.h). config.toml image_import_max. */
+        uint64_t max_bytes;
         OciProgressFn progress;
         void *userdata;
 } OciImportOptions;

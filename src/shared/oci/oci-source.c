@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "oci-source.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -15,7 +14,9 @@
 #include "error.h"
 #include "fs-util.h"
 #include "log.h"
+#include "oci-archive.h"
 #include "oci-digest.h"
+#include "oci-limits.h"
 #include "oci-ref.h"
 #include "oci-registry.h"
 #include "oci-tree.h"
@@ -23,9 +24,6 @@
 #include "string-util.h"
 
 #define INDEX_DEPTH_MAX 3
-#define STAGING_ENTRIES_MAX 100000
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);
 
 void oci_image_parts_done(OciImageParts *p) {
         safe_close(p->dirfd);
@@ -33,6 +31,7 @@ void oci_image_parts_done(OciImageParts *p) {
         oci_image_config_done(&p->config);
         strv_free(p->layer_paths);
         strv_free(p->layer_digests);
+        free(p->layer_sizes);
         strv_free(p->blobs);
         if (p->staging_name) {
                 int r = oci_rm_rf_at(p->staging_parent_fd, p->staging_name);
@@ -101,25 +100,51 @@ static int read_beneath(int dirfd, const char *path, size_t max, char **ret, siz
         if (fd < 0)
                 return error_setf(fd, "cannot open %s: %s", path, strerror(-fd));
         int r = read_fd_all(fd, max, ret, ret_len);
+        if (r == -EFBIG)
+                return error_setf(r, "%s is larger than %zu bytes", path, max);
         if (r < 0)
                 return error_setf(r, "cannot read %s: %s", path, strerror(-r));
         return 0;
 }
 
-/* A small blob (manifest, config) of an OCI layout, verified. */
-static int read_blob(int dirfd, const char *digest, char **ret, size_t *ret_len) {
+/* Where the documents of an image (index, manifests, configs) are read
+ * from: a directory, or an archive's members kept in memory by its scan. */
+typedef struct DocSource {
+        int dirfd;
+        OciArchive *archive;
+} DocSource;
+
+static int doc_read(const DocSource *src, const char *path, size_t max, char **ret, size_t *ret_len) {
+        if (src->archive)
+                return oci_archive_read_json(src->archive, path, max, ret, ret_len);
+        return read_beneath(src->dirfd, path, max, ret, ret_len);
+}
+
+static bool doc_has(const DocSource *src, const char *path) {
+        if (src->archive)
+                return oci_archive_has(src->archive, path);
+        struct stat st;
+        return fstatat(src->dirfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+}
+
+/* A document blob (manifest, index, config) of an OCI layout, verified:
+ * never more than its descriptor says, nor than OCI_JSON_MAX. */
+static int read_blob(const DocSource *src, const OciDescriptor *d, const char *what, char **ret, size_t *ret_len) {
+        if (d->size > OCI_JSON_MAX)
+                return error_setf(-EFBIG, "the %s is %" PRIu64 " bytes, more than the %u a JSON document may have",
+                                  what, d->size, OCI_JSON_MAX);
         _cleanup_free_ char *path = NULL, *buf = NULL;
         size_t len;
-        if (asprintf(&path, "blobs/sha256/%s", oci_digest_hex(digest)) < 0)
+        if (asprintf(&path, "blobs/sha256/%s", oci_digest_hex(d->digest)) < 0)
                 return -ENOMEM;
-        int r = read_beneath(dirfd, path, OCI_JSON_MAX, &buf, &len);
+        int r = doc_read(src, path, d->size ? (size_t) d->size : OCI_JSON_MAX, &buf, &len);
         if (r < 0)
                 return r;
         char got[OCI_DIGEST_STRLEN];
         if ((r = oci_digest_buffer(buf, len, got)) < 0)
                 return r;
-        if (!streq(got, digest))
-                return error_setf(-EBADMSG, "digest mismatch for blob %s: got %s", digest, got);
+        if (!streq(got, d->digest))
+                return error_setf(-EBADMSG, "digest mismatch for blob %s: got %s", d->digest, got);
         *ret = TAKE_PTR(buf);
         *ret_len = len;
         return 0;
@@ -128,7 +153,8 @@ static int read_blob(int dirfd, const char *digest, char **ret, size_t *ret_len)
 static int parts_alloc_layers(OciImageParts *p, size_t n) {
         p->layer_paths = calloc(n + 1, sizeof(char *));
         p->layer_digests = calloc(n + 1, sizeof(char *));
-        return p->layer_paths && p->layer_digests ? 0 : -ENOMEM;
+        p->layer_sizes = calloc(n + 1, sizeof(uint64_t));
+        return p->layer_paths && p->layer_digests && p->layer_sizes ? 0 : -ENOMEM;
 }
 
 /* Layers and config named by a manifest, in blobs/sha256/ of dirfd. */
@@ -142,15 +168,16 @@ static int parts_from_manifest(OciImageParts *p, const OciManifest *m, const cha
                 if (asprintf(&p->layer_paths[i], "blobs/sha256/%s", oci_digest_hex(m->layers[i].digest)) < 0 ||
                     !(p->layer_digests[i] = strdup(m->layers[i].digest)))
                         return -ENOMEM;
+                p->layer_sizes[i] = m->layers[i].size;
                 p->n_layers++;
         }
         return 0;
 }
 
-static int layout_load(const OciImportOptions *o, OciImageParts *p) {
+static int layout_load(const OciImportOptions *o, const DocSource *src, OciImageParts *p) {
         _cleanup_free_ char *doc = NULL;
         size_t len;
-        int r = read_beneath(p->dirfd, "index.json", OCI_JSON_MAX, &doc, &len);
+        int r = doc_read(src, "index.json", OCI_JSON_MAX, &doc, &len);
         if (r < 0)
                 return r;
         OciDescriptor d = {};
@@ -168,7 +195,7 @@ static int layout_load(const OciImportOptions *o, OciImageParts *p) {
                 if ((r = oci_index_select(doc, len, o->os, o->arch, &d)) < 0)
                         break;
                 free(TAKE_PTR(doc));
-                if ((r = read_blob(p->dirfd, d.digest, &doc, &len)) < 0)
+                if ((r = read_blob(src, &d, "image manifest", &doc, &len)) < 0)
                         break;
         }
         OciManifest m = {};
@@ -177,7 +204,7 @@ static int layout_load(const OciImportOptions *o, OciImageParts *p) {
         if (r == 0)
                 r = oci_manifest_parse(doc, len, &m);
         if (r == 0)
-                r = read_blob(p->dirfd, m.config.digest, &config, &config_len);
+                r = read_blob(src, &m.config, "image config", &config, &config_len);
         if (r == 0)
                 r = parts_from_manifest(p, &m, config, config_len);
         if (r == 0)
@@ -202,16 +229,16 @@ static int docker_layer_digest(const char *path, const OciImageConfig *c, size_t
         return *ret ? 0 : -ENOMEM;
 }
 
-static int docker_load(OciImageParts *p) {
+static int docker_load(const DocSource *src, OciImageParts *p) {
         _cleanup_free_ char *doc = NULL, *config = NULL;
         size_t len, config_len;
-        int r = read_beneath(p->dirfd, "manifest.json", OCI_JSON_MAX, &doc, &len);
+        int r = doc_read(src, "manifest.json", OCI_JSON_MAX, &doc, &len);
         if (r < 0)
                 return r;
         DockerArchiveManifest m = {};
         if ((r = docker_archive_manifest_parse(doc, len, &m)) < 0)
                 return r;
-        r = read_beneath(p->dirfd, m.config_path, OCI_JSON_MAX, &config, &config_len);
+        r = doc_read(src, m.config_path, OCI_JSON_MAX, &config, &config_len);
         if (r == 0)
                 r = oci_image_config_parse(config, config_len, &p->config);
         if (r == 0)
@@ -227,21 +254,16 @@ static int docker_load(OciImageParts *p) {
         return r;
 }
 
-static bool dir_has(int dirfd, const char *name) {
-        struct stat st;
-        return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
-}
-
-static int load_dir(const OciImportOptions *o, OciImageParts *p) {
-        bool oci = dir_has(p->dirfd, "index.json"), docker = dir_has(p->dirfd, "manifest.json");
+static int load_docs(const OciImportOptions *o, const DocSource *src, OciImageParts *p) {
+        bool oci = doc_has(src, "index.json"), docker = doc_has(src, "manifest.json");
         if (o->kind == OCI_SOURCE_OCI_LAYOUT || (o->kind == OCI_SOURCE_AUTO && oci)) {
                 if (!oci)
                         return error_setf(-EINVAL, "%s is not an OCI layout (no index.json)", o->source);
-                return layout_load(o, p);
+                return layout_load(o, src, p);
         }
         if (!docker)
                 return error_setf(-EINVAL, "%s is neither an OCI layout nor a docker save archive", o->source);
-        return docker_load(p);
+        return docker_load(src, p);
 }
 
 static int staging_create(int cache_dirfd, OciImageParts *p) {
@@ -268,188 +290,38 @@ static int staging_create(int cache_dirfd, OciImageParts *p) {
         return p->dirfd < 0 ? p->dirfd : 0;
 }
 
-/* Create the directories of a normalized relative path (not its last
- * component unless with_last). Staging holds no symlinks, so this cannot be
- * redirected. */
-static int staging_mkdirs(int dirfd, const char *path, bool with_last) {
-        _cleanup_free_ char *p = strdup(path);
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p; (s = strchr(s, '/')); s++) {
-                *s = '\0';
-                if (mkdirat(dirfd, p, 0700) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (with_last && mkdirat(dirfd, p, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
-}
-
-typedef struct StagedLink {
-        char *path, *target;
-} StagedLink;
-
-/* Resolve target relative to the directory of path, lexically, refusing
- * anything that climbs above the staging root. */
-static int staging_link_target(const char *path, const char *target, char **ret) {
-        const char *slash = strrchr(path, '/');
-        size_t dl = slash ? (size_t) (slash - path) : 0;
-        if (target[0] == '/' || strlen(target) >= OCI_PATH_MAX)
-                return -EXDEV;
-        _cleanup_free_ char *out = malloc(dl + strlen(target) + 2);
-        if (!out)
-                return -ENOMEM;
-        memcpy(out, path, dl);
-        size_t n = dl;
-        for (const char *p = target; *p;) {
-                const char *end = strchrnul(p, '/');
-                size_t l = (size_t) (end - p);
-                if (l == 2 && p[0] == '.' && p[1] == '.') {
-                        if (n == 0)
-                                return -EXDEV;
-                        while (n > 0 && out[n - 1] != '/')
-                                n--;
-                        if (n > 0)
-                                n--;
-                } else if (l > 0 && !(l == 1 && p[0] == '.')) {
-                        if (n > 0)
-                                out[n++] = '/';
-                        memcpy(out + n, p, l);
-                        n += l;
-                }
-                p = *end ? end + 1 : end;
-        }
-        out[n] = '\0';
-        if (n == 0 || !path_beneath_is_valid(out))
-                return -EXDEV;
-        *ret = TAKE_PTR(out);
-        return 0;
-}
-
-/* docker save writes a layer it already wrote as a relative symlink to the
- * first copy ("../<id>/layer.tar"); recreate those as hard links once
- * everything is unpacked. */
-static int staging_links(int dirfd, StagedLink *links, size_t n) {
-        for (size_t i = 0; i < n; i++) {
-                _cleanup_free_ char *norm = NULL;
-                if (staging_link_target(links[i].path, links[i].target, &norm) < 0)
-                        return error_setf(-EXDEV, "archive member %s links outside the archive", links[i].path);
-                if (linkat(dirfd, norm, dirfd, links[i].path, 0) < 0)
-                        return error_setf(-errno, "archive member %s: cannot link to %s: %m", links[i].path, norm);
-        }
-        return 0;
-}
-
-static int staging_member(struct archive *a, struct archive_entry *ae, int dirfd, const char *path, StagedLink **links,
-                          size_t *n_links) {
-        mode_t type = archive_entry_filetype(ae);
-        if (type == AE_IFDIR)
-                return staging_mkdirs(dirfd, path, true);
-        int r = staging_mkdirs(dirfd, path, false);
-        if (r < 0)
-                return r;
-        if (type == AE_IFLNK) {
-                StagedLink *l = reallocarray(*links, *n_links + 1, sizeof(StagedLink));
-                if (!l)
-                        return -ENOMEM;
-                *links = l;
-                l[*n_links] = (StagedLink){ strdup(path), strdup(archive_entry_symlink(ae)) };
-                if (!l[*n_links].path || !l[*n_links].target) {
-                        free(l[*n_links].path);
-                        free(l[*n_links].target);
-                        return -ENOMEM;
-                }
-                (*n_links)++;
-                return 0;
-        }
-        if (type != AE_IFREG || archive_entry_hardlink(ae))
-                return 0; /* nothing an image archive needs */
-        _cleanup_close_ int fd = open_beneath(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_NOCTTY, 0600);
-        if (fd < 0)
-                return error_setf(fd, "archive member %s: %s", path, strerror(-fd));
-        if (archive_read_data_into_fd(a, fd) != ARCHIVE_OK)
-                return error_setf(-EIO, "archive member %s: %s", path, archive_error_string(a));
-        return 0;
-}
-
-typedef struct UnpackReader {
-        int fd;
-        uint64_t done, total;
-        const OciImportOptions *o;
-        char buf[128U << 10];
-} UnpackReader;
-
-static la_ssize_t unpack_read(struct archive *a, void *data, const void **ret_buf) {
-        UnpackReader *u = data;
-        ssize_t n = read(u->fd, u->buf, sizeof(u->buf));
-        if (n < 0) {
-                archive_set_error(a, errno, "read failed");
-                return -1;
-        }
-        u->done += (uint64_t) n;
-        if (u->o->progress && u->o->progress(OCI_PHASE_UNPACK, u->done, u->total, u->o->userdata) != 0) {
-                archive_set_error(a, ECANCELED, "cancelled");
-                return -1;
-        }
-        *ret_buf = u->buf;
-        return n;
-}
-
-static int unpack_entries(struct archive *a, int dirfd, StagedLink **links, size_t *n_links) {
-        for (size_t n = 0;; n++) {
-                struct archive_entry *ae;
-                int k = archive_read_next_header(a, &ae);
-                if (k == ARCHIVE_EOF)
-                        return 0;
-                if (k != ARCHIVE_OK && k != ARCHIVE_WARN)
-                        return error_setf(archive_errno(a) == ECANCELED ? -ECANCELED : -EBADMSG,
-                                          "not a valid image archive: %s", archive_error_string(a));
-                if (n >= STAGING_ENTRIES_MAX)
-                        return error_setf(-E2BIG, "image archive has too many members");
-                const char *name = archive_entry_pathname(ae);
-                _cleanup_free_ char *path = NULL;
-                int r = name ? oci_path_normalize(name, &path) : -EINVAL;
-                if (r < 0 || (*path && !path_beneath_is_valid(path)))
-                        return error_setf(-EINVAL, "image archive member \"%s\" has an unsafe name", name ? name : "");
-                if (!*path)
-                        continue;
-                if ((r = staging_member(a, ae, dirfd, path, links, n_links)) < 0)
+/* Point each layer at the member that holds it (through docker save's
+ * symlinks) and mark it for extraction; a layout's layer must be exactly as
+ * long as its descriptor says. */
+static int archive_want_layers(OciArchive *a, OciImageParts *p) {
+        for (size_t i = 0; i < p->n_layers; i++) {
+                char *real = NULL;
+                uint64_t size;
+                int r = oci_archive_want(a, p->layer_paths[i], &real, &size);
+                if (r < 0)
                         return r;
+                free(p->layer_paths[i]);
+                p->layer_paths[i] = real;
+                if (p->layer_sizes[i] && size != p->layer_sizes[i])
+                        return error_setf(-EBADMSG, "layer %s is %" PRIu64 " bytes, the manifest says %" PRIu64,
+                                          p->layer_digests[i], size, p->layer_sizes[i]);
         }
+        return 0;
 }
 
-static int unpack_archive(const OciImportOptions *o, int src_fd, OciImageParts *p) {
-        int r = staging_create(o->cache_dirfd, p);
+/* Read the documents from the archive's scan, then unpack only the layers
+ * they name into a private staging directory. */
+static int archive_load(const OciImportOptions *o, int fd, OciImageParts *p) {
+        _cleanup_(oci_archive_done) OciArchive a = { .fd = fd, .o = o, .max_bytes = oci_import_max(o) };
+        int r = oci_archive_scan(&a);
         if (r < 0)
                 return r;
-        struct stat st;
-        if (fstat(src_fd, &st) < 0)
-                return -errno;
-        _cleanup_free_ UnpackReader *u = malloc(sizeof(UnpackReader));
-        if (!u)
-                return -ENOMEM;
-        *u = (UnpackReader){ .fd = src_fd, .total = (uint64_t) st.st_size, .o = o };
-        _cleanup_(archive_read_freep) struct archive *a = archive_read_new();
-        if (!a)
-                return -ENOMEM;
-        archive_read_support_format_tar(a);
-        archive_read_support_filter_gzip(a);
-        archive_read_support_filter_zstd(a);
-        archive_read_support_filter_none(a);
-        if (archive_read_open(a, u, NULL, unpack_read, NULL) != ARCHIVE_OK)
-                return error_setf(-EBADMSG, "%s is not a tar archive: %s", o->source, archive_error_string(a));
-        StagedLink *links = NULL;
-        size_t n_links = 0;
-        r = unpack_entries(a, p->dirfd, &links, &n_links);
-        if (r == 0)
-                r = staging_links(p->dirfd, links, n_links);
-        for (size_t i = 0; i < n_links; i++) {
-                free(links[i].path);
-                free(links[i].target);
-        }
-        free(links);
-        return r;
+        const DocSource src = { .dirfd = -EBADF, .archive = &a };
+        if ((r = load_docs(o, &src, p)) < 0 || (r = archive_want_layers(&a, p)) < 0)
+                return r;
+        if ((r = staging_create(o->cache_dirfd, p)) < 0)
+                return r;
+        return oci_archive_extract(&a, p->dirfd);
 }
 
 typedef struct DownloadCtx {
@@ -559,12 +431,10 @@ int oci_source_open(const OciImportOptions *o, OciImageParts *ret) {
                 return error_setf(-errno, "cannot open %s: %m", o->source);
         else if (S_ISDIR(st.st_mode)) {
                 p.dirfd = TAKE_FD(fd);
-                r = load_dir(o, &p);
-        } else if (S_ISREG(st.st_mode)) {
-                r = unpack_archive(o, fd, &p);
-                if (r == 0)
-                        r = load_dir(o, &p);
-        } else
+                r = load_docs(o, &(const DocSource){ .dirfd = p.dirfd }, &p);
+        } else if (S_ISREG(st.st_mode))
+                r = archive_load(o, fd, &p);
+        else
                 return error_setf(-EBADFD, "%s is neither a directory nor a regular file", o->source);
         if (r < 0) {
                 oci_image_parts_done(&p);

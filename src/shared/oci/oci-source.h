@@ -3,9 +3,10 @@
 
 /* Where an import's pieces come from: each source kind is reduced to a
  * directory fd beneath which the layer blobs live, the verified config, and
- * per layer a relative path and the digest its bytes must have. Archives
- * are unpacked into a private staging directory under the cache first
- * (removed again by oci_image_parts_done). Used by oci-import.c only. */
+ * per layer a relative path and the digest its bytes must have. Of an
+ * archive only the layers its manifest names are unpacked, into a private
+ * staging directory under the cache (removed again by oci_image_parts_done;
+ * see oci-archive.h). Used by oci-import.c only. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,10 +18,11 @@ typedef struct OciImageParts {
         int dirfd;
         char *manifest_digest;
         OciImageConfig config;
-        char **layer_paths;   /* relative to dirfd */
-        char **layer_digests; /* what each layer file's bytes must hash to */
+        char **layer_paths;    /* relative to dirfd */
+        char **layer_digests;  /* what each layer file's bytes must hash to */
+        uint64_t *layer_sizes; /* what the manifest says each is; 0: not said (docker archives) */
         size_t n_layers;
-        char **blobs;         /* registry: cache blobs used (NULL-terminated) */
+        char **blobs; /* registry: cache blobs used (NULL-terminated) */
         int staging_parent_fd;
         char *staging_name;
 } OciImageParts;

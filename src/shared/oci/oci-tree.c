@@ -75,7 +75,9 @@ void oci_tree_begin_layer(OciTree *t) {
         t->layer++;
 }
 
-int oci_path_normalize(const char *path, char **ret) {
+/* The components of path, lexically: empty and "." ones dropped; ".." is
+ * -EINVAL, or with dotdot drops the last component (-EXDEV above the top). */
+static int path_walk(const char *path, bool dotdot, char **ret) {
         size_t len = strlen(path);
         if (len >= OCI_PATH_MAX)
                 return -ENAMETOOLONG;
@@ -86,11 +88,19 @@ int oci_path_normalize(const char *path, char **ret) {
         for (const char *p = path; *p;) {
                 const char *end = strchrnul(p, '/');
                 size_t l = (size_t) (end - p);
-                if (l == 2 && p[0] == '.' && p[1] == '.')
-                        return -EINVAL;
-                if (l > OCI_NAME_MAX)
+                if (l == 2 && p[0] == '.' && p[1] == '.') {
+                        if (!dotdot)
+                                return -EINVAL;
+                        if (n == 0)
+                                return -EXDEV;
+                        while (n > 0 && out[n - 1] != '/')
+                                n--;
+                        if (n > 0)
+                                n--;
+                        depth--;
+                } else if (l > OCI_NAME_MAX)
                         return -ENAMETOOLONG;
-                if (l > 0 && !(l == 1 && p[0] == '.')) {
+                else if (l > 0 && !(l == 1 && p[0] == '.')) {
                         if (++depth > OCI_DEPTH_MAX)
                                 return -ENAMETOOLONG;
                         if (n > 0)
@@ -103,6 +113,20 @@ int oci_path_normalize(const char *path, char **ret) {
         out[n] = '\0';
         *ret = TAKE_PTR(out);
         return 0;
+}
+
+int oci_path_normalize(const char *path, char **ret) {
+        return path_walk(path, false, ret);
+}
+
+int oci_path_resolve_link(const char *path, const char *target, char **ret) {
+        if (target[0] == '/')
+                return -EXDEV;
+        const char *slash = strrchr(path, '/');
+        _cleanup_free_ char *joined = NULL;
+        if (asprintf(&joined, "%.*s/%s", slash ? (int) (slash - path) : 0, path, target) < 0)
+                return -ENOMEM;
+        return path_walk(joined, true, ret);
 }
 
 static size_t child_index(const OciNode *dir, const char *name, bool *ret_found) {
@@ -198,8 +222,8 @@ static int walk_dirs(OciTree *t, char *dirpath, bool create, const char *entry, 
                 } else if (S_ISLNK(c->inode->mode))
                         return error_setf(-ELOOP, "layer entry \"%s\" goes through the symlink \"%s\"", entry, p);
                 else if (!oci_node_is_dir(c))
-                        return error_setf(-ENOTDIR, "layer entry \"%s\" goes through the non-directory \"%s\"",
-                                          entry, p);
+                        return error_setf(-ENOTDIR, "layer entry \"%s\" goes through the non-directory \"%s\"", entry,
+                                          p);
                 c->layer = t->layer;
                 cur = c;
                 if (slash)
@@ -274,8 +298,8 @@ static int hardlink_target(OciTree *t, const OciEntry *e, OciInode **ret) {
         if (r < 0 && r != -ENOENT)
                 return r;
         if (!target)
-                return error_setf(-ENOENT, "layer entry \"%s\" is a hard link to \"%s\", which does not exist",
-                                  e->path, e->hardlink);
+                return error_setf(-ENOENT, "layer entry \"%s\" is a hard link to \"%s\", which does not exist", e->path,
+                                  e->hardlink);
         if (oci_node_is_dir(target))
                 return error_setf(-EPERM, "layer entry \"%s\" is a hard link to the directory \"%s\"", e->path,
                                   e->hardlink);
@@ -288,8 +312,7 @@ static int entry_inode(OciTree *t, const OciEntry *e, OciInode **ret) {
         if (e->hardlink)
                 return hardlink_target(t, e, ret);
         mode_t type = e->mode & S_IFMT;
-        if (!S_ISREG(type) && !S_ISDIR(type) && !S_ISLNK(type) && !S_ISCHR(type) && !S_ISBLK(type) &&
-            !S_ISFIFO(type))
+        if (!S_ISREG(type) && !S_ISDIR(type) && !S_ISLNK(type) && !S_ISCHR(type) && !S_ISBLK(type) && !S_ISFIFO(type))
                 return error_setf(-EOPNOTSUPP, "layer entry \"%s\" has an unsupported file type", e->path);
         if (S_ISLNK(type) && (!e->symlink || !*e->symlink || strlen(e->symlink) > OCI_SYMLINK_MAX))
                 return error_setf(-EINVAL, "layer entry \"%s\" has an invalid symlink target", e->path);

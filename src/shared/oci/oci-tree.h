@@ -29,16 +29,16 @@
 #define OCI_SPOOL_MAX (64ULL << 30)
 
 typedef struct OciInode {
-        unsigned refs;      /* names pointing here */
-        mode_t mode;        /* S_IFMT and permission bits (07777) */
+        unsigned refs; /* names pointing here */
+        mode_t mode;   /* S_IFMT and permission bits (07777) */
         uint32_t uid, gid;
         int64_t mtime;
         uint64_t size;      /* regular: bytes; symlink: target length */
         uint64_t spool_off; /* regular: offset of the bytes in the spool */
         char *target;       /* symlink target, verbatim */
         uint32_t rdev_major, rdev_minor;
-        uint32_t ext4_ino;  /* assigned by the ext4 writer */
-        bool seen;          /* walk marker */
+        uint32_t ext4_ino; /* assigned by the ext4 writer */
+        bool seen;         /* walk marker */
 } OciInode;
 
 typedef struct OciNode {
@@ -64,10 +64,10 @@ typedef struct OciEntry {
         mode_t mode; /* S_IFMT | 07777; ignored for hard links */
         uint32_t uid, gid;
         int64_t mtime;
-        uint64_t size;           /* regular files */
-        uint64_t spool_off;      /* regular files: already written to the spool */
-        const char *symlink;     /* S_IFLNK: the target */
-        const char *hardlink;    /* non-NULL: a hard link to this archive path */
+        uint64_t size;        /* regular files */
+        uint64_t spool_off;   /* regular files: already written to the spool */
+        const char *symlink;  /* S_IFLNK: the target */
+        const char *hardlink; /* non-NULL: a hard link to this archive path */
         uint32_t rdev_major, rdev_minor;
 } OciEntry;
 
@@ -81,6 +81,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(OciTree *, oci_tree_free);
  * components dropped, trailing "/" dropped; "" is the root. ".."
  * anywhere: -EINVAL; too long or too deep: -ENAMETOOLONG. */
 int oci_path_normalize(const char *path, char **ret);
+
+/* Where the symlink at normalized path with a relative target points, in the
+ * same canonical form, ".." resolved lexically; -EXDEV for an absolute
+ * target or one that climbs above the root. */
+int oci_path_resolve_link(const char *path, const char *target, char **ret);
 
 /* Start applying the next layer. */
 void oci_tree_begin_layer(OciTree *t);
