@@ -30,6 +30,16 @@ typedef struct Conn {
         sd_event_source *io, *timer;
 } Conn;
 
+/* Only root and the owner ever get a Conn (peer_allowed); an owner that is
+ * root itself uses the owner's budget. */
+static unsigned *conn_counter(Helper *h, uid_t uid) {
+        return uid == h->owner_uid ? &h->n_conn_owner : &h->n_conn_root;
+}
+
+static unsigned conn_limit(const Helper *h, uid_t uid) {
+        return uid == h->owner_uid ? HELPER_MAX_OWNER_CONNECTIONS : HELPER_MAX_ROOT_CONNECTIONS;
+}
+
 static void conn_free(Conn *c) {
         if (!c)
                 return;
@@ -37,7 +47,7 @@ static void conn_free(Conn *c) {
         sd_event_source_disable_unref(c->timer);
         safe_close(c->fd);
         free(c->buf);
-        c->h->n_connections--;
+        (*conn_counter(c->h, c->uid))--;
         free(c);
 }
 
@@ -80,7 +90,8 @@ static int parse_request(const char *buf, size_t len, json_t **ret) {
         json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
         if (!j) {
                 if (strstr(e.text, "end of file expected"))
-                        return error_setf(-EINVAL, "request holds more than one JSON value: one request per connection");
+                        return error_setf(-EINVAL,
+                                          "request holds more than one JSON value: one request per connection");
                 return error_setf(-EBADMSG, "malformed JSON request: %s (line %d, column %d)", e.text, e.line,
                                   e.column);
         }
@@ -173,8 +184,9 @@ static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
         Conn *c = userdata;
         log_warning("uid %u pid %d: no complete request within %d s", (unsigned) c->uid, (int) c->pid,
                     HELPER_REQUEST_TIMEOUT_SEC);
-        send_error(c->fd, -ETIMEDOUT, "no complete request within 10 s (end the request by shutting down the "
-                                      "write side of the socket)");
+        send_error(c->fd, -ETIMEDOUT,
+                   "no complete request within 10 s (end the request by shutting down the "
+                   "write side of the socket)");
         conn_free(c);
         return 0;
 }
@@ -188,7 +200,7 @@ static int conn_new(Helper *h, int fd, const struct ucred *cr) {
         if (!c)
                 return -ENOMEM;
         *c = (Conn){ .h = h, .fd = fd, .uid = cr->uid, .pid = cr->pid };
-        h->n_connections++;
+        (*conn_counter(h, cr->uid))++;
         c->buf = malloc(HELPER_MAX_REQUEST + 2);
         int r = c->buf ? 0 : -ENOMEM;
         if (r >= 0)
@@ -221,8 +233,14 @@ static int on_accept(sd_event_source *s, int lfd, uint32_t revents, void *userda
                 send_error(fd, -EPERM, msg);
                 return 0;
         }
-        if (h->n_connections >= HELPER_MAX_CONNECTIONS) {
-                send_error(fd, -EBUSY, "too many concurrent requests; retry");
+        unsigned limit = conn_limit(h, cr.uid);
+        if (*conn_counter(h, cr.uid) >= limit) {
+                log_warning("refused connection from uid %u pid %d: %u already open", (unsigned) cr.uid, (int) cr.pid,
+                            limit);
+                char msg[128];
+                snprintf(msg, sizeof(msg), "too many concurrent requests from uid %u (at most %u); retry",
+                         (unsigned) cr.uid, limit);
+                send_error(fd, -EBUSY, msg);
                 return 0;
         }
         if (conn_new(h, fd, &cr) >= 0)
@@ -242,15 +260,15 @@ static int socket_dir_open(const char *dir, int *ret_fd) {
                 return error_setf(r, "cannot create %s: %s", dir, strerror(-r));
         _cleanup_close_ int fd = open_dir_nofollow(AT_FDCWD, dir);
         if (fd < 0)
-                return error_setf(fd, "cannot open %s (it must be a directory, not a symlink): %s", dir,
-                                  strerror(-fd));
+                return error_setf(fd, "cannot open %s (it must be a directory, not a symlink): %s", dir, strerror(-fd));
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (st.st_uid != 0 || (st.st_mode & 0022))
-                return error_setf(-EPERM, "%s must be owned by root and not writable by group or others "
-                                  "(it is uid %u, mode %04o)", dir, (unsigned) st.st_uid,
-                                  (unsigned) (st.st_mode & 07777));
+                return error_setf(-EPERM,
+                                  "%s must be owned by root and not writable by group or others "
+                                  "(it is uid %u, mode %04o)",
+                                  dir, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777));
         *ret_fd = TAKE_FD(fd);
         return 0;
 }

@@ -23,7 +23,11 @@
 #define HELPER_MAX_REQUEST (64 * 1024)
 #define HELPER_MAX_DEPTH 8
 #define HELPER_REQUEST_TIMEOUT_SEC 10
-#define HELPER_MAX_CONNECTIONS 32
+/* Open connections per uid: the owner (its daemon's workers) and root each
+ * have their own budget, so an owner holding all of its connections never
+ * locks root out. */
+#define HELPER_MAX_OWNER_CONNECTIONS 32
+#define HELPER_MAX_ROOT_CONNECTIONS 8
 /* Bounds on client-supplied lists (entries in nat.apply, keep lists). */
 #define HELPER_MAX_LIST 4096
 
@@ -48,7 +52,7 @@ typedef struct Helper {
 
         sd_event *event;
         sd_event_source *listen_source;
-        unsigned n_connections;
+        unsigned n_conn_root, n_conn_owner;
 
         /* TAPs made in advance (tap_pool_size); they live only as long as
          * this process: drained on exit, removed by reconcile after a crash. */

@@ -260,3 +260,45 @@ def test_owners_keep_their_own_nat_tables(pair):
         run("ip", "link", "del", "upl0", ns=ns, check=False)
         a.as_owner("nat.apply", {"entries": []})
         b.as_owner("nat.apply", {"entries": []})
+
+
+# Holds N idle connections to the socket as the calling uid; prints how many
+# the helper refused at once (they have a reply waiting), then waits for
+# stdin to close.
+HOLDER = r"""
+import select, socket, sys, time
+n = int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    socks.append(s)
+time.sleep(0.5)
+refused = [s for s in socks if select.select([s], [], [], 0)[0]]
+replies = {s.recv(4096).decode().strip() for s in refused}
+print(len(refused), *sorted(replies), sep="\n", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_owner_cannot_lock_root_out(pair):
+    """Item 9: connections are limited per uid (32 for the owner), and root
+    keeps its own room (8)."""
+    a, b = pair
+    holder = subprocess.Popen(["setpriv", f"--reuid={a.uid}", f"--regid={a.uid}", "--clear-groups",
+                               sys.executable, "-c", HOLDER, a.sock, "40"],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        refused, *replies = [holder.stdout.readline().strip() for _ in range(2)]
+        # Root is served while the owner holds all it may.
+        for _ in range(10):
+            r = a.call("helper.ping")
+            assert r["ok"] is True, f"root locked out while the owner holds 40 connections: {r}"
+        assert int(refused) == 40 - 32, (refused, replies)
+        reply = json.loads(replies[0])
+        assert reply["errno"] == "EBUSY", reply
+        assert f"too many concurrent requests from uid {a.uid}" in reply["error"], reply
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    assert a.owner_ok("helper.ping")["owner_uid"] == a.uid
