@@ -34,7 +34,8 @@ for tool in apt-get apt-cache dpkg depmod cpio gzip mkfs.ext4 ssh-keygen ldd sha
   command -v "$tool" >/dev/null || die "missing $tool (run scripts/deps.sh test)"
 done
 busybox=/bin/busybox
-[ -x "$busybox" ] && "$busybox" --list | grep -qx switch_root || die "busybox-static is not installed"
+# grep reads it all: with -q it could exit first and pipefail would see busybox die of SIGPIPE.
+[ -x "$busybox" ] && "$busybox" --list | grep -x switch_root >/dev/null || die "busybox-static is not installed"
 dropbear=/usr/sbin/dropbear
 [ -x "$dropbear" ] || die "dropbear-bin is not installed"
 if [ -n "$agent" ] && [ ! -x "$agent" ]; then
