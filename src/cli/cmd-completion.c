@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cmd-ssh-config.h"
 #include "macro.h"
 #include "string-util.h"
 #include "verbs.h"
@@ -28,6 +29,7 @@ static const Group groups[] = {
         { "image", cli_image_verbs },
         { "kernel", cli_kernel_verbs },
         { "daemon", daemon_verbs },
+        { "ssh-config", cli_ssh_config_verbs },
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";

@@ -6,6 +6,7 @@
 
 #include "banger-build.h"
 #include "cli.h"
+#include "cmd-ssh-config.h"
 #include "error.h"
 #include "log.h"
 #include "string-util.h"
@@ -17,6 +18,8 @@ const CliCommand cli_commands[] = {
         { "image", cmd_image, "register, promote, list and delete images" },
         { "kernel", cmd_kernel, "import, list and remove kernels" },
         { "ps", cmd_ps, "list VMs (same as 'vm list')" },
+        { "ssh-config", cmd_ssh_config, "reach VMs as NAME.vm with plain ssh, scp and rsync" },
+        { "ssh-proxy", cmd_ssh_proxy, "relay stdin/stdout to a VM's port (ssh's ProxyCommand)" },
         { "system", cmd_system, "install, inspect or remove banger's system services (root)" },
         { "version", cmd_version, "print the version" },
         { "vm", cmd_vm, "create, run, inspect and delete VMs" },

@@ -297,8 +297,15 @@ int vm_op_delete(VmManager *m, Store *s, const char *id, int flags) {
                 vm_release_host(m, s, &vm);
                 vm_remove_files(m, id);
                 if (vm.ip && m->known_hosts && access(m->known_hosts, F_OK) == 0) {
+                        /* Both names a host key is kept under: the address ('vm ssh')
+                         * and NAME.vm (plain ssh through 'banger ssh-config'). */
+                        _cleanup_free_ char *host = NULL;
                         char *argv[] = { "ssh-keygen", "-R", vm.ip, "-f", m->known_hosts, NULL };
                         (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, NULL);
+                        if (asprintf(&host, "%s.vm", vm.name) >= 0) {
+                                argv[2] = host;
+                                (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, NULL);
+                        }
                         _cleanup_free_ char *old = NULL;
                         if (asprintf(&old, "%s.old", m->known_hosts) >= 0)
                                 (void) unlink(old);

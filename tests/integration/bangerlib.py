@@ -142,3 +142,12 @@ class Inotify:
 
     def close(self):
         os.close(self.fd)
+
+
+def bash_complete(script, env, *words):
+    """The words bash completion offers after words, with script sourced."""
+    prog = (f'source {script}; COMP_WORDS=({" ".join(repr(w) for w in words)}); '
+            f'COMP_CWORD={len(words) - 1}; _banger; printf "%s\\n" "${{COMPREPLY[@]}}"')
+    r = subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())

@@ -123,6 +123,24 @@ def build_test_image():
     return d, manifest
 
 
+def env_with_test_image(tmp_path_factory, name):
+    """An Env set up in its namespace, with the test guest's kernel imported
+    as 'testk' and its image registered as 'test'; torn down on failure."""
+    require_root()
+    e = Env(tmp_path_factory.mktemp(name))
+    e.setup()
+    try:
+        e.image_dir, e.manifest = build_test_image()
+        k = kernel_dir(e.tmp, e.image_dir, e.manifest)
+        e.banger("kernel", "import", "testk", "--from", str(k))
+        e.banger("image", "register", "--name", "test", "--rootfs", str(e.image_dir / "rootfs.ext4"),
+                 "--kernel-ref", "testk")
+    except BaseException:
+        e.teardown()
+        raise
+    return e
+
+
 def kernel_dir(tmp, image_dir, manifest):
     """A directory laid out like an unpacked Debian kernel package."""
     k = pathlib.Path(tmp) / "kernel"

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from bangerlib import BANGERD, run_cli, socket_path, stop_daemon, wait_for_socket
+from bangerlib import BANGERD, bash_complete, run_cli, socket_path, stop_daemon, wait_for_socket
 
 
 @pytest.fixture
@@ -195,11 +195,7 @@ def test_bash_completion_completes(build_dir, xdg, tmp_path):
     script.write_text(run_cli(xdg, "completion", "bash", check=True).stdout)
 
     def complete(*words):
-        prog = (f'source {script}; COMP_WORDS=({" ".join(repr(w) for w in words)}); '
-                f'COMP_CWORD={len(words) - 1}; _banger; printf "%s\\n" "${{COMPREPLY[@]}}"')
-        r = subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=xdg)
-        assert r.returncode == 0, r.stderr
-        return set(r.stdout.split())
+        return bash_complete(script, xdg, *words)
 
     assert {"vm", "image", "kernel", "completion"} <= complete("banger", "")
     assert complete("banger", "vm", "cr") == {"create"}

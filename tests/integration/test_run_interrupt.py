@@ -10,25 +10,16 @@ import time
 
 import pytest
 
-from lifecycle import BANGER, Env, build_test_image, kernel_dir, process_gone, require_root
+from lifecycle import BANGER, env_with_test_image, process_gone
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    require_root()
-    e = Env(tmp_path_factory.mktemp("run-interrupt"))
-    e.setup()
-    try:
-        e.image_dir, e.manifest = build_test_image()
-        k = kernel_dir(e.tmp, e.image_dir, e.manifest)
-        e.json("kernel", "import", "testk", "--from", str(k))
-        e.json("image", "register", "--name", "test", "--rootfs", str(e.image_dir / "rootfs.ext4"),
-               "--kernel-ref", "testk")
-        yield e
-    finally:
-        e.teardown()
+    e = env_with_test_image(tmp_path_factory, "run-interrupt")
+    yield e
+    e.teardown()
 
 
 def wait_for(what, fn, timeout):
