@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 static inline bool streq(const char *a, const char *b) {
@@ -22,6 +23,9 @@ bool endswith(const char *s, const char *suffix);
 
 /* Valid UTF-8 (no overlongs, no surrogates, max U+10FFFF), len bytes. */
 bool utf8_is_valid_n(const char *s, size_t len);
+/* Encode the Unicode scalar value cp (<= U+10FFFF, not a surrogate) as
+ * UTF-8 into out; returns the bytes written (1-4). */
+size_t utf8_encode_unichar(uint32_t cp, char out[static 4]);
 
 /* A VM/image/kernel name: [a-z0-9][a-z0-9-]{0,62}. */
 bool name_is_valid(const char *s);

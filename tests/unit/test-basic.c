@@ -49,6 +49,30 @@ static void test_utf8(void **state) {
         assert_false(utf8_is_valid_n("\xed\xa0\x80", 3));     /* surrogate */
         assert_false(utf8_is_valid_n("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
         assert_false(utf8_is_valid_n("\xe2\x82", 2));         /* truncated */
+
+        /* Each length class round-trips through the validator. */
+        static const struct {
+                uint32_t cp;
+                const char *utf8;
+        } enc[] = {
+                { 0x41, "A" },
+                { 0x7F, "\x7f" },
+                { 0x80, "\xc2\x80" },
+                { 0xE9, "\xc3\xa9" },
+                { 0x7FF, "\xdf\xbf" },
+                { 0x800, "\xe0\xa0\x80" },
+                { 0x20AC, "\xe2\x82\xac" },
+                { 0xFFFF, "\xef\xbf\xbf" },
+                { 0x10000, "\xf0\x90\x80\x80" },
+                { 0x10FFFF, "\xf4\x8f\xbf\xbf" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(enc); i++) {
+                char out[4];
+                size_t n = utf8_encode_unichar(enc[i].cp, out);
+                assert_int_equal(n, strlen(enc[i].utf8));
+                assert_memory_equal(out, enc[i].utf8, n);
+                assert_true(utf8_is_valid_n(out, n));
+        }
 }
 
 static void test_parse_size(void **state) {

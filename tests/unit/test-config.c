@@ -196,6 +196,16 @@ static void test_toml_forms(void **state) {
         assert_int_equal(tt->line, 10); /* the header that defined it */
         assert_int_equal(toml_table_get(toml_table_get(toml_table_get(tt, "u"), "v"), "w")->integer.value, 1);
         assert_int_equal(toml_table_get(tt, "z")->integer.value, 2);
+
+        /* A header below an array of tables lands in its last element. */
+        _cleanup_toml_free_ TomlValue *at = NULL;
+        const char *doc2 = "[[s]]\nn = 1\n[[s]]\nn = 2\n[s.sub]\nk = 3\n";
+        assert_int_equal(toml_parse(doc2, strlen(doc2), "x.toml", &at), 0);
+        const TomlValue *s = toml_table_get(at, "s");
+        assert_true(toml_array_is_table_array(s));
+        assert_int_equal(s->array.n, 2);
+        assert_null(toml_table_get(s->array.items[0], "sub"));
+        assert_int_equal(toml_table_get(toml_table_get(s->array.items[1], "sub"), "k")->integer.value, 3);
 }
 
 static void test_unknown_keys(void **state) {
@@ -216,6 +226,9 @@ static void test_syntax_errors(void **state) {
         expect_error("[[file]]\n[file]\n", -EBADMSG, "'file' is already defined (line 1)");
         expect_error("a.b = 1\n[a]\n", -EBADMSG, "'a' is already defined");
         expect_error("[a.b]\n[a]\nb.c = 1\n", -EBADMSG, "cannot add keys to 'b' with a dotted key");
+        expect_error("a = 1\na.b = 2\n", -EBADMSG, "config.toml:2:1: cannot add keys to 'a' with a dotted key: it is defined on line 1");
+        expect_error("a = 1\n[a.b]\n", -EBADMSG, "config.toml:2:2: key 'a' is already an integer (line 1), not a table");
+        expect_error("a = [1]\n[a.b]\n", -EBADMSG, "key 'a' is already an array (line 1), not a table");
         expect_error("x = \"abc\n", -EBADMSG, "config.toml:1:5: unterminated string");
         expect_error("x = 'abc", -EBADMSG, "config.toml:1:5: unterminated string");
         expect_error("x = \"a\\qb\"\n", -EBADMSG, "config.toml:1:7: invalid escape sequence '\\q'");
@@ -269,6 +282,37 @@ static void test_limits(void **state) {
         memset(buf, 'k', 300);
         strcpy(buf + 300, " = 1\n");
         expect_error(buf, -E2BIG, "key longer than 256 bytes");
+
+        /* 1,024 keys in one table and items in one array; one more is refused. */
+        _cleanup_free_ char *keys = NULL, *items = NULL;
+        size_t klen = 0, ilen = 0;
+        FILE *kf = open_memstream(&keys, &klen), *itf = open_memstream(&items, &ilen);
+        assert_non_null(kf);
+        assert_non_null(itf);
+        fputs("x = [", itf);
+        for (unsigned i = 0; i < TOML_MAX_ENTRIES; i++) {
+                fprintf(kf, "k%u = 1\n", i);
+                fputs("1, ", itf);
+        }
+        assert_int_equal(fclose(kf), 0);
+        fputs("]\n", itf);
+        assert_int_equal(fclose(itf), 0);
+        TomlValue *t = NULL;
+        assert_int_equal(toml_parse(keys, klen, "x.toml", &t), 0);
+        assert_int_equal(t->table.n, TOML_MAX_ENTRIES);
+        t = toml_free(t);
+        assert_int_equal(toml_parse(items, ilen, "x.toml", &t), 0);
+        assert_int_equal(toml_table_get(t, "x")->array.n, TOML_MAX_ENTRIES);
+        t = toml_free(t);
+        _cleanup_free_ char *more_keys = NULL, *more_items = NULL;
+        assert_true(asprintf(&more_keys, "%sextra = 2\n", keys) > 0);
+        error_clear();
+        assert_int_equal(toml_parse(more_keys, strlen(more_keys), "x.toml", &t), -E2BIG);
+        assert_non_null(strstr(error_last_message(), "x.toml:1025:1: too many keys in one table (limit 1024)"));
+        assert_true(asprintf(&more_items, "x = [2, %s", items + strlen("x = [")) > 0);
+        error_clear();
+        assert_int_equal(toml_parse(more_items, strlen(more_items), "x.toml", &t), -E2BIG);
+        assert_non_null(strstr(error_last_message(), "too many array items (limit 1024)"));
 
         size_t big = TOML_MAX_SIZE + 1;
         _cleanup_free_ char *huge = malloc(big);

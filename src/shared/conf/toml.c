@@ -47,8 +47,7 @@ static unsigned column(const Parser *p) {
         return (unsigned) (p->pos - p->line_start + 1);
 }
 
-static int parse_error_at(const Parser *p, unsigned line, unsigned col, int r, const char *fmt, ...)
-        _printf_(5, 6);
+static int parse_error_at(const Parser *p, unsigned line, unsigned col, int r, const char *fmt, ...) _printf_(5, 6);
 static int parse_error_at(const Parser *p, unsigned line, unsigned col, int r, const char *fmt, ...) {
         char msg[512];
         va_list ap;
@@ -78,11 +77,16 @@ const char *toml_type_to_string(TomlType t) {
 
 static const char *type_phrase(TomlType t) {
         switch (t) {
-        case TOML_STRING: return "a string";
-        case TOML_INTEGER: return "an integer";
-        case TOML_BOOLEAN: return "a boolean";
-        case TOML_TABLE: return "a table";
-        case TOML_ARRAY: return "an array";
+        case TOML_STRING:
+                return "a string";
+        case TOML_INTEGER:
+                return "an integer";
+        case TOML_BOOLEAN:
+                return "a boolean";
+        case TOML_TABLE:
+                return "a table";
+        case TOML_ARRAY:
+                return "an array";
         }
         return "a value";
 }
@@ -138,25 +142,29 @@ static int value_new(Parser *p, TomlType type, unsigned line, unsigned col, Toml
         return 0;
 }
 
+/* Room for one more after n items of size bytes: refused past
+ * TOML_MAX_ENTRIES ("too many <what>"), else grown in powers of two (n is a
+ * power of two exactly when the array is full). */
+static int make_room(Parser *p, void **items, size_t n, size_t size, const TomlValue *value, const char *what) {
+        if (n >= TOML_MAX_ENTRIES)
+                return parse_error_at(p, value->line, value->column, -E2BIG, "too many %s (limit %u)", what,
+                                      TOML_MAX_ENTRIES);
+        if ((n & (n - 1)) != 0)
+                return 0;
+        void *a = reallocarray(*items, n ? n * 2 : 4, size);
+        if (!a)
+                return -ENOMEM;
+        *items = a;
+        return 0;
+}
+
 /* Takes ownership of key and value, also on failure. */
 static int table_add(Parser *p, TomlValue *t, char *key, TomlValue *value) {
-        if (t->table.n >= TOML_MAX_ENTRIES) {
-                int r = parse_error_at(p, value->line, value->column, -E2BIG, "too many keys in one table (limit %u)",
-                                       TOML_MAX_ENTRIES);
+        int r = make_room(p, (void **) &t->table.entries, t->table.n, sizeof(TomlEntry), value, "keys in one table");
+        if (r < 0) {
                 free(key);
                 toml_free(value);
                 return r;
-        }
-        /* Grow in powers of two: n is a power of two exactly when the array is full. */
-        if ((t->table.n & (t->table.n - 1)) == 0) {
-                size_t cap = t->table.n ? t->table.n * 2 : 4;
-                TomlEntry *e = reallocarray(t->table.entries, cap, sizeof(TomlEntry));
-                if (!e) {
-                        free(key);
-                        toml_free(value);
-                        return -ENOMEM;
-                }
-                t->table.entries = e;
         }
         t->table.entries[t->table.n++] = (TomlEntry){ .key = key, .value = value };
         return 0;
@@ -164,22 +172,30 @@ static int table_add(Parser *p, TomlValue *t, char *key, TomlValue *value) {
 
 /* Takes ownership of value, also on failure. */
 static int array_append(Parser *p, TomlValue *a, TomlValue *value) {
-        if (a->array.n >= TOML_MAX_ENTRIES) {
-                int r = parse_error_at(p, value->line, value->column, -E2BIG, "too many array items (limit %u)",
-                                       TOML_MAX_ENTRIES);
+        int r = make_room(p, (void **) &a->array.items, a->array.n, sizeof(TomlValue *), value, "array items");
+        if (r < 0) {
                 toml_free(value);
                 return r;
         }
-        if ((a->array.n & (a->array.n - 1)) == 0) {
-                size_t cap = a->array.n ? a->array.n * 2 : 4;
-                TomlValue **items = reallocarray(a->array.items, cap, sizeof(TomlValue *));
-                if (!items) {
-                        toml_free(value);
-                        return -ENOMEM;
-                }
-                a->array.items = items;
-        }
         a->array.items[a->array.n++] = value;
+        return 0;
+}
+
+/* A new table or array under name in parent, at the key's position. */
+static int add_container(Parser *p, TomlValue *parent, const char *name, TomlType type, unsigned flags, const Key *k,
+                         TomlValue **ret) {
+        char *key = strdup(name);
+        TomlValue *v = NULL;
+        int r = key ? value_new(p, type, k->line, k->column, &v) : -ENOMEM;
+        if (r < 0) {
+                free(key);
+                return r;
+        }
+        v->flags = flags;
+        r = table_add(p, parent, key, v);
+        if (r < 0)
+                return r;
+        *ret = v;
         return 0;
 }
 
@@ -200,7 +216,8 @@ static int check_bytes(Parser *p) {
                         line_start = i + 1;
                 } else if (c == '\r') {
                         if (i + 1 >= p->len || s[i + 1] != '\n')
-                                return parse_error_at(p, line, col, -EBADMSG, "carriage return not followed by newline");
+                                return parse_error_at(p, line, col, -EBADMSG,
+                                                      "carriage return not followed by newline");
                 } else if (c == 0x7f || (c < 0x20 && c != '\t'))
                         return parse_error_at(p, line, col, -EBADMSG, "control character U+%04X not allowed", c);
                 else if (c >= 0x80) {
@@ -294,29 +311,6 @@ static int hex_value(char c) {
         return -1;
 }
 
-static size_t utf8_encode(uint32_t cp, char out[static 4]) {
-        if (cp < 0x80) {
-                out[0] = (char) cp;
-                return 1;
-        }
-        if (cp < 0x800) {
-                out[0] = (char) (0xC0 | (cp >> 6));
-                out[1] = (char) (0x80 | (cp & 0x3F));
-                return 2;
-        }
-        if (cp < 0x10000) {
-                out[0] = (char) (0xE0 | (cp >> 12));
-                out[1] = (char) (0x80 | ((cp >> 6) & 0x3F));
-                out[2] = (char) (0x80 | (cp & 0x3F));
-                return 3;
-        }
-        out[0] = (char) (0xF0 | (cp >> 18));
-        out[1] = (char) (0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (char) (0x80 | ((cp >> 6) & 0x3F));
-        out[3] = (char) (0x80 | (cp & 0x3F));
-        return 4;
-}
-
 /* At the character after "\u" or "\U". */
 static int parse_unicode_escape(Parser *p, size_t digits, Buf *b) {
         unsigned col = column(p) - 2;
@@ -335,7 +329,7 @@ static int parse_unicode_escape(Parser *p, size_t digits, Buf *b) {
         if (cp == 0)
                 return parse_error_at(p, p->line, col, -EBADMSG, "NUL characters in strings are not supported");
         char out[4];
-        return buf_put(b, out, utf8_encode(cp, out));
+        return buf_put(b, out, utf8_encode_unichar(cp, out));
 }
 
 static int parse_escape(Parser *p, Buf *b) {
@@ -625,22 +619,24 @@ static int new_table(Parser *p, unsigned flags, unsigned line, unsigned col, Tom
         return 0;
 }
 
-/* Walk (creating implicit tables) to the parent of the header's last key. */
-static int header_parent(Parser *p, const Key *k, TomlValue **ret) {
-        TomlValue *t = p->root;
+/* Walk a key's leading parts from t to the table that holds its last part,
+ * creating the tables missing on the way. A [header] walks from the root,
+ * creates implicit tables and descends into an array of tables' last
+ * element; a dotted key walks from the current table and may only extend
+ * tables that dotted keys created. */
+static int key_parent(Parser *p, TomlValue *t, const Key *k, bool dotted, TomlValue **ret) {
         for (size_t i = 0; i + 1 < k->n; i++) {
                 TomlValue *v = table_find(t, k->parts[i]);
                 if (!v) {
-                        char *name = strdup(k->parts[i]);
-                        int r = name ? new_table(p, TABLE_IMPLICIT, k->line, k->column, &v) : -ENOMEM;
-                        if (r < 0) {
-                                free(name);
-                                return r;
-                        }
-                        r = table_add(p, t, name, v);
+                        int r = add_container(p, t, k->parts[i], TOML_TABLE, dotted ? TABLE_DOTTED : TABLE_IMPLICIT, k,
+                                              &v);
                         if (r < 0)
                                 return r;
-                } else if (toml_array_is_table_array(v))
+                } else if (dotted && (v->type != TOML_TABLE || !(v->flags & TABLE_DOTTED)))
+                        return parse_error_at(p, k->line, k->column, -EBADMSG,
+                                              "cannot add keys to '%s' with a dotted key: it is defined on line %u",
+                                              k->parts[i], v->line);
+                else if (!dotted && toml_array_is_table_array(v))
                         v = v->array.items[v->array.n - 1];
                 else if (v->type != TOML_TABLE)
                         return parse_error_at(p, k->line, k->column, -EBADMSG,
@@ -657,21 +653,15 @@ static int define_table(Parser *p, TomlValue *parent, const Key *k) {
         TomlValue *v = table_find(parent, name);
         if (v) {
                 if (v->type != TOML_TABLE || !(v->flags & TABLE_IMPLICIT))
-                        return parse_error_at(p, k->line, k->column, -EBADMSG,
-                                              "'%s' is already defined (line %u)", name, v->line);
+                        return parse_error_at(p, k->line, k->column, -EBADMSG, "'%s' is already defined (line %u)",
+                                              name, v->line);
                 v->flags = TABLE_HEADER;
                 v->line = k->line;
                 v->column = k->column;
                 p->current = v;
                 return 0;
         }
-        char *key = strdup(name);
-        int r = key ? new_table(p, TABLE_HEADER, k->line, k->column, &v) : -ENOMEM;
-        if (r < 0) {
-                free(key);
-                return r;
-        }
-        r = table_add(p, parent, key, v);
+        int r = add_container(p, parent, name, TOML_TABLE, TABLE_HEADER, k, &v);
         if (r < 0)
                 return r;
         p->current = v;
@@ -682,17 +672,10 @@ static int append_table(Parser *p, TomlValue *parent, const Key *k) {
         const char *name = k->parts[k->n - 1];
         TomlValue *a = table_find(parent, name);
         if (a && !toml_array_is_table_array(a))
-                return parse_error_at(p, k->line, k->column, -EBADMSG,
-                                      "'%s' is already defined as %s (line %u)", name, type_phrase(a->type), a->line);
+                return parse_error_at(p, k->line, k->column, -EBADMSG, "'%s' is already defined as %s (line %u)", name,
+                                      type_phrase(a->type), a->line);
         if (!a) {
-                char *key = strdup(name);
-                int r = key ? value_new(p, TOML_ARRAY, k->line, k->column, &a) : -ENOMEM;
-                if (r < 0) {
-                        free(key);
-                        return r;
-                }
-                a->flags = ARRAY_OF_TABLES;
-                r = table_add(p, parent, key, a);
+                int r = add_container(p, parent, name, TOML_ARRAY, ARRAY_OF_TABLES, k, &a);
                 if (r < 0)
                         return r;
         }
@@ -720,7 +703,7 @@ static int parse_header(Parser *p) {
         p->pos += is_array ? 2 : 1;
 
         TomlValue *parent = NULL;
-        r = header_parent(p, &k, &parent);
+        r = key_parent(p, p->root, &k, false, &parent);
         if (r < 0)
                 return r;
         r = is_array ? append_table(p, parent, &k) : define_table(p, parent, &k);
@@ -728,32 +711,6 @@ static int parse_header(Parser *p) {
                 return r;
         p->current_depth = k.n;
         return expect_eol(p, "table header");
-}
-
-/* Walk a dotted key's leading parts, creating tables; only tables that dotted
- * keys created may be extended this way. */
-static int dotted_parent(Parser *p, const Key *k, TomlValue **ret) {
-        TomlValue *t = p->current;
-        for (size_t i = 0; i + 1 < k->n; i++) {
-                TomlValue *v = table_find(t, k->parts[i]);
-                if (!v) {
-                        char *name = strdup(k->parts[i]);
-                        int r = name ? new_table(p, TABLE_DOTTED, k->line, k->column, &v) : -ENOMEM;
-                        if (r < 0) {
-                                free(name);
-                                return r;
-                        }
-                        r = table_add(p, t, name, v);
-                        if (r < 0)
-                                return r;
-                } else if (v->type != TOML_TABLE || !(v->flags & TABLE_DOTTED))
-                        return parse_error_at(p, k->line, k->column, -EBADMSG,
-                                              "cannot add keys to '%s' with a dotted key: it is defined on line %u",
-                                              k->parts[i], v->line);
-                t = v;
-        }
-        *ret = t;
-        return 0;
 }
 
 static int parse_keyval(Parser *p) {
@@ -770,7 +727,7 @@ static int parse_keyval(Parser *p) {
         skip_ws(p);
 
         TomlValue *parent = NULL;
-        r = dotted_parent(p, &k, &parent);
+        r = key_parent(p, p->current, &k, true, &parent);
         if (r < 0)
                 return r;
         const char *name = k.parts[k.n - 1];
