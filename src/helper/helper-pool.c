@@ -18,7 +18,14 @@
 
 static int pool_fill(Helper *h, Netlink *nl) {
         usec_t start = now_monotonic();
-        int r = tap_pool_fill(nl, &h->tap_pool);
+        size_t room = 0;
+        int r = helper_taps_room(h, nl, &room);
+        if (r < 0)
+                return log_warning_errno(r, "TAP pool: %s", error_last_message() ?: strerror(-r));
+        if (room < h->tap_pool.target - h->tap_pool.n)
+                log_warning("TAP pool: uid %u holds %d TAP(s) of max_taps %u; filling %zu of %zu",
+                            (unsigned) h->owner_uid, r, h->max_taps, room, h->tap_pool.target - h->tap_pool.n);
+        r = tap_pool_fill(nl, &h->tap_pool, room);
         if (r < 0)
                 return log_warning_errno(r, "TAP pool: refill stopped at %zu of %zu: %s", h->tap_pool.n,
                                          h->tap_pool.target, error_last_message() ?: strerror(-r));

@@ -6,9 +6,11 @@
  * (tap.create) or holds it (the pool) - so a TAP whose bridge was deleted
  * and re-created can still be deleted by the helper that made it. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "helper.h"
 #include "string-util.h"
 
@@ -60,5 +62,32 @@ int helper_tap_scope(const Helper *h, TapScope *ret, char ***storage) {
                 return r;
         *ret = (TapScope){ .uid = h->owner_uid, .bridge = h->bridge, .recorded = l };
         *storage = TAKE_PTR(l);
+        return 0;
+}
+
+int helper_taps_room(const Helper *h, Netlink *nl, size_t *ret) {
+        _cleanup_free_ NlLink *links = NULL;
+        size_t n = 0, held = 0;
+        int r = nl_link_list(nl, &links, &n);
+        if (r < 0)
+                return error_setf(r, "listing links: %s", strerror(-r));
+        /* Every TAP of the owner's, on whichever bridge: the limit is per owner. */
+        for (size_t i = 0; i < n; i++)
+                held += streq(links[i].kind, "tun") && tap_name_is_valid(links[i].name) && links[i].tun_has_owner &&
+                        links[i].tun_owner == h->owner_uid;
+        *ret = held >= h->max_taps ? 0 : h->max_taps - held;
+        return (int) MIN(held, (size_t) INT_MAX);
+}
+
+int helper_taps_check_room(const Helper *h, Netlink *nl) {
+        size_t room = 0;
+        int held = helper_taps_room(h, nl, &room);
+        if (held < 0)
+                return held;
+        if (room == 0)
+                return error_setf(-EDQUOT,
+                                  "uid %u already holds %d TAP(s) and may hold at most %u (max_taps, "
+                                  "pooled TAPs included); delete unused VMs or raise the limit",
+                                  (unsigned) h->owner_uid, held, h->max_taps);
         return 0;
 }

@@ -28,8 +28,17 @@
  * locks root out. */
 #define HELPER_MAX_OWNER_CONNECTIONS 32
 #define HELPER_MAX_ROOT_CONNECTIONS 8
+/* Range of --max-taps/max_taps and --max-loops/max_loop_devices. */
+#define HELPER_MAX_TAPS_LIMIT 4096
+#define HELPER_MAX_LOOPS_LIMIT 4096
 /* Bounds on client-supplied lists (entries in nat.apply, keep lists). */
 #define HELPER_MAX_LIST 4096
+
+typedef struct HelperLoop {
+        int nr; /* /dev/loop<nr> */
+        dev_t dev;
+        ino_t ino;
+} HelperLoop;
 
 typedef struct Helper {
         uid_t owner_uid;
@@ -61,6 +70,14 @@ typedef struct Helper {
 
         /* TAPs this process made with tap.create and has not deleted. */
         char **taps_made;
+        /* Loop devices loop.attach made, by backing inode: still counted
+         * against max_loops when their file is renamed out of the state
+         * directory. Pruned when a device is detached or rebound. */
+        HelperLoop *loops_made;
+        size_t n_loops_made;
+
+        unsigned max_taps;  /* TAPs owned by the owner, pooled ones included */
+        unsigned max_loops; /* loop devices over the owner's files */
 } Helper;
 
 /* A method validates its params (an object) and returns 0 with *ret_result
@@ -132,6 +149,20 @@ void helper_taps_forget(Helper *h, const char *name);
 /* The scope for tap_list/tap_delete_scoped/tap_reconcile; *storage holds
  * the recorded names and must be freed after use. */
 int helper_tap_scope(const Helper *h, TapScope *ret, char ***storage);
+
+/* Refuse a new TAP when the owner already holds max_taps of them (pooled
+ * ones included); -EDQUOT with the reason. */
+int helper_taps_check_room(const Helper *h, Netlink *nl);
+/* How many more TAPs the owner may have (0 when at the limit). */
+int helper_taps_room(const Helper *h, Netlink *nl, size_t *ret);
+
+/* helper-loops.c: one loop device per file, at most max_loops per owner. */
+/* -EBUSY when fd's file is bound to a loop device already. */
+int helper_loops_check_unattached(const Helper *h, int fd, const char *relpath);
+/* -EDQUOT when n more loop devices would exceed max_loops. */
+int helper_loops_check_room(Helper *h, unsigned n);
+int helper_loops_record(Helper *h, int nr, int backing_fd);
+void helper_loops_done(Helper *h);
 
 /* main.c helpers shared with the server */
 const char *errno_name(int r);

@@ -34,8 +34,9 @@ typedef struct Args {
         bool system;
         long long owner_uid, owner_gid; /* -1: not given */
         const char *state_dir, *socket_path, *cidr, *bridge, *bridge_ip, *uplink;
-        long dns_port; /* -1: not given */
-        long tap_pool; /* -1: not given */
+        long dns_port;                 /* -1: not given */
+        long long tap_pool;            /* -1: not given */
+        long long max_taps, max_loops; /* -1: not given */
         int log_level;
 } Args;
 
@@ -58,6 +59,8 @@ static void help(void) {
                "  --uplink IF          NAT out of IF (default: the default route's interface)\n"
                "  --dns-port N         port of banger's DNS responder for resolved (default 5354)\n"
                "  --tap-pool N         keep N TAPs (0..64) ready for fast VM starts (default 0)\n"
+               "  --max-taps N         the most TAPs the owner may hold, pool included (default 1024)\n"
+               "  --max-loops N        the most loop devices the owner may hold (default 256)\n"
                "  --log-level LEVEL    error, warning, notice, info or debug\n"
                "  --version, -h/--help\n");
 }
@@ -72,22 +75,86 @@ static int parse_number(const char *opt, const char *s, long long max, long long
         return 0;
 }
 
+enum {
+        A_SYSTEM = 0x100,
+        A_UID,
+        A_GID,
+        A_STATE,
+        A_SOCKET,
+        A_CIDR,
+        A_BRIDGE,
+        A_BRIDGE_IP,
+        A_UPLINK,
+        A_DNS_PORT,
+        A_TAP_POOL,
+        A_MAX_TAPS,
+        A_MAX_LOOPS,
+        A_LOG,
+        A_VERSION
+};
+
+/* One option; 1 to go on, 0 to exit successfully (--help), -EINVAL. */
+static int parse_option(int c, Args *a) {
+        long long v;
+        switch (c) {
+        case A_SYSTEM:
+                a->system = true;
+                return 1;
+        case A_UID:
+                return parse_number("--owner-uid", optarg, 0xfffffffeLL, &a->owner_uid) < 0 ? -EINVAL : 1;
+        case A_GID:
+                return parse_number("--owner-gid", optarg, 0xfffffffeLL, &a->owner_gid) < 0 ? -EINVAL : 1;
+        case A_STATE:
+                a->state_dir = optarg;
+                return 1;
+        case A_SOCKET:
+                a->socket_path = optarg;
+                return 1;
+        case A_CIDR:
+                a->cidr = optarg;
+                return 1;
+        case A_BRIDGE:
+                a->bridge = optarg;
+                return 1;
+        case A_BRIDGE_IP:
+                a->bridge_ip = optarg;
+                return 1;
+        case A_UPLINK:
+                a->uplink = optarg;
+                return 1;
+        case A_DNS_PORT:
+                if (parse_number("--dns-port", optarg, 65535, &v) < 0 || v == 0)
+                        return -EINVAL;
+                a->dns_port = (long) v;
+                return 1;
+        case A_TAP_POOL:
+                return parse_number("--tap-pool", optarg, TAP_POOL_MAX, &a->tap_pool) < 0 ? -EINVAL : 1;
+        case A_MAX_TAPS:
+                if (parse_number("--max-taps", optarg, HELPER_MAX_TAPS_LIMIT, &a->max_taps) < 0 || a->max_taps == 0)
+                        return -EINVAL;
+                return 1;
+        case A_MAX_LOOPS:
+                if (parse_number("--max-loops", optarg, HELPER_MAX_LOOPS_LIMIT, &a->max_loops) < 0 || a->max_loops == 0)
+                        return -EINVAL;
+                return 1;
+        case A_LOG:
+                if ((a->log_level = log_level_from_string(optarg)) < 0) {
+                        fprintf(stderr, "bangerd-root: invalid log level '%s'\n", optarg);
+                        return -EINVAL;
+                }
+                return 1;
+        case A_VERSION:
+                printf("bangerd-root %s (%s)\n", BANGER_VERSION, BANGER_COMMIT);
+                return 0;
+        case 'h':
+                help();
+                return 0;
+        default:
+                return -EINVAL;
+        }
+}
+
 static int parse_args(int argc, char **argv, Args *a) {
-        enum {
-                A_SYSTEM = 0x100,
-                A_UID,
-                A_GID,
-                A_STATE,
-                A_SOCKET,
-                A_CIDR,
-                A_BRIDGE,
-                A_BRIDGE_IP,
-                A_UPLINK,
-                A_DNS_PORT,
-                A_TAP_POOL,
-                A_LOG,
-                A_VERSION
-        };
         static const struct option opts[] = {
                 { "system", no_argument, NULL, A_SYSTEM },
                 { "owner-uid", required_argument, NULL, A_UID },
@@ -100,69 +167,24 @@ static int parse_args(int argc, char **argv, Args *a) {
                 { "uplink", required_argument, NULL, A_UPLINK },
                 { "dns-port", required_argument, NULL, A_DNS_PORT },
                 { "tap-pool", required_argument, NULL, A_TAP_POOL },
+                { "max-taps", required_argument, NULL, A_MAX_TAPS },
+                { "max-loops", required_argument, NULL, A_MAX_LOOPS },
                 { "log-level", required_argument, NULL, A_LOG },
                 { "version", no_argument, NULL, A_VERSION },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
-        *a = (Args){ .owner_uid = -1, .owner_gid = -1, .dns_port = -1, .tap_pool = -1, .log_level = -1 };
-        long long v;
+        *a = (Args){ .owner_uid = -1,
+                     .owner_gid = -1,
+                     .dns_port = -1,
+                     .tap_pool = -1,
+                     .max_taps = -1,
+                     .max_loops = -1,
+                     .log_level = -1 };
         for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) >= 0;) {
-                switch (c) {
-                case A_SYSTEM:
-                        a->system = true;
-                        break;
-                case A_UID:
-                        if (parse_number("--owner-uid", optarg, 0xfffffffeLL, &a->owner_uid) < 0)
-                                return -EINVAL;
-                        break;
-                case A_GID:
-                        if (parse_number("--owner-gid", optarg, 0xfffffffeLL, &a->owner_gid) < 0)
-                                return -EINVAL;
-                        break;
-                case A_STATE:
-                        a->state_dir = optarg;
-                        break;
-                case A_SOCKET:
-                        a->socket_path = optarg;
-                        break;
-                case A_CIDR:
-                        a->cidr = optarg;
-                        break;
-                case A_BRIDGE:
-                        a->bridge = optarg;
-                        break;
-                case A_BRIDGE_IP:
-                        a->bridge_ip = optarg;
-                        break;
-                case A_UPLINK:
-                        a->uplink = optarg;
-                        break;
-                case A_DNS_PORT:
-                        if (parse_number("--dns-port", optarg, 65535, &v) < 0 || v == 0)
-                                return -EINVAL;
-                        a->dns_port = (long) v;
-                        break;
-                case A_TAP_POOL:
-                        if (parse_number("--tap-pool", optarg, TAP_POOL_MAX, &v) < 0)
-                                return -EINVAL;
-                        a->tap_pool = (long) v;
-                        break;
-                case A_LOG:
-                        if ((a->log_level = log_level_from_string(optarg)) < 0) {
-                                fprintf(stderr, "bangerd-root: invalid log level '%s'\n", optarg);
-                                return -EINVAL;
-                        }
-                        break;
-                case A_VERSION:
-                        printf("bangerd-root %s (%s)\n", BANGER_VERSION, BANGER_COMMIT);
-                        return 0;
-                case 'h':
-                        help();
-                        return 0;
-                default:
-                        return -EINVAL;
-                }
+                int r = parse_option(c, a);
+                if (r <= 0)
+                        return r;
         }
         if (optind < argc) {
                 fprintf(stderr, "bangerd-root: unexpected argument '%s'\n", argv[optind]);
@@ -288,6 +310,10 @@ static int configure_network(Helper *h, const Args *a, const BangerConfig *c) {
         h->dns_port = (uint16_t) (a->dns_port > 0 ? a->dns_port : c->dns_port);
         /* Dev mode's config is the defaults, so tap_pool_size there is 0. */
         size_t pool = a->tap_pool >= 0 ? (size_t) a->tap_pool : c->tap_pool_size;
+        h->max_taps = a->max_taps > 0 ? (unsigned) a->max_taps : c->max_taps;
+        h->max_loops = a->max_loops > 0 ? (unsigned) a->max_loops : c->max_loop_devices;
+        if (pool > h->max_taps)
+                return error_setf(-EINVAL, "a TAP pool of %zu exceeds max_taps (%u)", pool, h->max_taps);
         return tap_pool_init(&h->tap_pool, h->bridge, h->owner_uid, h->owner_gid, pool);
 }
 
@@ -328,6 +354,7 @@ static void helper_done(Helper *h) {
         free(h->socket_path);
         free(h->uplink);
         strv_free(h->taps_made);
+        helper_loops_done(h);
 }
 
 static int helper_run(Helper *h) {

@@ -24,12 +24,18 @@ static int method_loop_attach(Helper *h, json_t *params, json_t **ret) {
         _cleanup_close_ int fd = open_state_file(h, path, ro ? O_RDONLY : O_RDWR);
         if (fd < 0)
                 return fd;
+        if ((r = helper_loops_check_unattached(h, fd, path)) < 0 || (r = helper_loops_check_room(h, 1)) < 0)
+                return r;
         /* No AUTOCLEAR: the device must outlive this request; the client
          * detaches it (or reconcile does when no VM owns the file). */
         _cleanup_(loop_device_release) LoopDevice dev = LOOP_DEVICE_NULL;
         r = loop_attach(fd, ro ? LOOP_ATTACH_READ_ONLY : 0, &dev);
         if (r < 0)
                 return error_last_message() ? r : error_setf(r, "attaching a loop device: %s", strerror(-r));
+        if ((r = helper_loops_record(h, dev.nr, fd)) < 0) {
+                (void) loop_device_detach(&dev);
+                return r;
+        }
         log_info("attached %s to %s%s", dev.node, path, ro ? " (read-only)" : "");
         *ret = json_pack("{s:s}", "device", dev.node);
         return *ret ? 0 : -ENOMEM;
@@ -104,9 +110,12 @@ static int method_dm_snapshot_create(Helper *h, json_t *params, json_t **ret) {
         _cleanup_close_ int cfd = open_state_file(h, cow, O_RDWR);
         if (cfd < 0)
                 return cfd;
+        /* The base may back several snapshots; a COW store only one. */
+        if ((r = helper_loops_check_unattached(h, cfd, cow)) < 0 || (r = helper_loops_check_room(h, 2)) < 0)
+                return r;
         if (!disk_dm_available())
                 return error_setf(-EOPNOTSUPP, "device-mapper is not available on this host "
-                                  "(/dev/mapper/control is missing)");
+                                               "(/dev/mapper/control is missing)");
         _cleanup_free_ char *device = NULL;
         r = dm_snapshot_assemble(h->state_fd, base, h->state_fd, cow, name, &device);
         if (r < 0)

@@ -100,8 +100,9 @@ static int method_tap_create(Helper *h, json_t *params, json_t **ret) {
          * implies it, and ensuring it is idempotent and cheap. */
         if ((r = netlink_open(&nl)) < 0 || (r = ensure_bridge(h, nl, NULL)) < 0)
                 return r;
+        /* A pooled TAP is renamed: the owner's count stays the same. */
         r = helper_pool_take_as(h, nl, name);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN && (r = helper_taps_check_room(h, nl)) >= 0)
                 r = tap_setup_for_vm(nl, name, h->bridge, h->owner_uid, h->owner_gid);
         if (r == -EEXIST)
                 return error_setf(r, "TAP %s already exists", name);

@@ -146,7 +146,8 @@ def owner_pair():
     helpers = []
     try:
         run("ip", "link", "set", "lo", "up", ns=ns)
-        helpers.append(start_owner(ns, tmp, "a", OWNER_A, "br-fc-a", "172.16.10.0/24", private_dev=True))
+        helpers.append(start_owner(ns, tmp, "a", OWNER_A, "br-fc-a", "172.16.10.0/24",
+                                   ["--max-taps", "3", "--max-loops", "3"], private_dev=True))
         helpers.append(start_owner(ns, tmp, "b", OWNER_B, "br-fc-b", "172.16.11.0/24", ["--tap-pool", "2"]))
         yield helpers
     finally:
@@ -302,3 +303,59 @@ def test_owner_cannot_lock_root_out(pair):
         holder.stdin.close()
         holder.wait(10)
     assert a.owner_ok("helper.ping")["owner_uid"] == a.uid
+
+
+def as_uid(uid, code, *args):
+    subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", sys.executable, "-c", code,
+                    *map(str, args)], check=True, timeout=30)
+
+
+def test_owner_limits_loops_and_taps(pair):
+    """Item 10: one loop device per file, whatever name it is asked under; at
+    most max_loop_devices loops and max_taps TAPs per owner (A runs with 3 of
+    each), with a clear error, and a rename out of the state directory does
+    not make room."""
+    a, b = pair
+    x = a.owner_file("x.img")
+    os.link(x, a.state / "x-again.img")
+    for name in ("y.img", "z.img", "w.img"):
+        a.owner_file(name)
+    elsewhere = a.state.parent / "elsewhere"
+    elsewhere.mkdir()
+    os.chown(elsewhere, a.uid, a.uid)
+    created = []
+    try:
+        dev = a.owner_ok("loop.attach", {"path": "x.img"})["device"]
+        for name in ("x.img", "x-again.img"):
+            r = a.as_owner("loop.attach", {"path": name, "read_only": True})
+            assert r["ok"] is False and r["errno"] == "EBUSY", r
+            assert f"already attached to {dev}; detach it first" in r["error"], r
+        assert list(loops_backed_under(a.state)) == [dev]
+
+        devs = [dev] + [a.owner_ok("loop.attach", {"path": n})["device"] for n in ("y.img", "z.img")]
+        r = a.as_owner("loop.attach", {"path": "w.img"})
+        assert r["ok"] is False and r["errno"] == "EDQUOT", r
+        assert f"uid {a.uid} already holds 3 loop device(s) and may hold at most 3 (max_loop_devices)" in r["error"]
+        as_uid(a.uid, "import os, sys; os.rename(sys.argv[1], sys.argv[2])", a.state / "y.img", elsewhere / "y.img")
+        r = a.as_owner("loop.attach", {"path": "w.img"})
+        assert r["ok"] is False and r["errno"] == "EDQUOT", r
+        a.owner_ok("loop.detach", {"device": devs[0]})
+        devs.append(a.owner_ok("loop.attach", {"path": "w.img"})["device"])
+
+        for i in range(3):
+            a.owner_ok("tap.create", {"name": f"bgtlim{i}"})
+            created.append((a, f"bgtlim{i}"))
+        r = a.as_owner("tap.create", {"name": "bgtlim3"})
+        assert r["ok"] is False and r["errno"] == "EDQUOT", r
+        assert f"uid {a.uid} already holds 3 TAP(s) and may hold at most 3 (max_taps" in r["error"], r
+        assert "bgtlim3" not in a.taps()
+        b.owner_ok("tap.create", {"name": "bgtlimb"})  # another owner's count
+        created.append((b, "bgtlimb"))
+    finally:
+        for h, name in created:
+            h.as_owner("tap.delete", {"name": name})
+        for d in loops_backed_under(a.state.parent):
+            subprocess.run(["losetup", "-d", d], check=False, capture_output=True)
+        shutil.rmtree(elsewhere, ignore_errors=True)
+        for name in ("x.img", "x-again.img", "y.img", "z.img", "w.img"):
+            (a.state / name).unlink(missing_ok=True)

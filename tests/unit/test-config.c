@@ -57,6 +57,8 @@ static void test_defaults(void **state) {
         assert_int_equal(ntohl(c.cidr_addr.s_addr), 0xAC100000);
         assert_int_equal(ntohl(c.bridge_addr.s_addr), 0xAC100001);
         assert_int_equal(c.tap_pool_size, 0);
+        assert_int_equal(c.max_taps, 1024);
+        assert_int_equal(c.max_loop_devices, 256);
         assert_int_equal(c.dns_port, 5354);
         assert_string_equal(c.dns_listen, "127.0.0.1");
         assert_int_equal(c.stop_timeout_sec, 10);
@@ -80,48 +82,49 @@ static void test_defaults(void **state) {
         config_done(&c);
 }
 
-static const char full[] =
-        "\xEF\xBB\xBF# every key\n"
-        "log_level = \"debug\"\n"
-        "default_vmm = 'qemu'\n"
-        "firecracker_bin = \"/opt/fc/firecracker\"\n"
-        "jailer_enabled = true\n"
-        "jailer_bin = \"/opt/fc/jailer\"\n"
-        "jailer_chroot_base = \"/var/lib/jail\"\n"
-        "jailer_uid = 1_000\n"
-        "jailer_gid = 0x3e8\n"
-        "qemu_bin = \"qemu-system-x86_64\"\n"
-        "bridge_name = \"br-fc-test\"   # a comment\n"
-        "bridge_ip = \"10.9.8.254\"\n"
-        "cidr = \"10.9.8.0/24\"\n"
-        "tap_pool_size = 64\n"
-        "dns_port = 53\n"
-        "dns_listen = \"::1\"\n"
-        "stop_timeout_sec = 600\n"
-        "boot_timeout_sec = 300\n"
-        "default_image = \"my-image\"\n"
-        "debootstrap_mirror = \"https://mirror.example/debian\"\n"
-        "debootstrap_suite = \"trixie\"\n"
-        "image_import_max = \"2G\"\n"
-        "\n"
-        "[vm_defaults]\n"
-        "vcpu = 4\n"
-        "memory = \"2G\"\n"
-        "disk_size = \"20G\"\n"
-        "\"image\" = \"dev\"\n"
-        "nat = true\n"
-        "\n"
-        "[[file]]\n"
-        "host = \"/home/me/.gitconfig\"\n"
-        "guest = \"/root/.gitconfig\"\n"
-        "mode = \"0640\"\n"
-        "[[file]]\r\n"
-        "host = '/etc/resolv.conf'\r\n"
-        "guest = \"/etc/caf\\u00e9\"\r\n"
-        "mode = 0o600\r\n"
-        "[[file]]\n"
-        "host = \"/a\"\n"
-        "guest = \"/b\"\n";
+static const char full[] = "\xEF\xBB\xBF# every key\n"
+                           "log_level = \"debug\"\n"
+                           "default_vmm = 'qemu'\n"
+                           "firecracker_bin = \"/opt/fc/firecracker\"\n"
+                           "jailer_enabled = true\n"
+                           "jailer_bin = \"/opt/fc/jailer\"\n"
+                           "jailer_chroot_base = \"/var/lib/jail\"\n"
+                           "jailer_uid = 1_000\n"
+                           "jailer_gid = 0x3e8\n"
+                           "qemu_bin = \"qemu-system-x86_64\"\n"
+                           "bridge_name = \"br-fc-test\"   # a comment\n"
+                           "bridge_ip = \"10.9.8.254\"\n"
+                           "cidr = \"10.9.8.0/24\"\n"
+                           "tap_pool_size = 64\n"
+                           "max_taps = 4096\n"
+                           "max_loop_devices = 1\n"
+                           "dns_port = 53\n"
+                           "dns_listen = \"::1\"\n"
+                           "stop_timeout_sec = 600\n"
+                           "boot_timeout_sec = 300\n"
+                           "default_image = \"my-image\"\n"
+                           "debootstrap_mirror = \"https://mirror.example/debian\"\n"
+                           "debootstrap_suite = \"trixie\"\n"
+                           "image_import_max = \"2G\"\n"
+                           "\n"
+                           "[vm_defaults]\n"
+                           "vcpu = 4\n"
+                           "memory = \"2G\"\n"
+                           "disk_size = \"20G\"\n"
+                           "\"image\" = \"dev\"\n"
+                           "nat = true\n"
+                           "\n"
+                           "[[file]]\n"
+                           "host = \"/home/me/.gitconfig\"\n"
+                           "guest = \"/root/.gitconfig\"\n"
+                           "mode = \"0640\"\n"
+                           "[[file]]\r\n"
+                           "host = '/etc/resolv.conf'\r\n"
+                           "guest = \"/etc/caf\\u00e9\"\r\n"
+                           "mode = 0o600\r\n"
+                           "[[file]]\n"
+                           "host = \"/a\"\n"
+                           "guest = \"/b\"\n";
 
 static void test_full(void **state) {
         BangerConfig c;
@@ -138,6 +141,8 @@ static void test_full(void **state) {
         assert_string_equal(c.bridge_ip, "10.9.8.254");
         assert_int_equal(c.cidr_prefix, 24);
         assert_int_equal(c.tap_pool_size, 64);
+        assert_int_equal(c.max_taps, 4096);
+        assert_int_equal(c.max_loop_devices, 1);
         assert_int_equal(c.dns_port, 53);
         assert_string_equal(c.dns_listen, "::1");
         assert_int_equal(c.stop_timeout_sec, 600);
@@ -221,7 +226,8 @@ static void test_unknown_keys(void **state) {
 
 static void test_syntax_errors(void **state) {
         expect_error("a = 1\na = 2\n", -EBADMSG, "config.toml:2:1: duplicate key 'a' (first defined on line 1)");
-        expect_error("[vm_defaults]\nvcpu = 1\n[vm_defaults]\n", -EBADMSG, "config.toml:3:2: 'vm_defaults' is already defined (line 1)");
+        expect_error("[vm_defaults]\nvcpu = 1\n[vm_defaults]\n", -EBADMSG,
+                     "config.toml:3:2: 'vm_defaults' is already defined (line 1)");
         expect_error("[file]\n[[file]]\n", -EBADMSG, "'file' is already defined as a table");
         expect_error("[[file]]\n[file]\n", -EBADMSG, "'file' is already defined (line 1)");
         expect_error("a.b = 1\n[a]\n", -EBADMSG, "'a' is already defined");
@@ -332,10 +338,13 @@ static void test_values(void **state) {
         expect_error("vm_defaults.vcpu = \"4\"\n", -EINVAL, "vcpu in [vm_defaults] must be an integer, not a string");
         expect_error("jailer_enabled = 1\n", -EINVAL, "jailer_enabled must be a boolean, not an integer");
         expect_error("qemu_bin = true\n", -EINVAL, "qemu_bin must be a string, not a boolean");
-        expect_error("[vm_defaults]\nvcpu = 0\n", -EINVAL, "config.toml:2: vcpu in [vm_defaults] must be between 1 and 64");
+        expect_error("[vm_defaults]\nvcpu = 0\n", -EINVAL,
+                     "config.toml:2: vcpu in [vm_defaults] must be between 1 and 64");
         expect_error("[vm_defaults]\nvcpu = 65\n", -EINVAL, "between 1 and 64");
         expect_error("tap_pool_size = 65\n", -EINVAL, "tap_pool_size must be between 0 and 64");
         expect_error("tap_pool_size = -1\n", -EINVAL, "tap_pool_size must be between 0 and 64");
+        expect_error("max_taps = 0\n", -EINVAL, "max_taps must be between 1 and 4096");
+        expect_error("max_loop_devices = 4097\n", -EINVAL, "max_loop_devices must be between 1 and 4096");
         expect_error("dns_port = 0\n", -EINVAL, "dns_port must be between 1 and 65535");
         expect_error("dns_port = 65536\n", -EINVAL, "dns_port must be between 1 and 65535");
         expect_error("stop_timeout_sec = 601\n", -EINVAL, "stop_timeout_sec must be between 1 and 600");
@@ -343,7 +352,8 @@ static void test_values(void **state) {
         expect_error("log_level = \"verbose\"\n", -EINVAL, "log_level must be one of");
         expect_error("log_level = \"crit\"\n", -EINVAL, "log_level must be one of");
         expect_error("default_vmm = \"kvm\"\n", -EINVAL, "default_vmm must be \"auto\", \"firecracker\" or \"qemu\"");
-        expect_error("firecracker_bin = \"bin/firecracker\"\n", -EINVAL, "firecracker_bin must be an absolute path or a program name");
+        expect_error("firecracker_bin = \"bin/firecracker\"\n", -EINVAL,
+                     "firecracker_bin must be an absolute path or a program name");
         expect_error("firecracker_bin = \"\"\n", -EINVAL, "firecracker_bin must be");
         expect_error("jailer_chroot_base = \"/srv/../etc\"\n", -EINVAL, "jailer_chroot_base must be an absolute path");
         expect_error("bridge_name = \"eth0\"\n", -EINVAL, "bridge_name must be \"br-fc\"");
@@ -355,8 +365,10 @@ static void test_values(void **state) {
         expect_error("cidr = \"172.16.0.0/31\"\n", -EINVAL, "cidr must be an IPv4 network");
         expect_error("cidr = \"172.16.0.0/+24\"\n", -EINVAL, "cidr must be an IPv4 network");
         expect_error("cidr = \"172.16.0.0\"\n", -EINVAL, "cidr must be an IPv4 network");
-        expect_error("bridge_ip = \"10.0.0.1\"\n", -EINVAL, "config.toml:1: bridge_ip 10.0.0.1 is outside cidr 172.16.0.0/24");
-        expect_error("\ncidr = \"10.1.0.0/16\"\n", -EINVAL, "config.toml:2: bridge_ip 172.16.0.1 is outside cidr 10.1.0.0/16");
+        expect_error("bridge_ip = \"10.0.0.1\"\n", -EINVAL,
+                     "config.toml:1: bridge_ip 10.0.0.1 is outside cidr 172.16.0.0/24");
+        expect_error("\ncidr = \"10.1.0.0/16\"\n", -EINVAL,
+                     "config.toml:2: bridge_ip 172.16.0.1 is outside cidr 10.1.0.0/16");
         expect_error("bridge_ip = \"172.16.0.255\"\n", -EINVAL, "is the network or broadcast address");
         expect_error("dns_listen = \"localhost\"\n", -EINVAL, "dns_listen must be an IPv4 or IPv6 address");
         expect_error("default_image = \"My_Image\"\n", -EINVAL, "default_image must be a name");
@@ -369,7 +381,8 @@ static void test_values(void **state) {
         expect_error("[vm_defaults]\nmemory = \"1.5G\"\n", -EINVAL, "must be a whole number of MiB");
         expect_error("[vm_defaults]\nmemory = \"100K\"\n", -EINVAL, "must be a whole number of MiB");
         expect_error("[vm_defaults]\nmemory = \"0M\"\n", -EINVAL, "must be between 1 MiB");
-        expect_error("[vm_defaults]\nmemory = true\n", -EINVAL, "memory in [vm_defaults] must be a string, not a boolean");
+        expect_error("[vm_defaults]\nmemory = true\n", -EINVAL,
+                     "memory in [vm_defaults] must be a string, not a boolean");
         expect_error("[vm_defaults]\ndisk_size = 8\n", -EINVAL, "disk_size in [vm_defaults] must be a string");
         expect_error("[vm_defaults]\ndisk_size = \"0\"\n", -EINVAL, "must be a size in whole MiB");
         expect_error("[vm_defaults]\ndisk_size = \"100T\"\n", -EINVAL, "must be at most");
@@ -380,8 +393,10 @@ static void test_values(void **state) {
 
 static void test_files(void **state) {
         expect_error("\n[[file]]\nhost = \"/a\"\n", -EINVAL, "config.toml:2: [[file]] needs both 'host' and 'guest'");
-        expect_error("[[file]]\nhost = \"/a\"\nguest = \"b\"\n", -EINVAL, "config.toml:3: guest in [[file]] must be an absolute path");
-        expect_error("[[file]]\nhost = \"/a\"\nguest = \"/b/../c\"\n", -EINVAL, "guest in [[file]] must be an absolute path");
+        expect_error("[[file]]\nhost = \"/a\"\nguest = \"b\"\n", -EINVAL,
+                     "config.toml:3: guest in [[file]] must be an absolute path");
+        expect_error("[[file]]\nhost = \"/a\"\nguest = \"/b/../c\"\n", -EINVAL,
+                     "guest in [[file]] must be an absolute path");
         expect_error("[[file]]\nhost = \"/a\"\nguest = \"/b/\"\n", -EINVAL, "guest in [[file]] must be");
         expect_error("[[file]]\nhost = \"/a\"\nguest = \"/b\\nc\"\n", -EINVAL, "guest in [[file]] must be");
         expect_error("[[file]]\nhost = \"a\"\nguest = \"/b\"\n", -EINVAL, "host in [[file]] must be an absolute path");
@@ -466,11 +481,11 @@ static void test_log_level(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults),    cmocka_unit_test(test_full),
-                cmocka_unit_test(test_toml_forms),  cmocka_unit_test(test_unknown_keys),
+                cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
+                cmocka_unit_test(test_toml_forms),    cmocka_unit_test(test_unknown_keys),
                 cmocka_unit_test(test_syntax_errors), cmocka_unit_test(test_limits),
-                cmocka_unit_test(test_values),      cmocka_unit_test(test_files),
-                cmocka_unit_test(test_load),        cmocka_unit_test(test_log_level),
+                cmocka_unit_test(test_values),        cmocka_unit_test(test_files),
+                cmocka_unit_test(test_load),          cmocka_unit_test(test_log_level),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,8 +254,9 @@ static void test_tap_pool(void **state) {
         TapPool pool;
         char taken[IFNAMSIZ];
         assert_int_equal(tap_pool_init(&pool, BR, OWNER, OWNER, 3), 0);
-        assert_int_equal(tap_pool_fill(nl, &pool), 3);
-        assert_int_equal(tap_pool_fill(nl, &pool), 0);
+        assert_int_equal(tap_pool_fill(nl, &pool, 2), 2);
+        assert_int_equal(tap_pool_fill(nl, &pool, SIZE_MAX), 1);
+        assert_int_equal(tap_pool_fill(nl, &pool, SIZE_MAX), 0);
         assert_int_equal(count_links(TAP_PREFIX), 3);
         for (size_t i = 0; i < pool.n; i++)
                 assert_tap_ready(pool.names[i], OWNER);
@@ -271,7 +272,7 @@ static void test_tap_pool(void **state) {
 
         /* A failing fill keeps what the pool had and leaves no stray TAP. */
         net_fault_inject_at(1);
-        assert_int_equal(tap_pool_fill(nl, &pool), -EIO);
+        assert_int_equal(tap_pool_fill(nl, &pool, SIZE_MAX), -EIO);
         net_fault_inject_at(0);
         assert_int_equal(pool.n, 2);
         assert_int_equal(count_links(TAP_PREFIX), 3);

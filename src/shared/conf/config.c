@@ -305,6 +305,8 @@ static const ConfigKey top_keys[] = {
         STR(bridge_ip, ipv4_is_valid, "an IPv4 address"),
         STR(cidr, cidr_is_valid, "an IPv4 network like \"172.16.0.0/24\" (prefix 8..30, host bits zero)"),
         UINT(tap_pool_size, 0, 64),
+        UINT(max_taps, 1, 4096),
+        UINT(max_loop_devices, 1, 4096),
         { "dns_port", parse_port, offsetof(BangerConfig, dns_port), 1, 65535, NULL, NULL },
         STR(dns_listen, ip_is_valid, "an IPv4 or IPv6 address"),
         UINT(stop_timeout_sec, 1, 600),
@@ -441,6 +443,8 @@ int config_init(BangerConfig *ret) {
                 .log_level = -1,
                 .default_vmm = CONFIG_VMM_AUTO,
                 .tap_pool_size = 0,
+                .max_taps = 1024,
+                .max_loop_devices = 256,
                 /* 5353 is mDNS, which avahi holds on many desktops. */
                 .dns_port = 5354,
                 .stop_timeout_sec = 10,

@@ -49,6 +49,10 @@ typedef struct BangerConfig {
         struct in_addr cidr_addr; /* network address, host bits zero */
         unsigned cidr_prefix;
         unsigned tap_pool_size;
+        /* Read by the privileged helper: the most TAPs (pooled ones included)
+         * and loop devices it keeps for its owner at once. */
+        unsigned max_taps;
+        unsigned max_loop_devices;
         uint16_t dns_port;
         char *dns_listen; /* IPv4 or IPv6 literal */
 

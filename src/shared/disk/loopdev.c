@@ -9,21 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <time.h>
+#include <sys/stat.h>
 
 #include "disk-fault.h"
 #include "error.h"
 #include "fs-util.h"
 #include "string-util.h"
+#include "time-util.h"
 
 #define LOOP_ATTACH_TRIES 16
 #define LOOP_DETACH_TRIES 10
-
-static void sleep_ms(unsigned ms) {
-        struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-                ;
-}
 
 static int loop_get_free(void) {
         int r = disk_fault_point("loop-get-free");
@@ -206,4 +201,53 @@ int loop_list_beneath(const char *dir, LoopInfo **ret, size_t *ret_n) {
         if (!dir || dir[0] != '/')
                 return -EINVAL;
         return loop_list_filtered(dir, ret, ret_n);
+}
+
+/* The backing file's st_dev/st_ino of /dev/loop<nr>: 0, or -ENXIO when the
+ * device is unbound or gone. */
+static int loop_backing_id(int nr, dev_t *ret_dev, ino_t *ret_ino) {
+        char node[32];
+        snprintf(node, sizeof(node), "/dev/loop%d", nr);
+        _cleanup_close_ int fd = open(node, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+        if (fd < 0)
+                return errno == ENOENT || errno == ENODEV ? -ENXIO : -errno;
+        struct loop_info64 info;
+        if (ioctl(fd, LOOP_GET_STATUS64, &info) < 0)
+                return -errno; /* ENXIO: not bound */
+        *ret_dev = (dev_t) info.lo_device;
+        *ret_ino = (ino_t) info.lo_inode;
+        return 0;
+}
+
+int loop_is_bound_to(int nr, dev_t dev, ino_t ino) {
+        dev_t d;
+        ino_t i;
+        int r = loop_backing_id(nr, &d, &i);
+        if (r == -ENXIO)
+                return 0;
+        if (r < 0)
+                return r;
+        return d == dev && i == ino;
+}
+
+int loop_find_by_backing(dev_t dev, ino_t ino, int *ret_nr) {
+        DIR *d = opendir("/sys/block");
+        if (!d)
+                return -errno;
+        int r = 0;
+        for (struct dirent *de; r == 0 && (de = readdir(d));) {
+                const char *n = startswith(de->d_name, "loop");
+                if (!n || !*n || strlen(n) > 7 || strspn(n, "0123456789") != strlen(n))
+                        continue;
+                char rel[300];
+                snprintf(rel, sizeof(rel), "%s/loop/backing_file", de->d_name);
+                if (faccessat(dirfd(d), rel, F_OK, 0) < 0)
+                        continue; /* unbound */
+                int nr = atoi(n);
+                r = loop_is_bound_to(nr, dev, ino);
+                if (r > 0)
+                        *ret_nr = nr;
+        }
+        closedir(d);
+        return r;
 }

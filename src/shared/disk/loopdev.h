@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "macro.h"
 
@@ -55,3 +56,11 @@ int loop_list_beneath(const char *dir, LoopInfo **ret, size_t *ret_n);
 
 /* true when path is dir itself or below it (string check on clean paths). */
 bool path_is_beneath(const char *path, const char *dir);
+
+/* Is /dev/loop<nr> bound to the file with this st_dev/st_ino (as the kernel
+ * recorded them at attach, LOOP_GET_STATUS64)? 1 yes, 0 no or unbound. */
+int loop_is_bound_to(int nr, dev_t dev, ino_t ino);
+
+/* A bound loop device whose backing file is st_dev/st_ino, whatever name
+ * the file has now: 1 with *ret_nr, 0 when there is none. */
+int loop_find_by_backing(dev_t dev, ino_t ino, int *ret_nr);

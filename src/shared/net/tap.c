@@ -276,9 +276,9 @@ int tap_pool_init(TapPool *p, const char *bridge, uid_t uid, gid_t gid, size_t t
         return 0;
 }
 
-int tap_pool_fill(Netlink *nl, TapPool *p) {
+int tap_pool_fill(Netlink *nl, TapPool *p, size_t max_add) {
         int added = 0;
-        while (p->n < p->target) {
+        while (p->n < p->target && (size_t) added < max_add) {
                 char name[IFNAMSIZ];
                 int r = tap_name_random(name);
                 if (r < 0)

@@ -88,9 +88,10 @@ typedef struct TapPool {
 } TapPool;
 
 int tap_pool_init(TapPool *p, const char *bridge, uid_t uid, gid_t gid, size_t target);
-/* Create TAPs until the pool holds target; returns how many were added.
- * On failure the pool keeps what it had and the failed TAP is gone. */
-int tap_pool_fill(Netlink *nl, TapPool *p);
+/* Create TAPs until the pool holds target, adding at most max_add; returns
+ * how many were added. On failure the pool keeps what it had and the failed
+ * TAP is gone. */
+int tap_pool_fill(Netlink *nl, TapPool *p, size_t max_add);
 /* Take one TAP for a VM owned by uid:gid (re-owned when they differ);
  * -EAGAIN when the pool is empty: the caller falls back to tap_setup_for_vm. */
 int tap_pool_take(Netlink *nl, TapPool *p, uid_t uid, gid_t gid, char ret[static IFNAMSIZ]);
