@@ -77,9 +77,15 @@ static Env *env_new(const char *fake_opts) {
         make_file(e->tmp, "rootfs.ext4", "root");
         make_file(e->tmp, "work.ext4", "work");
         e->c = (VmmConfig){
-                .vm_id = "t1", .run_dir = e->run, .log_path = e->log, .binary = e->bin,
-                .kernel = e->kernel, .initrd = e->initrd, .cmdline = "console=ttyS0 reboot=k panic=1",
-                .vcpus = 2, .mem_mib = 256,
+                .vm_id = "t1",
+                .run_dir = e->run,
+                .log_path = e->log,
+                .binary = e->bin,
+                .kernel = e->kernel,
+                .initrd = e->initrd,
+                .cmdline = "console=ttyS0 reboot=k panic=1",
+                .vcpus = 2,
+                .mem_mib = 256,
                 .drives = { { .id = "rootfs", .path = e->rootfs, .is_root = true },
                             { .id = "work", .path = e->work, .read_only = true } },
                 .n_drives = 2,
@@ -149,7 +155,7 @@ static json_t *record_load(Env *e) {
 static json_t *record_body(json_t *rec, const char *method, const char *path, size_t nth) {
         size_t i;
         json_t *ev;
-        json_array_foreach(rec, i, ev) {
+        json_array_foreach (rec, i, ev) {
                 if (!streq_ptr(json_string_value(json_object_get(ev, "method")), method) ||
                     !streq_ptr(json_string_value(json_object_get(ev, "path")), path))
                         continue;
@@ -245,21 +251,155 @@ static void test_launch_configure_start(void **state) {
         assert_state(e, "running");
         assert_int_equal(drv->pause(&e->vm), 0);
         assert_state(e, "paused");
-
-        _cleanup_free_ char *snap = path_join(e->tmp, "snap.state"), *mem = path_join(e->tmp, "snap.mem");
-        assert_int_equal(fc_snapshot_create(&e->vm, snap, mem), 0);
-        assert_int_equal(access(snap, F_OK), 0);
-        assert_int_equal(access(mem, F_OK), 0);
-
         assert_int_equal(drv->resume(&e->vm), 0);
         assert_state(e, "running");
 
         rec = record_load(e);
         assert_request_golden(e, rec, "PUT", "/actions", 0, "action-instance-start.json");
         assert_request_golden(e, rec, "PATCH", "/vm", 0, "vm-paused.json");
-        assert_request_golden(e, rec, "PUT", "/snapshot/create", 0, "snapshot-create.json");
         assert_request_golden(e, rec, "PATCH", "/vm", 1, "vm-resumed.json");
         json_decref(rec);
+        /* Drives are symlinks in the run dir, named relatively (above), so a
+         * saved state names no VM's own paths. */
+        _cleanup_free_ char *link = path_join(e->run, "drive-rootfs");
+        char target[256] = "";
+        assert_true(readlink(link, target, sizeof(target) - 1) > 0);
+        assert_string_equal(target, e->rootfs);
+}
+
+/* Index of the first record event matching method and path at or after from. */
+static ssize_t record_index(json_t *rec, const char *method, const char *path, size_t from) {
+        for (size_t i = from; i < json_array_size(rec); i++) {
+                json_t *ev = json_array_get(rec, i);
+                if (streq_ptr(json_string_value(json_object_get(ev, "method")), method) &&
+                    streq_ptr(json_string_value(json_object_get(ev, "path")), path))
+                        return (ssize_t) i;
+        }
+        return -1;
+}
+
+static void assert_mode(const char *dir, const char *name, mode_t mode) {
+        _cleanup_free_ char *p = path_join(dir, name);
+        struct stat st;
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, mode);
+}
+
+/* Save a running VM: paused first, Full snapshot into temporary names,
+ * renamed 0600 files, nothing else left; it stays paused. */
+static char *save_running_vm(Env *e, VmmSavedState *saved) {
+        assert_int_equal(drv->launch(&e->c, LAUNCH_TIMEOUT, &e->vm), 0);
+        assert_int_equal(drv->start(&e->vm), 0);
+        char *snap = tmp_path(e, "snap");
+        assert_int_equal(mkdir(snap, 0700), 0);
+        error_clear();
+        int r = drv->save_state(&e->vm, snap, 30 * USEC_PER_SEC, saved);
+        if (r < 0)
+                fail_msg("save_state: %s (%s)", strerror(-r), error_last_message());
+        assert_state(e, "paused");
+        assert_mode(snap, VMM_STATE_FILE, 0600);
+        assert_mode(snap, VMM_MEMORY_FILE, 0600);
+        _cleanup_free_ char *tmp_state = path_join(snap, ".vm.state.tmp");
+        assert_int_equal(access(tmp_state, F_OK), -1);
+        assert_true(saved->state_bytes > 0);
+        json_t *rec = record_load(e);
+        ssize_t paused = record_index(rec, "PATCH", "/vm", 0),
+                created = record_index(rec, "PUT", "/snapshot/create", 0);
+        assert_true(paused >= 0 && created > paused); /* the paused precondition */
+        assert_request_golden(e, rec, "PUT", "/snapshot/create", 0, "snapshot-create.json");
+        json_decref(rec);
+        return snap;
+}
+
+/* A second VM's configuration: its own run dir, TAP and disk copies. */
+static VmmConfig restore_config(Env *e, const char *snap, const char *version) {
+        VmmConfig c = e->c;
+        c.vm_id = "t2";
+        c.run_dir = tmp_path(e, "run2");
+        c.drives[0].path = tmp_path(e, "rootfs2.ext4");
+        c.drives[1].path = tmp_path(e, "work2.ext4");
+        make_file(e->tmp, "rootfs2.ext4", "root copy");
+        make_file(e->tmp, "work2.ext4", "work copy");
+        c.nics[0].tap = "tap-t2";
+        c.nics[0].mac = "02:fc:00:00:00:02";
+        c.restore_dir = snap;
+        c.restore_version = version;
+        return c;
+}
+
+static void restore_config_done(VmmConfig *c) {
+        free((char *) c->run_dir);
+        free((char *) c->drives[0].path);
+        free((char *) c->drives[1].path);
+}
+
+static void test_snapshot_save_and_load(void **state) {
+        Env *e = *state;
+        VmmSavedState saved = {};
+        _cleanup_free_ char *snap = save_running_vm(e, &saved), *version = NULL;
+        assert_int_equal(drv->kill(&e->vm), 0);
+        assert_int_equal(drv->version(e->bin, &version), 0);
+        assert_string_equal(version, "Firecracker v1.7.0");
+
+        VmmConfig c = restore_config(e, snap, version);
+        VmmInstance vm = { .proc = PROCESS_NULL };
+        error_clear();
+        int r = drv->launch(&c, LAUNCH_TIMEOUT, &vm);
+        if (r < 0)
+                fail_msg("restore: %s (%s)", strerror(-r), error_last_message());
+        const char *st = NULL;
+        assert_int_equal(drv->query_state(&vm, &st), 0);
+        assert_string_equal(st, "paused");
+        assert_int_equal(drv->start(&vm), 0);
+        assert_int_equal(drv->query_state(&vm, &st), 0);
+        assert_string_equal(st, "running");
+
+        json_t *rec = record_load(e);
+        ssize_t load = record_index(rec, "PUT", "/snapshot/load", 0);
+        assert_true(load > 0);
+        assert_request_golden(e, rec, "PUT", "/snapshot/load", 0, "snapshot-load.json");
+        /* A fresh process gets the load and nothing that configures a boot;
+         * then a resume, not an InstanceStart. */
+        assert_int_equal(record_index(rec, "PUT", "/boot-source", (size_t) load), -1);
+        assert_int_equal(record_index(rec, "PUT", "/actions", (size_t) load), -1);
+        ssize_t resumed = record_index(rec, "PATCH", "/vm", (size_t) load);
+        assert_true(resumed > load);
+        json_decref(rec);
+        assert_int_equal(drv->kill(&vm), 0);
+        vmm_instance_done(&vm);
+        restore_config_done(&c);
+}
+
+static void test_snapshot_load_failures(void **state) {
+        Env *e = *state;
+        VmmSavedState saved = {};
+        _cleanup_free_ char *snap = save_running_vm(e, &saved);
+        assert_int_equal(drv->kill(&e->vm), 0);
+        VmmConfig c = restore_config(e, snap, "Firecracker v1.6.0");
+        VmmInstance vm = { .proc = PROCESS_NULL };
+
+        /* Another version's state is refused before any Firecracker runs. */
+        json_t *rec = record_load(e);
+        size_t events = json_array_size(rec);
+        json_decref(rec);
+        error_clear();
+        assert_int_equal(drv->launch(&c, LAUNCH_TIMEOUT, &vm), -EPROTONOSUPPORT);
+        assert_non_null(strstr(error_last_message(), "Firecracker v1.6.0"));
+        assert_non_null(strstr(error_last_message(), "Firecracker v1.7.0"));
+        rec = record_load(e);
+        assert_int_equal(json_array_size(rec), events);
+        json_decref(rec);
+
+        /* A corrupt state file: Firecracker's words, and no process left. */
+        c.restore_version = "Firecracker v1.7.0";
+        make_file(snap, VMM_STATE_FILE, "garbage");
+        error_clear();
+        assert_int_equal(drv->launch(&c, LAUNCH_TIMEOUT, &vm), -EREMOTEIO);
+        assert_non_null(strstr(error_last_message(), "Snapshot file is corrupt"));
+        _cleanup_free_ char *sock = path_join(c.run_dir, "fc.sock");
+        assert_int_equal(access(sock, F_OK), -1);
+        restore_config_done(&c);
 }
 
 static void test_graceful_stop(void **state) {
@@ -300,15 +440,17 @@ static void test_fault_message(void **state) {
         /* Firecracker's own words reach the caller unchanged. */
         error_clear();
         assert_int_equal(fc_api_put_machine_config(e->vm.api_socket, 4, 512), -EREMOTEIO);
-        assert_string_equal(error_last_message(), "The requested operation is not supported after starting the microVM.");
+        assert_string_equal(error_last_message(),
+                            "The requested operation is not supported after starting the microVM.");
         error_clear();
         assert_int_equal(drv->start(&e->vm), -EREMOTEIO);
-        assert_string_equal(error_last_message(), "The requested operation is not supported after starting the microVM.");
+        assert_string_equal(error_last_message(),
+                            "The requested operation is not supported after starting the microVM.");
         /* An unknown field is refused the way serde's deny_unknown_fields does. */
         error_clear();
-        assert_int_equal(fc_api_send(e->vm.api_socket, "PUT", "/logger", json_pack("{s:s}", "colour", "red"),
-                                     FC_API_TIMEOUT),
-                         -EREMOTEIO);
+        assert_int_equal(
+                fc_api_send(e->vm.api_socket, "PUT", "/logger", json_pack("{s:s}", "colour", "red"), FC_API_TIMEOUT),
+                -EREMOTEIO);
         assert_non_null(strstr(error_last_message(), "unknown field `colour`"));
 }
 
@@ -319,7 +461,7 @@ static void test_launch_error_cleans_up(void **state) {
         error_clear();
         assert_int_equal(drv->launch(&e->c, LAUNCH_TIMEOUT, &e->vm), -EREMOTEIO);
         assert_string_equal(error_last_message(), "Boot source error: The kernel file cannot be opened: "
-                                             "No such file or directory (os error 2)");
+                                                  "No such file or directory (os error 2)");
         /* The half-configured VMM does not outlive the failure. */
         json_t *rec = record_load(e);
         pid_t pid = (pid_t) json_integer_value(json_object_get(json_array_get(rec, 0), "pid"));
@@ -435,6 +577,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_launch_configure_start, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_graceful_stop, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_save_and_load, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_load_failures, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_timeout_sigkill, setup_ignore_cad, teardown),
                 cmocka_unit_test_setup_teardown(test_fault_message, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_launch_error_cleans_up, setup, teardown),

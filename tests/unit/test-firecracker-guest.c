@@ -74,9 +74,14 @@ static int setup(void **state) {
         make_file(e, "vmlinux", "not really a kernel");
         make_file(e, "rootfs.ext4", "root");
         e->c = (VmmConfig){
-                .vm_id = "g1", .run_dir = e->run, .log_path = e->log, .binary = e->bin, .kernel = e->kernel,
+                .vm_id = "g1",
+                .run_dir = e->run,
+                .log_path = e->log,
+                .binary = e->bin,
+                .kernel = e->kernel,
                 .cmdline = "console=ttyS0 reboot=k panic=1 ip=172.16.0.2::172.16.0.1:255.255.255.0:fcguest:eth0:off",
-                .vcpus = 1, .mem_mib = 128,
+                .vcpus = 1,
+                .mem_mib = 128,
                 .drives = { { .id = "rootfs", .path = e->rootfs, .is_root = true } },
                 .n_drives = 1,
                 .vsock_cid = 3,
@@ -282,6 +287,49 @@ static void test_paused_guest_does_not_answer(void **state) {
         assert_true(ns_empty_within(pidns, T_SEC));
 }
 
+/* A snapshot keeps the guest: after a load in a fresh fake with its own run
+ * dir, the agent answers with the same boot id and hostname, an uptime that
+ * went on from the snapshot's, and a file the guest wrote is still there. */
+static void test_guest_survives_snapshot_and_load(void **state) {
+        Env *e = *state;
+        char pidns[64];
+        AgentClient *c = boot(e, pidns);
+        _cleanup_free_ char *w = exec_output(c, (char *[]){ "sh", "-c", "echo kept > /tmp/marker", NULL });
+        AgentHealth before = {};
+        assert_int_equal(agent_client_health(c, T_SEC, &before), 0);
+        agent_client_free(c);
+        _cleanup_free_ char *snap = tmp_path(e, "snap"), *version = NULL, *run2 = tmp_path(e, "run2");
+        assert_int_equal(mkdir(snap, 0700), 0);
+        VmmSavedState saved;
+        assert_int_equal(drv->save_state(&e->vm, snap, T_SEC, &saved), 0);
+        assert_true(saved.memory_bytes > 0);
+        assert_int_equal(drv->kill(&e->vm), 0);
+        assert_true(ns_empty_within(pidns, T_SEC));
+        vmm_instance_done(&e->vm);
+        e->vm = (VmmInstance){ .proc = PROCESS_NULL };
+
+        assert_int_equal(drv->version(e->bin, &version), 0);
+        e->c.vm_id = "g2";
+        e->c.run_dir = run2;
+        e->c.restore_dir = snap;
+        e->c.restore_version = version;
+        (void) unlink(e->record);
+        c = boot(e, pidns);
+        AgentHealth after = {};
+        assert_int_equal(agent_client_health(c, T_SEC, &after), 0);
+        assert_string_equal(after.boot_id, before.boot_id);
+        assert_string_equal(after.hostname, "fcguest");
+        assert_true(after.uptime_sec >= before.uptime_sec);
+        _cleanup_free_ char *kept = exec_output(c, (char *[]){ "cat", "/tmp/marker", NULL });
+        assert_string_equal(kept, "kept");
+        agent_client_free(c);
+        json_t *ev = record_event(e, "guest-boot", 0);
+        assert_true(json_is_true(json_object_get(ev, "restored")));
+        json_decref(ev);
+        agent_health_done(&before);
+        agent_health_done(&after);
+}
+
 static void test_unknown_port_refused(void **state) {
         Env *e = *state;
         char pidns[64];
@@ -306,6 +354,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_kill_ends_guest_and_reboot_is_fresh, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_paused_guest_does_not_answer, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_unknown_port_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_guest_survives_snapshot_and_load, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

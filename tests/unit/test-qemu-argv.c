@@ -75,15 +75,28 @@ static VmmConfig typical_config(void) {
         };
 }
 
+static QemuHostPlan tcg_plan(void) {
+        return (QemuHostPlan){ .accel = QEMU_ACCEL_TCG,
+                               .vsock = false,
+                               .qmp_socket = "/run/banger/vms/a1b2c3/qmp.sock",
+                               .agent_socket = "/run/banger/vms/a1b2c3/agent.sock",
+                               .pidfile = "/run/banger/vms/a1b2c3/qemu.pid",
+                               .tsc_khz = 2596126 };
+}
+
 static void test_tcg_virtio_serial(void **state) {
         VmmConfig c = typical_config();
-        QemuHostPlan plan = { .accel = QEMU_ACCEL_TCG,
-                              .vsock = false,
-                              .qmp_socket = "/run/banger/vms/a1b2c3/qmp.sock",
-                              .agent_socket = "/run/banger/vms/a1b2c3/agent.sock",
-                              .pidfile = "/run/banger/vms/a1b2c3/qemu.pid",
-                              .tsc_khz = 2596126 };
+        QemuHostPlan plan = tcg_plan();
         check_golden("tcg-virtio-serial", &c, &plan);
+}
+
+/* A restore: the same machine, devices in the same order, and the state to
+ * come over QMP ("-incoming defer"), never a path or command in argv. */
+static void test_tcg_restore(void **state) {
+        VmmConfig c = typical_config();
+        QemuHostPlan plan = tcg_plan();
+        plan.incoming = true;
+        check_golden("tcg-restore", &c, &plan);
 }
 
 static void test_kvm_vsock(void **state) {
@@ -127,7 +140,9 @@ static void expect_invalid(const VmmConfig *c, const QemuHostPlan *plan) {
 }
 
 static void test_rejects_bad_config(void **state) {
-        QemuHostPlan plan = { .accel = QEMU_ACCEL_TCG, .qmp_socket = "/r/q", .agent_socket = "/r/a", .pidfile = "/r/p" };
+        QemuHostPlan plan = {
+                .accel = QEMU_ACCEL_TCG, .qmp_socket = "/r/q", .agent_socket = "/r/a", .pidfile = "/r/p"
+        };
         VmmConfig c = typical_config();
         c.nics[0].tap = "tap0,script=/tmp/evil"; /* would smuggle a netdev option in */
         expect_invalid(&c, &plan);
@@ -164,9 +179,9 @@ static void test_state_mapping(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_tcg_virtio_serial), cmocka_unit_test(test_kvm_vsock),
-                cmocka_unit_test(test_kvm_virtio_serial), cmocka_unit_test(test_rejects_bad_config),
-                cmocka_unit_test(test_state_mapping),
+                cmocka_unit_test(test_tcg_virtio_serial),  cmocka_unit_test(test_tcg_restore),
+                cmocka_unit_test(test_kvm_vsock),          cmocka_unit_test(test_kvm_virtio_serial),
+                cmocka_unit_test(test_rejects_bad_config), cmocka_unit_test(test_state_mapping),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

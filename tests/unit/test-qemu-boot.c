@@ -205,7 +205,8 @@ static void test_boot_pause_powerdown(void **state) {
         assert_int_equal(vmm_driver_qemu.request_shutdown(&f->vm), 0);
         int r = vmm_driver_qemu.wait_exit(&f->vm, POWERDOWN_DEADLINE);
         if (r < 0)
-                fail_msg("guest did not power off within %llu s: %d", (unsigned long long) (POWERDOWN_DEADLINE / USEC_PER_SEC), r);
+                fail_msg("guest did not power off within %llu s: %d",
+                         (unsigned long long) (POWERDOWN_DEADLINE / USEC_PER_SEC), r);
         print_message("powerdown took %.1f s\n", (double) (now_monotonic() - t0) / USEC_PER_SEC);
         assert_true(log_contains(f->log_path, "reboot: Power down"));
         assert_int_equal(vmm_driver_qemu.kill(&f->vm), 0); /* only tidies up now */
@@ -245,6 +246,105 @@ static void test_launch_failure_reports_qemu_error(void **state) {
         assert_false(qemu_left_behind(f->run_dir));
 }
 
+static void copy_file(const char *from, const char *to) {
+        char *cp[] = { "cp", "--sparse=always", (char *) from, (char *) to, NULL };
+        sh(cp);
+}
+
+/* A second VM from the first one's saved state: its own run dir and log, a
+ * copy of the root disk taken while the first was paused. */
+static VmmConfig restore_config(Fixture *f, const char *state_dir, const char *version, char *run2, char *log2,
+                                char *root2) {
+        snprintf(run2, 80, "%s/run2", f->dir);
+        snprintf(log2, 80, "%s/vm2.log", f->dir);
+        snprintf(root2, 80, "%s/root2.ext4", f->dir);
+        VmmConfig c = f->config;
+        c.vm_id = "qbt2";
+        c.run_dir = run2;
+        c.log_path = log2;
+        c.drives[0].path = root2;
+        c.restore_dir = state_dir;
+        c.restore_version = version;
+        return c;
+}
+
+static void check_restore_failures(VmmConfig *c, const char *state_file, uint64_t state_bytes, const char *version);
+
+/* Save a booted guest (it stays paused; resumed, it runs on), restore a copy
+ * into a new QEMU, and the copy is the same guest: it answers the power
+ * button it was waiting for before the save. Then the failures: another
+ * QEMU version is refused before QEMU runs, a truncated state file makes
+ * QEMU say why, and nothing is left behind. */
+static void test_save_restore(void **state) {
+        Fixture *f = *state;
+        launch(f);
+        assert_int_equal(vmm_driver_qemu.start(&f->vm), 0);
+        wait_for_log(f->log_path, READY_LINE, BOOT_TIMEOUT);
+        char state_dir[80], run2[80], log2[80], root2[80];
+        snprintf(state_dir, sizeof(state_dir), "%s/state", f->dir);
+        assert_int_equal(mkdir(state_dir, 0700), 0);
+        VmmSavedState saved = {};
+        usec_t t0 = now_monotonic();
+        int r = vmm_driver_qemu.save_state(&f->vm, state_dir, 120 * USEC_PER_SEC, &saved);
+        if (r < 0)
+                fail_msg("save_state: %d %s", r, error_last_message());
+        print_message("save took %.2f s for %llu MiB\n", (double) (now_monotonic() - t0) / USEC_PER_SEC,
+                      (unsigned long long) (saved.state_bytes >> 20));
+        expect_state(&f->vm, "paused");
+        _cleanup_free_ char *state_file = path_join(state_dir, VMM_STATE_FILE), *version = NULL;
+        struct stat st;
+        assert_int_equal(stat(state_file, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal((uint64_t) st.st_size, saved.state_bytes);
+        assert_true(saved.state_bytes > 1024 * 1024);
+        VmmConfig c = restore_config(f, state_dir, NULL, run2, log2, root2);
+        copy_file(f->rootfs, root2); /* the disk as it is while the guest is paused */
+        assert_int_equal(vmm_driver_qemu.resume(&f->vm), 0);
+        expect_state(&f->vm, "running");
+        assert_int_equal(vmm_driver_qemu.kill(&f->vm), 0);
+
+        assert_int_equal(vmm_driver_qemu.version(NULL, &version), 0);
+        assert_non_null(strstr(version, "QEMU emulator version"));
+        c.restore_version = version;
+        VmmInstance vm = { .proc = PROCESS_NULL };
+        t0 = now_monotonic();
+        r = vmm_driver_qemu.launch(&c, 60 * USEC_PER_SEC, &vm);
+        if (r < 0)
+                fail_msg("restore: %d %s", r, error_last_message());
+        expect_state(&vm, "paused");
+        assert_int_equal(vmm_driver_qemu.start(&vm), 0);
+        expect_state(&vm, "running");
+        print_message("restore took %.2f s\n", (double) (now_monotonic() - t0) / USEC_PER_SEC);
+        assert_false(log_contains(log2, READY_LINE)); /* it did not boot */
+        assert_int_equal(vmm_driver_qemu.request_shutdown(&vm), 0);
+        r = vmm_driver_qemu.wait_exit(&vm, POWERDOWN_DEADLINE);
+        if (r < 0)
+                fail_msg("the restored guest did not power off: %d", r);
+        assert_true(log_contains(log2, "reboot: Power down"));
+        (void) vmm_driver_qemu.kill(&vm);
+        vmm_instance_done(&vm);
+        check_restore_failures(&c, state_file, saved.state_bytes, version);
+        assert_false(qemu_left_behind(f->run_dir));
+}
+
+/* Another QEMU version is refused before QEMU runs; a truncated state file
+ * makes QEMU say why, and it does not stay. */
+static void check_restore_failures(VmmConfig *c, const char *state_file, uint64_t state_bytes, const char *version) {
+        VmmInstance vm = { .proc = PROCESS_NULL };
+        c->restore_version = "QEMU emulator version 6.2.0";
+        error_clear();
+        assert_int_equal(vmm_driver_qemu.launch(c, 60 * USEC_PER_SEC, &vm), -EPROTONOSUPPORT);
+        assert_non_null(strstr(error_last_message(), "6.2.0"));
+        assert_false(qemu_left_behind(c->run_dir));
+        c->restore_version = version;
+        assert_int_equal(truncate(state_file, (off_t) (state_bytes / 2)), 0);
+        error_clear();
+        assert_int_equal(vmm_driver_qemu.launch(c, 60 * USEC_PER_SEC, &vm), -EBADMSG);
+        print_message("truncated state: %s\n", error_last_message());
+        assert_non_null(strstr(error_last_message(), "could not load the saved state"));
+        assert_false(qemu_left_behind(c->run_dir));
+}
+
 /* Runs when the caller put us in a network namespace with a TAP on a bridge
  * (tests/integration/test_qemu_boot.py does): the guest configures eth0
  * from ip= and root logs in over SSH with the image's key. */
@@ -257,8 +357,8 @@ static void test_boot_network_ssh(void **state) {
                 skip();
         }
         char cmdline[256], target[64];
-        snprintf(cmdline, sizeof(cmdline), "console=ttyS0 root=/dev/vda rw panic=-1 ip=%s::%s:255.255.255.0:qbt:eth0:off",
-                 ip, gw);
+        snprintf(cmdline, sizeof(cmdline),
+                 "console=ttyS0 root=/dev/vda rw panic=-1 ip=%s::%s:255.255.255.0:qbt:eth0:off", ip, gw);
         snprintf(target, sizeof(target), "root@%s", ip);
         f->config.cmdline = cmdline;
         f->config.nics[0] = (VmmNic){ .id = "eth0", .tap = tap, .mac = "02:fc:00:00:00:02" };
@@ -268,8 +368,19 @@ static void test_boot_network_ssh(void **state) {
         wait_for_log(f->log_path, READY_LINE, BOOT_TIMEOUT);
 
         _cleanup_free_ char *key = path_join(image_dir, "id_ed25519");
-        char *ssh[] = { "ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-                        "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20", target, "cat /proc/cmdline; hostname",
+        char *ssh[] = { "ssh",
+                        "-i",
+                        key,
+                        "-o",
+                        "BatchMode=yes",
+                        "-o",
+                        "StrictHostKeyChecking=no",
+                        "-o",
+                        "UserKnownHostsFile=/dev/null",
+                        "-o",
+                        "ConnectTimeout=20",
+                        target,
+                        "cat /proc/cmdline; hostname",
                         NULL };
         _cleanup_free_ char *out = NULL;
         int r = spawn_run_capture(ssh, 60 * USEC_PER_SEC, 64 * 1024, true, &out);
@@ -293,6 +404,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_launch_failure_reports_qemu_error, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_pause_powerdown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_kill, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_network_ssh, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,8 +92,8 @@ static int setup_handle(CURL *h, const char *socket_path, const char *method, co
         return 0;
 }
 
-int fc_api_request(const char *socket_path, const char *method, const char *path, const char *body,
-                   usec_t timeout, long *ret_status, char **ret_body) {
+int fc_api_request(const char *socket_path, const char *method, const char *path, const char *body, usec_t timeout,
+                   long *ret_status, char **ret_body) {
         (void) pthread_once(&curl_once, curl_init_once);
         _cleanup_(curl_easy_cleanupp) CURL *h = curl_easy_init();
         if (!h)
@@ -221,8 +221,8 @@ json_t *fc_json_boot_source(const char *kernel, const char *initrd, const char *
 }
 
 json_t *fc_json_machine_config(unsigned vcpus, unsigned long long mem_mib) {
-        return json_pack("{s:I,s:I,s:b}", "vcpu_count", (json_int_t) vcpus, "mem_size_mib", (json_int_t) mem_mib,
-                         "smt", 0);
+        return json_pack("{s:I,s:I,s:b}", "vcpu_count", (json_int_t) vcpus, "mem_size_mib", (json_int_t) mem_mib, "smt",
+                         0);
 }
 
 json_t *fc_json_drive(const char *id, const char *path, bool is_root, bool read_only) {
@@ -262,9 +262,24 @@ json_t *fc_json_snapshot_create(const char *snapshot_path, const char *mem_path)
                          mem_path);
 }
 
-json_t *fc_json_snapshot_load(const char *snapshot_path, const char *mem_path, bool resume) {
-        return json_pack("{s:s,s:{s:s,s:s},s:b}", "snapshot_path", snapshot_path, "mem_backend", "backend_type",
-                         "File", "backend_path", mem_path, "resume_vm", resume);
+static json_t *network_overrides(const VmmNic *nics, size_t n_nics) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n_nics; i++)
+                if (json_array_append_new(
+                            a, json_pack("{s:s,s:s}", "iface_id", nics[i].id, "host_dev_name", nics[i].tap)) < 0)
+                        return json_decref(a), NULL;
+        return a;
+}
+
+json_t *fc_json_snapshot_load(const char *snapshot_path, const char *mem_path, bool resume, const VmmNic *nics,
+                              size_t n_nics, const char *vsock_uds) {
+        json_t *j = json_pack("{s:s,s:{s:s,s:s},s:b}", "snapshot_path", snapshot_path, "mem_backend", "backend_type",
+                              "File", "backend_path", mem_path, "resume_vm", resume);
+        if (j && n_nics > 0 && json_object_set_new(j, "network_overrides", network_overrides(nics, n_nics)) < 0)
+                return json_decref(j), NULL;
+        if (j && vsock_uds && json_object_set_new(j, "vsock_override", json_pack("{s:s}", "uds_path", vsock_uds)) < 0)
+                return json_decref(j), NULL;
+        return j;
 }
 
 int fc_api_put_boot_source(const char *sock, const char *kernel, const char *initrd, const char *cmdline) {
@@ -322,7 +337,9 @@ int fc_api_snapshot_create(const char *sock, const char *snapshot_path, const ch
                            FC_SNAPSHOT_TIMEOUT);
 }
 
-int fc_api_snapshot_load(const char *sock, const char *snapshot_path, const char *mem_path, bool resume) {
-        return fc_api_send(sock, "PUT", "/snapshot/load", fc_json_snapshot_load(snapshot_path, mem_path, resume),
+int fc_api_snapshot_load(const char *sock, const char *snapshot_path, const char *mem_path, bool resume,
+                         const VmmNic *nics, size_t n_nics, const char *vsock_uds) {
+        return fc_api_send(sock, "PUT", "/snapshot/load",
+                           fc_json_snapshot_load(snapshot_path, mem_path, resume, nics, n_nics, vsock_uds),
                            FC_SNAPSHOT_TIMEOUT);
 }

@@ -18,8 +18,8 @@
 
 /* One raw request. body may be NULL (no body). *ret_status gets the HTTP
  * status; *ret_body (optional) the reply body, NUL-terminated. */
-int fc_api_request(const char *socket_path, const char *method, const char *path, const char *body,
-                   usec_t timeout, long *ret_status, char **ret_body);
+int fc_api_request(const char *socket_path, const char *method, const char *path, const char *body, usec_t timeout,
+                   long *ret_status, char **ret_body);
 
 /* PUT/PATCH a JSON body and expect 204. The body reference is stolen. */
 int fc_api_send(const char *socket_path, const char *method, const char *path, json_t *body, usec_t timeout);
@@ -42,7 +42,10 @@ json_t *fc_json_metrics(const char *metrics_path);
 json_t *fc_json_action(const char *action_type);
 json_t *fc_json_vm_state(const char *state);
 json_t *fc_json_snapshot_create(const char *snapshot_path, const char *mem_path);
-json_t *fc_json_snapshot_load(const char *snapshot_path, const char *mem_path, bool resume);
+/* network_overrides (one per NIC: its new TAP) and vsock_override (when
+ * vsock_uds is given) point a loaded VM at the new VM's own host devices. */
+json_t *fc_json_snapshot_load(const char *snapshot_path, const char *mem_path, bool resume, const VmmNic *nics,
+                              size_t n_nics, const char *vsock_uds);
 
 /* Convenience wrappers over fc_api_send(). */
 int fc_api_put_boot_source(const char *sock, const char *kernel, const char *initrd, const char *cmdline);
@@ -55,4 +58,5 @@ int fc_api_put_metrics(const char *sock, const char *metrics_path);
 int fc_api_action(const char *sock, const char *action_type);
 int fc_api_patch_vm(const char *sock, const char *state);
 int fc_api_snapshot_create(const char *sock, const char *snapshot_path, const char *mem_path);
-int fc_api_snapshot_load(const char *sock, const char *snapshot_path, const char *mem_path, bool resume);
+int fc_api_snapshot_load(const char *sock, const char *snapshot_path, const char *mem_path, bool resume,
+                         const VmmNic *nics, size_t n_nics, const char *vsock_uds);

@@ -218,27 +218,12 @@ int fc_build_argv(const VmmConfig *c, const char *fc_binary, const char *jailer_
         return 0;
 }
 
-/* Copy for when a hard link is impossible (another filesystem).
- * copy_file_range() reflinks where the filesystem can. */
+/* Copy for when a hard link is impossible (another filesystem). */
 static int copy_into(const char *src, int dirfd, const char *name, mode_t mode) {
         _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
         if (in < 0)
                 return -errno;
-        _cleanup_close_ int out = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (out < 0)
-                return -errno;
-        for (;;) {
-                ssize_t n = copy_file_range(in, NULL, out, NULL, 1U << 30, 0);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        int r = -errno;
-                        (void) unlinkat(dirfd, name, 0);
-                        return r;
-                }
-                if (n == 0)
-                        return 0;
-        }
+        return vmm_copy_file_at(in, dirfd, name, mode);
 }
 
 static int place_in_jail(int rootfd, const char *src, const char *name, uid_t uid, gid_t gid) {
@@ -286,6 +271,13 @@ int fc_jail_prepare(const VmmConfig *c, const FcPaths *p, char ***ret_names) {
                 snprintf(name, sizeof(name), "drive-%s", c->drives[i].id);
                 r = place_in_jail(rootfd, c->drives[i].path, name, c->jailer_uid, c->jailer_gid);
                 argv_add(&names, "/%s", name);
+        }
+        /* A restore: the saved state and memory, under their own names. */
+        const char *const state_files[] = { VMM_STATE_FILE, VMM_MEMORY_FILE };
+        for (size_t i = 0; r >= 0 && c->restore_dir && i < ELEMENTSOF(state_files); i++) {
+                _cleanup_free_ char *src = path_join(c->restore_dir, state_files[i]);
+                r = src ? place_in_jail(rootfd, src, state_files[i], c->jailer_uid, c->jailer_gid) : -ENOMEM;
+                argv_add(&names, "/%s", state_files[i]);
         }
         if (r >= 0)
                 r = names.error;
@@ -349,21 +341,20 @@ static int fc_spawn(const VmmConfig *c, char **argv, Process *ret) {
         return 0;
 }
 
-/* Where the VM's files are, from Firecracker's point of view. */
-typedef struct FcFiles {
-        const char *kernel, *initrd;
-        const char *drives[VMM_MAX_DRIVES];
-} FcFiles;
-
-static void fc_files_fill(const VmmConfig *c, char **jail_names, FcFiles *f) {
-        f->kernel = jail_names ? jail_names[0] : c->kernel;
-        f->initrd = jail_names ? (jail_names[1][0] ? jail_names[1] : NULL) : c->initrd;
+static void fc_files_fill(const VmmConfig *c, char **names, FcFiles *f) {
+        f->kernel = names[0];
+        f->initrd = names[1][0] ? names[1] : NULL;
         for (size_t i = 0; i < c->n_drives && i < VMM_MAX_DRIVES; i++)
-                f->drives[i] = jail_names ? jail_names[2 + i] : c->drives[i].path;
+                f->drives[i] = names[2 + i];
+        f->state = c->restore_dir ? names[2 + c->n_drives] : NULL;
+        f->memory = c->restore_dir ? names[3 + c->n_drives] : NULL;
 }
 
 static int fc_configure(const VmmConfig *c, const FcPaths *p, const FcFiles *f) {
         const char *s = p->api_socket;
+        if (c->restore_dir)
+                return fc_api_snapshot_load(s, f->state, f->memory, false, c->nics, c->n_nics,
+                                            c->vsock_cid >= 3 ? p->vsock_arg : NULL);
         int r = fc_api_put_boot_source(s, f->kernel, f->initrd, c->cmdline);
         if (r >= 0)
                 r = fc_api_put_machine_config(s, c->vcpus, c->mem_mib);
@@ -394,12 +385,14 @@ static bool want_chown(const VmmConfig *c) {
 }
 
 /* Everything before the process exists: binaries, version, dirs, argv. */
-static int fc_prepare(const VmmConfig *c, FcPaths *p, char ***ret_argv, char ***ret_jail_names) {
+static int fc_prepare(const VmmConfig *c, FcPaths *p, char ***ret_argv, char ***ret_names) {
         _cleanup_free_ char *fc = fc_resolve_binary(c->binary);
         _cleanup_free_ char *jailer = NULL;
         if (!fc)
                 return -ENOENT;
         int r = fc_probe_version(fc);
+        if (r >= 0 && c->restore_dir)
+                r = vmm_restore_version_check(&vmm_driver_firecracker, c);
         if (r < 0)
                 return r;
         if (c->jailer && !(jailer = find_executable(c->jailer_binary ? c->jailer_binary : "jailer")))
@@ -414,8 +407,8 @@ static int fc_prepare(const VmmConfig *c, FcPaths *p, char ***ret_argv, char ***
         r = remove_stale_socket(p->api_socket);
         if (r >= 0)
                 r = remove_stale_socket(p->vsock);
-        if (r >= 0 && c->jailer)
-                r = fc_jail_prepare(c, p, ret_jail_names);
+        if (r >= 0)
+                r = c->jailer ? fc_jail_prepare(c, p, ret_names) : fc_run_dir_names(c, ret_names);
         if (r >= 0)
                 r = fc_build_argv(c, fc, jailer, p, ret_argv);
         return r;
@@ -423,12 +416,12 @@ static int fc_prepare(const VmmConfig *c, FcPaths *p, char ***ret_argv, char ***
 
 static int fc_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         _cleanup_(fc_paths_done) FcPaths p = {};
-        _cleanup_strv_free_ char **argv = NULL, **jail_names = NULL;
+        _cleanup_strv_free_ char **argv = NULL, **names = NULL;
         Process proc = PROCESS_NULL;
         FcFiles files = {};
         if (!c->kernel || !c->log_path || c->n_drives > VMM_MAX_DRIVES || c->n_nics > VMM_MAX_NICS)
                 return error_setf(-EINVAL, "Incomplete Firecracker VM configuration");
-        int r = fc_prepare(c, &p, &argv, &jail_names);
+        int r = fc_prepare(c, &p, &argv, &names);
         if (r < 0)
                 return r;
         r = fc_spawn(c, argv, &proc);
@@ -441,7 +434,7 @@ static int fc_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
                 r = fc_api_wait_ready(p.api_socket, proc.pidfd, timeout);
         if (r >= 0 && want_chown(c))
                 r = vmm_chown_socket(p.api_socket, c->owner_uid, c->owner_gid);
-        fc_files_fill(c, jail_names, &files);
+        fc_files_fill(c, names, &files);
         if (r >= 0)
                 r = fc_configure(c, &p, &files);
         if (r < 0) {
@@ -455,7 +448,14 @@ static int fc_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
 }
 
 static int fc_start(VmmInstance *vm) {
-        int r = fc_api_action(vm->api_socket, "InstanceStart");
+        /* A restored VM waits paused (its load said resume_vm false): resume
+         * it; a configured one is booted. */
+        _cleanup_free_ char *state = NULL;
+        int r = fc_api_get_state(vm->api_socket, FC_API_TIMEOUT, &state);
+        if (r < 0)
+                return r;
+        r = streq(state, "Paused") ? fc_api_patch_vm(vm->api_socket, "Resumed")
+                                   : fc_api_action(vm->api_socket, "InstanceStart");
         if (r < 0)
                 return r;
         /* Firecracker creates the vsock socket while booting: hand it to
@@ -593,10 +593,6 @@ static int fc_connect_agent(VmmInstance *vm, unsigned port, usec_t timeout) {
         }
 }
 
-int fc_snapshot_create(VmmInstance *vm, const char *snapshot_path, const char *mem_path) {
-        return fc_api_snapshot_create(vm->api_socket, snapshot_path, mem_path);
-}
-
 const VmmDriver vmm_driver_firecracker = {
         .kind = VMM_FIRECRACKER,
         .name = "firecracker",
@@ -606,6 +602,8 @@ const VmmDriver vmm_driver_firecracker = {
         .request_shutdown = fc_request_shutdown,
         .pause = fc_pause,
         .resume = fc_resume,
+        .save_state = fc_save_state,
+        .version = fc_version,
         .query_state = fc_query_state,
         .wait_exit = fc_wait_exit,
         .kill = fc_kill,

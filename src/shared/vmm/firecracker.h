@@ -53,8 +53,25 @@ int fc_build_argv(const VmmConfig *c, const char *fc_binary, const char *jailer_
 /* Jailer mode: create the chroot root (owned by the jailer uid), hard-link
  * (or, across filesystems, copy) kernel, initrd and drives into it, and
  * return in *ret_names the paths Firecracker must be given (relative to the
- * chroot): kernel, initrd (or "" when there is none), then one per drive. */
+ * chroot): kernel, initrd (or "" when there is none), one per drive, then,
+ * for a restore, the saved state and memory files. */
 int fc_jail_prepare(const VmmConfig *c, const FcPaths *p, char ***ret_names);
 
-/* Snapshots (the VM must be paused to create one). */
-int fc_snapshot_create(VmmInstance *vm, const char *snapshot_path, const char *mem_path);
+/* Without the jailer: the same list of names, for Firecracker running in the
+ * run dir. Each drive is a symlink there, "drive-<id>", given to Firecracker
+ * by that relative name, so a saved state names no VM's own path and a copy
+ * of the disks in another VM's run dir is what a restore opens. */
+int fc_run_dir_names(const VmmConfig *c, char ***ret_names);
+
+/* Where the VM's files are, from Firecracker's point of view. */
+typedef struct FcFiles {
+        const char *kernel, *initrd;
+        const char *drives[VMM_MAX_DRIVES];
+        const char *state, *memory; /* a restore: the saved state and memory */
+} FcFiles;
+
+/* firecracker-snapshot.c: the driver's save_state() and version().
+ * Firecracker saves only a paused VM: a running one is paused first
+ * (PATCH /vm), one not started yet is refused with -EBUSY. */
+int fc_save_state(VmmInstance *vm, const char *dir, usec_t timeout, VmmSavedState *ret);
+int fc_version(const char *binary, char **ret);

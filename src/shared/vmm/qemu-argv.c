@@ -146,10 +146,14 @@ static int add_machine(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
         /* Nothing from the host's defaults or config files; no display or
          * HMP monitor; a guest reboot ends QEMU like it ends Firecracker;
          * and the CPUs wait for "cont". */
-        const char *fixed[] = { "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none",
-                                "-no-reboot", "-S" };
+        const char *fixed[] = { "-nodefaults", "-no-user-config", "-display", "none", "-monitor",
+                                "none",        "-no-reboot",      "-S" };
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(fixed); i++)
                 r = arg_add(a, fixed[i]);
+        /* A restore: the state arrives later over QMP (migrate-incoming with
+         * a file descriptor), so no path or shell command sits in argv. */
+        if (r >= 0 && p->incoming)
+                r = arg_add2(a, "-incoming", "defer");
         return r;
 }
 
@@ -306,11 +310,11 @@ const char *qemu_state_from_qmp_status(const char *status) {
         static const struct {
                 const char *qmp, *state;
         } map[] = {
-                { "running", "running" },        { "prelaunch", "not started" },  { "paused", "paused" },
-                { "suspended", "paused" },       { "save-vm", "paused" },         { "restore-vm", "paused" },
-                { "finish-migrate", "paused" },  { "postmigrate", "paused" },     { "inmigrate", "paused" },
-                { "debug", "paused" },           { "shutdown", "shutdown" },      { "guest-panicked", "crashed" },
-                { "internal-error", "crashed" }, { "io-error", "crashed" },       { "watchdog", "crashed" },
+                { "running", "running" },        { "prelaunch", "not started" }, { "paused", "paused" },
+                { "suspended", "paused" },       { "save-vm", "paused" },        { "restore-vm", "paused" },
+                { "finish-migrate", "paused" },  { "postmigrate", "paused" },    { "inmigrate", "paused" },
+                { "debug", "paused" },           { "shutdown", "shutdown" },     { "guest-panicked", "crashed" },
+                { "internal-error", "crashed" }, { "io-error", "crashed" },      { "watchdog", "crashed" },
         };
         for (size_t i = 0; status && i < ELEMENTSOF(map); i++)
                 if (streq(status, map[i].qmp))

@@ -22,6 +22,10 @@ struct QmpClient {
         char *buf; /* bytes received but not yet parsed */
         size_t len;
         unsigned next_id;
+        /* Events that arrived while a command waited for its reply, oldest
+         * first, so qmp_client_wait_event() can still see them. */
+        json_t *events[QMP_EVENTS_KEPT];
+        size_t n_events;
 };
 
 QmpClient *qmp_client_free(QmpClient *c) {
@@ -29,8 +33,20 @@ QmpClient *qmp_client_free(QmpClient *c) {
                 return NULL;
         safe_close(c->fd);
         free(c->buf);
+        for (size_t i = 0; i < c->n_events; i++)
+                json_decref(c->events[i]);
         free(c);
         return NULL;
+}
+
+/* Keeps the newest QMP_EVENTS_KEPT events; takes the reference. */
+static void event_keep(QmpClient *c, json_t *event) {
+        if (c->n_events == QMP_EVENTS_KEPT) {
+                json_decref(c->events[0]);
+                memmove(c->events, c->events + 1, (QMP_EVENTS_KEPT - 1) * sizeof(json_t *));
+                c->n_events--;
+        }
+        c->events[c->n_events++] = event;
 }
 
 static int wait_fd(int fd, short events, usec_t deadline, const char *what) {
@@ -40,9 +56,32 @@ static int wait_fd(int fd, short events, usec_t deadline, const char *what) {
         return r;
 }
 
-static int send_all(QmpClient *c, const char *data, size_t len, usec_t deadline, const char *what) {
+/* One send, with pass_fd (if >= 0) attached as SCM_RIGHTS. */
+static ssize_t send_chunk(int sock, const char *data, size_t len, int pass_fd) {
+        if (pass_fd < 0)
+                return send(sock, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) data, .iov_len = len };
+        struct msghdr mh = {
+                .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof(control)
+        };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+        return sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* pass_fd (>= 0) travels with the first bytes that are sent. */
+static int send_all(QmpClient *c, const char *data, size_t len, int pass_fd, usec_t deadline, const char *what) {
         while (len > 0) {
-                ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t n = send_chunk(c->fd, data, len, pass_fd);
+                if (n > 0)
+                        pass_fd = -EBADF;
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN) {
@@ -116,7 +155,7 @@ static int reply_error(const char *command, json_t *error) {
         return error_setf(r, "QEMU refused %s: %s", command, desc ? desc : "(no description)");
 }
 
-int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, usec_t timeout, json_t **ret) {
+static int execute(QmpClient *c, const char *command, json_t *arguments, int pass_fd, usec_t timeout, json_t **ret) {
         if (!c || !command)
                 return -EINVAL;
         usec_t deadline = deadline_from_timeout(timeout);
@@ -131,7 +170,7 @@ int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, use
                 return -ENOMEM;
         size_t l = strlen(text);
         text[l] = '\n'; /* replaces the NUL; sent with its length */
-        int r = send_all(c, text, l + 1, deadline, command);
+        int r = send_all(c, text, l + 1, pass_fd, deadline, command);
         if (r < 0)
                 return r;
 
@@ -143,6 +182,7 @@ int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, use
                 const char *event = json_string_value(json_object_get(msg, "event"));
                 if (event) {
                         log_debug("QMP event %s while waiting for %s", event, command);
+                        event_keep(c, TAKE_PTR(msg));
                         continue;
                 }
                 if (!streq_ptr(json_string_value(json_object_get(msg, "id")), id))
@@ -156,6 +196,52 @@ int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, use
                 if (ret)
                         *ret = json_incref(value);
                 return 0;
+        }
+}
+
+int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, usec_t timeout, json_t **ret) {
+        return execute(c, command, arguments, -EBADF, timeout, ret);
+}
+
+int qmp_client_add_fd(QmpClient *c, const char *fdname, int fd, usec_t timeout) {
+        if (fd < 0 || !fdname)
+                return -EINVAL;
+        _cleanup_(qmp_json_decrefp) json_t *args = json_pack("{s:s}", "fdname", fdname);
+        if (!args)
+                return -ENOMEM;
+        return execute(c, "getfd", args, fd, timeout, NULL);
+}
+
+/* The oldest kept event named name, taken out of the queue. */
+static json_t *event_take(QmpClient *c, const char *name) {
+        for (size_t i = 0; i < c->n_events; i++) {
+                if (!streq_ptr(json_string_value(json_object_get(c->events[i], "event")), name))
+                        continue;
+                json_t *e = c->events[i];
+                memmove(c->events + i, c->events + i + 1, (c->n_events - i - 1) * sizeof(json_t *));
+                c->n_events--;
+                return e;
+        }
+        return NULL;
+}
+
+int qmp_client_wait_event(QmpClient *c, const char *name, usec_t deadline, json_t **ret) {
+        if (!c || !name)
+                return -EINVAL;
+        json_t *kept = event_take(c, name);
+        for (;;) {
+                if (kept) {
+                        if (ret)
+                                *ret = json_incref(json_object_get(kept, "data"));
+                        json_decref(kept);
+                        return 0;
+                }
+                _cleanup_(qmp_json_decrefp) json_t *msg = NULL;
+                int r = read_message(c, deadline, name, &msg);
+                if (r < 0)
+                        return r;
+                if (streq_ptr(json_string_value(json_object_get(msg, "event")), name))
+                        kept = TAKE_PTR(msg);
         }
 }
 

@@ -17,6 +17,9 @@
 /* Largest single QMP message accepted from QEMU; the replies we ask for are
  * a few hundred bytes. */
 #define QMP_MESSAGE_MAX (256U * 1024U)
+/* Events seen while waiting for a reply are kept (the newest this many) for
+ * qmp_client_wait_event(). */
+#define QMP_EVENTS_KEPT 32
 
 typedef struct QmpClient QmpClient;
 
@@ -31,6 +34,16 @@ int qmp_client_new_from_fd(int fd, usec_t timeout, QmpClient **ret);
 /* Execute command with optional arguments (borrowed; NULL for none). On
  * success *ret (optional) holds the "return" value (a new reference). */
 int qmp_client_execute(QmpClient *c, const char *command, json_t *arguments, usec_t timeout, json_t **ret);
+
+/* Hand QEMU an open file descriptor under fdname (QMP getfd: the fd travels
+ * as SCM_RIGHTS with the command), for a later "fd:<fdname>" URI. fd stays
+ * ours to close. */
+int qmp_client_add_fd(QmpClient *c, const char *fdname, int fd, usec_t timeout);
+
+/* Wait until the event named name arrives (or was kept while a command
+ * waited), until the monotonic deadline; *ret (optional) gets its "data"
+ * (a new reference, NULL when it has none). -ETIMEDOUT with error_setf(). */
+int qmp_client_wait_event(QmpClient *c, const char *name, usec_t deadline, json_t **ret);
 
 QmpClient *qmp_client_free(QmpClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(QmpClient *, qmp_client_free);

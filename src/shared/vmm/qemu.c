@@ -250,13 +250,31 @@ static void remove_runtime_files(const QemuPaths *p) {
         unlink_quietly(p->pidfile);
 }
 
+/* A restore whose load failed: QEMU exits when it cannot load a state, and
+ * its log's last line says why. */
+static int load_failed(Process *p, const char *log_path, int r) {
+        struct pollfd pfd = { .fd = p->pidfd, .events = POLLIN };
+        if (poll(&pfd, 1, 1000) <= 0)
+                return r;
+        _cleanup_free_ char *why = log_last_line(log_path);
+        return error_setf(-EBADMSG, "QEMU could not load the saved state: %s", why && *why ? why : "see the VM log");
+}
+
 static int qemu_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         usec_t deadline = now_monotonic() + timeout;
         _cleanup_(qemu_paths_done) QemuPaths paths = {};
         int r = qemu_paths_make(c->run_dir, &paths);
         if (r < 0)
                 return r;
-        QemuHostPlan plan = { .qmp_socket = paths.qmp, .agent_socket = paths.agent, .pidfile = paths.pidfile };
+        if (c->restore_dir) {
+                r = vmm_restore_version_check(&vmm_driver_qemu, c);
+                if (r < 0)
+                        return r;
+        }
+        QemuHostPlan plan = { .qmp_socket = paths.qmp,
+                              .agent_socket = paths.agent,
+                              .pidfile = paths.pidfile,
+                              .incoming = c->restore_dir != NULL };
         const char *why_not_kvm = NULL;
         plan.accel = qemu_kvm_usable(&why_not_kvm) ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
         plan.vsock = qemu_vhost_vsock_usable();
@@ -282,6 +300,11 @@ static int qemu_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         if (r < 0)
                 return r;
         r = wait_for_qmp(&proc, paths.qmp, c->log_path, deadline);
+        if (r >= 0 && c->restore_dir) {
+                r = qemu_load_state(paths.qmp, c->restore_dir, deadline);
+                if (r < 0)
+                        r = load_failed(&proc, c->log_path, r);
+        }
         if (r >= 0)
                 r = hand_sockets_to_owner(c, &paths, &plan);
         if (r >= 0)
@@ -443,6 +466,8 @@ const VmmDriver vmm_driver_qemu = {
         .request_shutdown = qemu_request_shutdown,
         .pause = qemu_pause,
         .resume = qemu_resume,
+        .save_state = qemu_save_state,
+        .version = qemu_version,
         .query_state = qemu_query_state,
         .wait_exit = qemu_wait_exit,
         .kill = qemu_kill,

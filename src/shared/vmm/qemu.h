@@ -36,7 +36,8 @@ typedef struct QemuHostPlan {
         const char *qmp_socket;   /* absolute paths */
         const char *agent_socket; /* used only when !vsock */
         const char *pidfile;
-        unsigned long tsc_khz;    /* TCG: the host's TSC rate, handed to the guest; 0: unknown */
+        unsigned long tsc_khz; /* TCG: the host's TSC rate, handed to the guest; 0: unknown */
+        bool incoming;         /* restore: "-incoming defer", the state comes over QMP */
 } QemuHostPlan;
 
 /* Can /dev/kvm run an ordinary guest? Opening it is not enough: a host may
@@ -64,3 +65,13 @@ int qemu_build_argv(const VmmConfig *c, const QemuHostPlan *plan, char ***ret);
 /* Map a QMP query-status "status" to the driver's short state words:
  * "running", "paused", "not started", "shutdown", "crashed" or "unknown". */
 const char *qemu_state_from_qmp_status(const char *status);
+
+/* qemu-snapshot.c: the driver's save_state() and version(). */
+int qemu_save_state(VmmInstance *vm, const char *dir, usec_t timeout, VmmSavedState *ret);
+int qemu_version(const char *binary, char **ret);
+
+/* Feed VMM_STATE_FILE in dir to the QEMU (started with plan.incoming) that
+ * serves QMP on qmp_socket, and wait until it has loaded it (monotonic
+ * deadline). A state QEMU cannot load makes it exit: the caller looks at the
+ * process and its log. */
+int qemu_load_state(const char *qmp_socket, const char *dir, usec_t deadline);

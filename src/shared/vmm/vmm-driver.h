@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "spawn.h"
@@ -61,6 +62,15 @@ typedef struct VmmConfig {
         uid_t owner_uid;
         gid_t owner_gid;
 
+        /* Restore instead of boot: launch() loads the state that save_state()
+         * wrote into this directory, and the VM waits, paused, for start().
+         * The drives must be copies of the saved VM's disks, in the same
+         * order; MAC, TAP and vsock paths may differ. restore_version must
+         * equal version() of the binary, or launch() refuses before asking
+         * the VMM (-EPROTONOSUPPORT: a VMM cannot load another version's state). */
+        const char *restore_dir;
+        const char *restore_version;
+
         /* Firecracker jailer mode (ignored by QEMU). */
         bool jailer;
         const char *jailer_binary;
@@ -82,6 +92,17 @@ typedef struct VmmInstance {
 } VmmInstance;
 
 void vmm_instance_done(VmmInstance *vm); /* frees strings, closes pidfd; does not kill */
+
+/* What save_state() writes into its directory (mode 0600, complete or not
+ * at all): the VM's CPU and device state (for QEMU also its memory), and
+ * Firecracker's separate memory file. */
+#define VMM_STATE_FILE "vm.state"
+#define VMM_MEMORY_FILE "vm.mem"
+
+typedef struct VmmSavedState {
+        uint64_t state_bytes;
+        uint64_t memory_bytes; /* 0 when the memory is inside the state file */
+} VmmSavedState;
 
 typedef struct VmmDriver {
         VmmKind kind;
@@ -105,6 +126,18 @@ typedef struct VmmDriver {
 
         int (*pause)(VmmInstance *vm);
         int (*resume)(VmmInstance *vm);
+
+        /* Save the VM's state into dir (absolute, an existing directory of the
+         * daemon's user): pauses it if it runs, and leaves it paused. Each
+         * file is written under a temporary name and renamed when complete,
+         * so dir never holds a partial VMM_STATE_FILE; on failure nothing new
+         * is left in dir. The timeout bounds the whole save. */
+        int (*save_state)(VmmInstance *vm, const char *dir, usec_t timeout, VmmSavedState *ret);
+
+        /* The version the binary reports (its first line of --version, e.g.
+         * "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"),
+         * recorded with a saved state and compared before a restore. */
+        int (*version)(const char *binary, char **ret);
 
         /* "running", "paused", "not started": a short string into *ret (static). */
         int (*query_state)(VmmInstance *vm, const char **ret);
@@ -135,6 +168,22 @@ const VmmDriver *vmm_driver_get(VmmKind k);
  * itself, 1 when it had to be killed (shutdown ignored or refused), -errno
  * when even that failed. */
 int vmm_stop(const VmmDriver *d, VmmInstance *vm, usec_t timeout);
+
+/* The binary's first line of `binary --version`, trimmed (vmm-process.c). */
+int vmm_binary_version(const char *binary, char **ret);
+
+/* launch() with c->restore_dir: the recorded version against the binary's;
+ * 0 or -EPROTONOSUPPORT with error_setf() naming both. */
+int vmm_restore_version_check(const VmmDriver *d, const VmmConfig *c);
+
+/* Move src_name into dst_dirfd as dst_name: rename, or a copy (then fsync,
+ * then unlink of the source) across filesystems. */
+int vmm_move_file(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name);
+
+/* Copy what in holds into a new file (O_EXCL, born with mode) beneath
+ * dst_dirfd, synced; copy_file_range() reflinks where the filesystem can.
+ * The new file is removed on failure. */
+int vmm_copy_file_at(int in, int dst_dirfd, const char *dst_name, mode_t mode);
 
 /* Shared process primitives every driver uses (vmm-process.c). */
 
