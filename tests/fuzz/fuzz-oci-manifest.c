@@ -2,7 +2,8 @@
 /* Fuzz what an image source or registry controls: the index / manifest /
  * config / docker manifest.json parsers, layer path normalisation, image
  * references and the Bearer challenge. The first byte picks the parser.
- * Besides memory errors, results must keep their documented promises. */
+ * Besides memory errors, results must keep their documented promises (a
+ * parsed descriptor always has a valid digest and a positive size). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +24,15 @@ static void fuzz_documents(const char *s, size_t n) {
         if (oci_document_kind(s, n, NULL, &kind) < 0)
                 return;
         if (oci_index_select(s, n, "linux", "amd64", &d) == 0) {
-                if (!oci_digest_is_valid(d.digest))
+                if (!oci_digest_is_valid(d.digest) || d.size == 0)
                         abort();
                 oci_descriptor_done(&d);
         }
         if (oci_manifest_parse(s, n, &m) == 0) {
-                if (!oci_digest_is_valid(m.config.digest) || m.n_layers > OCI_LAYERS_MAX)
+                if (!oci_digest_is_valid(m.config.digest) || m.config.size == 0 || m.n_layers > OCI_LAYERS_MAX)
                         abort();
                 for (size_t i = 0; i < m.n_layers; i++)
-                        if (!oci_digest_is_valid(m.layers[i].digest))
+                        if (!oci_digest_is_valid(m.layers[i].digest) || m.layers[i].size == 0)
                                 abort();
                 oci_manifest_done(&m);
         }

@@ -126,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
             body = reg.manifests[m[3]]
             return self.reply(200, body, json.loads(body)["mediaType"],
                               [("Docker-Content-Digest", sha256(body))])
+        if m[2] == "blobs" and reg.blob_hook and reg.blob_hook(self, m[3]):
+            return None
         if m[2] == "blobs" and m[3] in reg.blobs:
             body = reg.blobs[m[3]]
             if m[3] in reg.corrupt:  # same size, one byte off
@@ -135,8 +137,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class Registry:
-    def __init__(self, ns, repo, image, corrupt=(), access_token_key=False, service=SERVICE, realm=None):
+    """blob_hook(handler, digest), when given, may answer a blob request
+    itself (returning True): a registry that misbehaves on purpose."""
+
+    def __init__(self, ns, repo, image, corrupt=(), access_token_key=False, service=SERVICE, realm=None,
+                 blob_hook=None):
         self.repo, self.corrupt, self.access_token_key = repo, set(corrupt), access_token_key
+        self.blob_hook = blob_hook
         self.service, self.realm = service, realm  # what the challenge advertises
         self.blobs, self.manifests, self.digests = image
         self.log, self.lock = [], threading.Lock()

@@ -603,6 +603,45 @@ static void test_archive_symlinks(void **state) {
         dirs_done(&d);
 }
 
+static uint64_t fd_allocated(int fd) {
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        return (uint64_t) st.st_blocks * 512;
+}
+
+/* Zeros become holes in the spool; its two limits stop a write before it
+ * passes them. */
+static void test_spool_limits(void **state) {
+        int fd = open(workdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        assert_true(fd >= 0);
+        _cleanup_oci_tree_ OciTree *t = NULL;
+        assert_int_equal(oci_tree_new(fd, &t), 0);
+        size_t len = 1 << 20;
+        _cleanup_free_ char *buf = calloc(1, len), *back = malloc(len);
+        assert_true(buf && back);
+        memset(buf + 5000, 'x', 10);
+        uint64_t off;
+        assert_int_equal(oci_tree_spool_reserve(t, len + 123, &off), 0);
+        assert_int_equal(oci_tree_spool_write(t, off + 123, buf, len), 0); /* not block aligned */
+        assert_int_equal(fsync(fd), 0);
+        assert_true(fd_allocated(fd) <= 8192);
+        assert_int_equal(pread(fd, back, len, (off_t) (off + 123)), (ssize_t) len);
+        assert_memory_equal(back, buf, len);
+
+        memset(buf, 'y', len);
+        oci_tree_set_spool_limits(t, 1ULL << 30, 256 << 10);
+        assert_int_equal(oci_tree_spool_reserve(t, len, &off), 0);
+        error_clear();
+        assert_int_equal(oci_tree_spool_write(t, off, buf, len), -ENOSPC);
+        assert_non_null(strstr(error_last_message(), "not enough free space to assemble the image"));
+        assert_true(fd_allocated(fd) <= (256 << 10) + 8192);
+
+        oci_tree_set_spool_limits(t, 4 << 20, UINT64_MAX);
+        error_clear();
+        assert_int_equal(oci_tree_spool_reserve(t, 3 << 20, &off), -EFBIG);
+        assert_non_null(strstr(error_last_message(), "more than 4 MiB; image_import_max"));
+}
+
 static bool have(const char *prog) {
         _cleanup_free_ char *p = find_executable(prog);
         return p != NULL;
@@ -782,7 +821,7 @@ static void test_registry(void **state) {
         assert_non_null(strstr(error_last_message(), "digest mismatch"));
         assert_int_equal(dir_entries(d.out), 0);
         _cleanup_free_ char *blobs = path_in(d.cache, "blobs/sha256");
-        assert_int_equal(dir_entries(blobs), 1); /* the config only; the bad layer never got a name */
+        assert_int_equal(dir_entries(blobs), 0); /* nothing of a failed pull is kept, not even the good config */
         dirs_done(&d);
 }
 
@@ -793,7 +832,7 @@ int main(void) {
                 cmocka_unit_test(test_refusals),         cmocka_unit_test(test_digest_mismatch),
                 cmocka_unit_test(test_docker_archive),   cmocka_unit_test(test_oci_archive),
                 cmocka_unit_test(test_registry),         cmocka_unit_test(test_archive_limits),
-                cmocka_unit_test(test_archive_symlinks),
+                cmocka_unit_test(test_archive_symlinks), cmocka_unit_test(test_spool_limits),
         };
         if (!have("debugfs") && access("/usr/sbin/debugfs", X_OK) != 0) {
                 printf("debugfs (e2fsprogs) is not installed\n");

@@ -16,6 +16,7 @@
 #include "oci-digest.h"
 #include "oci-ext4.h"
 #include "oci-layer.h"
+#include "oci-limits.h"
 #include "oci-registry.h"
 #include "oci-source.h"
 #include "oci-tree.h"
@@ -83,7 +84,9 @@ static int apply_layers(const OciImportOptions *o, const OciImageParts *p, OciTr
         size_t opened = 0;
         for (; r == 0 && opened < p->n_layers; opened++) {
                 struct stat st;
-                fds[opened] = open_beneath(p->dirfd, p->layer_paths[opened], O_RDONLY | O_NOCTTY, 0);
+                int have = oci_image_parts_layer_fd(p, opened);
+                fds[opened] = have >= 0 ? RET_NERRNO(fcntl(have, F_DUPFD_CLOEXEC, 3))
+                                        : open_beneath(p->dirfd, p->layer_paths[opened], O_RDONLY | O_NOCTTY, 0);
                 if (fds[opened] < 0)
                         r = error_setf(fds[opened], "cannot open layer %s: %s", p->layer_paths[opened],
                                        strerror(-fds[opened]));
@@ -93,11 +96,18 @@ static int apply_layers(const OciImportOptions *o, const OciImageParts *p, OciTr
                         r = error_setf(-EBADMSG, "layer %s is %llu bytes, the manifest says %llu",
                                        p->layer_digests[opened], (unsigned long long) st.st_size,
                                        (unsigned long long) p->layer_sizes[opened]);
+                else if ((uint64_t) st.st_size > oci_import_max(o) - lp.total)
+                        r = oci_limit_error(oci_import_max(o), "the layers of image %s add up to", o->source);
                 else
                         lp.total += (uint64_t) st.st_size;
         }
         for (size_t i = 0; r == 0 && i < p->n_layers; i++) {
                 struct stat st;
+                /* A layer named twice shares its file offset with the other. */
+                if (lseek(fds[i], 0, SEEK_SET) < 0) {
+                        r = -errno;
+                        break;
+                }
                 r = oci_layer_apply(t, fds[i], p->layer_digests[i], p->layer_digests[i],
                                     o->progress ? layer_progress : NULL, &lp);
                 if (r == 0 && fstat(fds[i], &st) == 0)
@@ -210,10 +220,17 @@ static int write_image(const OciImportOptions *o, OciTree *t, OciImportResult *r
         uint64_t inodes;
         oci_tree_stats(t, &res->content_size, &inodes);
         res->image_size = oci_ext4_image_size(t, o->min_size ? o->min_size : OCI_IMPORT_MIN_SIZE);
+        /* The image holds what the spool holds (zero blocks stay holes in both). */
+        struct stat st;
+        if (fstat(t->spool_fd, &st) < 0)
+                return -errno;
+        int r = oci_check_free(o->out_dirfd, (uint64_t) st.st_blocks * 512, "the image file");
+        if (r < 0)
+                return r;
         _cleanup_close_ int fd = openat(o->out_dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
         if (fd < 0)
                 return error_setf(-errno, "cannot create the image file: %m");
-        int r = oci_ext4_write(t, fd, res->image_size, NULL, o->progress ? write_progress : NULL, (void *) o);
+        r = oci_ext4_write(t, fd, res->image_size, NULL, o->progress ? write_progress : NULL, (void *) o);
         if (r < 0)
                 return r;
         char proc[64];
@@ -235,12 +252,19 @@ static int import_parts(const OciImportOptions *o, OciImageParts *p, OciImportRe
         _cleanup_oci_tree_ OciTree *t = NULL;
         if ((r = oci_tree_new(spool, &t)) < 0)
                 return r;
+        /* Half the free space for the spool: the image written from it
+         * needs as much again. */
+        uint64_t avail;
+        if ((r = oci_free_bytes(o->out_dirfd, &avail)) < 0)
+                return error_setf(r, "cannot tell the free space next to the image: %m");
+        oci_tree_set_spool_limits(t, oci_import_max(o), avail / 2);
         if ((r = apply_layers(o, p, t)) < 0)
                 return r;
         if ((r = install_guest_bits(o, t, res)) < 0)
                 return r;
         if ((r = write_image(o, t, res)) < 0)
                 return r;
+        oci_image_parts_publish(p, o->cache_dirfd);
         res->config_json = TAKE_PTR(p->config.runtime_json);
         res->manifest_digest = TAKE_PTR(p->manifest_digest);
         res->blobs = TAKE_PTR(p->blobs);

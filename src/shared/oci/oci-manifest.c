@@ -66,13 +66,16 @@ static int descriptor_parse(json_t *o, const char *what, OciDescriptor *ret) {
         if (!oci_digest_is_valid(digest))
                 return error_setf(-EBADMSG, "%s has an invalid or unsupported digest \"%s\"", what,
                                   digest ? digest : "");
-        if (size && (!json_is_integer(size) || json_integer_value(size) < 0))
-                return error_setf(-EBADMSG, "%s has an invalid size", what);
+        /* Every read of a blob is held to its size, so there must be one. */
+        if (!size)
+                return error_setf(-EBADMSG, "%s %s has no size", what, digest);
+        if (!json_is_integer(size) || json_integer_value(size) <= 0)
+                return error_setf(-EBADMSG, "%s %s has an invalid size (a positive integer is required)", what, digest);
         const char *mt = get_str(o, "mediaType");
         OciDescriptor d = {
                 .digest = strdup(digest),
                 .media_type = mt ? strdup(mt) : NULL,
-                .size = size ? (uint64_t) json_integer_value(size) : 0,
+                .size = (uint64_t) json_integer_value(size),
         };
         if (!d.digest || (mt && !d.media_type)) {
                 oci_descriptor_done(&d);
@@ -148,8 +151,7 @@ static bool layer_media_type_ok(const char *mt) {
         };
         for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
                 const char *rest = startswith(mt, ok[i]);
-                if (rest && (streq(rest, "") || streq(rest, "+gzip") || streq(rest, ".gzip") ||
-                             streq(rest, "+zstd")))
+                if (rest && (streq(rest, "") || streq(rest, "+gzip") || streq(rest, ".gzip") || streq(rest, "+zstd")))
                         return true;
         }
         return false;

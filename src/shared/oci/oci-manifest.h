@@ -26,7 +26,7 @@ typedef enum OciDocumentKind {
 typedef struct OciDescriptor {
         char *media_type; /* may be NULL in an index entry */
         char *digest;     /* always valid */
-        uint64_t size;
+        uint64_t size;    /* always positive: a descriptor without a size is refused */
 } OciDescriptor;
 
 typedef struct OciManifest {

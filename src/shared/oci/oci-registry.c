@@ -14,6 +14,7 @@
 #include "fs-util.h"
 #include "log.h"
 #include "oci-digest.h"
+#include "oci-limits.h"
 #include "oci-manifest.h"
 #include "string-util.h"
 
@@ -45,6 +46,7 @@ typedef struct Request {
         char *content_type;
         char err_body[ERROR_BODY_MAX];
         size_t err_len;
+        bool err_cut; /* the error body was longer than err_body: not read further */
         int error;
 } Request;
 
@@ -54,6 +56,7 @@ static void request_reset(Request *rq) {
         free(rq->content_type);
         rq->www_authenticate = rq->content_type = NULL;
         rq->err_len = 0;
+        rq->err_cut = false;
         rq->error = 0;
 }
 
@@ -161,7 +164,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *userdata) {
                 memcpy(rq->err_body + rq->err_len, data, k);
                 rq->err_len += k;
                 rq->err_body[rq->err_len] = '\0';
-                return len;
+                if (k == len)
+                        return len;
+                rq->err_cut = true; /* an endless error page is not read to its end */
+                return 0;
         }
         int r = sink_write(rq, data, len);
         if (r < 0) {
@@ -217,6 +223,10 @@ static int setup(OciRegistry *reg, Request *rq, struct curl_slist **headers, voi
             curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body_first) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_WRITEDATA, ctx) != CURLE_OK)
                 return -EIO;
+        /* A body announced longer than expected is refused before it starts. */
+        curl_off_t max = (curl_off_t) (rq->fd >= 0 ? rq->limit : rq->mem_max);
+        if (max > 0 && curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, max) != CURLE_OK)
+                return -EIO;
         return 0;
 }
 
@@ -239,9 +249,14 @@ static int perform(OciRegistry *reg, Request *rq) {
         if (r < 0)
                 return r;
         if (rq->error < 0)
-                return rq->error == -EFBIG ? error_setf(-EFBIG, "%s: response larger than expected", rq->url)
-                                           : rq->error;
-        if (cc != CURLE_OK)
+                return rq->error == -EFBIG
+                               ? error_setf(-EFBIG, "%s: the registry sent more than the %llu bytes expected", rq->url,
+                                            (unsigned long long) (rq->fd >= 0 ? rq->limit : rq->mem_max))
+                               : rq->error;
+        if (cc == CURLE_FILESIZE_EXCEEDED)
+                return error_setf(-EFBIG, "%s: the registry announced more than the %llu bytes expected", rq->url,
+                                  (unsigned long long) rq->limit);
+        if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && rq->err_cut))
                 return error_setf(-EIO, "%s: %s", rq->url, curl_easy_strerror(cc));
         curl_easy_getinfo(reg->curl, CURLINFO_RESPONSE_CODE, &rq->status);
         return 0;
@@ -326,17 +341,20 @@ static int request_ok(OciRegistry *reg, Request *rq, const char *what) {
         return error_setf(code, "%s: registry answered HTTP %ld%s%s", what, rq->status, *msg ? ": " : "", msg);
 }
 
-int oci_registry_get_manifest(OciRegistry *reg, const char *reference, char **ret_body, size_t *ret_len,
+int oci_registry_get_manifest(OciRegistry *reg, const char *reference, uint64_t size, char **ret_body, size_t *ret_len,
                               char **ret_content_type, char **ret_digest) {
         _cleanup_free_ char *url = NULL, *what = NULL;
         if (asprintf(&url, "%s/v2/%s/manifests/%s", reg->base, reg->ref.repository, reference) < 0 ||
             asprintf(&what, "%s/%s:%s", reg->ref.host, reg->ref.repository, reference) < 0)
                 return -ENOMEM;
+        if (size > OCI_JSON_MAX)
+                return error_setf(-EFBIG, "manifest %s is %llu bytes, more than the %u a JSON document may have", what,
+                                  (unsigned long long) size, OCI_JSON_MAX);
         Request rq = {
                 .url = url,
                 .accept = OCI_MT_INDEX ", " OCI_MT_MANIFEST ", " DOCKER_MT_LIST ", " DOCKER_MT_MANIFEST,
                 .fd = -EBADF,
-                .mem_max = OCI_JSON_MAX,
+                .mem_max = size ? (size_t) size : OCI_JSON_MAX,
         };
         int r = request_ok(reg, &rq, what);
         char digest[OCI_DIGEST_STRLEN];
@@ -375,33 +393,29 @@ int oci_cache_blob_dir(int cache_dirfd, int *ret_fd) {
         return 0;
 }
 
-/* Give the verified temp file its name. Another import that got there
- * first is fine: content addressing makes both copies the same. */
-static int blob_publish(int fd, int dirfd, const char *hex) {
-        char proc[64];
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        if (linkat(AT_FDCWD, proc, dirfd, hex, AT_SYMLINK_FOLLOW) < 0 && errno != EEXIST)
-                return -errno;
-        return fsync(dirfd) < 0 ? -errno : 0;
-}
-
-int oci_registry_fetch_blob(OciRegistry *reg, int cache_dirfd, const char *digest, uint64_t size,
-                            OciDownloadProgressFn progress, void *userdata) {
+int oci_cache_blob_publish(int cache_dirfd, int fd, const char *digest) {
         const char *hex = oci_digest_hex(digest);
         if (!hex)
                 return -EINVAL;
         _cleanup_close_ int dirfd = -EBADF;
         int r = oci_cache_blob_dir(cache_dirfd, &dirfd);
         if (r < 0)
-                return error_setf(r, "cannot open the blob cache: %s", strerror(-r));
-        struct stat st;
-        if (fstatat(dirfd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-                return 0; /* verified when it was stored, and again when a layer is read */
-        _cleanup_close_ int fd = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return error_setf(-errno, "cannot create a temp file in the blob cache: %m");
+                return r;
+        char proc[64];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        /* Another import that got there first is fine: content addressing
+         * makes both copies the same. */
+        if (linkat(AT_FDCWD, proc, dirfd, hex, AT_SYMLINK_FOLLOW) < 0 && errno != EEXIST)
+                return -errno;
+        return fsync(dirfd) < 0 ? -errno : 0;
+}
+
+/* Stream the blob into fd, hashed, never past size. */
+static int blob_download(OciRegistry *reg, int fd, const char *digest, uint64_t size, OciDownloadProgressFn progress,
+                         void *userdata) {
         _cleanup_oci_hasher_ OciHasher *h = NULL;
-        if ((r = oci_hasher_new(&h)) < 0)
+        int r = oci_hasher_new(&h);
+        if (r < 0)
                 return r;
         _cleanup_free_ char *url = NULL;
         if (asprintf(&url, "%s/v2/%s/blobs/%s", reg->base, reg->ref.repository, digest) < 0)
@@ -409,17 +423,56 @@ int oci_registry_fetch_blob(OciRegistry *reg, int cache_dirfd, const char *diges
         Request rq = { .url = url, .fd = fd, .hasher = h, .limit = size, .progress = progress, .userdata = userdata };
         r = request_ok(reg, &rq, digest);
         request_done(&rq);
+        if (r == -EFBIG)
+                return error_setf(r, "the registry sent blob %s longer than the %llu bytes its descriptor says", digest,
+                                  (unsigned long long) size);
         if (r < 0)
                 return r;
+        if (rq.done != size)
+                return error_setf(-EBADMSG, "blob %s is %llu bytes, its descriptor says %llu", digest,
+                                  (unsigned long long) rq.done, (unsigned long long) size);
         char got[OCI_DIGEST_STRLEN];
         if ((r = oci_hasher_final(h, got)) < 0)
                 return r;
         if (!streq(got, digest))
                 return error_setf(-EBADMSG, "digest mismatch for blob %s: got %s", digest, got);
-        if (size && rq.done != size)
-                return error_setf(-EBADMSG, "blob %s is %llu bytes, the manifest says %llu", digest,
-                                  (unsigned long long) rq.done, (unsigned long long) size);
-        if (fsync(fd) < 0)
+        return 0;
+}
+
+int oci_registry_fetch_blob(OciRegistry *reg, int cache_dirfd, const char *digest, uint64_t size,
+                            OciDownloadProgressFn progress, void *userdata, int *ret_fd, bool *ret_downloaded) {
+        const char *hex = oci_digest_hex(digest);
+        if (!hex || size == 0)
+                return -EINVAL;
+        _cleanup_close_ int dirfd = -EBADF;
+        int r = oci_cache_blob_dir(cache_dirfd, &dirfd);
+        if (r < 0)
+                return error_setf(r, "cannot open the blob cache: %s", strerror(-r));
+        /* Verified when it was stored, and again when a layer is read. */
+        int fd = openat(dirfd, hex, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd >= 0) {
+                struct stat st;
+                if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                        safe_close(fd);
+                        return error_setf(-EBADFD, "cached blob %s is not a regular file", digest);
+                }
+                *ret_fd = fd;
+                *ret_downloaded = false;
+                return 0;
+        }
+        char what[OCI_DIGEST_STRLEN + 16];
+        snprintf(what, sizeof(what), "blob %s", digest);
+        if ((r = oci_check_free(dirfd, size, what)) < 0)
+                return r;
+        /* Unnamed until the import that wanted it succeeds. */
+        _cleanup_close_ int tmp = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+        if (tmp < 0)
+                return error_setf(-errno, "cannot create a temp file in the blob cache: %m");
+        if ((r = blob_download(reg, tmp, digest, size, progress, userdata)) < 0)
+                return r;
+        if (fsync(tmp) < 0 || lseek(tmp, 0, SEEK_SET) < 0)
                 return -errno;
-        return blob_publish(fd, dirfd, hex);
+        *ret_fd = TAKE_FD(tmp);
+        *ret_downloaded = true;
+        return 0;
 }

@@ -7,8 +7,10 @@
  * answer plain HTTP (tests, local mirrors). A 401 with a Bearer challenge
  * is answered once with an anonymous token from the challenge's realm.
  * Every blob is hashed while it streams to an unnamed temp file that gets
- * its name (<cache>/blobs/sha256/<hex>) only after the digest matched. */
+ * its name (<cache>/blobs/sha256/<hex>) only after the digest matched and
+ * the import it was for succeeded. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "macro.h"
@@ -28,14 +30,24 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(OciRegistry *, oci_registry_free);
 
 /* GET /v2/<repo>/manifests/<reference>, accepting OCI and Docker v2
  * manifests and indexes. When reference is a digest, the body must match it.
- * ret_digest gets the digest of the body. */
-int oci_registry_get_manifest(OciRegistry *reg, const char *reference, char **ret_body, size_t *ret_len,
+ * size is what the descriptor naming it says (0 for a tag): the body may be
+ * no longer, nor longer than OCI_JSON_MAX. ret_digest gets the digest of the
+ * body. */
+int oci_registry_get_manifest(OciRegistry *reg, const char *reference, uint64_t size, char **ret_body, size_t *ret_len,
                               char **ret_content_type, char **ret_digest);
 
-/* Make sure the blob is in the cache: present already, or downloaded and
- * verified (and, when size is non-zero, exactly that long). */
+/* The blob, verified, as a file open for reading at offset 0: the cache's
+ * copy when there is one, else downloaded, exactly size bytes (positive,
+ * and fitting in the cache's free space), into an unnamed file in the cache
+ * directory (*ret_downloaded): it gets its name only from
+ * oci_cache_blob_publish(), once the import that wanted it succeeded, so a
+ * failed import leaves nothing. Reading stops the moment the registry sends
+ * more than size; an error page is read no further than its first 4 KiB. */
 int oci_registry_fetch_blob(OciRegistry *reg, int cache_dirfd, const char *digest, uint64_t size,
-                            OciDownloadProgressFn progress, void *userdata);
+                            OciDownloadProgressFn progress, void *userdata, int *ret_fd, bool *ret_downloaded);
+
+/* Name a downloaded blob <cache>/blobs/sha256/<hex>. */
+int oci_cache_blob_publish(int cache_dirfd, int fd, const char *digest);
 
 /* Open <cache>/blobs/sha256 (created 0700 when missing). */
 int oci_cache_blob_dir(int cache_dirfd, int *ret_fd);

@@ -33,6 +33,10 @@ void oci_image_parts_done(OciImageParts *p) {
         strv_free(p->layer_digests);
         free(p->layer_sizes);
         strv_free(p->blobs);
+        for (size_t i = 0; i < p->n_blobs; i++)
+                safe_close(p->blob_fds[i]);
+        free(p->blob_fds);
+        free(p->blob_downloaded);
         if (p->staging_name) {
                 int r = oci_rm_rf_at(p->staging_parent_fd, p->staging_name);
                 if (r < 0)
@@ -41,6 +45,20 @@ void oci_image_parts_done(OciImageParts *p) {
         safe_close(p->staging_parent_fd);
         free(p->staging_name);
         *p = (OciImageParts){ .dirfd = -EBADF, .staging_parent_fd = -EBADF };
+}
+
+int oci_image_parts_layer_fd(const OciImageParts *p, size_t i) {
+        return p->blob_fds && i + 1 < p->n_blobs ? p->blob_fds[i + 1] : -EBADF;
+}
+
+void oci_image_parts_publish(const OciImageParts *p, int cache_dirfd) {
+        for (size_t i = 0; i < p->n_blobs; i++) {
+                if (!p->blob_downloaded[i])
+                        continue;
+                int r = oci_cache_blob_publish(cache_dirfd, p->blob_fds[i], p->blobs[i]);
+                if (r < 0)
+                        log_debug("cannot keep blob %s in the cache: %s", p->blobs[i], strerror(-r));
+        }
 }
 
 int oci_rm_rf_at(int parent_fd, const char *name) {
@@ -137,7 +155,7 @@ static int read_blob(const DocSource *src, const OciDescriptor *d, const char *w
         size_t len;
         if (asprintf(&path, "blobs/sha256/%s", oci_digest_hex(d->digest)) < 0)
                 return -ENOMEM;
-        int r = doc_read(src, path, d->size ? (size_t) d->size : OCI_JSON_MAX, &buf, &len);
+        int r = doc_read(src, path, (size_t) d->size, &buf, &len);
         if (r < 0)
                 return r;
         char got[OCI_DIGEST_STRLEN];
@@ -343,12 +361,13 @@ static int registry_manifest(OciRegistry *reg, const OciRef *ref, const OciImpor
         if (!ref_copy)
                 return -ENOMEM;
         char *reference = TAKE_PTR(ref_copy);
+        uint64_t size = 0; /* a tag's manifest has no descriptor, so no size */
         int r = 0;
         for (unsigned depth = 0; r == 0; depth++) {
                 _cleanup_free_ char *body = NULL, *ctype = NULL, *digest = NULL;
                 size_t len;
                 OciDocumentKind kind;
-                r = oci_registry_get_manifest(reg, reference, &body, &len, &ctype, &digest);
+                r = oci_registry_get_manifest(reg, reference, size, &body, &len, &ctype, &digest);
                 if (r == 0)
                         r = oci_document_kind(body, len, ctype, &kind);
                 if (r < 0)
@@ -364,11 +383,60 @@ static int registry_manifest(OciRegistry *reg, const OciRef *ref, const OciImpor
                 else if ((r = oci_index_select(body, len, o->os, o->arch, &d)) == 0) {
                         free(reference);
                         reference = TAKE_PTR(d.digest);
+                        size = d.size;
                 }
                 oci_descriptor_done(&d);
         }
         free(reference);
         return r;
+}
+
+/* Checked before anything is downloaded: the config is a JSON document,
+ * and the blobs (so any one of them) add up to no more than the limit. */
+static int registry_check_sizes(const OciImportOptions *o, const OciManifest *m, uint64_t *ret_total) {
+        uint64_t max = oci_import_max(o), total = 0;
+        if (m->config.size > OCI_JSON_MAX)
+                return error_setf(-EFBIG,
+                                  "the image config is %" PRIu64 " bytes, more than the %u a JSON document may have",
+                                  m->config.size, OCI_JSON_MAX);
+        for (size_t i = 0; i <= m->n_layers; i++) {
+                uint64_t size = i == 0 ? m->config.size : m->layers[i - 1].size;
+                if (size > max - total)
+                        return oci_limit_error(max, "the blobs of image %s add up to", o->source);
+                total += size;
+        }
+        *ret_total = total;
+        return 0;
+}
+
+/* The config and the layers into the cache, each held to its descriptor's size. */
+static int registry_fetch_blobs(OciRegistry *reg, const OciImportOptions *o, const OciManifest *m, OciImageParts *p) {
+        DownloadCtx d = { .o = o };
+        int r = registry_check_sizes(o, m, &d.total);
+        if (r < 0)
+                return r;
+        p->blobs = calloc(m->n_layers + 2, sizeof(char *));
+        p->blob_fds = calloc(m->n_layers + 1, sizeof(int));
+        p->blob_downloaded = calloc(m->n_layers + 1, sizeof(bool));
+        if (!p->blobs || !p->blob_fds || !p->blob_downloaded)
+                return -ENOMEM;
+        for (size_t i = 0; i <= m->n_layers; i++) {
+                const OciDescriptor *desc = i == 0 ? &m->config : &m->layers[i - 1];
+                int fd = -EBADF;
+                /* A blob the manifest names twice is downloaded once. */
+                for (size_t k = 0; k < p->n_blobs && fd < 0; k++)
+                        if (streq(p->blobs[k], desc->digest) && (fd = fcntl(p->blob_fds[k], F_DUPFD_CLOEXEC, 3)) < 0)
+                                return -errno;
+                if (fd < 0 && (r = oci_registry_fetch_blob(reg, o->cache_dirfd, desc->digest, desc->size,
+                                                           download_progress, &d, &fd, &p->blob_downloaded[i])) < 0)
+                        return r;
+                p->blob_fds[i] = fd;
+                p->n_blobs++;
+                d.base += desc->size;
+                if (!(p->blobs[i] = strdup(desc->digest)))
+                        return -ENOMEM;
+        }
+        return 0;
 }
 
 static int registry_load(const OciImportOptions *o, OciImageParts *p) {
@@ -382,24 +450,14 @@ static int registry_load(const OciImportOptions *o, OciImageParts *p) {
         if (r == 0)
                 r = registry_manifest(reg, &ref, o, p, &m);
         oci_ref_done(&ref);
-        DownloadCtx d = { .o = o, .total = m.config.size };
-        for (size_t i = 0; r == 0 && i < m.n_layers; i++)
-                d.total += m.layers[i].size;
-        if (r == 0 && !(p->blobs = calloc(m.n_layers + 2, sizeof(char *))))
-                r = -ENOMEM;
-        for (size_t i = 0; r == 0 && i <= m.n_layers; i++) {
-                const OciDescriptor *desc = i == 0 ? &m.config : &m.layers[i - 1];
-                r = oci_registry_fetch_blob(reg, o->cache_dirfd, desc->digest, desc->size, download_progress, &d);
-                d.base += desc->size;
-                if (r == 0 && !(p->blobs[i] = strdup(desc->digest)))
-                        r = -ENOMEM;
-        }
+        if (r == 0)
+                r = registry_fetch_blobs(reg, o, &m, p);
         _cleanup_free_ char *config = NULL;
         size_t config_len = 0;
         if (r == 0)
                 r = oci_cache_blob_dir(o->cache_dirfd, &p->dirfd);
-        if (r == 0)
-                r = read_beneath(p->dirfd, oci_digest_hex(m.config.digest), OCI_JSON_MAX, &config, &config_len);
+        if (r == 0 && (r = read_fd_all(p->blob_fds[0], OCI_JSON_MAX, &config, &config_len)) < 0)
+                r = error_setf(r, "cannot read the image config: %s", strerror(-r));
         if (r == 0)
                 r = parts_from_manifest(p, &m, config, config_len);
         /* Layers are read from the cache directory itself: names are the hex. */

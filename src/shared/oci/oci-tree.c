@@ -12,6 +12,7 @@
 #include "error.h"
 #include "fs-util.h"
 #include "log.h"
+#include "oci-limits.h"
 #include "string-util.h"
 
 #define BLOCK 4096ULL
@@ -51,6 +52,8 @@ int oci_tree_new(int spool_fd, OciTree **ret) {
                 return -ENOMEM;
         }
         t->spool_fd = spool_fd;
+        t->spool_max = OCI_SPOOL_MAX;
+        t->spool_space_max = UINT64_MAX;
         t->root = calloc(1, sizeof(OciNode));
         if (t->root)
                 t->root->inode = inode_new(S_IFDIR | 0755, 0, 0, 0);
@@ -393,10 +396,15 @@ int oci_tree_apply(OciTree *t, const OciEntry *e) {
         return place(t, parent, base, inode, e->path);
 }
 
+void oci_tree_set_spool_limits(OciTree *t, uint64_t max_content, uint64_t max_space) {
+        t->spool_max = max_content;
+        t->spool_space_max = max_space;
+}
+
 int oci_tree_spool_reserve(OciTree *t, uint64_t size, uint64_t *ret_off) {
         uint64_t blocks = (size + BLOCK - 1) / BLOCK * BLOCK;
-        if (size > OCI_SPOOL_MAX || t->spool_end + blocks > OCI_SPOOL_MAX)
-                return error_setf(-EFBIG, "image content exceeds %llu bytes", (unsigned long long) OCI_SPOOL_MAX);
+        if (size > t->spool_max || blocks > t->spool_max - t->spool_end)
+                return oci_limit_error(t->spool_max, "the files of the image add up to");
         *ret_off = t->spool_end;
         t->spool_end += blocks;
         if (ftruncate(t->spool_fd, (off_t) t->spool_end) < 0)
@@ -404,14 +412,59 @@ int oci_tree_spool_reserve(OciTree *t, uint64_t size, uint64_t *ret_off) {
         return 0;
 }
 
+static bool all_zero(const char *p, size_t n) {
+        return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* From data[at]: up to the spool's next block boundary. */
+static size_t piece_len(uint64_t off, size_t at, size_t len) {
+        return MIN(len - at, BLOCK - (off + at) % BLOCK);
+}
+
+/* The next run of data to write, [*i, *j): all-zero pieces are skipped
+ * and end it. False when only zeros are left. */
+static bool next_run(uint64_t off, const char *data, size_t len, size_t *i, size_t *j) {
+        while (*i < len && all_zero(data + *i, piece_len(off, *i, len)))
+                *i += piece_len(off, *i, len);
+        *j = *i;
+        while (*j < len && !all_zero(data + *j, piece_len(off, *j, len)))
+                *j += piece_len(off, *j, len);
+        return *i < len;
+}
+
+/* Stop before the spool takes more of the disk than it may. */
+static int spool_space_check(OciTree *t, size_t len) {
+        if (t->spool_space_max == UINT64_MAX)
+                return 0;
+        struct stat st;
+        if (fstat(t->spool_fd, &st) < 0)
+                return -errno;
+        if ((uint64_t) st.st_blocks * 512 + len <= t->spool_space_max)
+                return 0;
+        return error_setf(-ENOSPC,
+                          "not enough free space to assemble the image: its files would take more than %llu MiB, "
+                          "half of what is free beyond the %llu MiB an import always leaves (the image needs the "
+                          "other half)",
+                          (unsigned long long) (t->spool_space_max >> 20),
+                          (unsigned long long) (OCI_FREE_RESERVE >> 20));
+}
+
 int oci_tree_spool_write(OciTree *t, uint64_t off, const void *data, size_t len) {
-        for (size_t done = 0; done < len;) {
-                ssize_t k = pwrite(t->spool_fd, (const char *) data + done, len - done, (off_t) (off + done));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return k < 0 ? -errno : -EIO;
-                done += (size_t) k;
+        const char *p = data;
+        size_t i = 0, j = 0;
+        while (next_run(off, p, len, &i, &j)) {
+                int r = spool_space_check(t, j - i);
+                if (r < 0)
+                        return r;
+                for (size_t done = i; done < j;) {
+                        ssize_t k = pwrite(t->spool_fd, p + done, j - done, (off_t) (off + done));
+                        if (k < 0 && errno == EINTR)
+                                continue;
+                        if (k <= 0)
+                                return k < 0 ? -errno : -EIO;
+                        done += (size_t) k;
+                }
+                i = j;
         }
         return 0;
 }

@@ -25,7 +25,8 @@
 #define OCI_DEPTH_MAX 128
 #define OCI_TREE_NODES_MAX (2U << 20)
 #define OCI_SYMLINK_MAX 4095
-/* Everything spooled over all layers, including replaced files. */
+/* Everything spooled over all layers, including replaced files, unless
+ * oci_tree_set_spool_limits() says otherwise. */
 #define OCI_SPOOL_MAX (64ULL << 30)
 
 typedef struct OciInode {
@@ -54,6 +55,8 @@ typedef struct OciTree {
         OciNode *root;
         int spool_fd;
         uint64_t spool_end;
+        uint64_t spool_max;       /* spool_end may not pass this */
+        uint64_t spool_space_max; /* bytes the spool may take on disk */
         size_t n_nodes;
         unsigned layer; /* layer being applied, 1-based */
 } OciTree;
@@ -95,11 +98,17 @@ void oci_tree_begin_layer(OciTree *t);
  * creates or replaces. Refusals name the entry through error_setf(). */
 int oci_tree_apply(OciTree *t, const OciEntry *e);
 
+/* Hold the spool to max_content bytes of file content, holes included
+ * (-EFBIG naming image_import_max past it), and to max_space bytes taken on
+ * disk (-ENOSPC past it). Defaults: OCI_SPOOL_MAX, UINT64_MAX. */
+void oci_tree_set_spool_limits(OciTree *t, uint64_t max_content, uint64_t max_space);
+
 /* Reserve size bytes in the spool (block aligned, so the writer can skip
  * holes block by block); returns the offset. */
 int oci_tree_spool_reserve(OciTree *t, uint64_t size, uint64_t *ret_off);
 
-/* pwrite everything to the spool at off. */
+/* Write data to reserved spool space at off (each byte once). All-zero
+ * blocks are left as holes: reserved space reads back as zeros already. */
 int oci_tree_spool_write(OciTree *t, uint64_t off, const void *data, size_t len);
 
 /* Find path inside the tree the way the guest would: symlinks (absolute
