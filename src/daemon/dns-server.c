@@ -2,6 +2,8 @@
 /* Answers A queries for <name>.vm from the live VMs on a loopback UDP port
  * (config dns_listen, dns_port). Runs on the event loop: one datagram in,
  * one out, a lookup in the database; nothing blocks. */
+#include "dns-server.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

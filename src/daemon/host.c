@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "rpc-call.h"
 #include "error.h"
 #include "fs-util.h"
 #include "helper-client.h"
@@ -127,7 +128,9 @@ bool host_available(Host *h) {
         int r = helper_call(h->socket, "helper.ping", json_object(), 5 * USEC_PER_SEC, &res);
         json_decref(res);
         if (r < 0) {
-                error_setf(r, "the privileged helper bangerd-root does not answer on %s (%s); run 'banger system install' or bangerd as root",
+                error_setf(r,
+                           "the privileged helper bangerd-root does not answer on %s (%s); run 'banger system install' "
+                           "or bangerd as root",
                            h->socket, strerror(-r));
                 return false;
         }

@@ -11,14 +11,14 @@
 #include "vm-manager.h"
 
 static const char *const adjectives[] = {
-        "amber", "bold",  "brave", "brisk", "calm",  "clever", "cosmic", "crisp", "daring", "eager",
-        "fancy", "fast",  "gentle", "happy", "jolly", "keen",  "lively", "lucky", "mellow", "nimble",
-        "proud", "quick", "quiet", "rapid", "shiny", "snappy", "steady", "swift", "tidy",  "witty",
+        "amber", "bold",  "brave",  "brisk", "calm",  "clever", "cosmic", "crisp", "daring", "eager",
+        "fancy", "fast",  "gentle", "happy", "jolly", "keen",   "lively", "lucky", "mellow", "nimble",
+        "proud", "quick", "quiet",  "rapid", "shiny", "snappy", "steady", "swift", "tidy",   "witty",
 };
 static const char *const nouns[] = {
-        "badger", "beacon", "canyon", "comet", "falcon", "fern",   "gecko",  "harbor", "heron", "island",
-        "lantern", "lynx",  "maple",  "meadow", "otter", "panda",  "pebble", "pine",   "quartz", "raven",
-        "river",  "rocket", "sparrow", "summit", "tiger", "walrus", "willow", "wombat", "yak",   "zephyr",
+        "badger",  "beacon", "canyon",  "comet",  "falcon", "fern",   "gecko",  "harbor", "heron",  "island",
+        "lantern", "lynx",   "maple",   "meadow", "otter",  "panda",  "pebble", "pine",   "quartz", "raven",
+        "river",   "rocket", "sparrow", "summit", "tiger",  "walrus", "willow", "wombat", "yak",    "zephyr",
 };
 
 int vm_name_generate(Store *s, char **ret) {

@@ -14,6 +14,7 @@
 
 #include "agent-client.h"
 #include "daemon.h"
+#include "rpc-call.h"
 #include "error.h"
 #include "fs-util.h"
 #include "ext4-edit.h"
@@ -30,7 +31,9 @@
 static int image_resolve(Store *s, const char *ref, ImageRecord *ret) {
         int r = store_image_get_by_name(s, ref, ret);
         if (r != -ENOENT)
-                return r < 0 ? error_setf(r, "image %s: %s", ref, error_last_message() ? error_last_message() : strerror(-r)) : r;
+                return r < 0 ? error_setf(r, "image %s: %s", ref,
+                                          error_last_message() ? error_last_message() : strerror(-r))
+                             : r;
         r = store_image_get_by_id(s, ref, ret);
         if (r >= 0)
                 return r;
@@ -130,7 +133,9 @@ static int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *im
         if (img->work_seed_path) {
                 _cleanup_free_ char *sd = strdup(img->work_seed_path), *sn = strdup(img->work_seed_path);
                 _cleanup_close_ int sfd = sd ? open_dir_nofollow(AT_FDCWD, dirname(sd)) : -ENOMEM;
-                r = sfd < 0 ? sfd : workdisk_from_seed(sfd, basename(sn), dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE, NULL);
+                r = sfd < 0 ? sfd
+                            : workdisk_from_seed(sfd, basename(sn), dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE,
+                                                 NULL);
         } else
                 r = workdisk_create(dfd, "work.img", vm->disk_bytes);
         if (r >= 0 && pubkey)
@@ -184,10 +189,10 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
                 image_record_done(&img);
                 return r;
         }
-        json_t *spec = json_pack("{s:s, s:s, s:i, s:I, s:I, s:b, s:s}", "name", name, "image", img.name, "vcpu",
-                                 (int) req->vcpu, "memory_mib", (json_int_t) req->memory_mib, "disk_bytes",
-                                 (json_int_t) req->disk_bytes, "nat", req->nat, "vmm",
-                                 vmm_kind_to_string((VmmKind) req->vmm));
+        json_t *spec =
+                json_pack("{s:s, s:s, s:i, s:I, s:I, s:b, s:s}", "name", name, "image", img.name, "vcpu",
+                          (int) req->vcpu, "memory_mib", (json_int_t) req->memory_mib, "disk_bytes",
+                          (json_int_t) req->disk_bytes, "nat", req->nat, "vmm", vmm_kind_to_string((VmmKind) req->vmm));
         _cleanup_free_ char *spec_s = json_dumps(spec, JSON_COMPACT);
         json_decref(spec);
         VmRecord vm = {

@@ -12,6 +12,7 @@
 
 #include "banger-build.h"
 #include "daemon.h"
+#include "rpc-call.h"
 #include "debootstrap-image.h"
 #include "error.h"
 #include "fs-util.h"
@@ -59,15 +60,20 @@ static int build_default(VmManager *m, Store *s, const char *name, VmProgress *p
         const BangerConfig *c = &m->d->config;
         _cleanup_free_ char *agent = daemon_find_agent();
         if (!agent)
-                return error_setf(-ENOENT, "image %s does not exist, and banger-agent (needed to build it) is not "
-                                  "next to bangerd or in %s/banger", name, BANGER_LIBEXECDIR);
+                return error_setf(-ENOENT,
+                                  "image %s does not exist, and banger-agent (needed to build it) is not "
+                                  "next to bangerd or in %s/banger",
+                                  name, BANGER_LIBEXECDIR);
         _cleanup_free_ char *cache = path_join(m->d->paths.cache_dir, "debs");
         int cfd = -EBADF;
         if (cache && paths_ensure_private_dir(cache, &cfd) >= 0)
                 safe_close(cfd);
         BuildNotes notes = { .p = p, .name = name };
-        DebootstrapImageOptions o = { .name = name, .suite = c->debootstrap_suite, .mirror = c->debootstrap_mirror,
-                                      .agent = agent, .cache_dir = cache,
+        DebootstrapImageOptions o = { .name = name,
+                                      .suite = c->debootstrap_suite,
+                                      .mirror = c->debootstrap_mirror,
+                                      .agent = agent,
+                                      .cache_dir = cache,
                                       .progress = { forward_progress, &notes } };
         vm_progress(p, NULL, "image", "%s does not exist yet: building it from Debian %s (%s), once", name,
                     c->debootstrap_suite, c->debootstrap_mirror);

@@ -29,7 +29,7 @@ typedef struct VmRuntime {
 struct VmManager {
         Daemon *d;
         Host *host;
-        pthread_mutex_t lock; /* guards the lists below, never held while blocking */
+        pthread_mutex_t lock;               /* guards the lists below, never held while blocking */
         pthread_mutex_t default_image_lock; /* one build of the default image at a time */
         VmLock *locks;
         VmRuntime *runtimes;
@@ -60,9 +60,6 @@ int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress 
 /* With the VM's lock held. */
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
 void vm_release_host(VmManager *m, Store *s, const VmRecord *vm);
-char *vm_log_tail(VmManager *m, const char *id, size_t max);
-/* Can a TCP connection to ip:port be made before the deadline? */
-bool tcp_port_open(const char *ip, unsigned port, usec_t deadline);
 
 /* Strings a VmmConfig points into. */
 typedef struct VmLaunchSpec {

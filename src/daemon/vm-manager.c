@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "rpc-call.h"
 #include "error.h"
 #include "fs-util.h"
 #include "host.h"
 #include "log.h"
+#include "path-beneath.h"
 #include "qemu.h"
 #include "spawn.h"
 #include "string-util.h"
@@ -34,8 +36,9 @@ void vm_progress(VmProgress *p, const char *vm_id, const char *stage, const char
         if (!p || !p->call)
                 return;
         json_int_t ms = (json_int_t) ((now_monotonic() - p->started) / USEC_PER_MSEC);
-        rpc_call_notify(p->call, "progress",
-                        json_pack("{s:s?, s:s, s:s, s:I}", "vm", vm_id, "stage", stage, "message", msg, "elapsed_ms", ms));
+        rpc_call_notify(
+                p->call, "progress",
+                json_pack("{s:s?, s:s, s:s, s:I}", "vm", vm_id, "stage", stage, "message", msg, "elapsed_ms", ms));
 }
 
 /* ---- locks and runtimes ---- */
@@ -168,7 +171,9 @@ void vm_watch(VmManager *m, const char *id, VmRuntime *rt) {
         Watch *w = calloc(1, sizeof(*w));
         if (!w)
                 return;
-        *w = (Watch){ .m = m, .id = strdup(id), .pidfd = fcntl(rt->inst.proc.pidfd, F_DUPFD_CLOEXEC, 3),
+        *w = (Watch){ .m = m,
+                      .id = strdup(id),
+                      .pidfd = fcntl(rt->inst.proc.pidfd, F_DUPFD_CLOEXEC, 3),
                       .generation = rt->generation };
         if (!w->id || w->pidfd < 0) {
                 safe_close(w->pidfd);
@@ -198,6 +203,12 @@ char *vm_state_dir(VmManager *m, const char *id) {
 char *vm_console_log(VmManager *m, const char *id) {
         char *p = NULL;
         return asprintf(&p, "%s/vms/%s/console.log", m->d->paths.state_dir, id) < 0 ? NULL : p;
+}
+
+int vm_console_log_open(VmManager *m, const char *id) {
+        char rel[64];
+        snprintf(rel, sizeof(rel), "vms/%s/console.log", id);
+        return open_beneath(m->d->state_dir_fd, rel, O_RDONLY, 0);
 }
 
 char *vm_run_dir(VmManager *m, const char *id) {
@@ -282,13 +293,13 @@ json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
                 vmm_kind_to_string(vm->vmm), "vcpu", (int) vm->vcpus, "memory_mib", (json_int_t) vm->mem_mib,
                 "disk_bytes", (json_int_t) vm->disk_bytes, "nat", vm->nat, "ip", json_str_or_null(vm->ip), "mac",
                 json_str_or_null(vm->mac), "tap", json_str_or_null(vm->tap), "dns_name", dns, "pid",
-                running && vm->pid > 0 ? json_integer(vm->pid) : json_null(), "boot_id",
-                json_str_or_null(vm->boot_id), "ready",
+                running && vm->pid > 0 ? json_integer(vm->pid) : json_null(), "boot_id", json_str_or_null(vm->boot_id),
+                "ready",
                 json_pack("{s:b, s:b, s:b}", "vmm", running, "agent",
                           running && json_is_true(json_object_get(ready, "agent")), "ssh",
                           running && json_is_true(json_object_get(ready, "ssh"))),
-                "created_at", timestamp_json(vm->created_at), "updated_at", timestamp_json(vm->updated_at),
-                "log_path", log);
+                "created_at", timestamp_json(vm->created_at), "updated_at", timestamp_json(vm->updated_at), "log_path",
+                log);
         json_decref(runtime);
         image_record_done(&img);
         return j;
@@ -356,8 +367,8 @@ int vm_manager_new(Daemon *d, VmManager **ret) {
         _cleanup_free_ char *rvms = path_join(d->paths.runtime_dir, "vms");
         if (!vms || !rvms || mkdirat_private(AT_FDCWD, vms, 0700) < 0 || mkdirat_private(AT_FDCWD, rvms, 0700) < 0) {
                 vm_manager_free(m);
-                return log_error_errno(-EIO, "cannot create the VM directories under %s and %s",
-                                       d->paths.state_dir, d->paths.runtime_dir);
+                return log_error_errno(-EIO, "cannot create the VM directories under %s and %s", d->paths.state_dir,
+                                       d->paths.runtime_dir);
         }
         (void) ensure_ssh_key(m);
         int r = host_new(d, &m->host);

@@ -80,6 +80,11 @@ int vm_agent_endpoint(VmManager *m, Store *s, const char *id, char **ret_socket,
 /* Paths. */
 char *vm_state_dir(VmManager *m, const char *id);
 char *vm_console_log(VmManager *m, const char *id);
+/* The console log opened read-only through the state directory, or -errno. */
+int vm_console_log_open(VmManager *m, const char *id);
+/* Its last lines (at most max bytes, from a line start, made printable),
+ * for error replies; NULL when there is none. */
+char *vm_log_tail(VmManager *m, const char *id, size_t max);
 const char *vm_manager_ssh_key(VmManager *m);
 const char *vm_manager_known_hosts(VmManager *m);
 

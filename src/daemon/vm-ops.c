@@ -17,6 +17,7 @@
 
 #include "agent-client.h"
 #include "daemon.h"
+#include "rpc-call.h"
 #include "error.h"
 #include "fs-util.h"
 #include "guest-patch.h"
@@ -25,6 +26,7 @@
 #include "rootdisk.h"
 #include "string-util.h"
 #include "tap.h"
+#include "tcp-port.h"
 #include "vm-internal.h"
 #include "workdisk.h"
 
@@ -156,8 +158,9 @@ void vm_release_host(VmManager *m, Store *s, const VmRecord *vm) {
                 (void) host_nat_sync(m->host, s);
         _cleanup_free_ char *run = vm_run_dir(m, vm->id);
         if (run) {
-                static const char *const names[] = { "fc.sock", "v.sock", "fc.pid", "qmp.sock", "agent.sock",
-                                                     "qemu.pid" };
+                static const char *const names[] = {
+                        "fc.sock", "v.sock", "fc.pid", "qmp.sock", "agent.sock", "qemu.pid"
+                };
                 _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, run);
                 if (dfd >= 0) {
                         for (size_t i = 0; i < ELEMENTSOF(names); i++)
@@ -216,34 +219,9 @@ static int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, Vmm
         return error_setf(-ETIMEDOUT, "the guest agent did not answer in time (last: %s)", strerror(-last));
 }
 
-bool tcp_port_open(const char *ip, unsigned port, usec_t deadline) {
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
-        if (!ip || inet_pton(AF_INET, ip, &sa.sin_addr) != 1)
-                return false;
-        while (now_monotonic() < deadline) {
-                _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (fd < 0)
-                        return false;
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
-                        return true;
-                if (errno == EINPROGRESS) {
-                        struct pollfd p = { .fd = fd, .events = POLLOUT };
-                        if (poll(&p, 1, 1000) == 1) {
-                                int err = 0;
-                                socklen_t l = sizeof(err);
-                                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) == 0 && err == 0)
-                                        return true;
-                        }
-                }
-                usleep(250 * 1000);
-        }
-        return false;
-}
-
 /* Last lines of the console log, for error replies. */
 char *vm_log_tail(VmManager *m, const char *id, size_t max) {
-        _cleanup_free_ char *path = vm_console_log(m, id);
-        _cleanup_close_ int fd = path ? open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC) : -EBADF;
+        _cleanup_close_ int fd = vm_console_log_open(m, id);
         if (fd < 0)
                 return NULL;
         off_t size = lseek(fd, 0, SEEK_END);
@@ -270,7 +248,8 @@ char *vm_log_tail(VmManager *m, const char *id, size_t max) {
 static int vm_save(Store *s, VmRecord *vm) {
         int r = store_vm_update(s, vm);
         if (r < 0)
-                log_warning("cannot record VM %s: %s", vm->name, error_last_message() ? error_last_message() : strerror(-r));
+                log_warning("cannot record VM %s: %s", vm->name,
+                            error_last_message() ? error_last_message() : strerror(-r));
         return r;
 }
 
@@ -328,7 +307,8 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
                 return vm_fail(m, s, vm, -ENOMEM, "prepare");
         }
         vmm_instance_done(&rt->inst);
-        vm_progress(p, vm->id, "launch", "%s: %u vCPU, %llu MiB", drv->name, vm->vcpus, (unsigned long long) vm->mem_mib);
+        vm_progress(p, vm->id, "launch", "%s: %u vCPU, %llu MiB", drv->name, vm->vcpus,
+                    (unsigned long long) vm->mem_mib);
         r = drv->launch(&spec.cfg, LAUNCH_TIMEOUT, &rt->inst);
         vm_launch_spec_done(&spec);
         if (r < 0) {
@@ -378,10 +358,11 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
         vm->state = VM_STATE_RUNNING;
         vm_set_runtime(vm, true, false);
         (void) vm_save(s, vm);
-        bool ssh = ssh_listening && tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT);
+        bool ssh = ssh_listening && tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT, rt->inst.proc.pidfd) > 0;
         vm_set_runtime(vm, true, ssh);
         (void) vm_save(s, vm);
-        vm_progress(p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip, ssh ? ", ssh open" : ", sshd not listening yet");
+        vm_progress(p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip,
+                    ssh ? ", ssh open" : ", sshd not listening yet");
         return 0;
 
 kill:;

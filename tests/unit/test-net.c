@@ -12,6 +12,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "bridge.h"
 #include "dns.h"
@@ -23,6 +26,7 @@
 #include "resolved.h"
 #include "string-util.h"
 #include "tap.h"
+#include "tcp-port.h"
 
 static struct in_addr ip(const char *s) {
         struct in_addr a;
@@ -417,6 +421,37 @@ static void test_resolved_absent(void **state) {
         assert_int_equal(resolved_link_configure(0, lo, 5353), -EINVAL);
 }
 
+/* A loopback listener on an ephemeral port; *ret_port gets the port. */
+static int listen_loopback(unsigned *ret_port) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fd >= 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t l = sizeof(sa);
+        assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(fd, 4), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &l), 0);
+        *ret_port = ntohs(sa.sin_port);
+        return fd;
+}
+
+static void test_tcp_port_open(void **state) {
+        unsigned port;
+        int lfd = listen_loopback(&port);
+        assert_int_equal(tcp_port_open("127.0.0.1", port, now_monotonic() + 5 * USEC_PER_SEC, -EBADF), 1);
+        close(lfd); /* nothing listens there now: refused until the deadline */
+        usec_t t0 = now_monotonic();
+        assert_int_equal(tcp_port_open("127.0.0.1", port, t0 + 300 * USEC_PER_MSEC, -EBADF), 0);
+        assert_true(now_monotonic() - t0 >= 300 * USEC_PER_MSEC);
+        /* A readable cancel fd ends the wait at once. */
+        int efd = eventfd(1, EFD_CLOEXEC);
+        t0 = now_monotonic();
+        assert_int_equal(tcp_port_open("127.0.0.1", port, t0 + 10 * USEC_PER_SEC, efd), -ECANCELED);
+        assert_true(now_monotonic() - t0 < USEC_PER_SEC);
+        close(efd);
+        assert_int_equal(tcp_port_open("not-an-address", 22, now_monotonic() + USEC_PER_SEC, -EBADF), -EINVAL);
+        assert_int_equal(tcp_port_open(NULL, 22, now_monotonic() + USEC_PER_SEC, -EBADF), -EINVAL);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ifname),
@@ -429,6 +464,7 @@ int main(void) {
                 cmocka_unit_test(test_dns_answers),
                 cmocka_unit_test(test_dns_malformed),
                 cmocka_unit_test(test_resolved_absent),
+                cmocka_unit_test(test_tcp_port_open),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

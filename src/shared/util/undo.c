@@ -69,14 +69,26 @@ static void close_data_fd(void *data) {
         safe_close((int) (intptr_t) data);
 }
 
-int undo_push_unlink(UndoStack *s, int dirfd, const char *name) {
+static int rmdir_step(const char *name, void *data) {
+        return unlink_beneath((int) (intptr_t) data, name, AT_REMOVEDIR);
+}
+
+static int push_at(UndoStack *s, int dirfd, const char *kind, const char *name, UndoFn fn) {
         int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
         if (fd < 0) {
                 int r = -errno;
-                (void) unlink_beneath(dirfd, name, 0);
+                (void) fn(name, (void *) (intptr_t) dirfd);
                 return r;
         }
-        return undo_push(s, "file", name, unlink_step, (void *) (intptr_t) fd, close_data_fd);
+        return undo_push(s, kind, name, fn, (void *) (intptr_t) fd, close_data_fd);
+}
+
+int undo_push_unlink(UndoStack *s, int dirfd, const char *name) {
+        return push_at(s, dirfd, "file", name, unlink_step);
+}
+
+int undo_push_rmdir(UndoStack *s, int dirfd, const char *name) {
+        return push_at(s, dirfd, "dir", name, rmdir_step);
 }
 
 int undo_run(UndoStack *s) {

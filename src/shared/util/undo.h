@@ -38,6 +38,9 @@ int undo_push(UndoStack *s, const char *kind, const char *name, UndoFn fn, void 
 /* Record "unlink name beneath dirfd" (dirfd is duplicated). */
 int undo_push_unlink(UndoStack *s, int dirfd, const char *name);
 
+/* Record "remove the empty directory name beneath dirfd" (dirfd is duplicated). */
+int undo_push_rmdir(UndoStack *s, int dirfd, const char *name);
+
 /* Run every entry in reverse order, then empty the stack. Returns 0 or the
  * first real failure (after retries); keeps going past failures. */
 int undo_run(UndoStack *s);

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/* The methods on one VM: vm.show, logs, agent, ports, stats, ssh_info and
+ * set. Each runs in a worker (ports and stats talk to the guest). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent-client.h"
+#include "daemon.h"
+#include "error.h"
+#include "fs-util.h"
+#include "jsonrpc.h"
+#include "methods.h"
+#include "tcp-port.h"
+#include "vm-manager.h"
+
+#define AGENT_QUERY_TIMEOUT (15 * USEC_PER_SEC)
+#define SSH_INFO_WAIT (60 * USEC_PER_SEC)
+#define LOGS_NO_OFFSET ULLONG_MAX
+
+typedef struct VmArgs {
+        const char *vm;
+        unsigned long long tail_bytes, offset;
+        unsigned long long vcpu, memory_mib;
+} VmArgs;
+
+typedef int (*VmQueryFn)(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret);
+
+#define VM_PARAM \
+        { "vm", RPC_PARAM_STRING, RPC_ARG(VmArgs, vm), true, .what = "a VM name, id or id prefix" }
+
+static const RpcParam vm_params[] = { VM_PARAM, {} };
+static const RpcParam logs_params[] = {
+        VM_PARAM,
+        { "tail_bytes", RPC_PARAM_UINT, RPC_ARG(VmArgs, tail_bytes), .min = 1, .max = 8u << 20 },
+        { "offset", RPC_PARAM_UINT, RPC_ARG(VmArgs, offset), .min = 0, .max = INT64_MAX,
+          .what = "a non-negative integer" },
+        {},
+};
+static const RpcParam set_params[] = {
+        VM_PARAM,
+        { "vcpu", RPC_PARAM_UINT, RPC_ARG(VmArgs, vcpu), .min = 1, .max = 64 },
+        { "memory_mib", RPC_PARAM_UINT, RPC_ARG(VmArgs, memory_mib), .min = 64, .max = 1ULL << 20 },
+        {},
+};
+
+static void vm_defaults(Daemon *d, void *args) {
+        ((VmArgs *) args)->offset = LOGS_NO_OFFSET;
+}
+
+static int set_check(Daemon *d, RpcCall *call, void *args) {
+        VmArgs *a = args;
+        if (a->vcpu || a->memory_mib)
+                return 0;
+        rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "give \"vcpu\" and/or \"memory_mib\"");
+        return -EINVAL;
+}
+
+static int work_vm(RpcCall *call, Store *s, void *args, json_t **ret) {
+        Daemon *d = rpc_call_daemon(call);
+        VmQueryFn fn = *(const VmQueryFn *) rpc_call_method_data(call);
+        _cleanup_(vm_record_done) VmRecord vm = {};
+        int r = vm_resolve(s, ((VmArgs *) args)->vm, &vm);
+        return r < 0 ? r : fn(d, s, &vm, args, ret);
+}
+
+static int query_show(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        *ret = vm_to_json(d->vms, s, vm);
+        return 0;
+}
+
+/* The console log from offset, or its last tail_bytes; valid UTF-8. */
+static int query_logs(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        _cleanup_free_ char *path = vm_console_log(d->vms, vm->id);
+        _cleanup_close_ int fd = vm_console_log_open(d->vms, vm->id);
+        off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0;
+        if (size < 0)
+                size = 0;
+        size_t want = a->tail_bytes ? a->tail_bytes : 65536;
+        off_t from = a->offset != LOGS_NO_OFFSET ? (off_t) MIN((off_t) a->offset, size)
+                                                 : (size > (off_t) want ? size - (off_t) want : 0);
+        size_t len = (size_t) MIN(size - from, (off_t) (8u << 20));
+        _cleanup_free_ char *buf = calloc(1, len + 1);
+        if (!buf || !path)
+                return -ENOMEM;
+        ssize_t n = fd >= 0 && len > 0 ? pread(fd, buf, len, from) : 0;
+        if (n < 0)
+                return -errno;
+        for (ssize_t i = 0; i < n; i++)
+                if ((unsigned char) buf[i] >= 0x80 || buf[i] == 0)
+                        buf[i] = '?';
+        *ret = json_pack("{s:s%, s:I, s:I, s:s}", "data", buf, (size_t) n, "offset", (json_int_t) (from + n), "size",
+                         (json_int_t) size, "path", path);
+        return 0;
+}
+
+static int query_agent(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        _cleanup_free_ char *sock = NULL;
+        unsigned port = 0;
+        int r = vm_agent_endpoint(d->vms, s, vm->id, &sock, &port);
+        if (r >= 0)
+                *ret = json_pack("{s:s, s:o}", "socket", sock, "handshake_port",
+                                 port ? json_integer(port) : json_null());
+        return r;
+}
+
+static int agent_for(Daemon *d, Store *s, const char *id, AgentClient **ret) {
+        int fd = -EBADF;
+        int r = vm_agent_connect(d->vms, s, id, 5 * USEC_PER_SEC, &fd);
+        if (r < 0)
+                return r;
+        _cleanup_(agent_client_freep) AgentClient *c = NULL;
+        r = agent_client_new(fd, &c);
+        if (r >= 0)
+                r = agent_client_hello(c, 10 * USEC_PER_SEC, NULL);
+        if (r < 0)
+                return error_setf(r, "the guest agent does not answer: %s", strerror(-r));
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+static int query_ports(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        _cleanup_(agent_client_freep) AgentClient *c = NULL;
+        int r = agent_for(d, s, vm->id, &c);
+        if (r < 0)
+                return r;
+        AgentPort *ports = NULL;
+        size_t n = 0;
+        r = agent_client_ports(c, AGENT_QUERY_TIMEOUT, &ports, &n);
+        if (r < 0)
+                return r;
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+                char ep[128];
+                snprintf(ep, sizeof(ep), "%s.vm:%u", vm->name, ports[i].port);
+                json_array_append_new(arr,
+                                      json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "proto", ports[i].proto, "address",
+                                                ports[i].address, "port", (int) ports[i].port, "pid", ports[i].pid,
+                                                "process", ports[i].process ? ports[i].process : "", "endpoint", ep));
+        }
+        agent_ports_free(ports, n);
+        *ret = json_pack("{s:o}", "ports", arr);
+        return 0;
+}
+
+static int vmm_proc_stats(pid_t pid, json_t **ret) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+        _cleanup_free_ char *stat = NULL;
+        int r = read_file_at(AT_FDCWD, path, 8192, &stat, NULL);
+        if (r < 0)
+                return r;
+        /* Fields after the parenthesised comm: state is field 3; utime 14, stime 15, rss 24. */
+        char *p = strrchr(stat, ')');
+        unsigned long long ut = 0, st = 0;
+        long long rss = 0;
+        if (!p ||
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
+                   &ut, &st, &rss) != 3)
+                return -EBADMSG;
+        double hz = (double) sysconf(_SC_CLK_TCK);
+        *ret = json_pack("{s:i, s:f, s:I}", "pid", (int) pid, "cpu_sec", (double) (ut + st) / hz, "rss_bytes",
+                         (json_int_t) rss * sysconf(_SC_PAGESIZE));
+        return 0;
+}
+
+static int query_stats(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        json_t *vmm = NULL;
+        if (vm->pid <= 0 || vmm_proc_stats(vm->pid, &vmm) < 0)
+                vmm = json_null();
+        _cleanup_(agent_client_freep) AgentClient *c = NULL;
+        json_t *guest = NULL;
+        int r = agent_for(d, s, vm->id, &c);
+        if (r >= 0)
+                r = agent_client_query_json(c, AGENT_MSG_STATS, AGENT_QUERY_TIMEOUT, &guest);
+        if (r < 0) {
+                json_decref(vmm);
+                return r;
+        }
+        *ret = json_pack("{s:o, s:o}", "vmm", vmm, "guest", guest);
+        return 0;
+}
+
+static int query_ssh_info(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        if (vm->state != VM_STATE_RUNNING)
+                return error_setf(-ESRCH, "VM %s is not running", vm->name);
+        /* sshd may still be starting after the agent answered: give it a while. */
+        if (tcp_port_open(vm->ip, 22, now_monotonic() + SSH_INFO_WAIT, -EBADF) <= 0)
+                return error_setf(-ETIMEDOUT, "VM %s: nothing answers on %s port 22 (is sshd in the image?)", vm->name,
+                                  vm->ip ? vm->ip : "?");
+        const char *key = vm_manager_ssh_key(d->vms), *known = vm_manager_known_hosts(d->vms);
+        *ret = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ip", vm->ip ? vm->ip : "", "user", "root", "key", key ? key : "",
+                         "known_hosts", known ? known : "", "name", vm->name);
+        return 0;
+}
+
+static int query_set(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
+        int r = vm_op_set(d->vms, s, vm->id, (unsigned) a->vcpu, a->memory_mib);
+        if (r < 0)
+                return r;
+        _cleanup_(vm_record_done) VmRecord now = {};
+        r = store_vm_get_by_id(s, vm->id, &now);
+        if (r >= 0)
+                *ret = vm_to_json(d->vms, s, &now);
+        return r;
+}
+
+#define VM_METHOD(params_, fn_)                                                                   \
+        .params = params_, .args_size = sizeof(VmArgs), .defaults = vm_defaults, .work = work_vm, \
+        .data = &(const VmQueryFn) {                                                              \
+                fn_                                                                               \
+        }
+
+const RpcMethod vm_query_methods[] = {
+        { "vm.show", VM_METHOD(vm_params, query_show) },
+        { "vm.logs", VM_METHOD(logs_params, query_logs) },
+        { "vm.agent", VM_METHOD(vm_params, query_agent) },
+        { "vm.ports", VM_METHOD(vm_params, query_ports) },
+        { "vm.stats", VM_METHOD(vm_params, query_stats) },
+        { "vm.ssh_info", VM_METHOD(vm_params, query_ssh_info) },
+        { "vm.set", VM_METHOD(set_params, query_set), .check = set_check },
+        {},
+};

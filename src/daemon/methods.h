@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The method tables the daemon serves, one per file (methods-*.c), each
+ * {NULL}-terminated. daemon.c hands them to the server. */
+
+#include "rpc-method.h"
+
+extern const RpcMethod daemon_methods[];       /* daemon.*: methods-daemon.c */
+extern const RpcMethod vm_methods[];           /* vm.create, start ... prune: methods-vm.c */
+extern const RpcMethod vm_query_methods[];     /* vm.show, logs, ports ... set: methods-vm-query.c */
+extern const RpcMethod kernel_methods[];       /* kernel.*: methods-kernel.c */
+extern const RpcMethod image_methods[];        /* image.register ... promote: methods-image.c */
+extern const RpcMethod image_import_methods[]; /* image.import, build, cache_prune: methods-image-import.c */
+
+/* Shared by the image method files (methods-image.c). */
+typedef struct Store Store;
+typedef struct ImageRecord ImageRecord;
+/* The image object of docs/protocol.md. */
+json_t *image_to_json(Store *s, const ImageRecord *img);
+/* By name, else by id; -ENOENT "no image named ..." */
+int image_lookup(Store *s, const char *ref, ImageRecord *ret);

@@ -1,0 +1,234 @@
+/* SPDX-License-Identifier: MIT */
+/* One call from reading its params to its reply: the same skeleton for
+ * every method (check params, fill the args, answer on the loop or in a
+ * worker), error replies, and progress notifications from workers. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "error.h"
+#include "jsonrpc.h"
+#include "log.h"
+#include "server-internal.h"
+#include "store.h"
+#include "worker.h"
+
+struct RpcCall {
+        Daemon *d;
+        const RpcMethod *method;
+        Connection *conn; /* held; a reply after the client left goes nowhere */
+        json_t *id;       /* NULL for a notification: no reply is sent */
+        json_t *params;   /* held: the args' strings point into it */
+        void *args;
+        bool replied;
+        /* Set by the worker for its error reply. */
+        json_t *error_data;
+        char *final_line; /* the worker's reply, sent from the loop */
+};
+
+Daemon *rpc_call_daemon(RpcCall *call) {
+        return call->d;
+}
+
+const void *rpc_call_method_data(RpcCall *call) {
+        return call->method->data;
+}
+
+void rpc_call_set_error_data(RpcCall *call, json_t *data) {
+        json_decref(call->error_data);
+        call->error_data = data;
+}
+
+static void call_free(RpcCall *call) {
+        connection_remove_call(call->conn);
+        json_decref(call->id);
+        json_decref(call->params);
+        json_decref(call->error_data);
+        free(call->final_line);
+        free(call->args);
+        free(call);
+}
+
+static void call_send(RpcCall *call, char *line) {
+        if (call->id && line)
+                connection_send(call->conn, line);
+        free(line);
+}
+
+void rpc_call_reply(RpcCall *call, json_t *result) {
+        if (call->replied) {
+                json_decref(result);
+                return;
+        }
+        call->replied = true;
+        call_send(call, jsonrpc_format_result(call->id, result));
+}
+
+void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) {
+        if (call->replied)
+                return;
+        call->replied = true;
+        char msg[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        if (n >= (int) sizeof(msg)) {
+                /* Cut at a UTF-8 boundary, or the reply could not be encoded. */
+                size_t l = sizeof(msg) - 1;
+                while (l > 0 && ((unsigned char) msg[l - 1] & 0xC0) == 0x80)
+                        l--;
+                if (l > 0 && ((unsigned char) msg[l - 1] & 0xC0) == 0xC0)
+                        l--;
+                msg[l] = '\0';
+        }
+        call_send(call, jsonrpc_format_error(call->id, code, msg, NULL));
+}
+
+int rpc_errno_to_code(int r) {
+        switch (-r) {
+        case ENOENT:
+        case ESRCH:
+                return JSONRPC_NOT_FOUND;
+        case EEXIST:
+        case EBUSY:
+        case ENOTUNIQ:
+        case EALREADY:
+                return JSONRPC_CONFLICT;
+        case EINVAL:
+        case ERANGE:
+        case ENAMETOOLONG:
+                return JSONRPC_INVALID_PARAMS;
+        case ESHUTDOWN:
+        case EPERM:
+        case EACCES:
+                return JSONRPC_UNAVAILABLE;
+        default:
+                return JSONRPC_FAILED;
+        }
+}
+
+static const char *errno_message(int r) {
+        const char *m = error_last_message();
+        return m ? m : strerror(-r);
+}
+
+void rpc_call_reply_errno(RpcCall *call, int r) {
+        rpc_call_reply_error(call, rpc_errno_to_code(r), "%s", errno_message(r));
+}
+
+/* ---- notifications from workers ---- */
+
+typedef struct Note {
+        RpcCall *call;
+        char *line;
+} Note;
+
+/* On the loop. The call is still alive: its final reply was posted after
+ * this, and the mailbox keeps order. */
+static void note_send(void *p) {
+        Note *n = p;
+        call_send(n->call, n->line);
+        free(n);
+}
+
+void rpc_call_notify(RpcCall *call, const char *method, json_t *params) {
+        Note *n = calloc(1, sizeof(*n));
+        if (!n) {
+                json_decref(params);
+                return; /* a progress line less */
+        }
+        *n = (Note){ .call = call, .line = jsonrpc_format_notification(method, params) };
+        if (!n->line || workers_post(call->d->workers, note_send, n) < 0) {
+                free(n->line);
+                free(n);
+        }
+}
+
+void rpc_call_progress(RpcCall *call, const char *stage, const char *message, uint64_t done, uint64_t total) {
+        rpc_call_notify(call, "progress",
+                        json_pack("{s:s, s:s, s:I, s:I}", "stage", stage, "message", message ? message : "", "bytes",
+                                  (json_int_t) done, "total", (json_int_t) total));
+}
+
+/* ---- work in a worker ---- */
+
+static void call_work(void *p) {
+        RpcCall *call = p;
+        json_t *result = NULL;
+        error_clear();
+        _cleanup_store_close_ Store *s = NULL;
+        int r = daemon_open_store(call->d, &s);
+        if (r >= 0)
+                r = call->method->work(call, s, call->args, &result);
+        if (r < 0)
+                call->final_line = jsonrpc_format_error(call->id, rpc_errno_to_code(r), errno_message(r),
+                                                        TAKE_PTR(call->error_data));
+        else
+                call->final_line = jsonrpc_format_result(call->id, result);
+        if (!call->final_line) /* the final reply must arrive, or the client waits forever */
+                call->final_line =
+                        jsonrpc_format_error(call->id, JSONRPC_INTERNAL_ERROR, "the reply could not be encoded", NULL);
+}
+
+static void call_work_done(void *p) {
+        RpcCall *call = p;
+        call->replied = true;
+        call_send(call, TAKE_PTR(call->final_line));
+        call_free(call);
+}
+
+static void call_defer(RpcCall *call) {
+        int r = workers_start(call->d->workers, call_work, call_work_done, call, 0);
+        if (r == -EBUSY)
+                rpc_call_reply_error(call, JSONRPC_UNAVAILABLE, "daemon is busy: too many operations in progress");
+        else if (r < 0)
+                rpc_call_reply_error(call, JSONRPC_FAILED, "cannot start a worker: %s", strerror(-r));
+        if (r < 0)
+                call_free(call);
+}
+
+/* ---- the skeleton every method shares ---- */
+
+static int call_prepare(RpcCall *call) {
+        const RpcMethod *m = call->method;
+        if (m->args_size && !(call->args = calloc(1, m->args_size)))
+                return -ENOMEM;
+        if (m->defaults)
+                m->defaults(call->d, call->args);
+        int r = rpc_params_read(call, m->name, m->params, call->params, call->args);
+        if (r >= 0 && m->check)
+                r = m->check(call->d, call, call->args);
+        return r;
+}
+
+void rpc_call_run(Daemon *d, Connection *c, json_t *id, const RpcMethod *m, json_t *params) {
+        RpcCall *call = calloc(1, sizeof(*call));
+        if (!call) {
+                log_warning("out of memory for a call of %s", m->name);
+                return;
+        }
+        *call = (RpcCall){ .d = d,
+                           .method = m,
+                           .conn = c,
+                           .id = json_incref(id),
+                           .params = params ? json_incref(params) : json_object() };
+        connection_add_call(c);
+        error_clear();
+        log_debug("call %s", m->name);
+        int r = call_prepare(call);
+        if (r >= 0 && m->work) {
+                call_defer(call);
+                return;
+        }
+        if (r >= 0)
+                r = m->run(d, call, call->args);
+        if (r < 0)
+                rpc_call_reply_errno(call, r);
+        if (!call->replied)
+                rpc_call_reply_error(call, JSONRPC_INTERNAL_ERROR, "method produced no reply");
+        call_free(call);
+}
