@@ -10,6 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "io-util.h"
 #include "log.h"
 #include "macro.h"
 
@@ -135,15 +136,8 @@ unsigned workers_running(Workers *w) {
 
 void workers_drain(Workers *w, usec_t timeout) {
         usec_t deadline = now_monotonic() + timeout;
-        for (;;) {
-                usec_t now = now_monotonic();
-                if (w->running + w->running_unlimited == 0 || now >= deadline)
-                        break;
-                struct pollfd p = { .fd = w->efd, .events = POLLIN };
-                int ms = (int) MIN((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC, (usec_t) 1000);
-                if (poll(&p, 1, ms) > 0)
-                        mailbox_run(w);
-        }
+        while (w->running + w->running_unlimited > 0 && fd_wait_until(w->efd, POLLIN, deadline) > 0)
+                mailbox_run(w);
         if (w->running + w->running_unlimited > 0)
                 log_warning("%u operations still running at exit", w->running + w->running_unlimited);
 }

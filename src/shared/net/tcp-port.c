@@ -13,18 +13,12 @@
 #define PAUSE_MAX USEC_PER_SEC
 #define ATTEMPT_MAX USEC_PER_SEC
 
-static int ms_until(usec_t deadline, usec_t cap) {
-        usec_t now = now_monotonic();
-        usec_t left = now >= deadline ? 0 : MIN(deadline - now, cap);
-        return (int) ((left + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
-}
-
 /* Wait for fd to be ready for events (fd < 0: for nothing) or cancel_fd to
  * become readable, at most until deadline. 1 ready, 0 timeout, -ECANCELED. */
 static int wait_ready(int fd, short events, int cancel_fd, usec_t deadline) {
         for (;;) {
                 struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = cancel_fd, .events = POLLIN } };
-                int n = poll(p, 2, ms_until(deadline, USEC_INFINITY));
+                int n = poll(p, 2, deadline_poll_ms(deadline));
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
