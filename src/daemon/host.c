@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Host resources through the privileged helper: the helper itself (ours
+ * when the daemon runs as root), the bridge and TAP devices. */
 #include "host.h"
 
 #include <arpa/inet.h>
@@ -11,28 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "daemon.h"
-#include "rpc-call.h"
+#include "host-internal.h"
 #include "error.h"
 #include "fs-util.h"
 #include "helper-client.h"
 #include "log.h"
 #include "string-util.h"
-
-#define HELPER_TIMEOUT (20 * USEC_PER_SEC)
-
-struct Host {
-        Daemon *d;
-        char *socket;
-        Process helper; /* our own helper when the daemon runs as root */
-        char bridge_ip[INET_ADDRSTRLEN];
-        char netmask[INET_ADDRSTRLEN];
-        unsigned prefix;
-        bool resolved_done;
-        /* nat.apply replaces the whole table: a reading of the VM list and
-         * its apply must not interleave with another worker's. */
-        pthread_mutex_t nat_lock;
-};
 
 const char *host_bridge_ip(Host *h) {
         return h->bridge_ip;
@@ -137,8 +123,6 @@ bool host_available(Host *h) {
         return true;
 }
 
-static bool vm_holds_network(const VmRecord *vm);
-
 static int host_call(Host *h, const char *method, json_t *params) {
         if (!h->socket) {
                 json_decref(params);
@@ -174,56 +158,6 @@ int host_tap_delete(Host *h, const char *name) {
         return host_call(h, "tap.delete", json_pack("{s:s}", "name", name));
 }
 
-static bool vm_holds_network(const VmRecord *vm) {
+bool vm_holds_network(const VmRecord *vm) {
         return vm->state == VM_STATE_STARTING || vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STOPPING;
-}
-
-int host_nat_sync(Host *h, Store *s) {
-        if (!h->socket)
-                return error_setf(-ENOENT, "no privileged helper: NAT needs bangerd-root");
-        VmRecord *list = NULL;
-        size_t n = 0;
-        pthread_mutex_lock(&h->nat_lock);
-        int r = store_vm_list(s, &list, &n);
-        if (r < 0) {
-                pthread_mutex_unlock(&h->nat_lock);
-                return r;
-        }
-        HelperNatEntry *e = calloc(n + 1, sizeof(HelperNatEntry));
-        size_t k = 0;
-        for (size_t i = 0; e && i < n; i++)
-                if (list[i].nat && vm_holds_network(&list[i]) && list[i].ip && list[i].tap &&
-                    inet_pton(AF_INET, list[i].ip, &e[k].guest) == 1)
-                        e[k++].tap = list[i].tap;
-        r = e ? helper_nat_apply(h->socket, e, k) : -ENOMEM;
-        pthread_mutex_unlock(&h->nat_lock);
-        free(e);
-        vm_record_array_free(list, n);
-        return r;
-}
-
-int host_reconcile(Host *h, Store *s) {
-        if (!h->socket)
-                return -ENOENT;
-        VmRecord *list = NULL;
-        size_t n = 0;
-        int r = store_vm_list(s, &list, &n);
-        if (r < 0)
-                return r;
-        char **keep = calloc(n + 1, sizeof(char *));
-        size_t k = 0;
-        for (size_t i = 0; keep && i < n; i++)
-                if (vm_holds_network(&list[i]) && list[i].tap)
-                        keep[k++] = list[i].tap;
-        json_t *removed = NULL;
-        r = keep ? helper_reconcile(h->socket, keep, NULL, NULL, &removed) : -ENOMEM;
-        if (r >= 0 && removed) {
-                char *t = json_dumps(removed, JSON_COMPACT);
-                log_info("reconcile removed: %s", t ? t : "?");
-                free(t);
-        }
-        json_decref(removed);
-        free(keep);
-        vm_record_array_free(list, n);
-        return r;
 }

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Shared between the VM service's files; not for the RPC layer. */
+/* Shared between the VM service's files (vm-*.c); not for the RPC layer,
+ * which uses vm-manager.h. */
 
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "agent-client.h"
+#include "daemon.h"
+#include "host.h"
 #include "vm-manager.h"
-
-typedef struct Host Host;
 
 typedef struct VmLock {
         char *id;
@@ -39,6 +41,7 @@ struct VmManager {
         volatile bool stopping;
 };
 
+/* vm-lock.c */
 VmLock *vm_lock(VmManager *m, const char *id);
 void vm_unlock(VmManager *m, VmLock *l);
 /* For stop/kill/delete: ask the holder (a boot waiting for its agent) to give
@@ -48,20 +51,20 @@ VmLock *vm_lock_preempt(VmManager *m, const char *id);
 bool vm_preempt_requested(VmManager *m, const char *id);
 VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create);
 void vm_runtime_drop(VmManager *m, const char *id);
+
+/* vm-exit.c: watch rt's VMM; when it exits by itself, the VM is stopped. */
 void vm_watch(VmManager *m, const char *id, VmRuntime *rt);
-/* Called by a watcher when a VMM process exited (any reason). */
-void vm_handle_exit(VmManager *m, const char *id, unsigned generation);
+
+/* vm-manager.c */
 char *vm_run_dir(VmManager *m, const char *id);
 int vm_manager_read_pubkey(VmManager *m, char **ret);
+
 /* vm-default-image.c: when ref is the configured default_image and no such
  * image exists, build it (debootstrap, as root) with progress; 0 when there
  * is nothing to do. */
 int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress *p);
-/* With the VM's lock held. */
-int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
-void vm_release_host(VmManager *m, Store *s, const VmRecord *vm);
 
-/* Strings a VmmConfig points into. */
+/* vm-launch.c: strings a VmmConfig points into. */
 typedef struct VmLaunchSpec {
         VmmConfig cfg;
         char *run_dir, *log_path, *kernel, *initrd, *cmdline, *root_img, *work_img;
@@ -69,3 +72,34 @@ typedef struct VmLaunchSpec {
 
 int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpec *ret);
 void vm_launch_spec_done(VmLaunchSpec *spec);
+
+/* vm-network.c */
+/* Address (unique, from the store), MAC and vsock CID derived from it, TAP name. */
+int vm_assign_network(VmManager *m, Store *s, VmRecord *vm);
+/* Record the TAP handle, then create the TAP on the bridge. */
+int vm_take_tap(VmManager *m, Store *s, const VmRecord *vm);
+/* Release everything a stopped VM does not keep: TAP, NAT entry, sockets. */
+void vm_release_host(VmManager *m, Store *s, const VmRecord *vm);
+
+/* vm-disk.c */
+int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmProgress *p);
+void vm_remove_files(VmManager *m, const char *id);
+
+/* vm-agent.c */
+/* Connect to the agent and say hello, retrying until the deadline; a stop,
+ * kill or delete (preempt) or the VMM's exit ends the wait early. */
+int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t deadline,
+                  AgentClient **ret);
+/* Ask the agent to sync and power the guest off (all within deadline). */
+int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline);
+
+/* vm-start.c, with the VM's lock held. */
+int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
+/* Write the record; a failure is logged (and returned). */
+int vm_save(Store *s, VmRecord *vm);
+/* The runtime facts vm_to_json() shows as "ready". */
+void vm_set_runtime(VmRecord *vm, bool agent, bool ssh);
+
+/* vm-stop.c, with the VM's lock held: record it stopped, then release its
+ * host resources (the NAT table is regenerated from the database). */
+void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm);

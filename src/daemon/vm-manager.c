@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* The VM service's shared state: per-VM locks, the VMM instances of running
- * VMs and their exit watchers, paths, JSON views, and recovery at start. */
+/* The VM service as a whole: set up and shut down, its SSH key, the default
+ * VMM, paths, progress, VM references and the VM object of the protocol.
+ * The operations are in vm-*.c, named for what they do. */
 #include "vm-manager.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,158 +41,6 @@ void vm_progress(VmProgress *p, const char *vm_id, const char *stage, const char
                 json_pack("{s:s?, s:s, s:s, s:I}", "vm", vm_id, "stage", stage, "message", msg, "elapsed_ms", ms));
 }
 
-/* ---- locks and runtimes ---- */
-
-VmLock *vm_lock(VmManager *m, const char *id) {
-        pthread_mutex_lock(&m->lock);
-        VmLock *l;
-        for (l = m->locks; l; l = l->next)
-                if (streq(l->id, id))
-                        break;
-        if (!l) {
-                l = calloc(1, sizeof(*l));
-                if (!l || !(l->id = strdup(id))) {
-                        free(l);
-                        pthread_mutex_unlock(&m->lock);
-                        return NULL;
-                }
-                pthread_mutex_init(&l->mutex, NULL);
-                l->next = m->locks;
-                m->locks = l;
-        }
-        l->users++;
-        pthread_mutex_unlock(&m->lock);
-        pthread_mutex_lock(&l->mutex);
-        return l;
-}
-
-static void vm_set_preempt(VmManager *m, const char *id, bool on) {
-        pthread_mutex_lock(&m->lock);
-        for (VmLock *l = m->locks; l; l = l->next)
-                if (streq(l->id, id))
-                        l->preempt = on;
-        pthread_mutex_unlock(&m->lock);
-}
-
-VmLock *vm_lock_preempt(VmManager *m, const char *id) {
-        vm_set_preempt(m, id, true);
-        VmLock *l = vm_lock(m, id);
-        vm_set_preempt(m, id, false);
-        return l;
-}
-
-bool vm_preempt_requested(VmManager *m, const char *id) {
-        bool r = false;
-        pthread_mutex_lock(&m->lock);
-        for (VmLock *l = m->locks; l; l = l->next)
-                if (streq(l->id, id))
-                        r = l->preempt;
-        pthread_mutex_unlock(&m->lock);
-        return r;
-}
-
-void vm_unlock(VmManager *m, VmLock *l) {
-        if (!l)
-                return;
-        pthread_mutex_unlock(&l->mutex);
-        pthread_mutex_lock(&m->lock);
-        if (--l->users == 0) {
-                VmLock **pp = &m->locks;
-                while (*pp != l)
-                        pp = &(*pp)->next;
-                *pp = l->next;
-                pthread_mutex_destroy(&l->mutex);
-                free(l->id);
-                free(l);
-        }
-        pthread_mutex_unlock(&m->lock);
-}
-
-/* Callers hold the VM's lock for everything they do with the runtime. */
-VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create) {
-        pthread_mutex_lock(&m->lock);
-        VmRuntime *rt;
-        for (rt = m->runtimes; rt; rt = rt->next)
-                if (streq(rt->id, id))
-                        break;
-        if (!rt && create) {
-                rt = calloc(1, sizeof(*rt));
-                if (rt && (rt->id = strdup(id))) {
-                        rt->inst.proc = PROCESS_NULL;
-                        rt->next = m->runtimes;
-                        m->runtimes = rt;
-                } else {
-                        free(rt);
-                        rt = NULL;
-                }
-        }
-        pthread_mutex_unlock(&m->lock);
-        return rt;
-}
-
-void vm_runtime_drop(VmManager *m, const char *id) {
-        pthread_mutex_lock(&m->lock);
-        for (VmRuntime **pp = &m->runtimes; *pp; pp = &(*pp)->next) {
-                VmRuntime *rt = *pp;
-                if (!streq(rt->id, id))
-                        continue;
-                *pp = rt->next;
-                vmm_instance_done(&rt->inst);
-                free(rt->id);
-                free(rt);
-                break;
-        }
-        pthread_mutex_unlock(&m->lock);
-}
-
-/* ---- exit watchers: one thread per running VMM ---- */
-
-typedef struct Watch {
-        VmManager *m;
-        char *id;
-        int pidfd;
-        unsigned generation;
-} Watch;
-
-static void *watch_main(void *p) {
-        Watch *w = p;
-        struct pollfd pfd = { .fd = w->pidfd, .events = POLLIN };
-        while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
-                ;
-        safe_close(w->pidfd);
-        if (!w->m->stopping)
-                vm_handle_exit(w->m, w->id, w->generation);
-        free(w->id);
-        free(w);
-        return NULL;
-}
-
-void vm_watch(VmManager *m, const char *id, VmRuntime *rt) {
-        Watch *w = calloc(1, sizeof(*w));
-        if (!w)
-                return;
-        *w = (Watch){ .m = m,
-                      .id = strdup(id),
-                      .pidfd = fcntl(rt->inst.proc.pidfd, F_DUPFD_CLOEXEC, 3),
-                      .generation = rt->generation };
-        if (!w->id || w->pidfd < 0) {
-                safe_close(w->pidfd);
-                free(w->id);
-                free(w);
-                return;
-        }
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
-        if (pthread_create(&t, &attr, watch_main, w) != 0) {
-                safe_close(w->pidfd);
-                free(w->id);
-                free(w);
-        }
-        pthread_attr_destroy(&attr);
-}
-
 /* ---- paths ---- */
 
 char *vm_state_dir(VmManager *m, const char *id) {
@@ -203,12 +51,6 @@ char *vm_state_dir(VmManager *m, const char *id) {
 char *vm_console_log(VmManager *m, const char *id) {
         char *p = NULL;
         return asprintf(&p, "%s/vms/%s/console.log", m->d->paths.state_dir, id) < 0 ? NULL : p;
-}
-
-int vm_console_log_open(VmManager *m, const char *id) {
-        char rel[64];
-        snprintf(rel, sizeof(rel), "vms/%s/console.log", id);
-        return open_beneath(m->d->state_dir_fd, rel, O_RDONLY, 0);
 }
 
 char *vm_run_dir(VmManager *m, const char *id) {
@@ -222,10 +64,6 @@ const char *vm_manager_ssh_key(VmManager *m) {
 
 const char *vm_manager_known_hosts(VmManager *m) {
         return m->known_hosts;
-}
-
-int vm_manager_open_store(VmManager *m, Store **ret) {
-        return store_open(m->d->paths.db_path, STORE_OPEN_NO_MIGRATE, ret);
 }
 
 /* ---- resolution and JSON ---- */

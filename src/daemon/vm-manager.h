@@ -50,9 +50,6 @@ int vm_manager_recover(VmManager *m);
  * usable, else QEMU (config default_vmm may force one). */
 VmmKind vm_manager_default_vmm(VmManager *m);
 
-/* Open a Store on the daemon's database for this thread. */
-int vm_manager_open_store(VmManager *m, Store **ret);
-
 /* Resolve a reference (name, full id, unique id prefix). -ENOENT or
  * -ENOTUNIQ (message lists the matches) with error_setf(). */
 int vm_resolve(Store *s, const char *ref, VmRecord *ret);

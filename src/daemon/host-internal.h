@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* Shared by host.c (the helper connection, bridge, TAPs), host-nat.c and
+ * host-reconcile.c. */
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "daemon.h"
+#include "host.h"
+
+#define HELPER_TIMEOUT (20 * USEC_PER_SEC)
+
+struct Host {
+        Daemon *d;
+        char *socket;
+        Process helper; /* our own helper when the daemon runs as root */
+        char bridge_ip[INET_ADDRSTRLEN];
+        char netmask[INET_ADDRSTRLEN];
+        unsigned prefix;
+        bool resolved_done;
+        /* nat.apply replaces the whole table: a reading of the VM list and
+         * its apply must not interleave with another worker's. */
+        pthread_mutex_t nat_lock;
+};
+
+/* Does a VM in this state hold a TAP (and its NAT entry)? */
+bool vm_holds_network(const VmRecord *vm);

@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/* Recovery at daemon start: re-attach to the VMMs of running VMs, mark the
+ * others stopped or in error, and reconcile host resources. */
+#include <errno.h>
+#include <string.h>
+
+#include "log.h"
+#include "vm-internal.h"
+
+static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
+        VmLaunchSpec spec = {};
+        const VmmDriver *drv = vmm_driver_get(vm->vmm);
+        int r = vm_launch_spec_build(m, s, vm, &spec);
+        VmRuntime *rt = r >= 0 ? vm_runtime_get(m, vm->id, true) : NULL;
+        if (rt)
+                r = drv->attach(&spec.cfg, &rt->inst);
+        vm_launch_spec_done(&spec);
+        if (rt && r >= 0) {
+                rt->generation = ++m->next_generation;
+                vm->pid = rt->inst.proc.pid;
+                vm->state = VM_STATE_RUNNING;
+                (void) store_vm_update(s, vm);
+                vm_watch(m, vm->id, rt);
+                log_info("vm %s: re-attached to %s pid %d", vm->name, drv->name, (int) vm->pid);
+                return;
+        }
+        vm_runtime_drop(m, vm->id);
+        if (r != -ESRCH && r != -ENOENT) {
+                /* Unsure whether it still runs: touch nothing it may be using. */
+                log_warning("vm %s: cannot re-attach to its VMM (%s); marking it error", vm->name, strerror(-r));
+                (void) store_vm_set_state(s, vm->id, VM_STATE_ERROR, "could not re-attach after a daemon restart");
+                return;
+        }
+        log_info("vm %s: its VMM is gone (%s); marking it stopped", vm->name, strerror(-r));
+        vm->state = VM_STATE_STOPPED;
+        vm->pid = 0;
+        (void) store_vm_update(s, vm);
+        vm_release_host(m, s, vm);
+}
+
+int vm_manager_recover(VmManager *m) {
+        Store *s = NULL;
+        int r = daemon_open_store(m->d, &s);
+        if (r < 0)
+                return r;
+        VmRecord *list = NULL;
+        size_t n = 0;
+        r = store_vm_list(s, &list, &n);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                if (list[i].state == VM_STATE_RUNNING || list[i].state == VM_STATE_STARTING ||
+                    list[i].state == VM_STATE_STOPPING)
+                        vm_recover_one(m, s, &list[i]);
+                else if (list[i].state == VM_STATE_CREATED && list[i].runtime_json &&
+                         strstr(list[i].runtime_json, "\"creating\"")) {
+                        log_warning("vm %s: its creation was interrupted; marking it error", list[i].name);
+                        (void) store_vm_set_state(s, list[i].id, VM_STATE_ERROR,
+                                                  "creation was interrupted (daemon stopped); delete this VM");
+                }
+        }
+        vm_record_array_free(list, n);
+        if (host_available(m->host)) {
+                (void) host_nat_sync(m->host, s);
+                (void) host_reconcile(m->host, s);
+        }
+        store_close(s);
+        return r;
+}

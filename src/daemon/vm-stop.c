@@ -1,0 +1,98 @@
+/* SPDX-License-Identifier: MIT */
+/* Stopping a VM (the agent powers the guest off; the VMM is killed when that
+ * does not work in time) and sending its VMM a signal. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "vm-internal.h"
+
+void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm) {
+        vm_runtime_drop(m, vm->id);
+        vm->state = VM_STATE_STOPPED;
+        vm->pid = 0;
+        vm_set_runtime(vm, false, false);
+        /* Recorded first: the NAT table is regenerated from the database. */
+        (void) vm_save(s, vm);
+        vm_release_host(m, s, vm);
+}
+
+static int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force) {
+        const VmmDriver *drv = vmm_driver_get(vm->vmm);
+        VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if (!rt || rt->inst.proc.pidfd < 0) {
+                if (vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING)
+                        vm_mark_stopped(m, s, vm);
+                return 0;
+        }
+        vm->state = VM_STATE_STOPPING;
+        (void) vm_save(s, vm);
+        rt->generation = 0;
+        int r = 0;
+        if (!force) {
+                /* One deadline for the whole stop, the agent's part included. */
+                usec_t deadline = now_monotonic() + timeout;
+                r = vm_agent_poweroff(drv, &rt->inst, deadline);
+                if (r < 0) {
+                        log_info("vm %s: agent poweroff failed (%s); asking the VMM", vm->name, strerror(-r));
+                        (void) drv->request_shutdown(&rt->inst);
+                }
+                usec_t now = now_monotonic();
+                r = drv->wait_exit(&rt->inst, now < deadline ? deadline - now : 0);
+                if (r == -ETIMEDOUT)
+                        log_warning("vm %s: did not stop within %llu s; killing it", vm->name,
+                                    (unsigned long long) (timeout / USEC_PER_SEC));
+        }
+        if (force || r < 0)
+                (void) drv->kill(&rt->inst);
+        vm_mark_stopped(m, s, vm);
+        return 0;
+}
+
+int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout) {
+        VmLock *l = vm_lock_preempt(m, id);
+        if (!l)
+                return -ENOMEM;
+        VmRecord vm = {};
+        int r = store_vm_get_by_id(s, id, &vm);
+        if (r >= 0)
+                r = vm_stop_locked(m, s, &vm, timeout, false);
+        vm_record_done(&vm);
+        vm_unlock(m, l);
+        return r;
+}
+
+int vm_op_kill(VmManager *m, Store *s, const char *id, int sig) {
+        VmLock *l = sig == SIGKILL ? vm_lock_preempt(m, id) : vm_lock(m, id);
+        if (!l)
+                return -ENOMEM;
+        VmRecord vm = {};
+        int r = store_vm_get_by_id(s, id, &vm);
+        if (r < 0)
+                goto out;
+        VmRuntime *rt = vm_runtime_get(m, id, false);
+        if (!rt || rt->inst.proc.pidfd < 0) {
+                r = error_setf(-ESRCH, "VM %s is not running", vm.name);
+                goto out;
+        }
+        if (sig == SIGKILL) {
+                r = vm_stop_locked(m, s, &vm, 0, true);
+                goto out;
+        }
+        const VmmDriver *drv = vmm_driver_get(vm.vmm);
+        r = process_signal(&rt->inst.proc, sig);
+        if (r < 0)
+                goto out;
+        /* A fatal signal ends the VMM; a harmless one leaves it running. */
+        if (drv->wait_exit(&rt->inst, 5 * USEC_PER_SEC) == 0) {
+                rt->generation = 0;
+                vm_mark_stopped(m, s, &vm);
+        }
+out:
+        vm_record_done(&vm);
+        vm_unlock(m, l);
+        return r;
+}
