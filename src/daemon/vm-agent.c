@@ -66,38 +66,29 @@ int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline) 
 }
 
 int vm_agent_endpoint(VmManager *m, Store *s, const char *id, char **ret_socket, unsigned *ret_port) {
-        VmRecord vm = {};
+        _cleanup_(vm_record_done) VmRecord vm = {};
         int r = store_vm_get_by_id(s, id, &vm);
         if (r < 0)
                 return r;
         if (vm.state != VM_STATE_RUNNING || !vm.agent_socket)
-                r = error_setf(-ESRCH, "VM %s is not running", vm.name);
-        else {
-                *ret_socket = strdup(vm.agent_socket);
-                *ret_port = vm.vmm == VMM_FIRECRACKER ? AGENT_VSOCK_PORT : 0;
-                r = *ret_socket ? 0 : -ENOMEM;
-        }
-        vm_record_done(&vm);
-        return r;
+                return error_setf(-ESRCH, "VM %s is not running", vm.name);
+        *ret_socket = strdup(vm.agent_socket);
+        *ret_port = vm.vmm == VMM_FIRECRACKER ? AGENT_VSOCK_PORT : 0;
+        return *ret_socket ? 0 : -ENOMEM;
+}
+
+static int connect_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        const usec_t *timeout = userdata;
+        VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if (!rt || vm->state != VM_STATE_RUNNING)
+                return error_setf(-ESRCH, "VM %s is not running", vm->name);
+        return vmm_driver_get(vm->vmm)->connect_agent(&rt->inst, AGENT_VSOCK_PORT, *timeout);
 }
 
 int vm_agent_connect(VmManager *m, Store *s, const char *id, usec_t timeout, int *ret_fd) {
-        VmLock *l = vm_lock(m, id);
-        if (!l)
-                return -ENOMEM;
-        VmRecord vm = {};
-        int r = store_vm_get_by_id(s, id, &vm);
-        VmRuntime *rt = r >= 0 ? vm_runtime_get(m, id, false) : NULL;
-        if (r >= 0 && (!rt || vm.state != VM_STATE_RUNNING))
-                r = error_setf(-ESRCH, "VM %s is not running", vm.name);
-        if (r >= 0) {
-                r = vmm_driver_get(vm.vmm)->connect_agent(&rt->inst, AGENT_VSOCK_PORT, timeout);
-                if (r >= 0) {
-                        *ret_fd = r;
-                        r = 0;
-                }
-        }
-        vm_record_done(&vm);
-        vm_unlock(m, l);
-        return r;
+        int r = vm_with_lock(m, s, id, 0, connect_locked, &timeout);
+        if (r < 0)
+                return r;
+        *ret_fd = r;
+        return 0;
 }

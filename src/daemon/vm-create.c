@@ -1,13 +1,35 @@
 /* SPDX-License-Identifier: MIT */
-/* Creating a VM: record it, give it an address and disks, and (unless asked
- * not to) start it. */
+/* Creating a VM, in named steps: pick the image, make the record, insert it
+ * (locked), give it an address, make its disks, clear the "creating"
+ * marker; then, unless asked not to, start it. Each step that leaves
+ * something behind records its undo: a failure removes files, address and
+ * record, so nothing of a half-made VM survives. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "undo.h"
 #include "vm-internal.h"
+
+typedef struct Create {
+        VmManager *m;
+        Store *s;
+        const VmCreateRequest *req;
+        VmProgress *p;
+        ImageRecord img;
+        VmRecord vm;
+        VmLock *lock;
+        UndoStack undo;
+} Create;
+
+static void create_done(Create *c) {
+        undo_stack_done(&c->undo);
+        vm_unlock(c->lock);
+        vm_record_done(&c->vm);
+        image_record_done(&c->img);
+}
 
 static int image_resolve(Store *s, const char *ref, ImageRecord *ret) {
         int r = store_image_get_by_name(s, ref, ret);
@@ -21,114 +43,136 @@ static int image_resolve(Store *s, const char *ref, ImageRecord *ret) {
         return error_setf(-ENOENT, "no image named '%s' (banger image list shows what there is)", ref);
 }
 
-int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress *p, VmRecord *ret) {
-        ImageRecord img = {};
-        _cleanup_free_ char *name = NULL;
-        int r;
-        const char *image_ref = req->image ? req->image : config_vm_image(&m->d->config);
-        if (!image_ref)
+static int step_pick_image(Create *c) {
+        const char *ref = c->req->image ? c->req->image : config_vm_image(&c->m->d->config);
+        if (!ref)
                 return error_setf(-ENOENT, "no image given and no default image configured");
         /* First use on a fresh host: the configured default image is built
          * here (minutes, with progress) rather than failing. */
-        r = vm_default_image_ensure(m, s, image_ref, p);
-        if (r >= 0)
-                r = image_resolve(s, image_ref, &img);
+        int r = vm_default_image_ensure(c->m, c->s, ref, c->p);
+        return r < 0 ? r : image_resolve(c->s, ref, &c->img);
+}
+
+/* What the user asked for, kept with the VM. */
+static char *spec_json(const VmCreateRequest *req, const char *name, const char *image) {
+        json_t *spec =
+                json_pack("{s:s, s:s, s:i, s:I, s:I, s:b, s:s}", "name", name, "image", image, "vcpu", (int) req->vcpu,
+                          "memory_mib", (json_int_t) req->memory_mib, "disk_bytes", (json_int_t) req->disk_bytes, "nat",
+                          req->nat, "vmm", vmm_kind_to_string((VmmKind) req->vmm));
+        char *s = json_dumps(spec, JSON_COMPACT);
+        json_decref(spec);
+        return s;
+}
+
+static int step_make_record(Create *c) {
+        const VmCreateRequest *req = c->req;
+        VmRecord *vm = &c->vm;
+        char id[STORE_ID_GENERATED_LEN + 1];
+        int r = store_id_generate(id);
         if (r < 0)
                 return r;
-        if (req->name)
-                name = strdup(req->name);
-        else
-                r = vm_name_generate(s, &name);
-        if (r < 0 || !name) {
-                image_record_done(&img);
-                return r < 0 ? r : -ENOMEM;
-        }
-
-        char id[STORE_ID_GENERATED_LEN + 1];
-        r = store_id_generate(id);
-        if (r < 0) {
-                image_record_done(&img);
+        r = req->name ? ((vm->name = strdup(req->name)) ? 0 : -ENOMEM) : vm_name_generate(c->s, &vm->name);
+        if (r < 0)
                 return r;
-        }
-        json_t *spec =
-                json_pack("{s:s, s:s, s:i, s:I, s:I, s:b, s:s}", "name", name, "image", img.name, "vcpu",
-                          (int) req->vcpu, "memory_mib", (json_int_t) req->memory_mib, "disk_bytes",
-                          (json_int_t) req->disk_bytes, "nat", req->nat, "vmm", vmm_kind_to_string((VmmKind) req->vmm));
-        _cleanup_free_ char *spec_s = json_dumps(spec, JSON_COMPACT);
-        json_decref(spec);
-        VmRecord vm = {
-                .id = strdup(id),
-                .name = TAKE_PTR(name),
-                .image_id = strdup(img.id),
-                .state = VM_STATE_CREATED,
-                .vmm = (VmmKind) req->vmm,
-                .vcpus = req->vcpu,
-                .mem_mib = req->memory_mib,
-                .disk_bytes = req->disk_bytes,
-                .nat = req->nat,
-                .spec_json = TAKE_PTR(spec_s),
-                /* Cleared once the disks exist: a crash before that leaves a
-                 * marker the next start turns into a clear error. */
-                .runtime_json = strdup("{\"creating\":true}"),
-        };
-        if (!vm.id || !vm.image_id) {
-                r = -ENOMEM;
-                goto fail_free;
-        }
-        vm_progress(p, vm.id, "prepare", "%s: image %s, %s, %u vCPU, %llu MiB, disk %llu MiB%s", vm.name, img.name,
-                    vmm_kind_to_string(vm.vmm), vm.vcpus, (unsigned long long) vm.mem_mib,
-                    (unsigned long long) (vm.disk_bytes >> 20), vm.nat ? ", NAT" : "");
+        vm->id = strdup(id);
+        vm->image_id = strdup(c->img.id);
+        vm->spec_json = spec_json(req, vm->name, c->img.name);
+        /* Cleared once the disks exist: a crash before that leaves a marker
+         * the next start turns into a clear error. */
+        vm->runtime_json = strdup("{\"creating\":true}");
+        vm->state = VM_STATE_CREATED;
+        vm->vmm = (VmmKind) req->vmm;
+        vm->vcpus = req->vcpu;
+        vm->mem_mib = req->memory_mib;
+        vm->disk_bytes = req->disk_bytes;
+        vm->nat = req->nat;
+        return vm->id && vm->image_id && vm->spec_json && vm->runtime_json ? 0 : -ENOMEM;
+}
+
+static int undo_record(const char *id, void *data) {
+        return store_vm_delete(data, id);
+}
+
+static int step_insert(Create *c) {
+        VmRecord *vm = &c->vm;
+        vm_progress(c->p, vm->id, "prepare", "%s: image %s, %s, %u vCPU, %llu MiB, disk %llu MiB%s", vm->name,
+                    c->img.name, vmm_kind_to_string(vm->vmm), vm->vcpus, (unsigned long long) vm->mem_mib,
+                    (unsigned long long) (vm->disk_bytes >> 20), vm->nat ? ", NAT" : "");
         /* Locked before the row exists: nobody can act on a VM being made. */
-        VmLock *l = vm_lock(m, vm.id);
-        if (!l) {
-                r = -ENOMEM;
-                goto fail_free;
-        }
-        r = store_vm_insert(s, &vm);
-        if (r < 0) {
-                vm_unlock(m, l);
-                if (r == -EEXIST)
-                        r = error_setf(-EEXIST, "a VM named '%s' already exists", vm.name);
-                goto fail_free;
-        }
-        if (p)
-                snprintf(p->vm_id, sizeof(p->vm_id), "%s", vm.id);
-        r = vm_assign_network(m, s, &vm);
-        if (r >= 0)
-                r = store_vm_update(s, &vm);
-        if (r >= 0)
-                r = vm_make_disks(m, &vm, &img, p);
-        if (r >= 0) {
-                free(vm.runtime_json);
-                vm.runtime_json = NULL;
-                r = store_vm_update(s, &vm);
-        }
-        if (r < 0) {
-                /* Nothing of a half-made VM survives: files, address, record. */
-                char why[1024];
-                snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : strerror(-r));
-                vm_remove_files(m, vm.id);
-                (void) store_ip_release(s, vm.id);
-                (void) store_vm_delete(s, vm.id);
-                vm_unlock(m, l);
-                if (p)
-                        p->vm_id[0] = '\0'; /* nothing of it is left to name */
-                error_setf(r, "%s", why);
-                goto fail_free;
-        }
-        if (!req->no_start)
-                r = vm_start_locked(m, s, &vm, p);
-        vm_unlock(m, l);
-        image_record_done(&img);
-        if (r < 0) {
-                vm_record_done(&vm);
+        c->lock = vm_lock(c->m, vm->id);
+        if (!c->lock)
+                return -ENOMEM;
+        int r = store_vm_insert(c->s, vm);
+        if (r == -EEXIST)
+                return error_setf(-EEXIST, "a VM named '%s' already exists", vm->name);
+        if (r < 0 || (r = undo_push(&c->undo, "vm", vm->id, undo_record, c->s, NULL)) < 0)
                 return r;
-        }
-        *ret = vm;
+        if (c->p)
+                snprintf(c->p->vm_id, sizeof(c->p->vm_id), "%s", vm->id);
         return 0;
+}
 
-fail_free:
-        vm_record_done(&vm);
-        image_record_done(&img);
+static int undo_address(const char *id, void *data) {
+        return store_ip_release(data, id);
+}
+
+static int step_network(Create *c) {
+        int r = undo_push(&c->undo, "address", c->vm.id, undo_address, c->s, NULL);
+        if (r >= 0)
+                r = vm_assign_network(c->m, c->s, &c->vm);
+        return r < 0 ? r : store_vm_update(c->s, &c->vm);
+}
+
+static int undo_files(const char *id, void *data) {
+        vm_remove_files(data, id);
+        return 0;
+}
+
+static int step_disks(Create *c) {
+        int r = undo_push(&c->undo, "files", c->vm.id, undo_files, c->m, NULL);
+        return r < 0 ? r : vm_make_disks(c->m, &c->vm, &c->img, c->p);
+}
+
+static int step_finish(Create *c) {
+        free(c->vm.runtime_json);
+        c->vm.runtime_json = NULL;
+        int r = store_vm_update(c->s, &c->vm);
+        if (r >= 0)
+                undo_commit(&c->undo);
         return r;
+}
+
+/* Take the half-made VM apart, keeping the reason of the failure. */
+static int create_fail(Create *c, int r) {
+        char why[1024];
+        snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : strerror(-r));
+        (void) undo_run(&c->undo);
+        if (c->p)
+                c->p->vm_id[0] = '\0'; /* nothing of it is left to name */
+        return error_setf(r, "%s", why);
+}
+
+int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress *p, VmRecord *ret) {
+        _cleanup_(create_done) Create c = { .m = m, .s = s, .req = req, .p = p, .undo = UNDO_STACK_INIT };
+        int r = step_pick_image(&c);
+        if (r >= 0)
+                r = step_make_record(&c);
+        if (r >= 0)
+                r = step_insert(&c);
+        if (r >= 0)
+                r = step_network(&c);
+        if (r >= 0)
+                r = step_disks(&c);
+        if (r >= 0)
+                r = step_finish(&c);
+        if (r < 0)
+                return create_fail(&c, r);
+        if (!req->no_start) {
+                r = vm_start_locked(m, s, &c.vm, p);
+                if (r < 0)
+                        return r;
+        }
+        *ret = c.vm;
+        c.vm = (VmRecord){};
+        return 0;
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Deleting a VM: its VMM, host resources, files, address and record. */
+/* Deleting a VM: its VMM, host resources, files, known_hosts entry,
+ * address and record. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,55 +13,63 @@
 #include "spawn.h"
 #include "vm-internal.h"
 
+/* Kill a VMM still running; never take disks and network from under a live
+ * one. */
+static int kill_vmm(VmManager *m, Store *s, const VmRecord *vm) {
+        VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if (!rt || rt->inst.proc.pidfd < 0)
+                return 0;
+        rt->generation = 0;
+        int r = vmm_driver_get(vm->vmm)->kill(&rt->inst);
+        if (r >= 0 || r == -ESRCH)
+                return 0;
+        r = error_setf(r, "cannot kill the VMM of %s: %s", vm->name, strerror(-r));
+        (void) store_vm_set_state(s, vm->id, VM_STATE_ERROR, error_last_message());
+        return r;
+}
+
+/* ssh-keygen -R, under both names a host key is kept: the address ('vm
+ * ssh') and NAME.vm (plain ssh through 'banger ssh-config'). The next VM
+ * with this address or name has another host key. */
+static void forget_host_key(VmManager *m, const VmRecord *vm) {
+        if (!vm->ip || !m->known_hosts ||
+            faccessat(m->d->state_dir_fd, "ssh/known_hosts", F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                return;
+        _cleanup_free_ char *host = NULL;
+        char *argv[] = { "ssh-keygen", "-R", vm->ip, "-f", m->known_hosts, NULL };
+        (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, NULL);
+        if (asprintf(&host, "%s.vm", vm->name) >= 0) {
+                argv[2] = host;
+                (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, NULL);
+        }
+        (void) unlinkat(m->d->state_dir_fd, "ssh/known_hosts.old", 0);
+}
+
+static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        int flags = *(const int *) userdata;
+        if ((flags & VM_DELETE_ONLY_IDLE) && vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED &&
+            vm->state != VM_STATE_ERROR)
+                return error_setf(-EBUSY, "VM %s is %s now", vm->name, vm_state_to_string(vm->state));
+        int r = kill_vmm(m, s, vm);
+        if (r < 0)
+                return r;
+        vm_runtime_drop(m, vm->id);
+        bool nat = vm->nat;
+        vm->nat = false; /* so the NAT sync below no longer sees it */
+        vm->state = VM_STATE_STOPPED;
+        (void) store_vm_update(s, vm);
+        vm->nat = nat;
+        vm_release_host(m, s, vm);
+        vm_remove_files(m, vm->id);
+        forget_host_key(m, vm);
+        (void) store_ip_release(s, vm->id);
+        r = store_vm_delete(s, vm->id);
+        if (r >= 0)
+                log_info("vm %s deleted", vm->name);
+        return r;
+}
+
 int vm_op_delete(VmManager *m, Store *s, const char *id, int flags) {
         /* prune must not interrupt anything; an explicit delete may. */
-        VmLock *l = (flags & VM_DELETE_ONLY_IDLE) ? vm_lock(m, id) : vm_lock_preempt(m, id);
-        if (!l)
-                return -ENOMEM;
-        VmRecord vm = {};
-        int r = store_vm_get_by_id(s, id, &vm);
-        if (r >= 0 && (flags & VM_DELETE_ONLY_IDLE) && vm.state != VM_STATE_STOPPED && vm.state != VM_STATE_CREATED &&
-            vm.state != VM_STATE_ERROR)
-                r = error_setf(-EBUSY, "VM %s is %s now", vm.name, vm_state_to_string(vm.state));
-        VmRuntime *rt = r >= 0 ? vm_runtime_get(m, id, false) : NULL;
-        if (rt && rt->inst.proc.pidfd >= 0) {
-                rt->generation = 0;
-                int k = vmm_driver_get(vm.vmm)->kill(&rt->inst);
-                if (k < 0 && k != -ESRCH) {
-                        /* Never take disks and network from under a live VMM. */
-                        r = error_setf(k, "cannot kill the VMM of %s: %s", vm.name, strerror(-k));
-                        (void) store_vm_set_state(s, id, VM_STATE_ERROR, error_last_message());
-                }
-        }
-        if (r >= 0) {
-                vm_runtime_drop(m, id);
-                bool nat = vm.nat;
-                vm.nat = false; /* so the NAT sync below no longer sees it */
-                vm.state = VM_STATE_STOPPED;
-                (void) store_vm_update(s, &vm);
-                vm.nat = nat;
-                vm_release_host(m, s, &vm);
-                vm_remove_files(m, id);
-                if (vm.ip && m->known_hosts && access(m->known_hosts, F_OK) == 0) {
-                        /* Both names a host key is kept under: the address ('vm ssh')
-                         * and NAME.vm (plain ssh through 'banger ssh-config'). */
-                        _cleanup_free_ char *host = NULL;
-                        char *argv[] = { "ssh-keygen", "-R", vm.ip, "-f", m->known_hosts, NULL };
-                        (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, NULL);
-                        if (asprintf(&host, "%s.vm", vm.name) >= 0) {
-                                argv[2] = host;
-                                (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, NULL);
-                        }
-                        _cleanup_free_ char *old = NULL;
-                        if (asprintf(&old, "%s.old", m->known_hosts) >= 0)
-                                (void) unlink(old);
-                }
-                (void) store_ip_release(s, id);
-                r = store_vm_delete(s, id);
-                if (r >= 0)
-                        log_info("vm %s deleted", vm.name);
-        }
-        vm_record_done(&vm);
-        vm_unlock(m, l);
-        return r;
+        return vm_with_lock(m, s, id, (flags & VM_DELETE_ONLY_IDLE) ? 0 : VM_LOCK_PREEMPT, delete_locked, &flags);
 }

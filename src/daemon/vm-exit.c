@@ -19,25 +19,22 @@ typedef struct Watch {
 
 /* A watcher saw the VMM exit: the guest powered off, crashed, or someone
  * killed it. Unless an operation already handled it, the VM is stopped. */
+static int exit_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        unsigned generation = *(const unsigned *) userdata;
+        VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        /* A boot in progress handles its own VMM's exit. */
+        if (!rt || generation == 0 || rt->generation != generation || vm->state == VM_STATE_STARTING)
+                return 0;
+        log_info("vm %s: VMM exited; the VM is stopped", vm->name);
+        (void) vmm_driver_get(vm->vmm)->wait_exit(&rt->inst, USEC_PER_SEC);
+        vm_mark_stopped(m, s, vm);
+        return 0;
+}
+
 static void vm_handle_exit(VmManager *m, const char *id, unsigned generation) {
-        VmLock *l = vm_lock(m, id);
-        if (!l)
-                return;
-        VmRuntime *rt = vm_runtime_get(m, id, false);
-        if (rt && generation != 0 && rt->generation == generation) {
-                Store *s = NULL;
-                if (daemon_open_store(m->d, &s) >= 0) {
-                        VmRecord vm = {};
-                        if (store_vm_get_by_id(s, id, &vm) >= 0 && vm.state != VM_STATE_STARTING) {
-                                log_info("vm %s: VMM exited; the VM is stopped", vm.name);
-                                (void) vmm_driver_get(vm.vmm)->wait_exit(&rt->inst, USEC_PER_SEC);
-                                vm_mark_stopped(m, s, &vm);
-                        }
-                        vm_record_done(&vm);
-                        store_close(s);
-                }
-        }
-        vm_unlock(m, l);
+        _cleanup_store_close_ Store *s = NULL;
+        if (daemon_open_store(m->d, &s) >= 0)
+                (void) vm_with_lock(m, s, id, 0, exit_locked, &generation);
 }
 
 static void *watch_main(void *p) {

@@ -13,6 +13,7 @@
 #include "vm-manager.h"
 
 typedef struct VmLock {
+        VmManager *m;
         char *id;
         pthread_mutex_t mutex;
         unsigned users;
@@ -43,12 +44,20 @@ struct VmManager {
 
 /* vm-lock.c */
 VmLock *vm_lock(VmManager *m, const char *id);
-void vm_unlock(VmManager *m, VmLock *l);
+void vm_unlock(VmLock *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(VmLock *, vm_unlock);
 /* For stop/kill/delete: ask the holder (a boot waiting for its agent) to give
  * up, then take the lock. */
 VmLock *vm_lock_preempt(VmManager *m, const char *id);
 /* Has someone asked the holder of id's lock to give up? */
 bool vm_preempt_requested(VmManager *m, const char *id);
+
+typedef enum VmLockFlags {
+        VM_LOCK_PREEMPT = 1 << 0, /* as vm_lock_preempt() */
+} VmLockFlags;
+typedef int (*VmLockedFn)(VmManager *m, Store *s, VmRecord *vm, void *userdata);
+/* Take id's lock, read its record, and run fn on it. */
+int vm_with_lock(VmManager *m, Store *s, const char *id, VmLockFlags flags, VmLockedFn fn, void *userdata);
 VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create);
 void vm_runtime_drop(VmManager *m, const char *id);
 

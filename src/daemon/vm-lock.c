@@ -22,6 +22,7 @@ VmLock *vm_lock(VmManager *m, const char *id) {
                         return NULL;
                 }
                 pthread_mutex_init(&l->mutex, NULL);
+                l->m = m;
                 l->next = m->locks;
                 m->locks = l;
         }
@@ -56,9 +57,10 @@ bool vm_preempt_requested(VmManager *m, const char *id) {
         return r;
 }
 
-void vm_unlock(VmManager *m, VmLock *l) {
+void vm_unlock(VmLock *l) {
         if (!l)
                 return;
+        VmManager *m = l->m;
         pthread_mutex_unlock(&l->mutex);
         pthread_mutex_lock(&m->lock);
         if (--l->users == 0) {
@@ -71,6 +73,15 @@ void vm_unlock(VmManager *m, VmLock *l) {
                 free(l);
         }
         pthread_mutex_unlock(&m->lock);
+}
+
+int vm_with_lock(VmManager *m, Store *s, const char *id, VmLockFlags flags, VmLockedFn fn, void *userdata) {
+        _cleanup_(vm_unlockp) VmLock *l = flags & VM_LOCK_PREEMPT ? vm_lock_preempt(m, id) : vm_lock(m, id);
+        if (!l)
+                return -ENOMEM;
+        _cleanup_(vm_record_done) VmRecord vm = {};
+        int r = store_vm_get_by_id(s, id, &vm);
+        return r < 0 ? r : fn(m, s, &vm, userdata);
 }
 
 /* Callers hold the VM's lock for everything they do with the runtime. */

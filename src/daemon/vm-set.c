@@ -5,22 +5,22 @@
 #include "error.h"
 #include "vm-internal.h"
 
+typedef struct Size {
+        unsigned vcpu;
+        unsigned long long memory_mib;
+} Size;
+
+static int set_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        const Size *z = userdata;
+        if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED && vm->state != VM_STATE_ERROR)
+                return error_setf(-EBUSY, "VM %s is %s; stop it first", vm->name, vm_state_to_string(vm->state));
+        if (z->vcpu)
+                vm->vcpus = z->vcpu;
+        if (z->memory_mib)
+                vm->mem_mib = z->memory_mib;
+        return store_vm_update(s, vm);
+}
+
 int vm_op_set(VmManager *m, Store *s, const char *id, unsigned vcpu, unsigned long long memory_mib) {
-        VmLock *l = vm_lock(m, id);
-        if (!l)
-                return -ENOMEM;
-        VmRecord vm = {};
-        int r = store_vm_get_by_id(s, id, &vm);
-        if (r >= 0 && vm.state != VM_STATE_STOPPED && vm.state != VM_STATE_CREATED && vm.state != VM_STATE_ERROR)
-                r = error_setf(-EBUSY, "VM %s is %s; stop it first", vm.name, vm_state_to_string(vm.state));
-        if (r >= 0) {
-                if (vcpu)
-                        vm.vcpus = vcpu;
-                if (memory_mib)
-                        vm.mem_mib = memory_mib;
-                r = store_vm_update(s, &vm);
-        }
-        vm_record_done(&vm);
-        vm_unlock(m, l);
-        return r;
+        return vm_with_lock(m, s, id, 0, set_locked, &(Size){ vcpu, memory_mib });
 }

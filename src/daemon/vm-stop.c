@@ -52,47 +52,38 @@ static int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, 
         return 0;
 }
 
+typedef struct StopArgs {
+        usec_t timeout;
+        bool force;
+} StopArgs;
+
+static int stop_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        const StopArgs *a = userdata;
+        return vm_stop_locked(m, s, vm, a->timeout, a->force);
+}
+
 int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout) {
-        VmLock *l = vm_lock_preempt(m, id);
-        if (!l)
-                return -ENOMEM;
-        VmRecord vm = {};
-        int r = store_vm_get_by_id(s, id, &vm);
-        if (r >= 0)
-                r = vm_stop_locked(m, s, &vm, timeout, false);
-        vm_record_done(&vm);
-        vm_unlock(m, l);
-        return r;
+        return vm_with_lock(m, s, id, VM_LOCK_PREEMPT, stop_locked, &(StopArgs){ .timeout = timeout });
+}
+
+static int kill_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        int sig = *(const int *) userdata;
+        VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if (!rt || rt->inst.proc.pidfd < 0)
+                return error_setf(-ESRCH, "VM %s is not running", vm->name);
+        if (sig == SIGKILL)
+                return vm_stop_locked(m, s, vm, 0, true);
+        int r = process_signal(&rt->inst.proc, sig);
+        if (r < 0)
+                return r;
+        /* A fatal signal ends the VMM; a harmless one leaves it running. */
+        if (vmm_driver_get(vm->vmm)->wait_exit(&rt->inst, 5 * USEC_PER_SEC) == 0) {
+                rt->generation = 0;
+                vm_mark_stopped(m, s, vm);
+        }
+        return 0;
 }
 
 int vm_op_kill(VmManager *m, Store *s, const char *id, int sig) {
-        VmLock *l = sig == SIGKILL ? vm_lock_preempt(m, id) : vm_lock(m, id);
-        if (!l)
-                return -ENOMEM;
-        VmRecord vm = {};
-        int r = store_vm_get_by_id(s, id, &vm);
-        if (r < 0)
-                goto out;
-        VmRuntime *rt = vm_runtime_get(m, id, false);
-        if (!rt || rt->inst.proc.pidfd < 0) {
-                r = error_setf(-ESRCH, "VM %s is not running", vm.name);
-                goto out;
-        }
-        if (sig == SIGKILL) {
-                r = vm_stop_locked(m, s, &vm, 0, true);
-                goto out;
-        }
-        const VmmDriver *drv = vmm_driver_get(vm.vmm);
-        r = process_signal(&rt->inst.proc, sig);
-        if (r < 0)
-                goto out;
-        /* A fatal signal ends the VMM; a harmless one leaves it running. */
-        if (drv->wait_exit(&rt->inst, 5 * USEC_PER_SEC) == 0) {
-                rt->generation = 0;
-                vm_mark_stopped(m, s, &vm);
-        }
-out:
-        vm_record_done(&vm);
-        vm_unlock(m, l);
-        return r;
+        return vm_with_lock(m, s, id, sig == SIGKILL ? VM_LOCK_PREEMPT : 0, kill_locked, &sig);
 }
