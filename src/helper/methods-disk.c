@@ -102,8 +102,8 @@ static int method_dm_snapshot_create(Helper *h, json_t *params, json_t **ret) {
                 r = check_dm_name(name);
         if (r < 0)
                 return r;
-        /* Check both files the same way loop.attach does before the disk layer
-         * opens them again (beneath the same fd, symlinks refused). */
+        /* Check both files the way loop.attach does and attach the very fds
+         * checked: a name reopened later could be anything by then. */
         _cleanup_close_ int bfd = open_state_file(h, base, O_RDONLY);
         if (bfd < 0)
                 return bfd;
@@ -117,7 +117,7 @@ static int method_dm_snapshot_create(Helper *h, json_t *params, json_t **ret) {
                 return error_setf(-EOPNOTSUPP, "device-mapper is not available on this host "
                                                "(/dev/mapper/control is missing)");
         _cleanup_free_ char *device = NULL;
-        r = dm_snapshot_assemble(h->state_fd, base, h->state_fd, cow, name, &device);
+        r = dm_snapshot_assemble(bfd, cfd, name, &device);
         if (r < 0)
                 return error_last_message() ? r : error_setf(r, "creating dm snapshot %s: %s", name, strerror(-r));
         log_info("created dm snapshot %s over %s + %s", name, base, cow);

@@ -65,7 +65,7 @@ class Helper:
         self.ns, self.state, self.sockdir, self.proc, self.log = ns, state, sockdir, proc, log
         self.sock = str(sockdir / "h.sock")
 
-    def raw(self, data, uid=None, dac_override=False, gid=None):
+    def raw(self, data, uid=None, dac_override=False, gid=None, timeout=30):
         """Send raw bytes as one request; returns the parsed reply."""
         if isinstance(data, str):
             data = data.encode()
@@ -75,7 +75,7 @@ class Helper:
             if dac_override:
                 pre += ["--inh-caps=+dac_override", "--ambient-caps=+dac_override"]
             argv = pre + argv
-        p = subprocess.run(argv, input=data, capture_output=True, timeout=30)
+        p = subprocess.run(argv, input=data, capture_output=True, timeout=timeout)
         assert p.returncode == 0, p.stderr.decode()
         return json.loads(p.stdout)
 

@@ -359,3 +359,103 @@ def test_owner_limits_loops_and_taps(pair):
         shutil.rmtree(elsewhere, ignore_errors=True)
         for name in ("x.img", "x-again.img", "y.img", "z.img", "w.img"):
             (a.state / name).unlink(missing_ok=True)
+
+
+# The owner's side of the race: waits (inotify) until the helper opens
+# argv[6] for I/O, which it does right after that file passed its checks,
+# then swaps argv[2] with argv[3] (renameat2 RENAME_EXCHANGE) and, for up to
+# argv[4] seconds, watches for a loop device bound to argv[5] (the trap's
+# path after the swap). Prints "swapped", then "bound" or "clean".
+SWAP_ON_OPEN = r"""
+import ctypes, os, pathlib, struct, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+IN_OPEN, RENAME_EXCHANGE = 0x20, 2
+state, a, b, secs, trap = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+trigger = sys.argv[6].encode()
+d = os.open(state, os.O_RDONLY | os.O_DIRECTORY)
+ino = libc.inotify_init1(os.O_CLOEXEC)
+if ino < 0 or libc.inotify_add_watch(ino, state.encode(), IN_OPEN) < 0:
+    sys.exit("inotify: " + os.strerror(ctypes.get_errno()))
+print("ready", flush=True)
+seen = False
+while not seen:
+    buf = os.read(ino, 4096)
+    while buf:
+        wd, mask, cookie, n = struct.unpack_from("iIII", buf)
+        seen |= buf[16:16 + n].rstrip(b"\0") == trigger
+        buf = buf[16 + n:]
+if libc.renameat2(d, a.encode(), d, b.encode(), RENAME_EXCHANGE) != 0:
+    sys.exit("renameat2: " + os.strerror(ctypes.get_errno()))
+print("swapped", flush=True)
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    for f in pathlib.Path("/sys/block").glob("loop*/loop/backing_file"):
+        try:
+            if f.read_text().strip() == trap:
+                print("bound", flush=True)
+                sys.exit()
+        except OSError:
+            pass
+print("clean", flush=True)
+"""
+
+
+def swap_on_open(h, a, b, watch_secs, trap, trigger):
+    # At a higher priority than the helper: on a loaded machine the swap must
+    # still come before the helper's next step.
+    p = subprocess.Popen(["nice", "-n", "-10", "setpriv", f"--reuid={h.uid}", f"--regid={h.uid}", "--clear-groups",
+                          sys.executable, "-c", SWAP_ON_OPEN, h.state, a, b, str(watch_secs), str(h.state / trap),
+                          trigger], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+def test_dm_snapshot_create_attaches_what_it_checked(pair):
+    """Item 6: dm.snapshot.create must attach the files it checked, never
+    reopen their names. Right after both checks the owner swaps cow.img with
+    a root-owned file, then base.img with a FIFO: a helper that reopens the
+    names binds root's file read-write, then blocks in open() on the FIFO
+    (and nobody, root included, gets an answer)."""
+    a, _ = pair
+    a.owner_file("base.img")
+    a.owner_file("cow.img")
+    os.mkfifo(a.state / "fifo")
+    os.chown(a.state / "fifo", a.uid, a.uid)
+    (a.state / "rootfile").write_bytes(b"r" * (1 << 20))  # root's, 0644
+    req = {"name": "banger-race", "base": "base.img", "cow": "cow.img"}
+    swapper = None
+    try:
+        # The COW store swapped for root's file: after the swap the name
+        # rootfile is the owner's COW file and cow.img is root's.
+        swapper = swap_on_open(a, "cow.img", "rootfile", 2, "cow.img", "cow.img")
+        r = a.as_owner("dm.snapshot.create", req, timeout=10)
+        assert swapper.stdout.readline().strip() == "swapped"
+        assert swapper.stdout.readline().strip() == "clean", "root's file was bound to a loop device"
+        assert r["ok"] is False and "dmsetup create failed" in r["error"], r  # no device-mapper in the kernel
+        swapper.wait(10)
+        os.rename(a.state / "cow.img", a.state / "tmp")
+        os.rename(a.state / "rootfile", a.state / "cow.img")
+        os.rename(a.state / "tmp", a.state / "rootfile")
+
+        # The base swapped for a FIFO, right after its check. A few rounds:
+        # the swap must land before the helper's next open of the base.
+        for _ in range(5):
+            swapper = swap_on_open(a, "base.img", "fifo", 0, "none", "base.img")
+            try:
+                r = a.as_owner("dm.snapshot.create", req, timeout=10)
+            except subprocess.TimeoutExpired:
+                pytest.fail("dm.snapshot.create blocked the helper:\n" + a.log.read_text())
+            assert swapper.stdout.readline().strip() == "swapped"
+            assert r["ok"] is False and "dmsetup create failed" in r["error"], r
+            swapper.wait(10)
+            os.rename(a.state / "base.img", a.state / "tmp")
+            os.rename(a.state / "fifo", a.state / "base.img")
+            os.rename(a.state / "tmp", a.state / "fifo")
+        assert a.call("helper.ping", timeout=5)["ok"] is True
+        assert not loops_backed_under(a.state)
+    finally:
+        if swapper and swapper.poll() is None:
+            swapper.kill()
+            swapper.wait()
+        for name in ("base.img", "cow.img", "fifo", "rootfile", "tmp"):
+            (a.state / name).unlink(missing_ok=True)

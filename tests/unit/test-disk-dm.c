@@ -27,7 +27,10 @@ static void test_dm_snapshot(void **state) {
         assert_int_equal(disk_clone(dfd, "base.img", dfd, "cow.img", DISK_CLONE_DM_SNAPSHOT, &used), 0);
         assert_int_equal(used, DISK_CLONE_DM_SNAPSHOT);
         _cleanup_free_ char *dev = NULL;
-        assert_int_equal(dm_snapshot_assemble(dfd, "base.img", dfd, "cow.img", "banger-test-dm", &dev), 0);
+        _cleanup_close_ int bfd = openat(dfd, "base.img", O_RDONLY | O_CLOEXEC);
+        _cleanup_close_ int cfd = openat(dfd, "cow.img", O_RDWR | O_CLOEXEC);
+        assert_true(bfd >= 0 && cfd >= 0);
+        assert_int_equal(dm_snapshot_assemble(bfd, cfd, "banger-test-dm", &dev), 0);
         {
                 _cleanup_close_ int fd = open(dev, O_RDWR | O_CLOEXEC);
                 assert_true(fd >= 0);

@@ -17,7 +17,6 @@
 #include "error.h"
 #include "fs-util.h"
 #include "loopdev.h"
-#include "path-beneath.h"
 #include "spawn.h"
 #include "string-util.h"
 #include "undo.h"
@@ -56,29 +55,27 @@ static int undo_dm(const char *name, void *data) {
         return dm_snapshot_remove(name);
 }
 
-/* Attach relpath beneath dirfd and record the detach. */
-static int attach_recorded(UndoStack *undo, int dirfd, const char *relpath, bool ro, LoopDevice *ret) {
-        _cleanup_close_ int fd = open_beneath(dirfd, relpath, (ro ? O_RDONLY : O_RDWR) | O_NOCTTY, 0);
-        if (fd < 0)
-                return error_setf(fd, "cannot open %s: %s", relpath, strerror(-fd));
+/* Attach the file open on fd and record the detach. */
+static int attach_recorded(UndoStack *undo, int fd, bool ro, LoopDevice *ret) {
         int r = loop_attach(fd, LOOP_ATTACH_AUTOCLEAR | (ro ? LOOP_ATTACH_READ_ONLY : 0), ret);
         if (r < 0)
                 return r;
         return undo_push(undo, "loop", ret->node, undo_loop, NULL, NULL);
 }
 
-int dm_snapshot_assemble(int base_dirfd, const char *base_name, int cow_dirfd, const char *cow_name,
-                         const char *dm_name, char **ret_device) {
+int dm_snapshot_assemble(int base_fd, int cow_fd, const char *dm_name, char **ret_device) {
         if (!disk_dm_available())
                 return error_setf(-EOPNOTSUPP, "device-mapper not available: /dev/mapper/control missing");
         if (!dm_name || !name_is_valid(dm_name))
                 return error_setf(-EINVAL, "invalid dm device name");
+        if (base_fd < 0 || cow_fd < 0)
+                return -EBADF;
         _cleanup_undo_ UndoStack undo = UNDO_STACK_INIT;
         _cleanup_(loop_device_release) LoopDevice base = LOOP_DEVICE_NULL, cow = LOOP_DEVICE_NULL;
-        int r = attach_recorded(&undo, base_dirfd, base_name, true, &base);
+        int r = attach_recorded(&undo, base_fd, true, &base);
         if (r < 0)
                 return r;
-        if ((r = attach_recorded(&undo, cow_dirfd, cow_name, false, &cow)) < 0)
+        if ((r = attach_recorded(&undo, cow_fd, false, &cow)) < 0)
                 return r;
         uint64_t bytes = 0;
         if (ioctl(base.fd, BLKGETSIZE64, &bytes) < 0)

@@ -12,12 +12,14 @@
 
 #include <stddef.h>
 
-/* Build /dev/mapper/<dm_name>. Both loops are AUTOCLEAR: once the dm table
- * (their only remaining opener) is removed they detach by themselves. On
- * failure every step taken is undone. -EOPNOTSUPP when device-mapper is
- * missing. */
-int dm_snapshot_assemble(int base_dirfd, const char *base_name, int cow_dirfd, const char *cow_name,
-                         const char *dm_name, char **ret_device);
+/* Build /dev/mapper/<dm_name> over the files open on base_fd (read-only)
+ * and cow_fd (read-write). Taking fds, not names, means what is attached is
+ * exactly what the caller opened and checked: a name swapped in between
+ * (for a FIFO, a device, someone else's file) is never reopened. Both loops
+ * are AUTOCLEAR: once the dm table (their only remaining opener) is removed
+ * they detach by themselves. On failure every step taken is undone.
+ * -EOPNOTSUPP when device-mapper is missing. */
+int dm_snapshot_assemble(int base_fd, int cow_fd, const char *dm_name, char **ret_device);
 
 /* Remove the dm device (dmsetup remove --retry); absent is success. */
 int dm_snapshot_remove(const char *dm_name);
