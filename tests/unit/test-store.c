@@ -17,33 +17,9 @@
 #include "error.h"
 #include "fs-util.h"
 #include "store-internal.h"
+#include "store-test-util.h"
 #include "store.h"
 #include "string-util.h"
-
-static char tmpdir[64];
-
-static int setup(void **state) {
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/banger-store-XXXXXX");
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        DIR *d = opendir(tmpdir);
-        if (d) {
-                struct dirent *de;
-                while ((de = readdir(d)))
-                        if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                                (void) unlinkat(dirfd(d), de->d_name, 0);
-                closedir(d);
-        }
-        return rmdir(tmpdir);
-}
-
-static char *db_path(const char *name) {
-        char *p = path_join(tmpdir, name);
-        assert_non_null(p);
-        return p;
-}
 
 /* Statements run through a separate, plain SQLite connection: what any
  * other reader of the file would see. */
@@ -80,42 +56,6 @@ static char *slurp(const char *path, size_t *len) {
         return data;
 }
 
-static void make_kernel(Store *s, const char *id, const char *name) {
-        KernelRecord k = { .id = (char *) id, .name = (char *) name, .kernel_path = "/boot/vmlinuz", .size = 42 };
-        assert_int_equal(store_kernel_insert(s, &k), 0);
-}
-
-static void make_image(Store *s, const char *id, const char *name, const char *kernel_id) {
-        ImageRecord i = { .id = (char *) id,
-                          .name = (char *) name,
-                          .kernel_id = (char *) kernel_id,
-                          .rootfs_path = "/var/lib/banger/images/rootfs.ext4",
-                          .managed = true,
-                          .source = "docker.io/library/debian:12" };
-        assert_int_equal(store_image_insert(s, &i), 0);
-}
-
-static VmRecord vm_template(const char *id, const char *name, const char *image_id) {
-        return (VmRecord){ .id = (char *) id,
-                           .name = (char *) name,
-                           .image_id = (char *) image_id,
-                           .state = VM_STATE_CREATED,
-                           .vmm = VMM_QEMU,
-                           .vcpus = 2,
-                           .mem_mib = 1024,
-                           .disk_bytes = 8ULL << 30,
-                           .spec_json = "{\"vcpus\":2}" };
-}
-
-static void make_vm(Store *s, const char *id, const char *name, const char *image_id) {
-        VmRecord v = vm_template(id, name, image_id);
-        assert_int_equal(store_vm_insert(s, &v), 0);
-}
-
-#define KERNEL1 "aaaaaaaaaaaaaaa1"
-#define IMAGE1 "bbbbbbbbbbbbbbb1"
-#define IMAGE2 "bbbbbbbbbbbbbbb2"
-
 static void test_fresh_open(void **state) {
         _cleanup_free_ char *p = db_path("state.db");
         _cleanup_free_ char *wal = db_path("state.db-wal");
@@ -136,7 +76,7 @@ static void test_fresh_open(void **state) {
         _cleanup_free_ char *strict = raw_text(p, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
                                                   "pragma_table_list WHERE strict = 1 AND schema = 'main' "
                                                   "ORDER BY name)");
-        assert_string_equal(strict, "host_handles,images,kernels,vms");
+        assert_string_equal(strict, "host_handles,images,kernels,snapshots,vms");
         store_close(s);
 
         /* Reopening an up-to-date database changes nothing. */
@@ -351,7 +291,7 @@ static void test_vm_crud(void **state) {
 
         /* The CHECK constraints hold against any writer, not just ours. */
         store_close(s);
-        assert_int_equal(raw_exec(p, "UPDATE vms SET state = 'paused'"), SQLITE_CONSTRAINT);
+        assert_int_equal(raw_exec(p, "UPDATE vms SET state = 'frozen'"), SQLITE_CONSTRAINT);
         assert_int_equal(raw_exec(p, "UPDATE vms SET vmm = 'kvmtool'"), SQLITE_CONSTRAINT);
 }
 
@@ -613,7 +553,8 @@ static void test_handles(void **state) {
 static void test_rebuild_migration(void **state) {
         _cleanup_free_ char *p = db_path("rebuild.db");
         static const StoreMigration list[] = {
-                { .sql = "CREATE TABLE parent (id INTEGER PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('a'))) STRICT;"
+                { .sql = "CREATE TABLE parent (id INTEGER PRIMARY KEY, state TEXT NOT NULL CHECK (state IN ('a'))) "
+                         "STRICT;"
                          "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER NOT NULL "
                          "REFERENCES parent(id) ON DELETE CASCADE) STRICT;"
                          "INSERT INTO parent VALUES (1, 'a'); INSERT INTO child VALUES (10, 1);" },
@@ -657,7 +598,8 @@ static void test_ids(void **state) {
         assert_true(store_id_is_valid("abcdef123456"));
         assert_int_equal(vm_state_from_string("stopping"), VM_STATE_STOPPING);
         assert_string_equal(vm_state_to_string(VM_STATE_ERROR), "error");
-        assert_int_equal(vm_state_from_string("paused"), _VM_STATE_INVALID);
+        assert_int_equal(vm_state_from_string("paused"), VM_STATE_PAUSED);
+        assert_int_equal(vm_state_from_string("frozen"), _VM_STATE_INVALID);
 }
 
 int main(void) {

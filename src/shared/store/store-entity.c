@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* What images and kernels share: both are "named, id'd, listed, deleted
- * unless referenced", so their lookups and writes go through one small
+/* What images, kernels and snapshots share: all are "named, id'd, listed,
+ * deleted unless referenced", so their lookups and writes go through one small
  * descriptor (StoreEntity in store-internal.h). */
 #include <assert.h>
 #include <errno.h>
@@ -19,6 +19,7 @@ int store_entity_get(Store *s, const StoreEntity *e, const char *where, const ch
         union {
                 KernelRecord k;
                 ImageRecord i;
+                SnapshotRecord n;
         } tmp = {};
         char what[96];
 

@@ -137,5 +137,7 @@ int store_image_list(Store *s, ImageRecord **ret, size_t *ret_n) {
 
 int store_image_delete(Store *s, const char *id) {
         return store_entity_delete(s, &image_entity, "images", id,
-                                   "SELECT 'VM(s) ' || group_concat(name, ', ') FROM vms WHERE image_id = ?1");
+                                   "SELECT trim(ifnull('VM(s) ' || (SELECT group_concat(name, ', ') FROM vms "
+                                   "WHERE image_id = ?1), '') || ifnull('; snapshot(s) ' || (SELECT "
+                                   "group_concat(name, ', ') FROM snapshots WHERE image_id = ?1), ''), '; ')");
 }

@@ -37,6 +37,10 @@ static inline void sqlite3_finalizep(sqlite3_stmt **st) {
 }
 #define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
 
+/* The VMM names as the schema stores them (store-vm.c). */
+const char *store_vmm_to_storage(VmmKind k);
+VmmKind store_vmm_from_storage(const char *s);
+
 /* Map an SQLite (extended) result code to -errno. Constraint failures:
  * UNIQUE/PRIMARY KEY -> -EEXIST, FOREIGN KEY -> -EBUSY, others -> -EINVAL. */
 int store_errno_from_sqlite(sqlite3 *db, int rc);

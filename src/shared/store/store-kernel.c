@@ -136,5 +136,7 @@ int store_kernel_delete(Store *s, const char *id) {
         return store_entity_delete(s, &kernel_entity, "kernels", id,
                                    "SELECT trim(coalesce('image(s) ' || (SELECT group_concat(name, ', ') FROM images "
                                    "WHERE kernel_id = ?1), '') || ' ' || coalesce('VM(s) ' || (SELECT "
-                                   "group_concat(name, ', ') FROM vms WHERE kernel_id = ?1), ''))");
+                                   "group_concat(name, ', ') FROM vms WHERE kernel_id = ?1), '') || ' ' || "
+                                   "coalesce('snapshot(s) ' || (SELECT group_concat(name, ', ') FROM snapshots "
+                                   "WHERE kernel_id = ?1), ''))");
 }

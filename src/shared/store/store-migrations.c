@@ -21,6 +21,29 @@
 #define ABSPATH_CHECK(col) "CHECK (" col " IS NULL OR " col " GLOB '/*')"
 #define SHA256_CHECK(col) \
         "CHECK (" col " IS NULL OR (length(" col ") = 64 AND " col " NOT GLOB '*[^0-9a-f]*'))"
+/* The vms columns after state, as migration 1 made them (migration 3
+ * rebuilds the table around a new state CHECK). */
+#define VMS_COLUMNS_AFTER_STATE \
+        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n" \
+        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n" \
+        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n" \
+        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n" \
+        "  nat INTEGER NOT NULL DEFAULT 0 CHECK (nat IN (0, 1)),\n" \
+        /* UNIQUE: two VMs never share an address, MAC, TAP or vsock CID. */ \
+        "  ip TEXT UNIQUE,\n" \
+        "  mac TEXT UNIQUE,\n" \
+        "  tap TEXT UNIQUE,\n" \
+        "  vsock_cid INTEGER UNIQUE CHECK (vsock_cid IS NULL OR vsock_cid BETWEEN 3 AND 4294967294),\n" \
+        "  pid INTEGER CHECK (pid IS NULL OR pid > 0),\n" \
+        "  api_socket TEXT,\n" \
+        "  agent_socket TEXT,\n" \
+        "  run_dir TEXT " ABSPATH_CHECK("run_dir") ",\n" \
+        "  boot_id TEXT,\n" \
+        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n" \
+        "  runtime_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(runtime_json)),\n" \
+        "  last_error TEXT,\n" \
+        "  created_at INTEGER NOT NULL,\n" \
+        "  updated_at INTEGER NOT NULL\n"
 
 static const char migration_1_initial[] =
         "CREATE TABLE kernels (\n"
@@ -56,26 +79,7 @@ static const char migration_1_initial[] =
         "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
         "  state TEXT NOT NULL CHECK (state IN "
         "('created', 'starting', 'running', 'stopping', 'stopped', 'error')),\n"
-        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n"
-        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n"
-        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n"
-        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n"
-        "  nat INTEGER NOT NULL DEFAULT 0 CHECK (nat IN (0, 1)),\n"
-        /* UNIQUE: two VMs never share an address, MAC, TAP or vsock CID. */
-        "  ip TEXT UNIQUE,\n"
-        "  mac TEXT UNIQUE,\n"
-        "  tap TEXT UNIQUE,\n"
-        "  vsock_cid INTEGER UNIQUE CHECK (vsock_cid IS NULL OR vsock_cid BETWEEN 3 AND 4294967294),\n"
-        "  pid INTEGER CHECK (pid IS NULL OR pid > 0),\n"
-        "  api_socket TEXT,\n"
-        "  agent_socket TEXT,\n"
-        "  run_dir TEXT " ABSPATH_CHECK("run_dir") ",\n"
-        "  boot_id TEXT,\n"
-        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n"
-        "  runtime_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(runtime_json)),\n"
-        "  last_error TEXT,\n"
-        "  created_at INTEGER NOT NULL,\n"
-        "  updated_at INTEGER NOT NULL\n"
+        VMS_COLUMNS_AFTER_STATE
         ") STRICT;\n"
         "CREATE INDEX vms_image_id ON vms(image_id);\n"
         "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n";
@@ -99,8 +103,64 @@ static const char migration_2_host_handles[] =
         /* Startup reconciliation asks for VMs by state. */
         "CREATE INDEX vms_state ON vms(state);\n";
 
+/* A VM can be paused (the VMM's own pause): the vms table is rebuilt for the
+ * new state in its CHECK, column for column as migration 1 made it. Then
+ * snapshots: a VM's saved CPU, device and memory state plus copies of its
+ * disks, in a directory of their own. A row is written ('saving') before
+ * any file, and the daemon's start-up sweep removes rows still 'saving'
+ * with their directory. Templates (kind 'template') are the warm-start
+ * snapshots banger makes itself, at most one per image, vCPUs, memory and
+ * VMM; their fingerprint names what they were made from (image, kernel,
+ * agent, banger and VMM versions), so a change drops them. An image, kernel
+ * or VM a snapshot was made from cannot be deleted under it (RESTRICT). */
+static const char migration_3_snapshots[] =
+        "CREATE TABLE vms_new (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        "  state TEXT NOT NULL CHECK (state IN "
+        "('created', 'starting', 'running', 'stopping', 'stopped', 'error', 'paused')),\n"
+        VMS_COLUMNS_AFTER_STATE
+        ") STRICT;\n"
+        "INSERT INTO vms_new SELECT * FROM vms;\n"
+        "DROP TABLE vms;\n"
+        "ALTER TABLE vms_new RENAME TO vms;\n"
+        "CREATE INDEX vms_image_id ON vms(image_id);\n"
+        "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n"
+        "CREATE INDEX vms_state ON vms(state);\n"
+        "CREATE TABLE snapshots (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  kind TEXT NOT NULL CHECK (kind IN ('user', 'template')),\n"
+        "  state TEXT NOT NULL CHECK (state IN ('saving', 'ready')),\n"
+        "  vm_id TEXT REFERENCES vms(id) ON DELETE RESTRICT,\n"
+        "  vm_name TEXT,\n"
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n"
+        "  vmm_version TEXT NOT NULL CHECK (length(vmm_version) BETWEEN 1 AND 200),\n"
+        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n"
+        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n"
+        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n"
+        "  dir TEXT NOT NULL " ABSPATH_CHECK("dir") ",\n"
+        "  state_bytes INTEGER NOT NULL DEFAULT 0 CHECK (state_bytes >= 0),\n"
+        "  memory_bytes INTEGER NOT NULL DEFAULT 0 CHECK (memory_bytes >= 0),\n"
+        "  disk_used_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_used_bytes >= 0),\n"
+        "  disks_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(disks_json)),\n"
+        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n"
+        "  fingerprint TEXT,\n"
+        "  created_at INTEGER NOT NULL\n"
+        ") STRICT;\n"
+        "CREATE INDEX snapshots_vm_id ON snapshots(vm_id);\n"
+        "CREATE INDEX snapshots_image_id ON snapshots(image_id);\n"
+        "CREATE INDEX snapshots_kernel_id ON snapshots(kernel_id);\n"
+        "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) "
+        "WHERE kind = 'template';\n";
+
 const StoreMigration store_migrations[] = {
         { .sql = migration_1_initial },
         { .sql = migration_2_host_handles },
+        { .sql = migration_3_snapshots, .foreign_keys_off = true },
 };
 const size_t store_migrations_count = ELEMENTSOF(store_migrations);

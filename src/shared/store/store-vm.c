@@ -17,12 +17,17 @@
 static const char *const vm_state_table[_VM_STATE_MAX] = {
         [VM_STATE_CREATED] = "created",   [VM_STATE_STARTING] = "starting", [VM_STATE_RUNNING] = "running",
         [VM_STATE_STOPPING] = "stopping", [VM_STATE_STOPPED] = "stopped",   [VM_STATE_ERROR] = "error",
+        [VM_STATE_PAUSED] = "paused",
 };
 
 static const char *const vmm_storage_table[_VMM_KIND_MAX] = {
         [VMM_FIRECRACKER] = "firecracker",
         [VMM_QEMU] = "qemu",
 };
+
+bool vm_state_is_live(VmState s) {
+        return s == VM_STATE_STARTING || s == VM_STATE_RUNNING || s == VM_STATE_PAUSED || s == VM_STATE_STOPPING;
+}
 
 const char *vm_state_to_string(VmState s) {
         return s >= 0 && s < _VM_STATE_MAX ? vm_state_table[s] : NULL;
@@ -35,7 +40,11 @@ VmState vm_state_from_string(const char *s) {
         return _VM_STATE_INVALID;
 }
 
-static VmmKind vmm_from_storage(const char *s) {
+const char *store_vmm_to_storage(VmmKind k) {
+        return k >= 0 && k < _VMM_KIND_MAX ? vmm_storage_table[k] : NULL;
+}
+
+VmmKind store_vmm_from_storage(const char *s) {
         for (int i = 0; s && i < _VMM_KIND_MAX; i++)
                 if (streq(vmm_storage_table[i], s))
                         return (VmmKind) i;
@@ -95,7 +104,7 @@ static int vm_from_row(sqlite3_stmt *st, void *ret) {
                         return -ENOMEM;
                 }
         v->state = vm_state_from_string((const char *) sqlite3_column_text(st, 4));
-        v->vmm = vmm_from_storage((const char *) sqlite3_column_text(st, 5));
+        v->vmm = store_vmm_from_storage((const char *) sqlite3_column_text(st, 5));
         v->vcpus = (unsigned) sqlite3_column_int64(st, 6);
         v->mem_mib = (uint64_t) sqlite3_column_int64(st, 7);
         v->disk_bytes = (uint64_t) sqlite3_column_int64(st, 8);
@@ -274,13 +283,17 @@ int store_vm_set_state(Store *s, const char *id, VmState state, const char *last
 }
 
 int store_vm_delete(Store *s, const char *id) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL, *users = NULL;
         char what[96];
         int q = store_prepare(s, "DELETE FROM vms WHERE id = ?1", &st);
         if (q >= 0)
                 q = store_bind_text(s, st, 1, id);
         if (q >= 0)
                 q = store_step_done(s, st, "deleting VM");
+        if (q == -EBUSY &&
+            store_prepare(s, "SELECT group_concat(name, ', ') FROM snapshots WHERE vm_id = ?1", &users) >= 0 &&
+            store_bind_text(s, users, 1, id) >= 0 && sqlite3_step(users) == SQLITE_ROW && sqlite3_column_text(users, 0))
+                return error_setf(q, "VM %s has snapshots: %s", id, (const char *) sqlite3_column_text(users, 0));
         if (q < 0)
                 return q;
         snprintf(what, sizeof(what), "VM %s", id);
@@ -359,8 +372,7 @@ int store_list_live_vms_readonly(const char *path, VmRecord **ret, size_t *ret_n
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                if (vms[i].state == VM_STATE_RUNNING || vms[i].state == VM_STATE_STARTING ||
-                    vms[i].state == VM_STATE_STOPPING)
+                if (vm_state_is_live(vms[i].state))
                         vms[k++] = vms[i];
                 else
                         vm_record_done(&vms[i]);
@@ -390,7 +402,7 @@ int store_counts(Store *s, StoreCounts *ret) {
 
         r = store_prepare(s,
                           "SELECT (SELECT count(*) FROM images), (SELECT count(*) FROM kernels), "
-                          "(SELECT count(*) FROM host_handles)",
+                          "(SELECT count(*) FROM host_handles), (SELECT count(*) FROM snapshots)",
                           &totals);
         if (r < 0)
                 return r;
@@ -400,6 +412,7 @@ int store_counts(Store *s, StoreCounts *ret) {
         c.images = (unsigned) sqlite3_column_int64(totals, 0);
         c.kernels = (unsigned) sqlite3_column_int64(totals, 1);
         c.handles = (unsigned) sqlite3_column_int64(totals, 2);
+        c.snapshots = (unsigned) sqlite3_column_int64(totals, 3);
         *ret = c;
         return 0;
 }

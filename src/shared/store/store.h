@@ -79,7 +79,6 @@ int store_migrate(Store *s, unsigned target);
  * StoreMigrationStatus (>= 0) or -errno. */
 int store_check_migrations(const char *path, unsigned *ret_current, unsigned *ret_latest);
 
-
 /* Ids: lowercase hex, 12..32 characters. Generated ids are 16 characters
  * from getrandom(). */
 #define STORE_ID_MIN 12
@@ -97,11 +96,14 @@ typedef enum VmState {
         VM_STATE_STOPPING,
         VM_STATE_STOPPED,
         VM_STATE_ERROR,
+        VM_STATE_PAUSED, /* the VMM's own pause: the process lives, the vCPUs do not run */
         _VM_STATE_MAX,
         _VM_STATE_INVALID = -EINVAL,
 } VmState;
 
 const char *vm_state_to_string(VmState s);
+/* Starting, running, paused or stopping: a VMM process may exist. */
+bool vm_state_is_live(VmState s);
 VmState vm_state_from_string(const char *s);
 
 /* All strings are owned by the record (vm_record_done frees them); for
@@ -118,7 +120,7 @@ typedef struct VmRecord {
         uint64_t mem_mib;
         uint64_t disk_bytes;
         bool nat;
-        char *ip;  /* set by store_ip_allocate() */
+        char *ip; /* set by store_ip_allocate() */
         char *mac;
         char *tap;
         unsigned vsock_cid; /* 0: none */
@@ -158,7 +160,8 @@ int store_vm_update(Store *s, VmRecord *r);
 /* last_error NULL clears it. */
 int store_vm_set_state(Store *s, const char *id, VmState state, const char *last_error);
 /* Host handles still recorded for the VM survive as orphans (vm_id NULL)
- * so the startup sweep can clean them. */
+ * so the startup sweep can clean them. -EBUSY while snapshots of it exist
+ * (the message names them). */
 int store_vm_delete(Store *s, const char *id);
 
 /* ---- Images and kernels -------------------------------------------------- */
@@ -209,14 +212,82 @@ int store_image_get_by_name(Store *s, const char *name, ImageRecord *ret);
 int store_image_find_by_prefix(Store *s, const char *prefix, ImageRecord **ret, size_t *ret_n);
 int store_image_list(Store *s, ImageRecord **ret, size_t *ret_n);
 int store_image_update(Store *s, const ImageRecord *r);
-/* -EBUSY while a VM uses it. */
+/* -EBUSY while a VM or snapshot uses it (the message names them). */
 int store_image_delete(Store *s, const char *id);
+
+/* ---- Snapshots ----------------------------------------------------------- */
+
+typedef enum SnapshotKind {
+        SNAPSHOT_USER,     /* made by `vm snapshot` */
+        SNAPSHOT_TEMPLATE, /* made by banger for warm starts */
+        _SNAPSHOT_KIND_MAX,
+        _SNAPSHOT_KIND_INVALID = -EINVAL,
+} SnapshotKind;
+
+typedef enum SnapshotState {
+        SNAPSHOT_SAVING, /* files being written; swept at daemon start */
+        SNAPSHOT_READY,
+        _SNAPSHOT_STATE_MAX,
+        _SNAPSHOT_STATE_INVALID = -EINVAL,
+} SnapshotState;
+
+const char *snapshot_kind_to_string(SnapshotKind k);
+SnapshotKind snapshot_kind_from_string(const char *s);
+const char *snapshot_state_to_string(SnapshotState s);
+
+/* A VM's saved state and disk copies, in dir. vm_id is the VM it was taken
+ * of (NULL for templates, whose VM is gone); vm_name keeps its name. */
+typedef struct SnapshotRecord {
+        char *id;
+        char *name;
+        SnapshotKind kind;
+        SnapshotState state;
+        char *vm_id;
+        char *vm_name;
+        char *image_id;
+        char *kernel_id; /* optional: the VM's kernel override */
+        VmmKind vmm;
+        char *vmm_version; /* the binary's --version line; a restore needs the same */
+        unsigned vcpus;
+        uint64_t mem_mib;
+        uint64_t disk_bytes; /* the VM's work disk size */
+        char *dir;           /* absolute: the state files and disk copies */
+        uint64_t state_bytes;
+        uint64_t memory_bytes;
+        uint64_t disk_used_bytes; /* blocks the disk copies take */
+        char *disks_json;         /* [{"id", "file", "root"}] in device order; NULL stored as "[]" */
+        char *spec_json;          /* what a restore needs of the source VM; NULL stored as "{}" */
+        char *fingerprint;        /* templates: what they were made from */
+        usec_t created_at;        /* 0 on insert: now */
+} SnapshotRecord;
+
+void snapshot_record_done(SnapshotRecord *r);
+void snapshot_record_array_free(SnapshotRecord *a, size_t n);
+
+/* -EEXIST with "snapshot name ... in use"; -ENOENT when its image, kernel or
+ * VM does not exist. */
+int store_snapshot_insert(Store *s, SnapshotRecord *r);
+/* Every column but id and created_at. */
+int store_snapshot_update(Store *s, const SnapshotRecord *r);
+int store_snapshot_get_by_id(Store *s, const char *id, SnapshotRecord *ret);
+int store_snapshot_get_by_name(Store *s, const char *name, SnapshotRecord *ret);
+int store_snapshot_find_by_prefix(Store *s, const char *prefix, SnapshotRecord **ret, size_t *ret_n);
+/* All snapshots (saving ones too), oldest first. */
+int store_snapshot_list(Store *s, SnapshotRecord **ret, size_t *ret_n);
+/* Those taken of a VM, or made from an image, oldest first. */
+int store_snapshot_list_by_vm(Store *s, const char *vm_id, SnapshotRecord **ret, size_t *ret_n);
+int store_snapshot_list_by_image(Store *s, const char *image_id, SnapshotRecord **ret, size_t *ret_n);
+/* The template for this shape, -ENOENT when there is none. */
+int store_snapshot_get_template(Store *s, const char *image_id, unsigned vcpus, uint64_t mem_mib, VmmKind vmm,
+                                SnapshotRecord *ret);
+int store_snapshot_delete(Store *s, const char *id);
 
 typedef struct StoreCounts {
         unsigned vms;
         unsigned vms_by_state[_VM_STATE_MAX];
         unsigned images;
         unsigned kernels;
+        unsigned snapshots;
         unsigned handles;
 } StoreCounts;
 

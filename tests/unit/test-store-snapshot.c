@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/* Snapshot records and the paused VM state, against real SQLite files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+
+#include "error.h"
+#include "store-test-util.h"
+
+#define VM1 "cccccccccccc0001"
+#define SNAP1 "dddddddddddd0001"
+#define SNAP2 "dddddddddddd0002"
+#define TPL1 "dddddddddddd0003"
+
+static SnapshotRecord snapshot_of(const char *id, const char *name, const char *vm_id, SnapshotKind kind) {
+        return (SnapshotRecord){ .id = (char *) id,
+                                 .name = (char *) name,
+                                 .kind = kind,
+                                 .state = SNAPSHOT_SAVING,
+                                 .vm_id = (char *) vm_id,
+                                 .vm_name = vm_id ? "web" : NULL,
+                                 .image_id = IMAGE1,
+                                 .vmm = VMM_QEMU,
+                                 .vmm_version = "QEMU emulator version 7.2.22",
+                                 .vcpus = 2,
+                                 .mem_mib = 1024,
+                                 .disk_bytes = 8ULL << 30,
+                                 .dir = "/var/lib/banger/snapshots/x",
+                                 .disks_json = "[{\"id\":\"rootfs\",\"file\":\"root.img\",\"root\":true}]" };
+}
+
+static Store *open_populated(const char *name) {
+        _cleanup_free_ char *p = db_path(name);
+        Store *s = NULL;
+        assert_int_equal(store_open(p, 0, &s), 0);
+        make_kernel(s, KERNEL1, "k1");
+        make_image(s, IMAGE1, "debian", KERNEL1);
+        make_vm(s, VM1, "web", IMAGE1);
+        return s;
+}
+
+static void test_snapshot_crud(void **state) {
+        Store *s = open_populated("snap.db");
+        SnapshotRecord n = snapshot_of(SNAP1, "before-upgrade", VM1, SNAPSHOT_USER);
+        assert_int_equal(store_snapshot_insert(s, &n), 0);
+        assert_true(n.created_at > 0);
+        n.state = SNAPSHOT_READY;
+        n.state_bytes = 90ULL << 20;
+        n.disk_used_bytes = 13ULL << 20;
+        assert_int_equal(store_snapshot_update(s, &n), 0);
+
+        SnapshotRecord got = {};
+        assert_int_equal(store_snapshot_get_by_name(s, "before-upgrade", &got), 0);
+        assert_string_equal(got.id, SNAP1);
+        assert_int_equal(got.state, SNAPSHOT_READY);
+        assert_int_equal(got.kind, SNAPSHOT_USER);
+        assert_int_equal(got.vmm, VMM_QEMU);
+        assert_string_equal(got.vm_id, VM1);
+        assert_string_equal(got.vm_name, "web");
+        assert_string_equal(got.vmm_version, "QEMU emulator version 7.2.22");
+        assert_int_equal(got.state_bytes, 90ULL << 20);
+        assert_int_equal(got.disk_used_bytes, 13ULL << 20);
+        assert_int_equal(got.disk_bytes, 8ULL << 30);
+        assert_non_null(strstr(got.disks_json, "root.img"));
+        assert_string_equal(got.spec_json, "{}");
+        assert_null(got.fingerprint);
+        snapshot_record_done(&got);
+
+        /* Names are unique; a bad name or a missing image is refused clearly. */
+        SnapshotRecord dup = snapshot_of(SNAP2, "before-upgrade", VM1, SNAPSHOT_USER);
+        assert_int_equal(store_snapshot_insert(s, &dup), -EEXIST);
+        assert_non_null(strstr(error_last_message(), "already in use"));
+        dup.name = "Bad Name";
+        assert_int_equal(store_snapshot_insert(s, &dup), -EINVAL);
+        dup.name = "other";
+        dup.image_id = IMAGE2;
+        assert_int_equal(store_snapshot_insert(s, &dup), -ENOENT);
+
+        SnapshotRecord *list = NULL;
+        size_t count = 0;
+        assert_int_equal(store_snapshot_find_by_prefix(s, "dddd", &list, &count), 0);
+        assert_int_equal(count, 1);
+        snapshot_record_array_free(list, count);
+        assert_int_equal(store_snapshot_list_by_vm(s, VM1, &list, &count), 0);
+        assert_int_equal(count, 1);
+        snapshot_record_array_free(list, count);
+        assert_int_equal(store_snapshot_delete(s, SNAP1), 0);
+        assert_int_equal(store_snapshot_delete(s, SNAP1), -ENOENT);
+        assert_int_equal(store_snapshot_list(s, &list, &count), 0);
+        assert_int_equal(count, 0);
+        free(list);
+        store_close(s);
+}
+
+/* An image or VM a snapshot was made from cannot go, and the refusal names
+ * the snapshot; once it is gone, they can. */
+static void test_snapshot_dependents(void **state) {
+        Store *s = open_populated("deps.db");
+        SnapshotRecord n = snapshot_of(SNAP1, "nightly", VM1, SNAPSHOT_USER);
+        assert_int_equal(store_snapshot_insert(s, &n), 0);
+        error_clear();
+        assert_int_equal(store_vm_delete(s, VM1), -EBUSY);
+        assert_non_null(strstr(error_last_message(), "nightly"));
+        error_clear();
+        assert_int_equal(store_image_delete(s, IMAGE1), -EBUSY);
+        assert_non_null(strstr(error_last_message(), "VM(s) web"));
+        assert_non_null(strstr(error_last_message(), "snapshot(s) nightly"));
+        StoreCounts c;
+        assert_int_equal(store_counts(s, &c), 0);
+        assert_int_equal(c.snapshots, 1);
+        assert_int_equal(store_snapshot_delete(s, SNAP1), 0);
+        assert_int_equal(store_vm_delete(s, VM1), 0);
+        assert_int_equal(store_image_delete(s, IMAGE1), 0);
+        store_close(s);
+}
+
+/* One template per image, vCPUs, memory and VMM. */
+static void test_templates(void **state) {
+        Store *s = open_populated("tpl.db");
+        SnapshotRecord t = snapshot_of(TPL1, "template-debian", NULL, SNAPSHOT_TEMPLATE);
+        t.fingerprint = "image=1;agent=2";
+        t.state = SNAPSHOT_READY;
+        assert_int_equal(store_snapshot_insert(s, &t), 0);
+        SnapshotRecord got = {};
+        assert_int_equal(store_snapshot_get_template(s, IMAGE1, 2, 1024, VMM_QEMU, &got), 0);
+        assert_string_equal(got.id, TPL1);
+        assert_string_equal(got.fingerprint, "image=1;agent=2");
+        assert_null(got.vm_id);
+        snapshot_record_done(&got);
+        assert_int_equal(store_snapshot_get_template(s, IMAGE1, 2, 2048, VMM_QEMU, &got), -ENOENT);
+        assert_int_equal(store_snapshot_get_template(s, IMAGE1, 2, 1024, VMM_FIRECRACKER, &got), -ENOENT);
+        SnapshotRecord again = snapshot_of(SNAP2, "template-debian-2", NULL, SNAPSHOT_TEMPLATE);
+        assert_int_equal(store_snapshot_insert(s, &again), -EEXIST);
+        /* A user snapshot of the same shape is not a template. */
+        SnapshotRecord user = snapshot_of(SNAP1, "mine", VM1, SNAPSHOT_USER);
+        assert_int_equal(store_snapshot_insert(s, &user), 0);
+        store_close(s);
+}
+
+/* A paused VM is stored as such and counts as live (a VMM process exists). */
+static void test_paused_state(void **state) {
+        Store *s = open_populated("paused.db");
+        assert_int_equal(store_vm_set_state(s, VM1, VM_STATE_PAUSED, NULL), 0);
+        VmRecord vm = {};
+        assert_int_equal(store_vm_get_by_id(s, VM1, &vm), 0);
+        assert_int_equal(vm.state, VM_STATE_PAUSED);
+        assert_string_equal(vm_state_to_string(vm.state), "paused");
+        assert_true(vm_state_is_live(vm.state));
+        assert_false(vm_state_is_live(VM_STATE_STOPPED));
+        vm_record_done(&vm);
+        store_close(s);
+        _cleanup_free_ char *p = db_path("paused.db");
+        VmRecord *live = NULL;
+        size_t n = 0;
+        assert_int_equal(store_list_live_vms_readonly(p, &live, &n), 0);
+        assert_int_equal(n, 1);
+        vm_record_array_free(live, n);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_snapshot_crud, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_snapshot_dependents, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_paused_state, setup, teardown),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
