@@ -17,6 +17,20 @@ int open_dir_nofollow(int dirfd, const char *path) {
         return fd < 0 ? -errno : fd;
 }
 
+int opendir_at(int dirfd, const char *path, DIR **ret) {
+        int fd = open_dir_nofollow(dirfd, path);
+        if (fd < 0)
+                return fd;
+        DIR *d = fdopendir(fd);
+        if (!d) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
 int mkdirat_private(int dirfd, const char *name, mode_t mode) {
         /* The umask can only remove bits, so the directory is never born looser
          * than mode; the process-wide umask is left alone (threads). */
@@ -62,6 +76,23 @@ ssize_t loop_read(int fd, void *buf, size_t len) {
         return (ssize_t) done;
 }
 
+int read_virtual_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return -errno;
+        _cleanup_free_ char *buf = malloc(max + 1);
+        if (!buf)
+                return -ENOMEM;
+        ssize_t n = loop_read(fd, buf, max);
+        if (n < 0)
+                return (int) n;
+        buf[n] = '\0';
+        if (ret_len)
+                *ret_len = (size_t) n;
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
 int loop_write(int fd, const void *buf, size_t len) {
         const char *p = buf;
         while (len > 0) {
@@ -77,7 +108,21 @@ int loop_write(int fd, const void *buf, size_t len) {
         return 0;
 }
 
-int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+/* Our egid may not be the group wanted (sudo -g, setpriv) and the umask may
+ * be narrower than mode: fix both on the fd before the file has content. */
+static int fd_set_owner_mode(int fd, mode_t mode, uid_t uid, gid_t gid) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if ((st.st_uid != uid || st.st_gid != gid) && fchown(fd, uid, gid) < 0)
+                return -errno;
+        if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+                return -errno;
+        return 0;
+}
+
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode, bool owned, uid_t uid,
+                        gid_t gid) {
         char tmp[256];
         if (!name || strchr(name, '/') || strlen(name) > 200)
                 return -EINVAL;
@@ -86,7 +131,9 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return -errno;
-        int r = loop_write(fd, data, len);
+        int r = owned ? fd_set_owner_mode(fd, mode, uid, gid) : 0;
+        if (r >= 0)
+                r = loop_write(fd, data, len);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
@@ -98,6 +145,15 @@ int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t l
         if (fsync(dirfd) < 0)
                 return -errno;
         return 0;
+}
+
+int write_file_atomic_at(int dirfd, const char *name, const void *data, size_t len, mode_t mode) {
+        return write_atomic(dirfd, name, data, len, mode, false, 0, 0);
+}
+
+int write_file_atomic_at_owned(int dirfd, const char *name, const void *data, size_t len, mode_t mode, uid_t uid,
+                               gid_t gid) {
+        return write_atomic(dirfd, name, data, len, mode, true, uid, gid);
 }
 
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len) {

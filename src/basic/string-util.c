@@ -87,7 +87,9 @@ bool name_is_valid(const char *s) {
         return true;
 }
 
-int safe_atou64(const char *s, unsigned long long *ret) {
+/* The decimal number s starts with (no sign, no space): *ret and *ret_end
+ * past its digits. */
+static int parse_u64_prefix(const char *s, unsigned long long *ret, const char **ret_end) {
         if (!s || !isdigit((unsigned char) s[0]))
                 return -EINVAL;
         char *end;
@@ -95,6 +97,17 @@ int safe_atou64(const char *s, unsigned long long *ret) {
         unsigned long long v = strtoull(s, &end, 10);
         if (errno)
                 return -errno;
+        *ret = v;
+        *ret_end = end;
+        return 0;
+}
+
+int safe_atou64(const char *s, unsigned long long *ret) {
+        unsigned long long v;
+        const char *end;
+        int r = parse_u64_prefix(s, &v, &end);
+        if (r < 0)
+                return r;
         if (*end)
                 return -EINVAL;
         *ret = v;
@@ -116,13 +129,11 @@ int safe_atoi(const char *s, int *ret) {
 }
 
 int parse_size(const char *s, unsigned long long *ret) {
-        if (!s || !isdigit((unsigned char) s[0]))
-                return -EINVAL;
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno)
-                return -errno;
+        unsigned long long v;
+        const char *end;
+        int r = parse_u64_prefix(s, &v, &end);
+        if (r < 0)
+                return r;
         unsigned shift = 0;
         switch (*end) {
         case '\0':

@@ -478,27 +478,21 @@ static bool is_our_unit_name(const char *n) {
                (startswith(n, "bangerd@") && (endswith(n, ".service") || endswith(n, ".socket")));
 }
 
-static DIR *opendir_at(int dirfd, const char *name) {
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d)
-                safe_close(fd);
-        return d;
-}
-
 /* Call fn for each enablement link of ours: <unitdir>/<x>.wants|.requires/
  * <our unit>, symlinks only (what systemctl enable makes). */
 typedef int (*LinkFn)(int wants_fd, const char *wants, const char *name, void *userdata);
 static int foreach_enablement_link(int unitdir, LinkFn fn, void *userdata) {
-        DIR *d = opendir_at(unitdir, ".");
-        if (!d)
-                return -errno;
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(unitdir, ".", &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 if (!endswith(de->d_name, ".wants") && !endswith(de->d_name, ".requires"))
                         continue;
-                DIR *sd = opendir_at(dirfd(d), de->d_name);
-                for (struct dirent *e; sd && (e = readdir(sd));) {
+                _cleanup_closedir_ DIR *sd = NULL;
+                if (opendir_at(dirfd(d), de->d_name, &sd) < 0)
+                        continue;
+                for (struct dirent *e; (e = readdir(sd));) {
                         struct stat st;
                         if (!is_our_unit_name(e->d_name) ||
                             fstatat(dirfd(sd), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
@@ -507,10 +501,7 @@ static int foreach_enablement_link(int unitdir, LinkFn fn, void *userdata) {
                         if (q < 0 && r == 0)
                                 r = q;
                 }
-                if (sd)
-                        closedir(sd);
         }
-        closedir(d);
         return r;
 }
 

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -238,26 +237,6 @@ int sys_file_matches(int dirfd, const char *name, const void *data, size_t len, 
         return fd_content_equals(fd, data, len);
 }
 
-static int write_temp(int dirfd, const char *tmp, const void *data, size_t len, mode_t mode) {
-        _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        /* Our egid may not be 0 (sudo -g, setpriv); the umask may be
-         * narrower than mode. Both are fixed on the fd before the file has
-         * any content or name that others use. */
-        if ((st.st_uid != 0 || st.st_gid != 0) && fchown(fd, 0, 0) < 0)
-                return -errno;
-        if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
-                return -errno;
-        int r = loop_write(fd, data, len);
-        if (r < 0)
-                return r;
-        return fsync(fd) < 0 ? -errno : 0;
-}
-
 int sys_file_install(int dirfd, const char *name, const void *data, size_t len, mode_t mode, SysChange *ret) {
         int r = sys_file_matches(dirfd, name, data, len, mode);
         if (r < 0)
@@ -270,20 +249,9 @@ int sys_file_install(int dirfd, const char *name, const void *data, size_t len, 
         bool existed = fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
         if (existed && S_ISDIR(st.st_mode))
                 return -EISDIR;
-        uint64_t rnd = 0;
-        if (getrandom(&rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-                return -errno;
-        char tmp[300];
-        snprintf(tmp, sizeof(tmp), ".#%s.%016llx", name, (unsigned long long) rnd);
-        r = write_temp(dirfd, tmp, data, len, mode);
-        if (r >= 0 && renameat(dirfd, tmp, dirfd, name) < 0)
-                r = -errno;
-        if (r < 0) {
-                (void) unlinkat(dirfd, tmp, 0);
+        r = write_file_atomic_at_owned(dirfd, name, data, len, mode, 0, 0);
+        if (r < 0)
                 return r;
-        }
-        if (fsync(dirfd) < 0)
-                return -errno;
         *ret = existed ? SYS_UPDATED : SYS_CREATED;
         return 0;
 }

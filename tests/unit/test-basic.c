@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
@@ -16,6 +17,7 @@
 #include <sys/wait.h>
 
 #include "error.h"
+#include "file-tree.h"
 #include "fs-util.h"
 #include "io-util.h"
 #include "log.h"
@@ -110,6 +112,98 @@ static void test_atomic_write(void **state) {
         unlinkat(dfd, "f", 0);
         unlinkat(dfd, "link", 0);
         rmdir(tmpl);
+}
+
+static void test_atomic_write_owned(void **state) {
+        char tmpl[] = "/tmp/banger-test-XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, tmpl);
+        assert_true(dfd >= 0);
+        /* The umask does not narrow the mode; the owner is set too. */
+        mode_t old = umask(077);
+        uid_t uid = geteuid() == 0 ? 1234 : geteuid();
+        gid_t gid = geteuid() == 0 ? 5678 : getegid();
+        int r = write_file_atomic_at_owned(dfd, "unit", "[Unit]\n", 7, 0644, uid, gid);
+        umask(old);
+        assert_int_equal(r, 0);
+        struct stat st;
+        assert_int_equal(fstatat(dfd, "unit", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 0644);
+        assert_int_equal(st.st_uid, uid);
+        assert_int_equal(st.st_gid, gid);
+        assert_int_equal(st.st_size, 7);
+        /* Replacing keeps the name atomic and leaves no temp file. */
+        assert_int_equal(write_file_atomic_at_owned(dfd, "unit", "x", 1, 0600, uid, gid), 0);
+        assert_int_equal(fstatat(dfd, "unit", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(st.st_size, 1);
+        _cleanup_close_ int it = dup(dfd);
+        DIR *d = fdopendir(TAKE_FD(it));
+        assert_non_null(d);
+        unsigned n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        closedir(d);
+        assert_int_equal(n, 1);
+        assert_int_equal(unlinkat(dfd, "unit", 0), 0);
+        assert_int_equal(rmdir(tmpl), 0);
+}
+
+static unsigned count_entries(DIR *d) {
+        unsigned n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        return n;
+}
+
+static void test_opendir_at(void **state) {
+        char tmpl[] = "/tmp/banger-test-XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, tmpl);
+        assert_true(dfd >= 0);
+        assert_int_equal(mkdirat(dfd, "sub", 0700), 0);
+        assert_int_equal(write_file_atomic_at(dfd, "f", "x", 1, 0600), 0);
+        assert_int_equal(symlinkat("sub", dfd, "link"), 0);
+        /* Each stream reads the whole directory: no offset shared with
+         * dfd or with another stream. */
+        for (int i = 0; i < 2; i++) {
+                _cleanup_closedir_ DIR *d = NULL;
+                assert_int_equal(opendir_at(dfd, ".", &d), 0);
+                assert_int_equal(count_entries(d), 3);
+        }
+        _cleanup_closedir_ DIR *sub = NULL;
+        assert_int_equal(opendir_at(dfd, "sub", &sub), 0);
+        assert_int_equal(count_entries(sub), 0);
+        assert_true(fcntl(dirfd(sub), F_GETFD) & FD_CLOEXEC);
+        /* A symlink is never followed, a file is not a directory. */
+        DIR *none = NULL;
+        assert_int_equal(opendir_at(dfd, "link", &none), -ENOTDIR); /* followed, it would open sub */
+        assert_int_equal(opendir_at(dfd, "f", &none), -ENOTDIR);
+        assert_int_equal(opendir_at(dfd, "missing", &none), -ENOENT);
+        assert_null(none);
+        assert_int_equal(rm_rf_at(AT_FDCWD, tmpl), 0);
+}
+
+static void test_read_virtual_file(void **state) {
+        _cleanup_free_ char *comm = NULL, *cut = NULL, *status = NULL;
+        size_t len = 0;
+        /* procfs reports size 0; the content is read anyway. */
+        assert_int_equal(read_virtual_file_at(AT_FDCWD, "/proc/self/comm", 64, &comm, &len), 0);
+        assert_string_equal(comm, "test-basic\n");
+        assert_int_equal(len, 11);
+        /* Longer than max: cut there, still terminated. */
+        assert_int_equal(read_virtual_file_at(AT_FDCWD, "/proc/self/comm", 4, &cut, &len), 0);
+        assert_string_equal(cut, "test");
+        assert_int_equal(len, 4);
+        char self[32];
+        snprintf(self, sizeof(self), "/proc/%d", (int) getpid());
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, self);
+        assert_true(dfd >= 0);
+        assert_int_equal(read_virtual_file_at(dfd, "status", 1 << 16, &status, NULL), 0);
+        assert_non_null(strstr(status, "Name:\ttest-basic\n"));
+        char *none = NULL;
+        assert_int_equal(read_virtual_file_at(AT_FDCWD, "/proc/self/no-such-file", 64, &none, NULL), -ENOENT);
+        assert_null(none);
 }
 
 static void test_spawn(void **state) {
@@ -318,6 +412,9 @@ int main(void) {
                 cmocka_unit_test(test_utf8),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_atomic_write),
+                cmocka_unit_test(test_atomic_write_owned),
+                cmocka_unit_test(test_opendir_at),
+                cmocka_unit_test(test_read_virtual_file),
                 cmocka_unit_test(test_spawn),
                 cmocka_unit_test(test_spawn_umask_and_fds),
                 cmocka_unit_test(test_deadline_poll_ms),

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "disk-test-util.h"
-#include "ext2fs-error.h"
+#include "ext2fs-util.h"
 #include "ext4-edit.h"
 #include "fs-util.h"
 #include "guest-patch.h"
@@ -120,6 +120,41 @@ static void test_write_read_back(void **state) {
         assert_stat(e, "/etc/banger/deep", "0750", 1000, 1000);
         assert_stat(e, "/big", "0644", 0, 0);
         /* Blocks of the replaced 3 MiB file were freed: the fs is consistent. */
+        assert_fsck_clean(e);
+}
+
+/* More subdirectories and files than one directory block holds: creating
+ * them has to grow the parent (the expand paths of libext2fs_mkdir and
+ * libext2fs_link). */
+static void test_many_dirs(void **state) {
+        Env *e = *state;
+        Ext4Image *img = NULL;
+        assert_int_equal(ext4_image_open_fd(e->imgfd, &img), 0);
+        char path[256];
+        for (int i = 0; i < 60; i++) {
+                snprintf(path, sizeof(path), "/many/%0200d", i);
+                assert_int_equal(ext4_mkdir_p(img, path, 0700, 7, 8), 0);
+        }
+        assert_int_equal(ext4_mkdir_p(img, "/files", 0755, 0, 0), 0);
+        for (int i = 0; i < 60; i++) {
+                snprintf(path, sizeof(path), "/files/%0200d", i);
+                assert_int_equal(ext4_write_file(img, path, "f", 1, 0640, 9, 10), 0);
+        }
+        assert_int_equal(ext4_image_close(img), 0);
+        _cleanup_free_ char *files = debugfs(e, "ls -l", "/files");
+        size_t nf = 0;
+        for (const char *l = files; (l = strstr(l, "100640")); l++)
+                nf++;
+        assert_int_equal(nf, 60);
+        _cleanup_free_ char *ls = debugfs(e, "ls -l", "/many");
+        size_t n = 0;
+        for (const char *l = ls; (l = strstr(l, "40700")); l++)
+                n++;
+        assert_int_equal(n, 61); /* and "." */
+        snprintf(path, sizeof(path), "/many/%0200d", 59);
+        assert_stat(e, path, "0700", 7, 8);
+        _cleanup_free_ char *st = debugfs(e, "stat", "/many");
+        assert_non_null(strstr(st, "Size: 16384")); /* grown from one 4 KiB block */
         assert_fsck_clean(e);
 }
 
@@ -257,6 +292,7 @@ static void test_libext2fs_errors(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_write_read_back, env_setup, env_teardown),
+                cmocka_unit_test_setup_teardown(test_many_dirs, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_big_and_high_uid, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_path_validation, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_guest_patch, env_setup, env_teardown),

@@ -47,8 +47,7 @@ uint64_t disk_dm_cow_size(uint64_t base_size) {
 /* The errors FICLONE gives when the filesystem (or this pair of files)
  * cannot share extents: fall back rather than fail. */
 static bool reflink_unsupported(int err) {
-        return err == EOPNOTSUPP || err == ENOTTY || err == EXDEV || err == EINVAL || err == ENOSYS ||
-               err == EPERM;
+        return err == EOPNOTSUPP || err == ENOTTY || err == EXDEV || err == EINVAL || err == ENOSYS || err == EPERM;
 }
 
 static int copy_range_slow(int src, int dst, off_t off, off_t end) {
@@ -177,14 +176,34 @@ int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *d
         DiskCloneMethod used = 0;
         if ((r = clone_into(src, dst, st.st_size, allowed, &used)) < 0)
                 return r;
-        if ((r = disk_fault_point("clone-fsync")) < 0)
+        if ((r = disk_sync_commit(dst, dst_name, "clone-fsync", &undo)) < 0)
                 return r;
-        if (fsync(dst) < 0)
-                return error_setf(-errno, "fsync of %s failed: %s", dst_name, strerror(errno));
-        undo_commit(&undo);
         log_debug("cloned %s to %s with %s", src_name, dst_name, disk_clone_method_to_string(used));
         if (ret_used)
                 *ret_used = used;
+        return 0;
+}
+
+int disk_clone_file_open(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name,
+                         DiskCloneMethod allowed, UndoStack *undo, DiskCloneMethod *ret_used) {
+        int r = disk_clone(src_dirfd, src_name, dst_dirfd, dst_name, allowed & DISK_CLONE_FILE, ret_used);
+        if (r < 0)
+                return r;
+        if ((r = undo_push_unlink(undo, dst_dirfd, dst_name)) < 0)
+                return r;
+        int fd = open_beneath(dst_dirfd, dst_name, O_RDWR | O_NOCTTY, 0);
+        if (fd < 0)
+                return error_setf(fd, "cannot open %s: %s", dst_name, strerror(-fd));
+        return fd;
+}
+
+int disk_sync_commit(int fd, const char *name, const char *step, UndoStack *undo) {
+        int r = disk_fault_point(step);
+        if (r < 0)
+                return r;
+        if (fsync(fd) < 0)
+                return error_setf(-errno, "fsync of %s failed: %s", name, strerror(errno));
+        undo_commit(undo);
         return 0;
 }
 

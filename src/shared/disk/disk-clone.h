@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "undo.h"
+
 typedef enum DiskCloneMethod {
         DISK_CLONE_REFLINK = 1 << 0,
         DISK_CLONE_DM_SNAPSHOT = 1 << 1,
@@ -32,6 +34,17 @@ const char *disk_clone_method_to_string(DiskCloneMethod m);
  * used is stored in *ret_used (may be NULL) on success. */
 int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name, DiskCloneMethod allowed,
                DiskCloneMethod *ret_used);
+
+/* disk_clone() with only the methods among allowed whose result is a
+ * complete file (reflink, sparse copy), its removal recorded on undo, then
+ * opened read-write for the caller to edit: the fd, or -errno with a
+ * message. */
+int disk_clone_file_open(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name,
+                         DiskCloneMethod allowed, UndoStack *undo, DiskCloneMethod *ret_used);
+
+/* The last step of a disk setup: the fault point step, fsync of the file
+ * (name for the message), then undo_commit(). */
+int disk_sync_commit(int fd, const char *name, const char *step, UndoStack *undo);
 
 /* Which method disk_clone() would use for a clone into dirfd (for doctor):
  * reflink if FICLONE works there (tested on two unnamed O_TMPFILE files, so

@@ -22,20 +22,13 @@ int rootdisk_create(int base_dirfd, const char *base_name, int dirfd, const char
         /* The patch edits a plain ext4 file; a dm COW store has no
          * filesystem of its own to edit before the snapshot exists. */
         DiskCloneMethod used = 0;
-        if ((r = disk_clone(base_dirfd, base_name, dirfd, name, allowed & DISK_CLONE_FILE, &used)) < 0)
-                return r;
-        if ((r = undo_push_unlink(&undo, dirfd, name)) < 0)
-                return r;
-        _cleanup_close_ int fd = open_beneath(dirfd, name, O_RDWR | O_NOCTTY, 0);
+        _cleanup_close_ int fd = disk_clone_file_open(base_dirfd, base_name, dirfd, name, allowed, &undo, &used);
         if (fd < 0)
-                return error_setf(fd, "cannot open %s: %s", name, strerror(-fd));
+                return fd;
         if ((r = guest_patch_apply_fd(fd, patch)) < 0)
                 return r;
-        if ((r = disk_fault_point("rootdisk-fsync")) < 0)
+        if ((r = disk_sync_commit(fd, name, "rootdisk-fsync", &undo)) < 0)
                 return r;
-        if (fsync(fd) < 0)
-                return error_setf(-errno, "fsync of %s failed: %s", name, strerror(errno));
-        undo_commit(&undo);
         if (ret_used)
                 *ret_used = used;
         return 0;

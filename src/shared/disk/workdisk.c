@@ -94,15 +94,13 @@ int workdisk_create(int dirfd, const char *name, uint64_t size) {
                 return r;
         /* Lazy init and no discard: a fresh sparse file is already zero, so
          * formatting 64 GiB costs the same as 1 GiB. */
-        const char *args[] = { "-F", "-q", "-b", "4096", "-m", "0", "-L", "banger-work", "-E",
-                               "lazy_itable_init=1,lazy_journal_init=1,nodiscard", NULL };
+        const char *args[] = { "-F", "-q", "-b",          "4096", "-m",
+                               "0",  "-L", "banger-work", "-E",   "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+                               NULL };
         if ((r = disk_run_e2fs_tool("mkfs.ext4", args, fd, 0)) < 0)
                 return r;
-        if ((r = disk_fault_point("workdisk-fsync")) < 0)
+        if ((r = disk_sync_commit(fd, name, "workdisk-fsync", &undo)) < 0)
                 return r;
-        if (fsync(fd) < 0)
-                return error_setf(-errno, "fsync of %s failed: %s", name, strerror(errno));
-        undo_commit(&undo);
         return 0;
 }
 
@@ -131,14 +129,10 @@ int workdisk_from_seed(int seed_dirfd, const char *seed_name, int dirfd, const c
         _cleanup_undo_ UndoStack undo = UNDO_STACK_INIT;
         DiskCloneMethod used = 0;
         /* The work disk must be a complete file: dm-snapshot is not an option. */
-        int r = disk_clone(seed_dirfd, seed_name, dirfd, name, allowed & DISK_CLONE_FILE, &used);
-        if (r < 0)
-                return r;
-        if ((r = undo_push_unlink(&undo, dirfd, name)) < 0)
-                return r;
-        _cleanup_close_ int fd = open_beneath(dirfd, name, O_RDWR | O_NOCTTY, 0);
+        _cleanup_close_ int fd = disk_clone_file_open(seed_dirfd, seed_name, dirfd, name, allowed, &undo, &used);
         if (fd < 0)
-                return error_setf(fd, "cannot open %s: %s", name, strerror(-fd));
+                return fd;
+        int r;
         if ((r = disk_fault_point("workdisk-e2fsck")) < 0)
                 return r;
         /* resize2fs insists on a freshly checked filesystem; exit 1 means
@@ -148,11 +142,8 @@ int workdisk_from_seed(int seed_dirfd, const char *seed_name, int dirfd, const c
                 return r;
         if ((r = workdisk_grow(fd, name, size)) < 0)
                 return r;
-        if ((r = disk_fault_point("workdisk-fsync")) < 0)
+        if ((r = disk_sync_commit(fd, name, "workdisk-fsync", &undo)) < 0)
                 return r;
-        if (fsync(fd) < 0)
-                return error_setf(-errno, "fsync of %s failed: %s", name, strerror(errno));
-        undo_commit(&undo);
         if (ret_used)
                 *ret_used = used;
         return 0;

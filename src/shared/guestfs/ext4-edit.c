@@ -12,7 +12,7 @@
 
 #include "disk-fault.h"
 #include "error.h"
-#include "ext2fs-error.h"
+#include "ext2fs-util.h"
 #include "fs-util.h"
 #include "log.h"
 
@@ -143,15 +143,8 @@ static int read_inode(Ext4Image *img, ext2_ino_t ino, struct ext2_inode *ret) {
 
 static int new_dir(Ext4Image *img, ext2_ino_t parent, const char *name, mode_t mode, uid_t uid, gid_t gid,
                    ext2_ino_t *ret) {
-        ext2_ino_t ino;
-        errcode_t e = ext2fs_new_inode(img->fs, parent, LINUX_S_IFDIR | 0755, NULL, &ino);
-        if (!e)
-                e = ext2fs_mkdir(img->fs, parent, ino, name);
-        if (e == EXT2_ET_DIR_NO_SPACE) {
-                e = ext2fs_expand_dir(img->fs, parent);
-                if (!e)
-                        e = ext2fs_mkdir(img->fs, parent, ino, name);
-        }
+        ext2_ino_t ino = 0;
+        errcode_t e = libext2fs_mkdir(img->fs, parent, name, &ino);
         if (e)
                 return fail(e, "cannot create directory", name);
         struct ext2_inode inode;
@@ -280,12 +273,7 @@ static int remove_entry(Ext4Image *img, ext2_ino_t parent, const char *name, ext
 }
 
 static int link_entry(Ext4Image *img, ext2_ino_t parent, const char *name, ext2_ino_t ino, int type) {
-        errcode_t e = ext2fs_link(img->fs, parent, name, ino, type);
-        if (e == EXT2_ET_DIR_NO_SPACE) {
-                e = ext2fs_expand_dir(img->fs, parent);
-                if (!e)
-                        e = ext2fs_link(img->fs, parent, name, ino, type);
-        }
+        errcode_t e = libext2fs_link(img->fs, parent, name, ino, type);
         return e ? fail(e, "cannot link", name) : 0;
 }
 

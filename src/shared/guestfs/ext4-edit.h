@@ -54,8 +54,7 @@ int ext4_set_attrs(Ext4Image *img, const char *path, mode_t mode, uid_t uid, gid
  * entry (file or symlink) is unlinked and its blocks freed; a directory
  * there gives -EISDIR. Data is written through extents when the filesystem
  * has them. */
-int ext4_write_file(Ext4Image *img, const char *path, const void *data, size_t len, mode_t mode, uid_t uid,
-                    gid_t gid);
+int ext4_write_file(Ext4Image *img, const char *path, const void *data, size_t len, mode_t mode, uid_t uid, gid_t gid);
 
 /* Same, with the content read from a host fd (regular file, <= EXT4_FILE_MAX). */
 int ext4_write_file_from_fd(Ext4Image *img, const char *path, int fd, mode_t mode, uid_t uid, gid_t gid);

@@ -90,8 +90,7 @@ int guest_patch_validate(const GuestPatch *p) {
                 return error_setf(-E2BIG, "too many guest file copies (%zu)", p->n_files);
         for (size_t i = 0; i < p->n_files; i++)
                 if (!ext4_guest_path_is_valid(p->files[i].guest_path) || p->files[i].src_fd < 0)
-                        return error_setf(-EINVAL, "invalid guest file copy '%s'",
-                                          p->files[i].guest_path ?: "(null)");
+                        return error_setf(-EINVAL, "invalid guest file copy '%s'", p->files[i].guest_path ?: "(null)");
         return 0;
 }
 

@@ -22,12 +22,12 @@ typedef struct GuestFileCopy {
 } GuestFileCopy;
 
 typedef struct GuestPatch {
-        const char *hostname;        /* required: the VM name */
-        const char *address;         /* "172.16.0.2/24"; NULL: no network.conf */
-        const char *gateway;         /* "172.16.0.1" */
-        const char *mac;             /* "02:fc:00:00:00:02" */
+        const char *hostname;                     /* required: the VM name */
+        const char *address;                      /* "172.16.0.2/24"; NULL: no network.conf */
+        const char *gateway;                      /* "172.16.0.1" */
+        const char *mac;                          /* "02:fc:00:00:00:02" */
         const char *dns[GUEST_PATCH_DNS_MAX + 1]; /* NULL-terminated; empty: resolv.conf left alone */
-        const char *authorized_keys; /* NULL: left alone */
+        const char *authorized_keys;              /* NULL: left alone */
         const GuestFileCopy *files;
         size_t n_files;
 } GuestPatch;

@@ -44,42 +44,41 @@ static const struct {
 
 /* /init: the approach of tests/images/initramfs-init (measured to boot
  * Debian's kernel under QEMU microvm), which it mirrors. */
-static const char init_script[] =
-        "#!/bin/sh\n"
-        "# banger initramfs: load the root-disk modules, mount the root, switch_root.\n"
-        "PATH=/bin\n"
-        "export PATH\n"
-        "mount -t proc proc /proc\n"
-        "mount -t sysfs sysfs /sys\n"
-        "mount -t devtmpfs devtmpfs /dev\n"
-        "exec </dev/console >/dev/console 2>&1\n"
-        "root=/dev/vda\n"
-        "rootflags=rw\n"
-        "for arg in $(cat /proc/cmdline); do\n"
-        "        case \"$arg\" in\n"
-        "        root=/dev/*) root=${arg#root=} ;;\n"
-        "        ro) rootflags=ro ;;\n"
-        "        esac\n"
-        "done\n"
-        "while read -r mod; do\n"
-        "        insmod \"/lib/modules/$mod\" || echo \"initramfs: insmod $mod failed\"\n"
-        "done </etc/modules-load\n"
-        "i=0\n"
-        "while [ ! -b \"$root\" ] && [ $i -lt 100 ]; do\n"
-        "        sleep 0.1\n"
-        "        i=$((i + 1))\n"
-        "done\n"
-        "if [ ! -b \"$root\" ]; then\n"
-        "        echo \"initramfs: root device $root did not appear\"\n"
-        "        exec sh\n"
-        "fi\n"
-        "if ! mount -t ext4 -o \"$rootflags\" \"$root\" /newroot; then\n"
-        "        echo \"initramfs: cannot mount $root\"\n"
-        "        exec sh\n"
-        "fi\n"
-        "mount --move /dev /newroot/dev\n"
-        "umount /proc /sys\n"
-        "exec switch_root /newroot /sbin/init\n";
+static const char init_script[] = "#!/bin/sh\n"
+                                  "# banger initramfs: load the root-disk modules, mount the root, switch_root.\n"
+                                  "PATH=/bin\n"
+                                  "export PATH\n"
+                                  "mount -t proc proc /proc\n"
+                                  "mount -t sysfs sysfs /sys\n"
+                                  "mount -t devtmpfs devtmpfs /dev\n"
+                                  "exec </dev/console >/dev/console 2>&1\n"
+                                  "root=/dev/vda\n"
+                                  "rootflags=rw\n"
+                                  "for arg in $(cat /proc/cmdline); do\n"
+                                  "        case \"$arg\" in\n"
+                                  "        root=/dev/*) root=${arg#root=} ;;\n"
+                                  "        ro) rootflags=ro ;;\n"
+                                  "        esac\n"
+                                  "done\n"
+                                  "while read -r mod; do\n"
+                                  "        insmod \"/lib/modules/$mod\" || echo \"initramfs: insmod $mod failed\"\n"
+                                  "done </etc/modules-load\n"
+                                  "i=0\n"
+                                  "while [ ! -b \"$root\" ] && [ $i -lt 100 ]; do\n"
+                                  "        sleep 0.1\n"
+                                  "        i=$((i + 1))\n"
+                                  "done\n"
+                                  "if [ ! -b \"$root\" ]; then\n"
+                                  "        echo \"initramfs: root device $root did not appear\"\n"
+                                  "        exec sh\n"
+                                  "fi\n"
+                                  "if ! mount -t ext4 -o \"$rootflags\" \"$root\" /newroot; then\n"
+                                  "        echo \"initramfs: cannot mount $root\"\n"
+                                  "        exec sh\n"
+                                  "fi\n"
+                                  "mount --move /dev /newroot/dev\n"
+                                  "umount /proc /sys\n"
+                                  "exec switch_root /newroot /sbin/init\n";
 
 static const char *const applets[] = { "sh", "mount", "umount", "insmod", "sleep", "cat", "echo", "switch_root", NULL };
 
@@ -101,8 +100,8 @@ static bool module_path_is(const char *path, const char *name) {
 }
 
 typedef struct DepTable {
-        char *text;    /* modules.dep, edited in place */
-        char **lines;  /* "path: dep dep" */
+        char *text;   /* modules.dep, edited in place */
+        char **lines; /* "path: dep dep" */
         size_t n;
         char *builtin; /* modules.builtin, may be NULL */
 } DepTable;
@@ -280,8 +279,8 @@ static int read_module(int modules_fd, const char *path, void **ret, size_t *ret
         return 0;
 }
 
-static int cpio_add(struct archive *w, const char *path, mode_t mode, const void *data, size_t len,
-                    const char *link, dev_t rdev) {
+static int cpio_add(struct archive *w, const char *path, mode_t mode, const void *data, size_t len, const char *link,
+                    dev_t rdev) {
         _cleanup_(archive_entry_freep) struct archive_entry *e = archive_entry_new();
         if (!e)
                 return -ENOMEM;
@@ -360,14 +359,17 @@ int initramfs_build(int modules_fd, const char *busybox, int out_dirfd, const ch
         int r = initramfs_resolve_modules(modules_fd, &paths);
         if (r < 0)
                 return r;
-        _cleanup_close_ int fd = openat(out_dirfd, out_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        _cleanup_close_ int fd =
+                openat(out_dirfd, out_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
         _cleanup_(archive_write_freep) struct archive *w = archive_write_new();
         if (!w)
                 r = -ENOMEM;
-        else if (archive_write_set_format_cpio_newc(w) != ARCHIVE_OK || archive_write_add_filter_gzip(w) != ARCHIVE_OK ||
-                 archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK || archive_write_open_fd(w, fd) != ARCHIVE_OK)
+        else if (archive_write_set_format_cpio_newc(w) != ARCHIVE_OK ||
+                 archive_write_add_filter_gzip(w) != ARCHIVE_OK ||
+                 archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
+                 archive_write_open_fd(w, fd) != ARCHIVE_OK)
                 r = error_setf(-EIO, "initramfs: %s", archive_error_string(w));
         if (r >= 0)
                 r = add_skeleton(w, busybox);

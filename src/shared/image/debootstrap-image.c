@@ -34,11 +34,11 @@ typedef struct Build {
         const DebootstrapImageOptions *o;
         Store *store;
         const char *state_dir;
-        char *tmp_name;  /* beneath images/ */
-        char *tmp_path;  /* absolute */
+        char *tmp_name; /* beneath images/ */
+        char *tmp_path; /* absolute */
         int images_fd;
         int tmp_fd;
-        char *release;   /* kernel release, from the package's lib/modules */
+        char *release; /* kernel release, from the package's lib/modules */
         char *kernel_name;
         KernelRecord kernel;
         bool kernel_imported;
@@ -64,11 +64,12 @@ static int run_tool(Build *b, char *const argv[], const char *log_name, usec_t t
         SpawnOptions so;
         Process p = PROCESS_NULL;
         int status = 0;
-        _cleanup_close_ int logfd = openat(b->tmp_fd, log_name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        _cleanup_close_ int logfd =
+                openat(b->tmp_fd, log_name, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (logfd < 0)
                 return -errno;
-        static char *const env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                     "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive", NULL };
+        static char *const env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C",
+                                     "DEBIAN_FRONTEND=noninteractive", NULL };
         spawn_options_init(&so);
         so.stdout_fd = so.stderr_fd = logfd;
         so.umask = 022; /* the modes land in the guest */
@@ -147,10 +148,15 @@ static int stage_debootstrap(Build *b) {
         if (pipe2(pfd, O_CLOEXEC) < 0)
                 return -errno;
         _cleanup_close_ int rd = pfd[0], wr = pfd[1];
-        char *argv[] = { (char *) "debootstrap", (char *) "--variant=minbase", (char *) "--include=" DEBOOTSTRAP_INCLUDE,
-                         (char *) b->o->suite, root, (char *) b->o->mirror, NULL };
-        static char *const env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                     "LC_ALL=C", "DEBIAN_FRONTEND=noninteractive", NULL };
+        char *argv[] = { (char *) "debootstrap",
+                         (char *) "--variant=minbase",
+                         (char *) "--include=" DEBOOTSTRAP_INCLUDE,
+                         (char *) b->o->suite,
+                         root,
+                         (char *) b->o->mirror,
+                         NULL };
+        static char *const env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C",
+                                     "DEBIAN_FRONTEND=noninteractive", NULL };
         SpawnOptions so;
         Process p = PROCESS_NULL;
         spawn_options_init(&so);
@@ -186,20 +192,17 @@ static int open_packages_index(Build *b) {
         lists = fd;
         if (asprintf(&pattern, "*_dists_%s_main_binary-amd64_Packages", b->o->suite) < 0)
                 return -ENOMEM;
-        int dfd = fcntl(lists, F_DUPFD_CLOEXEC, 3);
-        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!d) {
-                safe_close(dfd);
-                return -errno;
-        }
-        int r = error_setf(-ENOENT, "no Packages index for %s main in the debootstrapped tree", b->o->suite);
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(lists, ".", &d);
+        if (r < 0)
+                return r;
+        r = error_setf(-ENOENT, "no Packages index for %s main in the debootstrapped tree", b->o->suite);
         for (struct dirent *de; (de = readdir(d));)
                 if (fnmatch(pattern, de->d_name, 0) == 0) {
                         r = openat(lists, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
                         r = r < 0 ? -errno : r;
                         break;
                 }
-        closedir(d);
         return r;
 }
 
@@ -250,18 +253,16 @@ static int fetch_kernel_package(Build *b, const DebianPackage *pkg, char **ret_p
 
 /* The one lib/modules/<release> of the unpacked package. */
 static int find_release(Build *b) {
-        int fd = open_beneath(b->tmp_fd, "kpkg/lib/modules", O_RDONLY | O_DIRECTORY, 0);
+        _cleanup_close_ int fd = open_beneath(b->tmp_fd, "kpkg/lib/modules", O_RDONLY | O_DIRECTORY, 0);
         if (fd < 0)
                 return error_setf(fd, "the kernel package has no lib/modules");
-        DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(fd, ".", &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));)
                 if (de->d_name[0] != '.' && !b->release)
                         b->release = strdup(de->d_name);
-        closedir(d);
         return b->release ? 0 : error_setf(-ENOENT, "the kernel package has no module tree");
 }
 
@@ -288,10 +289,18 @@ static int stage_kernel_package(Build *b) {
 /* Hardware a microVM never has: left out of the guest's module tree. */
 static bool skip_module_dir(const char *rel, bool is_dir, void *userdata) {
         static const char *const skip[] = {
-                "kernel/sound",          "kernel/drivers/gpu",     "kernel/drivers/media",
-                "kernel/drivers/net/wireless", "kernel/drivers/net/ethernet", "kernel/drivers/infiniband",
-                "kernel/drivers/staging", "kernel/drivers/bluetooth", "kernel/drivers/iio",
-                "kernel/drivers/isdn",   "kernel/drivers/usb",     "kernel/drivers/hid",
+                "kernel/sound",
+                "kernel/drivers/gpu",
+                "kernel/drivers/media",
+                "kernel/drivers/net/wireless",
+                "kernel/drivers/net/ethernet",
+                "kernel/drivers/infiniband",
+                "kernel/drivers/staging",
+                "kernel/drivers/bluetooth",
+                "kernel/drivers/iio",
+                "kernel/drivers/isdn",
+                "kernel/drivers/usb",
+                "kernel/drivers/hid",
         };
         for (size_t i = 0; is_dir && i < ELEMENTSOF(skip); i++)
                 if (streq(rel, skip[i]))
@@ -364,25 +373,23 @@ static int stage_kernel_import(Build *b) {
 
 /* ---- guest configuration ---- */
 
-static const char fstab[] =
-        "# Written by banger. The work disk holds /root and is optional.\n"
-        "/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
-        "/dev/vdb /root ext4 defaults,nofail,x-systemd.device-timeout=5s 0 2\n";
+static const char fstab[] = "# Written by banger. The work disk holds /root and is optional.\n"
+                            "/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
+                            "/dev/vdb /root ext4 defaults,nofail,x-systemd.device-timeout=5s 0 2\n";
 
-static const char agent_unit[] =
-        "[Unit]\n"
-        "Description=banger guest agent\n"
-        "After=local-fs.target systemd-modules-load.service\n"
-        "Before=network.target ssh.service\n"
-        "Wants=network.target\n"
-        "\n"
-        "[Service]\n"
-        "ExecStart=/usr/local/bin/banger-agent --setup-network --serve\n"
-        "Restart=always\n"
-        "RestartSec=1\n"
-        "\n"
-        "[Install]\n"
-        "WantedBy=multi-user.target\n";
+static const char agent_unit[] = "[Unit]\n"
+                                 "Description=banger guest agent\n"
+                                 "After=local-fs.target systemd-modules-load.service\n"
+                                 "Before=network.target ssh.service\n"
+                                 "Wants=network.target\n"
+                                 "\n"
+                                 "[Service]\n"
+                                 "ExecStart=/usr/local/bin/banger-agent --setup-network --serve\n"
+                                 "Restart=always\n"
+                                 "RestartSec=1\n"
+                                 "\n"
+                                 "[Install]\n"
+                                 "WantedBy=multi-user.target\n";
 
 /* Host keys are made on each VM's first boot, not shared by every VM built
  * from the image; sshd -t (ssh.service's own check) needs them first. Only
@@ -398,14 +405,13 @@ static const char hostkey_unit[] =
         "Type=oneshot\n"
         "ExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key\n";
 
-static const char ssh_dropin[] =
-        "[Unit]\n"
-        "Requires=banger-ssh-hostkey.service\n"
-        "After=banger-ssh-hostkey.service\n"
-        "\n"
-        "[Service]\n"
-        "ExecStartPre=\n"
-        "ExecStartPre=/usr/sbin/sshd -t\n";
+static const char ssh_dropin[] = "[Unit]\n"
+                                 "Requires=banger-ssh-hostkey.service\n"
+                                 "After=banger-ssh-hostkey.service\n"
+                                 "\n"
+                                 "[Service]\n"
+                                 "ExecStartPre=\n"
+                                 "ExecStartPre=/usr/sbin/sshd -t\n";
 
 /* Without it sshd looks for the RSA and ECDSA keys too and logs their absence. */
 static const char sshd_hostkey_conf[] = "HostKey /etc/ssh/ssh_host_ed25519_key\n";
@@ -463,28 +469,25 @@ static int guest_prune(int root, const char *rel, const char *pattern) {
         _cleanup_close_ int fd = open_beneath(root, rel, O_RDONLY | O_DIRECTORY, 0);
         if (fd < 0)
                 return fd == -ENOENT ? 0 : fd;
-        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!d) {
-                safe_close(dfd);
-                return -errno;
-        }
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(fd, ".", &d);
         for (struct dirent *de; r >= 0 && (de = readdir(d));) {
                 struct stat st;
                 if (fnmatch(pattern, de->d_name, FNM_PERIOD) == 0 &&
                     fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) >= 0 && S_ISREG(st.st_mode))
                         r = unlinkat(fd, de->d_name, 0) < 0 ? -errno : 0;
         }
-        closedir(d);
         return r;
 }
 
 static int stage_configure(Build *b) {
-        static const char *const dirs[] = { "etc/banger", "etc/modules-load.d", "etc/systemd/system/ssh.service.d",
+        static const char *const dirs[] = { "etc/banger",
+                                            "etc/modules-load.d",
+                                            "etc/systemd/system/ssh.service.d",
                                             "etc/ssh/sshd_config.d",
                                             "etc/systemd/system/getty.target.wants",
-                                            "etc/systemd/system/multi-user.target.wants", "usr/local/bin" };
+                                            "etc/systemd/system/multi-user.target.wants",
+                                            "usr/local/bin" };
         progress_report(&b->o->progress, "rootfs", "configuring", 0, 0);
         _cleanup_close_ int root = open_beneath(b->tmp_fd, "root", O_RDONLY | O_DIRECTORY, 0);
         if (root < 0)
@@ -557,9 +560,22 @@ static int stage_rootfs(Build *b, uint64_t *ret_size) {
         progress_report(&b->o->progress, "rootfs", "mkfs.ext4", 0, size);
         if (mkdirat(b->tmp_fd, "out", 0755) < 0)
                 return -errno;
-        char *argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-t", (char *) "ext4",
-                         (char *) "-L", (char *) "banger-root", (char *) "-N", inode_arg, (char *) "-E",
-                         (char *) "root_owner=0:0", (char *) "-d", root, img, size_arg, NULL };
+        char *argv[] = { (char *) "mkfs.ext4",
+                         (char *) "-q",
+                         (char *) "-F",
+                         (char *) "-t",
+                         (char *) "ext4",
+                         (char *) "-L",
+                         (char *) "banger-root",
+                         (char *) "-N",
+                         inode_arg,
+                         (char *) "-E",
+                         (char *) "root_owner=0:0",
+                         (char *) "-d",
+                         root,
+                         img,
+                         size_arg,
+                         NULL };
         r = run_tool(b, argv, "mkfs.log", TOOL_TIMEOUT);
         if (r < 0)
                 return r;
@@ -582,8 +598,13 @@ static int stage_register(Build *b, uint64_t size, ImageRecord *ret) {
         if (renameat2(b->tmp_fd, "out", b->images_fd, b->o->name, RENAME_NOREPLACE) < 0)
                 return errno == EEXIST ? error_setf(-EEXIST, "%s exists but is not a registered image", dir) : -errno;
         (void) fsync(b->images_fd);
-        ImageRecord img = { .id = id, .name = (char *) b->o->name, .kernel_id = b->kernel.id,
-                            .rootfs_path = rootfs, .managed = true, .size = size, .source = source };
+        ImageRecord img = { .id = id,
+                            .name = (char *) b->o->name,
+                            .kernel_id = b->kernel.id,
+                            .rootfs_path = rootfs,
+                            .managed = true,
+                            .size = size,
+                            .source = source };
         r = store_image_insert(b->store, &img);
         if (r < 0) {
                 (void) rm_rf_at(b->images_fd, b->o->name);
@@ -591,9 +612,14 @@ static int stage_register(Build *b, uint64_t size, ImageRecord *ret) {
         }
         /* Registered: a failed strdup below only leaves a field NULL. */
         if (ret)
-                *ret = (ImageRecord){ .id = strdup(id), .name = strdup(b->o->name), .kernel_id = strdup(b->kernel.id),
-                                      .rootfs_path = TAKE_PTR(rootfs), .source = TAKE_PTR(source), .managed = true,
-                                      .size = size, .created_at = img.created_at };
+                *ret = (ImageRecord){ .id = strdup(id),
+                                      .name = strdup(b->o->name),
+                                      .kernel_id = strdup(b->kernel.id),
+                                      .rootfs_path = TAKE_PTR(rootfs),
+                                      .source = TAKE_PTR(source),
+                                      .managed = true,
+                                      .size = size,
+                                      .created_at = img.created_at };
         return 0;
 }
 
@@ -664,8 +690,8 @@ static int build_open(Build *b) {
 }
 
 int debootstrap_image_build(Store *s, const char *state_dir, const DebootstrapImageOptions *o, ImageRecord *ret) {
-        _cleanup_(build_done) Build b = { .o = o, .store = s, .state_dir = state_dir, .images_fd = -EBADF,
-                                          .tmp_fd = -EBADF };
+        _cleanup_(build_done)
+                Build b = { .o = o, .store = s, .state_dir = state_dir, .images_fd = -EBADF, .tmp_fd = -EBADF };
         uint64_t size = 0;
         int r = build_checks(s, o);
         if (r >= 0)

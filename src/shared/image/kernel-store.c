@@ -22,8 +22,6 @@
 
 #define MANIFEST_MAX (64U << 10)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
-
 /* What an import reads: fds opened once, so nothing is looked up twice. */
 typedef struct KernelSource {
         int kernel_fd;
@@ -47,21 +45,16 @@ static void kernel_source_done(KernelSource *k) {
 
 /* The one regular file in dirfd/sub matching any pattern, by name; symlinks
  * are not candidates. Returns 1 and the name, 0 when none, -ENOTUNIQ. */
-static int find_candidate(int root_fd, const char *sub, const char *const *patterns, const char *what,
-                          char **ret) {
+static int find_candidate(int root_fd, const char *sub, const char *const *patterns, const char *what, char **ret) {
         _cleanup_free_ char *found = NULL;
-        int fd = sub ? open_beneath(root_fd, sub, O_RDONLY | O_DIRECTORY, 0)
-                     : RET_NERRNO(fcntl(root_fd, F_DUPFD_CLOEXEC, 3));
-        if (fd < 0)
-                return fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 0 : fd;
-        _cleanup_(closedirp) DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
-        /* A dup shares the file offset with root_fd: an earlier scan of the
-         * same directory left it at the end. */
-        rewinddir(d);
+        _cleanup_close_ int sub_fd = sub ? open_beneath(root_fd, sub, O_RDONLY | O_DIRECTORY, 0) : -EBADF;
+        if (sub && sub_fd < 0)
+                return sub_fd == -ENOENT || sub_fd == -ENOTDIR || sub_fd == -ELOOP ? 0 : sub_fd;
+        /* A stream of its own: an earlier scan of root_fd moves no offset here. */
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(sub ? sub_fd : root_fd, ".", &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 struct stat st;
                 bool match = false;
@@ -91,8 +84,9 @@ static int find_in_tree(int dirfd, const char *const *patterns, const char *what
 
 static int source_from_dir(int dirfd, const char *from, KernelSource *src) {
         static const char *const kernels[] = { "vmlinuz-*", "vmlinux-*", "vmlinuz", "vmlinux", "bzImage", NULL };
-        static const char *const initrds[] = { "initrd.img-*", "initrd.img", "initrd-*", "initrd",
-                                               "initramfs-*", NULL };
+        static const char *const initrds[] = {
+                "initrd.img-*", "initrd.img", "initrd-*", "initrd", "initramfs-*", NULL
+        };
         static const char *const module_dirs[] = { "lib/modules", "usr/lib/modules", "modules" };
         _cleanup_free_ char *kname = NULL, *iname = NULL;
 
@@ -162,16 +156,14 @@ static int source_pick_modules(KernelSource *src, const char *release) {
                 return 0;
         _cleanup_free_ char *only = NULL;
         unsigned n = 0;
-        int fd = fcntl(src->modules_parent_fd, F_DUPFD_CLOEXEC, 3);
-        _cleanup_(closedirp) DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(src->modules_parent_fd, ".", &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 struct stat st;
-                if (!version_name_ok(de->d_name) ||
-                    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                if (!version_name_ok(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+                    !S_ISDIR(st.st_mode))
                         continue;
                 n++;
                 if (n == 1 || streq(de->d_name, release)) {
@@ -244,12 +236,12 @@ static int write_manifest(int dfd, const char *name, const KernelFiles *f, const
                 return -ENOMEM;
         if (f->has_initrd && json_object_set_new(files, "initrd", file_json(f->initrd_size, f->initrd_sha)) < 0)
                 return -ENOMEM;
-        _cleanup_(json_decrefp) json_t *m = json_pack(
-                "{s:s, s:s?, s:s?, s:s, s:s, s:O, s:s?, s:s}", "name", name, "version",
-                f->info.release[0] ? f->info.release : NULL, "banner", f->info.banner[0] ? f->info.banner : NULL,
-                "format", kernel_format_to_string(f->info.format), "compression",
-                kernel_compression_to_string(f->info.compression), "files", files, "modules_version",
-                modules_version, "created_at", format_timestamp(ts, sizeof(ts), created));
+        _cleanup_(json_decrefp) json_t *m =
+                json_pack("{s:s, s:s?, s:s?, s:s, s:s, s:O, s:s?, s:s}", "name", name, "version",
+                          f->info.release[0] ? f->info.release : NULL, "banner",
+                          f->info.banner[0] ? f->info.banner : NULL, "format", kernel_format_to_string(f->info.format),
+                          "compression", kernel_compression_to_string(f->info.compression), "files", files,
+                          "modules_version", modules_version, "created_at", format_timestamp(ts, sizeof(ts), created));
         _cleanup_free_ char *text = m ? json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
         if (!text)
                 return -ENOMEM;
@@ -259,8 +251,7 @@ static int write_manifest(int dfd, const char *name, const KernelFiles *f, const
 }
 
 /* Fill the temporary directory: kernel files, initrd, modules, manifest. */
-static int build_kernel_dir(KernelSource *src, int dfd, const KernelImportOptions *o, KernelFiles *f,
-                            usec_t created) {
+static int build_kernel_dir(KernelSource *src, int dfd, const KernelImportOptions *o, KernelFiles *f, usec_t created) {
         int r = stage_kernel(src->kernel_fd, dfd, &o->progress, f);
         if (r < 0)
                 return r;
@@ -330,8 +321,8 @@ static char *kernel_file_path(const char *state_dir, const char *name, const cha
         return p;
 }
 
-static int record_fill(KernelRecord *k, const char *state_dir, const KernelImportOptions *o,
-                       const KernelFiles *f, const KernelSource *src, usec_t created) {
+static int record_fill(KernelRecord *k, const char *state_dir, const KernelImportOptions *o, const KernelFiles *f,
+                       const KernelSource *src, usec_t created) {
         char id[STORE_ID_GENERATED_LEN + 1];
         int r = store_id_generate(id);
         if (r < 0)
@@ -486,13 +477,10 @@ int kernel_store_sweep(Store *s, const char *state_dir) {
                 return 0;
         if (kfd < 0)
                 return kfd;
-        int fd = fcntl(kfd, F_DUPFD_CLOEXEC, 3);
-        _cleanup_(closedirp) DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
-        int r = 0;
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(kfd, ".", &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, "..") || !sweep_wants(s, de->d_name))
                         continue;
@@ -512,8 +500,8 @@ static json_t *timestamp_json(usec_t t) {
 json_t *kernel_record_to_json(const KernelRecord *k) {
         return json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s?, s:s?, s:I, s:s?, s:o}", "id", k->id, "name", k->name,
                          "version", k->version, "vmlinux", k->elf_path, "kernel", k->kernel_path, "initrd",
-                         k->initrd_path, "modules", k->modules_path, "size", (json_int_t) k->size, "sha256",
-                         k->sha256, "created_at", timestamp_json(k->created_at));
+                         k->initrd_path, "modules", k->modules_path, "size", (json_int_t) k->size, "sha256", k->sha256,
+                         "created_at", timestamp_json(k->created_at));
 }
 
 int kernel_store_list_json(Store *s, json_t **ret) {

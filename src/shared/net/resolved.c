@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -15,7 +16,6 @@
 #define RESOLVE1_PATH "/org/freedesktop/resolve1"
 #define RESOLVE1_IFACE "org.freedesktop.resolve1.Manager"
 /* sd-bus.h brings its own sd_bus_flush_close_unrefp / sd_bus_message_unrefp. */
-
 
 bool resolved_is_running(void) {
         struct stat st;
@@ -48,6 +48,19 @@ static int call(sd_bus *bus, sd_bus_message *m, const char *method) {
         return r;
 }
 
+/* A Manager method whose arguments sd_bus_message_append() can take. */
+static int call_method(sd_bus *bus, const char *method, const char *types, ...) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        va_list ap;
+        va_start(ap, types);
+        int r = sd_bus_call_methodv(bus, RESOLVE1_DEST, RESOLVE1_PATH, RESOLVE1_IFACE, method, &e, NULL, types, ap);
+        va_end(ap);
+        if (r < 0)
+                r = bus_call_error(method, &e, r);
+        sd_bus_error_free(&e);
+        return r < 0 ? r : 0;
+}
+
 static int set_link_dns(sd_bus *bus, int ifindex, struct in_addr server, uint16_t port) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         int r = sd_bus_message_new_method_call(bus, &m, RESOLVE1_DEST, RESOLVE1_PATH, RESOLVE1_IFACE, "SetLinkDNSEx");
@@ -72,29 +85,6 @@ static int set_link_dns(sd_bus *bus, int ifindex, struct in_addr server, uint16_
         return call(bus, m, "SetLinkDNSEx");
 }
 
-static int set_link_domain(sd_bus *bus, int ifindex) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(bus, &m, RESOLVE1_DEST, RESOLVE1_PATH, RESOLVE1_IFACE,
-                                               "SetLinkDomains");
-        if (r >= 0)
-                /* route_only = true: "~vm", never a search domain. */
-                r = sd_bus_message_append(m, "ia(sb)", (int32_t) ifindex, 1, "vm", 1);
-        if (r < 0)
-                return r;
-        return call(bus, m, "SetLinkDomains");
-}
-
-static int set_link_default_route(sd_bus *bus, int ifindex) {
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
-        int r = sd_bus_message_new_method_call(bus, &m, RESOLVE1_DEST, RESOLVE1_PATH, RESOLVE1_IFACE,
-                                               "SetLinkDefaultRoute");
-        if (r >= 0)
-                r = sd_bus_message_append(m, "ib", (int32_t) ifindex, 0);
-        if (r < 0)
-                return r;
-        return call(bus, m, "SetLinkDefaultRoute");
-}
-
 int resolved_link_configure(int ifindex, struct in_addr server, uint16_t port) {
         if (ifindex <= 0 || port == 0)
                 return -EINVAL;
@@ -103,10 +93,11 @@ int resolved_link_configure(int ifindex, struct in_addr server, uint16_t port) {
         if (r < 0)
                 return r;
         r = set_link_dns(bus, ifindex, server, port);
+        /* route_only = true: "~vm", never a search domain. */
         if (r >= 0)
-                r = set_link_domain(bus, ifindex);
+                r = call_method(bus, "SetLinkDomains", "ia(sb)", (int32_t) ifindex, 1, "vm", 1);
         if (r >= 0)
-                r = set_link_default_route(bus, ifindex);
+                r = call_method(bus, "SetLinkDefaultRoute", "ib", (int32_t) ifindex, 0);
         if (r < 0) {
                 (void) resolved_link_revert(ifindex);
                 return r;
@@ -122,11 +113,5 @@ int resolved_link_revert(int ifindex) {
         int r = resolved_open(&bus);
         if (r < 0)
                 return r;
-        sd_bus_error e = SD_BUS_ERROR_NULL;
-        r = sd_bus_call_method(bus, RESOLVE1_DEST, RESOLVE1_PATH, RESOLVE1_IFACE, "RevertLink", &e, NULL, "i",
-                               (int32_t) ifindex);
-        if (r < 0)
-                r = bus_call_error("RevertLink", &e, r);
-        sd_bus_error_free(&e);
-        return r < 0 ? r : 0;
+        return call_method(bus, "RevertLink", "i", (int32_t) ifindex);
 }

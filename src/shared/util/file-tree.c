@@ -18,10 +18,9 @@
 
 #define COPY_CHUNK (1U << 20)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_MD_CTX *, EVP_MD_CTX_free);
 
-static int rm_rf_children(int fd, unsigned depth);
+static int rm_rf_children(DIR *d, unsigned depth);
 
 static int rm_rf_entry(int dirfd, const char *name, unsigned depth) {
         struct stat st;
@@ -31,21 +30,17 @@ static int rm_rf_entry(int dirfd, const char *name, unsigned depth) {
                 return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
         if (depth >= FILE_TREE_DEPTH_MAX)
                 return -ELOOP;
-        int fd = open_dir_nofollow(dirfd, name);
-        if (fd < 0)
-                return fd;
-        int r = rm_rf_children(fd, depth + 1); /* takes fd */
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(dirfd, name, &d);
+        if (r < 0)
+                return r;
+        r = rm_rf_children(d, depth + 1);
         if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && r >= 0)
                 r = -errno;
         return r;
 }
 
-static int rm_rf_children(int fd, unsigned depth) {
-        _cleanup_(closedirp) DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
+static int rm_rf_children(DIR *d, unsigned depth) {
         int r = 0;
         for (struct dirent *de; (errno = 0, de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
@@ -146,8 +141,8 @@ static int create_exact(int dst_dirfd, const char *name, mode_t mode) {
         return fd;
 }
 
-int copy_file_at(int src_fd, int dst_dirfd, const char *name, mode_t mode, const Progress *progress,
-                 const char *stage, char ret_sha256[SHA256_HEX_LEN + 1], uint64_t *ret_size) {
+int copy_file_at(int src_fd, int dst_dirfd, const char *name, mode_t mode, const Progress *progress, const char *stage,
+                 char ret_sha256[SHA256_HEX_LEN + 1], uint64_t *ret_size) {
         struct stat st;
         if (fstat(src_fd, &st) < 0)
                 return -errno;
@@ -193,8 +188,7 @@ typedef struct TreeCopy {
 
 static int copy_dir_contents(TreeCopy *c, int src_fd, int dst_fd, unsigned depth);
 
-static int copy_subdir(TreeCopy *c, int src_fd, int dst_fd, const char *name, const struct stat *st,
-                       unsigned depth) {
+static int copy_subdir(TreeCopy *c, int src_fd, int dst_fd, const char *name, const struct stat *st, unsigned depth) {
         if (depth >= FILE_TREE_DEPTH_MAX)
                 return -ELOOP;
         if (mkdirat(dst_fd, name, 0700) < 0)
@@ -264,18 +258,14 @@ static int copy_entry(TreeCopy *c, int src_fd, int dst_fd, const char *name, uns
 }
 
 static int copy_dir_contents(TreeCopy *c, int src_fd, int dst_fd, unsigned depth) {
-        int fd = fcntl(src_fd, F_DUPFD_CLOEXEC, 3);
-        if (fd < 0)
-                return -errno;
-        _cleanup_(closedirp) DIR *d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
-                return -errno;
-        }
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(src_fd, ".", &d);
+        if (r < 0)
+                return r;
         for (struct dirent *de; (errno = 0, de = readdir(d));) {
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
-                int r = copy_entry(c, src_fd, dst_fd, de->d_name, depth);
+                r = copy_entry(c, src_fd, dst_fd, de->d_name, depth);
                 if (r < 0)
                         return r;
         }
@@ -288,14 +278,10 @@ int copy_tree_at(int src_fd, int dst_fd, FileTreeSkipFn skip, void *userdata) {
 }
 
 static int usage_walk(int fd, unsigned depth, uint64_t *bytes, uint64_t *inodes) {
-        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (dfd < 0)
-                return -errno;
-        _cleanup_(closedirp) DIR *d = fdopendir(dfd);
-        if (!d) {
-                safe_close(dfd);
-                return -errno;
-        }
+        _cleanup_closedir_ DIR *d = NULL;
+        int q = opendir_at(fd, ".", &d);
+        if (q < 0)
+                return q;
         for (struct dirent *de; (errno = 0, de = readdir(d));) {
                 struct stat st;
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))

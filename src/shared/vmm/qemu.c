@@ -31,16 +31,9 @@
 #define LOG_TAIL_MAX 2048
 
 static bool cpu_has_virt_flags(void) {
-        _cleanup_close_ int fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
+        _cleanup_free_ char *buf = NULL;
+        if (read_virtual_file_at(AT_FDCWD, "/proc/cpuinfo", CPUINFO_MAX, &buf, NULL) < 0)
                 return false;
-        _cleanup_free_ char *buf = malloc(CPUINFO_MAX + 1);
-        if (!buf)
-                return false;
-        ssize_t n = loop_read(fd, buf, CPUINFO_MAX);
-        if (n <= 0)
-                return false;
-        buf[n] = '\0';
         /* The first "flags" line speaks for all CPUs. */
         char *line = strstr(buf, "\nflags");
         if (!line)
@@ -71,12 +64,10 @@ bool qemu_vhost_vsock_usable(void) {
 }
 
 unsigned long qemu_host_tsc_khz(void) {
-        _cleanup_close_ int fd = open("/proc/cpuinfo", O_RDONLY | O_CLOEXEC);
-        char buf[8192];
-        ssize_t n = fd < 0 ? -1 : loop_read(fd, buf, sizeof(buf) - 1);
-        if (n <= 0)
+        /* The first CPU's lines are enough. */
+        _cleanup_free_ char *buf = NULL;
+        if (read_virtual_file_at(AT_FDCWD, "/proc/cpuinfo", 8191, &buf, NULL) < 0)
                 return 0;
-        buf[n] = '\0';
         const char *p = strstr(buf, "\ncpu MHz");
         const char *colon = p ? strchr(p, ':') : NULL;
         double mhz = 0;

@@ -28,23 +28,6 @@
 #define CMDLINE_MAX (64U * 1024U)
 #define PIDFILE_MAX 64
 
-/* /proc files report st_size 0, so read_file_at() cannot be used on them. */
-static int read_proc_file(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len) {
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        _cleanup_free_ char *buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        ssize_t n = loop_read(fd, buf, max);
-        if (n < 0)
-                return (int) n;
-        buf[n] = '\0';
-        *ret_len = (size_t) n;
-        *ret = TAKE_PTR(buf);
-        return 0;
-}
-
 static bool comm_matches(const char *actual, const char *want) {
         size_t l = strcspn(actual, "\n");
         size_t w = MIN(strlen(want), (size_t) COMM_MAX);
@@ -62,14 +45,14 @@ int vmm_process_verify(pid_t pid, const char *comm, const char *needle) {
 
         _cleanup_free_ char *c = NULL, *cmdline = NULL;
         size_t len = 0;
-        int r = read_proc_file(dfd, "comm", 64, &c, &len);
+        int r = read_virtual_file_at(dfd, "comm", 64, &c, &len);
         if (r < 0)
                 return r == -ENOENT ? -ESRCH : r;
         if (!comm_matches(c, comm)) {
                 log_debug("pid %d is \"%.*s\", not %s: stale pid", (int) pid, (int) strcspn(c, "\n"), c, comm);
                 return -ESRCH;
         }
-        r = read_proc_file(dfd, "cmdline", CMDLINE_MAX, &cmdline, &len);
+        r = read_virtual_file_at(dfd, "cmdline", CMDLINE_MAX, &cmdline, &len);
         if (r < 0)
                 return r == -ENOENT ? -ESRCH : r;
         /* The needle holds no NUL, so a match never spans two arguments. A

@@ -2,7 +2,7 @@
 
 /* Messages come from the ext2 error table directly (com_err's
  * error_message() would do the same through a global registry). */
-#include "ext2fs-error.h"
+#include "ext2fs-util.h"
 
 #include <errno.h>
 #include <string.h>
@@ -51,4 +51,29 @@ int libext2fs_error_to_errno(errcode_t e) {
         default:
                 return -EIO;
         }
+}
+
+errcode_t libext2fs_mkdir(ext2_filsys fs, ext2_ino_t parent, const char *name, ext2_ino_t *ret) {
+        ext2_ino_t ino;
+        errcode_t e = ext2fs_new_inode(fs, parent, LINUX_S_IFDIR | 0755, NULL, &ino);
+        if (!e)
+                e = ext2fs_mkdir(fs, parent, ino, name);
+        if (e == EXT2_ET_DIR_NO_SPACE) {
+                e = ext2fs_expand_dir(fs, parent);
+                if (!e)
+                        e = ext2fs_mkdir(fs, parent, ino, name);
+        }
+        if (!e)
+                *ret = ino;
+        return e;
+}
+
+errcode_t libext2fs_link(ext2_filsys fs, ext2_ino_t parent, const char *name, ext2_ino_t ino, int type) {
+        errcode_t e = ext2fs_link(fs, parent, name, ino, type);
+        if (e == EXT2_ET_DIR_NO_SPACE) {
+                e = ext2fs_expand_dir(fs, parent);
+                if (!e)
+                        e = ext2fs_link(fs, parent, name, ino, type);
+        }
+        return e;
 }
