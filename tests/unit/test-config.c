@@ -14,6 +14,7 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include "bridge.h"
 #include "config.h"
 #include "error.h"
 #include "fs-util.h"
@@ -39,6 +40,24 @@ static void expect_error_r(const char *text, int r, const char *want, int line) 
         }
 }
 #define expect_error(text, r, want) expect_error_r((text), (r), (want), __LINE__)
+
+/* The config accepts exactly the bridge names the privileged helper
+ * accepts (net/bridge.c): one it refused would keep the helper from starting. */
+static void test_bridge_name_matches_helper(void **state) {
+        const char *names[] = { "br-fc",  "br-fc-a", "br-fc-123456789", "br-fc-1234567890", "br-fc-a-b", "br-fc--",
+                                "br-fc-", "br-fc-A", "br-fc_x",         "br-fcx",           "br-fc-x.y", "eth0" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char text[128];
+                snprintf(text, sizeof(text), "bridge_name = \"%s\"\n", names[i]);
+                BangerConfig c;
+                int r = parse(text, &c);
+                if (r >= 0)
+                        config_done(&c);
+                if ((r >= 0) != bridge_name_is_valid(names[i]))
+                        fail_msg("bridge_name '%s': config says %d, the helper says %d", names[i], r,
+                                 bridge_name_is_valid(names[i]));
+        }
+}
 
 static void test_defaults(void **state) {
         BangerConfig c;
@@ -232,8 +251,10 @@ static void test_syntax_errors(void **state) {
         expect_error("[[file]]\n[file]\n", -EBADMSG, "'file' is already defined (line 1)");
         expect_error("a.b = 1\n[a]\n", -EBADMSG, "'a' is already defined");
         expect_error("[a.b]\n[a]\nb.c = 1\n", -EBADMSG, "cannot add keys to 'b' with a dotted key");
-        expect_error("a = 1\na.b = 2\n", -EBADMSG, "config.toml:2:1: cannot add keys to 'a' with a dotted key: it is defined on line 1");
-        expect_error("a = 1\n[a.b]\n", -EBADMSG, "config.toml:2:2: key 'a' is already an integer (line 1), not a table");
+        expect_error("a = 1\na.b = 2\n", -EBADMSG,
+                     "config.toml:2:1: cannot add keys to 'a' with a dotted key: it is defined on line 1");
+        expect_error("a = 1\n[a.b]\n", -EBADMSG,
+                     "config.toml:2:2: key 'a' is already an integer (line 1), not a table");
         expect_error("a = [1]\n[a.b]\n", -EBADMSG, "key 'a' is already an array (line 1), not a table");
         expect_error("x = \"abc\n", -EBADMSG, "config.toml:1:5: unterminated string");
         expect_error("x = 'abc", -EBADMSG, "config.toml:1:5: unterminated string");
@@ -360,6 +381,9 @@ static void test_values(void **state) {
         expect_error("bridge_name = \"br-fc-\"\n", -EINVAL, "bridge_name must be");
         expect_error("bridge_name = \"br-fc-0123456789\"\n", -EINVAL, "bridge_name must be");
         expect_error("bridge_name = \"br-fc-A\"\n", -EINVAL, "bridge_name must be");
+        /* What the helper accepts (net/bridge.c): no '-' in the suffix. */
+        expect_error("bridge_name = \"br-fc-a-b\"\n", -EINVAL, "bridge_name must be");
+        expect_error("bridge_name = \"br-fc--\"\n", -EINVAL, "bridge_name must be");
         expect_error("bridge_ip = \"172.16.0.256\"\n", -EINVAL, "bridge_ip must be an IPv4 address");
         expect_error("cidr = \"172.16.0.1/24\"\n", -EINVAL, "cidr must be an IPv4 network");
         expect_error("cidr = \"172.16.0.0/31\"\n", -EINVAL, "cidr must be an IPv4 network");
@@ -481,11 +505,12 @@ static void test_log_level(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults),      cmocka_unit_test(test_full),
-                cmocka_unit_test(test_toml_forms),    cmocka_unit_test(test_unknown_keys),
-                cmocka_unit_test(test_syntax_errors), cmocka_unit_test(test_limits),
-                cmocka_unit_test(test_values),        cmocka_unit_test(test_files),
-                cmocka_unit_test(test_load),          cmocka_unit_test(test_log_level),
+                cmocka_unit_test(test_defaults),     cmocka_unit_test(test_bridge_name_matches_helper),
+                cmocka_unit_test(test_full),         cmocka_unit_test(test_toml_forms),
+                cmocka_unit_test(test_unknown_keys), cmocka_unit_test(test_syntax_errors),
+                cmocka_unit_test(test_limits),       cmocka_unit_test(test_values),
+                cmocka_unit_test(test_files),        cmocka_unit_test(test_load),
+                cmocka_unit_test(test_log_level),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
