@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install banger's Debian build and test dependencies when any is missing.
-# Usage: scripts/deps.sh [build|test|run]
+# Usage: scripts/deps.sh [build|test|run|package]
 set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlite3-dev
@@ -8,14 +8,18 @@ build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlit
   libarchive-dev libcmocka-dev libssl-dev e2fsprogs)
 run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
   cpio kmod e2fsprogs dmsetup debootstrap slirp4netns)
+# The Debian package (scripts/package.sh): the tools; apt-get build-dep adds
+# what debian/control names.
+package_pkgs=(dpkg-dev debhelper fakeroot lintian)
 test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
   docker-registry skopeo gzip groff-base
-  "${run_pkgs[@]}")
+  "${run_pkgs[@]}" "${package_pkgs[@]}")
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
   test) want+=("${test_pkgs[@]}") ;;
   run) want+=("${run_pkgs[@]}") ;;
+  package) want+=("${package_pkgs[@]}") ;;
 esac
 
 missing=()

@@ -5,7 +5,12 @@ import os
 import pathlib
 import socket
 import subprocess
+import re
+import shutil
 import time
+import urllib.request
+
+import pytest
 
 from conftest import BUILD
 
@@ -151,3 +156,31 @@ def bash_complete(script, env, *words):
     r = subprocess.run(["bash", "-c", prog], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
     return set(r.stdout.split())
+
+
+# Where the slow tests fetch Debian from, and where they cache what they made.
+DEBIAN_SUITE = os.environ.get("BANGER_DEBOOTSTRAP_SUITE", "bookworm")
+DEBIAN_MIRROR = os.environ.get("BANGER_DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
+TEST_CACHE = pathlib.Path(os.environ.get("BANGER_TEST_CACHE", "/var/cache/banger-test"))
+
+
+def mirror_reachable():
+    try:
+        with urllib.request.urlopen(f"{DEBIAN_MIRROR}/dists/{DEBIAN_SUITE}/Release", timeout=15) as r:
+            return r.status == 200
+    except OSError as e:
+        print(f"mirror {DEBIAN_MIRROR} unreachable: {e}")
+        return False
+
+
+def man_page_text(src):
+    """A manual page rendered as plain text with whitespace squeezed, after
+    checking that groff reads it without a warning; skips without groff."""
+    groff = shutil.which("groff")
+    if not groff:
+        pytest.skip("groff is not installed (package groff-base)")
+    lint = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", str(src)], capture_output=True, text=True)
+    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
+    p = subprocess.run([groff, "-man", "-Tascii", "-P", "-cbou", str(src)], capture_output=True, text=True,
+                       check=True, env={**os.environ, "MANWIDTH": "200"})
+    return re.sub(r"\s+", " ", p.stdout)

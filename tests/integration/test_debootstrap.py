@@ -12,29 +12,18 @@ import pathlib
 import shutil
 import sqlite3
 import subprocess
-import urllib.request
 
 import pytest
 
+from bangerlib import DEBIAN_MIRROR, DEBIAN_SUITE, TEST_CACHE, mirror_reachable
 from conftest import BUILD, ROOT
 
-SUITE = os.environ.get("BANGER_DEBOOTSTRAP_SUITE", "bookworm")
-MIRROR = os.environ.get("BANGER_DEBOOTSTRAP_MIRROR", "http://deb.debian.org/debian")
-CACHE = pathlib.Path(os.environ.get("BANGER_TEST_CACHE", "/var/cache/banger-test"))
+SUITE, MIRROR, CACHE = DEBIAN_SUITE, DEBIAN_MIRROR, TEST_CACHE
 DRIVER = BUILD / "tests/unit/test-debootstrap-image"
 AGENT = BUILD / "src/agent/banger-agent"
 # What the image is made of: a change to any of these rebuilds it.
 SOURCES = ["src/shared/image/debootstrap-image.c", "src/shared/image/debootstrap-image.h", "src/shared/guestfs/initramfs.c",
            "src/shared/image/debian-package.c", "src/shared/image/kernel-store.c", "src/shared/image/kernel-image.c"]
-
-
-def mirror_reachable():
-    try:
-        with urllib.request.urlopen(f"{MIRROR}/dists/{SUITE}/Release", timeout=15) as r:
-            return r.status == 200
-    except OSError as e:
-        print(f"mirror {MIRROR} unreachable: {e}")
-        return False
 
 
 def cache_key():

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from bangerlib import BANGER, BANGERD, socket_path, stop_daemon, wait_for_socket
+from bangerlib import BANGER, BANGERD, man_page_text, socket_path, stop_daemon, wait_for_socket
 from conftest import BUILD, ROOT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="system install needs root (chown to the owner)")
@@ -338,15 +338,7 @@ def help_commands(*args):
 
 @pytest.fixture(scope="module")
 def man_text():
-    groff = shutil.which("groff")
-    if not groff:
-        pytest.skip("groff is not installed (package groff-base)")
-    src = ROOT / "docs/banger.1"
-    lint = subprocess.run([groff, "-man", "-Tutf8", "-ww", "-z", str(src)], capture_output=True, text=True)
-    assert lint.returncode == 0 and lint.stderr == "", lint.stderr
-    p = subprocess.run([groff, "-man", "-Tascii", "-P", "-cbou", str(src)], capture_output=True, text=True,
-                       check=True, env={**os.environ, "MANWIDTH": "200"})
-    return re.sub(r"\s+", " ", p.stdout)
+    return man_page_text(ROOT / "docs/banger.1")
 
 
 def test_man_page_documents_every_command_and_verb(build_dir, man_text):
