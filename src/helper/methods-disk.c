@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "disk-clone.h"
+#include "disk-reconcile.h"
 #include "dm-snapshot.h"
 #include "error.h"
 #include "helper.h"
@@ -85,7 +86,7 @@ static int method_loop_detach(Helper *h, json_t *params, json_t **ret) {
 
 static int check_dm_name(const char *name) {
         char b[48];
-        if (!startswith(name, "banger-") || !name_is_valid(name))
+        if (!startswith(name, DISK_DM_PREFIX) || !name_is_valid(name))
                 return error_setf(-EINVAL, "invalid dm device name '%s': must be 'banger-' followed by [a-z0-9-]",
                                   shorten(name, b));
         return 0;
@@ -137,10 +138,12 @@ static int check_managed_dm(const Helper *h, const char *name) {
         for (size_t i = 0; i < n; i++) {
                 if (!streq(l[i].name, name))
                         continue;
-                r = error_setf(-EPERM, "dm device %s is not backed by files in the state directory; refused", name);
-                for (char **b = l[i].backings; b && *b; b++)
-                        if (path_is_beneath(*b, h->state_dir))
-                                r = 1;
+                r = disk_dm_is_managed(&l[i], h->state_dir)
+                            ? 1
+                            : error_setf(-EPERM,
+                                         "dm device %s is not backed only by files in the state directory; "
+                                         "refused",
+                                         name);
         }
         dm_device_free_many(l, n);
         return r;

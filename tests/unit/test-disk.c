@@ -345,9 +345,14 @@ static int op_rootdisk(Env *e) {
         assert_int_equal(loop_write(keyfd, "copied\n", 7), 0);
         GuestFileCopy copy = { .src_fd = keyfd, .guest_path = "/opt/x/seed-copy", .mode = 0640 };
         GuestPatch p = {
-                .hostname = "vm1", .address = "172.16.0.2/24", .gateway = "172.16.0.1",
-                .mac = "02:fc:00:00:00:02", .dns = { "172.16.0.1" }, .authorized_keys = "ssh-ed25519 AAAA k",
-                .files = &copy, .n_files = 1,
+                .hostname = "vm1",
+                .address = "172.16.0.2/24",
+                .gateway = "172.16.0.1",
+                .mac = "02:fc:00:00:00:02",
+                .dns = { "172.16.0.1" },
+                .authorized_keys = "ssh-ed25519 AAAA k",
+                .files = &copy,
+                .n_files = 1,
         };
         int r = rootdisk_create(e->dirfd, "seed.img", e->dirfd, "root.img", DISK_CLONE_ANY, &p, NULL);
         if (r >= 0) {
@@ -415,12 +420,32 @@ static void test_workdisk(void **state) {
         assert_int_equal(dt_count_entries(e->dir), 2);
 }
 
+/* Which dm devices reconcile may remove: banger's own names, stacked only
+ * on loops over files in the managed directory. Anything else (an LVM
+ * volume someone stacked on a loop of one of our files, a snapshot over
+ * another helper's files) is not ours, whatever it sits on. */
+static void test_dm_is_managed(void **state) {
+        char *ours[] = { "/var/lib/banger/vms/a/base.img", "/var/lib/banger/vms/a/cow.img", NULL };
+        char *mixed[] = { "/var/lib/banger/vms/a/cow.img", "/home/u/other.img", NULL };
+        char *theirs[] = { "/var/lib/banger-b/vms/a/cow.img", NULL };
+        char *none[] = { NULL };
+        const char *dir = "/var/lib/banger";
+        assert_true(disk_dm_is_managed(&(DmDevice){ .name = "banger-vm1", .backings = ours }, dir));
+        assert_false(disk_dm_is_managed(&(DmDevice){ .name = "vg0-root", .backings = ours }, dir));
+        assert_false(disk_dm_is_managed(&(DmDevice){ .name = "bangerx", .backings = ours }, dir));
+        assert_false(disk_dm_is_managed(&(DmDevice){ .name = "banger-vm1", .backings = mixed }, dir));
+        assert_false(disk_dm_is_managed(&(DmDevice){ .name = "banger-vm1", .backings = theirs }, dir));
+        assert_false(disk_dm_is_managed(&(DmDevice){ .name = "banger-vm1", .backings = none }, dir));
+        assert_false(disk_dm_is_managed(&(DmDevice){ .name = "banger-vm1", .backings = NULL }, dir));
+}
+
 int main(void) {
         if (geteuid() != 0) {
                 printf("disk tests need root (loop devices, mount)\n");
                 return 77;
         }
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_dm_is_managed),
                 cmocka_unit_test_setup_teardown(test_reflink_xfs, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_sparse_copy, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_loopdev, env_setup, env_teardown),

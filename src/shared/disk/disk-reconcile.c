@@ -7,12 +7,16 @@
 #include "log.h"
 #include "loopdev.h"
 #include "macro.h"
+#include "string-util.h"
 
-static bool dm_is_managed(const DmDevice *d, const char *dir) {
-        for (char **b = d->backings; b && *b; b++)
-                if (path_is_beneath(*b, dir))
-                        return true;
-        return false;
+bool disk_dm_is_managed(const DmDevice *d, const char *dir) {
+        const char *rest = d->name ? startswith(d->name, DISK_DM_PREFIX) : NULL;
+        if (!rest || !*rest || !d->backings || !d->backings[0])
+                return false;
+        for (char **b = d->backings; *b; b++)
+                if (!path_is_beneath(*b, dir))
+                        return false;
+        return true;
 }
 
 static int reconcile_dm(const char *dir, DiskOwnedFn owned, void *userdata, int *removed) {
@@ -22,7 +26,7 @@ static int reconcile_dm(const char *dir, DiskOwnedFn owned, void *userdata, int 
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                if (!dm_is_managed(&l[i], dir) || owned(DISK_HANDLE_DM, l[i].name, userdata))
+                if (!disk_dm_is_managed(&l[i], dir) || owned(DISK_HANDLE_DM, l[i].name, userdata))
                         continue;
                 r = dm_snapshot_remove(l[i].name);
                 log_debug("reconcile: removing stale dm device %s: %s", l[i].name, r < 0 ? "failed" : "ok");
