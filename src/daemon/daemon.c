@@ -18,6 +18,7 @@
 #include "banger-build.h"
 #include "dns-server.h"
 #include "error.h"
+#include "exit-watch.h"
 #include "fs-util.h"
 #include "image-dir.h"
 #include "kernel-store.h"
@@ -153,6 +154,8 @@ static int setup_loop(Daemon *d) {
         (void) sd_event_add_signal(d->event, NULL, SIGTERM, on_signal, d);
         (void) sd_event_add_signal(d->event, NULL, SIGINT, on_signal, d);
         r = workers_new(d->event, DAEMON_MAX_WORKERS, &d->workers);
+        if (r >= 0)
+                r = exit_watches_new(d->event, d->workers, &d->exits);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the worker mailbox: %m");
         return 0;
@@ -177,7 +180,7 @@ static int setup_services(Daemon *d) {
 
         r = dns_server_start(d);
         if (r < 0)
-                log_warning("DNS for <name>.vm disabled: %s", message_or_errno(r));
+                log_warning("no DNS for <name>.vm: %s", message_or_errno(r));
         r = server_new(d, method_tables, &d->server);
         if (r < 0)
                 return log_error_errno(r, "cannot listen: %s", message_or_errno(r));
@@ -189,10 +192,13 @@ static void daemon_teardown(Daemon *d) {
                 workers_drain(d->workers, DAEMON_DRAIN_TIMEOUT);
         d->server = server_free(d->server);
         d->dns_source = sd_event_source_disable_unref(d->dns_source);
-        /* Workers still running may hold the VM service; only the helper
-         * process it owns is stopped. VMMs keep running. */
-        if (d->vms)
+        /* VMMs keep running. Workers still running after the drain may hold
+         * the VM service: then only the helper process it owns is stopped. */
+        if (d->workers && workers_idle(d->workers))
+                d->vms = vm_manager_free(d->vms);
+        else if (d->vms)
                 vm_manager_shutdown(d->vms);
+        d->exits = exit_watches_free(d->exits);
         d->workers = workers_free(d->workers);
         d->store = d->store ? store_close(d->store) : NULL;
         d->event = sd_event_unref(d->event);

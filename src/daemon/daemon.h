@@ -14,6 +14,7 @@
 #include "paths.h"
 #include "time-util.h"
 
+typedef struct ExitWatches ExitWatches;
 typedef struct Server Server;
 typedef struct Store Store;
 typedef struct VmManager VmManager;
@@ -36,7 +37,8 @@ typedef struct Daemon {
 
         Store *store; /* the loop's own connection: each worker opens its own */
         Workers *workers;
-        VmManager *vms; /* thread-safe */
+        ExitWatches *exits; /* processes watched for their exit; adding is thread-safe */
+        VmManager *vms;     /* thread-safe */
         Server *server;
         sd_event_source *dns_source;
 

@@ -18,6 +18,7 @@
 #include "tcp-port.h"
 #include "vm-manager.h"
 
+#define AGENT_OPEN_TIMEOUT (10 * USEC_PER_SEC)
 #define AGENT_QUERY_TIMEOUT (15 * USEC_PER_SEC)
 #define SSH_INFO_WAIT (60 * USEC_PER_SEC)
 #define LOGS_NO_OFFSET ULLONG_MAX
@@ -108,24 +109,9 @@ static int query_agent(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_
         return r;
 }
 
-static int agent_for(Daemon *d, Store *s, const char *id, AgentClient **ret) {
-        int fd = -EBADF;
-        int r = vm_agent_connect(d->vms, s, id, 5 * USEC_PER_SEC, &fd);
-        if (r < 0)
-                return r;
-        _cleanup_(agent_client_freep) AgentClient *c = NULL;
-        r = agent_client_new(fd, &c);
-        if (r >= 0)
-                r = agent_client_hello(c, 10 * USEC_PER_SEC, NULL);
-        if (r < 0)
-                return error_setf(r, "the guest agent does not answer: %s", strerror(-r));
-        *ret = TAKE_PTR(c);
-        return 0;
-}
-
 static int query_ports(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
         _cleanup_(agent_client_freep) AgentClient *c = NULL;
-        int r = agent_for(d, s, vm->id, &c);
+        int r = vm_agent_open(d->vms, s, vm->id, AGENT_OPEN_TIMEOUT, &c);
         if (r < 0)
                 return r;
         AgentPort *ports = NULL;
@@ -174,7 +160,7 @@ static int query_stats(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_
                 vmm = json_null();
         _cleanup_(agent_client_freep) AgentClient *c = NULL;
         json_t *guest = NULL;
-        int r = agent_for(d, s, vm->id, &c);
+        int r = vm_agent_open(d->vms, s, vm->id, AGENT_OPEN_TIMEOUT, &c);
         if (r >= 0)
                 r = agent_client_query_json(c, AGENT_MSG_STATS, AGENT_QUERY_TIMEOUT, &guest);
         if (r < 0) {
@@ -187,10 +173,10 @@ static int query_stats(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_
 
 static int query_ssh_info(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
         if (vm->state != VM_STATE_RUNNING)
-                return error_setf(-ESRCH, "VM %s is not running", vm->name);
+                return error_setf(-ESRCH, "vm %s is not running", vm->name);
         /* sshd may still be starting after the agent answered: give it a while. */
         if (tcp_port_open(vm->ip, 22, now_monotonic() + SSH_INFO_WAIT, -EBADF) <= 0)
-                return error_setf(-ETIMEDOUT, "VM %s: nothing answers on %s port 22 (is sshd in the image?)", vm->name,
+                return error_setf(-ETIMEDOUT, "vm %s: nothing answers on %s port 22 (is sshd in the image?)", vm->name,
                                   vm->ip ? vm->ip : "?");
         const char *key = vm_manager_ssh_key(d->vms), *known = vm_manager_known_hosts(d->vms);
         *ret = json_pack("{s:s, s:s, s:s, s:s, s:s}", "ip", vm->ip ? vm->ip : "", "user", "root", "key", key ? key : "",

@@ -49,7 +49,7 @@ static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         int flags = *(const int *) userdata;
         if ((flags & VM_DELETE_ONLY_IDLE) && vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED &&
             vm->state != VM_STATE_ERROR)
-                return error_setf(-EBUSY, "VM %s is %s now", vm->name, vm_state_to_string(vm->state));
+                return error_setf(-EBUSY, "vm %s is %s now", vm->name, vm_state_to_string(vm->state));
         int r = kill_vmm(m, s, vm);
         if (r < 0)
                 return r;

@@ -3,7 +3,6 @@
  * hostname, network and keys) and the work disk. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "fs-util.h"
 #include "guest-patch.h"
 #include "log.h"
+#include "path-beneath.h"
 #include "rootdisk.h"
 #include "vm-internal.h"
 #include "workdisk.h"
@@ -38,23 +38,30 @@ static int workdisk_add_keys(int dfd, const char *pubkey) {
         return ext4_image_close(img);
 }
 
-/* Root disk (clone of the image + guest patch) and work disk. */
-int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmProgress *p) {
-        _cleanup_free_ char *dir = vm_state_dir(m, vm->id);
+/* The directory of an image's file and the file's name in it: through the
+ * state directory for a managed image, else at the path it was registered
+ * with (a file of the user's, wherever it is). */
+static int open_image_file_dir(Daemon *d, const char *path, const char **ret_name) {
+        const char *rel = daemon_state_relative(d, path);
+        if (rel)
+                return open_parent_beneath(d->state_dir_fd, rel, ret_name);
+        const char *slash = strrchr(path, '/');
+        if (!slash || !slash[1])
+                return -EINVAL;
+        _cleanup_free_ char *dir = strndup(path, (size_t) (slash - path));
         if (!dir)
                 return -ENOMEM;
-        int r = mkdirat_private(AT_FDCWD, dir, 0700);
-        if (r < 0)
-                return error_setf(r, "cannot create %s: %m", dir);
-        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, dir);
-        if (dfd < 0)
-                return error_setf(dfd, "cannot open %s", dir);
+        *ret_name = slash + 1;
+        return open_dir_nofollow(AT_FDCWD, dir[0] ? dir : "/");
+}
 
-        _cleanup_free_ char *base = strdup(img->rootfs_path);
-        _cleanup_free_ char *base2 = strdup(img->rootfs_path);
-        if (!base || !base2)
-                return -ENOMEM;
-        _cleanup_close_ int bfd = open_dir_nofollow(AT_FDCWD, dirname(base));
+/* Root disk (clone of the image + guest patch) and work disk. */
+int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmProgress *p) {
+        _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, vm->id, true);
+        if (dfd < 0)
+                return error_setf(dfd, "cannot create %s/vms/%s: %s", m->d->paths.state_dir, vm->id, strerror(-dfd));
+        const char *base = NULL;
+        _cleanup_close_ int bfd = open_image_file_dir(m->d, img->rootfs_path, &base);
         if (bfd < 0)
                 return error_setf(bfd, "cannot open the directory of %s", img->rootfs_path);
 
@@ -72,17 +79,16 @@ int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmPr
         };
         DiskCloneMethod used = 0;
         vm_progress(p, vm->id, "disk", "cloning %s", img->rootfs_path);
-        r = rootdisk_create(bfd, basename(base2), dfd, "root.img", DISK_CLONE_FILE, &patch, &used);
+        int r = rootdisk_create(bfd, base, dfd, "root.img", DISK_CLONE_FILE, &patch, &used);
         if (r < 0)
                 return error_setf(r, "root disk: %s", error_last_message() ? error_last_message() : strerror(-r));
         vm_progress(p, vm->id, "disk", "root disk by %s; work disk %llu MiB", disk_clone_method_to_string(used),
                     (unsigned long long) (vm->disk_bytes >> 20));
         if (img->work_seed_path) {
-                _cleanup_free_ char *sd = strdup(img->work_seed_path), *sn = strdup(img->work_seed_path);
-                _cleanup_close_ int sfd = sd ? open_dir_nofollow(AT_FDCWD, dirname(sd)) : -ENOMEM;
+                const char *seed = NULL;
+                _cleanup_close_ int sfd = open_image_file_dir(m->d, img->work_seed_path, &seed);
                 r = sfd < 0 ? sfd
-                            : workdisk_from_seed(sfd, basename(sn), dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE,
-                                                 NULL);
+                            : workdisk_from_seed(sfd, seed, dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE, NULL);
         } else
                 r = workdisk_create(dfd, "work.img", vm->disk_bytes);
         if (r >= 0 && pubkey)
@@ -96,13 +102,13 @@ int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmPr
 }
 
 void vm_remove_files(VmManager *m, const char *id) {
-        _cleanup_free_ char *dir = vm_state_dir(m, id);
-        _cleanup_close_ int dfd = dir ? open_dir_nofollow(AT_FDCWD, dir) : -EBADF;
+        _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, id, false);
         if (dfd >= 0) {
                 static const char *const names[] = { "root.img", "work.img", "console.log" };
                 for (size_t i = 0; i < ELEMENTSOF(names); i++)
                         (void) unlinkat(dfd, names[i], 0);
         }
-        if (dir && rmdir(dir) < 0 && errno != ENOENT)
-                log_warning("cannot remove %s: %m", dir);
+        int r = vm_dir_remove(m, VM_DIR_STATE, id);
+        if (r < 0)
+                log_warning_errno(r, "cannot remove %s/vms/%s: %m", m->d->paths.state_dir, id);
 }

@@ -1,28 +1,34 @@
 /* SPDX-License-Identifier: MIT */
 /* When a VMM exits by itself: the guest powered off, crashed, or someone
- * killed it. One watcher per running VMM. */
+ * killed it. Each running VMM's pidfd is watched on the event loop
+ * (exit-watch.c); the loop hands the exit to a worker, which takes the VM's
+ * lock (a stop may hold it for a while) and, unless an operation already
+ * dealt with it, records the VM stopped and releases its host resources. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "exit-watch.h"
 #include "log.h"
 #include "vm-internal.h"
 
 typedef struct Watch {
         VmManager *m;
         char *id;
-        int pidfd;
-        unsigned generation;
+        unsigned generation; /* of the launch watched: a newer one is not this exit's */
 } Watch;
 
-/* A watcher saw the VMM exit: the guest powered off, crashed, or someone
- * killed it. Unless an operation already handled it, the VM is stopped. */
+static void watch_free(void *p) {
+        Watch *w = p;
+        free(w->id);
+        free(w);
+}
+
 static int exit_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         unsigned generation = *(const unsigned *) userdata;
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
-        /* A boot in progress handles its own VMM's exit. */
+        /* A boot in progress handles its own VMM's exit; a stop, kill or
+         * delete set the generation to 0. */
         if (!rt || generation == 0 || rt->generation != generation || vm->state == VM_STATE_STARTING)
                 return 0;
         log_info("vm %s: VMM exited; the VM is stopped", vm->name);
@@ -31,47 +37,36 @@ static int exit_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         return 0;
 }
 
-static void vm_handle_exit(VmManager *m, const char *id, unsigned generation) {
+/* In a worker. */
+static void handle_exit(void *p) {
+        Watch *w = p;
         _cleanup_store_close_ Store *s = NULL;
-        if (daemon_open_store(m->d, &s) >= 0)
-                (void) vm_with_lock(m, s, id, 0, exit_locked, &generation);
+        if (daemon_open_store(w->m->d, &s) >= 0)
+                (void) vm_with_lock(w->m, s, w->id, 0, exit_locked, &w->generation);
 }
 
-static void *watch_main(void *p) {
+/* On the loop: nothing here may block. */
+static void on_vmm_exit(void *p) {
         Watch *w = p;
-        struct pollfd pfd = { .fd = w->pidfd, .events = POLLIN };
-        while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
-                ;
-        safe_close(w->pidfd);
-        if (!w->m->stopping)
-                vm_handle_exit(w->m, w->id, w->generation);
-        free(w->id);
-        free(w);
-        return NULL;
+        int r = workers_start(w->m->d->workers, handle_exit, watch_free, w, WORKER_UNLIMITED);
+        if (r < 0) {
+                log_warning_errno(r, "vm %s: its VMM exited, but no worker could record it: %m", w->id);
+                watch_free(w);
+        }
 }
 
 void vm_watch(VmManager *m, const char *id, VmRuntime *rt) {
         Watch *w = calloc(1, sizeof(*w));
-        if (!w)
-                return;
-        *w = (Watch){ .m = m,
-                      .id = strdup(id),
-                      .pidfd = fcntl(rt->inst.proc.pidfd, F_DUPFD_CLOEXEC, 3),
-                      .generation = rt->generation };
-        if (!w->id || w->pidfd < 0) {
-                safe_close(w->pidfd);
-                free(w->id);
+        if (!w || !(w->id = strdup(id))) {
                 free(w);
+                log_warning("vm %s: out of memory for its exit watch", id);
                 return;
         }
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_t t;
-        if (pthread_create(&t, &attr, watch_main, w) != 0) {
-                safe_close(w->pidfd);
-                free(w->id);
-                free(w);
+        w->m = m;
+        w->generation = rt->generation;
+        int r = exit_watch_add(m->d->exits, rt->inst.proc.pidfd, on_vmm_exit, w, watch_free);
+        if (r < 0) {
+                log_warning_errno(r, "vm %s: cannot watch its VMM: %m", id);
+                watch_free(w);
         }
-        pthread_attr_destroy(&attr);
 }

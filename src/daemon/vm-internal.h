@@ -17,7 +17,13 @@ typedef struct VmLock {
         char *id;
         pthread_mutex_t mutex;
         unsigned users;
-        bool preempt; /* a stop/kill/delete waits: a boot in progress gives up (guarded by m->lock) */
+        /* A stop, kill or delete waits for the lock: a boot in progress gives
+         * up. Guarded by m->lock, like the two fds that tell the boot at once:
+         * preempt_fd (an eventfd) becomes readable, waiting_fd (the agent
+         * socket the boot waits on) is shut down. */
+        bool preempt;
+        int preempt_fd;
+        int waiting_fd;
         struct VmLock *next;
 } VmLock;
 
@@ -39,7 +45,6 @@ struct VmManager {
         unsigned next_generation;
         char *ssh_key;
         char *known_hosts;
-        volatile bool stopping;
 };
 
 /* vm-lock.c */
@@ -51,6 +56,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VmLock *, vm_unlock);
 VmLock *vm_lock_preempt(VmManager *m, const char *id);
 /* Has someone asked the holder of id's lock to give up? */
 bool vm_preempt_requested(VmManager *m, const char *id);
+/* For the holder of id's lock: an fd that becomes readable when someone asks
+ * it to give up (valid while the lock is held). */
+int vm_preempt_fd(VmManager *m, const char *id);
+/* For the holder of id's lock, while it waits on the socket fd (-EBADF: no
+ * longer): asking it to give up shuts fd down, so the wait ends at once.
+ * -ECANCELED when that was asked already. */
+int vm_preempt_set_waiting_fd(VmManager *m, const char *id, int fd);
 
 typedef enum VmLockFlags {
         VM_LOCK_PREEMPT = 1 << 0, /* as vm_lock_preempt() */
@@ -65,6 +77,19 @@ void vm_runtime_drop(VmManager *m, const char *id);
 void vm_watch(VmManager *m, const char *id, VmRuntime *rt);
 
 /* vm-manager.c */
+/* A VM's directory vms/<id>: its files in the state directory, its sockets
+ * in the runtime directory. Reached through the daemon's directory fds. */
+typedef enum VmDir {
+        VM_DIR_STATE,
+        VM_DIR_RUNTIME,
+} VmDir;
+/* Open it (create: make it first, 0700, if missing); -errno. */
+int vm_dir_open(VmManager *m, VmDir where, const char *id, bool create);
+/* Remove it (missing is not an error): in the state directory only once
+ * empty; in the runtime directory with all the VMM left there (sockets, pid
+ * files, drive links), never following a link. */
+int vm_dir_remove(VmManager *m, VmDir where, const char *id);
+/* The runtime directory's path, for the VMM (which needs paths). */
 char *vm_run_dir(VmManager *m, const char *id);
 int vm_manager_read_pubkey(VmManager *m, char **ret);
 

@@ -4,39 +4,66 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "string-util.h"
 #include "vm-internal.h"
 
+/* With m->lock held. */
+static VmLock *lock_find(VmManager *m, const char *id) {
+        for (VmLock *l = m->locks; l; l = l->next)
+                if (streq(l->id, id))
+                        return l;
+        return NULL;
+}
+
+static VmLock *lock_new(VmManager *m, const char *id) {
+        VmLock *l = calloc(1, sizeof(*l));
+        if (!l)
+                return NULL;
+        *l = (VmLock){
+                .m = m, .id = strdup(id), .waiting_fd = -EBADF, .preempt_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+        };
+        if (!l->id || l->preempt_fd < 0) {
+                safe_close(l->preempt_fd);
+                free(l->id);
+                free(l);
+                return NULL;
+        }
+        pthread_mutex_init(&l->mutex, NULL);
+        l->next = m->locks;
+        m->locks = l;
+        return l;
+}
+
 VmLock *vm_lock(VmManager *m, const char *id) {
         pthread_mutex_lock(&m->lock);
-        VmLock *l;
-        for (l = m->locks; l; l = l->next)
-                if (streq(l->id, id))
-                        break;
-        if (!l) {
-                l = calloc(1, sizeof(*l));
-                if (!l || !(l->id = strdup(id))) {
-                        free(l);
-                        pthread_mutex_unlock(&m->lock);
-                        return NULL;
-                }
-                pthread_mutex_init(&l->mutex, NULL);
-                l->m = m;
-                l->next = m->locks;
-                m->locks = l;
-        }
-        l->users++;
+        VmLock *l = lock_find(m, id);
+        if (!l)
+                l = lock_new(m, id);
+        if (l)
+                l->users++;
         pthread_mutex_unlock(&m->lock);
-        pthread_mutex_lock(&l->mutex);
+        if (l)
+                pthread_mutex_lock(&l->mutex);
         return l;
 }
 
 static void vm_set_preempt(VmManager *m, const char *id, bool on) {
         pthread_mutex_lock(&m->lock);
-        for (VmLock *l = m->locks; l; l = l->next)
-                if (streq(l->id, id))
-                        l->preempt = on;
+        VmLock *l = lock_find(m, id);
+        if (l) {
+                l->preempt = on;
+                uint64_t v = 1;
+                if (on)
+                        (void) !write(l->preempt_fd, &v, sizeof(v));
+                else
+                        (void) !read(l->preempt_fd, &v, sizeof(v));
+                if (on && l->waiting_fd >= 0)
+                        (void) shutdown(l->waiting_fd, SHUT_RDWR);
+        }
         pthread_mutex_unlock(&m->lock);
 }
 
@@ -48,11 +75,27 @@ VmLock *vm_lock_preempt(VmManager *m, const char *id) {
 }
 
 bool vm_preempt_requested(VmManager *m, const char *id) {
-        bool r = false;
         pthread_mutex_lock(&m->lock);
-        for (VmLock *l = m->locks; l; l = l->next)
-                if (streq(l->id, id))
-                        r = l->preempt;
+        VmLock *l = lock_find(m, id);
+        bool r = l && l->preempt;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
+int vm_preempt_fd(VmManager *m, const char *id) {
+        pthread_mutex_lock(&m->lock);
+        VmLock *l = lock_find(m, id);
+        int fd = l ? l->preempt_fd : -ENOENT;
+        pthread_mutex_unlock(&m->lock);
+        return fd;
+}
+
+int vm_preempt_set_waiting_fd(VmManager *m, const char *id, int fd) {
+        pthread_mutex_lock(&m->lock);
+        VmLock *l = lock_find(m, id);
+        int r = !l ? -ENOENT : fd >= 0 && l->preempt ? -ECANCELED : 0;
+        if (r >= 0)
+                l->waiting_fd = fd;
         pthread_mutex_unlock(&m->lock);
         return r;
 }
@@ -69,6 +112,7 @@ void vm_unlock(VmLock *l) {
                         pp = &(*pp)->next;
                 *pp = l->next;
                 pthread_mutex_destroy(&l->mutex);
+                safe_close(l->preempt_fd);
                 free(l->id);
                 free(l);
         }

@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "rpc-call.h"
 #include "error.h"
+#include "file-tree.h"
 #include "fs-util.h"
 #include "host.h"
 #include "log.h"
@@ -53,6 +54,25 @@ char *vm_console_log(VmManager *m, const char *id) {
         return asprintf(&p, "%s/vms/%s/console.log", m->d->paths.state_dir, id) < 0 ? NULL : p;
 }
 
+static int vm_dir_parent(VmManager *m, VmDir where) {
+        return open_dir_nofollow(where == VM_DIR_RUNTIME ? m->d->runtime_dir_fd : m->d->state_dir_fd, "vms");
+}
+
+int vm_dir_open(VmManager *m, VmDir where, const char *id, bool create) {
+        _cleanup_close_ int vfd = vm_dir_parent(m, where);
+        int r = vfd < 0 || !create ? vfd : mkdirat_private(vfd, id, 0700);
+        return r < 0 ? r : open_dir_nofollow(vfd, id);
+}
+
+int vm_dir_remove(VmManager *m, VmDir where, const char *id) {
+        _cleanup_close_ int vfd = vm_dir_parent(m, where);
+        if (vfd < 0)
+                return vfd;
+        if (where == VM_DIR_RUNTIME)
+                return rm_rf_at(vfd, id);
+        return unlinkat(vfd, id, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
+
 char *vm_run_dir(VmManager *m, const char *id) {
         char *p = NULL;
         return asprintf(&p, "%s/vms/%s", m->d->paths.runtime_dir, id) < 0 ? NULL : p;
@@ -68,40 +88,42 @@ const char *vm_manager_known_hosts(VmManager *m) {
 
 /* ---- resolution and JSON ---- */
 
+static int ambiguous(const char *ref, const VmRecord *list, size_t n) {
+        char buf[768] = "";
+        for (size_t i = 0; i < n && strlen(buf) < 600; i++) {
+                strcat(buf, i ? ", " : "");
+                strncat(buf, list[i].id, 40);
+                strcat(buf, " (");
+                strncat(buf, list[i].name, 64);
+                strcat(buf, ")");
+        }
+        return error_setf(-ENOTUNIQ, "vm id prefix '%s' is ambiguous: %s", ref, buf);
+}
+
+/* The one VM whose id starts with ref. */
+static int resolve_prefix(Store *s, const char *ref, VmRecord *ret) {
+        VmRecord *list = NULL;
+        size_t n = 0;
+        int r = store_vm_find_by_prefix(s, ref, &list, &n);
+        if (r >= 0 && n == 0)
+                r = error_setf(-ENOENT, "no VM named or with id prefix '%s'", ref);
+        else if (r >= 0 && n > 1)
+                r = ambiguous(ref, list, n);
+        else if (r >= 0) {
+                *ret = list[0];
+                list[0] = (VmRecord){};
+        }
+        vm_record_array_free(list, n);
+        return r;
+}
+
 int vm_resolve(Store *s, const char *ref, VmRecord *ret) {
         if (!ref || !*ref || strlen(ref) > 64)
                 return error_setf(-EINVAL, "invalid VM reference");
         int r = store_vm_get_by_name(s, ref, ret);
-        if (r != -ENOENT)
-                return r;
-        r = store_vm_get_by_id(s, ref, ret);
-        if (r != -ENOENT && r != -EINVAL)
-                return r;
-        VmRecord *list = NULL;
-        size_t n = 0;
-        r = store_vm_find_by_prefix(s, ref, &list, &n);
-        if (r < 0)
-                return r;
-        if (n == 0) {
-                vm_record_array_free(list, n);
-                return error_setf(-ENOENT, "no VM named or with id prefix '%s'", ref);
-        }
-        if (n > 1) {
-                char buf[768] = "";
-                for (size_t i = 0; i < n && strlen(buf) < 600; i++) {
-                        strcat(buf, i ? ", " : "");
-                        strncat(buf, list[i].id, 40);
-                        strcat(buf, " (");
-                        strncat(buf, list[i].name, 64);
-                        strcat(buf, ")");
-                }
-                vm_record_array_free(list, n);
-                return error_setf(-ENOTUNIQ, "VM id prefix '%s' is ambiguous: %s", ref, buf);
-        }
-        *ret = list[0];
-        list[0] = (VmRecord){};
-        vm_record_array_free(list, n);
-        return 0;
+        if (r == -ENOENT)
+                r = store_vm_get_by_id(s, ref, ret);
+        return r == -ENOENT || r == -EINVAL ? resolve_prefix(s, ref, ret) : r;
 }
 
 static json_t *json_str_or_null(const char *s) {
@@ -162,17 +184,14 @@ VmmKind vm_manager_default_vmm(VmManager *m) {
 /* ---- SSH key ---- */
 
 static int ensure_ssh_key(VmManager *m) {
-        _cleanup_free_ char *dir = path_join(m->d->paths.state_dir, "ssh");
-        if (!dir)
-                return -ENOMEM;
-        int r = mkdirat_private(AT_FDCWD, dir, 0700);
+        int r = mkdirat_private(m->d->state_dir_fd, "ssh", 0700);
         if (r < 0)
-                return log_error_errno(r, "cannot create %s: %m", dir);
-        m->ssh_key = path_join(dir, "id_ed25519");
-        m->known_hosts = path_join(dir, "known_hosts");
-        if (!m->ssh_key || !m->known_hosts)
+                return log_error_errno(r, "cannot create %s/ssh: %m", m->d->paths.state_dir);
+        /* Paths for ssh and ssh-keygen; the daemon itself goes through the fd. */
+        if (asprintf(&m->ssh_key, "%s/ssh/id_ed25519", m->d->paths.state_dir) < 0 ||
+            asprintf(&m->known_hosts, "%s/ssh/known_hosts", m->d->paths.state_dir) < 0)
                 return -ENOMEM;
-        if (access(m->ssh_key, F_OK) == 0)
+        if (faccessat(m->d->state_dir_fd, "ssh/id_ed25519", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
                 return 0;
         char *argv[] = { "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "banger", "-f", m->ssh_key, NULL };
         _cleanup_free_ char *out = NULL;
@@ -186,12 +205,8 @@ static int ensure_ssh_key(VmManager *m) {
 }
 
 int vm_manager_read_pubkey(VmManager *m, char **ret) {
-        if (!m->ssh_key)
-                return -ENOENT;
-        _cleanup_free_ char *pub = NULL;
-        if (asprintf(&pub, "%s.pub", m->ssh_key) < 0)
-                return -ENOMEM;
-        return read_file_at(AT_FDCWD, pub, 64 * 1024, ret, NULL);
+        _cleanup_close_ int dfd = open_dir_nofollow(m->d->state_dir_fd, "ssh");
+        return dfd < 0 ? dfd : read_file_at(dfd, "id_ed25519.pub", 64 * 1024, ret, NULL);
 }
 
 int vm_manager_new(Daemon *d, VmManager **ret) {
@@ -201,9 +216,7 @@ int vm_manager_new(Daemon *d, VmManager **ret) {
         m->d = d;
         pthread_mutex_init(&m->lock, NULL);
         pthread_mutex_init(&m->default_image_lock, NULL);
-        _cleanup_free_ char *vms = path_join(d->paths.state_dir, "vms");
-        _cleanup_free_ char *rvms = path_join(d->paths.runtime_dir, "vms");
-        if (!vms || !rvms || mkdirat_private(AT_FDCWD, vms, 0700) < 0 || mkdirat_private(AT_FDCWD, rvms, 0700) < 0) {
+        if (mkdirat_private(d->state_dir_fd, "vms", 0700) < 0 || mkdirat_private(d->runtime_dir_fd, "vms", 0700) < 0) {
                 vm_manager_free(m);
                 return log_error_errno(-EIO, "cannot create the VM directories under %s and %s", d->paths.state_dir,
                                        d->paths.runtime_dir);
@@ -219,14 +232,12 @@ int vm_manager_new(Daemon *d, VmManager **ret) {
 }
 
 void vm_manager_shutdown(VmManager *m) {
-        m->stopping = true;
         host_stop_helper(m->host);
 }
 
 VmManager *vm_manager_free(VmManager *m) {
         if (!m)
                 return NULL;
-        m->stopping = true;
         while (m->runtimes) {
                 VmRuntime *rt = m->runtimes;
                 m->runtimes = rt->next;
@@ -238,6 +249,7 @@ VmManager *vm_manager_free(VmManager *m) {
         free(m->ssh_key);
         free(m->known_hosts);
         pthread_mutex_destroy(&m->default_image_lock);
+        pthread_mutex_destroy(&m->lock);
         free(m);
         return NULL;
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "agent-client.h"
 #include "store.h"
 #include "vmm-driver.h"
 
@@ -67,9 +68,9 @@ int vm_op_kill(VmManager *m, Store *s, const char *id, int sig);
 int vm_op_delete(VmManager *m, Store *s, const char *id, int flags);
 int vm_op_set(VmManager *m, Store *s, const char *id, unsigned vcpu, unsigned long long memory_mib);
 
-/* Talk to the guest agent of a running VM: returns a connected fd after the
- * hello (the caller wraps it in an AgentClient), or -errno. */
-int vm_agent_connect(VmManager *m, Store *s, const char *id, usec_t timeout, int *ret_fd);
+/* A session with the guest agent of a running VM (hello done), each step
+ * within timeout. */
+int vm_agent_open(VmManager *m, Store *s, const char *id, usec_t timeout, AgentClient **ret);
 
 /* Where a client connects to the agent itself (vm.agent). */
 int vm_agent_endpoint(VmManager *m, Store *s, const char *id, char **ret_socket, unsigned *ret_handshake_port);

@@ -63,7 +63,8 @@ int vm_take_tap(VmManager *m, Store *s, const VmRecord *vm) {
         return 0;
 }
 
-/* Release everything a stopped VM does not keep: TAP, NAT entry, sockets. */
+/* Release everything a stopped VM does not keep: TAP, NAT entry, its run
+ * directory (sockets, pid files). */
 void vm_release_host(VmManager *m, Store *s, const VmRecord *vm) {
         if (vm->tap) {
                 int r = host_tap_delete(m->host, vm->tap);
@@ -75,19 +76,5 @@ void vm_release_host(VmManager *m, Store *s, const VmRecord *vm) {
         }
         if (vm->nat)
                 (void) host_nat_sync(m->host, s);
-        _cleanup_free_ char *run = vm_run_dir(m, vm->id);
-        if (run) {
-                static const char *const names[] = {
-                        "fc.sock", "v.sock", "fc.pid", "qmp.sock", "agent.sock", "qemu.pid"
-                };
-                _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, run);
-                if (dfd >= 0) {
-                        for (size_t i = 0; i < ELEMENTSOF(names); i++)
-                                (void) unlinkat(dfd, names[i], 0);
-                        char vsock_port[32];
-                        snprintf(vsock_port, sizeof(vsock_port), "v.sock_%u", AGENT_VSOCK_PORT);
-                        (void) unlinkat(dfd, vsock_port, 0);
-                }
-                (void) rmdir(run);
-        }
+        (void) vm_dir_remove(m, VM_DIR_RUNTIME, vm->id);
 }

@@ -39,7 +39,7 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
 }
 
 int vm_manager_recover(VmManager *m) {
-        Store *s = NULL;
+        _cleanup_store_close_ Store *s = NULL;
         int r = daemon_open_store(m->d, &s);
         if (r < 0)
                 return r;
@@ -62,6 +62,5 @@ int vm_manager_recover(VmManager *m) {
                 (void) host_nat_sync(m->host, s);
                 (void) host_reconcile(m->host, s);
         }
-        store_close(s);
         return r;
 }

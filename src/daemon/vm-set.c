@@ -13,7 +13,7 @@ typedef struct Size {
 static int set_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         const Size *z = userdata;
         if (vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED && vm->state != VM_STATE_ERROR)
-                return error_setf(-EBUSY, "VM %s is %s; stop it first", vm->name, vm_state_to_string(vm->state));
+                return error_setf(-EBUSY, "vm %s is %s; stop it first", vm->name, vm_state_to_string(vm->state));
         if (z->vcpu)
                 vm->vcpus = z->vcpu;
         if (z->memory_mib)

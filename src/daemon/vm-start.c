@@ -211,7 +211,7 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
         if (vm->state == VM_STATE_RUNNING)
                 return 0;
         if (vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING)
-                return error_setf(-EBUSY, "VM %s is %s", vm->name, vm_state_to_string(vm->state));
+                return error_setf(-EBUSY, "vm %s is %s", vm->name, vm_state_to_string(vm->state));
         int r = step_begin(&t);
         if (r >= 0)
                 r = step_network(&t);

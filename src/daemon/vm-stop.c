@@ -70,7 +70,7 @@ static int kill_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         int sig = *(const int *) userdata;
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
         if (!rt || rt->inst.proc.pidfd < 0)
-                return error_setf(-ESRCH, "VM %s is not running", vm->name);
+                return error_setf(-ESRCH, "vm %s is not running", vm->name);
         if (sig == SIGKILL)
                 return vm_stop_locked(m, s, vm, 0, true);
         int r = process_signal(&rt->inst.proc, sig);

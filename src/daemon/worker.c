@@ -130,8 +130,8 @@ int workers_start(Workers *w, WorkerFn fn, WorkerFn done, void *userdata, Worker
         return 0;
 }
 
-unsigned workers_running(Workers *w) {
-        return w->running;
+bool workers_idle(Workers *w) {
+        return w->running + w->running_unlimited == 0;
 }
 
 void workers_drain(Workers *w, usec_t timeout) {

@@ -34,8 +34,8 @@ int workers_post(Workers *w, WorkerFn fn, void *userdata);
  * failure neither fn nor done is called. From the loop only. */
 int workers_start(Workers *w, WorkerFn fn, WorkerFn done, void *userdata, WorkerFlags flags);
 
-/* Workers running now (the limited ones). */
-unsigned workers_running(Workers *w);
+/* No worker of any kind runs. */
+bool workers_idle(Workers *w);
 
 /* After the loop ended: let running workers finish, running what they post,
  * for at most timeout. A half-made VM or image is worse than a slow exit. */

@@ -306,6 +306,41 @@ def test_graceful_stop_after_reattach(env):
     started(env, show(env))
 
 
+def exited_and_released(env, vm):
+    """The VM is recorded stopped and its TAP is gone (released right after)."""
+    return show(env)["state"] == "stopped" and vm["tap"] not in {l["ifname"] for l in env.links()}
+
+
+def test_vmm_exit_on_its_own_is_seen(env):
+    """A VMM that exits without the daemon asking (a crash, a kill from
+    outside): its pidfd, watched on the daemon's event loop, turns the VM
+    stopped and its TAP and NAT entry are released."""
+    vm = show(env)
+    assert vm["state"] == "running"
+    os.kill(vm["pid"], signal.SIGKILL)
+    assert wait_until(lambda: exited_and_released(env, vm), 10), show(env)
+    assert show(env)["pid"] is None and show(env)["last_error"] is None
+    assert_released(env, vm)
+    assert "VMM exited; the VM is stopped" in env.daemon_log()
+    env.banger("vm", "start", NAME)
+    started(env, show(env))
+
+
+def test_vmm_exit_after_reattach_is_seen(env):
+    """The same for a VMM re-attached after a daemon restart: not the new
+    daemon's child, so only its pidfd tells."""
+    vm = show(env)
+    st = env.json("daemon", "status")
+    os.kill(st["pid"], signal.SIGKILL)
+    assert wait_until(lambda: process_gone(st["pid"]), 5)
+    assert show(env)["state"] == "running"  # a new daemon re-attached
+    os.kill(vm["pid"], signal.SIGKILL)
+    assert wait_until(lambda: exited_and_released(env, vm), 10), show(env)
+    assert_released(env, vm)
+    env.banger("vm", "start", NAME)
+    started(env, show(env))
+
+
 def test_delete_leaves_nothing(env):
     vm = show(env)
     assert vm["state"] == "running"

@@ -461,8 +461,8 @@ static int fc_start(VmmInstance *vm) {
         /* Firecracker creates the vsock socket while booting: hand it to
          * whoever launch() gave the API socket to. */
         struct stat api, vs;
-        if (geteuid() == 0 && vm->agent_socket && stat(vm->api_socket, &api) == 0 && api.st_uid != 0 &&
-            fstatat(AT_FDCWD, vm->agent_socket, &vs, AT_SYMLINK_NOFOLLOW) == 0)
+        if (geteuid() == 0 && vm->agent_socket && fstatat(AT_FDCWD, vm->api_socket, &api, AT_SYMLINK_NOFOLLOW) == 0 &&
+            api.st_uid != 0 && fstatat(AT_FDCWD, vm->agent_socket, &vs, AT_SYMLINK_NOFOLLOW) == 0)
                 (void) vmm_chown_socket(vm->agent_socket, api.st_uid, api.st_gid);
         return 0;
 }
