@@ -10,8 +10,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <dirent.h>
+#include <endian.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <glob.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -20,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "debian-package.h"
 #include "error.h"
 #include "file-tree.h"
 #include "firecracker-api.h"
@@ -70,12 +78,12 @@ static int teardown(void **state) {
 /* A minimal x86_64 ET_EXEC with one PT_LOAD holding the banner. */
 static size_t make_tiny_elf(uint8_t *buf, size_t cap, const char *banner) {
         static const uint8_t ehdr[64] = {
-                0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                2, 0, 62, 0, 1, 0, 0, 0,                  /* ET_EXEC, EM_X86_64, version */
-                0, 0, 0, 1, 0, 0, 0, 0,                   /* entry 0x1000000 */
-                64, 0, 0, 0, 0, 0, 0, 0,                  /* phoff */
-                0, 0, 0, 0, 0, 0, 0, 0,                   /* shoff */
-                0, 0, 0, 0, 64, 0, 56, 0, 1, 0, 64, 0, 0, 0, 0, 0,
+                0x7f, 'E', 'L', 'F', 2,  1, 1,  0, 0, 0, 0,  0, 0, 0, 0, 0,
+                2,    0,   62,  0,   1,  0, 0,  0, /* ET_EXEC, EM_X86_64, version */
+                0,    0,   0,   1,   0,  0, 0,  0, /* entry 0x1000000 */
+                64,   0,   0,   0,   0,  0, 0,  0, /* phoff */
+                0,    0,   0,   0,   0,  0, 0,  0, /* shoff */
+                0,    0,   0,   0,   64, 0, 56, 0, 1, 0, 64, 0, 0, 0, 0, 0,
         };
         size_t blen = strlen(banner) + 1, off = 64 + 56;
         assert_true(off + blen <= cap);
@@ -132,7 +140,8 @@ static bool path_is_elf(const char *path) {
 }
 
 static json_t *load_manifest(const KernelRecord *k) {
-        _cleanup_free_ char *p = xasprintf("%s/manifest.json", strndupa(k->elf_path, strrchr(k->elf_path, '/') - k->elf_path));
+        _cleanup_free_ char *p =
+                xasprintf("%s/manifest.json", strndupa(k->elf_path, strrchr(k->elf_path, '/') - k->elf_path));
         json_t *m = json_load_file(p, 0, NULL);
         assert_non_null(m);
         return m;
@@ -220,7 +229,9 @@ static void test_import_dir_with_modules(void **state) {
         assert_true(S_ISLNK(st.st_mode));
         json_t *m = load_manifest(&k);
         assert_string_equal(json_string_value(json_object_get(m, "modules_version")), "9.9.9-test");
-        assert_int_equal(json_integer_value(json_object_get(json_object_get(json_object_get(m, "files"), "initrd"), "size")), 12);
+        assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(json_object_get(m, "files"), "initrd"), "size")),
+                12);
         json_decref(m);
 }
 
@@ -232,7 +243,9 @@ static void test_rm_refused_while_used(void **state) {
         assert_int_equal(kernel_store_import(f->store, f->state, &o, &k), 0);
         char id[STORE_ID_GENERATED_LEN + 1];
         assert_int_equal(store_id_generate(id), 0);
-        ImageRecord img = { .id = id, .name = (char *) "img", .kernel_id = k.id, .rootfs_path = (char *) "/nonexistent" };
+        ImageRecord img = {
+                .id = id, .name = (char *) "img", .kernel_id = k.id, .rootfs_path = (char *) "/nonexistent"
+        };
         assert_int_equal(store_image_insert(f->store, &img), 0);
         assert_int_equal(kernel_store_remove(f->store, f->state, "used"), -EBUSY);
         assert_non_null(strstr(error_last_message(), "img"));
@@ -384,6 +397,160 @@ static void test_import_debian_bzimage(void **state) {
         assert_int_equal(count_entries(kdir), 1);
 }
 
+/* gzip of [tiny ELF][zeros] with libarchive's own writer, zeros fed in small
+ * chunks so this process never holds them. */
+static size_t gzip_elf_and_zeros(uint8_t *out, size_t cap, size_t zeros) {
+        static const uint8_t chunk[65536];
+        uint8_t elf[512];
+        size_t n = make_tiny_elf(elf, sizeof(elf), "Linux version 9.9.9-test (t@banger) #1 SMP\n"), used = 0;
+        struct archive *a = archive_write_new();
+        assert_non_null(a);
+        assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+        assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
+        assert_int_equal(archive_write_set_bytes_in_last_block(a, 1), ARCHIVE_OK);
+        assert_int_equal(archive_write_open_memory(a, out, cap, &used), ARCHIVE_OK);
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_pathname(e, "payload");
+        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+        archive_entry_free(e);
+        assert_int_equal(archive_write_data(a, elf, n), (la_ssize_t) n);
+        for (size_t done = 0; done < zeros; done += sizeof(chunk))
+                assert_int_equal(archive_write_data(a, chunk, sizeof(chunk)), (la_ssize_t) sizeof(chunk));
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_write_free(a);
+        return used;
+}
+
+/* A bzImage (boot protocol 2.15, 4 setup sectors) around a gzip payload. */
+static size_t make_bzimage(uint8_t *buf, size_t cap, const uint8_t *payload, size_t plen) {
+        size_t setup = 5 * 512;
+        assert_true(setup + plen <= cap);
+        memset(buf, 0, setup);
+        buf[0x1f1] = 4;
+        buf[0x1fe] = 0x55;
+        buf[0x1ff] = 0xaa;
+        memcpy(buf + 0x202, "HdrS", 4);
+        buf[0x206] = 0x0f;
+        buf[0x207] = 0x02;
+        uint32_t len = htole32((uint32_t) plen);
+        memcpy(buf + 0x24c, &len, sizeof(len));
+        memcpy(buf + setup, payload, plen);
+        return setup + plen;
+}
+
+/* The peak memory (KiB) of a child that extracts the payload (or, without
+ * info, does nothing), or -1 when the extraction did not fail as it must. */
+static long child_peak_kib(const uint8_t *bz, size_t len, const KernelImageInfo *info) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                void *elf = NULL;
+                size_t elf_len = 0;
+                if (!info)
+                        _exit(0);
+                error_clear();
+                int r = kernel_image_extract_elf(bz, len, info, &elf, &elf_len);
+                const char *msg = error_last_message();
+                _exit(r == -EFBIG && msg && strstr(msg, "decompresses to more than the 1048576 bytes") ? 0 : 1);
+        }
+        int status;
+        struct rusage ru;
+        assert_int_equal(wait4(pid, &status, 0, &ru), pid);
+        assert_true(WIFEXITED(status));
+        return WEXITSTATUS(status) == 0 ? ru.ru_maxrss : -1;
+}
+
+/* A payload whose trailer announces 1 MiB but that inflates to 96 MiB: the
+ * decompression stops at the announced size instead of inflating it all
+ * (the peak memory of a child that tries shows which). */
+static void test_payload_held_to_its_announced_size(void **state) {
+        size_t cap = 4 << 20, zeros = 96 << 20;
+        _cleanup_free_ uint8_t *gz = malloc(cap), *bz = malloc(cap);
+        assert_true(gz && bz);
+        size_t glen = gzip_elf_and_zeros(gz, cap, zeros);
+        uint32_t announced = htole32(1 << 20); /* gzip's ISIZE, forged */
+        memcpy(gz + glen - 4, &announced, 4);
+        size_t len = make_bzimage(bz, cap, gz, glen);
+        KernelImageInfo info;
+        assert_int_equal(kernel_image_identify(bz, len, &info), 0);
+        assert_int_equal(info.payload_uncompressed_size, 1 << 20);
+        long idle = child_peak_kib(NULL, 0, NULL), peak = child_peak_kib(bz, len, &info);
+        if (peak < 0)
+                fail_msg("the extraction did not stop at the announced size");
+        if (peak - idle > 32 * 1024)
+                fail_msg("decompression peaked at %ld KiB more than an idle child", peak - idle);
+}
+
+/* Run fn in a child with its own mount namespace and a 96 MiB tmpfs at
+ * dir: what is free beyond the 64 MiB reserve is about 32 MiB. */
+static void in_small_tmpfs(const char *dir, int (*fn)(const char *dir)) {
+        if (geteuid() != 0) {
+                printf("SKIP: mounting a small tmpfs needs root\n");
+                skip();
+        }
+        assert_int_equal(mkdir(dir, 0700), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+                    mount("tmpfs", dir, "tmpfs", 0, "size=96m,mode=0700") < 0)
+                        _exit(2);
+                _exit(fn(dir));
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) != 0)
+                fail_msg("the check in the small tmpfs failed (%d)", WEXITSTATUS(status));
+}
+
+static char kernel_source[600];
+
+/* A 40 MiB kernel (a tiny ELF padded with zeros) does not fit. */
+static int import_big_kernel(const char *dir) {
+        _cleanup_free_ char *db = xasprintf("%s/banger.db", dir);
+        Store *s = NULL;
+        if (store_open(db, 0, &s) < 0)
+                return 3;
+        KernelImportOptions o = { .name = "big", .from = kernel_source };
+        error_clear();
+        int r = kernel_store_import(s, dir, &o, NULL);
+        const char *msg = error_last_message();
+        store_close(s);
+        _cleanup_free_ char *kdir = xasprintf("%s/kernels", dir);
+        if (r != -ENOSPC || !msg || !strstr(msg, "not enough free space for the kernel") || count_entries(kdir) != 0)
+                return 4;
+        return 0;
+}
+
+/* A 512 MiB package is refused before anything is fetched (the mirror
+ * does not even exist). */
+static int download_big_package(const char *dir) {
+        DebianPackage p = { .package = (char *) "linux-image-big",
+                            .filename = (char *) "pool/main/l/big.deb",
+                            .sha256 = (char *) "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+                            .size = 512ULL << 20 };
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        error_clear();
+        int r = debian_package_download("http://127.0.0.1:9", &p, dfd, "big.deb", NULL, "kernel");
+        const char *msg = error_last_message();
+        if (r != -ENOSPC || !msg || !strstr(msg, "not enough free space for package linux-image-big"))
+                return 4;
+        return faccessat(dfd, "big.deb", F_OK, 0) == 0 ? 5 : 0;
+}
+
+static void test_free_space_checked_before_writing(void **state) {
+        Fixture *f = *state;
+        snprintf(kernel_source, sizeof(kernel_source), "%s/vmlinux-big", f->dir);
+        uint8_t buf[512];
+        write_file(kernel_source, buf, make_tiny_elf(buf, sizeof(buf), "Linux version 9.9.9-big (t@b) #1\n"), 0644);
+        assert_int_equal(truncate(kernel_source, 40 << 20), 0);
+        _cleanup_free_ char *k = xasprintf("%s/small-k", f->dir), *d = xasprintf("%s/small-d", f->dir);
+        in_small_tmpfs(k, import_big_kernel);
+        in_small_tmpfs(d, download_big_package);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_import_elf, setup, teardown),
@@ -391,6 +558,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_rm_refused_while_used, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_failures_leave_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_import_debian_bzimage, setup, teardown),
+                cmocka_unit_test(test_payload_held_to_its_announced_size),
+                cmocka_unit_test_setup_teardown(test_free_space_checked_before_writing, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "file-tree.h"
+#include "free-space.h"
 #include "fs-util.h"
 #include "log.h"
 #include "string-util.h"
@@ -61,10 +62,8 @@ static int stanza_field(DebianPackage *p, const char *line) {
                 const char *key;
                 size_t off;
         } fields[] = {
-                { "Package: ", offsetof(DebianPackage, package) },
-                { "Version: ", offsetof(DebianPackage, version) },
-                { "Filename: ", offsetof(DebianPackage, filename) },
-                { "SHA256: ", offsetof(DebianPackage, sha256) },
+                { "Package: ", offsetof(DebianPackage, package) },   { "Version: ", offsetof(DebianPackage, version) },
+                { "Filename: ", offsetof(DebianPackage, filename) }, { "SHA256: ", offsetof(DebianPackage, sha256) },
                 { "Depends: ", offsetof(DebianPackage, depends) },
         };
         const char *v = startswith(line, "Size: ");
@@ -225,11 +224,17 @@ int debian_package_download(const char *mirror, const DebianPackage *p, int dirf
         _cleanup_(EVP_MD_CTX_freep) EVP_MD_CTX *ctx = EVP_MD_CTX_new();
         if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
                 return -ENOMEM;
+        _cleanup_free_ char *what = NULL;
+        if (asprintf(&what, "package %s", p->package ? p->package : p->filename) < 0)
+                return -ENOMEM;
+        int r = free_space_check(dirfd, p->size, what);
+        if (r < 0)
+                return r;
         _cleanup_close_ int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0)
                 return -errno;
         Download d = { .fd = fd, .ctx = ctx, .total = p->size, .progress = progress, .stage = stage };
-        int r = curl_fetch(url, &d);
+        r = curl_fetch(url, &d);
         if (r >= 0 && EVP_DigestFinal_ex(ctx, md, &mdlen) != 1)
                 r = -EIO;
         if (r >= 0) {

@@ -34,6 +34,9 @@ int debian_depends_first(const char *depends, char **ret);
 
 /* Download <mirror>/<filename> into dirfd/name (created 0644, O_EXCL),
  * verifying size and SHA256; a mismatch removes the file (-EBADMSG).
- * mirror is an http:// or https:// URL. Reports bytes under stage. */
+ * Reading stops the moment the mirror sends more than the index's Size
+ * (at most 1 GiB); a package that would leave less than 64 MiB free is
+ * refused before the download (-ENOSPC). mirror is an http:// or https://
+ * URL. Reports bytes under stage. */
 int debian_package_download(const char *mirror, const DebianPackage *p, int dirfd, const char *name,
                             const Progress *progress, const char *stage);

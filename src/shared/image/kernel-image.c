@@ -34,9 +34,8 @@ static const char *const format_names[_KERNEL_FORMAT_MAX] = {
 };
 
 static const char *const compression_names[_KERNEL_COMPRESSION_MAX] = {
-        [KERNEL_COMPRESSION_NONE] = "none", [KERNEL_COMPRESSION_GZIP] = "gzip",
-        [KERNEL_COMPRESSION_XZ] = "xz",     [KERNEL_COMPRESSION_ZSTD] = "zstd",
-        [KERNEL_COMPRESSION_LZMA] = "lzma", [KERNEL_COMPRESSION_BZIP2] = "bzip2",
+        [KERNEL_COMPRESSION_NONE] = "none", [KERNEL_COMPRESSION_GZIP] = "gzip", [KERNEL_COMPRESSION_XZ] = "xz",
+        [KERNEL_COMPRESSION_ZSTD] = "zstd", [KERNEL_COMPRESSION_LZMA] = "lzma", [KERNEL_COMPRESSION_BZIP2] = "bzip2",
         [KERNEL_COMPRESSION_LZ4] = "lz4",   [KERNEL_COMPRESSION_LZO] = "lzo",
 };
 
@@ -303,9 +302,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);
  * ARCHIVE_WARN), so those are not registered. */
 static struct archive *payload_reader_new(void) {
         int (*const filters[])(struct archive *) = {
-                archive_read_support_filter_gzip, archive_read_support_filter_xz,
-                archive_read_support_filter_lzma, archive_read_support_filter_bzip2,
-                archive_read_support_filter_zstd, archive_read_support_filter_lz4,
+                archive_read_support_filter_gzip,  archive_read_support_filter_xz,   archive_read_support_filter_lzma,
+                archive_read_support_filter_bzip2, archive_read_support_filter_zstd, archive_read_support_filter_lz4,
                 archive_read_support_filter_lzop,
         };
         struct archive *a = archive_read_new();
@@ -326,18 +324,26 @@ static struct archive *payload_reader_new(void) {
         return a;
 }
 
-/* Read the whole decompressed stream into a growing buffer. */
-static int payload_read_all(struct archive *a, size_t hint, void **ret, size_t *ret_len) {
-        size_t cap = hint ? hint + 1 : (64U << 20), n = 0;
+/* Read the decompressed stream into a growing buffer, stopping the moment
+ * it passes what the payload announced (else KERNEL_IMAGE_MAX): a payload
+ * that inflates further is never read to its end. */
+static int payload_read_all(struct archive *a, size_t announced, void **ret, size_t *ret_len) {
+        size_t limit = announced ? announced : KERNEL_IMAGE_MAX, n = 0;
+        /* One byte more than allowed, to see a stream that goes past it. */
+        size_t cap = MIN(limit + 1, (size_t) 64 << 20);
         _cleanup_free_ uint8_t *buf = malloc(cap);
         if (!buf)
                 return -ENOMEM;
         for (;;) {
+                if (n > limit)
+                        return announced ? error_setf(-EFBIG,
+                                                      "kernel payload: decompresses to more than the %zu bytes its "
+                                                      "header announces",
+                                                      announced)
+                                         : error_setf(-EFBIG, "decompressed kernel larger than %llu MiB",
+                                                      KERNEL_IMAGE_MAX >> 20);
                 if (n == cap) {
-                        if (cap >= KERNEL_IMAGE_MAX)
-                                return error_setf(-EFBIG, "decompressed kernel larger than %llu MiB",
-                                                  KERNEL_IMAGE_MAX >> 20);
-                        size_t ncap = MIN((size_t) KERNEL_IMAGE_MAX, cap * 2);
+                        size_t ncap = MIN(limit + 1, cap * 2);
                         uint8_t *nb = realloc(buf, ncap);
                         if (!nb)
                                 return -ENOMEM;
@@ -356,7 +362,7 @@ static int payload_read_all(struct archive *a, size_t hint, void **ret, size_t *
         return 0;
 }
 
-static int payload_decompress(const uint8_t *p, size_t plen, size_t hint, void **ret, size_t *ret_len) {
+static int payload_decompress(const uint8_t *p, size_t plen, size_t announced, void **ret, size_t *ret_len) {
         _cleanup_(archive_read_freep) struct archive *a = payload_reader_new();
         struct archive_entry *e;
         if (!a)
@@ -366,7 +372,7 @@ static int payload_decompress(const uint8_t *p, size_t plen, size_t hint, void *
         /* Filter 0 is the decompressor, the last is "none": one level only. */
         if (archive_filter_count(a) != 2)
                 return error_setf(-EPROTONOSUPPORT, "kernel payload: compression not supported by libarchive");
-        return payload_read_all(a, hint, ret, ret_len);
+        return payload_read_all(a, announced, ret, ret_len);
 }
 
 int kernel_image_extract_elf(const void *data, size_t len, const KernelImageInfo *info, void **ret_elf,
@@ -382,13 +388,15 @@ int kernel_image_extract_elf(const void *data, size_t len, const KernelImageInfo
          * its stream (scripts/Makefile.lib size_append); hide it from the
          * decompressor, which would see trailing garbage. */
         size_t plen = info->payload_length - (info->compression == KERNEL_COMPRESSION_GZIP ? 0 : 4);
-        size_t hint = info->payload_uncompressed_size <= KERNEL_IMAGE_MAX ? info->payload_uncompressed_size : 0;
-        int r = payload_decompress(p, plen, hint, &elf, &elf_len);
+        if (info->payload_uncompressed_size > KERNEL_IMAGE_MAX)
+                return error_setf(-EFBIG, "kernel payload: announces %" PRIu64 " bytes, more than %llu MiB",
+                                  info->payload_uncompressed_size, KERNEL_IMAGE_MAX >> 20);
+        int r = payload_decompress(p, plen, (size_t) info->payload_uncompressed_size, &elf, &elf_len);
         if (r < 0)
                 return r;
         if (info->payload_uncompressed_size && (elf_len & 0xffffffffU) != info->payload_uncompressed_size)
-                return error_setf(-EBADMSG, "kernel payload: decompressed to %zu bytes, header says %" PRIu64,
-                                  elf_len, info->payload_uncompressed_size);
+                return error_setf(-EBADMSG, "kernel payload: decompressed to %zu bytes, header says %" PRIu64, elf_len,
+                                  info->payload_uncompressed_size);
         r = kernel_elf_check(elf, elf_len);
         if (r < 0)
                 return error_setf(r, "kernel payload is not a usable ELF: %s", error_last_message());

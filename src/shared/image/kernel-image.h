@@ -81,6 +81,7 @@ void kernel_image_unmap(const void *data, size_t len);
 
 /* Decompress the payload of an identified bzImage held in data into a newly
  * allocated buffer (free()). Verifies the result with kernel_elf_check()
- * and, when known, against info->payload_uncompressed_size. */
+ * and, when known, against info->payload_uncompressed_size: decompression
+ * stops the moment it passes that size (-EFBIG), or KERNEL_IMAGE_MAX. */
 int kernel_image_extract_elf(const void *data, size_t len, const KernelImageInfo *info, void **ret_elf,
                              size_t *ret_elf_len);

@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "file-tree.h"
+#include "free-space.h"
 #include "fs-util.h"
 #include "kernel-image.h"
 #include "log.h"
@@ -201,7 +202,9 @@ static int stage_kernel(int src_fd, int dfd, const Progress *p, KernelFiles *f) 
         progress_report(p, "identify", NULL, 0, 0);
         r = kernel_image_identify(data, len, &f->info);
         if (r >= 0 && f->info.format == KERNEL_FORMAT_ELF) {
-                r = write_new_file_at(dfd, "vmlinux", data, len, 0644, f->elf_sha);
+                r = free_space_check(dfd, len, "the kernel");
+                if (r >= 0)
+                        r = write_new_file_at(dfd, "vmlinux", data, len, 0644, f->elf_sha);
                 f->elf_size = len;
         } else if (r >= 0) {
                 _cleanup_free_ void *elf = NULL;
@@ -210,6 +213,8 @@ static int stage_kernel(int src_fd, int dfd, const Progress *p, KernelFiles *f) 
                 r = kernel_image_extract_elf(data, len, &f->info, &elf, &elf_len);
                 if (r >= 0 && !f->info.release[0])
                         (void) kernel_find_linux_version(elf, elf_len, f->info.release, f->info.banner);
+                if (r >= 0)
+                        r = free_space_check(dfd, (uint64_t) elf_len + len, "the kernel");
                 if (r >= 0)
                         r = write_new_file_at(dfd, "vmlinux", elf, elf_len, 0644, f->elf_sha);
                 if (r >= 0)
@@ -250,22 +255,28 @@ static int write_manifest(int dfd, const char *name, const KernelFiles *f, const
         return write_file_atomic_at(dfd, KERNEL_MANIFEST, text, l + 1, 0644);
 }
 
-/* Fill the temporary directory: kernel files, initrd, modules, manifest. */
-static int build_kernel_dir(KernelSource *src, int dfd, const KernelImportOptions *o, KernelFiles *f, usec_t created) {
-        int r = stage_kernel(src->kernel_fd, dfd, &o->progress, f);
+static int copy_initrd(int initrd_fd, int dfd, const KernelImportOptions *o, KernelFiles *f) {
+        struct stat st;
+        if (fstat(initrd_fd, &st) < 0)
+                return -errno;
+        int r = free_space_check(dfd, (uint64_t) st.st_size, "the initrd");
         if (r < 0)
                 return r;
-        if (src->initrd_fd >= 0) {
-                r = copy_file_at(src->initrd_fd, dfd, "initrd", 0644, &o->progress, "copy", f->initrd_sha,
-                                 &f->initrd_size);
-                if (r < 0)
-                        return error_setf(r, "copying the initrd: %m");
-                f->has_initrd = true;
-        }
-        r = source_pick_modules(src, f->info.release);
-        if (r < 0 || src->modules_fd < 0)
-                return r < 0 ? r : write_manifest(dfd, o->name, f, NULL, created);
-        progress_report(&o->progress, "copy", "modules", 0, 0);
+        r = copy_file_at(initrd_fd, dfd, "initrd", 0644, &o->progress, "copy", f->initrd_sha, &f->initrd_size);
+        if (r < 0)
+                return error_setf(r, "copying the initrd: %m");
+        f->has_initrd = true;
+        return 0;
+}
+
+/* modules/<version>/ from the source's lib/modules/<version>. */
+static int copy_modules(const KernelSource *src, int dfd) {
+        uint64_t bytes;
+        int r = tree_disk_usage(src->modules_fd, &bytes, NULL);
+        if (r < 0)
+                return error_setf(r, "measuring the modules tree: %m");
+        if ((r = free_space_check(dfd, bytes, "the modules")) < 0)
+                return r;
         if (mkdirat(dfd, "modules", 0755) < 0)
                 return -errno;
         _cleanup_close_ int mfd = open_dir_nofollow(dfd, "modules");
@@ -279,6 +290,23 @@ static int build_kernel_dir(KernelSource *src, int dfd, const KernelImportOption
         r = copy_tree_at(src->modules_fd, vfd, NULL, NULL);
         if (r < 0)
                 return error_setf(r, "copying the modules tree: %m");
+        return 0;
+}
+
+/* Fill the temporary directory: kernel files, initrd, modules, manifest.
+ * Each is checked against the free space before it is written. */
+static int build_kernel_dir(KernelSource *src, int dfd, const KernelImportOptions *o, KernelFiles *f, usec_t created) {
+        int r = stage_kernel(src->kernel_fd, dfd, &o->progress, f);
+        if (r < 0)
+                return r;
+        if (src->initrd_fd >= 0 && (r = copy_initrd(src->initrd_fd, dfd, o, f)) < 0)
+                return r;
+        r = source_pick_modules(src, f->info.release);
+        if (r < 0 || src->modules_fd < 0)
+                return r < 0 ? r : write_manifest(dfd, o->name, f, NULL, created);
+        progress_report(&o->progress, "copy", "modules", 0, 0);
+        if ((r = copy_modules(src, dfd)) < 0)
+                return r;
         return write_manifest(dfd, o->name, f, src->modules_version, created);
 }
 
