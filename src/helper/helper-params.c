@@ -58,13 +58,12 @@ int params_check(const char *method, json_t *params, const HelperField *fields) 
         const char *key;
         json_t *v;
         char b[48];
-        json_object_foreach(params, key, v) {
+        json_object_foreach (params, key, v) {
                 const HelperField *f = field_find(fields, key);
                 if (!f)
                         return error_setf(-EINVAL, "%s: unknown field '%s'", method, shorten(key, b));
                 if (!field_type_ok(f->type, v))
-                        return error_setf(-EINVAL, "%s: field '%s' must be %s", method, key,
-                                          field_type_name(f->type));
+                        return error_setf(-EINVAL, "%s: field '%s' must be %s", method, key, field_type_name(f->type));
         }
         for (const HelperField *f = fields; f->name; f++)
                 if (f->required && !json_object_get(params, f->name))
@@ -91,8 +90,9 @@ const char *shorten(const char *s, char buf[static 48]) {
 int check_tap_name(const char *name) {
         char b[48];
         if (!tap_name_is_valid(name))
-                return error_setf(-EINVAL, "invalid TAP name '%s': must be '" TAP_PREFIX
-                                  "' followed by 1 to %d of [a-z0-9]", shorten(name, b), TAP_ID_MAX);
+                return error_setf(-EINVAL,
+                                  "invalid TAP name '%s': must be '" TAP_PREFIX "' followed by 1 to %d of [a-z0-9]",
+                                  shorten(name, b), TAP_ID_MAX);
         return 0;
 }
 
@@ -126,8 +126,10 @@ int check_state_path(const char *relpath) {
                 return error_setf(-EPERM, "path '%s' is absolute; paths are relative to the state directory",
                                   shorten(relpath, b));
         if (!path_beneath_is_valid(relpath))
-                return error_setf(-EPERM, "path '%s' is not a clean relative path inside the state directory "
-                                  "(no '..', '.', empty components or trailing '/')", shorten(relpath, b));
+                return error_setf(-EPERM,
+                                  "path '%s' is not a clean relative path inside the state directory "
+                                  "(no '..', '.', empty components or trailing '/')",
+                                  shorten(relpath, b));
         return 0;
 }
 
@@ -138,7 +140,8 @@ int map_open_error(int r, const char *relpath) {
         case -ELOOP:
                 return error_setf(-EPERM, "path '%s' is or passes through a symlink; refused", p);
         case -EXDEV:
-                return error_setf(-EPERM, "path '%s' leaves the state directory; refused", p);
+                /* '..' and absolute paths were refused already: a mount point. */
+                return error_setf(-EPERM, "path '%s' crosses a mount point inside the state directory; refused", p);
         case -ENOENT:
                 return error_setf(r, "path '%s' does not exist in the state directory", p);
         default:
@@ -150,7 +153,9 @@ int open_state_file(const Helper *h, const char *relpath, int flags) {
         int r = check_state_path(relpath);
         if (r < 0)
                 return r;
-        _cleanup_close_ int pfd = open_beneath(h->state_fd, relpath, O_PATH | O_NOFOLLOW, 0);
+        /* Never into another mount: the owner could mount a FUSE filesystem
+         * in its state directory and stall the helper in any lookup there. */
+        _cleanup_close_ int pfd = open_beneath_ex(h->state_fd, relpath, O_PATH | O_NOFOLLOW, 0, BENEATH_NO_XDEV);
         if (pfd < 0)
                 return map_open_error(pfd, relpath);
         struct stat st;
@@ -165,13 +170,22 @@ int open_state_file(const Helper *h, const char *relpath, int flags) {
         if (st.st_uid != h->owner_uid)
                 return error_setf(-EPERM, "file '%s' is owned by uid %u, not by the owner (uid %u)",
                                   shorten(relpath, b), (unsigned) st.st_uid, (unsigned) h->owner_uid);
-        /* Reopen the very inode we checked; O_PATH cannot be used for I/O. */
+        /* Reopen the very inode we checked; O_PATH cannot be used for I/O.
+         * O_NONBLOCK: a lease the owner holds on its file would otherwise
+         * block this open for lease-break-time (45 s); it fails instead. */
         char proc[64];
         snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
-        int fd = open(proc, flags | O_CLOEXEC | O_NOCTTY);
+        _cleanup_close_ int fd = open(proc, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0 && errno == EWOULDBLOCK)
+                return error_setf(-EBUSY,
+                                  "file '%s' is leased by another process (fcntl F_SETLEASE); release it "
+                                  "and retry",
+                                  shorten(relpath, b));
         if (fd < 0)
                 return error_setf(-errno, "cannot reopen '%s': %s", shorten(relpath, b), strerror(errno));
-        return fd;
+        if (fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+                return -errno;
+        return TAKE_FD(fd);
 }
 
 int params_strv(json_t *array, const char *what, int (*check)(const char *), char ***ret) {
@@ -182,7 +196,7 @@ int params_strv(json_t *array, const char *what, int (*check)(const char *), cha
         if (!l)
                 return -ENOMEM;
         json_t *v;
-        json_array_foreach(array, i, v) {
+        json_array_foreach (array, i, v) {
                 const char *s = json_string_value(v);
                 if (!json_string_is_clean(v))
                         return error_setf(-EINVAL, "%s: entry %zu must be a string", what, i);

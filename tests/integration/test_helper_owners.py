@@ -459,3 +459,60 @@ def test_dm_snapshot_create_attaches_what_it_checked(pair):
             swapper.wait()
         for name in ("base.img", "cow.img", "fifo", "rootfile", "tmp"):
             (a.state / name).unlink(missing_ok=True)
+
+
+# Takes a read lease on argv[1] as its owner, ignoring the SIGIO a lease
+# break sends; prints "ready" and holds it until stdin closes.
+LEASE_HOLDER = r"""
+import fcntl, os, signal, sys
+F_SETLEASE, F_RDLCK = 1024, 0
+signal.signal(signal.SIGIO, signal.SIG_IGN)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+fcntl.fcntl(fd, F_SETLEASE, F_RDLCK)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_owner_cannot_stall_path_resolution(pair):
+    """Paths in the state directory never cross a mount point (the owner could
+    mount a FUSE filesystem there and stall any lookup or open in it; a tmpfs
+    stands in for it, mounted in the helper's own mount namespace), and an
+    open never waits on a lease the owner holds (45 s per request)."""
+    a, _ = pair
+    mnt = a.state / "mnt"
+    mnt.mkdir()
+    os.chown(mnt, a.uid, a.uid)
+    in_helper_ns = ["nsenter", f"--mount=/proc/{a.proc.pid}/ns/mnt", "--"]
+    a.owner_file("leased.img")
+    holder = None
+    try:
+        run(*in_helper_ns, "mount", "-t", "tmpfs", "-o", "mode=0755", "bgfuse", str(mnt))
+        run(*in_helper_ns, sys.executable, "-c", "import os, sys; p = sys.argv[1]; open(p, 'wb').truncate(1 << 20); "
+            "os.chown(p, int(sys.argv[2]), int(sys.argv[2]))", str(mnt / "disk.img"), str(a.uid))
+        r = a.as_owner("loop.attach", {"path": "mnt/disk.img"})
+        assert r["ok"] is False and r["errno"] == "EPERM", r
+        assert "path 'mnt/disk.img' crosses a mount point inside the state directory" in r["error"], r
+        assert not loops_backed_under(a.state)
+
+        holder = subprocess.Popen(["setpriv", f"--reuid={a.uid}", f"--regid={a.uid}", "--clear-groups",
+                                   sys.executable, "-c", LEASE_HOLDER, a.state / "leased.img"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdout.readline().strip() == "ready"
+        start = time.monotonic()
+        try:
+            r = a.as_owner("loop.attach", {"path": "leased.img"}, timeout=10)
+        except subprocess.TimeoutExpired:
+            pytest.fail("loop.attach waited on the owner's lease")
+        assert time.monotonic() - start < 5
+        assert r["ok"] is False and r["errno"] == "EBUSY" and "is leased by another process" in r["error"], r
+        assert a.call("helper.ping", timeout=5)["ok"] is True
+    finally:
+        if holder:
+            holder.stdin.close()
+            holder.wait(10)
+        run(*in_helper_ns, "umount", str(mnt), check=False)
+        for d in loops_backed_under(a.state):
+            subprocess.run(["losetup", "-d", d], check=False, capture_output=True)
+        shutil.rmtree(mnt, ignore_errors=True)
+        (a.state / "leased.img").unlink(missing_ok=True)

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include "spawn.h"
 
 typedef int (*OpenFn)(int dirfd, const char *relpath, int flags, mode_t mode);
+typedef int (*OpenExFn)(int dirfd, const char *relpath, int flags, mode_t mode, unsigned how);
 
 /* root/ (the dir fd) holds a/b/file, a/up -> .., a/abs -> /etc, a/lnk ->
  * b/file, a/dirlnk -> b; outside/ (a sibling) holds secret. */
@@ -124,6 +127,59 @@ static void test_create_and_unlink(void **state) {
         assert_int_equal(stat(p, &st), 0);
 }
 
+/* BENEATH_NO_XDEV: a mount inside the tree (where an owner could put a FUSE
+ * filesystem) is never crossed, on the way or at the end, by either path. */
+static void test_no_xdev(void **state) {
+        Tree *t = *state;
+        /* A private mount namespace: nothing mounted here is seen outside. */
+        if (geteuid() != 0 || unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+                skip();
+                return;
+        }
+        char m[128], file[128], bound[128], top[128];
+        snprintf(top, sizeof(top), "%s/root", t->top);
+        /* t->rootfd is on the mount as the old namespace has it. */
+        _cleanup_close_ int root = open_dir_nofollow(AT_FDCWD, top);
+        assert_true(root >= 0);
+        snprintf(m, sizeof(m), "%s/root/m", t->top);
+        snprintf(file, sizeof(file), "%s/root/a/b/file", t->top);
+        snprintf(bound, sizeof(bound), "%s/root/a/b/bound", t->top);
+        assert_int_equal(mkdir(m, 0700), 0);
+        assert_int_equal(mount("bgtest", m, "tmpfs", 0, "mode=0700"), 0);
+        _cleanup_close_ int mfd = open_dir_nofollow(root, "m");
+        assert_int_equal(write_file_atomic_at(mfd, "inner", "in", 2, 0600), 0);
+        _cleanup_close_ int b = open_dir_nofollow(root, "a/b");
+        assert_int_equal(write_file_atomic_at(b, "bound", "", 0, 0600), 0);
+        assert_int_equal(mount(file, bound, NULL, MS_BIND, NULL), 0);
+
+        OpenExFn fns[] = { open_beneath_ex, open_beneath_walk_ex };
+        for (size_t i = 0; i < ELEMENTSOF(fns); i++) {
+                assert_int_equal(fns[i](root, "m/inner", O_RDONLY, 0, BENEATH_NO_XDEV), -EXDEV);
+                assert_int_equal(fns[i](root, "m/inner", O_PATH, 0, BENEATH_NO_XDEV), -EXDEV);
+                assert_int_equal(fns[i](root, "m", O_PATH | O_DIRECTORY, 0, BENEATH_NO_XDEV), -EXDEV);
+                assert_int_equal(fns[i](root, "a/b/bound", O_RDONLY, 0, BENEATH_NO_XDEV), -EXDEV);
+                assert_int_equal(fns[i](root, "m/new", O_WRONLY | O_CREAT, 0600, BENEATH_NO_XDEV), -EXDEV);
+                /* Without the flag the same paths open: the flag is what refuses. */
+                _cleanup_close_ int in = fns[i](root, "m/inner", O_RDONLY, 0, 0);
+                assert_true(in >= 0);
+                /* On the tree's own mount everything works as before. */
+                _cleanup_close_ int ok = fns[i](root, "a/b/file", O_RDONLY, 0, BENEATH_NO_XDEV);
+                assert_true(ok >= 0);
+                char buf[8] = {};
+                assert_int_equal(read(ok, buf, sizeof(buf)), 4);
+                assert_int_equal(fns[i](root, "a/lnk", O_RDONLY, 0, BENEATH_NO_XDEV), -ELOOP);
+                _cleanup_close_ int made = fns[i](root, "a/b/made", O_WRONLY | O_CREAT, 0600, BENEATH_NO_XDEV);
+                assert_true(made >= 0);
+                _cleanup_close_ int again = fns[i](root, "a/b/made", O_WRONLY | O_CREAT, 0600, BENEATH_NO_XDEV);
+                assert_true(again >= 0);
+                assert_int_equal(fns[i](root, "a/b/made", O_WRONLY | O_CREAT | O_EXCL, 0600, BENEATH_NO_XDEV), -EEXIST);
+                assert_int_equal(unlinkat(b, "made", 0), 0);
+        }
+        mfd = safe_close(mfd);
+        assert_int_equal(umount(bound), 0);
+        assert_int_equal(umount(m), 0);
+}
+
 static void test_is_valid(void **state) {
         assert_true(path_beneath_is_valid("a"));
         assert_true(path_beneath_is_valid("a/b.img"));
@@ -144,6 +200,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_openat2, tree_setup, tree_teardown),
                 cmocka_unit_test_setup_teardown(test_walk_fallback, tree_setup, tree_teardown),
                 cmocka_unit_test_setup_teardown(test_create_and_unlink, tree_setup, tree_teardown),
+                cmocka_unit_test_setup_teardown(test_no_xdev, tree_setup, tree_teardown),
                 cmocka_unit_test(test_is_valid),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

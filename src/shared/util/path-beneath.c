@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,9 +70,61 @@ static int explain_enotdir(int dirfd, const char *name) {
         return -ENOTDIR;
 }
 
-int open_beneath_walk(int dirfd, const char *relpath, int flags, mode_t mode) {
+/* The mount a fd is on: its mount id where the kernel reports one, else
+ * its device. AT_STATX_DONT_SYNC: a FUSE server is never asked. */
+static int mount_of(int fd, uint64_t *ret) {
+        struct statx stx;
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) < 0)
+                return -errno;
+        *ret = (stx.stx_mask & STATX_MNT_ID) ? stx.stx_mnt_id
+                                             : ((uint64_t) stx.stx_dev_major << 32 | stx.stx_dev_minor);
+        return 0;
+}
+
+static int check_same_mount(int fd, uint64_t mnt) {
+        uint64_t m;
+        int r = mount_of(fd, &m);
+        if (r < 0)
+                return r;
+        return m == mnt ? 0 : -EXDEV;
+}
+
+/* The last component without crossing a mount: opened O_PATH (which runs no
+ * filesystem open method), checked, then reopened through the checked fd. A
+ * file this call creates is new on at's own mount. */
+static int open_last_same_mount(int at, const char *name, int flags, mode_t mode, uint64_t mnt) {
+        for (unsigned attempt = 0;; attempt++) {
+                _cleanup_close_ int pfd = openat(at, name, O_PATH | O_NOFOLLOW | O_CLOEXEC | (flags & O_DIRECTORY));
+                if (pfd < 0 && errno == ENOENT && (flags & O_CREAT)) {
+                        int fd = openat(at, name, flags | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+                        if (fd >= 0 || errno != EEXIST || (flags & O_EXCL) || attempt > 0)
+                                return fd >= 0 ? fd : -errno;
+                        continue; /* appeared meanwhile: check it like any other */
+                }
+                if (pfd < 0)
+                        return errno == ENOTDIR && (flags & O_DIRECTORY) ? explain_enotdir(at, name) : -errno;
+                int r = refuse_if_symlink(pfd);
+                if (r >= 0)
+                        r = check_same_mount(pfd, mnt);
+                if (r < 0)
+                        return r;
+                if (flags & O_PATH)
+                        return TAKE_FD(pfd);
+                if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+                        return -EEXIST;
+                char proc[64];
+                snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+                int fd = open(proc, (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+                return fd < 0 ? -errno : fd;
+        }
+}
+
+int open_beneath_walk_ex(int dirfd, const char *relpath, int flags, mode_t mode, unsigned how) {
         int r = check_relpath(relpath);
         if (r < 0)
+                return r;
+        uint64_t mnt = 0;
+        if ((how & BENEATH_NO_XDEV) && (r = mount_of(dirfd, &mnt)) < 0)
                 return r;
         _cleanup_free_ char *copy = strdup(relpath);
         if (!copy)
@@ -86,8 +140,13 @@ int open_beneath_walk(int dirfd, const char *relpath, int flags, mode_t mode) {
                         return errno == ENOTDIR ? explain_enotdir(at, s) : -errno;
                 safe_close(cur);
                 cur = fd;
+                /* Checked before anything is looked up inside it. */
+                if ((how & BENEATH_NO_XDEV) && (r = check_same_mount(cur, mnt)) < 0)
+                        return r;
         }
         int at = cur >= 0 ? cur : dirfd;
+        if (how & BENEATH_NO_XDEV)
+                return open_last_same_mount(at, s, flags, mode, mnt);
         _cleanup_close_ int fd = openat(at, s, flags | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return errno == ENOTDIR && (flags & O_DIRECTORY) ? explain_enotdir(at, s) : -errno;
@@ -100,21 +159,30 @@ int open_beneath_walk(int dirfd, const char *relpath, int flags, mode_t mode) {
         return TAKE_FD(fd);
 }
 
-int open_beneath(int dirfd, const char *relpath, int flags, mode_t mode) {
+int open_beneath_walk(int dirfd, const char *relpath, int flags, mode_t mode) {
+        return open_beneath_walk_ex(dirfd, relpath, flags, mode, 0);
+}
+
+int open_beneath_ex(int dirfd, const char *relpath, int flags, mode_t mode, unsigned how) {
         int r = check_relpath(relpath);
         if (r < 0)
                 return r;
-        struct open_how how = {
+        struct open_how oh = {
                 .flags = (unsigned) (flags | O_CLOEXEC),
                 .mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode : 0,
-                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+                .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                           ((how & BENEATH_NO_XDEV) ? RESOLVE_NO_XDEV : 0),
         };
-        long fd = syscall(SYS_openat2, dirfd, relpath, &how, sizeof(how));
+        long fd = syscall(SYS_openat2, dirfd, relpath, &oh, sizeof(oh));
         if (fd >= 0)
                 return (int) fd;
         if (errno == ENOSYS)
-                return open_beneath_walk(dirfd, relpath, flags, mode);
+                return open_beneath_walk_ex(dirfd, relpath, flags, mode, how);
         return -errno;
+}
+
+int open_beneath(int dirfd, const char *relpath, int flags, mode_t mode) {
+        return open_beneath_ex(dirfd, relpath, flags, mode, 0);
 }
 
 int open_parent_beneath(int dirfd, const char *relpath, const char **ret_base) {

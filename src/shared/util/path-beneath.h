@@ -25,6 +25,18 @@ int open_beneath(int dirfd, const char *relpath, int flags, mode_t mode);
 /* The fallback walk on its own, so tests cover it on kernels with openat2. */
 int open_beneath_walk(int dirfd, const char *relpath, int flags, mode_t mode);
 
+enum {
+        /* Also refuse (-EXDEV) to cross a mount point on the way, the last
+         * component included (RESOLVE_NO_XDEV; the walk compares mount ids
+         * before it looks inside). For a privileged process resolving paths
+         * in a directory someone else can write: that someone could mount a
+         * FUSE filesystem there and stall any lookup or open() in it. */
+        BENEATH_NO_XDEV = 1 << 0,
+};
+
+int open_beneath_ex(int dirfd, const char *relpath, int flags, mode_t mode, unsigned how);
+int open_beneath_walk_ex(int dirfd, const char *relpath, int flags, mode_t mode, unsigned how);
+
 /* Open the directory holding relpath's last component (beneath dirfd) and
  * return its fd; *ret_base points into relpath at the last component. */
 int open_parent_beneath(int dirfd, const char *relpath, const char **ret_base);
