@@ -25,11 +25,8 @@ static const CliVerb daemon_verbs[] = {
 };
 
 static const Group groups[] = {
-        { "vm", cli_vm_verbs },
-        { "image", cli_image_verbs },
-        { "kernel", cli_kernel_verbs },
-        { "daemon", daemon_verbs },
-        { "ssh-config", cli_ssh_config_verbs },
+        { "vm", cli_vm_verbs },     { "image", cli_image_verbs },           { "kernel", cli_kernel_verbs },
+        { "daemon", daemon_verbs }, { "ssh-config", cli_ssh_config_verbs },
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";
@@ -68,6 +65,16 @@ static void print_verb_pattern(const CliVerb *v) {
                 for (const char *a = v->alias; *a; a++)
                         putchar(*a == ' ' ? '|' : *a);
         }
+}
+
+/* bash and zsh alike: one case arm per verb, then the end of the case. */
+static void print_verb_cases(const CliVerb *verbs, const char *indent) {
+        for (const CliVerb *v = verbs; v->name; v++) {
+                printf("%s", indent);
+                print_verb_pattern(v);
+                printf(") _banger_args \"%s\" \"%s\";;\n", v->options, v->operands);
+        }
+        printf("%sesac;;\n", indent);
 }
 
 static void bash_script(void) {
@@ -117,12 +124,7 @@ static void bash_script(void) {
                        groups[g].name);
                 print_verb_names(groups[g].verbs);
                 printf("\" -- \"$cur\"))\n            return\n        fi\n        case \"$verb\" in\n");
-                for (const CliVerb *v = groups[g].verbs; v->name; v++) {
-                        printf("        ");
-                        print_verb_pattern(v);
-                        printf(") _banger_args \"%s\" \"%s\";;\n", v->options, v->operands);
-                }
-                printf("        esac;;\n");
+                print_verb_cases(groups[g].verbs, "        ");
         }
         printf("    *) _banger_args \"--json --help\" none;;\n"
                "    esac\n"
@@ -196,12 +198,7 @@ static void zsh_script(void) {
                                 zsh_describe_entry(a, v->summary);
                 }
                 printf("      )\n      _describe command verbs; return\n    fi\n    case \"$verb\" in\n");
-                for (const CliVerb *v = groups[g].verbs; v->name; v++) {
-                        printf("    ");
-                        print_verb_pattern(v);
-                        printf(") _banger_args \"%s\" \"%s\";;\n", v->options, v->operands);
-                }
-                printf("    esac;;\n");
+                print_verb_cases(groups[g].verbs, "    ");
         }
         printf("  *) _banger_args \"--json --help\" none;;\n"
                "  esac\n"
@@ -229,7 +226,8 @@ static void fish_verb_options(const char *group, const CliVerb *v) {
                 bool value = l > 0 && o[l - 1] == '=';
                 if (value)
                         o[l - 1] = '\0';
-                printf("complete -c banger -n '__fish_seen_subcommand_from %s; and __fish_seen_subcommand_from %s%s%s' ",
+                printf("complete -c banger -n '__fish_seen_subcommand_from %s; and __fish_seen_subcommand_from "
+                       "%s%s%s' ",
                        group, v->name, v->alias ? " " : "", v->alias ? v->alias : "");
                 printf(o[1] == '-' ? "-l %s" : "-s %s", o + (o[1] == '-' ? 2 : 1));
                 if (value) {
@@ -263,7 +261,8 @@ static void fish_script(void) {
                 const char *gn = groups[g].name;
                 for (const CliVerb *v = groups[g].verbs; v->name; v++) {
                         printf("complete -c banger -n '__fish_seen_subcommand_from %s; and not "
-                               "__fish_seen_subcommand_from ", gn);
+                               "__fish_seen_subcommand_from ",
+                               gn);
                         print_verb_names(groups[g].verbs);
                         printf("' -a %s -d ", v->name);
                         fish_quoted(v->summary);

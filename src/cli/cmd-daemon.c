@@ -18,7 +18,7 @@ static void help(void) {
                "  stop     ask the daemon to stop; running VMs keep running\n");
 }
 
-static void print_status(json_t *s) {
+static void print_status(Cli *cli, json_t *s) {
         json_t *counts = json_object_get(s, "counts");
         json_t *by = json_object_get(counts, "vms_by_state");
         printf("bangerd %s (%s), pid %lld, up %.1f s, %s mode%s\n", json_string_value(json_object_get(s, "version")),
@@ -38,23 +38,16 @@ static void print_status(json_t *s) {
                json_integer_value(json_object_get(counts, "kernels")));
 }
 
-static int daemon_status(Cli *cli) {
-        cli->no_autostart = true;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *res = NULL;
-        if (cli_call(cli, c, "daemon.status", NULL, &res) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else
-                print_status(res);
-        json_decref(res);
-        return EXIT_OK;
+static void print_started(Cli *cli, json_t *res) {
+        printf("bangerd is running (pid %lld) on %s\n", json_integer_value(json_object_get(res, "pid")),
+               cli->socket_path);
 }
 
-static int daemon_start(Cli *cli) {
+/* daemon.status printed as JSON or by print; "status" never starts the
+ * daemon, "start" is the same call with autostart. */
+static int daemon_status(Cli *cli, bool autostart, void (*print)(Cli *, json_t *)) {
+        if (!autostart)
+                cli->no_autostart = true;
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;
@@ -64,8 +57,7 @@ static int daemon_start(Cli *cli) {
         if (cli->json)
                 cli_print_json(res);
         else
-                printf("bangerd is running (pid %lld) on %s\n", json_integer_value(json_object_get(res, "pid")),
-                       cli->socket_path);
+                print(cli, res);
         json_decref(res);
         return EXIT_OK;
 }
@@ -120,9 +112,9 @@ int cmd_daemon(Cli *cli, int argc, char **argv) {
                 return EXIT_USAGE;
         }
         if (streq(verb, "status"))
-                return daemon_status(cli);
+                return daemon_status(cli, false, print_status);
         if (streq(verb, "start"))
-                return daemon_start(cli);
+                return daemon_status(cli, true, print_started);
         if (streq(verb, "stop"))
                 return daemon_stop(cli);
         fprintf(stderr, "banger daemon: unknown command '%s'\n", verb);

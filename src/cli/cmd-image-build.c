@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* banger image build: a Debian image made by the daemon with debootstrap
  * (image.build), with its stages shown as they happen. */
-#include "cmd-image-build.h"
+#include "cmd-image.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,17 +43,6 @@ static char *default_image_name(Cli *cli) {
         return name;
 }
 
-static void print_built(Cli *cli, json_t *img, const char *name) {
-        if (cli->json) {
-                cli_print_json(img);
-                return;
-        }
-        char size[16];
-        printf("built image %s (%s, rootfs %s)\n", json_str(img, "name", name),
-               format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(img, "size"))),
-               json_str(img, "rootfs", "-"));
-}
-
 int image_build_cmd(Cli *cli, int argc, char **argv) {
         enum { OPT_DEBOOTSTRAP = CLI_OPT_FIRST_PRIVATE, OPT_MIRROR };
         static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
@@ -64,11 +53,20 @@ int image_build_cmd(Cli *cli, int argc, char **argv) {
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': build_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case OPT_DEBOOTSTRAP: suite = optarg; break;
-                case OPT_MIRROR: mirror = optarg; break;
-                default: return cli_option_error("image build", argv);
+                case 'h':
+                        build_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case OPT_DEBOOTSTRAP:
+                        suite = optarg;
+                        break;
+                case OPT_MIRROR:
+                        mirror = optarg;
+                        break;
+                default:
+                        return cli_option_error("image build", argv);
                 }
         }
         if (argc - optind > 1)
@@ -77,22 +75,17 @@ int image_build_cmd(Cli *cli, int argc, char **argv) {
         if (!name)
                 return cli_usage_error("image build", "no NAME given and none configured (default_image)");
         if (!name_is_valid(name))
-                return cli_usage_error("image build", "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+                return cli_invalid_name("image build", name);
         json_t *params = json_pack("{s:s}", "name", name);
         if (params && suite)
                 json_object_set_new(params, "suite", json_string(suite));
         if (params && mirror)
                 json_object_set_new(params, "mirror", json_string(mirror));
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        _cleanup_progress_ Progress *p = NULL;
-        if (!params || cli_connect(cli, &c) < 0 || progress_new(cli->json, &p) < 0) {
-                json_decref(params);
-                return EXIT_FAIL;
-        }
         json_t *img = NULL;
-        if (vm_call(cli, c, "image.build", params, p, &img, NULL) < 0)
-                return EXIT_FAIL;
-        print_built(cli, img, name);
+        int r = cli_call_progress(cli, "image.build", params, &img);
+        if (r != 0)
+                return r;
+        image_print_made(cli, "built", img, name);
         json_decref(img);
         return EXIT_OK;
 }

@@ -2,7 +2,7 @@
 /* banger image import: an OCI or Docker image turned into a root
  * filesystem by the daemon (image.import), with download, layer and write
  * progress shown as it happens. */
-#include "cmd-image-import.h"
+#include "cmd-image.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,17 +33,6 @@ static void import_help(void) {
                "                     else the newest imported one\n");
 }
 
-static void print_imported(Cli *cli, json_t *img, const char *name) {
-        if (cli->json) {
-                cli_print_json(img);
-                return;
-        }
-        char size[16];
-        printf("imported image %s (%s, rootfs %s)\n", json_str(img, "name", name),
-               format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(img, "size"))),
-               json_str(img, "rootfs", "-"));
-}
-
 /* The daemon opens local sources itself, from its own working directory:
  * a path that exists here is made absolute; anything else is a reference. */
 static int source_param(const char *arg, char **ret) {
@@ -65,11 +54,20 @@ int image_import_cmd(Cli *cli, int argc, char **argv) {
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': import_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case OPT_NAME: name = optarg; break;
-                case OPT_KERNEL: kernel = optarg; break;
-                default: return cli_option_error("image import", argv);
+                case 'h':
+                        import_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case OPT_NAME:
+                        name = optarg;
+                        break;
+                case OPT_KERNEL:
+                        kernel = optarg;
+                        break;
+                default:
+                        return cli_option_error("image import", argv);
                 }
         }
         if (argc - optind != 1)
@@ -77,7 +75,7 @@ int image_import_cmd(Cli *cli, int argc, char **argv) {
         if (!name)
                 return cli_usage_error("image import", "--name NAME is required");
         if (!name_is_valid(name))
-                return cli_usage_error("image import", "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+                return cli_invalid_name("image import", name);
         if (kernel && !name_is_valid(kernel))
                 return cli_usage_error("image import", "invalid kernel name '%s'", kernel);
         _cleanup_free_ char *source = NULL;
@@ -87,16 +85,11 @@ int image_import_cmd(Cli *cli, int argc, char **argv) {
         json_t *params = json_pack("{s:s, s:s}", "name", name, "source", source);
         if (params && kernel)
                 json_object_set_new(params, "kernel", json_string(kernel));
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        _cleanup_progress_ Progress *p = NULL;
-        if (!params || cli_connect(cli, &c) < 0 || progress_new(cli->json, &p) < 0) {
-                json_decref(params);
-                return EXIT_FAIL;
-        }
         json_t *img = NULL;
-        if (vm_call(cli, c, "image.import", params, p, &img, NULL) < 0)
-                return EXIT_FAIL;
-        print_imported(cli, img, name);
+        r = cli_call_progress(cli, "image.import", params, &img);
+        if (r != 0)
+                return r;
+        image_print_made(cli, "imported", img, name);
         json_decref(img);
         return EXIT_OK;
 }

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmd-image-build.h"
-#include "cmd-image-import.h"
+#include "cmd-image.h"
 #include "cmd-vm.h"
 #include "macro.h"
 #include "string-util.h"
@@ -27,8 +26,8 @@ const CliVerb cli_image_verbs[] = {
           "--name= --kernel-ref= --json --help", "" },
         { "register", NULL, image_register_cmd, "register an existing root filesystem image with a kernel",
           "--name= --rootfs= --kernel-ref= --work-seed= --json --help", "" },
-        { "promote", NULL, image_promote_cmd, "copy a registered image's rootfs into banger's store",
-          "--json --help", "image" },
+        { "promote", NULL, image_promote_cmd, "copy a registered image's rootfs into banger's store", "--json --help",
+          "image" },
         { "list", "ls", image_list_cmd, "list images", "--json --help", "" },
         { "show", NULL, image_show_cmd, "show one image", "--json --help", "image" },
         { "delete", "rm", image_delete_cmd, "delete images no VM uses", "--json --help", "image" },
@@ -59,6 +58,16 @@ static void register_help(void) {
                "  --work-seed FILE   optional seed for each VM's writable work disk\n");
 }
 
+void image_print_made(Cli *cli, const char *done, json_t *img, const char *name) {
+        if (cli->json) {
+                cli_print_json(img);
+                return;
+        }
+        char size[16];
+        printf("%s image %s (%s, rootfs %s)\n", done, json_str(img, "name", name),
+               format_json_size(size, sizeof(size), img, "size"), json_str(img, "rootfs", "-"));
+}
+
 static void print_image(json_t *i) {
         char size[16], ago[32];
         printf("name:       %s\n", json_str(i, "name", "-"));
@@ -66,22 +75,21 @@ static void print_image(json_t *i) {
         printf("kernel:     %s\n", json_str(i, "kernel", "-"));
         printf("rootfs:     %s\n", json_str(i, "rootfs", "-"));
         printf("work seed:  %s\n", json_str(i, "work_seed", "-"));
-        printf("managed:    %s\n", json_is_true(json_object_get(i, "managed")) ? "yes (in banger's store)"
-                                                                               : "no (registered in place)");
-        printf("size:       %s\n", format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(i, "size"))));
+        printf("managed:    %s\n",
+               json_is_true(json_object_get(i, "managed")) ? "yes (in banger's store)" : "no (registered in place)");
+        printf("size:       %s\n", format_json_size(size, sizeof(size), i, "size"));
         printf("created:    %s (%s)\n", json_str(i, "created_at", "-"),
                format_ago(ago, sizeof(ago), json_str(i, "created_at", NULL)));
 }
 
 enum { OPT_NAME = CLI_OPT_FIRST_PRIVATE, OPT_ROOTFS, OPT_KERNEL, OPT_SEED };
 
-static int register_params(const char *name, const char *rootfs, const char *kernel, const char *seed,
-                           json_t **ret) {
+static int register_params(const char *name, const char *rootfs, const char *kernel, const char *seed, json_t **ret) {
         static const char cmd[] = "image register";
         if (!name || !rootfs || !kernel)
                 return cli_usage_error(cmd, "--name, --rootfs and --kernel-ref are required");
         if (!name_is_valid(name))
-                return cli_usage_error(cmd, "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+                return cli_invalid_name(cmd, name);
         if (!name_is_valid(kernel))
                 return cli_usage_error(cmd, "invalid kernel name '%s'", kernel);
         _cleanup_free_ char *abs_rootfs = NULL, *abs_seed = NULL;
@@ -108,13 +116,26 @@ static int image_register_cmd(Cli *cli, int argc, char **argv) {
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': register_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case OPT_NAME: name = optarg; break;
-                case OPT_ROOTFS: rootfs = optarg; break;
-                case OPT_KERNEL: kernel = optarg; break;
-                case OPT_SEED: seed = optarg; break;
-                default: return cli_option_error("image register", argv);
+                case 'h':
+                        register_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case OPT_NAME:
+                        name = optarg;
+                        break;
+                case OPT_ROOTFS:
+                        rootfs = optarg;
+                        break;
+                case OPT_KERNEL:
+                        kernel = optarg;
+                        break;
+                case OPT_SEED:
+                        seed = optarg;
+                        break;
+                default:
+                        return cli_option_error("image register", argv);
                 }
         }
         if (optind < argc)
@@ -152,15 +173,10 @@ static int image_promote_cmd(Cli *cli, int argc, char **argv) {
         int r = cli_parse_simple(cli, "image promote", promote_help, argc, argv, 1, 1);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        _cleanup_progress_ Progress *p = NULL;
-        if (progress_new(cli->json, &p) < 0)
-                return EXIT_FAIL;
         json_t *img = NULL;
-        if (vm_call(cli, c, "image.promote", json_pack("{s:s}", "name", argv[optind]), p, &img, NULL) < 0)
-                return EXIT_FAIL;
+        r = cli_call_progress(cli, "image.promote", json_pack("{s:s}", "name", argv[optind]), &img);
+        if (r != 0)
+                return r;
         if (cli->json)
                 print_json_line(img);
         else
@@ -176,38 +192,22 @@ static void list_help(void) {
                "banger's store; the others are registered in place.\n");
 }
 
+static void image_row(json_t *im, const char **row, char (*buf)[TABLE_CELL_MAX]) {
+        row[0] = json_str(im, "name", "-");
+        row[1] = json_str(im, "kernel", "-");
+        row[2] = json_is_true(json_object_get(im, "managed")) ? "yes" : "no";
+        row[3] = format_json_size(buf[3], TABLE_CELL_MAX, im, "size");
+        row[4] = format_ago(buf[4], TABLE_CELL_MAX, json_str(im, "created_at", NULL));
+        row[5] = json_str(im, "rootfs", "-");
+}
+
+static void print_images(json_t *res) {
+        static const char *const hdr[] = { "NAME", "KERNEL", "MANAGED", "SIZE", "CREATED", "ROOTFS" };
+        table_print_items(json_object_get(res, "images"), hdr, ELEMENTSOF(hdr), image_row);
+}
+
 static int image_list_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "image list", list_help, argc, argv, 0, 0);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *res = NULL;
-        if (cli_call(cli, c, "image.list", NULL, &res) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else {
-                static const char *const hdr[] = { "NAME", "KERNEL", "MANAGED", "SIZE", "CREATED", "ROOTFS" };
-                _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
-                size_t i;
-                json_t *im;
-                json_array_foreach(json_object_get(res, "images"), i, im) {
-                        char size[16], ago[32];
-                        const char *row[] = { json_str(im, "name", "-"), json_str(im, "kernel", "-"),
-                                              json_is_true(json_object_get(im, "managed")) ? "yes" : "no",
-                                              format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(im, "size"))),
-                                              format_ago(ago, sizeof(ago), json_str(im, "created_at", NULL)),
-                                              json_str(im, "rootfs", "-") };
-                        if (t)
-                                (void) table_add_row(t, row);
-                }
-                if (t)
-                        table_print(t, stdout);
-        }
-        json_decref(res);
-        return EXIT_OK;
+        return cli_list(cli, "image list", list_help, argc, argv, "image.list", print_images);
 }
 
 static void show_help(void) {
@@ -266,16 +266,16 @@ static int image_cache_cmd(Cli *cli, int argc, char **argv) {
         else {
                 size_t i;
                 json_t *b;
-                json_array_foreach(json_object_get(res, "removed"), i, b) {
+                json_array_foreach (json_object_get(res, "removed"), i, b) {
                         char size[16];
                         printf("%s %s (%s)\n", dry_run ? "would remove" : "removed",
                                json_string_value(json_object_get(b, "digest")),
-                               format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(b, "bytes"))));
+                               format_json_size(size, sizeof(size), b, "bytes"));
                 }
                 char total[16];
-                printf("%s%lld blob(s), %s\n", dry_run ? "would free: " : "freed: ",
-                       json_integer_value(json_object_get(res, "blobs")),
-                       format_size(total, sizeof(total), (uint64_t) json_integer_value(json_object_get(res, "bytes"))));
+                printf("%s%lld blob(s), %s\n",
+                       dry_run ? "would free: " : "freed: ", json_integer_value(json_object_get(res, "blobs")),
+                       format_json_size(total, sizeof(total), res, "bytes"));
         }
         json_decref(res);
         return EXIT_OK;

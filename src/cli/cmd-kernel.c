@@ -34,16 +34,6 @@ int cmd_kernel(Cli *cli, int argc, char **argv) {
                              cli_kernel_verbs, argc, argv);
 }
 
-/* The daemon reads the path itself, so it must be absolute; resolving it
- * here also turns a typo into an error before any RPC. */
-int cli_absolute_path(const char *cmd, const char *what, const char *arg, char **ret) {
-        char *p = realpath(arg, NULL);
-        if (!p)
-                return cli_usage_error(cmd, "%s '%s': %s", what, arg, strerror(errno));
-        *ret = p;
-        return 0;
-}
-
 static void import_help(void) {
         printf("Usage: banger kernel import NAME --from FILE|DIR [--initrd FILE] [--json]\n"
                "\n"
@@ -64,31 +54,42 @@ static void print_kernel(json_t *k) {
         printf("vmlinux:   %s\n", json_str(k, "vmlinux", "-"));
         printf("initrd:    %s\n", json_str(k, "initrd", "-"));
         printf("modules:   %s\n", json_str(k, "modules", "-"));
-        printf("size:      %s\n", format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(k, "size"))));
+        printf("size:      %s\n", format_json_size(size, sizeof(size), k, "size"));
         printf("sha256:    %s\n", json_str(k, "sha256", "-"));
         printf("created:   %s (%s)\n", json_str(k, "created_at", "-"),
                format_ago(ago, sizeof(ago), json_str(k, "created_at", NULL)));
 }
 
 static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "from", required_argument, NULL, 'F' },
-                                              { "initrd", required_argument, NULL, 'I' }, {} };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "from", required_argument, NULL, 'F' },
+                                              { "initrd", required_argument, NULL, 'I' },
+                                              {} };
         const char *from = NULL, *initrd = NULL;
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': import_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case 'F': from = optarg; break;
-                case 'I': initrd = optarg; break;
-                default: return cli_option_error("kernel import", argv);
+                case 'h':
+                        import_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case 'F':
+                        from = optarg;
+                        break;
+                case 'I':
+                        initrd = optarg;
+                        break;
+                default:
+                        return cli_option_error("kernel import", argv);
                 }
         }
         if (argc - optind != 1)
                 return cli_usage_error("kernel import", "expects one NAME");
         const char *name = argv[optind];
         if (!name_is_valid(name))
-                return cli_usage_error("kernel import", "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+                return cli_invalid_name("kernel import", name);
         if (!from)
                 return cli_usage_error("kernel import", "--from FILE|DIR is required");
         _cleanup_free_ char *abs = NULL, *abs_initrd = NULL;
@@ -100,21 +101,16 @@ static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
         json_t *params = json_pack("{s:s, s:s}", "name", name, "from", abs);
         if (abs_initrd)
                 json_object_set_new(params, "initrd", json_string(abs_initrd));
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        _cleanup_progress_ Progress *p = NULL;
-        if (cli_connect(cli, &c) < 0 || progress_new(cli->json, &p) < 0) {
-                json_decref(params);
-                return EXIT_FAIL;
-        }
         json_t *k = NULL;
-        if (vm_call(cli, c, "kernel.import", params, p, &k, NULL) < 0)
-                return EXIT_FAIL;
+        r = cli_call_progress(cli, "kernel.import", params, &k);
+        if (r != 0)
+                return r;
         if (cli->json)
                 print_json_line(k);
         else {
                 char size[16];
-                printf("imported kernel %s (%s, %s)\n", json_str(k, "name", name), json_str(k, "version", "version unknown"),
-                       format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(k, "size"))));
+                printf("imported kernel %s (%s, %s)\n", json_str(k, "name", name),
+                       json_str(k, "version", "version unknown"), format_json_size(size, sizeof(size), k, "size"));
         }
         json_decref(k);
         return EXIT_OK;
@@ -126,38 +122,22 @@ static void list_help(void) {
                "List kernels: NAME VERSION INITRD MODULES SIZE CREATED.\n");
 }
 
+static void kernel_row(json_t *k, const char **row, char (*buf)[TABLE_CELL_MAX]) {
+        row[0] = json_str(k, "name", "-");
+        row[1] = json_str(k, "version", "-");
+        row[2] = json_str(k, "initrd", NULL) ? "yes" : "no";
+        row[3] = json_str(k, "modules", NULL) ? "yes" : "no";
+        row[4] = format_json_size(buf[4], TABLE_CELL_MAX, k, "size");
+        row[5] = format_ago(buf[5], TABLE_CELL_MAX, json_str(k, "created_at", NULL));
+}
+
+static void print_kernels(json_t *res) {
+        static const char *const hdr[] = { "NAME", "VERSION", "INITRD", "MODULES", "SIZE", "CREATED" };
+        table_print_items(json_object_get(res, "kernels"), hdr, ELEMENTSOF(hdr), kernel_row);
+}
+
 static int kernel_list_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "kernel list", list_help, argc, argv, 0, 0);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *res = NULL;
-        if (cli_call(cli, c, "kernel.list", NULL, &res) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else {
-                static const char *const hdr[] = { "NAME", "VERSION", "INITRD", "MODULES", "SIZE", "CREATED" };
-                _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
-                size_t i;
-                json_t *k;
-                json_array_foreach(json_object_get(res, "kernels"), i, k) {
-                        char size[16], ago[32];
-                        const char *row[] = { json_str(k, "name", "-"), json_str(k, "version", "-"),
-                                              json_str(k, "initrd", NULL) ? "yes" : "no",
-                                              json_str(k, "modules", NULL) ? "yes" : "no",
-                                              format_size(size, sizeof(size), (uint64_t) json_integer_value(json_object_get(k, "size"))),
-                                              format_ago(ago, sizeof(ago), json_str(k, "created_at", NULL)) };
-                        if (t)
-                                (void) table_add_row(t, row);
-                }
-                if (t)
-                        table_print(t, stdout);
-        }
-        json_decref(res);
-        return EXIT_OK;
+        return cli_list(cli, "kernel list", list_help, argc, argv, "kernel.list", print_kernels);
 }
 
 static void show_help(void) {

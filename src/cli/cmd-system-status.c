@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check-rows.h"
 #include "cmd-system.h"
 #include "config.h"
 #include "error.h"
@@ -22,34 +22,14 @@
 #include "system-install.h"
 #include "verbs.h"
 
-typedef enum { PASS, WARN, FAIL } Status;
-static const char *const status_names[] = { "PASS", "WARN", "FAIL" };
-
 typedef struct StatusCtx {
         SysRoot root;
         bool systemd;
-        json_t *rows;
-        unsigned n_fail, n_warn;
+        CheckRows rows;
         char *owner_name; /* NULL: no owner recorded */
         uid_t owner_uid;
         gid_t owner_gid;
 } StatusCtx;
-
-_printf_(4, 5) static void row(StatusCtx *s, Status st, const char *check, const char *fmt, ...) {
-        char detail[2048];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(detail, sizeof(detail), fmt, ap);
-        va_end(ap);
-        json_t *details = json_array();
-        char *save = NULL;
-        for (char *l = strtok_r(detail, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-                json_array_append_new(details, json_string(l));
-        json_array_append_new(
-                s->rows, json_pack("{s:s, s:s, s:o}", "status", status_names[st], "check", check, "details", details));
-        s->n_fail += st == FAIL;
-        s->n_warn += st == WARN;
-}
 
 /* lstat-like, beneath the root: 0 and *st, or -errno (with an error message
  * for a symlink in the way). */
@@ -92,12 +72,13 @@ static void check_binary(StatusCtx *s, const SysBinary *b) {
         error_clear();
         int r = stat_beneath(s, b->dir, b->name, &st);
         if (r < 0 || !S_ISREG(st.st_mode)) {
-                row(s, FAIL, b->name, "%s: %s", path, r < 0 ? describe_missing(r) : "not a regular file");
+                check_row(&s->rows, CHECK_FAIL, b->name, "%s: %s", path,
+                          r < 0 ? describe_missing(r) : "not a regular file");
                 return;
         }
         if (st.st_uid != 0 || st.st_gid != 0 || (st.st_mode & 07777) != 0755) {
-                row(s, FAIL, b->name, "%s: mode %04o owner %u:%u, expected 0755 root:root", path,
-                    (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid, (unsigned) st.st_gid);
+                check_row(&s->rows, CHECK_FAIL, b->name, "%s: mode %04o owner %u:%u, expected 0755 root:root", path,
+                          (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid, (unsigned) st.st_gid);
                 return;
         }
         _cleanup_free_ char *out = NULL;
@@ -105,9 +86,9 @@ static void check_binary(StatusCtx *s, const SysBinary *b) {
         r = spawn_run_capture(argv, 10 * USEC_PER_SEC, 4096, true, &out);
         first_line(out);
         int same = binary_matches_source(s, b);
-        row(s, r == 0 && same != 0 ? PASS : WARN, b->name, "%s: %s%s", path,
-            r == 0 && out ? out : "does not run with --version",
-            same == 0 ? "\ndiffers from this banger's build: 'banger system install' updates it" : "");
+        check_row(&s->rows, r == 0 && same != 0 ? CHECK_PASS : CHECK_WARN, b->name, "%s: %s%s", path,
+                  r == 0 && out ? out : "does not run with --version",
+                  same == 0 ? "\ndiffers from this banger's build: 'banger system install' updates it" : "");
 }
 
 static void check_unit_state(StatusCtx *s, const char *unit, char *buf, size_t len) {
@@ -140,7 +121,7 @@ static void check_text_file(StatusCtx *s, const SysTextFile *t) {
         if (r >= 0)
                 r = sys_dir_open(s->root.fd, s->root.display, t->dir, &open_only, NULL, &dfd);
         if (r < 0) {
-                row(s, FAIL, t->name, "%s: %s", path, describe_missing(r));
+                check_row(&s->rows, CHECK_FAIL, t->name, "%s: %s", path, describe_missing(r));
                 return;
         }
         int same = sys_file_matches(dfd, t->name, text, strlen(text), 0644);
@@ -158,9 +139,10 @@ static void check_text_file(StatusCtx *s, const SysTextFile *t) {
         const char *what =
                 same > 0 ? "as this build installs it" : "differs from this build's (mode, owner or content)";
         if (*state)
-                row(s, same > 0 ? PASS : WARN, t->name, "%s: %s\n%s: %s", path, what, unit, state);
+                check_row(&s->rows, same > 0 ? CHECK_PASS : CHECK_WARN, t->name, "%s: %s\n%s: %s", path, what, unit,
+                          state);
         else
-                row(s, same > 0 ? PASS : WARN, t->name, "%s: %s", path, what);
+                check_row(&s->rows, same > 0 ? CHECK_PASS : CHECK_WARN, t->name, "%s: %s", path, what);
 }
 
 static void check_owner(StatusCtx *s) {
@@ -172,22 +154,23 @@ static void check_owner(StatusCtx *s) {
         if (r >= 0)
                 r = read_file_at(conf, SYS_OWNER_FILE, 4096, &text, NULL);
         if (r < 0) {
-                row(s, FAIL, "owner", "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": %s", s->root.display,
-                    describe_missing(r));
+                check_row(&s->rows, CHECK_FAIL, "owner", "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": %s", s->root.display,
+                          describe_missing(r));
                 return;
         }
         struct stat st;
         if (sys_owner_parse(text, &s->owner_uid, &s->owner_gid) < 0 ||
             fstatat(conf, SYS_OWNER_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                row(s, FAIL, "owner", "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": not UID or UID:GID", s->root.display);
+                check_row(&s->rows, CHECK_FAIL, "owner", "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": not UID or UID:GID",
+                          s->root.display);
                 return;
         }
         (void) sys_user_name(s->owner_uid, &s->owner_name);
         bool safe = st.st_uid == 0 && !(st.st_mode & 0022);
-        row(s, safe && s->owner_name ? PASS : FAIL, "owner",
-            "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": uid %u gid %d (%s)%s", s->root.display, (unsigned) s->owner_uid,
-            (int) s->owner_gid, s->owner_name ?: "no such user",
-            safe ? "" : "\nmust be owned by root and not group/other writable: bangerd-root refuses it");
+        check_row(&s->rows, safe && s->owner_name ? CHECK_PASS : CHECK_FAIL, "owner",
+                  "%s/" SYS_CONFDIR "/" SYS_OWNER_FILE ": uid %u gid %d (%s)%s", s->root.display,
+                  (unsigned) s->owner_uid, (int) s->owner_gid, s->owner_name ?: "no such user",
+                  safe ? "" : "\nmust be owned by root and not group/other writable: bangerd-root refuses it");
 }
 
 static void check_config(StatusCtx *s) {
@@ -198,15 +181,16 @@ static void check_config(StatusCtx *s) {
         int r = sys_dir_open(s->root.fd, s->root.display, SYS_CONFDIR, &open_only, NULL, &conf);
         struct stat st;
         if (r < 0 || fstatat(conf, CONFIG_FILE_NAME, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                row(s, PASS, "config", "%s/" SYS_CONFDIR "/" CONFIG_FILE_NAME ": not present (defaults)",
-                    s->root.display);
+                check_row(&s->rows, CHECK_PASS, "config",
+                          "%s/" SYS_CONFDIR "/" CONFIG_FILE_NAME ": not present (defaults)", s->root.display);
                 return;
         }
         r = config_load(conf, CONFIG_FILE_NAME, &c);
         if (r < 0)
-                row(s, FAIL, "config", "%s", error_last_message() ?: strerror(-r));
+                check_row(&s->rows, CHECK_FAIL, "config", "%s", error_last_message() ?: strerror(-r));
         else {
-                row(s, PASS, "config", "%s/" SYS_CONFDIR "/" CONFIG_FILE_NAME ": parses", s->root.display);
+                check_row(&s->rows, CHECK_PASS, "config", "%s/" SYS_CONFDIR "/" CONFIG_FILE_NAME ": parses",
+                          s->root.display);
                 config_done(&c);
         }
 }
@@ -223,29 +207,15 @@ static void check_dir(StatusCtx *s, const char *rel, mode_t mode, bool owner_own
         error_clear();
         int r = stat_beneath(s, parent, leaf, &st);
         if (r < 0 || !S_ISDIR(st.st_mode)) {
-                row(s, FAIL, check, "%s/%s: %s", s->root.display, rel, r < 0 ? describe_missing(r) : "not a directory");
+                check_row(&s->rows, CHECK_FAIL, check, "%s/%s: %s", s->root.display, rel,
+                          r < 0 ? describe_missing(r) : "not a directory");
                 return;
         }
         uid_t uid = owner_owned ? s->owner_uid : 0;
         bool ok = (st.st_mode & 07777) == mode && st.st_uid == uid && (owner_owned || st.st_gid == 0);
-        row(s, ok ? PASS : WARN, check, "%s/%s: mode %04o, owner %u:%u%s", s->root.display, rel,
-            (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid, (unsigned) st.st_gid,
-            ok ? "" : "\nnot what 'banger system install' sets; running it again fixes it");
-}
-
-static void print_rows(const StatusCtx *s) {
-        size_t i;
-        json_t *r;
-        json_array_foreach (s->rows, i, r) {
-                printf("%s %s\n", json_string_value(json_object_get(r, "status")),
-                       json_string_value(json_object_get(r, "check")));
-                size_t k;
-                json_t *l;
-                json_array_foreach (json_object_get(r, "details"), k, l)
-                        printf("    %s\n", json_string_value(l));
-        }
-        printf("\n%u failed, %u warnings%s\n", s->n_fail, s->n_warn,
-               s->systemd ? "" : " (systemd is not running here: unit states not checked)");
+        check_row(&s->rows, ok ? CHECK_PASS : CHECK_WARN, check, "%s/%s: mode %04o, owner %u:%u%s", s->root.display,
+                  rel, (unsigned) (st.st_mode & 07777), (unsigned) st.st_uid, (unsigned) st.st_gid,
+                  ok ? "" : "\nnot what 'banger system install' sets; running it again fixes it");
 }
 
 static void status_help(void) {
@@ -283,12 +253,13 @@ int cmd_system_status(Cli *cli, int argc, char **argv) {
         }
         if (optind < argc)
                 return cli_usage_error("system status", "unexpected argument '%s'", argv[optind]);
-        StatusCtx s = { .rows = json_array() };
+        StatusCtx s = {};
+        check_rows_init(&s.rows);
         error_clear();
         int r = sys_root_open(root, &s.root);
         if (r < 0) {
                 fprintf(stderr, "banger system status: %s\n", error_last_message() ?: strerror(-r));
-                json_decref(s.rows);
+                check_rows_done(&s.rows);
                 return EXIT_FAIL;
         }
         s.systemd = sys_systemd_running(&s.root);
@@ -301,12 +272,10 @@ int cmd_system_status(Cli *cli, int argc, char **argv) {
         check_dir(&s, SYS_CONFDIR, 0755, false);
         check_dir(&s, SYS_STATEDIR, 0700, true);
         check_dir(&s, SYS_CACHEDIR, 0700, true);
-        if (cli->json)
-                cli_print_json(s.rows);
-        else
-                print_rows(&s);
-        json_decref(s.rows);
+        check_rows_print(&s.rows, cli->json,
+                         s.systemd ? NULL : " (systemd is not running here: unit states not checked)");
+        check_rows_done(&s.rows);
         free(s.owner_name);
         sys_root_done(&s.root);
-        return s.n_fail > 0 ? EXIT_FAIL : EXIT_OK;
+        return s.rows.n_fail > 0 ? EXIT_FAIL : EXIT_OK;
 }

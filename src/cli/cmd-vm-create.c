@@ -32,6 +32,11 @@ typedef struct VmSpec {
         const char *vcpu_from, *memory_from, *disk_from, *image_from;
 } VmSpec;
 
+static void vm_spec_done(VmSpec *s) {
+        free(s->image);
+        s->image = NULL;
+}
+
 /* BangerConfig fills unset keys with constants, so whether [vm_defaults]
  * names a key is read from the file itself. */
 static bool config_sets(const TomlValue *root, const char *key) {
@@ -111,7 +116,7 @@ static void print_config_error(Cli *cli, int r) {
 }
 
 static void spec_help(Cli *cli, bool run) {
-        VmSpec s = {};
+        _cleanup_(vm_spec_done) VmSpec s = {};
         int r = resolve_defaults(cli, &s);
         char mem[16], disk[16];
         if (r < 0)
@@ -137,7 +142,6 @@ static void spec_help(Cli *cli, bool run) {
                "\nDefaults come from [vm_defaults] in %s/%s, then the host, then\n"
                "built-in constants. Sizes must be greater than zero.\n",
                cli->paths.config_dir, CONFIG_FILE_NAME);
-        free(s.image);
 }
 
 static void create_help(Cli *cli) {
@@ -199,16 +203,36 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
         int o;
         while ((o = getopt_long(argc, argv, run ? "hd" : "h", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': run ? run_help(cli) : create_help(cli); return -1;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case OPT_NAME: a->name = optarg; break;
-                case OPT_IMAGE: a->image = optarg; break;
-                case OPT_VCPU: a->vcpu = optarg; break;
-                case OPT_MEMORY: a->memory = optarg; break;
-                case OPT_DISK: a->disk = optarg; break;
-                case OPT_NAT: a->nat = 1; break;
-                case OPT_NO_NAT: a->nat = 0; break;
-                case OPT_VMM: a->vmm = optarg; break;
+                case 'h':
+                        run ? run_help(cli) : create_help(cli);
+                        return -1;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case OPT_NAME:
+                        a->name = optarg;
+                        break;
+                case OPT_IMAGE:
+                        a->image = optarg;
+                        break;
+                case OPT_VCPU:
+                        a->vcpu = optarg;
+                        break;
+                case OPT_MEMORY:
+                        a->memory = optarg;
+                        break;
+                case OPT_DISK:
+                        a->disk = optarg;
+                        break;
+                case OPT_NAT:
+                        a->nat = 1;
+                        break;
+                case OPT_NO_NAT:
+                        a->nat = 0;
+                        break;
+                case OPT_VMM:
+                        a->vmm = optarg;
+                        break;
                 case OPT_NO_START:
                         if (run)
                                 return cli_option_error(cmd, argv);
@@ -224,7 +248,8 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                 return cli_option_error(cmd, argv);
                         a->detach = true;
                         break;
-                default: return cli_option_error(cmd, argv);
+                default:
+                        return cli_option_error(cmd, argv);
                 }
         }
         return 0;
@@ -272,9 +297,9 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
 
 /* Every resolved value is sent, so the spec line shows what the VM gets. */
 static json_t *spec_params(const VmSpec *s) {
-        json_t *p = json_pack("{s:s, s:i, s:I, s:I, s:b, s:b}", "image", s->image, "vcpu", (int) s->vcpu,
-                              "memory_mib", (json_int_t) s->memory_mib, "disk_bytes", (json_int_t) s->disk_bytes,
-                              "nat", s->nat, "no_start", s->no_start);
+        json_t *p = json_pack("{s:s, s:i, s:I, s:I, s:b, s:b}", "image", s->image, "vcpu", (int) s->vcpu, "memory_mib",
+                              (json_int_t) s->memory_mib, "disk_bytes", (json_int_t) s->disk_bytes, "nat", s->nat,
+                              "no_start", s->no_start);
         if (p && s->name)
                 json_object_set_new(p, "name", json_string(s->name));
         if (p && s->vmm)
@@ -294,13 +319,22 @@ static void print_spec(Cli *cli, const VmSpec *s) {
         }
         char mem[16], disk[16];
         fprintf(stderr, "spec: name=%s image=%s vcpu=%u memory=%s disk=%s nat=%s vmm=%s%s\n",
-                s->name ? s->name : "(generated)", s->image, s->vcpu, format_size(mem, sizeof(mem), s->memory_mib << 20),
-                format_size(disk, sizeof(disk), s->disk_bytes), s->nat ? "on" : "off", vmm,
-                s->no_start ? " (not started)" : "");
+                s->name ? s->name : "(generated)", s->image, s->vcpu,
+                format_size(mem, sizeof(mem), s->memory_mib << 20), format_size(disk, sizeof(disk), s->disk_bytes),
+                s->nat ? "on" : "off", vmm, s->no_start ? " (not started)" : "");
 }
 
 /* vm.create with progress; *ret_vm_id gets the id even on failure when the
  * daemon named one (for --rm). */
+/* The spec from the arguments and the config, then the daemon: 0, or the
+ * exit code after the reason was printed. */
+static int spec_and_connect(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s, RpcClient **ret) {
+        int r = build_spec(cli, cmd, a, s);
+        if (r != 0)
+                return r;
+        return cli_connect(cli, ret) < 0 ? EXIT_FAIL : 0;
+}
+
 static int create_vm(Cli *cli, RpcClient *c, const VmSpec *s, json_t **ret_vm, char **ret_vm_id) {
         print_spec(cli, s);
         _cleanup_progress_ Progress *p = NULL;
@@ -325,14 +359,11 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 return r < 0 ? EXIT_OK : r;
         if (optind < argc)
                 return cli_usage_error("vm create", "unexpected argument '%s'", argv[optind]);
-        VmSpec s = {};
-        r = build_spec(cli, "vm create", &a, &s);
-        _cleanup_free_ _unused_ char *image = s.image; /* owns s.image */
+        _cleanup_(vm_spec_done) VmSpec s = {};
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        r = spec_and_connect(cli, "vm create", &a, &s, &c);
         if (r != 0)
                 return r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
         json_t *vm = NULL;
         if (create_vm(cli, c, &s, &vm, NULL) < 0)
                 return EXIT_FAIL;
@@ -371,14 +402,11 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
                 return cli_usage_error("vm run", "--rm and --detach exclude each other");
         if (a.detach && optind < argc)
                 return cli_usage_error("vm run", "--detach takes no command");
-        VmSpec s = {};
-        r = build_spec(cli, "vm run", &a, &s);
-        _cleanup_free_ _unused_ char *image = s.image; /* owns s.image */
+        _cleanup_(vm_spec_done) VmSpec s = {};
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        r = spec_and_connect(cli, "vm run", &a, &s, &c);
         if (r != 0)
                 return r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
         _cleanup_(vm_run_guard_freep) VmRunGuard *g = NULL;
         if (a.rm && vm_run_guard_new(cli, &g) < 0) {
                 fprintf(stderr, "banger: cannot set up --rm signal handling\n");

@@ -91,14 +91,17 @@ static int open_agent(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret
         return 0;
 }
 
-int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir,
-                     usec_t timeout, int *ret_status) {
+int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
+                     int *ret_status) {
         _cleanup_(agent_client_freep) AgentClient *a = NULL;
         int r = open_agent(cli, c, ref, &a);
         if (r < 0)
                 return r;
-        AgentExecOptions o = { .argv = argv, .cwd = workdir, .stdin_fd = STDIN_FILENO,
-                               .stdout_fd = STDOUT_FILENO, .stderr_fd = STDERR_FILENO };
+        AgentExecOptions o = { .argv = argv,
+                               .cwd = workdir,
+                               .stdin_fd = STDIN_FILENO,
+                               .stdout_fd = STDOUT_FILENO,
+                               .stderr_fd = STDERR_FILENO };
         AgentExecResult res = {};
         fflush(NULL);
         r = agent_client_exec(a, &o, timeout, &res);
@@ -144,7 +147,9 @@ int vm_exec_cmd(Cli *cli, int argc, char **argv) {
         int o, r;
         while ((o = getopt_long(argc, argv, "hw:", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': exec_help(); return EXIT_OK;
+                case 'h':
+                        exec_help();
+                        return EXIT_OK;
                 case OPT_TIMEOUT:
                         if ((r = vm_parse_seconds_arg("vm exec", "--timeout", optarg, &timeout)) != 0)
                                 return r;
@@ -154,7 +159,8 @@ int vm_exec_cmd(Cli *cli, int argc, char **argv) {
                                 return cli_usage_error("vm exec", "--workdir needs an absolute path");
                         workdir = optarg;
                         break;
-                default: return cli_option_error("vm exec", argv);
+                default:
+                        return cli_option_error("vm exec", argv);
                 }
         }
         if (argc - optind < 2)
@@ -273,39 +279,25 @@ static void ports_help(void) {
                "process and the endpoint to use from the host, <name>.vm:<port>.\n");
 }
 
+static void port_row(json_t *p, const char **row, char (*buf)[TABLE_CELL_MAX]) {
+        json_int_t pid = json_integer_value(json_object_get(p, "pid"));
+        snprintf(buf[2], TABLE_CELL_MAX, "%lld", json_integer_value(json_object_get(p, "port")));
+        snprintf(buf[3], TABLE_CELL_MAX, pid > 0 ? "%lld" : "-", pid);
+        row[0] = json_str(p, "proto", "-");
+        row[1] = json_str(p, "address", "-");
+        row[2] = buf[2];
+        row[3] = buf[3];
+        row[4] = json_str(p, "process", "-");
+        row[5] = json_str(p, "endpoint", "-");
+}
+
+static void print_ports(json_t *res) {
+        static const char *const hdr[] = { "PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT" };
+        table_print_items(json_object_get(res, "ports"), hdr, ELEMENTSOF(hdr), port_row);
+}
+
 int vm_ports_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "vm ports", ports_help, argc, argv, 1, 1);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        const char *ref = argv[optind];
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *res = NULL;
-        if (cli_call(cli, c, "vm.ports", json_pack("{s:s}", "vm", ref), &res) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else {
-                static const char *const hdr[] = { "PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT" };
-                _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
-                size_t i;
-                json_t *p;
-                json_array_foreach(json_object_get(res, "ports"), i, p) {
-                        char port[16], pid[16];
-                        snprintf(port, sizeof(port), "%lld", json_integer_value(json_object_get(p, "port")));
-                        json_int_t pv = json_integer_value(json_object_get(p, "pid"));
-                        snprintf(pid, sizeof(pid), pv > 0 ? "%lld" : "-", pv);
-                        const char *row[] = { json_str(p, "proto", "-"), json_str(p, "address", "-"), port, pid,
-                                              json_str(p, "process", "-"), json_str(p, "endpoint", "-") };
-                        if (t)
-                                (void) table_add_row(t, row);
-                }
-                if (t)
-                        table_print(t, stdout);
-        }
-        json_decref(res);
-        return EXIT_OK;
+        return cli_show_one(cli, "vm ports", ports_help, argc, argv, "vm.ports", "vm", print_ports);
 }
 
 static void stats_help(void) {
@@ -319,8 +311,7 @@ static void print_stats(json_t *res) {
         json_t *v = json_object_get(res, "vmm"), *g = json_object_get(res, "guest");
         char rss[16], tot[16], avail[16];
         printf("vmm:    pid %lld, cpu %.2f s, rss %s\n", json_integer_value(json_object_get(v, "pid")),
-               json_number_value(json_object_get(v, "cpu_sec")),
-               format_size(rss, sizeof(rss), (uint64_t) json_integer_value(json_object_get(v, "rss_bytes"))));
+               json_number_value(json_object_get(v, "cpu_sec")), format_json_size(rss, sizeof(rss), v, "rss_bytes"));
         if (!json_is_object(g)) {
                 printf("guest:  agent not answering\n");
                 return;
@@ -390,14 +381,21 @@ int vm_logs_cmd(Cli *cli, int argc, char **argv) {
         int o;
         while ((o = getopt_long(argc, argv, "hf", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': logs_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case 'f': follow = true; break;
+                case 'h':
+                        logs_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case 'f':
+                        follow = true;
+                        break;
                 case OPT_TAIL:
                         if (parse_size(optarg, &tail) < 0 || tail == 0 || tail > (8ULL << 20))
                                 return cli_usage_error("vm logs", "invalid --tail '%s': give 1 .. 8M bytes", optarg);
                         break;
-                default: return cli_option_error("vm logs", argv);
+                default:
+                        return cli_option_error("vm logs", argv);
                 }
         }
         if (argc - optind != 1)

@@ -35,14 +35,11 @@ const CliVerb cli_vm_verbs[] = {
         { "show", NULL, vm_show_cmd, "show one VM in detail", "--json --help", "vm" },
         { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --json --help", "vm" },
         { "ssh", NULL, vm_ssh_cmd, "open an SSH session to a VM, or run a command over SSH", "--help", "vm" },
-        { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent", "--timeout= --workdir= --help",
-          "vm" },
+        { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent", "--timeout= --workdir= --help", "vm" },
         { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets", "--json --help", "vm" },
         { "stats", NULL, vm_stats_cmd, "show VMM CPU and memory, guest memory and load", "--json --help", "vm" },
-        { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help",
-          "vm" },
-        { "prune", NULL, vm_prune_cmd, "delete every stopped, created or failed VM", "-f --force --json --help",
-          "" },
+        { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help", "vm" },
+        { "prune", NULL, vm_prune_cmd, "delete every stopped, created or failed VM", "-f --force --json --help", "" },
         {},
 };
 
@@ -155,6 +152,16 @@ int vm_call(Cli *cli, RpcClient *c, const char *method, json_t *params, Progress
         return r;
 }
 
+int cli_call_progress(Cli *cli, const char *method, json_t *params, json_t **ret_result) {
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        _cleanup_progress_ Progress *p = NULL;
+        if (!params || cli_connect(cli, &c) < 0 || progress_new(cli->json, &p) < 0) {
+                json_decref(params);
+                return EXIT_FAIL;
+        }
+        return vm_call(cli, c, method, params, p, ret_result, NULL) < 0 ? EXIT_FAIL : 0;
+}
+
 int vm_delete_ref(Cli *cli, RpcClient *c, const char *ref) {
         json_t *res = NULL;
         int r = cli_call(cli, c, "vm.delete", json_pack("{s:[s]}", "vms", ref), &res);
@@ -199,25 +206,27 @@ static void list_help(void) {
                "  --json        machine-readable output\n");
 }
 
+static void vm_row(json_t *vm, const char **row, char (*buf)[TABLE_CELL_MAX]) {
+        snprintf(buf[0], TABLE_CELL_MAX, "%.12s", json_str(vm, "id", ""));
+        snprintf(buf[5], TABLE_CELL_MAX, "%lld", json_integer_value(json_object_get(vm, "vcpu")));
+        format_size(buf[6], TABLE_CELL_MAX, (uint64_t) json_integer_value(json_object_get(vm, "memory_mib")) << 20);
+        format_json_size(buf[7], TABLE_CELL_MAX, vm, "disk_bytes");
+        format_ago(buf[8], TABLE_CELL_MAX, json_str(vm, "created_at", NULL));
+        const char *cells[] = { buf[0],
+                                json_str(vm, "name", "-"),
+                                json_str(vm, "state", "-"),
+                                json_str(vm, "image", "-"),
+                                json_str(vm, "ip", "-"),
+                                buf[5],
+                                buf[6],
+                                buf[7],
+                                buf[8] };
+        memcpy(row, cells, sizeof(cells));
+}
+
 static void print_vm_table(json_t *vms) {
         static const char *const hdr[] = { "ID", "NAME", "STATE", "IMAGE", "IP", "VCPU", "MEM", "DISK", "CREATED" };
-        _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
-        if (!t)
-                return;
-        size_t i;
-        json_t *vm;
-        json_array_foreach(vms, i, vm) {
-                char id[13], vcpu[16], mem[16], disk[16], ago[32];
-                snprintf(id, sizeof(id), "%.12s", json_str(vm, "id", ""));
-                snprintf(vcpu, sizeof(vcpu), "%lld", json_integer_value(json_object_get(vm, "vcpu")));
-                format_size(mem, sizeof(mem), (uint64_t) json_integer_value(json_object_get(vm, "memory_mib")) << 20);
-                format_size(disk, sizeof(disk), (uint64_t) json_integer_value(json_object_get(vm, "disk_bytes")));
-                format_ago(ago, sizeof(ago), json_str(vm, "created_at", NULL));
-                const char *row[] = { id,   json_str(vm, "name", "-"), json_str(vm, "state", "-"),
-                                      json_str(vm, "image", "-"), json_str(vm, "ip", "-"), vcpu, mem, disk, ago };
-                (void) table_add_row(t, row);
-        }
-        table_print(t, stdout);
+        table_print_items(vms, hdr, ELEMENTSOF(hdr), vm_row);
 }
 
 static int vm_list_cmd(Cli *cli, int argc, char **argv) {
@@ -230,11 +239,20 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         int o;
         while ((o = getopt_long(argc, argv, "hq", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': list_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case 'q': quiet = true; break;
-                case OPT_NAMES: names = true; break;
-                default: return cli_option_error("vm list", argv);
+                case 'h':
+                        list_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case 'q':
+                        quiet = true;
+                        break;
+                case OPT_NAMES:
+                        names = true;
+                        break;
+                default:
+                        return cli_option_error("vm list", argv);
                 }
         }
         if (optind < argc)
@@ -251,7 +269,8 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         size_t i;
         json_t *vm;
         if (quiet || names)
-                json_array_foreach(vms, i, vm) printf("%s\n", json_str(vm, names ? "name" : "id", ""));
+                json_array_foreach (vms, i, vm)
+                        printf("%s\n", json_str(vm, names ? "name" : "id", ""));
         else if (cli->json)
                 cli_print_json(res);
         else
@@ -285,11 +304,12 @@ static void print_vm_detail(json_t *vm) {
                 printf(" (pid %lld)", json_integer_value(json_object_get(vm, "pid")));
         printf("\n");
         format_size(mem, sizeof(mem), (uint64_t) json_integer_value(json_object_get(vm, "memory_mib")) << 20);
-        format_size(disk, sizeof(disk), (uint64_t) json_integer_value(json_object_get(vm, "disk_bytes")));
+        format_json_size(disk, sizeof(disk), vm, "disk_bytes");
         printf("resources:  %lld vCPU, %s memory, %s disk\n", json_integer_value(json_object_get(vm, "vcpu")), mem,
                disk);
         printf("network:    %s (%s), mac %s, tap %s, NAT %s\n", json_str(vm, "ip", "-"), json_str(vm, "dns_name", "-"),
-               json_str(vm, "mac", "-"), json_str(vm, "tap", "-"), json_is_true(json_object_get(vm, "nat")) ? "on" : "off");
+               json_str(vm, "mac", "-"), json_str(vm, "tap", "-"),
+               json_is_true(json_object_get(vm, "nat")) ? "on" : "off");
         if (json_str(vm, "boot_id", NULL))
                 printf("boot id:    %s\n", json_str(vm, "boot_id", ""));
         printf("created:    %s (%s)\n", json_str(vm, "created_at", "-"),
@@ -326,8 +346,12 @@ static int vm_set_cmd(Cli *cli, int argc, char **argv) {
         int o, r;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': set_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
+                case 'h':
+                        set_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
                 case OPT_VCPU:
                         if ((r = vm_parse_vcpu_arg("vm set", optarg, &vcpu)) != 0)
                                 return r;
@@ -336,7 +360,8 @@ static int vm_set_cmd(Cli *cli, int argc, char **argv) {
                         if ((r = vm_parse_memory_arg("vm set", optarg, &mib)) != 0)
                                 return r;
                         break;
-                default: return cli_option_error("vm set", argv);
+                default:
+                        return cli_option_error("vm set", argv);
                 }
         }
         if (argc - optind != 1)
@@ -386,10 +411,11 @@ static int confirm_prune(Cli *cli, RpcClient *c) {
                 return -EIO;
         size_t i, n = 0;
         json_t *vm;
-        json_array_foreach(json_object_get(res, "vms"), i, vm) if (prunable(vm)) {
-                fprintf(stderr, "  %s (%s)\n", json_str(vm, "name", "?"), json_str(vm, "state", "?"));
-                n++;
-        }
+        json_array_foreach (json_object_get(res, "vms"), i, vm)
+                if (prunable(vm)) {
+                        fprintf(stderr, "  %s (%s)\n", json_str(vm, "name", "?"), json_str(vm, "state", "?"));
+                        n++;
+                }
         json_decref(res);
         if (n == 0)
                 return 0;
@@ -404,10 +430,17 @@ static int vm_prune_cmd(Cli *cli, int argc, char **argv) {
         int o;
         while ((o = getopt_long(argc, argv, "hf", opts, NULL)) >= 0) {
                 switch (o) {
-                case 'h': prune_help(); return EXIT_OK;
-                case CLI_OPT_JSON: cli->json = true; break;
-                case 'f': force = true; break;
-                default: return cli_option_error("vm prune", argv);
+                case 'h':
+                        prune_help();
+                        return EXIT_OK;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
+                case 'f':
+                        force = true;
+                        break;
+                default:
+                        return cli_option_error("vm prune", argv);
                 }
         }
         if (optind < argc)
@@ -434,7 +467,8 @@ static int vm_prune_cmd(Cli *cli, int argc, char **argv) {
         else {
                 size_t i;
                 json_t *n;
-                json_array_foreach(json_object_get(res, "deleted"), i, n) printf("deleted %s\n", json_string_value(n));
+                json_array_foreach (json_object_get(res, "deleted"), i, n)
+                        printf("deleted %s\n", json_string_value(n));
         }
         json_decref(res);
         return EXIT_OK;
@@ -444,7 +478,9 @@ static int vm_prune_cmd(Cli *cli, int argc, char **argv) {
 
 static void lifecycle_help(const char *verb) {
         printf("Usage: banger vm %s VM... %s[--json]\n\n", verb,
-               streq(verb, "stop") || streq(verb, "restart") ? "[--timeout SEC] " : streq(verb, "kill") ? "[--signal SIG] " : "");
+               streq(verb, "stop") || streq(verb, "restart") ? "[--timeout SEC] "
+               : streq(verb, "kill")                         ? "[--signal SIG] "
+                                                             : "");
         if (streq(verb, "start"))
                 printf("Start stopped or created VMs and wait until their agents answer.\n");
         else if (streq(verb, "stop"))
@@ -476,7 +512,7 @@ static int print_results(Cli *cli, const char *verb, json_t *res) {
         int ret = EXIT_OK;
         size_t i;
         json_t *e, *seen = json_object();
-        json_array_foreach(json_object_get(res, "results"), i, e) {
+        json_array_foreach (json_object_get(res, "results"), i, e) {
                 /* The same VM named twice ran once: say so once. A result
                  * names its VM by "id" or its "vm" object; without either
                  * (vm.delete) only identical references are recognised. */
@@ -490,7 +526,8 @@ static int print_results(Cli *cli, const char *verb, json_t *res) {
                         fprintf(stderr, "banger: %s: %s\n", json_str(e, "ref", "?"), json_str(e, "error", "failed"));
                         ret = EXIT_FAIL;
                 } else if (!cli->json)
-                        printf("%s %s\n", past_tense(verb), json_str(json_object_get(e, "vm"), "name", json_str(e, "ref", "?")));
+                        printf("%s %s\n", past_tense(verb),
+                               json_str(json_object_get(e, "vm"), "name", json_str(e, "ref", "?")));
         }
         json_decref(seen);
         if (cli->json)
@@ -519,7 +556,8 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
                 } else if (o == CLI_OPT_JSON)
                         cli->json = true;
                 else if (o == OPT_TIMEOUT && timed && vm_parse_seconds_arg(cmd, "--timeout", optarg, &t) == 0)
-                        json_object_set_new(extra, "timeout_sec", json_integer((json_int_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC)));
+                        json_object_set_new(extra, "timeout_sec",
+                                            json_integer((json_int_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC)));
                 else if (o == 's' && streq(verb, "kill") && optarg[0])
                         json_object_set_new(extra, "signal", json_string(optarg));
                 else {

@@ -25,6 +25,11 @@ int vm_parse_seconds_arg(const char *cmd, const char *opt, const char *arg, usec
 int vm_call(Cli *cli, RpcClient *c, const char *method, json_t *params, Progress *p, json_t **ret_result,
             char **ret_vm);
 
+/* Connect and vm_call() with live progress: 0 and *ret_result, or
+ * EXIT_FAIL after the reason was printed. Steals params (NULL: they could
+ * not be built, EXIT_FAIL). */
+int cli_call_progress(Cli *cli, const char *method, json_t *params, json_t **ret_result);
+
 /* Human summary of a VM after create/start: name, id, state, address. */
 void vm_print_created(json_t *vm);
 
@@ -33,8 +38,8 @@ int vm_delete_ref(Cli *cli, RpcClient *c, const char *ref);
 
 /* Run argv in the guest through the agent with our stdio; *ret_status is
  * the exit code, or 128+signal. timeout USEC_INFINITY: none. */
-int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir,
-                     usec_t timeout, int *ret_status);
+int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
+                     int *ret_status);
 
 /* Build the ssh command line for a VM (vm.ssh_info); free with strv_free. */
 int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char ***ret);

@@ -53,12 +53,9 @@ int main(int argc, char **argv) {
 
         enum { ARG_JSON = 0x100, ARG_SOCKET, ARG_SYSTEM, ARG_VERSION };
         static const struct option opts[] = {
-                { "json", no_argument, NULL, ARG_JSON },
-                { "socket", required_argument, NULL, ARG_SOCKET },
-                { "system", no_argument, NULL, ARG_SYSTEM },
-                { "version", no_argument, NULL, ARG_VERSION },
-                { "help", no_argument, NULL, 'h' },
-                {},
+                { "json", no_argument, NULL, ARG_JSON },     { "socket", required_argument, NULL, ARG_SOCKET },
+                { "system", no_argument, NULL, ARG_SYSTEM }, { "version", no_argument, NULL, ARG_VERSION },
+                { "help", no_argument, NULL, 'h' },          {},
         };
         int c;
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
@@ -106,7 +103,10 @@ int main(int argc, char **argv) {
         }
         cli.socket_path = cli.socket_override ? cli.socket_override : cli.paths.socket_path;
         int first = optind;
-        optind = 0; /* subcommands run their own getopt; argv[0] is the command name */
+        /* Subcommands run their own getopt (argv[0] is the command name) and
+         * report bad options themselves. */
+        optind = 0;
+        opterr = 0;
         r = cmd->fn(&cli, argc - first, argv + first);
         paths_done(&cli.paths);
         return r;

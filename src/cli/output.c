@@ -55,6 +55,10 @@ const char *json_str(json_t *o, const char *key, const char *def) {
         return s ? s : def;
 }
 
+char *format_json_size(char *buf, size_t len, json_t *o, const char *key) {
+        return format_size(buf, len, (uint64_t) json_integer_value(json_object_get(o, key)));
+}
+
 void print_json_line(json_t *j) {
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
         if (s)
@@ -123,6 +127,23 @@ void table_print(Table *t, FILE *f) {
                                 fprintf(f, "%-*s   ", (int) w[c], s);
                 }
         }
+}
+
+void table_print_items(json_t *items, const char *const *headers, size_t n_cols, TableFillFn fill) {
+        if (n_cols > TABLE_COLS_MAX)
+                return;
+        _cleanup_table_ Table *t = table_new(n_cols, headers);
+        if (!t)
+                return;
+        size_t i;
+        json_t *item;
+        json_array_foreach (items, i, item) {
+                const char *row[TABLE_COLS_MAX] = {};
+                char buf[TABLE_COLS_MAX][TABLE_CELL_MAX];
+                fill(item, row, buf);
+                (void) table_add_row(t, row);
+        }
+        table_print(t, stdout);
 }
 
 Table *table_free(Table *t) {

@@ -19,6 +19,9 @@ char *format_ago(char *buf, size_t len, const char *rfc3339);
 /* String value of key, or def when missing/null/not a string. */
 const char *json_str(json_t *o, const char *key, const char *def);
 
+/* format_size() of the integer member key of o (bytes). */
+char *format_json_size(char *buf, size_t len, json_t *o, const char *key);
+
 /* A table: headers, then rows of the same number of cells; columns are as
  * wide as their widest cell, separated by three spaces. */
 typedef struct Table Table;
@@ -30,6 +33,14 @@ static inline void table_freep(Table **t) {
         table_free(*t);
 }
 #define _cleanup_table_ __attribute__((cleanup(table_freep)))
+
+/* Print the JSON array items as a table under headers, one row per item:
+ * fill sets the n_cols cells of row from item, formatting into buf (one
+ * TABLE_CELL_MAX-byte buffer per column) where a cell needs it. */
+#define TABLE_COLS_MAX 16
+#define TABLE_CELL_MAX 32
+typedef void (*TableFillFn)(json_t *item, const char **row, char (*buf)[TABLE_CELL_MAX]);
+void table_print_items(json_t *items, const char *const *headers, size_t n_cols, TableFillFn fill);
 
 /* Live progress for a daemon call, used as its RpcNotifyFn. On a terminal
  * (stderr) one status line is redrawn with a spinner and the elapsed time

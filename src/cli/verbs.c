@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Dispatch for command groups and shared option error reporting. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "string-util.h"
@@ -113,23 +115,39 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
         return 0;
 }
 
+/* Connect, call method (params stolen), print the result as JSON or by
+ * print: the exit code. */
+static int call_and_print(Cli *cli, const char *method, json_t *params, void (*print)(json_t *)) {
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        if (cli_connect(cli, &c) < 0) {
+                json_decref(params);
+                return EXIT_FAIL;
+        }
+        json_t *res = NULL;
+        if (cli_call(cli, c, method, params, &res) < 0)
+                return EXIT_FAIL;
+        if (cli->json)
+                cli_print_json(res);
+        else
+                print(res);
+        json_decref(res);
+        return EXIT_OK;
+}
+
+int cli_list(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+             void (*print)(json_t *)) {
+        int r = cli_parse_simple(cli, cmd, help, argc, argv, 0, 0);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        return call_and_print(cli, method, NULL, print);
+}
+
 int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
                  const char *key, void (*print)(json_t *)) {
         int r = cli_parse_simple(cli, cmd, help, argc, argv, 1, 1);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        json_t *obj = NULL;
-        if (cli_call(cli, c, method, json_pack("{s:s}", key, argv[optind]), &obj) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(obj);
-        else
-                print(obj);
-        json_decref(obj);
-        return EXIT_OK;
+        return call_and_print(cli, method, json_pack("{s:s}", key, argv[optind]), print);
 }
 
 int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
@@ -154,4 +172,18 @@ int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, 
                 json_decref(res);
         }
         return ret;
+}
+
+/* The daemon reads the path itself, so it must be absolute; resolving it
+ * here also turns a typo into an error before any RPC. */
+int cli_absolute_path(const char *cmd, const char *what, const char *arg, char **ret) {
+        char *p = realpath(arg, NULL);
+        if (!p)
+                return cli_usage_error(cmd, "%s '%s': %s", what, arg, strerror(errno));
+        *ret = p;
+        return 0;
+}
+
+int cli_invalid_name(const char *cmd, const char *name) {
+        return cli_usage_error(cmd, "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
 }

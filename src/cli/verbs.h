@@ -32,8 +32,10 @@ int cli_group_run(Cli *cli, const char *group, const char *intro, const CliVerb 
 
 /* Options every verb takes, for getopt_long tables. */
 enum { CLI_OPT_JSON = 0x1000, CLI_OPT_FIRST_PRIVATE };
-#define CLI_COMMON_LONG_OPTIONS \
-        { "json", no_argument, NULL, CLI_OPT_JSON }, { "help", no_argument, NULL, 'h' }
+#define CLI_COMMON_LONG_OPTIONS                        \
+        { "json", no_argument, NULL, CLI_OPT_JSON }, { \
+                "help", no_argument, NULL, 'h'         \
+        }
 
 /* Report a getopt failure (call it on '?' or ':') naming the command and the
  * offending argument; returns EXIT_USAGE. */
@@ -48,6 +50,11 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) _printf_(2, 3);
 int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
                      int max_operands);
 
+/* "<group> VERB" without operands: one call of method, its result printed
+ * as JSON or by print. */
+int cli_list(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+             void (*print)(json_t *));
+
 /* "<group> VERB OPERAND": one call of method {key: OPERAND}, its result
  * printed as JSON or by print. */
 int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
@@ -57,6 +64,10 @@ int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char *
  * "<done> <what> NAME" (or a JSON line); exit 1 when any failed. */
 int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
                        const char *done, const char *what);
+
+/* The usage error for an image or kernel name that is not
+ * [a-z0-9][a-z0-9-]{0,62}: returns EXIT_USAGE. */
+int cli_invalid_name(const char *cmd, const char *name);
 
 /* Resolve a host path argument to an absolute one (the daemon reads it, not
  * from our cwd); a missing file is a usage error. */

@@ -67,6 +67,9 @@ USAGE_ERRORS = [
     (["image", "show"], "missing argument"),
     (["completion", "tcsh"], "unknown shell 'tcsh'"),
     (["completion"], "missing argument"),
+    (["completion", "--bogus"], "banger completion: unknown option or missing value: --bogus"),
+    (["doctor", "--bogus"], "banger doctor: unknown option or missing value: --bogus"),
+    (["doctor", "extra"], "banger doctor: unexpected argument 'extra'"),
 ]
 
 
@@ -76,6 +79,8 @@ def test_usage_error(build_dir, xdg, args, message):
     assert p.returncode == 2, p.stderr
     assert message in p.stderr
     assert "--help" in p.stderr or "Usage:" in p.stdout
+    # One report, from banger: getopt's own ("unrecognized option") stays quiet.
+    assert "unrecognized option" not in p.stderr and "invalid option" not in p.stderr, p.stderr
     # Refused before any RPC: no daemon was started for it.
     assert not socket_path(xdg).exists()
 
