@@ -5,6 +5,7 @@
 #include "ext2fs-util.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *libext2fs_error_text(errcode_t e) {
@@ -51,6 +52,12 @@ int libext2fs_error_to_errno(errcode_t e) {
         default:
                 return -EIO;
         }
+}
+
+errcode_t libext2fs_open_fd(int fd, ext2_filsys *ret) {
+        char name[64];
+        snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
+        return ext2fs_open2(name, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, ret);
 }
 
 errcode_t libext2fs_mkdir(ext2_filsys fs, ext2_ino_t parent, const char *name, ext2_ino_t *ret) {

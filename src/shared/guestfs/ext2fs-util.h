@@ -16,6 +16,11 @@ const char *libext2fs_error_text(errcode_t e);
  * anything else is -EIO. */
 int libext2fs_error_to_errno(errcode_t e);
 
+/* Open the filesystem on fd (a file or block device) read-write, through
+ * /proc/self/fd so the caller's checks on fd hold for what is opened. The
+ * libext2fs error, or 0 with *ret (bitmaps not read yet). */
+errcode_t libext2fs_open_fd(int fd, ext2_filsys *ret);
+
 /* Make directory name in parent (mode 0755, root-owned: callers set the
  * inode's attributes afterwards), growing parent when it has no room for
  * the entry. The libext2fs error, or 0 with *ret the new inode. */

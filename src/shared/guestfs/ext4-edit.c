@@ -76,10 +76,8 @@ int ext4_image_open_fd(int fd, Ext4Image **ret) {
         /* A block device is accepted for an assembled dm snapshot. */
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
                 return error_setf(-EBADFD, "ext4 image is not a regular file or block device");
-        char name[64];
-        snprintf(name, sizeof(name), "/proc/self/fd/%d", fd);
         ext2_filsys fs = NULL;
-        errcode_t e = ext2fs_open2(name, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+        errcode_t e = libext2fs_open_fd(fd, &fs);
         if (e)
                 return fail(e, "cannot open", NULL);
         if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {
