@@ -25,8 +25,9 @@ static const CliVerb daemon_verbs[] = {
 };
 
 static const Group groups[] = {
-        { "vm", cli_vm_verbs },     { "image", cli_image_verbs },           { "kernel", cli_kernel_verbs },
-        { "daemon", daemon_verbs }, { "ssh-config", cli_ssh_config_verbs },
+        { "vm", cli_vm_verbs },         { "image", cli_image_verbs },
+        { "kernel", cli_kernel_verbs }, { "snapshot", cli_snapshot_verbs },
+        { "daemon", daemon_verbs },     { "ssh-config", cli_ssh_config_verbs },
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";

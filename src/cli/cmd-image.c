@@ -30,7 +30,7 @@ const CliVerb cli_image_verbs[] = {
           "image" },
         { "list", "ls", image_list_cmd, "list images", "--json --help", "" },
         { "show", NULL, image_show_cmd, "show one image", "--json --help", "image" },
-        { "delete", "rm", image_delete_cmd, "delete images no VM uses", "--json --help", "image" },
+        { "delete", "rm", image_delete_cmd, "delete images no VM uses", "-f --force --json --help", "image" },
         { "cache", NULL, image_cache_cmd, "prune downloaded OCI blobs no image came from (cache prune)",
           "--dry-run --json --help", "" },
         {},
@@ -219,15 +219,18 @@ static int image_show_cmd(Cli *cli, int argc, char **argv) {
 }
 
 static void delete_help(void) {
-        printf("Usage: banger image delete NAME... [--json]\n"
+        printf("Usage: banger image delete NAME... [-f|--force] [--json]\n"
                "\n"
-               "Delete images. One a VM still uses is refused. The rootfs file is removed only\n"
-               "for managed (promoted) images; a registered file is left alone. Exit code 1\n"
-               "when any deletion failed.\n");
+               "Delete images. One a VM still uses is refused, and so is one snapshots were\n"
+               "made from (the error names them) unless --force, which deletes those snapshots\n"
+               "too; its warm-start templates always go with it. The rootfs file is removed\n"
+               "only for managed (promoted) images; a registered file is left alone. Exit code\n"
+               "1 when any deletion failed.\n");
 }
 
 static int image_delete_cmd(Cli *cli, int argc, char **argv) {
-        return cli_for_each_named(cli, "image delete", delete_help, argc, argv, "image.delete", "deleted", "image");
+        return cli_for_each_named_force(cli, "image delete", delete_help, argc, argv, "image.delete", "deleted",
+                                        "image", true);
 }
 
 static void cache_help(void) {

@@ -25,8 +25,9 @@ typedef struct VmSpec {
         char *image;
         unsigned vcpu;
         unsigned long long memory_mib, disk_bytes;
-        bool nat, no_start;
-        const char *vmm; /* NULL: config default_vmm */
+        bool nat, no_start, cold;
+        const char *vmm;           /* NULL: config default_vmm */
+        const char *from_snapshot; /* a clone: the snapshot decides the rest */
         ConfigVmm default_vmm;
         /* Where each default came from, for --help. */
         const char *vcpu_from, *memory_from, *disk_from, *image_from;
@@ -137,6 +138,10 @@ static void spec_help(Cli *cli, bool run) {
                s.nat ? "on" : "off", config_vmm_to_string(s.default_vmm));
         if (!run)
                 printf("  --no-start        create the VM (disks, address) without starting it\n");
+        printf("  --from-snapshot SNAP  a new VM that resumes where snapshot SNAP was taken (its\n"
+               "                    image, size and VMM; its own name, address, MAC and TAP)\n"
+               "  --cold            boot even when a warm-start template of this image and size\n"
+               "                    exists (config vm_templates)\n");
         printf("  --json            print progress events and the result as JSON lines\n"
                "  -h, --help        show this help\n"
                "\nDefaults come from [vm_defaults] in %s/%s, then the host, then\n"
@@ -177,12 +182,14 @@ enum {
         OPT_VMM,
         OPT_NO_START,
         OPT_RM,
+        OPT_FROM_SNAPSHOT,
+        OPT_COLD,
 };
 
 typedef struct SpecArgs {
-        const char *name, *image, *vcpu, *memory, *disk, *vmm;
+        const char *name, *image, *vcpu, *memory, *disk, *vmm, *from_snapshot;
         int nat; /* -1 unset */
-        bool no_start, rm, detach;
+        bool no_start, rm, detach, cold;
 } SpecArgs;
 
 static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char **argv, SpecArgs *a) {
@@ -198,6 +205,8 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "no-start", no_argument, NULL, OPT_NO_START },
                                               { "rm", no_argument, NULL, OPT_RM },
                                               { "detach", no_argument, NULL, 'd' },
+                                              { "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
+                                              { "cold", no_argument, NULL, OPT_COLD },
                                               {} };
         *a = (SpecArgs){ .nat = -1 };
         int o;
@@ -233,6 +242,12 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                 case OPT_VMM:
                         a->vmm = optarg;
                         break;
+                case OPT_FROM_SNAPSHOT:
+                        a->from_snapshot = optarg;
+                        break;
+                case OPT_COLD:
+                        a->cold = true;
+                        break;
                 case OPT_NO_START:
                         if (run)
                                 return cli_option_error(cmd, argv);
@@ -255,9 +270,24 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
         return 0;
 }
 
+/* A clone takes image, size and VMM from its snapshot. */
+static int check_from_snapshot(const char *cmd, const SpecArgs *a) {
+        if (!a->from_snapshot)
+                return 0;
+        if (!name_is_valid(a->from_snapshot))
+                return cli_usage_error(cmd, "invalid snapshot reference '%s'", a->from_snapshot);
+        if (a->image || a->vcpu || a->memory || a->disk || a->vmm || a->no_start || a->cold)
+                return cli_usage_error(cmd, "--from-snapshot takes the image, size and VMM from the snapshot: "
+                                            "--image, --vcpu, --memory, --disk-size, --vmm, --cold and "
+                                            "--no-start do not apply");
+        return 0;
+}
+
 /* Validate everything before any RPC, then fill the spec over the defaults. */
 static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
-        int r;
+        int r = check_from_snapshot(cmd, a);
+        if (r != 0)
+                return r;
         if (a->name && !name_is_valid(a->name))
                 return cli_usage_error(cmd, "invalid name '%s': use a DNS label [a-z0-9][a-z0-9-]{0,62}", a->name);
         if (a->image && !name_is_valid(a->image))
@@ -280,6 +310,8 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         s->name = a->name;
         s->vmm = a->vmm;
         s->no_start = a->no_start;
+        s->cold = a->cold;
+        s->from_snapshot = a->from_snapshot;
         if (a->image) {
                 free(s->image);
                 s->image = strdup(a->image);
@@ -297,9 +329,12 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
 
 /* Every resolved value is sent, so the spec line shows what the VM gets. */
 static json_t *spec_params(const VmSpec *s) {
-        json_t *p = json_pack("{s:s, s:i, s:I, s:I, s:b, s:b}", "image", s->image, "vcpu", (int) s->vcpu, "memory_mib",
-                              (json_int_t) s->memory_mib, "disk_bytes", (json_int_t) s->disk_bytes, "nat", s->nat,
-                              "no_start", s->no_start);
+        json_t *p = s->from_snapshot ? json_pack("{s:s, s:b}", "from_snapshot", s->from_snapshot, "nat", s->nat)
+                                     : json_pack("{s:s, s:i, s:I, s:I, s:b, s:b}", "image", s->image, "vcpu",
+                                                 (int) s->vcpu, "memory_mib", (json_int_t) s->memory_mib, "disk_bytes",
+                                                 (json_int_t) s->disk_bytes, "nat", s->nat, "no_start", s->no_start);
+        if (p && s->cold)
+                json_object_set_new(p, "cold", json_true());
         if (p && s->name)
                 json_object_set_new(p, "name", json_string(s->name));
         if (p && s->vmm)
@@ -318,6 +353,11 @@ static void print_spec(Cli *cli, const VmSpec *s) {
                 return;
         }
         char mem[16], disk[16];
+        if (s->from_snapshot) {
+                fprintf(stderr, "spec: name=%s from snapshot %s nat=%s\n", s->name ? s->name : "(generated)",
+                        s->from_snapshot, s->nat ? "on" : "off");
+                return;
+        }
         fprintf(stderr, "spec: name=%s image=%s vcpu=%u memory=%s disk=%s nat=%s vmm=%s%s\n",
                 s->name ? s->name : "(generated)", s->image, s->vcpu,
                 format_size(mem, sizeof(mem), s->memory_mib << 20), format_size(disk, sizeof(disk), s->disk_bytes),

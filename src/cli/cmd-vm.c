@@ -21,16 +21,26 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
-          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --json --help", "" },
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= --cold "
+          "--json --help",
+          "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
-          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --rm -d --detach --json --help", "" },
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --cold --rm -d "
+          "--detach --json --help",
+          "" },
         { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
         { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
           "--timeout= --json --help", "vm" },
         { "restart", NULL, vm_lifecycle_cmd, "stop and start VMs", "--timeout= --json --help", "vm" },
         { "kill", NULL, vm_lifecycle_cmd, "send a signal to VMs' VMM processes", "--signal= --json --help", "vm" },
-        { "delete", "rm", vm_lifecycle_cmd, "delete VMs and their disks (running ones are killed)", "--json --help",
+        { "pause", NULL, vm_lifecycle_cmd, "pause VMs (their vCPUs stop; memory and devices stay)", "--json --help",
           "vm" },
+        { "resume", NULL, vm_lifecycle_cmd, "resume paused VMs", "--json --help", "vm" },
+        { "delete", "rm", vm_lifecycle_cmd, "delete VMs and their disks (running ones are killed)",
+          "-f --force --json --help", "vm" },
+        { "snapshot", NULL, vm_snapshot_cmd, "save a VM's state and disks as a snapshot (it runs on)",
+          "--name= --stop --json --help", "vm" },
+        { "restore", NULL, vm_restore_cmd, "roll a VM back to one of its snapshots", "--json --help", "vm" },
         { "list", "ls ps", vm_list_cmd, "list VMs", "-q --quiet --names --json --help", "" },
         { "show", NULL, vm_show_cmd, "show one VM in detail", "--json --help", "vm" },
         { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --json --help", "vm" },
@@ -480,6 +490,7 @@ static void lifecycle_help(const char *verb) {
         printf("Usage: banger vm %s VM... %s[--json]\n\n", verb,
                streq(verb, "stop") || streq(verb, "restart") ? "[--timeout SEC] "
                : streq(verb, "kill")                         ? "[--signal SIG] "
+               : streq(verb, "delete")                       ? "[-f|--force] "
                                                              : "");
         if (streq(verb, "start"))
                 printf("Start stopped or created VMs and wait until their agents answer.\n");
@@ -493,8 +504,16 @@ static void lifecycle_help(const char *verb) {
         else if (streq(verb, "kill"))
                 printf("Send a signal to VMs' VMM processes at once (no guest shutdown).\n\n"
                        "Options:\n  -s, --signal SIG   signal name (KILL, TERM, INT, ...) or number; default KILL\n");
+        else if (streq(verb, "pause"))
+                printf("Pause running VMs with the VMM's own pause: the vCPUs stop, memory, devices and\n"
+                       "network stay. 'vm list' shows them paused; stop, kill and delete work on them.\n");
+        else if (streq(verb, "resume"))
+                printf("Let paused VMs run again from where they were.\n");
         else
-                printf("Delete VMs: kill them if running, then remove their disks, logs and records.\n");
+                printf("Delete VMs: kill them if running, then remove their disks, logs and records.\n"
+                       "One with snapshots is refused (the error names them) unless --force, which\n"
+                       "deletes its snapshots too.\n\n"
+                       "Options:\n  -f, --force   delete the VM's snapshots with it\n");
         printf("\nSeveral VMs run concurrently; each is a name, an id or a unique id prefix, and\n"
                "duplicates count once. Results print in the order given; the exit code is 1\n"
                "when any failed.\n");
@@ -505,6 +524,8 @@ static const char *past_tense(const char *verb) {
                : streq(verb, "stop")    ? "stopped"
                : streq(verb, "restart") ? "restarted"
                : streq(verb, "kill")    ? "signalled"
+               : streq(verb, "pause")   ? "paused"
+               : streq(verb, "resume")  ? "resumed"
                                         : "deleted";
 }
 
@@ -540,6 +561,7 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
         static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
                                               { "timeout", required_argument, NULL, OPT_TIMEOUT },
                                               { "signal", required_argument, NULL, 's' },
+                                              { "force", no_argument, NULL, 'f' },
                                               {} };
         const char *verb = streq(argv[0], "rm") ? "delete" : argv[0];
         char cmd[32];
@@ -547,7 +569,7 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
         bool timed = streq(verb, "stop") || streq(verb, "restart");
         json_t *extra = json_object();
         int o;
-        while ((o = getopt_long(argc, argv, "hs:", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "hs:f", opts, NULL)) >= 0) {
                 usec_t t;
                 if (o == 'h') {
                         lifecycle_help(verb);
@@ -560,6 +582,8 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv) {
                                             json_integer((json_int_t) ((t + USEC_PER_SEC - 1) / USEC_PER_SEC)));
                 else if (o == 's' && streq(verb, "kill") && optarg[0])
                         json_object_set_new(extra, "signal", json_string(optarg));
+                else if (o == 'f' && streq(verb, "delete"))
+                        json_object_set_new(extra, "force", json_true());
                 else {
                         json_decref(extra);
                         if (o == OPT_TIMEOUT && !timed)

@@ -51,3 +51,6 @@ int vm_exec_cmd(Cli *cli, int argc, char **argv);
 int vm_ports_cmd(Cli *cli, int argc, char **argv);
 int vm_stats_cmd(Cli *cli, int argc, char **argv);
 int vm_logs_cmd(Cli *cli, int argc, char **argv);
+/* cmd-snapshot.c */
+int vm_snapshot_cmd(Cli *cli, int argc, char **argv);
+int vm_restore_cmd(Cli *cli, int argc, char **argv);

@@ -18,6 +18,7 @@ const CliCommand cli_commands[] = {
         { "image", cmd_image, "register, promote, list and delete images" },
         { "kernel", cmd_kernel, "import, list and remove kernels" },
         { "ps", cmd_ps, "list VMs (same as 'vm list')" },
+        { "snapshot", cmd_snapshot, "list, show and delete VM snapshots and warm-start templates" },
         { "ssh-config", cmd_ssh_config, "reach VMs as NAME.vm with plain ssh, scp and rsync" },
         { "ssh-proxy", cmd_ssh_proxy, "relay stdin/stdout to a VM's port (ssh's ProxyCommand)" },
         { "system", cmd_system, "install, inspect or remove banger's system services (root)" },

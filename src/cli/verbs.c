@@ -94,18 +94,22 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
         return EXIT_USAGE;
 }
 
-int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
-                     int max_operands) {
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, {} };
+/* As cli_parse_simple(), with -f/--force when ret_force is given. */
+static int parse_simple_force(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
+                              int max_operands, bool *ret_force) {
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "force", no_argument, NULL, 'f' }, {} };
         int o;
-        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, ret_force ? "hf" : "h", opts, NULL)) >= 0) {
                 if (o == 'h') {
                         help();
                         return -1;
                 }
-                if (o != CLI_OPT_JSON)
+                if (o == 'f' && ret_force)
+                        *ret_force = true;
+                else if (o != CLI_OPT_JSON)
                         return cli_option_error(cmd, argv);
-                cli->json = true;
+                else
+                        cli->json = true;
         }
         int n = argc - optind;
         if (n < min_operands)
@@ -113,6 +117,11 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
         if (max_operands >= 0 && n > max_operands)
                 return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + max_operands]);
         return 0;
+}
+
+int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, int min_operands,
+                     int max_operands) {
+        return parse_simple_force(cli, cmd, help, argc, argv, min_operands, max_operands, NULL);
 }
 
 /* Connect, call method (params stolen), print the result as JSON or by
@@ -152,7 +161,13 @@ int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char *
 
 int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
                        const char *done, const char *what) {
-        int r = cli_parse_simple(cli, cmd, help, argc, argv, 1, -1);
+        return cli_for_each_named_force(cli, cmd, help, argc, argv, method, done, what, false);
+}
+
+int cli_for_each_named_force(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                             const char *done, const char *what, bool allow_force) {
+        bool force = false;
+        int r = parse_simple_force(cli, cmd, help, argc, argv, 1, -1, allow_force ? &force : NULL);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
         _cleanup_rpc_client_ RpcClient *c = NULL;
@@ -161,7 +176,10 @@ int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, 
         int ret = EXIT_OK;
         for (int i = optind; i < argc; i++) {
                 json_t *res = NULL;
-                if (cli_call(cli, c, method, json_pack("{s:s}", "name", argv[i]), &res) < 0) {
+                json_t *params = json_pack("{s:s}", "name", argv[i]);
+                if (force)
+                        json_object_set_new(params, "force", json_true());
+                if (cli_call(cli, c, method, params, &res) < 0) {
                         ret = EXIT_FAIL;
                         continue;
                 }

@@ -22,6 +22,7 @@ typedef struct CliVerb {
 extern const CliVerb cli_vm_verbs[];
 extern const CliVerb cli_image_verbs[];
 extern const CliVerb cli_kernel_verbs[];
+extern const CliVerb cli_snapshot_verbs[];
 
 /* True when word is the verb's name or one of its aliases. */
 bool cli_verb_matches(const CliVerb *v, const char *word);
@@ -64,6 +65,9 @@ int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char *
  * "<done> <what> NAME" (or a JSON line); exit 1 when any failed. */
 int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
                        const char *done, const char *what);
+/* The same with -f/--force when allow_force: then "force": true is sent. */
+int cli_for_each_named_force(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv,
+                             const char *method, const char *done, const char *what, bool allow_force);
 
 /* The usage error for an image or kernel name that is not
  * [a-z0-9][a-z0-9-]{0,62}: returns EXIT_USAGE. */

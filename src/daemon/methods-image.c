@@ -19,6 +19,7 @@
 #include "kernel-store.h"
 #include "log.h"
 #include "methods.h"
+#include "vm-manager.h"
 #include "path-beneath.h"
 #include "store.h"
 #include "undo.h"
@@ -138,10 +139,28 @@ static int method_image_show(Daemon *d, RpcCall *call, void *args) {
 
 /* ---- image.delete ---- */
 
+typedef struct DeleteArgs {
+        const char *name;
+        bool force;
+} DeleteArgs;
+
+static const RpcParam delete_params[] = {
+        { "name", RPC_PARAM_NAME, RPC_ARG(DeleteArgs, name), true },
+        { "force", RPC_PARAM_BOOL, RPC_ARG(DeleteArgs, force) },
+        {},
+};
+
 static int work_image_delete(RpcCall *call, Store *s, void *args, json_t **ret) {
         Daemon *d = rpc_call_daemon(call);
+        DeleteArgs *a = args;
         _cleanup_(image_record_done) ImageRecord img = {};
-        int r = image_lookup(s, ((RpcNameArgs *) args)->name, &img);
+        char what[96];
+        int r = image_lookup(s, a->name, &img);
+        if (r >= 0) {
+                /* Snapshots made from it first (the store would refuse). */
+                snprintf(what, sizeof(what), "image %s", img.name);
+                r = snapshot_dependents_delete(d->vms, s, img.id, NULL, what, a->force);
+        }
         if (r >= 0)
                 r = store_image_delete(s, img.id);
         if (r < 0)
@@ -209,7 +228,7 @@ const RpcMethod image_methods[] = {
         { "image.register", register_params, sizeof(RegisterArgs), .work = work_image_register },
         { "image.list", .run = method_image_list },
         { "image.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_image_show },
-        { "image.delete", rpc_name_params, sizeof(RpcNameArgs), .work = work_image_delete },
+        { "image.delete", delete_params, sizeof(DeleteArgs), .work = work_image_delete },
         { "image.promote", rpc_name_params, sizeof(RpcNameArgs), .work = work_image_promote },
         {},
 };

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* vm.create, vm.start/stop/restart/kill/delete (many VMs at once), vm.list
+/* vm.create, vm.start/stop/restart/kill/pause/resume/delete (many VMs at
+ * once), vm.list
  * and vm.prune: params checked on the loop, the work in workers. */
 #include <errno.h>
 #include <pthread.h>
@@ -21,9 +22,9 @@
 /* ---- vm.create ---- */
 
 typedef struct CreateArgs {
-        const char *name, *image;
+        const char *name, *image, *from_snapshot;
         unsigned long long vcpu, memory_mib, disk_bytes;
-        bool nat, no_start;
+        bool nat, no_start, cold;
         int vmm;
 } CreateArgs;
 
@@ -46,6 +47,9 @@ static const RpcParam create_params[] = {
         { "vmm", RPC_PARAM_CUSTOM, RPC_ARG(CreateArgs, vmm), .what = "\"firecracker\" or \"qemu\"",
           .parse = parse_vmm },
         { "no_start", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, no_start) },
+        { "from_snapshot", RPC_PARAM_STRING, RPC_ARG(CreateArgs, from_snapshot),
+          .what = "a snapshot name, id or id prefix" },
+        { "cold", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, cold) },
         {},
 };
 
@@ -65,6 +69,22 @@ static void create_defaults(Daemon *d, void *args) {
         a->vmm = d->default_vmm;
 }
 
+/* A clone takes its shape, image and VMM from the snapshot. */
+static int create_from_snapshot(Store *s, const char *ref, VmCreateRequest *req, SnapshotRecord *ret) {
+        int r = snapshot_resolve(s, ref, ret);
+        if (r < 0)
+                return r;
+        if (ret->state != SNAPSHOT_READY)
+                return error_setf(-EBUSY, "snapshot %s is still being written", ret->name);
+        if (req->no_start)
+                return error_setf(-EINVAL, "a VM made from a snapshot starts where the snapshot was taken: "
+                                           "no_start does not apply");
+        *req = (VmCreateRequest){ .name = req->name, .nat = req->nat, .vcpu = ret->vcpus,
+                                  .memory_mib = ret->mem_mib, .disk_bytes = ret->disk_bytes, .vmm = ret->vmm,
+                                  .snapshot = ret };
+        return 0;
+}
+
 static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
         CreateArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
@@ -75,10 +95,14 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
                                 .disk_bytes = a->disk_bytes,
                                 .nat = a->nat,
                                 .vmm = a->vmm,
-                                .no_start = a->no_start };
+                                .no_start = a->no_start,
+                                .cold = a->cold };
         VmProgress p = { .call = call, .started = now_monotonic() };
         _cleanup_(vm_record_done) VmRecord vm = {};
-        int r = vm_op_create(d->vms, s, &req, &p, &vm);
+        _cleanup_(snapshot_record_done) SnapshotRecord from = {};
+        int r = a->from_snapshot ? create_from_snapshot(s, a->from_snapshot, &req, &from) : 0;
+        if (r >= 0)
+                r = vm_op_create(d->vms, s, &req, &p, &vm);
         if (r >= 0) {
                 *ret = vm_to_json(d->vms, s, &vm);
                 return 0;
@@ -100,6 +124,7 @@ typedef struct RefsArgs {
         json_t *vms;
         unsigned long long timeout_sec;
         int signal;
+        bool force;
 } RefsArgs;
 
 typedef struct VmOp {
@@ -124,8 +149,16 @@ static int op_kill(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
         return vm_op_kill(m, s, id, a->signal);
 }
 
+static int op_pause(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+        return vm_op_pause(m, s, id, true);
+}
+
+static int op_resume(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+        return vm_op_pause(m, s, id, false);
+}
+
 static int op_delete(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
-        return vm_op_delete(m, s, id, 0);
+        return vm_op_delete(m, s, id, a->force ? VM_DELETE_FORCE : 0);
 }
 
 static int parse_signal(json_t *v, void *field) {
@@ -158,6 +191,11 @@ static int parse_signal(json_t *v, void *field) {
         { "vms", RPC_PARAM_STRINGS, RPC_ARG(RefsArgs, vms), true, .max = VM_MAX_REFS, .what = VM_REF_WORDS }
 
 static const RpcParam refs_params[] = { REFS_PARAM, {} };
+static const RpcParam delete_params[] = {
+        REFS_PARAM,
+        { "force", RPC_PARAM_BOOL, RPC_ARG(RefsArgs, force) },
+        {},
+};
 static const RpcParam stop_params[] = {
         REFS_PARAM,
         { "timeout_sec", RPC_PARAM_UINT, RPC_ARG(RefsArgs, timeout_sec), .min = 1, .max = 3600 },
@@ -317,7 +355,9 @@ const RpcMethod vm_methods[] = {
         { "vm.stop", REFS_METHOD(stop_params, op_stop, true) },
         { "vm.restart", REFS_METHOD(stop_params, op_restart, true) },
         { "vm.kill", REFS_METHOD(kill_params, op_kill, true) },
-        { "vm.delete", REFS_METHOD(refs_params, op_delete, false) },
+        { "vm.pause", REFS_METHOD(refs_params, op_pause, true) },
+        { "vm.resume", REFS_METHOD(refs_params, op_resume, true) },
+        { "vm.delete", REFS_METHOD(delete_params, op_delete, false) },
         { "vm.list", .run = method_list },
         { "vm.prune", .work = work_prune },
         {},

@@ -21,6 +21,8 @@ typedef struct Create {
         ImageRecord img;
         VmRecord vm;
         VmLock *lock;
+        SnapshotRecord template; /* a warm start's, when one fits */
+        const SnapshotRecord *snap; /* the snapshot restored: req->snapshot or &template */
         UndoStack undo;
 } Create;
 
@@ -29,6 +31,7 @@ static void create_done(Create *c) {
         vm_unlock(c->lock);
         vm_record_done(&c->vm);
         image_record_done(&c->img);
+        snapshot_record_done(&c->template);
 }
 
 static int image_resolve(Store *s, const char *ref, ImageRecord *ret) {
@@ -44,6 +47,8 @@ static int image_resolve(Store *s, const char *ref, ImageRecord *ret) {
 }
 
 static int step_pick_image(Create *c) {
+        if (c->req->snapshot) /* a clone: the snapshot's image */
+                return store_image_get_by_id(c->s, c->req->snapshot->image_id, &c->img);
         const char *ref = c->req->image ? c->req->image : config_vm_image(&c->m->d->config);
         if (!ref)
                 return error_setf(-ENOENT, "no image given and no default image configured");
@@ -130,15 +135,40 @@ static int undo_files(const char *id, void *data) {
 
 static int step_disks(Create *c) {
         int r = undo_push(&c->undo, "files", c->vm.id, undo_files, c->m, NULL);
-        return r < 0 ? r : vm_make_disks(c->m, &c->vm, &c->img, c->p);
+        if (r < 0)
+                return r;
+        return c->snap ? vm_clone_disks(c->m, &c->vm, c->snap, c->p) : vm_make_disks(c->m, &c->vm, &c->img, c->p);
 }
 
+/* A clone stays undoable until its restore worked: nothing of it is left
+ * when that fails. */
 static int step_finish(Create *c) {
         free(c->vm.runtime_json);
         c->vm.runtime_json = NULL;
         int r = store_vm_update(c->s, &c->vm);
-        if (r >= 0)
+        if (r >= 0 && !c->req->snapshot)
                 undo_commit(&c->undo);
+        return r;
+}
+
+static void step_warm(Create *c) {
+        if (!c->req->snapshot && !c->req->no_start && !c->req->cold &&
+            vm_template_find(c->m, c->s, &c->img, c->req, &c->template, c->p) >= 0)
+                c->snap = &c->template;
+}
+
+/* Start the VM: a restore for a clone or a warm start, else a cold boot
+ * after which a template of its shape is made in the background. */
+static int step_start(Create *c) {
+        if (c->snap) {
+                int r = vm_start_from_snapshot(c->m, c->s, &c->vm, &c->img, c->snap, !c->req->snapshot, c->p);
+                if (r >= 0)
+                        undo_commit(&c->undo);
+                return r;
+        }
+        int r = vm_start_locked(c->m, c->s, &c->vm, c->p);
+        if (r >= 0 && !c->req->cold)
+                vm_template_schedule(c->m, c->s, &c->vm);
         return r;
 }
 
@@ -155,6 +185,9 @@ static int create_fail(Create *c, int r) {
 int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress *p, VmRecord *ret) {
         _cleanup_(create_done) Create c = { .m = m, .s = s, .req = req, .p = p, .undo = UNDO_STACK_INIT };
         int r = step_pick_image(&c);
+        c.snap = req->snapshot;
+        if (r >= 0)
+                step_warm(&c);
         if (r >= 0)
                 r = step_make_record(&c);
         if (r >= 0)
@@ -168,9 +201,9 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
         if (r < 0)
                 return create_fail(&c, r);
         if (!req->no_start) {
-                r = vm_start_locked(m, s, &c.vm, p);
+                r = step_start(&c);
                 if (r < 0)
-                        return r;
+                        return req->snapshot ? create_fail(&c, r) : r;
         }
         *ret = c.vm;
         c.vm = (VmRecord){};

@@ -50,7 +50,11 @@ static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         if ((flags & VM_DELETE_ONLY_IDLE) && vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED &&
             vm->state != VM_STATE_ERROR)
                 return error_setf(-EBUSY, "vm %s is %s now", vm->name, vm_state_to_string(vm->state));
-        int r = kill_vmm(m, s, vm);
+        char what[80];
+        snprintf(what, sizeof(what), "VM %s", vm->name);
+        int r = snapshot_dependents_delete(m, s, NULL, vm->id, what, flags & VM_DELETE_FORCE);
+        if (r >= 0)
+                r = kill_vmm(m, s, vm);
         if (r < 0)
                 return r;
         vm_runtime_drop(m, vm->id);

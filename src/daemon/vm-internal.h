@@ -129,6 +129,32 @@ int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline);
 
 /* vm-start.c, with the VM's lock held. */
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
+/* A start that loads a snapshot's saved state instead of booting. */
+typedef struct VmRestore {
+        const SnapshotRecord *snap;
+        bool reidentify; /* a new VM: the agent gives the guest its own identity */
+        bool template;   /* a warm start (the progress says so) */
+} VmRestore;
+int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestore *restore, VmProgress *p);
+/* vm-restore.c: point the launch at the saved state; after the agent's
+ * hello, re-identify the guest (a clone) and step its clock. */
+void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *p, const char *vm_id);
+int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *restore, AgentClient *agent,
+                          VmProgress *p);
+/* A new VM's disks as copies of a snapshot's. */
+int vm_clone_disks(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, VmProgress *p);
+/* Start a new VM from a snapshot (its disks already copied): for a
+ * template, a failed restore falls back to new disks from img and a cold
+ * boot, and says so. */
+int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img,
+                           const SnapshotRecord *n, bool template, VmProgress *p);
+/* vm-template.c: the template for a create, when one fits and is current
+ * (-ENOENT otherwise; a stale one is deleted); after a cold boot, make one
+ * in the background (needs the VM's lock: call it with the lock held so the
+ * template is taken before anyone else acts on the VM). */
+int vm_template_find(VmManager *m, Store *s, const ImageRecord *img, const VmCreateRequest *req,
+                     SnapshotRecord *ret, VmProgress *p);
+void vm_template_schedule(VmManager *m, Store *s, const VmRecord *vm);
 /* Write the record; a failure is logged (and returned). */
 int vm_save(Store *s, VmRecord *vm);
 /* The runtime facts vm_to_json() shows as "ready". */
@@ -137,3 +163,6 @@ void vm_set_runtime(VmRecord *vm, bool agent, bool ssh);
 /* vm-stop.c, with the VM's lock held: record it stopped, then release its
  * host resources (the NAT table is regenerated from the database). */
 void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm);
+/* Stop it: the agent powers the guest off within timeout, else (or with
+ * force at once) the VMM is killed. */
+int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force);

@@ -142,7 +142,7 @@ json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
                 image_name = img.name;
         json_t *runtime = vm->runtime_json ? json_loads(vm->runtime_json, 0, NULL) : NULL;
         json_t *ready = json_object_get(runtime, "ready");
-        bool running = vm->state == VM_STATE_RUNNING;
+        bool running = vm->state == VM_STATE_RUNNING, live = running || vm->state == VM_STATE_PAUSED;
         _cleanup_free_ char *log = vm_console_log(m, vm->id);
         char dns[80];
         snprintf(dns, sizeof(dns), "%s.vm", vm->name);
@@ -153,7 +153,7 @@ json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
                 vmm_kind_to_string(vm->vmm), "vcpu", (int) vm->vcpus, "memory_mib", (json_int_t) vm->mem_mib,
                 "disk_bytes", (json_int_t) vm->disk_bytes, "nat", vm->nat, "ip", json_str_or_null(vm->ip), "mac",
                 json_str_or_null(vm->mac), "tap", json_str_or_null(vm->tap), "dns_name", dns, "pid",
-                running && vm->pid > 0 ? json_integer(vm->pid) : json_null(), "boot_id", json_str_or_null(vm->boot_id),
+                live && vm->pid > 0 ? json_integer(vm->pid) : json_null(), "boot_id", json_str_or_null(vm->boot_id),
                 "ready",
                 json_pack("{s:b, s:b, s:b}", "vmm", running, "agent",
                           running && json_is_true(json_object_get(ready, "agent")), "ssh",

@@ -35,6 +35,10 @@ typedef struct VmCreateRequest {
         bool nat;
         int vmm; /* VmmKind, or -1: config default */
         bool no_start;
+        /* A clone: disks, size, image and VMM from this snapshot, which is
+         * restored instead of booted; nothing is left if that fails. */
+        const SnapshotRecord *snapshot;
+        bool cold; /* boot even when a template would fit */
 } VmCreateRequest;
 
 int vm_manager_new(Daemon *d, VmManager **ret);
@@ -65,8 +69,50 @@ int vm_op_kill(VmManager *m, Store *s, const char *id, int sig);
 /* VM_DELETE_ONLY_IDLE: only when, under the VM's lock, it is still stopped,
  * created or in error (prune); -EBUSY otherwise. */
 #define VM_DELETE_ONLY_IDLE 1
+/* VM_DELETE_FORCE: its snapshots go too (without it, a VM with snapshots
+ * is refused, naming them). */
+#define VM_DELETE_FORCE 2
 int vm_op_delete(VmManager *m, Store *s, const char *id, int flags);
 int vm_op_set(VmManager *m, Store *s, const char *id, unsigned vcpu, unsigned long long memory_mib);
+/* vm-pause.c: the VMM's own pause (pause true) or resume; a VM already in
+ * the wanted state is left alone. */
+int vm_op_pause(VmManager *m, Store *s, const char *id, bool pause);
+
+/* ---- snapshots ---- */
+
+typedef struct VmSnapshotRequest {
+        const char *name; /* NULL: <vm>-<n> */
+        bool stop;        /* stop the VM afterwards instead of letting it run on */
+        SnapshotKind kind;
+        const char *fingerprint; /* templates: what they are made from */
+} VmSnapshotRequest;
+
+/* vm-snapshot.c: pause, save the VMM's state, copy the disks, resume (or
+ * stop). Nothing is left of a snapshot that failed. */
+int vm_op_snapshot(VmManager *m, Store *s, const char *vm_id, const VmSnapshotRequest *req, VmProgress *p,
+                   SnapshotRecord *ret);
+
+/* vm-restore.c: roll a VM back to one of its snapshots, in place: its VMM
+ * is killed, its disks replaced by copies of the snapshot's, and the saved
+ * state loaded into a new VMM. */
+int vm_op_restore(VmManager *m, Store *s, const char *vm_id, const char *snapshot_id, VmProgress *p);
+
+/* snapshot-ops.c */
+/* By name, full id or unique id prefix; -ENOENT or -ENOTUNIQ with a message. */
+int snapshot_resolve(Store *s, const char *ref, SnapshotRecord *ret);
+/* The snapshot object of docs/protocol.md. */
+json_t *snapshot_to_json(Store *s, const SnapshotRecord *n);
+/* Remove its files, then its record (waits for a clone copying its disks). */
+int snapshot_op_delete(VmManager *m, Store *s, const char *id);
+/* Before an image (image_id) or a VM (vm_id) goes: its templates are
+ * deleted; other snapshots made from it are too with force, else -EBUSY
+ * names them. */
+int snapshot_dependents_delete(VmManager *m, Store *s, const char *image_id, const char *vm_id, const char *what,
+                               bool force);
+/* At daemon start, after the VMs are re-attached: snapshots a crash
+ * interrupted are removed (a VM they paused runs again), and directories no
+ * record names are swept. */
+void vm_snapshots_recover(VmManager *m, Store *s);
 
 /* A session with the guest agent of a running VM (hello done), each step
  * within timeout. */

@@ -18,7 +18,7 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
         if (rt && r >= 0) {
                 rt->generation = ++m->next_generation;
                 vm->pid = rt->inst.proc.pid;
-                vm->state = VM_STATE_RUNNING;
+                vm->state = vm->state == VM_STATE_PAUSED ? VM_STATE_PAUSED : VM_STATE_RUNNING;
                 (void) store_vm_update(s, vm);
                 vm_watch(m, vm->id, rt);
                 log_info("vm %s: re-attached to %s pid %d", vm->name, drv->name, (int) vm->pid);
@@ -47,8 +47,7 @@ int vm_manager_recover(VmManager *m) {
         size_t n = 0;
         r = store_vm_list(s, &list, &n);
         for (size_t i = 0; r >= 0 && i < n; i++) {
-                if (list[i].state == VM_STATE_RUNNING || list[i].state == VM_STATE_STARTING ||
-                    list[i].state == VM_STATE_STOPPING)
+                if (vm_state_is_live(list[i].state))
                         vm_recover_one(m, s, &list[i]);
                 else if (list[i].state == VM_STATE_CREATED && list[i].runtime_json &&
                          strstr(list[i].runtime_json, "\"creating\"")) {
@@ -58,6 +57,7 @@ int vm_manager_recover(VmManager *m) {
                 }
         }
         vm_record_array_free(list, n);
+        vm_snapshots_recover(m, s);
         if (host_available(m->host)) {
                 (void) host_nat_sync(m->host, s);
                 (void) host_reconcile(m->host, s);

@@ -24,6 +24,7 @@ typedef struct Start {
         Store *s;
         VmRecord *vm;
         VmProgress *p;
+        const VmRestore *restore; /* NULL: a cold boot */
         const VmmDriver *drv;
         VmRuntime *rt;
         const char *stage; /* the failure's reason names it */
@@ -133,6 +134,10 @@ static int step_launch(Start *t) {
         t->stage = "launch";
         vm_progress(t->p, vm->id, "launch", "%s: %u vCPU, %llu MiB", t->drv->name, vm->vcpus,
                     (unsigned long long) vm->mem_mib);
+        if (t->restore) {
+                t->stage = "restore";
+                vm_restore_configure(t->restore, &spec.cfg, t->p, vm->id);
+        }
         r = t->drv->launch(&spec.cfg, LAUNCH_TIMEOUT, &t->rt->inst);
         vm_launch_spec_done(&spec);
         if (r < 0) {
@@ -171,10 +176,14 @@ static int step_boot(Start *t) {
         if (r < 0)
                 return r;
         vm_watch(t->m, vm->id, t->rt);
-        vm_progress(t->p, vm->id, "boot", "waiting for the guest agent");
+        vm_progress(t->p, vm->id, "boot", t->restore ? "resumed; waiting for the guest agent" : "waiting for the guest agent");
         _cleanup_(agent_client_freep) AgentClient *agent = NULL;
         r = vm_agent_wait(t->m, vm->id, t->drv, &t->rt->inst,
                           now_monotonic() + t->m->d->config.boot_timeout_sec * USEC_PER_SEC, &agent);
+        if (r >= 0 && t->restore) {
+                t->stage = "identity";
+                r = vm_restore_reidentify(t->m, vm, t->restore, agent, t->p);
+        }
         return r < 0 ? r : ask_agent(t, agent);
 }
 
@@ -205,11 +214,18 @@ static int start_fail(Start *t, int r) {
 }
 
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
-        _cleanup_(start_done) Start t = { .m = m, .s = s, .vm = vm, .p = p, .drv = vmm_driver_get(vm->vmm) };
+        return vm_start_restore_locked(m, s, vm, NULL, p);
+}
+
+int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestore *restore, VmProgress *p) {
+        _cleanup_(start_done) Start t = { .m = m, .s = s, .vm = vm, .p = p, .restore = restore,
+                                          .drv = vmm_driver_get(vm->vmm) };
         if (!t.drv)
                 return error_setf(-EINVAL, "unknown VMM for VM %s", vm->name);
         if (vm->state == VM_STATE_RUNNING)
                 return 0;
+        if (vm->state == VM_STATE_PAUSED)
+                return error_setf(-EBUSY, "VM %s is paused; resume it with 'banger vm resume %s'", vm->name, vm->name);
         if (vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING)
                 return error_setf(-EBUSY, "vm %s is %s", vm->name, vm_state_to_string(vm->state));
         int r = step_begin(&t);

@@ -20,14 +20,17 @@ void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm) {
         vm_release_host(m, s, vm);
 }
 
-static int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force) {
+int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force) {
         const VmmDriver *drv = vmm_driver_get(vm->vmm);
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
         if (!rt || rt->inst.proc.pidfd < 0) {
-                if (vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING)
+                if (vm_state_is_live(vm->state))
                         vm_mark_stopped(m, s, vm);
                 return 0;
         }
+        /* A paused guest cannot power off: let it run again first. */
+        if (vm->state == VM_STATE_PAUSED && !force)
+                (void) drv->resume(&rt->inst);
         vm->state = VM_STATE_STOPPING;
         (void) vm_save(s, vm);
         rt->generation = 0;

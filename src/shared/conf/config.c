@@ -315,6 +315,7 @@ static const ConfigKey top_keys[] = {
         STR(dns_listen, ip_is_valid, "an IPv4 or IPv6 address"),
         UINT(stop_timeout_sec, 1, 600),
         UINT(boot_timeout_sec, 1, 3600),
+        BOOL(vm_templates),
         STR(default_image, banger_name_is_valid, "a name matching [a-z0-9][a-z0-9-]{0,62}"),
         STR(debootstrap_mirror, url_is_valid, "an http:// or https:// URL"),
         STR(debootstrap_suite, banger_name_is_valid, "a suite name like \"bookworm\""),
@@ -454,6 +455,7 @@ int config_init(BangerConfig *ret) {
                 .stop_timeout_sec = 10,
                 /* QEMU without KVM (TCG) needs tens of seconds to boot. */
                 .boot_timeout_sec = 120,
+                .vm_templates = true,
                 .image_import_max = IMAGE_IMPORT_MAX_DEFAULT,
                 .vm_defaults = { .vcpu = 2, .memory_mib = 1024, .disk_size = 8ULL << 30, .nat = false },
         };

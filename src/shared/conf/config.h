@@ -58,6 +58,9 @@ typedef struct BangerConfig {
 
         unsigned stop_timeout_sec;
         unsigned boot_timeout_sec;
+        /* Warm starts: vm create/run restore a template snapshot of the
+         * image's shape when one exists, and make one after a cold boot. */
+        bool vm_templates;
 
         char *default_image;
         char *debootstrap_mirror;

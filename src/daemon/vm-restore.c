@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: MIT */
+/* Starting VMs from snapshots: a VM rolled back to one of its own snapshots
+ * (in place: same name, address and TAP, disks replaced by copies of the
+ * snapshot's), a new VM cloned from a snapshot (its own address, MAC, TAP
+ * and name, told to the guest agent after the resume), and a warm start
+ * from a template, which falls back to a cold boot when the restore fails. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fs-util.h"
+#include "log.h"
+#include "string-util.h"
+#include "vm-internal.h"
+#include "vm-snapshot.h"
+
+#define RESTORE_SUFFIX ".restore"
+
+void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *p, const char *vm_id) {
+        const SnapshotRecord *n = restore->snap;
+        cfg->restore_dir = n->dir;
+        cfg->restore_version = n->vmm_version;
+        vm_progress(p, vm_id, "restore", "%s %s (%llu MiB of saved state)",
+                    restore->template ? "warm start from template" : "loading snapshot", n->name,
+                    (unsigned long long) ((n->state_bytes + n->memory_bytes) >> 20));
+}
+
+int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *restore, AgentClient *agent,
+                          VmProgress *p) {
+        if (!restore->reidentify)
+                return 0;
+        /* The agent's identity request (docs/agent-protocol.md) is not in
+         * this build's protocol yet: the clone keeps its snapshot's identity
+         * inside the guest. */
+        log_debug("vm %s: restored from %s without re-identification", vm->name, restore->snap->name);
+        return 0;
+}
+
+static int open_vm_dir(VmManager *m, const VmRecord *vm, bool create) {
+        _cleanup_free_ char *dir = vm_state_dir(m, vm->id);
+        if (!dir)
+                return -ENOMEM;
+        if (create) {
+                int r = mkdirat_private(AT_FDCWD, dir, 0700);
+                if (r < 0)
+                        return error_setf(r, "cannot create %s: %s", dir, strerror(-r));
+        }
+        int fd = open_dir_nofollow(AT_FDCWD, dir);
+        return fd < 0 ? error_setf(fd, "cannot open %s", dir) : fd;
+}
+
+/* Copies of the snapshot's disks as the VM's (suffix: under another name
+ * first, for an in-place restore). */
+static int copy_snapshot_disks(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, bool create,
+                               const char *suffix, VmProgress *p) {
+        _cleanup_close_ int vfd = open_vm_dir(m, vm, create);
+        if (vfd < 0)
+                return vfd;
+        _cleanup_close_ int sfd = open_dir_nofollow(AT_FDCWD, n->dir);
+        if (sfd < 0)
+                return error_setf(sfd, "snapshot %s: its directory %s is missing", n->name, n->dir);
+        usec_t t0 = now_monotonic();
+        DiskCloneMethod used = 0;
+        int r = vm_copy_disks(sfd, vfd, suffix, &used);
+        if (r < 0)
+                return error_setf(r, "snapshot %s: %s", n->name, error_last_message());
+        vm_progress(p, vm->id, "disk", "disks from snapshot %s by %s in %llu ms", n->name, vm_copy_method_words(used),
+                    (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
+        return 0;
+}
+
+int vm_clone_disks(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, VmProgress *p) {
+        /* Held while copying: a delete of the snapshot waits. */
+        _cleanup_(vm_unlockp) VmLock *snap_lock = vm_lock(m, n->id);
+        return snap_lock ? copy_snapshot_disks(m, vm, n, true, NULL, p) : -ENOMEM;
+}
+
+/* The copies replace the VM's disks, one rename each. */
+static int replace_disks(VmManager *m, const VmRecord *vm) {
+        _cleanup_close_ int vfd = open_vm_dir(m, vm, false);
+        if (vfd < 0)
+                return vfd;
+        for (size_t i = 0; i < VM_DISK_FILES; i++) {
+                char from[64];
+                snprintf(from, sizeof(from), "%s%s", vm_disk_files[i], RESTORE_SUFFIX);
+                if (renameat(vfd, from, vfd, vm_disk_files[i]) < 0)
+                        return error_setf(-errno, "cannot put %s in place: %m", vm_disk_files[i]);
+        }
+        return fsync(vfd) < 0 ? -errno : 0;
+}
+
+static void remove_restore_copies(VmManager *m, const VmRecord *vm) {
+        _cleanup_close_ int vfd = open_vm_dir(m, vm, false);
+        for (size_t i = 0; vfd >= 0 && i < VM_DISK_FILES; i++) {
+                char name[64];
+                snprintf(name, sizeof(name), "%s%s", vm_disk_files[i], RESTORE_SUFFIX);
+                (void) unlinkat(vfd, name, 0);
+        }
+}
+
+/* The snapshot must be this VM's, complete, and of its VMM. */
+static int restore_check(const VmRecord *vm, const SnapshotRecord *n) {
+        if (n->state != SNAPSHOT_READY)
+                return error_setf(-EBUSY, "snapshot %s is still being written", n->name);
+        if (!n->vm_id || !streq(n->vm_id, vm->id))
+                return error_setf(-EINVAL,
+                                  "snapshot %s was taken of %s, not of %s; 'banger vm create --from-snapshot %s' "
+                                  "makes a new VM from it",
+                                  n->name, n->vm_name ? n->vm_name : "another VM", vm->name, n->name);
+        if (n->vmm != vm->vmm)
+                return error_setf(-EINVAL, "snapshot %s was saved by %s; VM %s runs on %s", n->name,
+                                  vmm_kind_to_string(n->vmm), vm->name, vmm_kind_to_string(vm->vmm));
+        return 0;
+}
+
+typedef struct RestoreArgs {
+        const char *snapshot_id;
+        VmProgress *p;
+} RestoreArgs;
+
+static int restore_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
+        RestoreArgs *a = userdata;
+        _cleanup_(snapshot_record_done) SnapshotRecord n = {};
+        _cleanup_(vm_unlockp) VmLock *snap_lock = vm_lock(m, a->snapshot_id);
+        if (!snap_lock)
+                return -ENOMEM;
+        int r = store_snapshot_get_by_id(s, a->snapshot_id, &n);
+        if (r >= 0)
+                r = restore_check(vm, &n);
+        if (r >= 0)
+                r = copy_snapshot_disks(m, vm, &n, false, RESTORE_SUFFIX, a->p);
+        if (r < 0)
+                return r;
+        /* What ran is discarded: no guest shutdown, the VMM is killed. */
+        if (vm_state_is_live(vm->state)) {
+                vm_progress(a->p, vm->id, "stop", "killing the running %s", vm->name);
+                (void) vm_stop_locked(m, s, vm, 0, true);
+        }
+        r = replace_disks(m, vm);
+        if (r < 0) {
+                remove_restore_copies(m, vm);
+                return r;
+        }
+        /* A VM resized since keeps the size it had when it was saved. */
+        vm->vcpus = n.vcpus;
+        vm->mem_mib = n.mem_mib;
+        VmRestore restore = { .snap = &n };
+        return vm_start_restore_locked(m, s, vm, &restore, a->p);
+}
+
+int vm_op_restore(VmManager *m, Store *s, const char *vm_id, const char *snapshot_id, VmProgress *p) {
+        RestoreArgs a = { .snapshot_id = snapshot_id, .p = p };
+        return vm_with_lock(m, s, vm_id, VM_LOCK_PREEMPT, restore_locked, &a);
+}
+
+/* A warm start that failed: the VM's disks are made anew from its image and
+ * it boots cold. */
+static int fall_back_cold(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, VmProgress *p) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : "unknown error");
+        vm_progress(p, vm->id, "cold", "the template could not be restored (%s); booting cold instead", why);
+        log_warning("vm %s: warm start failed (%s); booting cold", vm->name, why);
+        vm_remove_files(m, vm->id);
+        int r = vm_make_disks(m, vm, img, p);
+        return r < 0 ? r : vm_start_locked(m, s, vm, p);
+}
+
+int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, const SnapshotRecord *n,
+                           bool template, VmProgress *p) {
+        VmRestore restore = { .snap = n, .reidentify = true, .template = template };
+        int r = vm_start_restore_locked(m, s, vm, &restore, p);
+        if (r >= 0 || !template)
+                return r;
+        return fall_back_cold(m, s, vm, img, p);
+}

@@ -1,0 +1,244 @@
+"""Pause, snapshot, restore and clone on the Firecracker path, end to end:
+real banger CLI, bangerd and bangerd-root in a network namespace of the
+test's own, with the FAKE Firecracker (tests/fakes/fake-firecracker) standing
+in for the program this machine cannot run. Its emulated guest (the real
+banger-agent as PID 1 of its own namespaces) survives a snapshot and a load:
+same boot id, its /tmp kept in the "memory" file. The steps share one VM."""
+import json
+import os
+import pathlib
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT
+from lifecycle import AGENT, BANGER, Env, kernel_dir, process_gone, require_root
+from test_lifecycle_fc import build_kernel_image, fake_events, kill_netns_processes, requests
+
+pytestmark = pytest.mark.slow
+
+FAKE = ROOT / "tests/fakes/fake-firecracker"
+SRC = "src"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    require_root()
+    for tool in ("/usr/bin/unshare", "/usr/bin/setpriv", "/usr/bin/nsenter", "/usr/bin/python3"):
+        if not os.access(tool, os.X_OK):
+            pytest.skip(f"{tool} is missing: the fake Firecracker's guest emulation needs it")
+    e = Env(tmp_path_factory.mktemp("snapshot-fc"))
+    e.fc_dir = e.tmp / "fc"
+    e.fc_dir.mkdir()
+    (e.fc_dir / "firecracker").symlink_to(FAKE)
+    e.record = e.fc_dir / "record.jsonl"
+    e.fake_opts = {"record": str(e.record), "agent": str(AGENT.resolve())}
+    e.info = {}
+    (e.fc_dir / "fake-firecracker.json").write_text(json.dumps(e.fake_opts))
+    e.setup()
+    netns = "net:[%d]" % os.stat(f"/run/netns/{e.ns}").st_ino
+    try:
+        e.write_config(f'default_vmm = "firecracker"\nfirecracker_bin = "{e.fc_dir / "firecracker"}"\n'
+                       'boot_timeout_sec = 60\nvm_templates = false\n')
+        e.image_dir, e.manifest = build_kernel_image()
+        k = kernel_dir(e.tmp, e.image_dir, e.manifest)
+        e.banger("kernel", "import", "testk", "--from", str(k))
+        e.banger("image", "register", "--name", "test", "--rootfs", str(e.image_dir / "rootfs.ext4"),
+                 "--kernel-ref", "testk")
+        e.banger("vm", "create", "--name", SRC, "--image", "test", "--vcpu", "1", "--memory", "256M",
+                 "--disk-size", "64M")
+        yield e
+    finally:
+        kill_netns_processes(netns)
+        e.teardown()
+
+
+def show(env, name=SRC):
+    return env.json("vm", "show", name)
+
+
+def guest(env, name, *argv):
+    return env.banger("vm", "exec", name, "--", *argv).stdout
+
+
+def events(out):
+    """--json output: the progress events, then the result."""
+    dec, i, evs = json.JSONDecoder(), 0, []
+    while i < len(out):
+        if out[i].isspace():
+            i += 1
+            continue
+        v, i = dec.raw_decode(out, i)
+        evs.append(v)
+    return evs
+
+
+def api_socket(env, vm):
+    return pathlib.Path(env.env["XDG_RUNTIME_DIR"]) / "banger/vms" / vm["id"] / "fc.sock"
+
+
+def fake_state(env, vm):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(api_socket(env, vm)))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    reply = s.recv(4096).decode()
+    s.close()
+    return json.loads(reply.split("\r\n\r\n", 1)[1])["state"]
+
+
+def test_pause_resume(env):
+    vm = show(env)
+    env.banger("vm", "pause", SRC)
+    paused = show(env)
+    assert paused["state"] == "paused" and paused["pid"] == vm["pid"]
+    assert fake_state(env, vm) == "Paused"
+    assert any(SRC in r and "paused" in r for r in env.banger("vm", "list").stdout.splitlines())
+    # Twice is fine; start is refused with what to do.
+    env.banger("vm", "pause", SRC)
+    p = env.banger("vm", "start", SRC, check=False)
+    assert p.returncode == 1 and "vm resume" in p.stderr
+    env.banger("vm", "resume", SRC)
+    assert show(env)["state"] == "running" and fake_state(env, vm) == "Running"
+    assert guest(env, SRC, "hostname").strip() == SRC
+    ev = fake_events(env, vm["pid"])
+    assert [json.loads(r["body"])["state"] for r in requests(ev, "/vm")] == ["Paused", "Resumed"]
+
+
+def test_snapshot_of_a_running_vm(env):
+    vm = show(env)
+    guest(env, SRC, "sh", "-c", "echo before > /tmp/marker")
+    out = env.banger("vm", "snapshot", SRC, "--name", "s1", "--json").stdout
+    evs = events(out)
+    stages = [e.get("stage") for e in evs[:-1]]
+    for st in ("prepare", "pause", "save", "disk", "resume", "ready"):
+        assert st in stages, stages
+    disk_msg = next(e["message"] for e in evs if e.get("stage") == "disk")
+    assert "reflink" in disk_msg or "sparse copy" in disk_msg, disk_msg
+    snap = evs[-1]
+    assert snap["name"] == "s1" and snap["kind"] == "user" and snap["vm"] == SRC
+    assert snap["vmm_version"] == "Firecracker v1.7.0" and snap["memory_bytes"] > 0
+    d = pathlib.Path(snap["dir"])
+    assert sorted(os.listdir(d)) == ["root.img", "vm.mem", "vm.state", "work.img"]
+    for f in d.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    # Paused for the save, resumed after; the VM runs on.
+    ev = fake_events(env, vm["pid"])
+    order = [(r["path"], r["body"]) for r in ev if r["event"] == "request" and r["path"] in ("/vm", "/snapshot/create")]
+    assert [p for p, _ in order[-3:]] == ["/vm", "/snapshot/create", "/vm"]
+    assert "Paused" in order[-3][1] and "Resumed" in order[-1][1]
+    assert show(env)["state"] == "running"
+    listed = env.json("snapshot", "list")["snapshots"]
+    assert [n["name"] for n in listed] == ["s1"]
+    rows = env.banger("snapshot", "list").stdout.splitlines()
+    assert rows[0].split()[:4] == ["NAME", "KIND", "VM", "IMAGE"] and rows[1].split()[:3] == ["s1", "user", SRC]
+    env.info["s1"] = snap
+    env.info["boot_id"] = vm["boot_id"]
+
+
+def test_restore_in_place(env):
+    guest(env, SRC, "sh", "-c", "echo after > /tmp/marker")
+    old = show(env)
+    out = env.banger("vm", "restore", SRC, "s1", "--json").stdout
+    vm = events(out)[-1]
+    assert vm["name"] == SRC and vm["state"] == "running" and vm["pid"] != old["pid"]
+    assert vm["ip"] == old["ip"] and vm["tap"] == old["tap"] and vm["mac"] == old["mac"]
+    # The same guest as at the snapshot: its boot and its /tmp.
+    assert vm["boot_id"] == env.info["boot_id"]
+    assert guest(env, SRC, "cat", "/tmp/marker") == "before\n"
+    ev = fake_events(env, vm["pid"])
+    load = json.loads(requests(ev, "/snapshot/load")[0]["body"])
+    assert load["network_overrides"] == [{"iface_id": "eth0", "host_dev_name": vm["tap"]}]
+    assert load["vsock_override"]["uds_path"].endswith(f"/vms/{vm['id']}/v.sock")
+    assert load["resume_vm"] is False
+    assert not requests(ev, "/boot-source") and not requests(ev, "/actions")
+    assert process_gone(old["pid"])
+
+
+def test_clone_from_snapshot(env):
+    src = show(env)
+    out = env.banger("vm", "create", "--from-snapshot", "s1", "--name", "c1", "--json").stdout
+    vm = events(out)[-1]["vm"]
+    assert vm["state"] == "running" and vm["name"] == "c1"
+    assert vm["ip"] != src["ip"] and vm["mac"] != src["mac"] and vm["tap"] != src["tap"]
+    assert vm["vcpu"] == 1 and vm["memory_mib"] == 256 and vm["image"] == "test"
+    ev = fake_events(env, vm["pid"])
+    load = json.loads(requests(ev, "/snapshot/load")[0]["body"])
+    assert load["network_overrides"] == [{"iface_id": "eth0", "host_dev_name": vm["tap"]}]
+    assert load["vsock_override"]["uds_path"].endswith(f"/vms/{vm['id']}/v.sock")
+    assert guest(env, "c1", "cat", "/tmp/marker") == "before\n"
+    # Its disks are its own copies.
+    assert (env.state / "vms" / vm["id"] / "root.img").is_file()
+    env.banger("vm", "delete", "c1")
+
+
+def test_clone_option_conflicts(env):
+    p = env.banger("vm", "create", "--from-snapshot", "s1", "--vcpu", "2", check=False)
+    assert p.returncode == 2 and "--from-snapshot" in p.stderr
+    p = env.banger("vm", "create", "--from-snapshot", "nope", check=False)
+    assert p.returncode == 1 and "no snapshot named" in p.stderr
+
+
+def test_dependents_refuse_deletion(env):
+    p = env.banger("vm", "delete", SRC, check=False)
+    assert p.returncode == 1 and "s1" in p.stderr and "--force" in p.stderr
+    assert show(env)["state"] == "running"  # refused before anything was done
+    p = env.banger("image", "delete", "test", check=False)
+    assert p.returncode == 1 and "s1" in p.stderr
+    p = env.banger("vm", "restore", SRC, "nope", check=False)
+    assert p.returncode == 1 and "no snapshot" in p.stderr
+
+
+def test_snapshot_of_a_stopped_vm_is_refused(env):
+    env.banger("vm", "stop", SRC)
+    p = env.banger("vm", "snapshot", SRC, check=False)
+    assert p.returncode == 1 and "stopped" in p.stderr
+    assert [n["name"] for n in env.json("snapshot", "list")["snapshots"]] == ["s1"]
+    env.banger("vm", "start", SRC)
+
+
+def test_daemon_killed_mid_snapshot_leaves_nothing(env):
+    """The fake's /snapshot/create takes 3 s: the daemon is SIGKILLed while
+    it waits. The next daemon removes the half-made snapshot and resumes the
+    VM the snapshot had paused."""
+    vm = show(env)
+    cfg = env.fc_dir / "fake-firecracker.json"
+    cfg.write_text(json.dumps(dict(env.fake_opts, snapshot_delay_ms=3000)))
+    # Options are read when a fake starts: restart the VM under the new ones.
+    env.banger("vm", "stop", SRC)
+    env.banger("vm", "start", SRC)
+    cfg.write_text(json.dumps(env.fake_opts))
+    vm = show(env)
+    daemon_pid = env.json("daemon", "status")["pid"]
+    p = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "snapshot", SRC, "--name", "cut"],
+                         env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The fake records a request once answered: the pause comes right
+    # before the slow create.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not any("Paused" in r["body"] for r in
+                                                  requests(fake_events(env, vm["pid"]), "/vm")):
+        time.sleep(0.05)
+    time.sleep(1)
+    assert not requests(fake_events(env, vm["pid"]), "/snapshot/create")  # still in it
+    os.kill(daemon_pid, signal.SIGKILL)
+    p.wait(30)
+    assert p.returncode != 0
+    assert [n["name"] for n in env.json("snapshot", "list")["snapshots"]] == ["s1"]  # a new daemon
+    assert sorted(os.listdir(env.state / "snapshots")) == [env.info["s1"]["id"]]
+    after = show(env)
+    assert after["state"] == "running" and after["pid"] == vm["pid"]
+    time.sleep(3)  # the fake finishes its slow create, then the VM must be running
+    assert fake_state(env, after) == "Running"
+    assert "was interrupted" in env.daemon_log()
+
+
+def test_force_delete_takes_snapshots(env):
+    snap_dir = pathlib.Path(env.info["s1"]["dir"])
+    env.banger("vm", "delete", "--force", SRC)
+    assert env.json("snapshot", "list")["snapshots"] == []
+    assert not snap_dir.exists()
+    assert os.listdir(env.state / "snapshots") == []

@@ -1,0 +1,194 @@
+"""Snapshots with real QEMU guests (the test image with banger-agent, TCG
+here): snapshot a running guest, change it, restore it and find the change
+undone and a process started before the snapshot still counting; a
+corrupt state file, another QEMU version and a daemon killed mid-snapshot,
+each failing clearly with nothing left; warm starts from templates. One
+guest is shared by the steps, which run in order."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from lifecycle import BANGER, env_with_test_image
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+SRC = "qsrc"
+COUNTER = ("setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /root/counter; sleep 1; done' "
+           "</dev/null >/dev/null 2>&1 &")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = env_with_test_image(tmp_path_factory, "snapshot-qemu")
+    e.info = {}
+    try:
+        e.write_config('default_vmm = "qemu"\nvm_templates = false\n')
+        e.banger("daemon", "stop")  # the next command starts one that reads the config
+        e.banger("vm", "create", "--name", SRC, "--image", "test", "--vcpu", "1", "--memory", "256M",
+                 "--disk-size", "64M")
+        yield e
+    finally:
+        e.teardown()
+
+
+def show(env, name=SRC):
+    return env.json("vm", "show", name)
+
+
+def guest(env, name, script, check=True):
+    return env.banger("vm", "exec", name, "--", "sh", "-c", script, check=check)
+
+
+def events(out):
+    dec, i, evs = json.JSONDecoder(), 0, []
+    while i < len(out):
+        if out[i].isspace():
+            i += 1
+            continue
+        v, i = dec.raw_decode(out, i)
+        evs.append(v)
+    return evs
+
+
+def qemu_pids(env, vm_id):
+    out = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and vm_id.encode() in pathlib.Path(f"/proc/{d}/cmdline").read_bytes() \
+                    and b"qemu-system" in pathlib.Path(f"/proc/{d}/cmdline").read_bytes():
+                out.append(int(d))
+        except OSError:
+            pass
+    return out
+
+
+def counter_pid(env, name=SRC):
+    # [e]: the pattern does not match this shell's own command line.
+    out = guest(env, name, "for p in /proc/[0-9]*; do grep -l '/root/count[e]r' $p/cmdline 2>/dev/null; done; true")
+    return sorted(int(l.split("/")[2]) for l in out.stdout.split() if l.startswith("/proc/"))
+
+
+def snapshot(env, name):
+    out = env.banger("vm", "snapshot", SRC, "--name", name, "--json").stdout
+    return events(out)
+
+
+def test_snapshot_restores_files_and_processes(env):
+    guest(env, SRC, COUNTER)
+    guest(env, SRC, "echo v1 > /root/file; sleep 2; sync")
+    before = counter_pid(env)
+    assert before, "the counter did not start"
+    t0 = time.monotonic()
+    evs = snapshot(env, "s1")
+    took = time.monotonic() - t0
+    snap = evs[-1]
+    disk = next(e["message"] for e in evs if e.get("stage") == "disk")
+    assert "sparse copy" in disk or "reflink" in disk, disk
+    assert snap["vmm_version"].startswith("QEMU emulator version") and snap["memory_bytes"] == 0
+    print(f"vm snapshot took {took:.2f} s: {disk}")
+    env.info["s1"] = snap
+    # Changed and killed after the snapshot ...
+    guest(env, SRC, "echo v2 > /root/file; kill %d; sync" % before[0])
+    assert counter_pid(env) == []
+    t0 = time.monotonic()
+    env.banger("vm", "restore", SRC, "s1")
+    print(f"vm restore took {time.monotonic() - t0:.2f} s")
+    # ... and back as they were, the counter still counting.
+    assert guest(env, SRC, "cat /root/file").stdout == "v1\n"
+    assert counter_pid(env) == before
+    c1 = int(guest(env, SRC, "cat /root/counter").stdout)
+    time.sleep(2.5)
+    c2 = int(guest(env, SRC, "cat /root/counter").stdout)
+    assert c2 > c1, (c1, c2)
+    assert show(env)["state"] == "running"
+
+
+def test_corrupt_state_fails_clearly(env):
+    snap = snapshot(env, "s2")[-1]
+    state = pathlib.Path(snap["dir"]) / "vm.state"
+    with open(state, "r+b") as f:
+        f.truncate(state.stat().st_size // 2)
+    vm = show(env)
+    p = env.banger("vm", "restore", SRC, "s2", check=False)
+    assert p.returncode == 1
+    assert "could not load the saved state" in p.stderr, p.stderr
+    after = show(env)
+    assert after["state"] == "error" and "could not load" in after["last_error"]
+    assert qemu_pids(env, vm["id"]) == []
+    # The VM comes back from a good snapshot.
+    env.banger("vm", "restore", SRC, "s1")
+    assert guest(env, SRC, "cat /root/file").stdout == "v1\n"
+    env.banger("snapshot", "delete", "s2")
+    assert not pathlib.Path(snap["dir"]).exists()
+
+
+def test_other_qemu_version_refused(env):
+    snap = snapshot(env, "s3")[-1]
+    db = sqlite3.connect(env.state / "banger.db")
+    with db:
+        db.execute("UPDATE snapshots SET vmm_version = 'QEMU emulator version 6.2.0' WHERE name = 's3'")
+    db.close()
+    vm = show(env)
+    p = env.banger("vm", "restore", SRC, "s3", check=False)
+    assert p.returncode == 1 and "6.2.0" in p.stderr and "another version" in p.stderr, p.stderr
+    assert qemu_pids(env, vm["id"]) == []
+    env.banger("snapshot", "delete", "s3")
+    assert not pathlib.Path(snap["dir"]).exists()
+    env.banger("vm", "restore", SRC, "s1")
+
+
+def test_daemon_killed_mid_snapshot(env):
+    vm = show(env)
+    daemon = env.json("daemon", "status")["pid"]
+    p = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "snapshot", SRC, "--name", "cut",
+                          "--json"], env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if '"stage": "pause"' in line or '"stage":"pause"' in line:
+            os.kill(daemon, signal.SIGKILL)
+            break
+    p.wait(60)
+    assert p.returncode != 0
+    listed = [n["name"] for n in env.json("snapshot", "list")["snapshots"]]  # a new daemon
+    assert listed == ["s1"], listed
+    assert sorted(os.listdir(env.state / "snapshots")) == [env.info["s1"]["id"]]
+    after = show(env)
+    assert after["state"] == "running" and after["pid"] == vm["pid"]
+    # It runs: the paused guest was resumed.
+    assert guest(env, SRC, "cat /root/file").stdout == "v1\n"
+
+
+def test_warm_start_from_template(env):
+    """Templates on: the first vm run of a shape boots cold and leaves a
+    template behind; the second restores it; a changed image drops it."""
+    rootfs = env.tmp / "warm.ext4"
+    shutil.copyfile(env.image_dir / "rootfs.ext4", rootfs)
+    env.banger("image", "register", "--name", "warm", "--rootfs", str(rootfs), "--kernel-ref", "testk")
+    env.banger("daemon", "stop")
+    env.write_config('default_vmm = "qemu"\nvm_templates = true\n')
+    args = ("vm", "run", "--rm", "--image", "warm", "--vcpu", "1", "--memory", "256M", "--disk-size", "64M",
+            "--", "true")
+    first = env.banger(*args)
+    assert "warm start" not in first.stderr
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        tpl = [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "template"]
+        if tpl:
+            break
+        time.sleep(1)
+    assert tpl and tpl[0]["image"] == "warm", env.daemon_log()[-3000:]
+    t0 = time.monotonic()
+    second = env.banger(*args)
+    print(f"warm vm run took {time.monotonic() - t0:.2f} s")
+    assert "warm start from template" in second.stderr, second.stderr
+    os.utime(rootfs)  # the image changed
+    third = env.banger(*args)
+    assert "stale" in third.stderr and "warm start" not in third.stderr, third.stderr
+    # --cold never uses one.
+    assert env.banger("vm", "list", "--json").stdout.count('"name"') == 1  # only qsrc is left
