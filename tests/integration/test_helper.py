@@ -109,14 +109,22 @@ def wait_for_socket(h, deadline=10):
     pytest.fail("bangerd-root did not answer: " + h.log.read_text())
 
 
-def detach_loops_under(path):
+def loops_backed_under(path):
+    """{"/dev/loopN": backing file} for the loop devices bound to files below path."""
+    out = {}
     for b in pathlib.Path("/sys/block").glob("loop*"):
         try:
             backing = (b / "loop/backing_file").read_text().strip()
         except OSError:
             continue
         if backing.startswith(str(path) + "/"):
-            subprocess.run(["losetup", "-d", "/dev/" + b.name], check=False)
+            out["/dev/" + b.name] = backing.removesuffix(" (deleted)")
+    return out
+
+
+def detach_loops_under(path):
+    for dev in loops_backed_under(path):
+        subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from test_helper import HELPER, Helper, run, wait_for_socket
+from test_helper import HELPER, Helper, detach_loops_under, loops_backed_under, run, wait_for_socket
 
 pytestmark = [
     pytest.mark.root,
@@ -123,18 +123,6 @@ def stop_owner(h):
     return None
 
 
-def loops_backed_under(path):
-    out = {}
-    for b in pathlib.Path("/sys/block").glob("loop*"):
-        try:
-            backing = (b / "loop/backing_file").read_text().strip()
-        except OSError:
-            continue
-        if backing.startswith(str(path) + "/"):
-            out["/dev/" + b.name] = backing.removesuffix(" (deleted)")
-    return out
-
-
 @contextlib.contextmanager
 def owner_pair():
     if not HELPER.exists():
@@ -152,8 +140,7 @@ def owner_pair():
         yield helpers
     finally:
         problems = [(h.uid, stop_owner(h)) for h in helpers]
-        for dev in loops_backed_under(tmp):
-            subprocess.run(["losetup", "-d", dev], check=False, capture_output=True)
+        detach_loops_under(tmp)
         subprocess.run(["ip", "netns", "del", ns], check=False)
         shutil.rmtree(tmp, ignore_errors=True)
     bad = [f"helper of uid {u}: {p}" for u, p in problems if p]
@@ -354,8 +341,7 @@ def test_owner_limits_loops_and_taps(pair):
     finally:
         for h, name in created:
             h.as_owner("tap.delete", {"name": name})
-        for d in loops_backed_under(a.state.parent):
-            subprocess.run(["losetup", "-d", d], check=False, capture_output=True)
+        detach_loops_under(a.state.parent)
         shutil.rmtree(elsewhere, ignore_errors=True)
         for name in ("x.img", "x-again.img", "y.img", "z.img", "w.img"):
             (a.state / name).unlink(missing_ok=True)
@@ -512,7 +498,6 @@ def test_owner_cannot_stall_path_resolution(pair):
             holder.stdin.close()
             holder.wait(10)
         run(*in_helper_ns, "umount", str(mnt), check=False)
-        for d in loops_backed_under(a.state):
-            subprocess.run(["losetup", "-d", d], check=False, capture_output=True)
+        detach_loops_under(a.state)
         shutil.rmtree(mnt, ignore_errors=True)
         (a.state / "leased.img").unlink(missing_ok=True)

@@ -130,35 +130,25 @@ static struct nlmsghdr *nl_put_link_msg(NlRequest *req, uint16_t type, uint16_t 
         return nlh;
 }
 
-static int link_attr_cb(const struct nlattr *attr, void *data) {
-        const struct nlattr **tb = data;
-        unsigned type = mnl_attr_get_type(attr);
-        if (mnl_attr_type_valid(attr, IFLA_MAX) < 0)
-                return MNL_CB_OK; /* newer kernel attribute: ignore */
-        tb[type] = attr;
-        return MNL_CB_OK;
-}
+/* Attributes by type into tb[0..max]; newer kernels' types beyond max are
+ * ignored. */
+typedef struct NlAttrTable {
+        const struct nlattr **tb;
+        unsigned max;
+} NlAttrTable;
 
-static int linkinfo_attr_cb(const struct nlattr *attr, void *data) {
-        const struct nlattr **tb = data;
-        if (mnl_attr_type_valid(attr, IFLA_INFO_MAX) < 0)
+static int attr_table_cb(const struct nlattr *attr, void *data) {
+        NlAttrTable *t = data;
+        if (mnl_attr_type_valid(attr, t->max) < 0)
                 return MNL_CB_OK;
-        tb[mnl_attr_get_type(attr)] = attr;
-        return MNL_CB_OK;
-}
-
-static int tun_attr_cb(const struct nlattr *attr, void *data) {
-        const struct nlattr **tb = data;
-        if (mnl_attr_type_valid(attr, IFLA_TUN_MAX) < 0)
-                return MNL_CB_OK;
-        tb[mnl_attr_get_type(attr)] = attr;
+        t->tb[mnl_attr_get_type(attr)] = attr;
         return MNL_CB_OK;
 }
 
 /* The kernel sends IFLA_TUN_OWNER only when the TUN has an owner. */
 static void nl_parse_tun_info(const struct nlattr *data, NlLink *l) {
         const struct nlattr *tun[IFLA_TUN_MAX + 1] = {};
-        if (mnl_attr_parse_nested(data, tun_attr_cb, tun) < 0)
+        if (mnl_attr_parse_nested(data, attr_table_cb, &(NlAttrTable){ tun, IFLA_TUN_MAX }) < 0)
                 return;
         if (tun[IFLA_TUN_OWNER] && mnl_attr_validate(tun[IFLA_TUN_OWNER], MNL_TYPE_U32) >= 0) {
                 l->tun_has_owner = true;
@@ -171,7 +161,7 @@ static int nl_parse_link(const struct nlmsghdr *nlh, NlLink *ret) {
         const struct ifinfomsg *ifi = mnl_nlmsg_get_payload(nlh);
         if (nlh->nlmsg_type != RTM_NEWLINK)
                 return 0;
-        if (mnl_attr_parse(nlh, sizeof(*ifi), link_attr_cb, tb) < 0)
+        if (mnl_attr_parse(nlh, sizeof(*ifi), attr_table_cb, &(NlAttrTable){ tb, IFLA_MAX }) < 0)
                 return -EBADMSG;
         if (!tb[IFLA_IFNAME] || mnl_attr_validate(tb[IFLA_IFNAME], MNL_TYPE_STRING) < 0)
                 return -EBADMSG;
@@ -181,8 +171,9 @@ static int nl_parse_link(const struct nlmsghdr *nlh, NlLink *ret) {
                 l.master = (int) mnl_attr_get_u32(tb[IFLA_MASTER]);
         if (tb[IFLA_LINKINFO]) {
                 const struct nlattr *info[IFLA_INFO_MAX + 1] = {};
-                if (mnl_attr_parse_nested(tb[IFLA_LINKINFO], linkinfo_attr_cb, info) >= 0 && info[IFLA_INFO_KIND] &&
-                    mnl_attr_validate(info[IFLA_INFO_KIND], MNL_TYPE_STRING) >= 0)
+                if (mnl_attr_parse_nested(tb[IFLA_LINKINFO], attr_table_cb, &(NlAttrTable){ info, IFLA_INFO_MAX }) >=
+                            0 &&
+                    info[IFLA_INFO_KIND] && mnl_attr_validate(info[IFLA_INFO_KIND], MNL_TYPE_STRING) >= 0)
                         snprintf(l.kind, sizeof(l.kind), "%s", mnl_attr_get_str(info[IFLA_INFO_KIND]));
                 if (streq(l.kind, "tun") && info[IFLA_INFO_DATA])
                         nl_parse_tun_info(info[IFLA_INFO_DATA], &l);
@@ -347,21 +338,13 @@ typedef struct AddrList {
         size_t n;
 } AddrList;
 
-static int addr_attr_cb(const struct nlattr *attr, void *data) {
-        const struct nlattr **tb = data;
-        if (mnl_attr_type_valid(attr, IFA_MAX) < 0)
-                return MNL_CB_OK;
-        tb[mnl_attr_get_type(attr)] = attr;
-        return MNL_CB_OK;
-}
-
 static int addr_list_cb(const struct nlmsghdr *nlh, void *userdata) {
         AddrList *al = userdata;
         const struct ifaddrmsg *ifa = mnl_nlmsg_get_payload(nlh);
         const struct nlattr *tb[IFA_MAX + 1] = {};
         if (nlh->nlmsg_type != RTM_NEWADDR || ifa->ifa_family != AF_INET || (int) ifa->ifa_index != al->ifindex)
                 return 0;
-        if (mnl_attr_parse(nlh, sizeof(*ifa), addr_attr_cb, tb) < 0)
+        if (mnl_attr_parse(nlh, sizeof(*ifa), attr_table_cb, &(NlAttrTable){ tb, IFA_MAX }) < 0)
                 return -EBADMSG;
         const struct nlattr *a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
         if (!a || mnl_attr_get_payload_len(a) != sizeof(struct in_addr))
@@ -421,14 +404,6 @@ typedef struct DefaultRoute {
         uint32_t metric;
 } DefaultRoute;
 
-static int route_attr_cb(const struct nlattr *attr, void *data) {
-        const struct nlattr **tb = data;
-        if (mnl_attr_type_valid(attr, RTA_MAX) < 0)
-                return MNL_CB_OK;
-        tb[mnl_attr_get_type(attr)] = attr;
-        return MNL_CB_OK;
-}
-
 static int default_route_cb(const struct nlmsghdr *nlh, void *userdata) {
         DefaultRoute *d = userdata;
         const struct rtmsg *rtm = mnl_nlmsg_get_payload(nlh);
@@ -436,7 +411,7 @@ static int default_route_cb(const struct nlmsghdr *nlh, void *userdata) {
         if (nlh->nlmsg_type != RTM_NEWROUTE || rtm->rtm_family != AF_INET || rtm->rtm_dst_len != 0 ||
             rtm->rtm_type != RTN_UNICAST)
                 return 0;
-        if (mnl_attr_parse(nlh, sizeof(*rtm), route_attr_cb, tb) < 0)
+        if (mnl_attr_parse(nlh, sizeof(*rtm), attr_table_cb, &(NlAttrTable){ tb, RTA_MAX }) < 0)
                 return -EBADMSG;
         uint32_t table = tb[RTA_TABLE] ? mnl_attr_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
         if (table != RT_TABLE_MAIN || !tb[RTA_OIF])
