@@ -295,7 +295,7 @@ static int put_with_id(const char *sock, const char *prefix, const char *id, jso
         char path[128];
         if (!api_id_is_valid(id)) {
                 json_decref(body);
-                return error_setf(-EINVAL, "Invalid Firecracker device id \"%s\"", id ? id : "");
+                return error_setf(-EINVAL, "invalid Firecracker device id \"%s\"", id ? id : "");
         }
         snprintf(path, sizeof(path), "%s/%s", prefix, id);
         return fc_api_send(sock, "PUT", path, body, FC_API_TIMEOUT);

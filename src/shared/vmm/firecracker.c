@@ -81,11 +81,11 @@ static int fc_probe_version(const char *binary) {
         FcVersion v;
         int r = spawn_run_capture(argv, FC_VERSION_TIMEOUT, FC_VERSION_OUT_MAX, true, &out);
         if (r < 0)
-                return error_setf(r, "Cannot run %s --version: %s", binary, strerror(-r));
+                return error_setf(r, "cannot run %s --version: %s", binary, strerror(-r));
         if (r != 0)
                 return error_setf(-ENOEXEC, "%s --version exited with status %d", binary, r);
         if (fc_parse_version(out, &v) < 0)
-                return error_setf(-EBADMSG, "Cannot parse the version %s reports: \"%.*s\"", binary,
+                return error_setf(-EBADMSG, "cannot parse the version %s reports: \"%.*s\"", binary,
                                   (int) strcspn(out, "\n"), out);
         return fc_version_check(&v);
 }
@@ -116,7 +116,7 @@ static int fc_paths_jailed(const VmmConfig *c, const char *fc_binary, FcPaths *p
         const char *exec_name = path_basename(fc_binary);
         /* The jailer refuses exec files whose name lacks "firecracker". */
         if (!strstr(exec_name, FC_COMM))
-                return error_setf(-EINVAL, "The jailer only runs a binary named *firecracker*, not %s", exec_name);
+                return error_setf(-EINVAL, "the jailer only runs a binary named *firecracker*, not %s", exec_name);
         if (!c->jailer_chroot_base || c->jailer_chroot_base[0] != '/')
                 return error_setf(-EINVAL, "jailer_chroot_base must be an absolute path");
         if (asprintf(&p->chroot_dir, "%s/%s/%s/root", c->jailer_chroot_base, exec_name, c->vm_id) < 0 ||
@@ -133,7 +133,7 @@ int fc_paths_build(const VmmConfig *c, const char *fc_binary, FcPaths *ret) {
         FcPaths p = {};
         int r = 0;
         if (!c->vm_id || !*c->vm_id || strlen(c->vm_id) > 64 || !c->run_dir)
-                return error_setf(-EINVAL, "A Firecracker VM needs a vm_id and a run_dir");
+                return error_setf(-EINVAL, "a Firecracker VM needs a vm_id and a run_dir");
         if (c->jailer)
                 r = fc_paths_jailed(c, fc_binary, &p);
         else {
@@ -230,27 +230,27 @@ static int place_in_jail(int rootfd, const char *src, const char *name, uid_t ui
         (void) unlinkat(rootfd, name, 0); /* a leftover from an earlier run of this VM */
         if (linkat(AT_FDCWD, src, rootfd, name, 0) < 0) {
                 if (errno != EXDEV && errno != EPERM)
-                        return error_setf(-errno, "Cannot link %s into the jail: %m", src);
+                        return error_setf(-errno, "cannot link %s into the jail: %m", src);
                 int r = copy_into(src, rootfd, name, 0600);
                 if (r < 0)
-                        return error_setf(r, "Cannot copy %s into the jail: %s", src, strerror(-r));
+                        return error_setf(r, "cannot copy %s into the jail: %s", src, strerror(-r));
         }
         /* Firecracker runs as the jailer uid and must be able to open it. */
         _cleanup_close_ int fd = openat(rootfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 || fchown(fd, uid, gid) < 0)
-                return error_setf(-errno, "Cannot hand %s to uid %u: %m", name, (unsigned) uid);
+                return error_setf(-errno, "cannot hand %s to uid %u: %m", name, (unsigned) uid);
         return 0;
 }
 
 static int jail_root_open(const VmmConfig *c, const FcPaths *p) {
         int r = mkdir_p(p->chroot_dir, 0700);
         if (r < 0)
-                return error_setf(r, "Cannot create jail %s: %s", p->chroot_dir, strerror(-r));
+                return error_setf(r, "cannot create jail %s: %s", p->chroot_dir, strerror(-r));
         _cleanup_close_ int fd = open_dir_nofollow(AT_FDCWD, p->chroot_dir);
         if (fd < 0)
-                return error_setf(fd, "Cannot open jail %s: %s", p->chroot_dir, strerror(-fd));
+                return error_setf(fd, "cannot open jail %s: %s", p->chroot_dir, strerror(-fd));
         if (fchown(fd, c->jailer_uid, c->jailer_gid) < 0)
-                return error_setf(-errno, "Cannot hand jail %s to uid %u: %m", p->chroot_dir, (unsigned) c->jailer_uid);
+                return error_setf(-errno, "cannot hand jail %s to uid %u: %m", p->chroot_dir, (unsigned) c->jailer_uid);
         return TAKE_FD(fd);
 }
 
@@ -301,14 +301,14 @@ static int remove_stale_socket(const char *path) {
                 return error_setf(-EEXIST, "%s exists and is not a socket", path);
         long status = 0;
         if (fc_api_request(path, "GET", "/", NULL, USEC_PER_SEC, &status, NULL) >= 0)
-                return error_setf(-EBUSY, "A Firecracker process still serves %s", path);
+                return error_setf(-EBUSY, "a Firecracker process still serves %s", path);
         return unlinkat(AT_FDCWD, path, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
 static int open_log(const char *path) {
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open VM log %s: %m", path);
+                return error_setf(-errno, "cannot open VM log %s: %m", path);
         return fd;
 }
 
@@ -337,7 +337,7 @@ static int fc_spawn(const VmmConfig *c, char **argv, Process *ret) {
         o.cwd = c->run_dir;
         int r = spawn_process(argv, &o, ret);
         if (r < 0)
-                return error_setf(r, "Cannot start %s: %s", argv[0], strerror(-r));
+                return error_setf(r, "cannot start %s: %s", argv[0], strerror(-r));
         return 0;
 }
 
@@ -396,7 +396,7 @@ static int fc_prepare(const VmmConfig *c, FcPaths *p, char ***ret_argv, char ***
         if (r < 0)
                 return r;
         if (c->jailer && !(jailer = find_executable(c->jailer_binary ? c->jailer_binary : "jailer")))
-                return error_setf(-ENOENT, "Jailer binary %s not found; set jailer_bin",
+                return error_setf(-ENOENT, "jailer binary %s not found; set jailer_bin",
                                   c->jailer_binary ? c->jailer_binary : "jailer");
         r = vmm_prepare_run_dir(c->run_dir);
         if (r < 0)
@@ -420,7 +420,7 @@ static int fc_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         Process proc = PROCESS_NULL;
         FcFiles files = {};
         if (!c->kernel || !c->log_path || c->n_drives > VMM_MAX_DRIVES || c->n_nics > VMM_MAX_NICS)
-                return error_setf(-EINVAL, "Incomplete Firecracker VM configuration");
+                return error_setf(-EINVAL, "incomplete Firecracker VM configuration");
         int r = fc_prepare(c, &p, &argv, &names);
         if (r < 0)
                 return r;
@@ -500,7 +500,7 @@ static int fc_wait_exit(VmmInstance *vm, usec_t timeout) {
         if (r == -ETIMEDOUT)
                 return r;
         if (r < 0)
-                return error_setf(r, "Cannot wait for Firecracker pid %d: %s", (int) vm->proc.pid, strerror(-r));
+                return error_setf(r, "cannot wait for Firecracker pid %d: %s", (int) vm->proc.pid, strerror(-r));
         process_release(&vm->proc);
         return 0;
 }
@@ -510,7 +510,7 @@ static int fc_kill(VmmInstance *vm) {
         if (vm->proc.pidfd >= 0)
                 r = vmm_process_kill(&vm->proc);
         if (r < 0)
-                return error_setf(r, "Cannot kill Firecracker pid %d: %s", (int) vm->proc.pid, strerror(-r));
+                return error_setf(r, "cannot kill Firecracker pid %d: %s", (int) vm->proc.pid, strerror(-r));
         const char *files[] = { vm->api_socket, vm->agent_socket, vm->pidfile };
         for (size_t i = 0; i < ELEMENTSOF(files); i++)
                 if (files[i])
@@ -587,7 +587,7 @@ static int fc_connect_agent(VmmInstance *vm, unsigned port, usec_t timeout) {
                 if (fd != -ECONNRESET && fd != -ECONNREFUSED && fd != -ENOENT)
                         return fd;
                 if (now_monotonic() + (usec_t) backoff_ms * USEC_PER_MSEC >= deadline)
-                        return error_setf(-ETIMEDOUT, "The guest agent did not answer on vsock port %u", port);
+                        return error_setf(-ETIMEDOUT, "the guest agent did not answer on vsock port %u", port);
                 (void) poll(NULL, 0, backoff_ms);
                 backoff_ms = MIN(backoff_ms * 2, 200);
         }

@@ -110,14 +110,14 @@ static int validate(const VmmConfig *c, const QemuHostPlan *p) {
         if (c->mem_mib < 64 || c->mem_mib > 1024ULL * 1024)
                 return error_setf(-EINVAL, "%llu MiB of memory is outside 64 MiB..1 TiB", c->mem_mib);
         if (c->n_drives > VMM_MAX_DRIVES || c->n_nics > VMM_MAX_NICS)
-                return error_setf(-EINVAL, "Too many drives or network interfaces");
+                return error_setf(-EINVAL, "too many drives or network interfaces");
         for (size_t i = 0; i < c->n_drives; i++)
                 if (!id_is_valid(c->drives[i].id) || !path_is_usable(c->drives[i].path))
-                        return error_setf(-EINVAL, "Drive %zu has a bad id or path", i);
+                        return error_setf(-EINVAL, "drive %zu has a bad id or path", i);
         for (size_t i = 0; i < c->n_nics; i++) {
                 const VmmNic *n = &c->nics[i];
                 if (!id_is_valid(n->id) || !tap_is_valid(n->tap) || !mac_is_valid(n->mac))
-                        return error_setf(-EINVAL, "Network interface %zu has a bad id, TAP name or MAC", i);
+                        return error_setf(-EINVAL, "network interface %zu has a bad id, TAP name or MAC", i);
         }
         return 0;
 }

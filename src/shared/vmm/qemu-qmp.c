@@ -93,7 +93,7 @@ static int send_all(QmpClient *c, const char *data, size_t len, int pass_fd, use
                 if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
                         return error_setf(-ECONNRESET, "QEMU closed its QMP connection before %s", what);
                 if (n < 0)
-                        return error_setf(-errno, "Cannot send %s to QEMU: %m", what);
+                        return error_setf(-errno, "cannot send %s to QEMU: %m", what);
                 data += n;
                 len -= (size_t) n;
         }
@@ -141,7 +141,7 @@ static int read_message(QmpClient *c, usec_t deadline, const char *what, json_t 
                 if (n < 0 && (errno == EINTR || errno == EAGAIN))
                         continue;
                 if (n < 0)
-                        return error_setf(-errno, "Cannot read from QEMU's QMP socket: %m");
+                        return error_setf(-errno, "cannot read from QEMU's QMP socket: %m");
                 if (n == 0)
                         return error_setf(-ECONNRESET, "QEMU closed its QMP connection during %s", what);
                 c->len += (size_t) n;
@@ -263,7 +263,7 @@ int qmp_client_new_from_fd(int fd, usec_t timeout, QmpClient **ret) {
         if (r < 0)
                 return r;
         if (!json_object_get(greeting, "QMP"))
-                return error_setf(-EPROTO, "The QMP socket did not greet like QEMU");
+                return error_setf(-EPROTO, "the QMP socket did not greet like QEMU");
         usec_t now = now_monotonic();
         r = qmp_client_execute(c, "qmp_capabilities", NULL,
                                deadline == USEC_INFINITY ? USEC_INFINITY : (now < deadline ? deadline - now : 0), NULL);

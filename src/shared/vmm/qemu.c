@@ -91,7 +91,7 @@ static int qemu_probe(const char *binary) {
         _cleanup_free_ char *out = NULL;
         int r = spawn_run_capture(argv, 10 * USEC_PER_SEC, 64 * 1024, true, &out);
         if (r < 0)
-                return error_setf(r, "Cannot run %s -machine help: %s", path, strerror(-r));
+                return error_setf(r, "cannot run %s -machine help: %s", path, strerror(-r));
         if (r != 0 || !strstr(out, "\nmicrovm "))
                 return error_setf(-EOPNOTSUPP, "%s does not offer the microvm machine type", path);
         return 0;
@@ -110,7 +110,7 @@ static void qemu_paths_done(QemuPaths *p) {
 
 static int qemu_paths_make(const char *run_dir, QemuPaths *ret) {
         if (!run_dir || run_dir[0] != '/')
-                return error_setf(-EINVAL, "The VM's runtime directory must be an absolute path");
+                return error_setf(-EINVAL, "the VM's runtime directory must be an absolute path");
         QemuPaths p = {
                 .qmp = path_join(run_dir, QEMU_QMP_SOCKET),
                 .agent = path_join(run_dir, QEMU_AGENT_SOCKET),
@@ -133,7 +133,7 @@ static int qemu_paths_make(const char *run_dir, QemuPaths *ret) {
 
 static void unlink_quietly(const char *path) {
         if (path && path[0] == '/' && unlink(path) < 0 && errno != ENOENT)
-                log_debug_errno(-errno, "Cannot remove %s: %m", path);
+                log_debug_errno(-errno, "cannot remove %s: %m", path);
 }
 
 /* The last non-empty line of the log: where QEMU says why it would not start. */
@@ -187,7 +187,7 @@ static int wait_for_qmp(Process *p, const char *qmp, const char *log_path, usec_
 static int open_log(const char *log_path) {
         int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open VM log %s: %m", log_path);
+                return error_setf(-errno, "cannot open VM log %s: %m", log_path);
         return fd;
 }
 
@@ -205,7 +205,7 @@ static int spawn_qemu(char **argv, const char *log_path, Process *ret) {
         o.umask = 0177;
         int r = spawn_process(argv, &o, ret);
         if (r < 0)
-                return error_setf(r, "Cannot start %s: %s", argv[0], strerror(-r));
+                return error_setf(r, "cannot start %s: %s", argv[0], strerror(-r));
         return 0;
 }
 
@@ -412,15 +412,15 @@ static int wait_connected(int fd, usec_t deadline) {
 static int connect_vsock(unsigned cid, unsigned port, usec_t timeout) {
         _cleanup_close_ int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return error_setf(-errno, "Cannot create a vsock socket: %m");
+                return error_setf(-errno, "cannot create a vsock socket: %m");
         struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_cid = cid, .svm_port = port };
         int r = 0;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 if (errno != EINPROGRESS)
-                        return error_setf(-errno, "Cannot connect to vsock %u:%u: %m", cid, port);
+                        return error_setf(-errno, "cannot connect to vsock %u:%u: %m", cid, port);
                 r = wait_connected(fd, now_monotonic() + timeout);
                 if (r < 0)
-                        return error_setf(r, "Cannot connect to vsock %u:%u: %s", cid, port, strerror(-r));
+                        return error_setf(r, "cannot connect to vsock %u:%u: %s", cid, port, strerror(-r));
         }
         int fl = fcntl(fd, F_GETFL);
         if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
@@ -444,7 +444,7 @@ static int qemu_connect_agent(VmmInstance *vm, unsigned port, usec_t timeout) {
                 return connect_unix(vm->agent_socket);
         unsigned long long v;
         if (safe_atou64(cid, &v) < 0 || v < 3 || v > UINT32_MAX)
-                return error_setf(-EINVAL, "Bad vsock address %s", vm->agent_socket);
+                return error_setf(-EINVAL, "bad vsock address %s", vm->agent_socket);
         return connect_vsock((unsigned) v, port, timeout);
 }
 

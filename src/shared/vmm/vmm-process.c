@@ -106,10 +106,10 @@ int vmm_process_attach_pidfile(const char *pidfile, const char *comm, const char
         if (r == -ENOENT)
                 return -ESRCH;
         if (r < 0)
-                return error_setf(r, "Cannot read pidfile %s: %s", pidfile, strerror(-r));
+                return error_setf(r, "cannot read pidfile %s: %s", pidfile, strerror(-r));
         r = parse_pid(s, &pid);
         if (r < 0)
-                return error_setf(-EBADMSG, "Pidfile %s does not hold a pid", pidfile);
+                return error_setf(-EBADMSG, "pidfile %s does not hold a pid", pidfile);
         return open_verified(pid, comm, needle, ret);
 }
 
@@ -164,7 +164,7 @@ int vmm_wait_for_path(const char *path, usec_t timeout) {
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (r == 0)
-                        return error_setf(-ETIMEDOUT, "Timed out waiting for %s to appear", path);
+                        return error_setf(-ETIMEDOUT, "timed out waiting for %s to appear", path);
                 char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
                 while (read(ifd, buf, sizeof(buf)) > 0)
                         ;
@@ -176,7 +176,7 @@ int vmm_chown_socket(const char *path, uid_t uid, gid_t gid) {
          * planted in its place is never followed to some other file. */
         _cleanup_close_ int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-                return error_setf(-errno, "Cannot open socket %s: %m", path);
+                return error_setf(-errno, "cannot open socket %s: %m", path);
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
@@ -185,22 +185,22 @@ int vmm_chown_socket(const char *path, uid_t uid, gid_t gid) {
         if (st.st_uid == uid && st.st_gid == gid)
                 return 0;
         if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) < 0)
-                return error_setf(-errno, "Cannot hand socket %s to uid %u: %m", path, (unsigned) uid);
+                return error_setf(-errno, "cannot hand socket %s to uid %u: %m", path, (unsigned) uid);
         return 0;
 }
 
 int vmm_prepare_run_dir(const char *path) {
         int r = mkdirat_private(AT_FDCWD, path, 0700);
         if (r < 0)
-                return error_setf(r, "Cannot create runtime directory %s: %s", path, strerror(-r));
+                return error_setf(r, "cannot create runtime directory %s: %s", path, strerror(-r));
         _cleanup_close_ int fd = open_dir_nofollow(AT_FDCWD, path);
         if (fd < 0)
-                return error_setf(fd, "Cannot open runtime directory %s (a symlink?): %s", path, strerror(-fd));
+                return error_setf(fd, "cannot open runtime directory %s (a symlink?): %s", path, strerror(-fd));
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (st.st_uid != geteuid())
-                return error_setf(-EPERM, "Runtime directory %s is owned by uid %u, not by us", path,
+                return error_setf(-EPERM, "runtime directory %s is owned by uid %u, not by us", path,
                                   (unsigned) st.st_uid);
         /* A directory left behind with looser bits is tightened, never trusted. */
         if ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) < 0)
