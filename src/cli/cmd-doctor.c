@@ -18,6 +18,7 @@
 #include "firecracker.h"
 #include "fs-util.h"
 #include "macro.h"
+#include "output.h"
 #include "qemu.h"
 #include "spawn.h"
 #include "store.h"
@@ -211,6 +212,25 @@ static void check_state(Doctor *d, Cli *cli) {
                           latest);
 }
 
+/* Warm starts: on or off, and what templates and snapshots take on disk. */
+static void check_snapshots(Doctor *d, Cli *cli) {
+        SnapshotUsage u = {};
+        char tb[16], sb[16];
+        error_clear();
+        int r = store_snapshot_usage_readonly(cli->paths.db_path, &u);
+        if (r < 0) {
+                check_row(&d->rows, CHECK_WARN, "templates", "%s (config vm_templates); usage unknown: %s",
+                          d->config.vm_templates ? "on" : "off",
+                          error_last_message() ? error_last_message() : strerror(-r));
+                return;
+        }
+        check_row(&d->rows, CHECK_PASS, "templates", "%s (config vm_templates): %u template(s), %s; %u snapshot(s), %s",
+                  d->config.vm_templates ? "on: vm create/run restore a template of the image's shape"
+                                         : "off: every VM boots cold",
+                  u.templates, format_size(tb, sizeof(tb), u.template_bytes), u.snapshots,
+                  format_size(sb, sizeof(sb), u.snapshot_bytes));
+}
+
 static void check_config(Doctor *d, Cli *cli) {
         _cleanup_close_ int fd = open_dir_nofollow(AT_FDCWD, cli->paths.config_dir);
         error_clear();
@@ -230,7 +250,8 @@ static void help(void) {
                "\n"
                "Check this host for what banger needs: KVM, vsock, TUN, Firecracker and its\n"
                "jailer, QEMU, nftables, IP forwarding, banger's directories, socket and\n"
-               "database, disk space and the disk clone method. Works with the daemon down.\n"
+               "database, disk space, the disk clone method, and whether warm-start templates\n"
+               "are on and what they take on disk. Works with the daemon down.\n"
                "Rows are PASS, WARN or FAIL; the exit code is 1 when any check FAILs.\n");
 }
 
@@ -247,6 +268,7 @@ int cmd_doctor(Cli *cli, int argc, char **argv) {
         check_network(&d);
         check_runtime(&d, cli);
         check_state(&d, cli);
+        check_snapshots(&d, cli);
         check_rows_print(&d.rows, cli->json, NULL);
         check_rows_done(&d.rows);
         config_done(&d.config);

@@ -140,6 +140,13 @@ def test_snapshot_of_a_running_vm(env):
     env.info["boot_id"] = vm["boot_id"]
 
 
+def test_doctor_shows_templates_and_snapshot_use(env):
+    rows = json.loads(env.banger("--json", "doctor", check=False).stdout)
+    row = next(r for r in rows if r["check"] == "templates")
+    assert row["status"] == "PASS" and row["details"][0].startswith("off"), row  # vm_templates = false here
+    assert "0 template(s)" in row["details"][0] and "1 snapshot(s)" in row["details"][0], row
+
+
 def test_restore_in_place(env):
     guest(env, SRC, "sh", "-c", "echo after > /tmp/marker")
     old = show(env)

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Snapshot records: a VM's saved state and disk copies (see migration 3). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "error.h"
 #include "store-internal.h"
@@ -267,4 +269,36 @@ int store_snapshot_get_template(Store *s, const char *image_id, unsigned vcpus, 
 
 int store_snapshot_delete(Store *s, const char *id) {
         return store_entity_delete(s, &snapshot_entity, "snapshots", id, "SELECT 'nothing'");
+}
+
+int store_snapshot_usage_readonly(const char *path, SnapshotUsage *ret) {
+        _cleanup_store_close_ Store *s = NULL;
+        SnapshotRecord *list = NULL;
+        size_t n = 0;
+        struct stat st;
+        if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+                *ret = (SnapshotUsage){};
+                return 0;
+        }
+        int r = store_open(path, STORE_OPEN_READONLY, &s);
+        if (r >= 0)
+                r = store_snapshot_list(s, &list, &n);
+        if (r < 0)
+                return r;
+        SnapshotUsage u = {};
+        for (size_t i = 0; i < n; i++) {
+                if (list[i].state != SNAPSHOT_READY)
+                        continue;
+                uint64_t bytes = list[i].state_bytes + list[i].memory_bytes + list[i].disk_used_bytes;
+                if (list[i].kind == SNAPSHOT_TEMPLATE) {
+                        u.templates++;
+                        u.template_bytes += bytes;
+                } else {
+                        u.snapshots++;
+                        u.snapshot_bytes += bytes;
+                }
+        }
+        snapshot_record_array_free(list, n);
+        *ret = u;
+        return 0;
 }

@@ -282,6 +282,16 @@ int store_snapshot_get_template(Store *s, const char *image_id, unsigned vcpus, 
                                 SnapshotRecord *ret);
 int store_snapshot_delete(Store *s, const char *id);
 
+/* For doctor, with the daemon possibly down: the ready templates and user
+ * snapshots the database at path records and the bytes they take (state,
+ * memory and disk copies), read through a read-only connection that never
+ * migrates. A missing database has none. */
+typedef struct SnapshotUsage {
+        unsigned templates, snapshots;
+        uint64_t template_bytes, snapshot_bytes;
+} SnapshotUsage;
+int store_snapshot_usage_readonly(const char *path, SnapshotUsage *ret);
+
 typedef struct StoreCounts {
         unsigned vms;
         unsigned vms_by_state[_VM_STATE_MAX];
