@@ -84,7 +84,7 @@ bool name_is_valid(const char *s) {
         for (size_t i = 1; i < l; i++)
                 if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
                         return false;
-        return true;
+        return s[l - 1] != '-';
 }
 
 /* The decimal number s starts with (no sign, no space): *ret and *ret_end

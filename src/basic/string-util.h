@@ -27,7 +27,9 @@ bool utf8_is_valid_n(const char *s, size_t len);
  * UTF-8 into out; returns the bytes written (1-4). */
 size_t utf8_encode_unichar(uint32_t cp, char out[static 4]);
 
-/* A VM/image/kernel name: [a-z0-9][a-z0-9-]{0,62}. */
+/* A VM/image/kernel/snapshot name is a hostname label (a VM's name is its
+ * guest's hostname and <name>.vm): the one rule, in words for messages. */
+#define NAME_RULE "1 to 63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
 bool name_is_valid(const char *s);
 
 /* Parse a decimal unsigned integer with optional K/M/G/T suffix (binary units). */

@@ -23,6 +23,8 @@ typedef struct Cli {
         BangerPaths paths;
         const char *socket_path; /* override or paths.socket_path */
         const char *argv0;
+        const char *command; /* "vm create": the group and verb running, for messages */
+        bool usage_failed;   /* the daemon refused a param: exit 2, not 1 */
 } Cli;
 
 typedef int (*CliCommandFn)(Cli *cli, int argc, char **argv);

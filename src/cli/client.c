@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "banger-build.h"
+#include "call-error.h"
 #include "cli.h"
 #include "error.h"
 #include "fs-util.h"
@@ -191,12 +192,8 @@ int cli_connect(Cli *cli, RpcClient **ret) {
 int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result) {
         RpcError err = {};
         int r = rpc_client_call(c, method, params, USEC_INFINITY, NULL, NULL, ret_result, &err);
-        if (r == -EREMOTEIO)
-                fprintf(stderr, "banger: %s\n", err.message ? err.message : "daemon reported an error");
-        else if (r == -ECONNRESET)
-                fprintf(stderr, "banger: the daemon closed the connection\n");
-        else if (r < 0)
-                fprintf(stderr, "banger: %s: %s\n", method, strerror(-r));
+        if (r < 0)
+                cli_print_call_error(cli, method, r, &err);
         rpc_error_done(&err);
         return r;
 }

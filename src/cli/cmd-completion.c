@@ -16,18 +16,10 @@ typedef struct Group {
         const CliVerb *verbs;
 } Group;
 
-/* cmd-daemon.c parses its verbs itself; mirror them here for completion. */
-static const CliVerb daemon_verbs[] = {
-        { "status", NULL, NULL, "show the running daemon", "--json --help", "" },
-        { "start", NULL, NULL, "start the daemon", "--json --help", "" },
-        { "stop", NULL, NULL, "stop the daemon", "--json --help", "" },
-        {},
-};
-
 static const Group groups[] = {
         { "vm", cli_vm_verbs },         { "image", cli_image_verbs },
         { "kernel", cli_kernel_verbs }, { "snapshot", cli_snapshot_verbs },
-        { "daemon", daemon_verbs },     { "ssh-config", cli_ssh_config_verbs },
+        { "daemon", cli_daemon_verbs }, { "ssh-config", cli_ssh_config_verbs },
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* banger daemon status|start|stop */
+/* banger daemon status|start|stop: a verb group like vm, each verb with its own help. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,14 +8,47 @@
 #include "cli.h"
 #include "macro.h"
 #include "string-util.h"
+#include "verbs.h"
 
-static void help(void) {
-        printf("Usage: banger daemon COMMAND [--json]\n"
+static int daemon_status_cmd(Cli *cli, int argc, char **argv);
+static int daemon_start_cmd(Cli *cli, int argc, char **argv);
+static int daemon_stop_cmd(Cli *cli, int argc, char **argv);
+
+const CliVerb cli_daemon_verbs[] = {
+        { "status", NULL, daemon_status_cmd, "show the running daemon's pid, version, paths and counts",
+          "--json --help", "" },
+        { "start", NULL, daemon_start_cmd, "start the daemon if it is not running (user mode)", "--json --help", "" },
+        { "stop", NULL, daemon_stop_cmd, "ask the daemon to stop; running VMs keep running", "--json --help", "" },
+        {},
+};
+
+int cmd_daemon(Cli *cli, int argc, char **argv) {
+        return cli_group_run(cli, "daemon", "Start, stop or inspect the banger daemon (bangerd).", cli_daemon_verbs,
+                             argc, argv);
+}
+
+static void status_help(void) {
+        printf("Usage: banger daemon status [--json]\n"
                "\n"
-               "Commands:\n"
-               "  status   show the running daemon's pid, version, paths and counts\n"
-               "  start    start the daemon if it is not running (user mode)\n"
-               "  stop     ask the daemon to stop; running VMs keep running\n");
+               "Show the running daemon: pid, version and commit, uptime, mode, socket, paths,\n"
+               "database schema and counts of VMs, images and kernels. Never starts a daemon:\n"
+               "exits 1 when none answers.\n");
+}
+
+static void start_help(void) {
+        printf("Usage: banger daemon start [--json]\n"
+               "\n"
+               "Start bangerd in user mode unless one is already running (a daemon of another\n"
+               "build is replaced), then print its pid and socket. Every other command starts\n"
+               "it on demand too; with --system the system service must be running.\n");
+}
+
+static void stop_help(void) {
+        printf("Usage: banger daemon stop [--json]\n"
+               "\n"
+               "Ask the daemon to stop and wait (at most 15 s) until its socket is gone.\n"
+               "Running VMs keep running and are re-attached by the next daemon. Exit 0 also\n"
+               "when no daemon was running.\n");
 }
 
 static void print_status(Cli *cli, json_t *s) {
@@ -62,10 +95,23 @@ static int daemon_status(Cli *cli, bool autostart, void (*print)(Cli *, json_t *
         return EXIT_OK;
 }
 
-static int daemon_stop(Cli *cli) {
+static int daemon_status_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "daemon status", status_help, argc, argv, 0, 0);
+        return r != 0 ? (r < 0 ? EXIT_OK : r) : daemon_status(cli, false, print_status);
+}
+
+static int daemon_start_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "daemon start", start_help, argc, argv, 0, 0);
+        return r != 0 ? (r < 0 ? EXIT_OK : r) : daemon_status(cli, true, print_started);
+}
+
+static int daemon_stop_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "daemon stop", stop_help, argc, argv, 0, 0);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
         cli->no_autostart = true;
         RpcClient *c = NULL;
-        int r = rpc_client_connect(cli->socket_path, &c);
+        r = rpc_client_connect(cli->socket_path, &c);
         if (r == -ENOENT || r == -ECONNREFUSED) {
                 if (!cli->json)
                         printf("bangerd is not running\n");
@@ -90,33 +136,4 @@ static int daemon_stop(Cli *cli) {
         if (!cli->json)
                 printf("bangerd stopped\n");
         return EXIT_OK;
-}
-
-int cmd_daemon(Cli *cli, int argc, char **argv) {
-        const char *verb = NULL;
-        for (int i = 1; i < argc; i++) {
-                bool helped = false;
-                if (cli_common_option(cli, argv[i], help, &helped)) {
-                        if (helped)
-                                return EXIT_OK;
-                        continue;
-                }
-                if (argv[i][0] == '-' || verb) {
-                        fprintf(stderr, "banger daemon: unexpected argument '%s'\n", argv[i]);
-                        return EXIT_USAGE;
-                }
-                verb = argv[i];
-        }
-        if (!verb) {
-                help();
-                return EXIT_USAGE;
-        }
-        if (streq(verb, "status"))
-                return daemon_status(cli, false, print_status);
-        if (streq(verb, "start"))
-                return daemon_status(cli, true, print_started);
-        if (streq(verb, "stop"))
-                return daemon_stop(cli);
-        fprintf(stderr, "banger daemon: unknown command '%s'\n", verb);
-        return EXIT_USAGE;
 }

@@ -241,7 +241,10 @@ static void check_config(Doctor *d, Cli *cli) {
                 check_row(&d->rows, CHECK_FAIL, "config", "%s",
                           error_last_message() ? error_last_message() : strerror(-r));
                 (void) config_init(&d->config);
-        } else
+        } else if (fd < 0 || faccessat(fd, CONFIG_FILE_NAME, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+                check_row(&d->rows, CHECK_PASS, "config", "none (defaults); %s/%s would be read", cli->paths.config_dir,
+                          CONFIG_FILE_NAME);
+        else
                 check_row(&d->rows, CHECK_PASS, "config", "%s/%s", cli->paths.config_dir, CONFIG_FILE_NAME);
 }
 

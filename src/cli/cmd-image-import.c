@@ -28,7 +28,7 @@ static void import_help(void) {
                "Every blob's digest is verified; nothing is left behind on failure.\n"
                "\n"
                "Options:\n"
-               "  --name NAME        image name, [a-z0-9][a-z0-9-]{0,62}\n"
+               "  --name NAME        image name (a-z, 0-9 and '-' inside, at most 63)\n"
                "  --kernel-ref NAME  the kernel it boots; default: the default image's kernel,\n"
                "                     else the newest imported one\n");
 }

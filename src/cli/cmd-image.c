@@ -52,7 +52,7 @@ static void register_help(void) {
                "copies it into banger's store so the original can go.\n"
                "\n"
                "Options:\n"
-               "  --name NAME        image name, [a-z0-9][a-z0-9-]{0,62}\n"
+               "  --name NAME        image name (a-z, 0-9 and '-' inside, at most 63)\n"
                "  --rootfs FILE      the root filesystem image\n"
                "  --kernel-ref NAME  an imported kernel\n"
                "  --work-seed FILE   optional seed for each VM's writable work disk\n");

@@ -37,7 +37,7 @@ int cmd_kernel(Cli *cli, int argc, char **argv) {
 static void import_help(void) {
         printf("Usage: banger kernel import NAME --from FILE|DIR [--initrd FILE] [--json]\n"
                "\n"
-               "Import a kernel under NAME ([a-z0-9][a-z0-9-]{0,62}). --from is a kernel file\n"
+               "Import a kernel under NAME (a-z, 0-9, '-' inside). --from is a kernel file\n"
                "(an uncompressed vmlinux, or a vmlinuz for QEMU), or a directory holding\n"
                "vmlinuz-* or vmlinux, optionally initrd* and lib/modules/<version> (what\n"
                "'dpkg -x linux-image-*.deb DIR' gives: DIR/boot and DIR/lib work too). The files\n"

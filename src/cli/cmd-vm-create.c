@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* banger vm create and vm run: option parsing, default resolution (config
- * [vm_defaults], then the host, then built-in constants), progress, and for
+ * [vm_defaults], then built-in constants), progress, and for
  * run the session or command afterwards with --rm cleanup on signals. */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,20 +61,6 @@ static int load_config(Cli *cli, BangerConfig *ret, TomlValue **ret_root) {
         return 0;
 }
 
-/* Host-derived defaults: a quarter of the cores (1..4), an eighth of RAM (at
- * most 8 GiB). */
-static void host_defaults(unsigned *ret_vcpu, unsigned long long *ret_mib) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
-        if (cores > 0)
-                *ret_vcpu = (unsigned) MIN(MAX(cores / 4, 1L), 4L);
-        if (pages > 0 && psz > 0) {
-                unsigned long long mib = ((unsigned long long) pages * (unsigned long long) psz / 8) >> 20;
-                if (mib > 0)
-                        *ret_mib = MIN(mib, 8192ULL);
-        }
-}
-
 static int resolve_defaults(Cli *cli, VmSpec *s) {
         BangerConfig cfg;
         _cleanup_toml_free_ TomlValue *root = NULL;
@@ -82,25 +68,12 @@ static int resolve_defaults(Cli *cli, VmSpec *s) {
         int r = load_config(cli, &cfg, &root);
         if (r < 0)
                 return r;
-        /* The built-in constants are config_init()'s. */
+        /* The built-in constants are config_init()'s: fixed, like the sizes
+         * other dev-VM tools start with, not a share of this host. */
         s->vcpu = cfg.vm_defaults.vcpu;
         s->memory_mib = cfg.vm_defaults.memory_mib;
-        s->vcpu_from = s->memory_from = "built in";
-        unsigned hv = 0;
-        unsigned long long hm = 0;
-        host_defaults(&hv, &hm);
-        if (config_sets(root, "vcpu"))
-                s->vcpu_from = "config";
-        else if (hv) {
-                s->vcpu = hv;
-                s->vcpu_from = "host: a quarter of the cores, at most 4";
-        }
-        if (config_sets(root, "memory"))
-                s->memory_from = "config";
-        else if (hm) {
-                s->memory_mib = hm;
-                s->memory_from = "host: an eighth of RAM, at most 8G";
-        }
+        s->vcpu_from = config_sets(root, "vcpu") ? "config" : "built in";
+        s->memory_from = config_sets(root, "memory") ? "config" : "built in";
         s->disk_bytes = cfg.vm_defaults.disk_size;
         s->disk_from = config_sets(root, "disk_size") ? "config" : "built in";
         s->image = strdup(config_vm_image(&cfg));
@@ -124,8 +97,9 @@ static void spec_help(Cli *cli, bool run) {
                 print_config_error(cli, r);
         format_size(mem, sizeof(mem), s.memory_mib << 20);
         format_size(disk, sizeof(disk), s.disk_bytes);
-        printf("Options (defaults resolved for this host and config):\n"
-               "  --name NAME       DNS label [a-z0-9][a-z0-9-]{0,62}, unique; default: generated\n"
+        printf("Options (defaults from your config, else built in):\n"
+               "  --name NAME       unique; a-z, 0-9 and '-' inside, at most 63 (the guest's\n"
+               "                    hostname); default: generated\n"
                "  --image IMAGE     image to boot; default: %s (%s)\n"
                "  --vcpu N          virtual CPUs, 1..64; default: %u (%s)\n"
                "  --memory SIZE     guest memory, MiB as a bare number or with a unit (2G);\n"
@@ -144,8 +118,9 @@ static void spec_help(Cli *cli, bool run) {
                "                    exists (config vm_templates)\n");
         printf("  --json            print progress events and the result as JSON lines\n"
                "  -h, --help        show this help\n"
-               "\nDefaults come from [vm_defaults] in %s/%s, then the host, then\n"
-               "built-in constants. Sizes must be greater than zero.\n",
+               "\nDefaults come from [vm_defaults] in %s/%s, else the built-in\n"
+               "constants. Sizes must be greater than zero; vCPUs and memory at most what this\n"
+               "host has.\n",
                cli->paths.config_dir, CONFIG_FILE_NAME);
 }
 
@@ -289,7 +264,7 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         if (r != 0)
                 return r;
         if (a->name && !name_is_valid(a->name))
-                return cli_usage_error(cmd, "invalid name '%s': use a DNS label [a-z0-9][a-z0-9-]{0,62}", a->name);
+                return cli_usage_error(cmd, "invalid name '%s': use " NAME_RULE, a->name);
         if (a->image && !name_is_valid(a->image))
                 return cli_usage_error(cmd, "invalid image name '%s'", a->image);
         if (a->vmm && !streq(a->vmm, "firecracker") && !streq(a->vmm, "qemu"))
@@ -364,8 +339,6 @@ static void print_spec(Cli *cli, const VmSpec *s) {
                 s->nat ? "on" : "off", vmm, s->no_start ? " (not started)" : "");
 }
 
-/* vm.create with progress; *ret_vm_id gets the id even on failure when the
- * daemon named one (for --rm). */
 /* The spec from the arguments and the config, then the daemon: 0, or the
  * exit code after the reason was printed. */
 static int spec_and_connect(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s, RpcClient **ret) {
@@ -375,12 +348,29 @@ static int spec_and_connect(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec
         return cli_connect(cli, ret) < 0 ? EXIT_FAIL : 0;
 }
 
+/* vm.create with progress; *ret_vm_id gets the id even on failure when the
+ * daemon named one (the VM was made but did not start). */
 static int create_vm(Cli *cli, RpcClient *c, const VmSpec *s, json_t **ret_vm, char **ret_vm_id) {
         print_spec(cli, s);
         _cleanup_progress_ Progress *p = NULL;
         if (progress_new(cli->json, &p) < 0)
                 return -ENOMEM;
         return vm_call(cli, c, "vm.create", spec_params(s), p, ret_vm, ret_vm_id);
+}
+
+/* A VM that was made but did not start stays, in state error: say what to
+ * do, naming it as the user knows it. */
+static void print_failed_hint(Cli *cli, RpcClient *c, const char *id) {
+        json_t *vm = NULL;
+        if (cli->json || !id ||
+            rpc_client_call(c, "vm.show", json_pack("{s:s}", "vm", id), 10 * USEC_PER_SEC, NULL, NULL, &vm, NULL) < 0)
+                return;
+        const char *n = json_str(vm, "name", id);
+        fprintf(stderr,
+                "banger: vm %s stays, in state error: 'banger vm set %s' changes its size, 'banger vm start %s' "
+                "tries again, 'banger vm delete %s' removes it\n",
+                n, n, n, n);
+        json_decref(vm);
 }
 
 static void print_result(Cli *cli, json_t *vm) {
@@ -405,8 +395,11 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
         if (r != 0)
                 return r;
         json_t *vm = NULL;
-        if (create_vm(cli, c, &s, &vm, NULL) < 0)
+        _cleanup_free_ char *failed_id = NULL;
+        if (create_vm(cli, c, &s, &vm, &failed_id) < 0) {
+                print_failed_hint(cli, c, failed_id);
                 return EXIT_FAIL;
+        }
         print_result(cli, vm);
         json_decref(vm);
         return EXIT_OK;
@@ -457,8 +450,15 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
         r = create_vm(cli, c, &s, &vm, &failed_id);
         if (g)
                 vm_run_guard_created(g, r >= 0 ? json_str(vm, "id", NULL) : failed_id);
-        if (r < 0)
-                return g ? vm_run_guard_finish(g, c, EXIT_FAIL) : EXIT_FAIL;
+        if (r < 0 && g)
+                return vm_run_guard_finish(g, c, EXIT_FAIL);
+        if (r < 0) {
+                /* vm run made it to run something: a VM that never started
+                 * is no use to keep. */
+                if (failed_id && vm_delete_ref(cli, c, failed_id) >= 0 && !cli->json)
+                        fprintf(stderr, "banger: deleted the VM, which did not start\n");
+                return EXIT_FAIL;
+        }
         _cleanup_free_ char *id = strdup(json_str(vm, "id", ""));
         if (a.detach || cli->json)
                 print_result(cli, vm);

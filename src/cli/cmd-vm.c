@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "call-error.h"
 #include "cmd-vm.h"
 #include "macro.h"
 #include "string-util.h"
@@ -130,15 +131,10 @@ int vm_parse_seconds_arg(const char *cmd, const char *opt, const char *arg, usec
 /* ---- calls ---- */
 
 static void print_call_error(Cli *cli, const char *method, int r, const RpcError *err) {
-        if (r == -EREMOTEIO) {
-                fprintf(stderr, "banger: %s\n", err->message ? err->message : "the daemon reported an error");
-                const char *tail = json_str(err->data, "log_tail", NULL);
-                if (tail && *tail)
-                        fprintf(stderr, "banger: last console lines:\n%s%s", tail, endswith(tail, "\n") ? "" : "\n");
-        } else if (r == -ECONNRESET)
-                fprintf(stderr, "banger: the daemon closed the connection\n");
-        else
-                fprintf(stderr, "banger: %s: %s\n", method, strerror(-r));
+        cli_print_call_error(cli, method, r, err);
+        const char *tail = r == -EREMOTEIO ? json_str(err->data, "log_tail", NULL) : NULL;
+        if (tail && *tail)
+                fprintf(stderr, "banger: last console lines:\n%s%s", tail, endswith(tail, "\n") ? "" : "\n");
         if (cli->json && r == -EREMOTEIO) {
                 json_t *e = json_pack("{s:s, s:i, s:s, s:O?}", "event", "error", "code", err->code, "message",
                                       err->message ? err->message : "", "data", err->data);
@@ -154,7 +150,9 @@ int vm_call(Cli *cli, RpcClient *c, const char *method, json_t *params, Progress
         progress_end(p, r >= 0);
         if (r < 0) {
                 print_call_error(cli, method, r, &err);
-                const char *vm = json_str(err.data, "vm", p ? progress_vm(p) : NULL);
+                /* The daemon's answer says whether a VM stays; without one
+                 * (it went away), the VM the progress named may. */
+                const char *vm = r == -EREMOTEIO ? json_str(err.data, "vm", NULL) : p ? progress_vm(p) : NULL;
                 if (ret_vm && vm)
                         *ret_vm = strdup(vm);
         }
@@ -515,8 +513,9 @@ static void lifecycle_help(const char *verb) {
                        "deletes its snapshots too.\n\n"
                        "Options:\n  -f, --force   delete the VM's snapshots with it\n");
         printf("\nSeveral VMs run concurrently; each is a name, an id or a unique id prefix, and\n"
-               "duplicates count once. Results print in the order given; the exit code is 1\n"
-               "when any failed.\n");
+               "duplicates count once. A reference that names no VM fails alone: the others\n"
+               "are still done. Results print in the order given, failures on stderr; the\n"
+               "exit code is 1 when any failed.\n");
 }
 
 static const char *past_tense(const char *verb) {
@@ -543,12 +542,20 @@ static int print_results(Cli *cli, const char *verb, json_t *res) {
                 if (json_object_get(seen, key))
                         continue;
                 json_object_set_new(seen, key, json_true());
+                const char *name = json_str(json_object_get(e, "vm"), "name", json_str(e, "ref", "?"));
                 if (!json_is_true(json_object_get(e, "ok"))) {
                         fprintf(stderr, "banger: %s: %s\n", json_str(e, "ref", "?"), json_str(e, "error", "failed"));
                         ret = EXIT_FAIL;
-                } else if (!cli->json)
-                        printf("%s %s\n", past_tense(verb),
-                               json_str(json_object_get(e, "vm"), "name", json_str(e, "ref", "?")));
+                } else if (cli->json)
+                        continue;
+                else if (json_is_true(json_object_get(e, "unchanged"))) {
+                        const char *state = json_str(json_object_get(e, "vm"), "state", "?");
+                        if (streq(state, "running"))
+                                printf("%s is already running\n", name);
+                        else
+                                printf("%s is not running (%s)\n", name, state);
+                } else
+                        printf("%s %s\n", past_tense(verb), name);
         }
         json_decref(seen);
         if (cli->json)

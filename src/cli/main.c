@@ -9,6 +9,7 @@
 #include "cmd-ssh-config.h"
 #include "error.h"
 #include "log.h"
+#include "verbs.h"
 #include "string-util.h"
 
 const CliCommand cli_commands[] = {
@@ -59,6 +60,7 @@ int main(int argc, char **argv) {
                 { "help", no_argument, NULL, 'h' },          {},
         };
         int c;
+        opterr = 0; /* getopt's own messages name the binary by its path */
         while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
                 switch (c) {
                 case ARG_JSON:
@@ -80,8 +82,7 @@ int main(int argc, char **argv) {
                         help();
                         return EXIT_OK;
                 default:
-                        fprintf(stderr, "Try 'banger --help'.\n");
-                        return EXIT_USAGE;
+                        return cli_option_error(NULL, argv);
                 }
         }
         if (optind >= argc) {
@@ -109,6 +110,8 @@ int main(int argc, char **argv) {
         optind = 0;
         opterr = 0;
         r = cmd->fn(&cli, argc - first, argv + first);
+        if (r == EXIT_FAIL && cli.usage_failed)
+                r = EXIT_USAGE;
         paths_done(&cli.paths);
         return r;
 }

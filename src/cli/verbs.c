@@ -64,9 +64,14 @@ int cli_group_run(Cli *cli, const char *group, const char *intro, const CliVerb 
         }
         for (const CliVerb *v = verbs; v->name; v++)
                 if (cli_verb_matches(v, argv[i])) {
+                        char command[64];
+                        snprintf(command, sizeof(command), "%s %s", group, v->name);
+                        cli->command = command;
                         optind = 0;
                         opterr = 0;
-                        return v->fn(cli, argc - i, argv + i);
+                        int r = v->fn(cli, argc - i, argv + i);
+                        cli->command = NULL;
+                        return r;
                 }
         fprintf(stderr, "banger %s: unknown command '%s'. Try 'banger %s --help'.\n", group, argv[i], group);
         return EXIT_USAGE;
@@ -76,11 +81,14 @@ int cli_option_error(const char *cmd, char **argv) {
         /* getopt leaves optind past the bad element (or at it for a missing
          * argument to the last element). */
         const char *bad = optind > 0 ? argv[optind - 1] : "?";
+        const char *sp = cmd ? " " : "";
+        if (!cmd)
+                cmd = "";
         if (optopt && optopt < 0x100 && !(bad[0] == '-' && bad[1] == '-'))
-                fprintf(stderr, "banger %s: unknown option or missing value: -%c\n", cmd, optopt);
+                fprintf(stderr, "banger%s%s: unknown option or missing value: -%c\n", sp, cmd, optopt);
         else
-                fprintf(stderr, "banger %s: unknown option or missing value: %s\n", cmd, bad);
-        fprintf(stderr, "Try 'banger %s --help'.\n", cmd);
+                fprintf(stderr, "banger%s%s: unknown option or missing value: %s\n", sp, cmd, bad);
+        fprintf(stderr, "Try 'banger%s%s --help'.\n", sp, cmd);
         return EXIT_USAGE;
 }
 
@@ -203,5 +211,5 @@ int cli_absolute_path(const char *cmd, const char *what, const char *arg, char *
 }
 
 int cli_invalid_name(const char *cmd, const char *name) {
-        return cli_usage_error(cmd, "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+        return cli_usage_error(cmd, "invalid name '%s': use " NAME_RULE, name);
 }

@@ -23,6 +23,7 @@ extern const CliVerb cli_vm_verbs[];
 extern const CliVerb cli_image_verbs[];
 extern const CliVerb cli_kernel_verbs[];
 extern const CliVerb cli_snapshot_verbs[];
+extern const CliVerb cli_daemon_verbs[];
 
 /* True when word is the verb's name or one of its aliases. */
 bool cli_verb_matches(const CliVerb *v, const char *word);
@@ -38,8 +39,8 @@ enum { CLI_OPT_JSON = 0x1000, CLI_OPT_FIRST_PRIVATE };
                 "help", no_argument, NULL, 'h'         \
         }
 
-/* Report a getopt failure (call it on '?' or ':') naming the command and the
- * offending argument; returns EXIT_USAGE. */
+/* Report a getopt failure (call it on '?' or ':') naming the command (NULL:
+ * banger's global options) and the offending argument; returns EXIT_USAGE. */
 int cli_option_error(const char *cmd, char **argv);
 
 /* A usage error with a message: "banger vm create: MESSAGE" and a hint. */

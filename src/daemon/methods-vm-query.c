@@ -45,7 +45,8 @@ static const RpcParam logs_params[] = {
 static const RpcParam set_params[] = {
         VM_PARAM,
         { "vcpu", RPC_PARAM_UINT, RPC_ARG(VmArgs, vcpu), .min = 1, .max = 64 },
-        { "memory_mib", RPC_PARAM_UINT, RPC_ARG(VmArgs, memory_mib), .min = 64, .max = 1ULL << 20 },
+        { "memory_mib", RPC_PARAM_UINT, RPC_ARG(VmArgs, memory_mib), .min = 64, .max = 1ULL << 20,
+          .what = VM_MEMORY_WORDS },
         {},
 };
 
@@ -56,7 +57,7 @@ static void vm_defaults(Daemon *d, void *args) {
 static int set_check(Daemon *d, RpcCall *call, void *args) {
         VmArgs *a = args;
         if (a->vcpu || a->memory_mib)
-                return 0;
+                return vm_check_size_params(call, a->vcpu, a->memory_mib);
         rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "give \"vcpu\" and/or \"memory_mib\"");
         return -EINVAL;
 }

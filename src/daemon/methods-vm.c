@@ -37,12 +37,13 @@ static int parse_vmm(json_t *v, void *field) {
 }
 
 static const RpcParam create_params[] = {
-        { "name", RPC_PARAM_NAME, RPC_ARG(CreateArgs, name), .what = "a DNS label: [a-z0-9][a-z0-9-]{0,62}" },
+        { "name", RPC_PARAM_NAME, RPC_ARG(CreateArgs, name), .what = "a name of " NAME_RULE },
         { "image", RPC_PARAM_STRING, RPC_ARG(CreateArgs, image) },
         { "vcpu", RPC_PARAM_UINT, RPC_ARG(CreateArgs, vcpu), .min = 1, .max = 64 },
-        { "memory_mib", RPC_PARAM_UINT, RPC_ARG(CreateArgs, memory_mib), .min = 64, .max = 1ULL << 20 },
+        { "memory_mib", RPC_PARAM_UINT, RPC_ARG(CreateArgs, memory_mib), .min = 64, .max = 1ULL << 20,
+          .what = VM_MEMORY_WORDS },
         { "disk_bytes", RPC_PARAM_UINT, RPC_ARG(CreateArgs, disk_bytes), .min = 16ULL << 20, .max = 1ULL << 44,
-          .what = "a size in bytes from 16 MiB (16777216) to 16 TiB" },
+          .what = "at least 16 MiB and at most 16 TiB" },
         { "nat", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, nat) },
         { "vmm", RPC_PARAM_CUSTOM, RPC_ARG(CreateArgs, vmm), .what = "\"firecracker\" or \"qemu\"",
           .parse = parse_vmm },
@@ -53,18 +54,14 @@ static const RpcParam create_params[] = {
         {},
 };
 
-/* What the client leaves out: config [vm_defaults], then the host (cores/4
- * vCPUs, 1 to 4; RAM/8 MiB, 256 to 8192), then an 8 GiB work disk. */
+/* What the client leaves out: config [vm_defaults], whose unset keys are
+ * config_init()'s constants (2 vCPUs, 1 GiB, an 8 GiB work disk). */
 static void create_defaults(Daemon *d, void *args) {
         CreateArgs *a = args;
         const BangerConfig *c = &d->config;
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
-        unsigned long long ram_mib =
-                pages > 0 && psize > 0 ? (unsigned long long) pages * (unsigned long long) psize >> 20 : 1024;
-        a->vcpu = c->vm_defaults.vcpu ? c->vm_defaults.vcpu : (unsigned long long) MIN(MAX(cores / 4, 1L), 4L);
-        a->memory_mib = c->vm_defaults.memory_mib ? c->vm_defaults.memory_mib : MIN(MAX(ram_mib / 8, 256ULL), 8192ULL);
-        a->disk_bytes = c->vm_defaults.disk_size ? c->vm_defaults.disk_size : (8ULL << 30);
+        a->vcpu = c->vm_defaults.vcpu;
+        a->memory_mib = c->vm_defaults.memory_mib;
+        a->disk_bytes = c->vm_defaults.disk_size;
         a->nat = c->vm_defaults.nat;
         a->vmm = d->default_vmm;
 }
@@ -83,6 +80,28 @@ static int create_from_snapshot(Store *s, const char *ref, VmCreateRequest *req,
                                   .memory_mib = ret->mem_mib, .disk_bytes = ret->disk_bytes, .vmm = ret->vmm,
                                   .snapshot = ret };
         return 0;
+}
+
+int vm_check_size_params(RpcCall *call, unsigned long long vcpu, unsigned long long memory_mib) {
+        VmHostLimits h;
+        char what[128], have[VM_MIB_STRLEN];
+        vm_host_limits(&h);
+        if (vcpu > h.vcpu) {
+                snprintf(what, sizeof(what), "at most %u, the CPUs this host has online", h.vcpu);
+                rpc_call_reply_invalid_param(call, "vcpu", what, NULL);
+                return -EINVAL;
+        }
+        if (memory_mib > h.memory_mib) {
+                snprintf(what, sizeof(what), "at most %s, the memory this host has", vm_format_mib(have, h.memory_mib));
+                rpc_call_reply_invalid_param(call, "memory_mib", what, NULL);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+static int create_check(Daemon *d, RpcCall *call, void *args) {
+        CreateArgs *a = args;
+        return vm_check_size_params(call, a->vcpu, a->memory_mib);
 }
 
 static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
@@ -220,6 +239,7 @@ typedef struct OneOp {
         const RefsArgs *args;
         char *id;
         int r;
+        bool unchanged; /* already in the state asked for */
         char err[1024];
         json_t *vm;
 } OneOp;
@@ -231,6 +251,7 @@ static void *one_main(void *p) {
         o->r = daemon_open_store(o->d, &s);
         if (o->r >= 0)
                 o->r = o->op->fn(o->d->vms, s, o->id, o->args);
+        o->unchanged = o->r > 0;
         if (o->r < 0)
                 snprintf(o->err, sizeof(o->err), "%s", error_last_message() ? error_last_message() : strerror(-o->r));
         else if (o->op->returns_vm) {
@@ -241,16 +262,27 @@ static void *one_main(void *p) {
         return NULL;
 }
 
-/* Resolve every reference first: one bad reference fails the call before
- * anything is done. slot[i] is the op of reference i (duplicates share). */
-static int resolve_refs(Store *s, json_t *refs, OneOp *ops, size_t *slot, size_t *ret_n) {
+#define NO_SLOT SIZE_MAX
+
+/* Resolve every reference first, from one listing: slot[i] is the op of
+ * reference i (duplicates share one), or NO_SLOT with the reason in
+ * errs[i] when it names no VM; the others still run, as docker rm does. */
+static int resolve_refs(Store *s, json_t *refs, OneOp *ops, size_t *slot, char **errs, size_t *ret_n) {
         size_t n = 0, i;
         json_t *e;
         json_array_foreach (refs, i, e) {
                 _cleanup_(vm_record_done) VmRecord vm = {};
+                error_clear();
                 int r = vm_resolve(s, json_string_value(e), &vm);
-                if (r < 0)
-                        return r;
+                if (r < 0) {
+                        if (r != -ENOENT && r != -ENOTUNIQ && r != -EINVAL)
+                                return r; /* the store failed: nothing can run */
+                        slot[i] = NO_SLOT;
+                        errs[i] = strdup(error_last_message() ? error_last_message() : strerror(-r));
+                        if (!errs[i])
+                                return -ENOMEM;
+                        continue;
+                }
                 size_t k = 0;
                 while (k < n && !streq(ops[k].id, vm.id))
                         k++;
@@ -278,31 +310,42 @@ static void run_ops(OneOp *ops, size_t n) {
         }
 }
 
+static json_t *ref_result(const char *ref, const OneOp *o, const char *resolve_err) {
+        if (resolve_err)
+                return json_pack("{s:s, s:b, s:s}", "ref", ref, "ok", 0, "error", resolve_err);
+        if (o->r < 0)
+                return json_pack("{s:s, s:b, s:s, s:s}", "ref", ref, "ok", 0, "error", o->err, "id", o->id);
+        return json_pack("{s:s, s:b, s:s, s:b, s:O?}", "ref", ref, "ok", 1, "id", o->id, "unchanged", o->unchanged,
+                         "vm", o->vm);
+}
+
 static int work_refs(RpcCall *call, Store *s, void *args, json_t **ret) {
         RefsArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
         size_t n_refs = json_array_size(a->vms), n_ops = 0;
         OneOp *ops = calloc(n_refs, sizeof(OneOp));
         _cleanup_free_ size_t *slot = calloc(n_refs, sizeof(size_t));
-        int r = ops && slot ? resolve_refs(s, a->vms, ops, slot, &n_ops) : -ENOMEM;
+        char **errs = calloc(n_refs, sizeof(char *));
+        int r = ops && slot && errs ? resolve_refs(s, a->vms, ops, slot, errs, &n_ops) : -ENOMEM;
         if (r >= 0) {
                 for (size_t k = 0; k < n_ops; k++)
                         ops[k] = (OneOp){ .d = d, .op = rpc_call_method_data(call), .args = a, .id = ops[k].id };
                 run_ops(ops, n_ops);
                 json_t *results = json_array();
-                for (size_t i = 0; i < n_refs; i++) {
-                        OneOp *o = &ops[slot[i]];
-                        const char *ref = json_string_value(json_array_get(a->vms, i));
-                        json_array_append_new(
-                                results, o->r < 0 ? json_pack("{s:s, s:b, s:s}", "ref", ref, "ok", 0, "error", o->err)
-                                                  : json_pack("{s:s, s:b, s:O?}", "ref", ref, "ok", 1, "vm", o->vm));
-                }
+                for (size_t i = 0; i < n_refs; i++)
+                        json_array_append_new(results, ref_result(json_string_value(json_array_get(a->vms, i)),
+                                                                  slot[i] == NO_SLOT ? NULL : &ops[slot[i]], errs[i]));
                 *ret = json_pack("{s:o}", "results", results);
         }
-        for (size_t k = 0; ops && k < n_refs; k++) {
-                free(ops[k].id);
-                json_decref(ops[k].vm);
+        for (size_t k = 0; k < n_refs; k++) {
+                if (ops) {
+                        free(ops[k].id);
+                        json_decref(ops[k].vm);
+                }
+                if (errs)
+                        free(errs[k]);
         }
+        free(errs);
         free(ops);
         return r;
 }
@@ -350,7 +393,7 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
 }
 
 const RpcMethod vm_methods[] = {
-        { "vm.create", create_params, sizeof(CreateArgs), create_defaults, .work = work_create },
+        { "vm.create", create_params, sizeof(CreateArgs), create_defaults, create_check, .work = work_create },
         { "vm.start", REFS_METHOD(refs_params, op_start, true) },
         { "vm.stop", REFS_METHOD(stop_params, op_stop, true) },
         { "vm.restart", REFS_METHOD(stop_params, op_restart, true) },

@@ -14,6 +14,12 @@ extern const RpcMethod kernel_methods[];       /* kernel.*: methods-kernel.c */
 extern const RpcMethod image_methods[];        /* image.register ... promote: methods-image.c */
 extern const RpcMethod image_import_methods[]; /* image.import, build, cache_prune: methods-image-import.c */
 
+/* vm.create and vm.set: refuse (-32602, naming the param) a size over what
+ * this host has; 0 when it fits. */
+typedef struct RpcCall RpcCall;
+#define VM_MEMORY_WORDS "at least 64 MiB and at most 1 TiB"
+int vm_check_size_params(RpcCall *call, unsigned long long vcpu, unsigned long long memory_mib);
+
 /* Shared by the image method files (methods-image.c). */
 typedef struct Store Store;
 typedef struct ImageRecord ImageRecord;

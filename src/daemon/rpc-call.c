@@ -67,15 +67,14 @@ void rpc_call_reply(RpcCall *call, json_t *result) {
         call_send(call, jsonrpc_format_result(call->id, result));
 }
 
-void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) {
-        if (call->replied)
+static void reply_error_data(RpcCall *call, int code, json_t *data, const char *fmt, va_list ap) {
+        if (call->replied) {
+                json_decref(data);
                 return;
+        }
         call->replied = true;
         char msg[1024];
-        va_list ap;
-        va_start(ap, fmt);
         int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         if (n >= (int) sizeof(msg)) {
                 /* Cut at a UTF-8 boundary, or the reply could not be encoded. */
                 size_t l = sizeof(msg) - 1;
@@ -85,7 +84,26 @@ void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) {
                         l--;
                 msg[l] = '\0';
         }
-        call_send(call, jsonrpc_format_error(call->id, code, msg, NULL));
+        call_send(call, jsonrpc_format_error(call->id, code, msg, data));
+}
+
+void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        reply_error_data(call, code, NULL, fmt, ap);
+        va_end(ap);
+}
+
+_printf_(3, 4) static void reply_invalid(RpcCall *call, json_t *data, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        reply_error_data(call, JSONRPC_INVALID_PARAMS, data, fmt, ap);
+        va_end(ap);
+}
+
+void rpc_call_reply_invalid_param(RpcCall *call, const char *key, const char *expected, const char *got) {
+        reply_invalid(call, json_pack("{s:s, s:s}", "param", key, "expected", expected), "\"%s\" must be %s%s%s%s", key,
+                      expected, got ? ", got '" : "", got ? got : "", got ? "'" : "");
 }
 
 int rpc_errno_to_code(int r) {

@@ -21,6 +21,10 @@ const void *rpc_call_method_data(RpcCall *call);
 /* From the loop: answer now. */
 void rpc_call_reply(RpcCall *call, json_t *result); /* steals */
 void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) _printf_(3, 4);
+/* From the loop: -32602 for one param, with data {"param": key, "expected":
+ * what it must be, in words}, so a client can name its own option for it:
+ * "\"key\" must be <expected>[, got 'got']". */
+void rpc_call_reply_invalid_param(RpcCall *call, const char *key, const char *expected, const char *got);
 /* Reply with the JSON-RPC code for -errno r and error_last_message() (or strerror). */
 void rpc_call_reply_errno(RpcCall *call, int r);
 

@@ -18,7 +18,7 @@ typedef struct Store Store;
 
 typedef enum RpcParamType {
         RPC_PARAM_STRING,  /* const char *: non-empty, at most 4096 bytes */
-        RPC_PARAM_NAME,    /* const char *: [a-z0-9][a-z0-9-]{0,62} */
+        RPC_PARAM_NAME,    /* const char *: name_is_valid() */
         RPC_PARAM_PATH,    /* const char *: an absolute path */
         RPC_PARAM_UINT,    /* unsigned long long from min to max */
         RPC_PARAM_BOOL,    /* bool */

@@ -27,7 +27,7 @@ static const char *expected(const RpcParam *p, char *buf, size_t len) {
         case RPC_PARAM_STRING:
                 return "a non-empty string of at most 4096 bytes";
         case RPC_PARAM_NAME:
-                return "a name: [a-z0-9][a-z0-9-]{0,62}";
+                return "a name of " NAME_RULE;
         case RPC_PARAM_PATH:
                 return "an absolute path";
         case RPC_PARAM_UINT:
@@ -53,11 +53,13 @@ static int refuse(RpcCall *call, const RpcParam *p, json_t *v) {
         if (!v)
                 rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "missing parameter \"%s\": it must be %s", p->key,
                                      what);
-        else if (json_is_string(v) && (p->type == RPC_PARAM_NAME || p->type == RPC_PARAM_PATH))
-                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"%s\" must be %s, got '%s'", p->key, what,
-                                     json_string_value(v));
         else
-                rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "\"%s\" must be %s", p->key, what);
+                rpc_call_reply_invalid_param(call, p->key, what,
+                                             json_is_string(v) &&
+                                                             (p->type == RPC_PARAM_NAME || p->type == RPC_PARAM_PATH ||
+                                                              p->type == RPC_PARAM_CUSTOM)
+                                                     ? json_string_value(v)
+                                                     : NULL);
         return -EINVAL;
 }
 

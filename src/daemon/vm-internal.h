@@ -127,7 +127,7 @@ int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, VmmInstanc
 /* Ask the agent to sync and power the guest off (all within deadline). */
 int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline);
 
-/* vm-start.c, with the VM's lock held. */
+/* vm-start.c, with the VM's lock held: 0 started, 1 already running. */
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
 /* A start that loads a snapshot's saved state instead of booting. */
 typedef struct VmRestore {

@@ -63,6 +63,7 @@ int vm_resolve(Store *s, const char *ref, VmRecord *ret);
 json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm);
 
 int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress *p, VmRecord *ret);
+/* Start and stop return 1 when the VM already was in that state. */
 int vm_op_start(VmManager *m, Store *s, const char *id, VmProgress *p);
 int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout);
 int vm_op_kill(VmManager *m, Store *s, const char *id, int sig);
@@ -131,6 +132,18 @@ int vm_console_log_open(VmManager *m, const char *id);
 char *vm_log_tail(VmManager *m, const char *id, size_t max);
 const char *vm_manager_ssh_key(VmManager *m);
 const char *vm_manager_known_hosts(VmManager *m);
+
+/* vm-limits.c: what one VM may have on this host (online CPUs, RAM). */
+typedef struct VmHostLimits {
+        unsigned vcpu;
+        unsigned long long memory_mib;
+} VmHostLimits;
+void vm_host_limits(VmHostLimits *ret);
+#define VM_MIB_STRLEN 32
+/* "512 MiB", "23.5 GiB". */
+char *vm_format_mib(char buf[static VM_MIB_STRLEN], unsigned long long mib);
+/* 0, or -E2BIG with a message saying what to change with 'banger vm set'. */
+int vm_size_fits_host(const VmRecord *vm);
 
 /* Generate an adjective-noun name not yet used. */
 int vm_name_generate(Store *s, char **ret);

@@ -223,12 +223,15 @@ int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestor
         if (!t.drv)
                 return error_setf(-EINVAL, "unknown VMM for VM %s", vm->name);
         if (vm->state == VM_STATE_RUNNING)
-                return 0;
+                return 1; /* nothing to do: the caller says "already running" */
         if (vm->state == VM_STATE_PAUSED)
                 return error_setf(-EBUSY, "VM %s is paused; resume it with 'banger vm resume %s'", vm->name, vm->name);
         if (vm->state == VM_STATE_STARTING || vm->state == VM_STATE_STOPPING)
                 return error_setf(-EBUSY, "vm %s is %s", vm->name, vm_state_to_string(vm->state));
-        int r = step_begin(&t);
+        /* Before anything changes: a VM too big for this host stays as it was. */
+        int r = vm_size_fits_host(vm);
+        if (r >= 0)
+                r = step_begin(&t);
         if (r >= 0)
                 r = step_network(&t);
         if (r >= 0)

@@ -24,8 +24,9 @@ int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool fo
         const VmmDriver *drv = vmm_driver_get(vm->vmm);
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
         if (!rt || rt->inst.proc.pidfd < 0) {
-                if (vm_state_is_live(vm->state))
-                        vm_mark_stopped(m, s, vm);
+                if (!vm_state_is_live(vm->state))
+                        return 1; /* nothing to do: "already stopped" */
+                vm_mark_stopped(m, s, vm);
                 return 0;
         }
         /* A paused guest cannot power off: let it run again first. */

@@ -35,6 +35,10 @@ static void test_name_is_valid(void **state) {
         assert_false(name_is_valid("A"));
         assert_false(name_is_valid("a_b"));
         assert_false(name_is_valid("a.vm"));
+        /* A hostname label: it cannot end with a hyphen either. */
+        assert_false(name_is_valid("x-"));
+        assert_false(name_is_valid("web-"));
+        assert_true(name_is_valid("a-b"));
         char buf[80];
         memset(buf, 'a', 63);
         buf[63] = 0;

@@ -343,8 +343,11 @@ static void test_references(void **state) {
         assert_int_equal(store_image_delete(s, IMAGE1), -EBUSY);
         assert_non_null(strstr(error_last_message(), "web"));
         assert_non_null(strstr(error_last_message(), "db"));
+        /* Named as the user knows them, not by id. */
+        assert_non_null(strstr(error_last_message(), "image debian is still in use"));
         assert_int_equal(store_kernel_delete(s, KERNEL1), -EBUSY);
-        assert_non_null(strstr(error_last_message(), "debian"));
+        assert_non_null(strstr(error_last_message(), "kernel k1 is still in use by image(s) debian"));
+        assert_null(strstr(error_last_message(), KERNEL1));
 
         ImageRecord *images = NULL;
         assert_int_equal(store_image_find_by_prefix(s, "bbbb", &images, &n), 0);

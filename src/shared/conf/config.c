@@ -316,7 +316,7 @@ static const ConfigKey top_keys[] = {
         UINT(stop_timeout_sec, 1, 600),
         UINT(boot_timeout_sec, 1, 3600),
         BOOL(vm_templates),
-        STR(default_image, banger_name_is_valid, "a name matching [a-z0-9][a-z0-9-]{0,62}"),
+        STR(default_image, banger_name_is_valid, "a name of " NAME_RULE),
         STR(debootstrap_mirror, url_is_valid, "an http:// or https:// URL"),
         STR(debootstrap_suite, banger_name_is_valid, "a suite name like \"bookworm\""),
         { "image_import_max", parse_disk_size, offsetof(BangerConfig, image_import_max), 1, 1024 * 1024, NULL,
@@ -328,7 +328,7 @@ static const ConfigKey vm_default_keys[] = {
         { "vcpu", parse_unsigned, VMD(vcpu), 1, 64, NULL, NULL },
         { "memory", parse_memory, VMD(memory_mib), 1, 1024 * 1024, NULL, NULL },
         { "disk_size", parse_disk_size, VMD(disk_size), 1, 64LL * 1024 * 1024, NULL, NULL },
-        { "image", parse_string, VMD(image), 0, 0, banger_name_is_valid, "a name matching [a-z0-9][a-z0-9-]{0,62}" },
+        { "image", parse_string, VMD(image), 0, 0, banger_name_is_valid, "a name of " NAME_RULE },
         { "nat", parse_bool, VMD(nat), 0, 0, NULL, NULL },
 };
 

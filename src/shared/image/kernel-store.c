@@ -395,8 +395,7 @@ static int publish(Store *s, int kfd, const char *tmp, KernelRecord *k) {
 static int import_checks(Store *s, const KernelImportOptions *o) {
         KernelRecord existing = {};
         if (!o->name || !name_is_valid(o->name))
-                return error_setf(-EINVAL, "invalid kernel name \"%s\": use [a-z0-9][a-z0-9-]{0,62}",
-                                  o->name ? o->name : "");
+                return error_setf(-EINVAL, "invalid kernel name \"%s\": use " NAME_RULE, o->name ? o->name : "");
         int r = store_kernel_get_by_name(s, o->name, &existing);
         kernel_record_done(&existing);
         if (r >= 0)

@@ -32,7 +32,7 @@
 #define KERNEL_MANIFEST "manifest.json"
 
 typedef struct KernelImportOptions {
-        const char *name; /* [a-z0-9][a-z0-9-]{0,62} */
+        const char *name; /* name_is_valid() */
         /* A kernel file (bzImage or ELF vmlinux), or a directory holding one
          * as vmlinuz-*, vmlinux*, bzImage (also under boot/), an optional
          * initrd.img-* / initrd* and an optional lib/modules/<ver>/ (also

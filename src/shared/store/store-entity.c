@@ -91,9 +91,25 @@ int store_entity_write(Store *s, const StoreEntity *e, sqlite3_stmt *st, const c
         return 0;
 }
 
+/* "kernel k1 is still in use by image(s) debian": the record and its users
+ * named as the user knows them (the id only when the name cannot be read). */
+static int refuse_in_use(Store *s, const StoreEntity *e, const char *table, const char *id, const char *users_sql) {
+        _cleanup_stmt_ sqlite3_stmt *users = NULL, *named = NULL;
+        _cleanup_free_ char *sql = NULL;
+        const char *name = id;
+        if (asprintf(&sql, "SELECT name FROM %s WHERE id = ?1", table) >= 0 && store_prepare(s, sql, &named) >= 0 &&
+            store_bind_text(s, named, 1, id) >= 0 && sqlite3_step(named) == SQLITE_ROW && sqlite3_column_text(named, 0))
+                name = (const char *) sqlite3_column_text(named, 0);
+        if (store_prepare(s, users_sql, &users) >= 0 && store_bind_text(s, users, 1, id) >= 0 &&
+            sqlite3_step(users) == SQLITE_ROW)
+                return error_setf(-EBUSY, "%s %s is still in use by %s", e->label, name,
+                                  (const char *) sqlite3_column_text(users, 0));
+        return error_setf(-EBUSY, "%s %s is still in use", e->label, name);
+}
+
 /* Delete by id; when a RESTRICT key refuses, name who still uses it. */
 int store_entity_delete(Store *s, const StoreEntity *e, const char *table, const char *id, const char *users_sql) {
-        _cleanup_stmt_ sqlite3_stmt *st = NULL, *users = NULL;
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
         _cleanup_free_ char *sql = NULL;
         char what[96];
 
@@ -104,10 +120,8 @@ int store_entity_delete(Store *s, const StoreEntity *e, const char *table, const
                 q = store_bind_text(s, st, 1, id);
         if (q >= 0)
                 q = store_step_done(s, st, "deleting");
-        if (q == -EBUSY && store_prepare(s, users_sql, &users) >= 0 && store_bind_text(s, users, 1, id) >= 0 &&
-            sqlite3_step(users) == SQLITE_ROW)
-                return error_setf(q, "%s %s is still in use by %s", e->label, id,
-                                  (const char *) sqlite3_column_text(users, 0));
+        if (q == -EBUSY)
+                return refuse_in_use(s, e, table, id, users_sql);
         if (q < 0)
                 return q;
         snprintf(what, sizeof(what), "%s %s", e->label, id);

@@ -13,7 +13,8 @@
  *   come back empty before it commits. */
 #include "store-internal.h"
 
-/* A lowercase hex id and a [a-z0-9][a-z0-9-]{0,62} name, as CHECK text. */
+/* A lowercase hex id and a name, as CHECK text (looser than name_is_valid():
+ * a name that was valid once stays readable). */
 #define ID_CHECK(col) "CHECK (length(" col ") BETWEEN 12 AND 32 AND " col " NOT GLOB '*[^0-9a-f]*')"
 #define NAME_CHECK(col)                                                                         \
         "CHECK (length(" col ") BETWEEN 1 AND 63 AND " col " NOT GLOB '*[^a-z0-9-]*' AND " col \

@@ -279,7 +279,6 @@ int store_check_id(const char *id, const char *what) {
 
 int store_check_name(const char *name, const char *what) {
         if (!name_is_valid(name))
-                return error_setf(-EINVAL, "invalid %s name \"%s\": use [a-z0-9][a-z0-9-]{0,62}", what,
-                                  name ? name : "");
+                return error_setf(-EINVAL, "invalid %s name \"%s\": use " NAME_RULE, what, name ? name : "");
         return 0;
 }

@@ -1,0 +1,195 @@
+"""What a new user meets first, checked without booting a guest: usage errors
+that name what the user typed and exit 2, help texts that are true, names
+checked before any work, sizes held to the host, verbs on several VMs that do
+what they can, messages that name things by their names. The daemon runs in
+a network namespace of its own (test_cli.py's fixtures)."""
+import json
+import os
+import pathlib
+import shutil
+import sqlite3
+import subprocess
+
+import pytest
+
+from bangerlib import BANGER, BANGERD, Rpc, run_cli, socket_path, stop_daemon, wait_for_socket
+from test_cli import daemon, image  # noqa: F401  (fixtures)
+
+
+def host_mib():
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+
+
+def vm_names(xdg):
+    return run_cli(xdg, "vm", "list", "--names", check=True).stdout.split()
+
+
+def create(xdg, name, *extra, check=True):
+    return run_cli(xdg, "vm", "create", "--name", name, "--image", "img1", "--no-start", "--disk-size", "64M",
+                   *extra, check=check)
+
+
+# ---- the top level and the daemon verbs ----
+
+@pytest.mark.parametrize("args,bad", [(["--bogus"], "--bogus"), (["-x"], "-x"), (["--socket"], "--socket")])
+def test_bad_global_option_is_reported_as_banger(build_dir, xdg, args, bad):
+    p = run_cli(xdg, *args)
+    assert p.returncode == 2
+    assert p.stderr.startswith("banger: ") and bad in p.stderr, p.stderr
+    assert str(BANGER) not in p.stderr and "src/cli" not in p.stderr
+
+
+@pytest.mark.parametrize("verb", ["status", "start", "stop"])
+def test_daemon_verbs_have_their_own_help(build_dir, xdg, verb):
+    p = run_cli(xdg, "daemon", verb, "--help")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"Usage: banger daemon {verb}"), p.stdout
+    assert not socket_path(xdg).exists()
+
+
+def test_doctor_without_config_file_says_defaults(build_dir, xdg):
+    rows = json.loads(run_cli(xdg, "--json", "doctor").stdout)
+    row = next(r for r in rows if r["check"] == "config")
+    assert row["status"] == "PASS" and row["details"][0].startswith("none (defaults)"), row
+
+
+# ---- names: one rule, a hostname label, checked before any work ----
+
+@pytest.mark.parametrize("args", [["vm", "create", "--name", "x-"], ["vm", "run", "--name", "web-", "--", "true"],
+                                  ["image", "register", "--name", "img-", "--rootfs", "/", "--kernel-ref", "k"],
+                                  ["kernel", "import", "k-", "--from", "/"]])
+def test_name_ending_in_hyphen_is_a_usage_error(build_dir, xdg, args):
+    p = run_cli(xdg, *args)
+    assert p.returncode == 2, p.stderr
+    assert "starting and ending with a letter or digit" in p.stderr
+    assert not socket_path(xdg).exists()
+
+
+def test_daemon_refuses_name_ending_in_hyphen_before_any_work(image, xdg):
+    rpc = Rpc(socket_path(xdg))
+    m = rpc.call("vm.create", {"name": "x-", "image": "img1", "no_start": True, "disk_bytes": 64 << 20})
+    rpc.close()
+    assert m["error"]["code"] == -32602 and m["error"]["data"]["param"] == "name", m
+    assert vm_names(xdg) == []
+    assert not (pathlib.Path(xdg["XDG_STATE_HOME"]) / "banger/vms").exists() or \
+        list((pathlib.Path(xdg["XDG_STATE_HOME"]) / "banger/vms").iterdir()) == []
+
+
+# ---- defaults a user expects ----
+
+def test_create_defaults_are_fixed_and_shown(image, xdg):
+    out = run_cli(xdg, "vm", "create", "--help", check=True).stdout
+    assert "default: 2 (built in)" in out and "default: 1.0G (built in)" in out, out
+    p = create(xdg, "d1")
+    assert "vcpu=2 memory=1.0G" in p.stderr, p.stderr
+    vm = json.loads(run_cli(xdg, "--json", "vm", "show", "d1", check=True).stdout)
+    assert vm["vcpu"] == 2 and vm["memory_mib"] == 1024
+
+
+# ---- errors the daemon finds in what the user typed: exit 2, the option's name ----
+
+@pytest.mark.parametrize("args,flag", [
+    (["vm", "create", "--name", "u1", "--image", "img1", "--no-start", "--memory", "32M"], "--memory"),
+    (["vm", "create", "--name", "u1", "--image", "img1", "--no-start", "--disk-size", "8M"], "--disk-size"),
+    (["vm", "kill", "--signal", "FROB", "nosuch"], "--signal"),
+    (["vm", "stop", "--timeout", "7200", "nosuch"], "--timeout"),
+])
+def test_daemon_side_usage_error_names_the_option(image, xdg, args, flag):
+    p = run_cli(xdg, *args)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert f"invalid {flag}: it must be" in p.stderr, p.stderr
+    assert "_mib" not in p.stderr and "_bytes" not in p.stderr and "_sec" not in p.stderr and '"signal"' not in p.stderr
+    assert f"Try 'banger {args[0]} {args[1]} --help'" in p.stderr
+    assert vm_names(xdg) == []
+
+
+# ---- sizes held to what the host has ----
+
+def test_sizes_over_the_host_are_refused_at_create_and_set(image, xdg):
+    over_mem = f"{(host_mib() // 1024) + 2}G"
+    p = create(xdg, "big", "--memory", over_mem, check=False)
+    assert p.returncode == 2 and "invalid --memory" in p.stderr and "the memory this host has" in p.stderr, p.stderr
+    p = create(xdg, "big", "--vcpu", str(os.cpu_count() + 1), check=False)
+    assert p.returncode == 2 and "invalid --vcpu" in p.stderr and f"at most {os.cpu_count()}" in p.stderr, p.stderr
+    assert vm_names(xdg) == []  # nothing made, the name is free
+    create(xdg, "big")
+    p = run_cli(xdg, "vm", "set", "big", "--memory", over_mem)
+    assert p.returncode == 2 and "invalid --memory" in p.stderr, p.stderr
+    vm = json.loads(run_cli(xdg, "--json", "vm", "show", "big", check=True).stdout)
+    assert vm["memory_mib"] == 1024
+
+
+def test_start_of_a_vm_too_big_for_the_host_says_how_to_fix_it(daemon, image, xdg):
+    """A VM sized before the host changed (here: its record edited while the
+    daemon is down) is refused before anything happens, with the fix."""
+    create(xdg, "grown")
+    stop_daemon(daemon)
+    con = sqlite3.connect(pathlib.Path(xdg["XDG_STATE_HOME"]) / "banger/banger.db")
+    con.execute("UPDATE vms SET mem_mib = ? WHERE name = 'grown'", (host_mib() + 1024,))
+    con.commit()
+    con.close()
+    p = subprocess.Popen(["unshare", "-n", str(BANGERD)], env=xdg, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    wait_for_socket(socket_path(xdg), proc=p)
+    try:
+        r = run_cli(xdg, "vm", "start", "grown")
+        assert r.returncode == 1
+        assert "more than this host's" in r.stderr and "banger vm set grown --memory" in r.stderr, r.stderr
+        vm = json.loads(run_cli(xdg, "--json", "vm", "show", "grown", check=True).stdout)
+        assert vm["state"] == "created" and vm["last_error"] is None, vm
+    finally:
+        stop_daemon(p)
+
+
+# ---- verbs on several VMs: do what can be done, report each failure ----
+
+def test_delete_deletes_what_exists_and_reports_the_rest(image, xdg):
+    for n in ("t1", "t2"):
+        create(xdg, n)
+    p = run_cli(xdg, "vm", "delete", "t1", "nosuch", "t2")
+    assert p.returncode == 1
+    assert p.stdout.splitlines() == ["deleted t1", "deleted t2"]
+    assert "nosuch" in p.stderr
+    assert vm_names(xdg) == []
+    # --json: every reference has its result, in the order given.
+    create(xdg, "t3")
+    p = run_cli(xdg, "--json", "vm", "delete", "nosuch", "t3")
+    assert p.returncode == 1
+    res = json.loads(p.stdout)["results"]
+    assert [(r["ref"], r["ok"]) for r in res] == [("nosuch", False), ("t3", True)]
+
+
+def test_stop_of_a_vm_that_is_not_running_says_so(image, xdg):
+    create(xdg, "s1")
+    p = run_cli(xdg, "vm", "stop", "s1", check=True)
+    assert p.stdout.strip() == "s1 is not running (created)", p.stdout
+
+
+# ---- names, not ids ----
+
+def test_kernel_rm_names_the_kernel_and_its_users(image, xdg):
+    kid = json.loads(run_cli(xdg, "--json", "kernel", "show", "k1", check=True).stdout)["id"]
+    p = run_cli(xdg, "kernel", "rm", "k1")
+    assert p.returncode == 1
+    assert "kernel k1 is still in use by image(s) img1" in p.stderr, p.stderr
+    assert kid[:8] not in p.stderr
+
+
+def test_vm_run_deletes_a_vm_that_did_not_start_and_create_keeps_it(image, xdg):
+    """No Firecracker here (tests that need it use the fake): the first start
+    fails. vm create keeps the VM in error and says what to do; vm run
+    deletes what it made."""
+    if shutil.which("firecracker"):
+        pytest.skip("a firecracker binary is installed: this start would not fail")
+    p = run_cli(xdg, "vm", "create", "--name", "f1", "--image", "img1", "--vmm", "firecracker", "--disk-size", "64M",
+                "--memory", "128M")
+    assert p.returncode == 1, p.stderr
+    assert "stays, in state error" in p.stderr and "banger vm start" in p.stderr and "banger vm set" in p.stderr, \
+        p.stderr
+    assert vm_names(xdg) == ["f1"]
+    run_cli(xdg, "vm", "delete", "f1", check=True)
+    p = run_cli(xdg, "vm", "run", "--name", "f2", "--image", "img1", "--vmm", "firecracker", "--disk-size", "64M",
+                "--memory", "128M", "--", "true")
+    assert p.returncode == 1, p.stderr
+    assert "did not start" in p.stderr, p.stderr
+    assert vm_names(xdg) == []
