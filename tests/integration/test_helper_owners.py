@@ -417,7 +417,7 @@ def test_dm_snapshot_create_attaches_what_it_checked(pair):
         r = a.as_owner("dm.snapshot.create", req, timeout=10)
         assert swapper.stdout.readline().strip() == "swapped"
         assert swapper.stdout.readline().strip() == "clean", "root's file was bound to a loop device"
-        assert r["ok"] is False and "dmsetup create failed" in r["error"], r  # no device-mapper in the kernel
+        assert r["ok"] is False and "dmsetup" in r["error"], r  # dmsetup fails: no device-mapper in the kernel
         swapper.wait(10)
         os.rename(a.state / "cow.img", a.state / "tmp")
         os.rename(a.state / "rootfile", a.state / "cow.img")
@@ -432,7 +432,7 @@ def test_dm_snapshot_create_attaches_what_it_checked(pair):
             except subprocess.TimeoutExpired:
                 pytest.fail("dm.snapshot.create blocked the helper:\n" + a.log.read_text())
             assert swapper.stdout.readline().strip() == "swapped"
-            assert r["ok"] is False and "dmsetup create failed" in r["error"], r
+            assert r["ok"] is False and "dmsetup" in r["error"], r
             swapper.wait(10)
             os.rename(a.state / "base.img", a.state / "tmp")
             os.rename(a.state / "fifo", a.state / "base.img")
