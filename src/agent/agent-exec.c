@@ -7,20 +7,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 #include <linux/close_range.h>
 
 #include "macro.h"
 
-static const char *env_path(char *const *env) {
+#define ENV_MAX (AGENT_EXEC_MAX_ENV + 4)
+
+static const char *env_get(char *const *env, const char *name) {
+        size_t n = strlen(name);
         for (size_t i = 0; env && env[i]; i++)
-                if (strncmp(env[i], "PATH=", 5) == 0)
-                        return env[i] + 5;
-        return AGENT_DEFAULT_PATH;
+                if (strncmp(env[i], name, n) == 0 && env[i][n] == '=')
+                        return env[i] + n + 1;
+        return NULL;
+}
+
+/* The request's environment plus defaults for what it leaves out. */
+static void build_env(const AgentExecSpec *spec, char **out) {
+        size_t n = 0;
+        for (size_t i = 0; spec->env && spec->env[i] && n < AGENT_EXEC_MAX_ENV; i++)
+                out[n++] = spec->env[i];
+        if (!env_get(spec->env, "PATH"))
+                out[n++] = (char *) "PATH=" AGENT_DEFAULT_PATH;
+        if (!env_get(spec->env, "HOME"))
+                out[n++] = (char *) "HOME=/root";
+        if ((spec->flags & AGENT_EXEC_FLAG_PTY) && !env_get(spec->env, "TERM"))
+                out[n++] = (char *) "TERM=xterm";
+        out[n] = NULL;
 }
 
 /* execvpe() searches the agent's own PATH; the command's PATH is the one
@@ -31,8 +51,8 @@ static int exec_search(char *const *argv, char *const *env) {
                 return errno;
         }
         int err = ENOENT;
-        const char *p = env_path(env);
-        while (*p) {
+        const char *p = env_get(env, "PATH");
+        while (p && *p) {
                 size_t n = strcspn(p, ":");
                 char path[4096];
                 if (n > 0 && n + strlen(argv[0]) + 2 <= sizeof(path)) {
@@ -46,20 +66,43 @@ static int exec_search(char *const *argv, char *const *env) {
         return err;
 }
 
-static _noreturn_ void child_run(const AgentExecSpec *spec, char *const *env, int in, int out, int err, int errfd,
-                                 pid_t parent) {
-        /* The command dies with its session (a daemon it forks does not). */
+/* In the child: die with the agent, default signals, own session. */
+static int child_common(pid_t parent) {
         if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
-                _exit(127);
+                return ESRCH;
         sigset_t all;
         sigemptyset(&all);
         (void) sigprocmask(SIG_SETMASK, &all, NULL);
         for (int sig = 1; sig < NSIG; sig++)
                 (void) signal(sig, SIG_DFL); /* SIGPIPE was ignored by the agent; ignores survive exec */
-        (void) setsid();
-        int e = 0;
+        return setsid() < 0 ? errno : 0;
+}
+
+/* stdio from in/out/err, or all three from the PTY slave at slave_path. */
+static int child_stdio(int in, int out, int err, const char *slave_path) {
+        if (slave_path) {
+                int fd = open(slave_path, O_RDWR); /* a session leader's first tty: its controlling terminal */
+                if (fd < 0 || ioctl(fd, TIOCSCTTY, 0) < 0)
+                        return errno;
+                in = out = err = fd;
+        }
         if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
-                e = errno;
+                return errno;
+        return 0;
+}
+
+typedef struct ChildSetup {
+        int in, out, err, errfd;
+        const char *slave_path;
+        pid_t parent;
+} ChildSetup;
+
+static _noreturn_ void child_exec(const AgentExecSpec *spec, const ChildSetup *cs) {
+        char *env[ENV_MAX];
+        build_env(spec, env);
+        int e = child_common(cs->parent);
+        if (e == 0)
+                e = child_stdio(cs->in, cs->out, cs->err, cs->slave_path);
         /* Keep only stdio and the error pipe (close-on-exec) across exec. */
         if (e == 0 && close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 e = errno;
@@ -69,7 +112,7 @@ static _noreturn_ void child_run(const AgentExecSpec *spec, char *const *env, in
                 umask(022);
                 e = exec_search(spec->argv, env);
         }
-        (void) !write(errfd, &e, sizeof(e));
+        (void) !write(cs->errfd, &e, sizeof(e));
         _exit(127);
 }
 
@@ -100,45 +143,155 @@ static int wait_exec_result(pid_t pid, int errfd) {
         return 0; /* EOF: exec succeeded and closed the pipe */
 }
 
-int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
-        static char *const default_env[] = { "PATH=" AGENT_DEFAULT_PATH, "HOME=/root", NULL };
-        char *const *env = spec->env && spec->env[0] ? spec->env : default_env;
-        int in[2] = { -EBADF, -EBADF }, out[2] = { -EBADF, -EBADF }, err[2] = { -EBADF, -EBADF },
-            ep[2] = { -EBADF, -EBADF };
-        int r = make_pipe(in, false);
-        if (r >= 0)
-                r = make_pipe(out, true);
-        if (r >= 0)
-                r = make_pipe(err, true);
+/* After fork: collect the exec result and open a pidfd. */
+static int finish_spawn(pid_t pid, int errfd) {
+        int r = wait_exec_result(pid, errfd);
+        if (r < 0)
+                return r;
+        int pidfd = pidfd_open(pid, 0);
+        if (pidfd < 0) {
+                r = -errno;
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                return r;
+        }
+        return pidfd;
+}
+
+static int open_pty(const AgentExecSpec *spec, int *ret_master, char *slave, size_t slave_len) {
+        _cleanup_close_ int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (m < 0 || grantpt(m) < 0 || unlockpt(m) < 0 || ptsname_r(m, slave, slave_len) != 0)
+                return -errno;
+        struct winsize ws = { .ws_row = spec->rows ? spec->rows : 24, .ws_col = spec->cols ? spec->cols : 80 };
+        if (ioctl(m, TIOCSWINSZ, &ws) < 0 || fcntl(m, F_SETFL, O_NONBLOCK) < 0)
+                return -errno;
+        *ret_master = TAKE_FD(m);
+        return 0;
+}
+
+static int spawn_pty(const AgentExecSpec *spec, AgentChild *ret) {
+        char slave[128];
+        int master = -EBADF, ep[2] = { -EBADF, -EBADF };
+        int r = open_pty(spec, &master, slave, sizeof(slave));
+        pid_t parent = getpid();
         if (r >= 0 && pipe2(ep, O_CLOEXEC) < 0)
                 r = -errno;
+        pid_t pid = r >= 0 ? fork() : 0;
+        if (r >= 0 && pid < 0)
+                r = -errno;
+        if (r >= 0 && pid == 0)
+                child_exec(spec, &(ChildSetup){ .errfd = ep[1], .slave_path = slave, .parent = parent });
+        int pidfd = -EBADF, dup_fd = -EBADF;
+        if (r >= 0) {
+                ep[1] = safe_close(ep[1]);
+                r = pidfd = finish_spawn(pid, ep[0]);
+        }
+        if (r >= 0 && (dup_fd = fcntl(master, F_DUPFD_CLOEXEC, 3)) < 0) {
+                r = -errno;
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                safe_close(pidfd);
+        }
+        close_pair(ep);
+        if (r < 0) {
+                safe_close(master);
+                return r;
+        }
+        *ret = (AgentChild){ .pid = pid, .pidfd = pidfd, .stdin_fd = dup_fd, .stdout_fd = master, .stderr_fd = -EBADF };
+        return 0;
+}
+
+typedef struct Pipes {
+        int in[2], out[2], err[2], ep[2];
+} Pipes;
+
+static int pipes_open(Pipes *p) {
+        *p = (Pipes){ { -EBADF, -EBADF }, { -EBADF, -EBADF }, { -EBADF, -EBADF }, { -EBADF, -EBADF } };
+        int r = make_pipe(p->in, false);
+        if (r >= 0)
+                r = make_pipe(p->out, true);
+        if (r >= 0)
+                r = make_pipe(p->err, true);
+        if (r >= 0 && pipe2(p->ep, O_CLOEXEC) < 0)
+                r = -errno;
+        return r;
+}
+
+static void pipes_close(Pipes *p) {
+        close_pair(p->in);
+        close_pair(p->out);
+        close_pair(p->err);
+        close_pair(p->ep);
+}
+
+/* The parent's side after a successful spawn. */
+static void pipes_take(Pipes *p, pid_t pid, int pidfd, AgentChild *ret) {
+        *ret = (AgentChild){ .pid = pid,
+                             .pidfd = pidfd,
+                             .stdin_fd = TAKE_FD(p->in[1]),
+                             .stdout_fd = TAKE_FD(p->out[0]),
+                             .stderr_fd = TAKE_FD(p->err[0]) };
+        pipes_close(p);
+}
+
+int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
+        if (spec->flags & AGENT_EXEC_FLAG_PTY)
+                return spawn_pty(spec, ret);
+        Pipes p;
+        int r = pipes_open(&p);
         pid_t parent = getpid();
         pid_t pid = r >= 0 ? fork() : 0;
         if (r >= 0 && pid < 0)
                 r = -errno;
         if (r >= 0 && pid == 0)
-                child_run(spec, env, in[0], out[1], err[1], ep[1], parent);
+                child_exec(
+                        spec,
+                        &(ChildSetup){
+                                .in = p.in[0], .out = p.out[1], .err = p.err[1], .errfd = p.ep[1], .parent = parent });
         if (r >= 0) {
-                ep[1] = safe_close(ep[1]);
-                r = wait_exec_result(pid, ep[0]);
+                p.ep[1] = safe_close(p.ep[1]);
+                r = finish_spawn(pid, p.ep[0]);
         }
-        int pidfd = r >= 0 ? pidfd_open(pid, 0) : -EBADF;
-        if (r >= 0 && pidfd < 0) {
-                r = -errno;
-                (void) kill(pid, SIGKILL);
-                (void) waitpid(pid, NULL, 0);
-        }
-        close_pair(ep);
-        in[0] = safe_close(in[0]);
-        out[1] = safe_close(out[1]);
-        err[1] = safe_close(err[1]);
         if (r < 0) {
-                close_pair(in);
-                close_pair(out);
-                close_pair(err);
+                pipes_close(&p);
                 return r;
         }
-        *ret = (AgentChild){ .pid = pid, .pidfd = pidfd, .stdin_fd = in[1], .stdout_fd = out[0], .stderr_fd = err[0] };
+        pipes_take(&p, pid, r, ret);
+        return 0;
+}
+
+int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret) {
+        Pipes p;
+        int r = pipes_open(&p);
+        pid_t parent = getpid();
+        pid_t pid = r >= 0 ? fork() : 0;
+        if (r >= 0 && pid < 0)
+                r = -errno;
+        if (r >= 0 && pid == 0) {
+                int e = child_common(parent);
+                if (e == 0)
+                        e = child_stdio(p.in[0], p.out[1], p.err[1], NULL);
+                if (e != 0 || close_range(3, ~0U, 0) < 0)
+                        _exit(127);
+                /* Bulk work (a copy) yields the CPU to the guest's commands. */
+                (void) setpriority(PRIO_PROCESS, 0, 10);
+                umask(022);
+                _exit(fn(arg));
+        }
+        if (r >= 0) {
+                p.ep[1] = safe_close(p.ep[1]);
+                r = pidfd_open(pid, 0);
+                if (r < 0) {
+                        r = -errno;
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, NULL, 0);
+                }
+        }
+        if (r < 0) {
+                pipes_close(&p);
+                return r;
+        }
+        pipes_take(&p, pid, r, ret);
         return 0;
 }
 

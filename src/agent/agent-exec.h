@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Start one command for an exec request: its own session and process group,
- * stdio on pipes (the agent's ends non-blocking), a clean signal state, the
- * requested cwd and environment. exec failures (ENOENT, EACCES) come back
- * as the return value through a close-on-exec error pipe. */
+/* Start one process for a stream: a command (its own session and process
+ * group, a clean signal state, the requested cwd and environment) on pipes
+ * or on a pseudo-terminal, or a built-in function of the agent run in a
+ * forked child on pipes (file transfers). exec failures (ENOENT, EACCES)
+ * come back as the return value through a close-on-exec error pipe. */
 
 #include <sys/types.h>
 
@@ -13,9 +14,9 @@
 typedef struct AgentChild {
         pid_t pid;
         int pidfd;
-        int stdin_fd;  /* we write the command's stdin here */
-        int stdout_fd; /* we read its stdout */
-        int stderr_fd; /* we read its stderr */
+        int stdin_fd;  /* we write the process's stdin here (PTY: a duplicate of the master) */
+        int stdout_fd; /* we read its stdout (PTY: the master) */
+        int stderr_fd; /* we read its stderr (-EBADF with a PTY) */
 } AgentChild;
 
 #define AGENT_CHILD_NULL \
@@ -23,10 +24,16 @@ typedef struct AgentChild {
 
 #define AGENT_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+/* spec->flags may ask for a PTY (AGENT_EXEC_FLAG_PTY) of spec->rows x spec->cols. */
 int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret);
 
-/* Signal the command's whole process group (it is the group leader and
- * not yet reaped, so the id cannot have been reused). */
+/* Run fn(arg) in a forked child with stdin/stdout/stderr on pipes; the
+ * child exits with fn's return value. */
+typedef int (*AgentBuiltinFn)(const void *arg);
+int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret);
+
+/* Signal the process's whole group (it is the group leader and not yet
+ * reaped, so the id cannot have been reused). */
 int agent_child_signal(AgentChild *c, int sig);
 
 /* Reap the exited child; returns the wait status. */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* banger vm ssh / exec / ports / stats / logs: reaching into a running
- * guest. exec talks to the guest agent directly (stdio never passes through
- * the daemon); ssh execs the system ssh with banger's key and known_hosts. */
+/* banger vm ssh / ports / stats / logs: reaching into a running guest. ssh
+ * execs the system ssh with banger's key and known_hosts; exec and cp live in
+ * cmd-vm-exec.c and cmd-vm-cp.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -13,166 +13,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "agent-client.h"
 #include "cmd-vm.h"
 #include "macro.h"
 #include "spawn.h"
 #include "string-util.h"
 #include "verbs.h"
-
-#define AGENT_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
-
-/* ---- exec ---- */
-
-static int connect_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        /* Non-blocking, retried until a deadline: a QEMU virtio-serial channel
-         * serves one session at a time, and a blocking connect to its full
-         * backlog would wait for ever. */
-        usec_t deadline = now_monotonic() + AGENT_CONNECT_TIMEOUT;
-        for (;;) {
-                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (fd < 0)
-                        return -errno;
-                if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0) {
-                        int fl = fcntl(fd, F_GETFL);
-                        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
-                                return -errno;
-                        return TAKE_FD(fd);
-                }
-                if (errno != EAGAIN || now_monotonic() >= deadline)
-                        return -errno;
-                usleep(100 * 1000);
-        }
-}
-
-/* vm.agent, connect, the Firecracker handshake when asked, and hello. */
-static int open_agent(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret) {
-        json_t *res = NULL;
-        if (cli_call(cli, c, "vm.agent", json_pack("{s:s}", "vm", ref), &res) < 0)
-                return -EIO;
-        const char *path = json_str(res, "socket", NULL);
-        json_t *port = json_object_get(res, "handshake_port");
-        int fd = path ? connect_unix(path) : -EBADMSG;
-        if (fd < 0) {
-                fprintf(stderr, "banger: cannot connect to the agent socket %s: %s%s\n", path ? path : "(none)",
-                        strerror(-fd),
-                        fd == -EAGAIN ? " (the channel is busy: without vhost-vsock it serves one session at a time)"
-                                      : "");
-                json_decref(res);
-                return fd;
-        }
-        int r = 0;
-        if (json_is_integer(port))
-                r = agent_vsock_handshake(fd, (unsigned) json_integer_value(port), AGENT_CONNECT_TIMEOUT);
-        json_decref(res);
-        if (r < 0) {
-                safe_close(fd);
-                fprintf(stderr, "banger: the guest agent does not answer on vsock: %s\n", strerror(-r));
-                return r;
-        }
-        AgentClient *a = NULL;
-        r = agent_client_new(fd, &a);
-        if (r >= 0)
-                r = agent_client_hello(a, AGENT_CONNECT_TIMEOUT, NULL);
-        if (r < 0) {
-                agent_client_free(a);
-                fprintf(stderr, "banger: the guest agent does not answer: %s%s\n", strerror(-r),
-                        r == -ETIMEDOUT || r == -EAGAIN
-                                ? " (without vhost-vsock the agent channel serves one session at a time: is"
-                                  " another 'vm exec' or 'vm run' using it?)"
-                                : "");
-                return r;
-        }
-        *ret = a;
-        return 0;
-}
-
-int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
-                     int *ret_status) {
-        _cleanup_(agent_client_freep) AgentClient *a = NULL;
-        int r = open_agent(cli, c, ref, &a);
-        if (r < 0)
-                return r;
-        AgentExecOptions o = { .argv = argv,
-                               .cwd = workdir,
-                               .stdin_fd = STDIN_FILENO,
-                               .stdout_fd = STDOUT_FILENO,
-                               .stderr_fd = STDERR_FILENO };
-        AgentExecResult res = {};
-        fflush(NULL);
-        r = agent_client_exec(a, &o, timeout, &res);
-        if (r == -ENOENT || r == -EACCES || r == -ENOEXEC) {
-                /* As a shell reports it: 127 not found, 126 not executable. */
-                fprintf(stderr, "banger: %s: %s\n", argv[0], strerror(-r));
-                *ret_status = r == -ENOENT ? 127 : 126;
-                return 0;
-        }
-        if (r == -ETIMEDOUT) {
-                fprintf(stderr, "banger: %s: timed out; killed\n", argv[0]);
-                return r;
-        }
-        if (r < 0) {
-                fprintf(stderr, "banger: exec in the guest failed: %s\n", strerror(-r));
-                return r;
-        }
-        *ret_status = res.kind == AGENT_EXIT_SIGNAL ? 128 + res.code : res.code;
-        return 0;
-}
-
-static void exec_help(void) {
-        printf("Usage: banger vm exec [--timeout SEC] [--workdir DIR] VM -- COMMAND [ARGS...]\n"
-               "\n"
-               "Run COMMAND in the guest through banger's agent (no SSH needed). stdin, stdout\n"
-               "and stderr stream through; the exit code is the command's, 128+N when it was\n"
-               "killed by signal N, 127 when it was not found, 126 when it could not run, and\n"
-               "1 when banger itself failed.\n"
-               "\n"
-               "Options:\n"
-               "  --timeout SEC    kill the command after SEC seconds (default: no limit)\n"
-               "  -w, --workdir DIR  working directory in the guest (default /)\n");
-}
-
-int vm_exec_cmd(Cli *cli, int argc, char **argv) {
-        enum { OPT_TIMEOUT = CLI_OPT_FIRST_PRIVATE };
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' },
-                                              { "timeout", required_argument, NULL, OPT_TIMEOUT },
-                                              { "workdir", required_argument, NULL, 'w' },
-                                              {} };
-        usec_t timeout = USEC_INFINITY;
-        const char *workdir = NULL;
-        int o, r;
-        while ((o = getopt_long(argc, argv, "hw:", opts, NULL)) >= 0) {
-                switch (o) {
-                case 'h':
-                        exec_help();
-                        return EXIT_OK;
-                case OPT_TIMEOUT:
-                        if ((r = vm_parse_seconds_arg("vm exec", "--timeout", optarg, &timeout)) != 0)
-                                return r;
-                        break;
-                case 'w':
-                        if (optarg[0] != '/')
-                                return cli_usage_error("vm exec", "--workdir needs an absolute path");
-                        workdir = optarg;
-                        break;
-                default:
-                        return cli_option_error("vm exec", argv);
-                }
-        }
-        if (argc - optind < 2)
-                return cli_usage_error("vm exec", "expects a VM and a command: banger vm exec VM -- COMMAND");
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        if (cli_connect(cli, &c) < 0)
-                return EXIT_FAIL;
-        int status = EXIT_FAIL;
-        if (vm_exec_in_guest(cli, c, argv[optind], argv + optind + 1, workdir, timeout, &status) < 0)
-                return EXIT_FAIL;
-        return status;
-}
 
 /* ---- ssh ---- */
 

@@ -36,6 +36,11 @@ void vm_print_created(json_t *vm);
 /* vm.delete of one reference; prints failures; returns 0 or -errno. */
 int vm_delete_ref(Cli *cli, RpcClient *c, const char *ref);
 
+/* Connect to a running VM's guest agent (vm.agent, its multiplexer's socket)
+ * and say hello; prints why on failure. */
+typedef struct AgentClient AgentClient;
+int vm_agent_client(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret);
+
 /* Run argv in the guest through the agent with our stdio; *ret_status is
  * the exit code, or 128+signal. timeout USEC_INFINITY: none. */
 int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
@@ -48,6 +53,7 @@ int vm_create_cmd(Cli *cli, int argc, char **argv);
 int vm_run_cmd(Cli *cli, int argc, char **argv);
 int vm_ssh_cmd(Cli *cli, int argc, char **argv);
 int vm_exec_cmd(Cli *cli, int argc, char **argv);
+int vm_cp_cmd(Cli *cli, int argc, char **argv);
 int vm_ports_cmd(Cli *cli, int argc, char **argv);
 int vm_stats_cmd(Cli *cli, int argc, char **argv);
 int vm_logs_cmd(Cli *cli, int argc, char **argv);

@@ -163,7 +163,7 @@ static int query_stats(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_
         json_t *guest = NULL;
         int r = vm_agent_open(d->vms, s, vm->id, AGENT_OPEN_TIMEOUT, &c);
         if (r >= 0)
-                r = agent_client_query_json(c, AGENT_MSG_STATS, AGENT_QUERY_TIMEOUT, &guest);
+                r = agent_client_query_json(c, AGENT_STREAM_STATS, AGENT_QUERY_TIMEOUT, &guest);
         if (r < 0) {
                 json_decref(vmm);
                 return r;

@@ -1,17 +1,83 @@
 /* SPDX-License-Identifier: MIT */
-/* Reaching a VM's guest agent: waiting for it while the guest boots, asking
- * it to power off, and handing its endpoint to clients. */
+/* Reaching a VM's guest agent. The agent transport of a running VM belongs
+ * to one multiplexer (src/shared/rpc/agent-mux.h, on a thread and loop of its
+ * own), started with the VM or when the daemon re-attaches to it and stopped
+ * when its runtime goes: it holds the transport for the VM's life and serves
+ * it on <run dir>/agent-mux.sock (0600), where every client connection gets
+ * its own streams. The boot wait, poweroff, ports and stats here are clients
+ * like the CLI's exec and cp (vm.agent hands out the socket). */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "agent-mux.h"
 #include "error.h"
+#include "fs-util.h"
+#include "log.h"
+#include "socket-util.h"
 #include "vm-internal.h"
 
-#define AGENT_CONNECT_TIMEOUT (2 * USEC_PER_SEC)
 #define AGENT_RETRY (100 * USEC_PER_MSEC)
+#define AGENT_MUX_SOCKET "agent-mux.sock"
+
+struct VmAgent {
+        AgentMuxThread *mux;
+        VmmInstance target; /* a copy: only what connect_agent() reads */
+};
+
+char *vm_agent_mux_path(VmManager *m, const char *id) {
+        _cleanup_free_ char *run = vm_run_dir(m, id);
+        return run ? path_join(run, AGENT_MUX_SOCKET) : NULL;
+}
+
+/* Runs in the mux's helper thread. */
+static int connect_target(void *userdata, usec_t timeout) {
+        VmAgent *a = userdata;
+        const VmmDriver *drv = vmm_driver_get(a->target.kind);
+        return drv ? drv->connect_agent(&a->target, AGENT_VSOCK_PORT, timeout) : -EINVAL;
+}
+
+void vm_agent_stop(VmAgent *a) {
+        if (!a)
+                return;
+        agent_mux_thread_stop(a->mux);
+        vmm_instance_done(&a->target);
+        free(a);
+}
+
+int vm_agent_start(VmManager *m, const VmRecord *vm, VmRuntime *rt) {
+        vm_agent_stop(rt->agent);
+        rt->agent = NULL;
+        _cleanup_free_ char *path = vm_agent_mux_path(m, vm->id);
+        VmAgent *a = calloc(1, sizeof(*a));
+        if (!path || !a) {
+                free(a);
+                return -ENOMEM;
+        }
+        a->target = (VmmInstance){ .kind = rt->inst.kind,
+                                   .proc = PROCESS_NULL,
+                                   .agent_socket = rt->inst.agent_socket ? strdup(rt->inst.agent_socket) : NULL,
+                                   .agent_needs_handshake = rt->inst.agent_needs_handshake };
+        int r = a->target.agent_socket ? unix_socket_path_check(path) : -EINVAL;
+        AgentMuxOptions o = { .socket_path = path, .name = vm->name, .connect = connect_target, .userdata = a };
+        if (r >= 0)
+                r = agent_mux_thread_start(&o, &a->mux);
+        if (r < 0) {
+                vm_agent_stop(a);
+                return error_setf(r, "cannot serve the guest agent of vm %s on %s: %s", vm->name, path,
+                                  error_last_message() ? error_last_message() : strerror(-r));
+        }
+        rt->agent = a;
+        return 0;
+}
+
+/* A connection to the VM's multiplexer. */
+static int connect_mux(VmManager *m, const char *id) {
+        _cleanup_free_ char *path = vm_agent_mux_path(m, id);
+        return path ? unix_connect(path, 0) : -ENOMEM;
+}
 
 /* A session on fd (taken over): the hello, within timeout. During a boot
  * (booting), a stop, kill or delete shuts the socket down and ends the wait
@@ -54,15 +120,12 @@ int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, VmmInstanc
                 usec_t now = now_monotonic();
                 if (now >= deadline)
                         break;
-                int fd = drv->connect_agent(inst, AGENT_VSOCK_PORT, MIN(deadline - now, AGENT_CONNECT_TIMEOUT));
-                /* The hello may wait until the deadline: the agent answers as
-                 * soon as the guest has it running (over virtio-serial the
-                 * hello waits in the channel until then). */
-                last = fd < 0 ? fd : agent_session(m, id, true, fd, deadline - MIN(deadline, now_monotonic()), ret);
-                if (last >= 0)
-                        return 0;
-                /* Nothing tells when a guest starts listening on vsock: a
-                 * refused connection is tried again after a short wait. */
+                /* The multiplexer keeps trying to reach the agent; the hello
+                 * is answered as soon as the guest has it running. */
+                int fd = connect_mux(m, id);
+                last = fd < 0 ? fd : agent_session(m, id, true, fd, deadline - now, ret);
+                if (last >= 0 || last == -EPROTONOSUPPORT)
+                        return last;
                 int r = wait_retry(m, id, drv, inst, MIN(deadline, now_monotonic() + AGENT_RETRY));
                 if (r < 0)
                         return r;
@@ -76,8 +139,8 @@ static usec_t left_until(usec_t deadline, usec_t cap) {
         return now >= deadline ? 0 : MIN(deadline - now, cap);
 }
 
-int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline) {
-        int fd = drv->connect_agent(inst, AGENT_VSOCK_PORT, left_until(deadline, 3 * USEC_PER_SEC));
+int vm_agent_poweroff(VmManager *m, const char *id, usec_t deadline) {
+        int fd = connect_mux(m, id);
         if (fd < 0)
                 return fd;
         _cleanup_(agent_client_freep) AgentClient *c = NULL;
@@ -90,26 +153,24 @@ int vm_agent_endpoint(VmManager *m, Store *s, const char *id, char **ret_socket,
         int r = store_vm_get_by_id(s, id, &vm);
         if (r < 0)
                 return r;
-        if (vm.state != VM_STATE_RUNNING || !vm.agent_socket)
+        if (vm.state != VM_STATE_RUNNING)
                 return error_setf(-ESRCH, "vm %s is not running", vm.name);
-        *ret_socket = strdup(vm.agent_socket);
-        *ret_port = vm.vmm == VMM_FIRECRACKER ? AGENT_VSOCK_PORT : 0;
+        /* The multiplexer's socket: the agent transport itself stays ours. */
+        *ret_socket = vm_agent_mux_path(m, vm.id);
+        *ret_port = 0;
         return *ret_socket ? 0 : -ENOMEM;
 }
 
-static int connect_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
-        const usec_t *timeout = userdata;
-        VmRuntime *rt = vm_runtime_get(m, vm->id, false);
-        if (!rt || vm->state != VM_STATE_RUNNING)
-                return error_setf(-ESRCH, "vm %s is not running", vm->name);
-        return vmm_driver_get(vm->vmm)->connect_agent(&rt->inst, AGENT_VSOCK_PORT, *timeout);
-}
-
 int vm_agent_open(VmManager *m, Store *s, const char *id, usec_t timeout, AgentClient **ret) {
-        /* Connected under the VM's lock; the hello needs no lock. */
-        int fd = vm_with_lock(m, s, id, 0, connect_locked, &timeout);
+        _cleanup_(vm_record_done) VmRecord vm = {};
+        int r = store_vm_get_by_id(s, id, &vm);
+        if (r >= 0 && vm.state != VM_STATE_RUNNING)
+                r = error_setf(-ESRCH, "vm %s is not running", vm.name);
+        int fd = r < 0 ? r : connect_mux(m, id);
         if (fd < 0)
                 return fd;
-        int r = agent_session(m, id, false, fd, timeout, ret);
+        r = agent_session(m, id, false, fd, timeout, ret);
+        if (r == -EPROTONOSUPPORT)
+                return r; /* a protocol-1 agent: the message says what to do */
         return r < 0 ? error_setf(r, "the guest agent does not answer: %s", strerror(-r)) : 0;
 }

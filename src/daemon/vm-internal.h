@@ -27,11 +27,14 @@ typedef struct VmLock {
         struct VmLock *next;
 } VmLock;
 
+typedef struct VmAgent VmAgent;
+
 /* A running VM's VMM handles. Touched only under the VM's lock. */
 typedef struct VmRuntime {
         char *id;
         VmmInstance inst;
         unsigned generation; /* bumped on every launch; watchers compare it */
+        VmAgent *agent;      /* the guest agent's multiplexer (vm-agent.c) */
         struct VmRuntime *next;
 } VmRuntime;
 
@@ -120,12 +123,18 @@ int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmPr
 void vm_remove_files(VmManager *m, const char *id);
 
 /* vm-agent.c */
-/* Connect to the agent and say hello, retrying until the deadline; a stop,
- * kill or delete (preempt) or the VMM's exit ends the wait early. */
+/* Start the VM's agent multiplexer (its socket exists on return). */
+int vm_agent_start(VmManager *m, const VmRecord *vm, VmRuntime *rt);
+/* Stop it (joins its thread; not under m->lock); NULL is fine. */
+void vm_agent_stop(VmAgent *a);
+char *vm_agent_mux_path(VmManager *m, const char *id);
+/* Say hello through the multiplexer, retrying until the deadline; a stop,
+ * kill or delete (preempt) or the VMM's exit ends the wait early.
+ * -EPROTONOSUPPORT: the agent speaks protocol 1 (the message says so). */
 int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t deadline,
                   AgentClient **ret);
 /* Ask the agent to sync and power the guest off (all within deadline). */
-int vm_agent_poweroff(const VmmDriver *drv, VmmInstance *inst, usec_t deadline);
+int vm_agent_poweroff(VmManager *m, const char *id, usec_t deadline);
 
 /* vm-start.c, with the VM's lock held: 0 started, 1 already running. */
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);

@@ -151,16 +151,20 @@ VmRuntime *vm_runtime_get(VmManager *m, const char *id, bool create) {
 }
 
 void vm_runtime_drop(VmManager *m, const char *id) {
+        VmRuntime *gone = NULL;
         pthread_mutex_lock(&m->lock);
-        for (VmRuntime **pp = &m->runtimes; *pp; pp = &(*pp)->next) {
-                VmRuntime *rt = *pp;
-                if (!streq(rt->id, id))
-                        continue;
-                *pp = rt->next;
-                vmm_instance_done(&rt->inst);
-                free(rt->id);
-                free(rt);
-                break;
-        }
+        for (VmRuntime **pp = &m->runtimes; *pp; pp = &(*pp)->next)
+                if (streq((*pp)->id, id)) {
+                        gone = *pp;
+                        *pp = gone->next;
+                        break;
+                }
         pthread_mutex_unlock(&m->lock);
+        if (!gone)
+                return;
+        /* Outside the lock: stopping the agent's multiplexer joins its thread. */
+        vm_agent_stop(gone->agent);
+        vmm_instance_done(&gone->inst);
+        free(gone->id);
+        free(gone);
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "error.h"
 #include "log.h"
 #include "vm-internal.h"
 
@@ -21,6 +22,8 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
                 vm->state = vm->state == VM_STATE_PAUSED ? VM_STATE_PAUSED : VM_STATE_RUNNING;
                 (void) store_vm_update(s, vm);
                 vm_watch(m, vm->id, rt);
+                if (vm_agent_start(m, vm, rt) < 0)
+                        log_warning("vm %s: %s", vm->name, error_last_message());
                 log_info("vm %s: re-attached to %s pid %d", vm->name, drv->name, (int) vm->pid);
                 return;
         }

@@ -31,6 +31,7 @@ typedef struct Start {
         int failure;
         char why[1024];
         bool ssh_listening;
+        bool agent_outdated; /* a protocol-1 agent answered: the VM runs, exec and cp are refused */
         UndoStack undo;
 } Start;
 
@@ -176,10 +177,20 @@ static int step_boot(Start *t) {
         if (r < 0)
                 return r;
         vm_watch(t->m, vm->id, t->rt);
-        vm_progress(t->p, vm->id, "boot", t->restore ? "resumed; waiting for the guest agent" : "waiting for the guest agent");
+        r = vm_agent_start(t->m, vm, t->rt);
+        if (r < 0)
+                return r;
+        vm_progress(t->p, vm->id, "boot",
+                    t->restore ? "resumed; waiting for the guest agent" : "waiting for the guest agent");
         _cleanup_(agent_client_freep) AgentClient *agent = NULL;
         r = vm_agent_wait(t->m, vm->id, t->drv, &t->rt->inst,
                           now_monotonic() + t->m->d->config.boot_timeout_sec * USEC_PER_SEC, &agent);
+        if (r == -EPROTONOSUPPORT) {
+                /* The guest is up; what needs its agent is refused by name. */
+                vm_progress(t->p, vm->id, "agent", "%s", error_last_message() ? error_last_message() : "outdated");
+                t->agent_outdated = true;
+                return 0;
+        }
         if (r >= 0 && t->restore) {
                 t->stage = "identity";
                 r = vm_restore_reidentify(t->m, vm, t->restore, agent, t->p);
@@ -191,11 +202,11 @@ static void step_running(Start *t) {
         VmRecord *vm = t->vm;
         undo_commit(&t->undo);
         vm->state = VM_STATE_RUNNING;
-        vm_set_runtime(vm, true, false);
+        vm_set_runtime(vm, !t->agent_outdated, false);
         (void) vm_save(t->s, vm);
-        bool ssh =
-                t->ssh_listening && tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT, t->rt->inst.proc.pidfd) > 0;
-        vm_set_runtime(vm, true, ssh);
+        bool ssh = (t->ssh_listening || t->agent_outdated) &&
+                   tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT, t->rt->inst.proc.pidfd) > 0;
+        vm_set_runtime(vm, !t->agent_outdated, ssh);
         (void) vm_save(t->s, vm);
         vm_progress(t->p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip,
                     ssh ? ", ssh open" : ", sshd not listening yet");
@@ -218,8 +229,8 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
 }
 
 int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestore *restore, VmProgress *p) {
-        _cleanup_(start_done) Start t = { .m = m, .s = s, .vm = vm, .p = p, .restore = restore,
-                                          .drv = vmm_driver_get(vm->vmm) };
+        _cleanup_(start_done)
+                Start t = { .m = m, .s = s, .vm = vm, .p = p, .restore = restore, .drv = vmm_driver_get(vm->vmm) };
         if (!t.drv)
                 return error_setf(-EINVAL, "unknown VMM for VM %s", vm->name);
         if (vm->state == VM_STATE_RUNNING)

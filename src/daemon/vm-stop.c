@@ -39,7 +39,7 @@ int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool fo
         if (!force) {
                 /* One deadline for the whole stop, the agent's part included. */
                 usec_t deadline = now_monotonic() + timeout;
-                r = vm_agent_poweroff(drv, &rt->inst, deadline);
+                r = vm_agent_poweroff(m, vm->id, deadline);
                 if (r < 0) {
                         log_info("vm %s: agent poweroff failed (%s); asking the VMM", vm->name, strerror(-r));
                         (void) drv->request_shutdown(&rt->inst);

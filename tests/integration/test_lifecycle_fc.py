@@ -41,15 +41,14 @@ def build_kernel_image():
     return d, manifest
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def fc_env(tmp_path_factory, name, agent):
+    """An Env whose daemon uses the fake Firecracker, its guest emulation
+    running `agent`; yields it, then kills what runs in its namespace."""
     require_root()
     for tool in ("/usr/bin/unshare", "/usr/bin/setpriv", "/usr/bin/python3"):
         if not os.access(tool, os.X_OK):
             pytest.skip(f"{tool} is missing: the fake Firecracker's guest emulation needs it")
-    if not AGENT.exists():
-        pytest.fail(f"{AGENT} is not built")
-    e = Env(tmp_path_factory.mktemp("lifecycle-fc"))
+    e = Env(tmp_path_factory.mktemp(name))
     # The daemon checks /proc/<pid>/comm == "firecracker": a symlink of that
     # name makes the kernel name the fake's process so. The fake reads its
     # options from fake-firecracker.json next to it.
@@ -57,7 +56,7 @@ def env(tmp_path_factory):
     e.fc_dir.mkdir()
     (e.fc_dir / "firecracker").symlink_to(FAKE)
     e.record = e.fc_dir / "record.jsonl"
-    (e.fc_dir / "fake-firecracker.json").write_text(json.dumps({"record": str(e.record), "agent": str(AGENT.resolve())}))
+    (e.fc_dir / "fake-firecracker.json").write_text(json.dumps({"record": str(e.record), "agent": str(agent)}))
     e.setup()
     netns = "net:[%d]" % os.stat(f"/run/netns/{e.ns}").st_ino
     try:
@@ -69,6 +68,13 @@ def env(tmp_path_factory):
     finally:
         kill_netns_processes(netns)  # bangerd, bangerd-root, fakes (their guests die with them)
         e.teardown()
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    if not AGENT.exists():
+        pytest.fail(f"{AGENT} is not built")
+    yield from fc_env(tmp_path_factory, "lifecycle-fc", AGENT.resolve())
 
 
 def kill_netns_processes(netns):

@@ -79,9 +79,9 @@ def test_exec_passes_output_and_exit_code(env):
 
 
 def test_second_exec_while_one_runs(env):
-    """Over virtio-serial (no vhost-vsock) the agent channel serves one
-    session at a time: a second exec must fail clearly in bounded time, not
-    hang; over vsock it simply runs."""
+    """Without vhost-vsock the agent has one virtio-serial channel; each exec
+    is a stream on the daemon's connection over it, so a second exec runs
+    at once while the first one is still running."""
     first = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "exec", "lq", "--", "sleep", "25"],
                              env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -89,9 +89,9 @@ def test_second_exec_while_one_runs(env):
         t0 = time.monotonic()
         p = env.banger("vm", "exec", "lq", "--", "true", check=False, timeout=60)
         took = time.monotonic() - t0
-        assert took < 22, took
-        if p.returncode != 0:
-            assert "one session at a time" in p.stderr, p.stderr
+        assert p.returncode == 0, p.stderr
+        assert took < 10, took
+        assert first.poll() is None  # still running beside it
         assert first.wait(60) == 0
     finally:
         if first.poll() is None:

@@ -111,9 +111,10 @@ static AgentClient *client_connect(const char *path) {
         assert_true(fd >= 0);
         AgentClient *c = NULL;
         assert_int_equal(agent_client_new(fd, &c), 0);
-        uint32_t v = 0;
-        assert_int_equal(agent_client_hello(c, T_SEC, &v), 0);
-        assert_int_equal(v, AGENT_PROTOCOL_VERSION);
+        AgentHello h;
+        assert_int_equal(agent_client_hello(c, T_SEC, &h), 0);
+        assert_int_equal(h.version, AGENT_PROTOCOL_VERSION);
+        assert_true(agent_hello_has_cap(&h, "exec") && agent_hello_has_cap(&h, "pty"));
         return c;
 }
 
@@ -163,7 +164,14 @@ typedef struct ExecOut {
 
 static ExecOut run(AgentClient *c, char *const argv[], char *const env[], const char *cwd, int in, usec_t timeout) {
         _cleanup_close_ int o = memfd_create("out", MFD_CLOEXEC), e = memfd_create("err", MFD_CLOEXEC);
-        AgentExecOptions opt = { .argv = argv, .env = env, .cwd = cwd, .stdin_fd = in, .stdout_fd = o, .stderr_fd = e };
+        AgentExecOptions opt = { .argv = argv,
+                                 .env = env,
+                                 .cwd = cwd,
+                                 .stdin_fd = in,
+                                 .stdout_fd = o,
+                                 .stderr_fd = e,
+                                 .signal_fd = -1,
+                                 .tty_fd = -1 };
         ExecOut x = {};
         x.r = agent_client_exec(c, &opt, timeout, &x.res);
         x.out = read_memfd(o);
@@ -250,7 +258,7 @@ static void test_exec_streams_and_codes(void **state) {
         char *a4[] = { "sh", "-c", "echo \"$FOO\" \"$(pwd)\" \"$HOME\"", NULL };
         x = run(c, a4, env, "/tmp", -1, T_SEC);
         assert_int_equal(x.r, 0);
-        assert_string_equal(x.out, "bar baz /tmp \n");
+        assert_string_equal(x.out, "bar baz /tmp /root\n"); /* HOME: the agent's default, added */
         exec_out_done(&x);
 
         error_clear();
@@ -338,6 +346,14 @@ static void raw_send(int fd, uint8_t type, uint32_t len, const void *payload, si
                 assert_int_equal(loop_write(fd, payload, actual), 0);
 }
 
+static void raw_stream(int fd, AgentStreamFrame f) {
+        uint8_t *buf = malloc(agent_stream_frame_size(&f));
+        assert_non_null(buf);
+        size_t n = agent_stream_frame_encode(&f, buf);
+        assert_int_equal(loop_write(fd, buf, n), 0);
+        free(buf);
+}
+
 /* Read one frame (5 s limit): returns its type, -1 on EOF. */
 static int raw_recv(int fd, uint8_t *buf, size_t cap, uint32_t *ret_len) {
         struct timeval tv = { .tv_sec = 5 };
@@ -355,11 +371,20 @@ static int raw_recv(int fd, uint8_t *buf, size_t cap, uint32_t *ret_len) {
         return hdr[0];
 }
 
+/* The next stream frame (parsed into *f, its payload in buf). */
+static void raw_recv_stream(int fd, uint8_t *buf, size_t cap, AgentStreamFrame *f) {
+        uint32_t len;
+        int type = raw_recv(fd, buf, cap, &len);
+        assert_true(type > 0 && agent_msg_is_stream((uint8_t) type));
+        AgentFrame fr = { .type = (uint8_t) type, .len = len, .payload = buf };
+        assert_int_equal(agent_stream_frame_parse(&fr, f), 0);
+}
+
 static int raw_connect_hello(void) {
         int fd = connect_unix(sock_path);
         assert_true(fd >= 0);
-        uint8_t hello[AGENT_HELLO_FRAME_SIZE], buf[256];
-        agent_hello_encode(hello, 1, 42);
+        uint8_t hello[AGENT_HELLO_FRAME_SIZE], buf[512];
+        agent_hello_encode(hello, AGENT_PROTOCOL_VERSION, 42);
         assert_int_equal(loop_write(fd, hello, sizeof(hello)), 0);
         assert_int_equal(raw_recv(fd, buf, sizeof(buf), NULL), AGENT_MSG_HELLO);
         return fd;
@@ -373,10 +398,23 @@ static void expect_error(int fd, int err) {
         assert_int_equal(agent_get_u32(buf), err);
 }
 
-static void expect_health(int fd) {
-        uint8_t buf[4096];
-        raw_send(fd, AGENT_MSG_HEALTH, 0, NULL, 0);
-        assert_int_equal(raw_recv(fd, buf, sizeof(buf), NULL), AGENT_MSG_HEALTH);
+/* A health stream on a raw connection: OPENED, DATA, CLOSE(0). */
+static void expect_health(int fd, uint32_t id) {
+        uint8_t buf[8192];
+        AgentStreamFrame f;
+        raw_stream(fd, (AgentStreamFrame){ .type = AGENT_MSG_OPEN,
+                                           .id = id,
+                                           .kind = AGENT_STREAM_HEALTH,
+                                           .value = AGENT_WINDOW_DEFAULT });
+        raw_recv_stream(fd, buf, sizeof(buf), &f);
+        assert_int_equal(f.type, AGENT_MSG_OPENED);
+        assert_int_equal(f.id, id);
+        raw_recv_stream(fd, buf, sizeof(buf), &f);
+        assert_int_equal(f.type, AGENT_MSG_DATA);
+        raw_recv_stream(fd, buf, sizeof(buf), &f);
+        assert_int_equal(f.type, AGENT_MSG_CLOSE);
+        assert_int_equal(f.value, 0);
+        raw_stream(fd, (AgentStreamFrame){ .type = AGENT_MSG_CLOSE, .id = id });
 }
 
 static void expect_eof(int fd) {
@@ -389,23 +427,33 @@ static void test_bad_frames(void **state) {
         int fd = raw_connect_hello();
         raw_send(fd, 0x7f, 3, "abc", 3);
         expect_error(fd, EBADMSG);
-        expect_health(fd);
-        /* A malformed exec request (argc 0) likewise. */
-        uint8_t bad[12] = { 0 };
-        raw_send(fd, AGENT_MSG_EXEC_START, sizeof(bad), bad, sizeof(bad));
-        expect_error(fd, E2BIG);
-        raw_send(fd, AGENT_MSG_HEALTH, 3, "xyz", 3);
-        expect_error(fd, EINVAL);
-        expect_health(fd);
+        expect_health(fd, 1);
+        /* A malformed stream frame (id 0), then a malformed exec request (argc 0). */
+        raw_send(fd, AGENT_MSG_WINDOW, 8, "\0\0\0\0\0\0\0\1", 8);
+        expect_error(fd, EBADMSG);
+        uint8_t bad[16] = { 0 }, buf[2048];
+        raw_stream(fd, (AgentStreamFrame){ .type = AGENT_MSG_OPEN,
+                                           .id = 3,
+                                           .kind = AGENT_STREAM_EXEC,
+                                           .value = 4096,
+                                           .data = bad,
+                                           .len = sizeof(bad) });
+        AgentStreamFrame f;
+        raw_recv_stream(fd, buf, sizeof(buf), &f);
+        assert_int_equal(f.type, AGENT_MSG_CLOSE);
+        assert_int_equal(f.id, 3);
+        assert_int_equal(f.value, E2BIG);
+        raw_stream(fd, (AgentStreamFrame){ .type = AGENT_MSG_CLOSE, .id = 3 });
+        expect_health(fd, 3);
         /* Oversized: error, then the connection is closed. */
-        raw_send(fd, AGENT_MSG_HEALTH, 0x7fffffff, NULL, 0);
+        raw_send(fd, AGENT_MSG_DATA, 0x7fffffff, NULL, 0);
         expect_error(fd, EMSGSIZE);
         expect_eof(fd);
         close(fd);
 
         /* Truncated: the peer hangs up half way through a frame. */
         fd = raw_connect_hello();
-        raw_send(fd, AGENT_MSG_EXEC_START, 100, "0123456789", 10);
+        raw_send(fd, AGENT_MSG_OPEN, 100, "0123456789", 10);
         shutdown(fd, SHUT_WR);
         expect_error(fd, EBADMSG);
         expect_eof(fd);
@@ -418,8 +466,17 @@ static void test_bad_frames(void **state) {
         expect_eof(fd);
         close(fd);
         fd = connect_unix(sock_path);
-        raw_send(fd, AGENT_MSG_HEALTH, 0, NULL, 0);
+        raw_stream(fd, (AgentStreamFrame){ .type = AGENT_MSG_OPEN, .id = 1, .kind = AGENT_STREAM_HEALTH, .value = 1 });
         expect_error(fd, EPROTO);
+        expect_eof(fd);
+        close(fd);
+
+        /* A host of protocol version 1 is told to upgrade. */
+        fd = connect_unix(sock_path);
+        uint8_t hello[AGENT_HELLO_FRAME_SIZE];
+        agent_hello_encode(hello, 1, 42);
+        assert_int_equal(loop_write(fd, hello, sizeof(hello)), 0);
+        expect_error(fd, EPROTONOSUPPORT);
         expect_eof(fd);
         close(fd);
 
@@ -432,20 +489,26 @@ static void test_bad_frames(void **state) {
 
 static void test_concurrent_sessions(void **state) {
         /* A command running on one connection does not hold up another. */
-        int fd = raw_connect_hello();
-        AgentExecSpec spec = { .argv = (char *[]){ "sleep", "3", NULL } };
-        _cleanup_free_ uint8_t *payload = NULL;
-        size_t len;
-        assert_int_equal(agent_exec_spec_encode(&spec, &payload, &len), 0);
-        raw_send(fd, AGENT_MSG_EXEC_START, (uint32_t) len, payload, len);
-        uint8_t buf[64];
-        assert_int_equal(raw_recv(fd, buf, sizeof(buf), NULL), AGENT_MSG_EXEC_STARTED);
+        _cleanup_(agent_client_freep) AgentClient *busy = client_connect(sock_path);
+        char *argv[] = { "sleep", "3", NULL };
         usec_t t0 = now_monotonic();
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                AgentExecOptions o = {
+                        .argv = argv, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .signal_fd = -1, .tty_fd = -1
+                };
+                AgentExecResult res;
+                _exit(agent_client_exec(busy, &o, T_SEC, &res) == 0 ? 0 : 1);
+        }
+        usleep(200 * 1000);
         _cleanup_(agent_client_freep) AgentClient *c = client_connect(sock_path);
         AgentStats s;
         assert_int_equal(agent_client_stats(c, T_SEC, &s), 0);
         assert_true(now_monotonic() - t0 < USEC_PER_SEC);
-        close(fd); /* hanging up kills the sleep */
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static void test_poweroff_refused(void **state) {
@@ -514,7 +577,7 @@ static void test_stream_resync(void **state) {
         /* A frame cut off by a host that went away: the next host's hello is
          * swallowed until the agent gives up on the frame, then a repeated
          * hello gets through. */
-        raw_send(m, AGENT_MSG_EXEC_STDIN, 4000, "partial", 7);
+        raw_send(m, AGENT_MSG_DATA, 4000, "partial", 7);
         agent_client_free(c);
         assert_int_equal(agent_client_new(dup(m), &c), 0);
         assert_int_equal(agent_client_hello(c, 3 * T_SEC, NULL), 0);
@@ -525,7 +588,6 @@ static void test_stream_resync(void **state) {
         close(m);
         process_kill_and_reap(&extra_agent);
 }
-
 
 /* --- guest network setup, in a network and UTS namespace of our own --- */
 
@@ -558,8 +620,8 @@ static int network_child(void) {
         }
         /* A veth pair (this kernel has no dummy driver); the peer is up so
          * eth7 gets a carrier like a virtio NIC would. */
-        char *add[] = { "ip", "link", "add", "eth7", "address", "02:fc:00:00:00:07", "type", "veth", "peer", "name",
-                        "peer7", NULL };
+        char *add[] = { "ip",   "link", "add",  "eth7", "address", "02:fc:00:00:00:07",
+                        "type", "veth", "peer", "name", "peer7",   NULL };
         char *up[] = { "ip", "link", "set", "peer7", "up", NULL };
         if (spawn_run_capture(add, T_SEC, 0, false, NULL) != 0 || spawn_run_capture(up, T_SEC, 0, false, NULL) != 0) {
                 fprintf(stderr, "cannot create a veth pair\n");

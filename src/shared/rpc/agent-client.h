@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Host side of the banger-agent protocol (docs/agent-protocol.md), over a
- * connected fd from a VMM driver's connect_agent (or a Unix socket in
- * tests). Every call takes a timeout and returns -ETIMEDOUT when it passes;
- * failures reported by the agent come back as -errno with the agent's text
- * recorded through error_setf(). Calls on one client are not thread-safe. */
+/* Host side of the banger-agent protocol, version 2 (docs/agent-protocol.md),
+ * over a connected fd: the daemon's per-VM multiplexer socket (what the CLI
+ * and the daemon's own workers use), or a transport straight to an agent
+ * (the multiplexer itself, tests). Calls are sequential: each opens one
+ * stream and runs it to its end. Every call takes a timeout and returns
+ * -ETIMEDOUT when it passes; failures reported by the agent come back as
+ * -errno with the agent's text recorded through error_setf(). Calls on one
+ * client are not thread-safe. */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,11 +28,18 @@ int agent_client_new(int fd, AgentClient **ret);
 AgentClient *agent_client_free(AgentClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AgentClient *, agent_client_free);
 
-/* Start (or restart) a session. On a byte-stream transport any stale bytes
- * from an earlier session are skipped; the hello is repeated every couple of
- * seconds in case the agent was still discarding a broken frame. Fails with
- * -EPROTONOSUPPORT when the agent speaks an older protocol. */
-int agent_client_hello(AgentClient *c, usec_t timeout, uint32_t *ret_version);
+/* Start a session. On a byte-stream transport stale bytes from an earlier
+ * session are skipped and the hello is repeated until answered. An agent of
+ * protocol version 1 (an image made before version 2) fails with
+ * -EPROTONOSUPPORT and a message saying to rebuild or re-import the image. */
+int agent_client_hello(AgentClient *c, usec_t timeout, AgentHello *ret_info);
+/* What the agent announced (after a successful hello). */
+const AgentHello *agent_client_info(const AgentClient *c);
+
+/* The message for a version-1 agent, for callers that meet one elsewhere. */
+#define AGENT_V1_MESSAGE                                                                                        \
+        "the guest agent speaks protocol 1 (the image was made before banger's agent protocol 2): rebuild the " \
+        "image (banger image build) or import it again (banger image import) to use exec, cp, ports and stats"
 
 typedef struct AgentHealth {
         char *agent_version;
@@ -59,17 +70,27 @@ typedef struct AgentStats {
 } AgentStats;
 int agent_client_stats(AgentClient *c, usec_t timeout, AgentStats *ret);
 
-/* The raw JSON reply of health/ports/stats (type AGENT_MSG_HEALTH, ...),
- * for callers that pass it on. */
-int agent_client_query_json(AgentClient *c, AgentMsg type, usec_t timeout, json_t **ret);
+/* The raw JSON reply of a health, ports or stats stream, for callers that
+ * pass it on. */
+int agent_client_query_json(AgentClient *c, AgentStreamKind kind, usec_t timeout, json_t **ret);
+
+/* Progress of a stream's data: bytes sent to and received from the agent. */
+typedef void (*AgentProgressFn)(void *userdata, uint64_t sent, uint64_t received);
 
 typedef struct AgentExecOptions {
         char *const *argv;   /* required; argv[0] is looked up in the command's PATH */
-        char *const *env;    /* NULL or empty: PATH and HOME defaults of the agent */
+        char *const *env;    /* added to the agent's defaults (PATH, HOME; TERM with a PTY) */
         const char *cwd;     /* NULL: "/" */
         int stdin_fd;        /* < 0: the command sees EOF at once */
         int stdout_fd;       /* < 0: discarded */
         int stderr_fd;       /* < 0: discarded */
+        bool pty;            /* a pseudo-terminal in the guest (stderr arrives on stdout) */
+        unsigned rows, cols; /* its size (0: 24x80) */
+        /* A signalfd (0 or -1: none): SIGWINCH sends tty_fd's new size, SIGINT,
+         * SIGTERM, SIGHUP and SIGQUIT go to the command; a third SIGINT
+         * gives up on it (it is killed). */
+        int signal_fd;
+        int tty_fd;
 } AgentExecOptions;
 
 typedef struct AgentExecResult {
@@ -79,12 +100,24 @@ typedef struct AgentExecResult {
 } AgentExecResult;
 
 /* Run a command in the guest, streaming stdio until it exits. On timeout the
- * command is killed (SIGKILL to its process group) and -ETIMEDOUT returned.
- * A command that cannot be started returns its exec errno (-ENOENT ...). */
+ * command is killed and -ETIMEDOUT returned. A command that cannot be
+ * started returns its exec errno (-ENOENT ...). */
 int agent_client_exec(AgentClient *c, const AgentExecOptions *o, usec_t timeout, AgentExecResult *ret);
 
-/* Ask the guest to sync and power off; returns once the agent acknowledged.
- * The caller should close the client then. */
+typedef struct AgentFilesOptions {
+        AgentStreamKind kind; /* AGENT_STREAM_FILES_PUT or _GET */
+        uint32_t flags;       /* AGENT_FILES_FLAG_* */
+        const char *path;     /* absolute guest path: destination (put) or source (get) */
+        int data_fd;          /* put: the tar stream is read from it; get: written to it */
+        AgentProgressFn progress;
+        void *userdata;
+} AgentFilesOptions;
+
+/* Move a tar stream to or from the guest. A failure in the guest returns
+ * -EIO with the agent's reason in error_last_message(). */
+int agent_client_files(AgentClient *c, const AgentFilesOptions *o, usec_t timeout);
+
+/* Ask the guest to sync and power off; returns once the agent acknowledged. */
 int agent_client_poweroff(AgentClient *c, usec_t timeout);
 
 /* Firecracker's host-initiated vsock handshake on its Unix socket: send
