@@ -67,7 +67,7 @@ void rpc_call_reply(RpcCall *call, json_t *result) {
         call_send(call, jsonrpc_format_result(call->id, result));
 }
 
-static void reply_error_data(RpcCall *call, int code, json_t *data, const char *fmt, va_list ap) {
+_printf_(4, 0) static void reply_error_data(RpcCall *call, int code, json_t *data, const char *fmt, va_list ap) {
         if (call->replied) {
                 json_decref(data);
                 return;
