@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The agent multiplexer on its own thread and loop, in front of the real
  * agent session code served over a socketpair (one end is the "transport",
- * the other runs agent_session_run() in a forked child): many clients at
+ * the other runs agent_session_run() in a re-executed child): many clients at
  * once, a client that stops reading stalls only itself, a client that goes
  * away takes its commands with it, the agent restarting, and a protocol-1
  * agent refused by name. */
@@ -13,7 +13,10 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 #include <linux/close_range.h>
 
@@ -51,29 +54,42 @@ static void serve_v1(int fd) {
         }
 }
 
+/* The child re-executes this binary to serve the session: the mux calls
+ * connect from one of its threads, and a forked copy of a threaded process
+ * may only make async-signal-safe calls until it execs (malloc or the
+ * sanitizers' allocator could be locked by another thread at the fork). */
 static int guest_connect(void *userdata, usec_t timeout) {
         Guest *g = userdata;
         int sv[2];
+        char fdarg[16];
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
+        snprintf(fdarg, sizeof(fdarg), "%d", 3);
+        char *argv[] = { (char *) "test-agent-mux", (char *) (g->speak_v1 ? "--serve-v1" : "--serve"), fdarg, NULL };
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
-                /* Forked from a thread at any time: drop every fd but ours (a
-                 * client socket inherited here would never see its EOF). */
-                if (sv[1] > 3)
-                        (void) close_range(3, (unsigned) sv[1] - 1, 0);
-                (void) close_range((unsigned) sv[1] + 1, ~0U, 0);
-                if (g->speak_v1)
-                        serve_v1(sv[1]);
-                SessionOptions o = { .proc_root = "/proc" };
-                _exit(agent_session_run(sv[1], &o) < 0 ? 1 : 0);
+                /* Only our end survives, as fd 3 (dup2 clears its CLOEXEC). */
+                if (dup2(sv[1], 3) < 0)
+                        _exit(127);
+                (void) close_range(4, ~0U, 0);
+                execv("/proc/self/exe", argv);
+                _exit(127);
         }
         close(sv[1]);
         g->pid = pid;
         g->connects++;
         return sv[0];
+}
+
+/* argv: --serve|--serve-v1 FD (see guest_connect). */
+static int serve_main(char **argv) {
+        int fd = atoi(argv[2]);
+        if (streq(argv[1], "--serve-v1"))
+                serve_v1(fd);
+        SessionOptions o = { .proc_root = "/proc" };
+        return agent_session_run(fd, &o) < 0 ? 1 : 0;
 }
 
 static int group_setup(void **state) {
@@ -317,7 +333,9 @@ static void test_v1_agent(void **state) {
         mux_stop(t, &g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+        if (argc == 3 && (streq(argv[1], "--serve") || streq(argv[1], "--serve-v1")))
+                return serve_main(argv);
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_socket_private),    cmocka_unit_test(test_parallel_clients),
                 cmocka_unit_test(test_stuck_client),      cmocka_unit_test(test_large_output_intact),
