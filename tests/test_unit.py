@@ -2,7 +2,9 @@
 import json
 import os
 import pathlib
+import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -26,7 +28,24 @@ for label, var in (("plain", "BANGER_BUILD_DIR"), ("asan", "BANGER_ASAN_BUILD_DI
 
 @pytest.mark.parametrize("cmd", CASES)
 def test_unit(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    out = p.stdout + p.stderr
-    skip_code(p.returncode, out)
-    assert p.returncode == 0, out[-6000:]
+    # Output to a file, not a pipe, and the test in its own process group,
+    # killed when the test ends: a process it forked and left behind (a
+    # stuck child of a threaded test) can neither hold the run open nor
+    # outlive it.
+    with tempfile.TemporaryFile() as f:
+        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rc = p.wait(timeout=600)
+        except subprocess.TimeoutExpired:
+            rc = None
+        finally:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+        f.seek(0)
+        out = f.read().decode(errors="replace")
+    assert rc is not None, "timed out after 600 s\n" + out[-6000:]
+    skip_code(rc, out)
+    assert rc == 0, out[-6000:]
