@@ -66,6 +66,11 @@ int vm_take_tap(VmManager *m, Store *s, const VmRecord *vm) {
 /* Release everything a stopped VM does not keep: TAP, NAT entry, its run
  * directory (sockets, pid files). */
 void vm_release_host(VmManager *m, Store *s, const VmRecord *vm) {
+        /* NAT first (the table is regenerated from the database, where the VM
+         * no longer holds its network), then the TAP: whoever sees the TAP
+         * gone sees the VM's forward and masquerade rules gone too. */
+        if (vm->nat)
+                (void) host_nat_sync(m->host, s);
         if (vm->tap) {
                 int r = host_tap_delete(m->host, vm->tap);
                 if (r < 0 && r != -ENOENT && r != -ENODEV)
@@ -74,7 +79,5 @@ void vm_release_host(VmManager *m, Store *s, const VmRecord *vm) {
                 else
                         (void) store_handle_remove(s, STORE_HANDLE_TAP, vm->tap);
         }
-        if (vm->nat)
-                (void) host_nat_sync(m->host, s);
         (void) vm_dir_remove(m, VM_DIR_RUNTIME, vm->id);
 }

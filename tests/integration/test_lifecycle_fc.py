@@ -313,8 +313,9 @@ def test_graceful_stop_after_reattach(env):
 
 
 def exited_and_released(env, vm):
-    """The VM is recorded stopped and its TAP is gone (released right after)."""
-    return show(env)["state"] == "stopped" and vm["tap"] not in {l["ifname"] for l in env.links()}
+    """The VM is recorded stopped, its NAT rules and its TAP are gone (released right after)."""
+    return (show(env)["state"] == "stopped" and vm["ip"] not in env.nft_table()
+            and vm["tap"] not in {l["ifname"] for l in env.links()})
 
 
 def test_vmm_exit_on_its_own_is_seen(env):
