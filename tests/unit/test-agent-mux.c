@@ -326,7 +326,7 @@ static void test_v1_agent(void **state) {
         assert_int_equal(agent_client_hello(c, T_SEC, NULL), -EPROTONOSUPPORT);
         const char *msg = error_last_message();
         assert_non_null(msg);
-        assert_non_null(strstr(msg, "VM testvm"));
+        assert_non_null(strstr(msg, "vm testvm"));
         assert_non_null(strstr(msg, "protocol 1"));
         assert_non_null(strstr(msg, "image build"));
         agent_client_free(c);

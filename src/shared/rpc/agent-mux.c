@@ -120,7 +120,7 @@ static void client_close_stream(MuxClient *c, uint32_t id, int err, const char *
 static void client_answer_hello(MuxClient *c) {
         AgentMux *m = c->m;
         if (m->state == AGENT_OUTDATED) {
-                client_error(c, EPROTONOSUPPORT, "VM %s: %s", m->name, AGENT_V1_MESSAGE);
+                client_error(c, EPROTONOSUPPORT, "vm %s: %s", m->name, AGENT_V1_MESSAGE);
                 c->closing = true;
                 client_update_events(c);
                 return;
