@@ -18,6 +18,7 @@
 #include "banger-build.h"
 #include "dns-server.h"
 #include "error.h"
+#include "events.h"
 #include "exit-watch.h"
 #include "fs-util.h"
 #include "image-dir.h"
@@ -37,8 +38,9 @@
 #define DAEMON_DRAIN_TIMEOUT (60 * USEC_PER_SEC)
 
 static const RpcMethod *const method_tables[] = {
-        daemon_methods, vm_methods, vm_query_methods, snapshot_methods, kernel_methods, image_methods,
-        image_import_methods, NULL,
+        daemon_methods,       vm_methods,     vm_query_methods,
+        snapshot_methods,     kernel_methods, image_methods,
+        image_import_methods, event_methods,  NULL,
 };
 
 static const char *message_or_errno(int r) {
@@ -46,7 +48,14 @@ static const char *message_or_errno(int r) {
 }
 
 int daemon_open_store(Daemon *d, Store **ret) {
-        return store_open(d->paths.db_path, STORE_OPEN_NO_MIGRATE, ret);
+        _cleanup_store_close_ Store *s = NULL;
+        int r = store_open(d->paths.db_path, STORE_OPEN_NO_MIGRATE, &s);
+        if (r >= 0 && d->events)
+                r = store_observe(s, event_bus_store_observer, d->events);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
 }
 
 const char *daemon_state_relative(const Daemon *d, const char *path) {
@@ -157,6 +166,10 @@ static int setup_loop(Daemon *d) {
         r = workers_new(d->event, DAEMON_MAX_WORKERS, &d->workers);
         if (r >= 0)
                 r = exit_watches_new(d->event, d->workers, &d->exits);
+        if (r >= 0)
+                r = event_bus_new(d, &d->events);
+        if (r >= 0)
+                r = store_observe(d->store, event_bus_store_observer, d->events);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the worker mailbox: %m");
         return 0;
@@ -195,13 +208,16 @@ static void daemon_teardown(Daemon *d) {
         d->dns_source = sd_event_source_disable_unref(d->dns_source);
         /* VMMs keep running. Workers still running after the drain may hold
          * the VM service: then only the helper process it owns is stopped. */
-        if (d->workers && workers_idle(d->workers))
+        bool idle = !d->workers || workers_idle(d->workers);
+        if (idle)
                 d->vms = vm_manager_free(d->vms);
         else if (d->vms)
                 vm_manager_shutdown(d->vms);
         d->exits = exit_watches_free(d->exits);
         d->workers = workers_free(d->workers);
         d->store = d->store ? store_close(d->store) : NULL;
+        if (idle) /* else a worker that outlived the drain may still publish */
+                d->events = event_bus_free(d->events);
         d->event = sd_event_unref(d->event);
         safe_close(d->runtime_dir_fd);
         safe_close(d->state_dir_fd);

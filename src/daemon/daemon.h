@@ -14,6 +14,7 @@
 #include "paths.h"
 #include "time-util.h"
 
+typedef struct EventBus EventBus;
 typedef struct ExitWatches ExitWatches;
 typedef struct Server Server;
 typedef struct Store Store;
@@ -40,6 +41,7 @@ typedef struct Daemon {
         ExitWatches *exits; /* processes watched for their exit; adding is thread-safe */
         VmManager *vms;     /* thread-safe */
         Server *server;
+        EventBus *events; /* publishing is thread-safe */
         sd_event_source *dns_source;
 
         usec_t started_at; /* monotonic */

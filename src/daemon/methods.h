@@ -13,6 +13,7 @@ extern const RpcMethod snapshot_methods[];     /* vm.snapshot, vm.restore, snaps
 extern const RpcMethod kernel_methods[];       /* kernel.*: methods-kernel.c */
 extern const RpcMethod image_methods[];        /* image.register ... promote: methods-image.c */
 extern const RpcMethod image_import_methods[]; /* image.import, build, cache_prune: methods-image-import.c */
+extern const RpcMethod event_methods[];        /* events.subscribe: events.c */
 
 /* vm.create and vm.set: refuse (-32602, naming the param) a size over what
  * this host has; 0 when it fits. */

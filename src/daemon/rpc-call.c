@@ -10,10 +10,12 @@
 
 #include "daemon.h"
 #include "error.h"
+#include "events.h"
 #include "jsonrpc.h"
 #include "log.h"
 #include "server-internal.h"
 #include "store.h"
+#include "string-util.h"
 #include "worker.h"
 
 struct RpcCall {
@@ -31,6 +33,10 @@ struct RpcCall {
 
 Daemon *rpc_call_daemon(RpcCall *call) {
         return call->d;
+}
+
+Connection *rpc_call_connection(RpcCall *call) {
+        return call->conn;
 }
 
 const void *rpc_call_method_data(RpcCall *call) {
@@ -154,6 +160,8 @@ static void note_send(void *p) {
 }
 
 void rpc_call_notify(RpcCall *call, const char *method, json_t *params) {
+        if (streq(method, "progress"))
+                event_bus_progress(call->d->events, call->method->name, params);
         Note *n = calloc(1, sizeof(*n));
         if (!n) {
                 json_decref(params);

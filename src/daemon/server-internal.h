@@ -5,6 +5,8 @@
  * (rpc-call.c) share. Loop only. */
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 #include "rpc-method.h"
 
@@ -17,6 +19,15 @@ void connection_remove_call(Connection *c);
 /* Queue a line (ending in '\n') and flush what the socket takes now;
  * nothing once the connection is closed. */
 void connection_send(Connection *c, const char *line);
+/* For the event bus (events.c): whether c is open; the bytes it has queued
+ * and not sent yet; stop reading and close once what is queued is sent;
+ * shrink the kernel's send buffer. */
+bool connection_is_open(Connection *c);
+size_t connection_pending(Connection *c);
+void connection_end(Connection *c);
+void connection_set_send_buffer(Connection *c, int bytes);
+/* The connection a call came on. */
+Connection *rpc_call_connection(RpcCall *call);
 
 /* A call of method m with this id (NULL: a notification) and params. It
  * answers, or runs in a worker and answers from there; either way it frees

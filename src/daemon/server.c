@@ -165,6 +165,25 @@ void connection_send(Connection *c, const char *line) {
                 connection_kick(c);
 }
 
+bool connection_is_open(Connection *c) {
+        return c->open && !c->closing;
+}
+
+size_t connection_pending(Connection *c) {
+        return c->open ? c->out_len : 0;
+}
+
+void connection_end(Connection *c) {
+        c->closing = true;
+        if (!c->in_handler)
+                connection_kick(c);
+}
+
+void connection_set_send_buffer(Connection *c, int bytes) {
+        if (c->open)
+                (void) setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+}
+
 /* A reply that is not a method's: bad request, unknown method, refusal. */
 static void connection_send_error(Connection *c, json_t *id, int code, const char *message) {
         _cleanup_free_ char *line = jsonrpc_format_error(id, code, message, NULL);

@@ -164,6 +164,28 @@ int store_vm_set_state(Store *s, const char *id, VmState state, const char *last
  * (the message names them). */
 int store_vm_delete(Store *s, const char *id);
 
+/* ---- Change observation -------------------------------------------------- */
+
+/* A row that appeared, changed state or went away. kind: "vm", "image",
+ * "kernel" or "snapshot"; event: "created", "state" or "deleted". Strings
+ * live for the call only; old_state, new_state and reason may be NULL. */
+typedef struct StoreEvent {
+        const char *kind;
+        const char *event;
+        const char *id;
+        const char *name;
+        const char *old_state;
+        const char *new_state;
+        const char *reason; /* a VM's last_error with its new state */
+} StoreEvent;
+
+typedef void (*StoreObserver)(void *userdata, const StoreEvent *e);
+
+/* Call fn for every such change written through this connection, in the
+ * writing thread, while the statement runs (before its transaction commits).
+ * Once per connection. */
+int store_observe(Store *s, StoreObserver fn, void *userdata);
+
 /* ---- Images and kernels -------------------------------------------------- */
 
 typedef struct KernelRecord {
