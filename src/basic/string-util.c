@@ -35,42 +35,120 @@ size_t utf8_encode_unichar(uint32_t cp, char out[static 4]) {
         return 4;
 }
 
-bool utf8_is_valid_n(const char *str, size_t len) {
+/* Length of the valid UTF-8 sequence at s (at most len bytes), 0 when the
+ * bytes there are not one (overlong, surrogate, past U+10FFFF, cut short). */
+size_t utf8_sequence_len(const char *str, size_t len) {
         const unsigned char *s = (const unsigned char *) str;
-        size_t i = 0;
-        while (i < len) {
-                unsigned char c = s[i];
-                if (c < 0x80) {
-                        i++;
-                        continue;
-                }
-                size_t n;
-                uint32_t cp;
-                if ((c & 0xE0) == 0xC0) {
-                        n = 2;
-                        cp = c & 0x1F;
-                } else if ((c & 0xF0) == 0xE0) {
-                        n = 3;
-                        cp = c & 0x0F;
-                } else if ((c & 0xF8) == 0xF0) {
-                        n = 4;
-                        cp = c & 0x07;
-                } else
-                        return false;
-                if (i + n > len)
-                        return false;
-                for (size_t k = 1; k < n; k++) {
-                        if ((s[i + k] & 0xC0) != 0x80)
-                                return false;
-                        cp = (cp << 6) | (s[i + k] & 0x3F);
-                }
-                if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
-                        return false;
-                if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        if (len == 0)
+                return 0;
+        unsigned char c = s[0];
+        if (c < 0x80)
+                return 1;
+        size_t n;
+        uint32_t cp;
+        if ((c & 0xE0) == 0xC0) {
+                n = 2;
+                cp = c & 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+                n = 3;
+                cp = c & 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+                n = 4;
+                cp = c & 0x07;
+        } else
+                return 0;
+        if (n > len)
+                return 0;
+        for (size_t k = 1; k < n; k++) {
+                if ((s[k] & 0xC0) != 0x80)
+                        return 0;
+                cp = (cp << 6) | (s[k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000))
+                return 0;
+        if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+                return 0;
+        return n;
+}
+
+bool utf8_is_valid_n(const char *s, size_t len) {
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_sequence_len(s + i, len - i);
+                if (n == 0)
                         return false;
                 i += n;
         }
         return true;
+}
+
+size_t utf8_truncate_len(const char *s, size_t len, size_t max) {
+        if (len <= max)
+                return len;
+        size_t l = max;
+        /* Back up over continuation bytes to the start of the cut sequence. */
+        while (l > 0 && ((unsigned char) s[l] & 0xC0) == 0x80 && max - l < 4)
+                l--;
+        return l;
+}
+
+/* A C0 or C1 control, or DEL: what a terminal acts on instead of showing. */
+static bool is_control(uint32_t cp) {
+        return cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+}
+
+static uint32_t utf8_decode(const char *str, size_t n) {
+        const unsigned char *s = (const unsigned char *) str;
+        static const unsigned char lead_mask[] = { 0, 0x7F, 0x1F, 0x0F, 0x07 };
+        uint32_t cp = s[0] & lead_mask[n];
+        for (size_t k = 1; k < n; k++)
+                cp = (cp << 6) | (s[k] & 0x3F);
+        return cp;
+}
+
+char *string_make_printable(char *s, bool keep_newlines) {
+        if (!s)
+                return NULL;
+        size_t len = strlen(s), o = 0;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_sequence_len(s + i, len - i);
+                uint32_t cp = n ? utf8_decode(s + i, n) : 0xFFFD;
+                /* A serial console ends its lines with "\r\n": keep that pair. */
+                bool keep = keep_newlines && (cp == '\n' || cp == '\t' || (cp == '\r' && s[i + 1] == '\n'));
+                if (n == 0 || (is_control(cp) && !keep)) {
+                        s[o++] = '?';
+                        i += n ? n : 1;
+                        continue;
+                }
+                memmove(s + o, s + i, n);
+                o += n;
+                i += n;
+        }
+        s[o] = '\0';
+        return s;
+}
+
+char *printable_strndup(const char *s, size_t len) {
+        /* Each invalid byte may become the 3 bytes of U+FFFD. */
+        char *out = malloc(len * 3 + 1);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_sequence_len(s + i, len - i);
+                if (n == 0) {
+                        o += utf8_encode_unichar(0xFFFD, out + o);
+                        i++;
+                } else if (is_control(utf8_decode(s + i, n))) {
+                        out[o++] = '?';
+                        i += n;
+                } else {
+                        memcpy(out + o, s + i, n);
+                        o += n;
+                        i += n;
+                }
+        }
+        out[o] = '\0';
+        return out;
 }
 
 bool name_is_valid(const char *s) {

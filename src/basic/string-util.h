@@ -26,6 +26,20 @@ bool utf8_is_valid_n(const char *s, size_t len);
 /* Encode the Unicode scalar value cp (<= U+10FFFF, not a surrogate) as
  * UTF-8 into out; returns the bytes written (1-4). */
 size_t utf8_encode_unichar(uint32_t cp, char out[static 4]);
+/* Bytes of the valid UTF-8 sequence at s (len bytes available), or 0. */
+size_t utf8_sequence_len(const char *s, size_t len);
+/* The longest prefix of s (len bytes) of at most max bytes that does not
+ * end inside a UTF-8 sequence. */
+size_t utf8_truncate_len(const char *s, size_t len, size_t max);
+
+/* Text from a guest, an image or a registry on its way to a terminal or a
+ * log line: every C0/C1 control character, DEL and invalid UTF-8 byte
+ * becomes '?' (newline, tab and "\r\n" are kept when keep_newlines), in place.
+ * Returns s. The one function for this: tables, show, errors, progress. */
+char *string_make_printable(char *s, bool keep_newlines);
+/* A copy of len bytes of untrusted text as valid UTF-8 without control
+ * characters: invalid bytes become U+FFFD, controls '?'. NULL on ENOMEM. */
+char *printable_strndup(const char *s, size_t len);
 
 /* A VM/image/kernel/snapshot name is a hostname label (a VM's name is its
  * guest's hostname and <name>.vm): the one rule, in words for messages. */

@@ -3,6 +3,7 @@
  * the options that set them. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "call-error.h"
@@ -64,9 +65,11 @@ static bool print_param_error(Cli *cli, const char *method, const RpcError *err)
 void cli_print_call_error(Cli *cli, const char *method, int r, const RpcError *err) {
         if (r == -EREMOTEIO && print_param_error(cli, method, err))
                 return;
-        if (r == -EREMOTEIO)
-                fprintf(stderr, "banger: %s\n", err->message ? err->message : "the daemon reported an error");
-        else if (r == -ECONNRESET)
+        if (r == -EREMOTEIO) {
+                /* The message may quote a guest, an image or a registry. */
+                _cleanup_free_ char *m = err->message ? strdup(err->message) : NULL;
+                fprintf(stderr, "banger: %s\n", m ? string_make_printable(m, false) : "the daemon reported an error");
+        } else if (r == -ECONNRESET)
                 fprintf(stderr, "banger: the daemon closed the connection\n");
         else if (r < 0)
                 fprintf(stderr, "banger: %s: %s\n", method, strerror(-r));

@@ -44,7 +44,7 @@ const CliVerb cli_vm_verbs[] = {
         { "restore", NULL, vm_restore_cmd, "roll a VM back to one of its snapshots", "--json --help", "vm" },
         { "list", "ls ps", vm_list_cmd, "list VMs", "-q --quiet --names --json --help", "" },
         { "show", NULL, vm_show_cmd, "show one VM in detail", "--json --help", "vm" },
-        { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --json --help", "vm" },
+        { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --raw --json --help", "vm" },
         { "ssh", NULL, vm_ssh_cmd, "open an SSH session to a VM, or run a command over SSH", "--help", "vm" },
         { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent",
           "-t --tty -i --interactive --timeout= --workdir= --help", "vm" },
@@ -299,6 +299,7 @@ static void show_help(void) {
 
 static void print_vm_detail(json_t *vm) {
         char mem[16], disk[16], ago[32];
+        json_make_printable(vm);
         json_t *ready = json_object_get(vm, "ready");
         printf("name:       %s\n", json_str(vm, "name", "-"));
         printf("id:         %s\n", json_str(vm, "id", "-"));

@@ -59,6 +59,25 @@ char *format_json_size(char *buf, size_t len, json_t *o, const char *key) {
         return format_size(buf, len, (uint64_t) json_integer_value(json_object_get(o, key)));
 }
 
+void json_make_printable(json_t *j) {
+        const char *key;
+        size_t i;
+        json_t *v;
+        if (json_is_object(j)) {
+                json_object_foreach(j, key, v) {
+                        json_make_printable(v);
+                }
+        } else if (json_is_array(j)) {
+                json_array_foreach(j, i, v) {
+                        json_make_printable(v);
+                }
+        } else if (json_is_string(j)) {
+                _cleanup_free_ char *s = strdup(json_string_value(j));
+                if (s)
+                        (void) json_string_set(j, string_make_printable(s, false));
+        }
+}
+
 void print_json_line(json_t *j) {
         char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
         if (s)
@@ -100,7 +119,8 @@ int table_add_row(Table *t, const char *const *cells) {
                 return -ENOMEM;
         t->cells = n;
         for (size_t i = 0; i < t->n_cols; i++) {
-                n[base + i] = strdup(cells[i] ? cells[i] : "-");
+                /* Cells hold guest text (process names): never raw to a terminal. */
+                n[base + i] = string_make_printable(strdup(cells[i] ? cells[i] : "-"), false);
                 if (!n[base + i]) {
                         for (size_t k = 0; k < i; k++)
                                 free(n[base + k]);
@@ -176,10 +196,12 @@ struct Progress {
 
 /* Guest and daemon text must not move the cursor or set colours. */
 static void copy_printable(char *dst, size_t len, const char *src) {
-        size_t i = 0;
-        for (; src && *src && i + 1 < len; src++)
-                dst[i++] = (unsigned char) *src < 0x20 || *src == 0x7f ? ' ' : *src;
-        dst[i] = '\0';
+        size_t l = src ? strlen(src) : 0;
+        l = utf8_truncate_len(src, l, len - 1);
+        if (l)
+                memcpy(dst, src, l);
+        dst[l] = '\0';
+        string_make_printable(dst, false);
 }
 
 static unsigned term_width(void) {

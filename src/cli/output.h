@@ -21,6 +21,10 @@ const char *json_str(json_t *o, const char *key, const char *def);
 
 /* format_size() of the integer member key of o (bytes). */
 char *format_json_size(char *buf, size_t len, json_t *o, const char *key);
+/* Clean every string in j, recursively, of what a terminal would act on
+ * (string_make_printable): for a daemon result about to be printed as
+ * text, since its strings may come from a guest, an image or a registry. */
+void json_make_printable(json_t *j);
 
 /* A table: headers, then rows of the same number of cells; columns are as
  * wide as their widest cell, separated by three spaces. */

@@ -126,8 +126,15 @@ int vm_resolve(Store *s, const char *ref, VmRecord *ret) {
         return r == -ENOENT || r == -EINVAL ? resolve_prefix(s, ref, ret) : r;
 }
 
+/* Record text may hold what a guest said: a string that is not valid UTF-8
+ * is shown escaped rather than failing the whole record. */
 static json_t *json_str_or_null(const char *s) {
-        return s && *s ? json_string(s) : json_null();
+        if (!s || !*s)
+                return json_null();
+        if (utf8_is_valid_n(s, strlen(s)))
+                return json_string(s);
+        _cleanup_free_ char *p = printable_strndup(s, strlen(s));
+        return p ? json_string(p) : NULL;
 }
 
 static json_t *timestamp_json(usec_t t) {
@@ -162,6 +169,12 @@ json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
                 log);
         json_decref(runtime);
         image_record_done(&img);
+        if (!j) {
+                /* Never let a VM vanish from a listing: its disks would leak out of sight. */
+                log_warning("VM %s: cannot serialise its record", vm->id);
+                j = json_pack("{s:s, s:s, s:s, s:s}", "id", vm->id, "name", vm->name, "state",
+                              vm_state_to_string(vm->state), "last_error", "record could not be serialised");
+        }
         return j;
 }
 

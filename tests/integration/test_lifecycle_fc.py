@@ -221,6 +221,58 @@ def test_exec_passes_output_and_exit_code(env):
     assert not any(x["port"] == 5354 for x in ports), ports
 
 
+GUEST_LISTENER = r"""
+import ctypes, socket, time
+ctypes.CDLL(None).prctl(15, b"\x1b]0;PWN\x07\x1b[2J", 0, 0, 0)  # PR_SET_NAME: what the agent reports
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen()
+time.sleep(120)
+"""
+
+
+def test_guest_text_is_cleaned_for_the_terminal(env):
+    """A guest process named with escape sequences must not reach the
+    user's terminal raw through `vm ports` (the table)."""
+    env.banger("vm", "exec", NAME, "--", "setsid", "-f", "/usr/bin/python3", "-c", GUEST_LISTENER)
+    out = ""
+    for _ in range(100):
+        p = env.banger("vm", "ports", NAME)
+        out = p.stdout
+        if "8080" in out:
+            break
+        time.sleep(0.1)
+    assert "8080" in out, out
+    assert "\x1b" not in out and "\x07" not in out, repr(out)
+    assert "?]0;PWN??[2J" in out, repr(out)
+    # --json keeps the name as the guest gave it (escaped by JSON).
+    ports = env.json("vm", "ports", NAME)["ports"]
+    assert any(x["port"] == 8080 and x["process"] == "\x1b]0;PWN\x07\x1b[2J" for x in ports), ports
+    env.banger("vm", "exec", NAME, "--", "pkill", "-x", "-f", ".*PWN.*", check=False)
+
+
+def test_unserialisable_record_stays_listed(env):
+    """A last error that is not valid UTF-8 (as a malicious agent's ERROR
+    frame once stored) must not make the VM vanish from `vm list`, and
+    `vm show` must print it cleaned."""
+    import sqlite3
+    db = sqlite3.connect(env.state / "banger.db", timeout=30)
+    with db:
+        db.execute("UPDATE vms SET last_error = CAST(X'FFFE1B5B324A0A666F72676564' AS TEXT) WHERE name = ?", (NAME,))
+    try:
+        assert NAME in [v["name"] for v in env.json("vm", "list")["vms"]]
+        p = env.banger("vm", "list")
+        assert NAME in p.stdout
+        shown = env.banger("vm", "show", NAME).stdout
+        assert "\x1b" not in shown, repr(shown)
+        assert "error:" in shown and "[2J?forged" in shown, repr(shown)
+    finally:
+        with db:
+            db.execute("UPDATE vms SET last_error = NULL WHERE name = ?", (NAME,))
+        db.close()
+
+
 def test_stop_is_graceful(env):
     vm = env.info["vm"]
     t0 = time.monotonic()

@@ -118,6 +118,19 @@ static AgentClient *client_connect(const char *path) {
         return c;
 }
 
+/* An ERROR frame's text is the guest's: it must come out valid UTF-8 (it is
+ * stored and serialised as JSON) and without control characters (it is
+ * logged and printed). */
+static void test_error_text_cleaned(void **state) {
+        static const uint8_t payload[] = { 0, 0, 0, 5, 0xff, 0xfe, 'x', 0x1b, '[', '2', 'J', '\n', 'y' };
+        _cleanup_free_ char *text = NULL;
+        int e = 0;
+        assert_int_equal(agent_error_parse(payload, sizeof(payload), &e, &text), 0);
+        assert_int_equal(e, 5);
+        assert_true(utf8_is_valid_n(text, strlen(text)));
+        assert_string_equal(text, "\xef\xbf\xbd\xef\xbf\xbdx?[2J?y");
+}
+
 static void test_static_binary(void **state) {
         if (!AGENT_STATIC) {
                 print_message("sanitizer build: the agent is linked dynamically here\n");
@@ -727,6 +740,7 @@ static void test_vsock_handshake(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_error_text_cleaned),
                 cmocka_unit_test(test_static_binary),
                 cmocka_unit_test(test_health),
                 cmocka_unit_test(test_exec_uname),

@@ -48,6 +48,42 @@ static void test_name_is_valid(void **state) {
         assert_false(name_is_valid(buf));
 }
 
+static void test_make_printable(void **state) {
+        char osc[] = "\x1b]0;PWN\x07\x1b[2Jsshd";
+        assert_string_equal(string_make_printable(osc, false), "?]0;PWN??[2Jsshd");
+        char c1[] = "a\xc2\x9b"
+                    "31mb\x7f\xff\xfe"; /* U+009B is CSI on some terminals */
+        assert_string_equal(string_make_printable(c1, false), "a?31mb???");
+        char lines[] = "one\r\ntwo\tthree\rfour\n";
+        assert_string_equal(string_make_printable(lines, true), "one\r\ntwo\tthree?four\n");
+        char flat[] = "one\nforged line";
+        assert_string_equal(string_make_printable(flat, false), "one?forged line");
+        char ok[] = "h\xc3\xa9llo \xe2\x82\xac";
+        assert_string_equal(string_make_printable(ok, false), "h\xc3\xa9llo \xe2\x82\xac");
+        assert_null(string_make_printable(NULL, false));
+
+        _cleanup_free_ char *p = printable_strndup("\xff\xfe"
+                                                   "err\x1b[0m\n",
+                                                   10);
+        assert_non_null(p);
+        assert_string_equal(p, "\xef\xbf\xbd\xef\xbf\xbd"
+                               "err?[0m?");
+        assert_true(utf8_is_valid_n(p, strlen(p)));
+        _cleanup_free_ char *z = printable_strndup("a\0b", 3);
+        assert_string_equal(z, "a?b");
+}
+
+static void test_utf8_truncate(void **state) {
+        const char *s = "ab\xe2\x82\xac"
+                        "cd"; /* "ab€cd" */
+        assert_int_equal(utf8_truncate_len(s, 7, 10), 7);
+        assert_int_equal(utf8_truncate_len(s, 7, 2), 2);
+        assert_int_equal(utf8_truncate_len(s, 7, 3), 2);
+        assert_int_equal(utf8_truncate_len(s, 7, 4), 2);
+        assert_int_equal(utf8_truncate_len(s, 7, 5), 5);
+        assert_int_equal(utf8_truncate_len("\xf0\x9f\x98\x80x", 5, 3), 0);
+}
+
 static void test_utf8(void **state) {
         assert_true(utf8_is_valid_n("héllo", strlen("héllo")));
         assert_false(utf8_is_valid_n("\xc3\x28", 2));
@@ -414,6 +450,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_name_is_valid),
                 cmocka_unit_test(test_utf8),
+                cmocka_unit_test(test_make_printable),
+                cmocka_unit_test(test_utf8_truncate),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_atomic_write),
                 cmocka_unit_test(test_atomic_write_owned),

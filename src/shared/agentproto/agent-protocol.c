@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "string-util.h"
+
 const char *agent_msg_to_string(uint8_t type) {
         switch (type) {
         case AGENT_MSG_HELLO:
@@ -160,7 +162,9 @@ int agent_error_parse(const uint8_t *payload, size_t len, int *ret_errno, char *
         if (len < 4 || len - 4 > AGENT_ERROR_MAX_TEXT)
                 return -EBADMSG;
         uint32_t e = agent_get_u32(payload);
-        char *t = strndup((const char *) payload + 4, len - 4);
+        /* Guest text: made valid UTF-8 without control characters here, once,
+         * so it can go into a record, a JSON reply, a log line or a terminal. */
+        char *t = printable_strndup((const char *) payload + 4, len - 4);
         if (!t)
                 return -ENOMEM;
         /* A zero or absurd errno would read as success or overflow: clamp to EPROTO. */
