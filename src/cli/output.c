@@ -64,11 +64,11 @@ void json_make_printable(json_t *j) {
         size_t i;
         json_t *v;
         if (json_is_object(j)) {
-                json_object_foreach(j, key, v) {
+                json_object_foreach (j, key, v) {
                         json_make_printable(v);
                 }
         } else if (json_is_array(j)) {
-                json_array_foreach(j, i, v) {
+                json_array_foreach (j, i, v) {
                         json_make_printable(v);
                 }
         } else if (json_is_string(j)) {
