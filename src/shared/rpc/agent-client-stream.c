@@ -15,6 +15,7 @@
 #include "agent-client-internal.h"
 #include "error.h"
 #include "fs-util.h"
+#include "string-util.h"
 
 /* Stop reading our input while this much waits for the transport. */
 #define OUT_HIGH (2 * AGENT_DATA_CHUNK)
@@ -86,6 +87,16 @@ static int on_data(Run *r, const AgentStreamFrame *f) {
         return r2;
 }
 
+/* The guest's words: they end up in an error message, a log line, a
+ * terminal. Cut on a character boundary, then cleaned (valid UTF-8, no
+ * control characters). */
+static void set_close_text(Run *r, const AgentStreamFrame *s) {
+        size_t n = utf8_truncate_len((const char *) s->data, s->len, sizeof(r->close_text) - 1);
+        memcpy(r->close_text, s->data, n);
+        r->close_text[n] = 0;
+        string_make_printable(r->close_text, false);
+}
+
 static int on_frame(Run *r, const AgentFrame *f) {
         if (f->type == AGENT_MSG_ERROR)
                 return agent_client_error_frame(f);
@@ -114,7 +125,7 @@ static int on_frame(Run *r, const AgentFrame *f) {
         case AGENT_MSG_CLOSE:
                 r->closed = true;
                 r->close_errno = (int) s.value;
-                snprintf(r->close_text, sizeof(r->close_text), "%.*s", (int) s.len, (const char *) s.data);
+                set_close_text(r, &s);
                 return 0;
         default:
                 return error_setf(-EBADMSG, "guest agent sent an unexpected %s frame", agent_msg_to_string(s.type));
@@ -293,6 +304,7 @@ int agent_client_files(AgentClient *c, const AgentFilesOptions *o, usec_t timeou
                 return r;
         if (res.kind != AGENT_EXIT_CODE || res.code != 0) {
                 why[strcspn(why, "\n")] = 0;
+                string_make_printable(why, false); /* the guest's stderr */
                 return error_setf(-EIO, "%s", why[0] ? why : "the copy failed in the guest");
         }
         return 0;
