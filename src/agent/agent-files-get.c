@@ -3,7 +3,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,19 +31,9 @@ typedef struct Writer {
         uint8_t buf[AGENT_DATA_CHUNK];
 } Writer;
 
-static int fail(int r, const char *fmt, ...) _printf_(2, 3);
-static int fail(int r, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r < 0 ? r : -EIO;
-}
-
 static int put(const void *p, size_t len) {
         int r = loop_write(STDOUT_FILENO, p, len);
-        return r < 0 ? fail(r, "the host stopped reading the copy") : 0;
+        return r < 0 ? files_fail(r, "the host stopped reading the copy") : 0;
 }
 
 static const char *link_seen(Writer *w, const struct stat *st, const char *path) {
@@ -92,7 +81,7 @@ static int put_data(Writer *w, int fd, uint64_t size, const char *apath) {
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
-                        return fail(-errno, "%s: %s", apath, strerror(errno));
+                        return files_fail(-errno, "%s: %s", apath, strerror(errno));
                 if (n == 0) {
                         fprintf(stderr, "warning: %s shrank while being copied; padded with zeros\n", apath);
                         memset(w->buf, 0, sizeof(w->buf));
@@ -111,20 +100,20 @@ static int put_header(const TarEntry *e) {
         _cleanup_free_ uint8_t *h = NULL;
         size_t len;
         int r = tar_header_encode(e, &h, &len);
-        return r < 0 ? fail(r, "out of memory") : put(h, len);
+        return r < 0 ? files_fail(r, "out of memory") : put(h, len);
 }
 
 static int emit(Writer *w, int dfd, const char *name, const char *apath, unsigned depth);
 
 static int emit_dir(Writer *w, int dfd, const char *name, const char *apath, unsigned depth) {
         if (depth >= MAX_DEPTH)
-                return fail(-ELOOP, "%s: nested more than %u levels deep", apath, MAX_DEPTH);
+                return files_fail(-ELOOP, "%s: nested more than %u levels deep", apath, MAX_DEPTH);
         int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         if (!d) {
                 int e = errno;
                 safe_close(fd);
-                return fail(-e, "%s: %s", apath, strerror(e));
+                return files_fail(-e, "%s: %s", apath, strerror(e));
         }
         int r = 0;
         for (struct dirent *de; r >= 0 && (errno = 0, de = readdir(d));) {
@@ -132,13 +121,13 @@ static int emit_dir(Writer *w, int dfd, const char *name, const char *apath, uns
                         continue;
                 char *child = NULL;
                 if (asprintf(&child, "%s/%s", apath, de->d_name) < 0)
-                        r = fail(-ENOMEM, "out of memory");
+                        r = files_fail(-ENOMEM, "out of memory");
                 else
                         r = emit(w, dirfd(d), de->d_name, child, depth + 1);
                 free(child);
         }
         if (r >= 0 && errno != 0)
-                r = fail(-errno, "%s: %s", apath, strerror(errno));
+                r = files_fail(-errno, "%s: %s", apath, strerror(errno));
         closedir(d);
         return r;
 }
@@ -152,7 +141,7 @@ static int emit_file(Writer *w, int dfd, const char *name, const char *apath, co
         }
         int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
         if (fd < 0)
-                return fail(-errno, "%s: %s", apath, strerror(errno));
+                return files_fail(-errno, "%s: %s", apath, strerror(errno));
         e->size = (uint64_t) st->st_size;
         int r = put_header(e);
         if (r >= 0)
@@ -164,7 +153,7 @@ static int emit_file(Writer *w, int dfd, const char *name, const char *apath, co
 static int emit(Writer *w, int dfd, const char *name, const char *apath, unsigned depth) {
         struct stat st;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return fail(-errno, "%s: %s", apath, strerror(errno));
+                return files_fail(-errno, "%s: %s", apath, strerror(errno));
         TarEntry e = { .path = (char *) apath,
                        .type = entry_type(st.st_mode),
                        .mode = st.st_mode & 07777,
@@ -184,7 +173,7 @@ static int emit(Writer *w, int dfd, const char *name, const char *apath, unsigne
         case TAR_SYMLINK: {
                 ssize_t n = readlinkat(dfd, name, target, sizeof(target) - 1);
                 if (n < 0)
-                        return fail(-errno, "%s: %s", apath, strerror(errno));
+                        return files_fail(-errno, "%s: %s", apath, strerror(errno));
                 target[n] = 0;
                 e.linkpath = target;
                 return put_header(&e);
@@ -202,7 +191,7 @@ int agent_files_get(const void *arg) {
         const AgentFilesSpec *spec = arg;
         _cleanup_free_ char *copy = strdup(spec->path);
         if (!copy)
-                return fail(-ENOMEM, "out of memory"), 1;
+                return files_fail(-ENOMEM, "out of memory"), 1;
         size_t len = strlen(copy);
         while (len > 1 && copy[len - 1] == '/')
                 copy[--len] = 0;
@@ -211,7 +200,7 @@ int agent_files_get(const void *arg) {
         const char *parent = slash == copy ? "/" : (*slash = 0, copy);
         int topfd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (topfd < 0)
-                return fail(-errno, "%s: %s", spec->path, strerror(errno)), 1;
+                return files_fail(-errno, "%s: %s", spec->path, strerror(errno)), 1;
         bool contents = (spec->flags & AGENT_FILES_FLAG_CONTENTS) || strcmp(name, ".") == 0;
         Writer *w = calloc(1, sizeof(Writer));
         int r = w ? 0 : -ENOMEM;

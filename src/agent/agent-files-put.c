@@ -5,7 +5,6 @@
  * never redirect a write out of the destination. */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,16 +39,6 @@ typedef struct Extract {
         uint8_t buf[AGENT_DATA_CHUNK];
 } Extract;
 
-static int fail(int r, const char *fmt, ...) _printf_(2, 3);
-static int fail(int r, const char *fmt, ...) {
-        va_list ap;
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fputc('\n', stderr);
-        return r < 0 ? r : -EIO;
-}
-
 static long read_stdin(void *userdata, uint8_t *buf, size_t len) {
         for (;;) {
                 ssize_t n = read(STDIN_FILENO, buf, len);
@@ -81,24 +70,24 @@ static int setup_dest(Extract *x, const char *top, char type) {
         struct stat st;
         x->root_is_top = strcmp(top, ".") != 0;
         if (!x->root_is_top && mkdir(x->dest, 0755) < 0 && errno != EEXIST)
-                return fail(-errno, "%s: %s", x->dest, strerror(errno));
+                return files_fail(-errno, "%s: %s", x->dest, strerror(errno));
         int r = stat(x->dest, &st) < 0 ? -errno : 0;
         _cleanup_free_ char *parent = NULL, *name = NULL;
         if (r >= 0 && S_ISDIR(st.st_mode))
                 parent = strdup(x->dest);
         else if (!x->root_is_top)
-                return fail(-ENOTDIR, "%s is not a directory", x->dest);
+                return files_fail(-ENOTDIR, "%s is not a directory", x->dest);
         else if (r < 0 && r != -ENOENT)
-                return fail(r, "%s: %s", x->dest, strerror(-r));
+                return files_fail(r, "%s: %s", x->dest, strerror(-r));
         else if (r >= 0 && type == TAR_DIR)
-                return fail(-ENOTDIR, "cannot copy a directory onto the file %s", x->dest);
+                return files_fail(-ENOTDIR, "cannot copy a directory onto the file %s", x->dest);
         else if ((r = split_parent(x->dest, &parent, &name)) < 0)
-                return fail(r, "out of memory");
+                return files_fail(r, "out of memory");
         if (!parent)
-                return fail(-ENOMEM, "out of memory");
+                return files_fail(-ENOMEM, "out of memory");
         x->base_fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (x->base_fd < 0)
-                return fail(-errno, "%s: %s", parent, strerror(errno));
+                return files_fail(-errno, "%s: %s", parent, strerror(errno));
         x->rename = TAKE_PTR(name);
         return 0;
 }
@@ -114,37 +103,38 @@ static int open_parent(Extract *x, const char *path, bool create, const char **r
                 char comp[256];
                 if (n >= sizeof(comp)) {
                         safe_close(fd);
-                        return fail(-ENAMETOOLONG, "%s: a name is too long", path);
+                        return files_fail(-ENAMETOOLONG, "%s: a name is too long", path);
                 }
                 memcpy(comp, p, n);
                 comp[n] = 0;
                 if (create && mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
                         int e = errno;
                         safe_close(fd);
-                        return fail(-e, "%s: %s", path, strerror(e));
+                        return files_fail(-e, "%s: %s", path, strerror(e));
                 }
                 int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 int e = errno;
                 safe_close(fd);
                 if (next < 0)
-                        return fail(-e, "%s: %s", path,
-                                    e == ELOOP || e == ENOTDIR ? "a parent is a symlink or not a directory: refused"
-                                                               : strerror(e));
+                        return files_fail(-e, "%s: %s", path,
+                                          e == ELOOP || e == ENOTDIR
+                                                  ? "a parent is a symlink or not a directory: refused"
+                                                  : strerror(e));
                 fd = next;
                 p += n + 1;
         }
         *ret_name = p;
-        return fd < 0 ? fail(-errno, "%s: %s", path, strerror(errno)) : fd;
+        return fd < 0 ? files_fail(-errno, "%s: %s", path, strerror(errno)) : fd;
 }
 
 /* Make room for a new non-directory entry: remove what is there (not a directory). */
 static int clear_slot(int dfd, const char *name, const char *path) {
         struct stat st;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-                return errno == ENOENT ? 0 : fail(-errno, "%s: %s", path, strerror(errno));
+                return errno == ENOENT ? 0 : files_fail(-errno, "%s: %s", path, strerror(errno));
         if (S_ISDIR(st.st_mode))
-                return fail(-EISDIR, "%s: a directory is in the way", path);
-        return unlinkat(dfd, name, 0) < 0 ? fail(-errno, "%s: %s", path, strerror(errno)) : 0;
+                return files_fail(-EISDIR, "%s: a directory is in the way", path);
+        return unlinkat(dfd, name, 0) < 0 ? files_fail(-errno, "%s: %s", path, strerror(errno)) : 0;
 }
 
 static struct timespec entry_mtime(const TarEntry *e) {
@@ -169,16 +159,16 @@ static int put_regular(Extract *x, int dfd, const char *name, const char *path, 
                 return r;
         _cleanup_close_ int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
-                return fail(-errno, "%s: %s", path, strerror(errno));
+                return files_fail(-errno, "%s: %s", path, strerror(errno));
         for (long n; (n = tar_read_data(&x->r, x->buf, sizeof(x->buf))) != 0;) {
                 if (n < 0)
-                        return fail((int) n, "%s: %s", path,
-                                    n == -EBADMSG ? "the archive ends early" : strerror((int) -n));
+                        return files_fail((int) n, "%s: %s", path,
+                                          n == -EBADMSG ? "the archive ends early" : strerror((int) -n));
                 if ((r = loop_write(fd, x->buf, (size_t) n)) < 0)
-                        return fail(r, "%s: %s", path, strerror(-r));
+                        return files_fail(r, "%s: %s", path, strerror(-r));
         }
         r = fix_fd(x, fd, e->mode, e->uid, e->gid, entry_mtime(e));
-        return r < 0 ? fail(r, "%s: %s", path, strerror(-r)) : 0;
+        return r < 0 ? files_fail(r, "%s: %s", path, strerror(-r)) : 0;
 }
 
 static int put_symlink(Extract *x, int dfd, const char *name, const char *path, const TarEntry *e) {
@@ -186,9 +176,9 @@ static int put_symlink(Extract *x, int dfd, const char *name, const char *path, 
         if (r < 0)
                 return r;
         if (symlinkat(e->linkpath, dfd, name) < 0)
-                return fail(-errno, "%s: %s", path, strerror(errno));
+                return files_fail(-errno, "%s: %s", path, strerror(errno));
         if (x->is_root && fchownat(dfd, name, (uid_t) e->uid, (gid_t) e->gid, AT_SYMLINK_NOFOLLOW) < 0)
-                return fail(-errno, "%s: %s", path, strerror(errno));
+                return files_fail(-errno, "%s: %s", path, strerror(errno));
         struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, entry_mtime(e) };
         (void) utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW);
         return 0;
@@ -201,7 +191,7 @@ static int put_hardlink(Extract *x, int dfd, const char *name, const char *path,
                 return tfd;
         int r = clear_slot(dfd, name, path);
         if (r >= 0 && linkat(tfd, tname, dfd, name, 0) < 0)
-                r = fail(-errno, "%s: cannot link to %s: %s", path, target, strerror(errno));
+                r = files_fail(-errno, "%s: cannot link to %s: %s", path, target, strerror(errno));
         safe_close(tfd);
         return r;
 }
@@ -209,20 +199,20 @@ static int put_hardlink(Extract *x, int dfd, const char *name, const char *path,
 static int put_dir(Extract *x, int dfd, const char *name, const char *path, const TarEntry *e) {
         struct stat st;
         if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) && unlinkat(dfd, name, 0) < 0)
-                return fail(-errno, "%s: %s", path, strerror(errno));
+                return files_fail(-errno, "%s: %s", path, strerror(errno));
         if (mkdirat(dfd, name, 0700) < 0 && errno != EEXIST)
-                return fail(-errno, "%s: %s", path, strerror(errno));
+                return files_fail(-errno, "%s: %s", path, strerror(errno));
         if (x->n_dirs == x->cap_dirs) {
                 size_t cap = MAX(x->cap_dirs * 2, (size_t) 64);
                 DirFix *n = realloc(x->dirs, cap * sizeof(*n));
                 if (!n)
-                        return fail(-ENOMEM, "out of memory");
+                        return files_fail(-ENOMEM, "out of memory");
                 x->dirs = n;
                 x->cap_dirs = cap;
         }
         char *copy = strdup(path);
         if (!copy)
-                return fail(-ENOMEM, "out of memory");
+                return files_fail(-ENOMEM, "out of memory");
         x->dirs[x->n_dirs++] =
                 (DirFix){ .path = copy, .mode = e->mode, .uid = e->uid, .gid = e->gid, .mtime = entry_mtime(e) };
         return 0;
@@ -234,7 +224,7 @@ static int put_node(Extract *x, int dfd, const char *name, const char *path, con
         if (r < 0)
                 return r;
         if (mknodat(dfd, name, type | 0600, makedev(e->devmajor, e->devminor)) < 0)
-                return fail(-errno, "%s: %s", path, strerror(errno));
+                return files_fail(-errno, "%s: %s", path, strerror(errno));
         _cleanup_close_ int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0 && x->is_root)
                 (void) !fchownat(fd, "", (uid_t) e->uid, (gid_t) e->gid, AT_EMPTY_PATH);
@@ -256,28 +246,28 @@ static bool in_tree(const Extract *x, const char *np) {
 static int entry_paths(Extract *x, const TarEntry *e, char **ret_path, char **ret_link) {
         _cleanup_free_ char *np = NULL, *nl = NULL;
         if (agent_archive_path_normalize(e->path, &np) < 0)
-                return fail(-EPERM, "refused: %s: an absolute name or one with \"..\"", e->path);
+                return files_fail(-EPERM, "refused: %s: an absolute name or one with \"..\"", e->path);
         if (!x->top) {
                 x->top = strndup(np, agent_archive_top_len(np));
                 if (!x->top)
-                        return fail(-ENOMEM, "out of memory");
+                        return files_fail(-ENOMEM, "out of memory");
                 int r = setup_dest(x, x->top, e->type);
                 if (r < 0)
                         return r;
         } else if (!in_tree(x, np))
-                return fail(-EPERM, "refused: %s: more than one top-level entry in the copy", e->path);
+                return files_fail(-EPERM, "refused: %s: more than one top-level entry in the copy", e->path);
         if (e->type == TAR_SYMLINK && agent_symlink_escapes(np, e->linkpath, x->root_is_top))
-                return fail(-EPERM, "refused: %s: a symlink pointing out of the copied tree (%s)", e->path,
-                            e->linkpath);
+                return files_fail(-EPERM, "refused: %s: a symlink pointing out of the copied tree (%s)", e->path,
+                                  e->linkpath);
         if (e->type == TAR_LINK) {
                 if (agent_archive_path_normalize(e->linkpath, &nl) < 0 || !in_tree(x, nl) || strcmp(nl, ".") == 0)
-                        return fail(-EPERM, "refused: %s: a hard link to %s, outside the copied tree", e->path,
-                                    e->linkpath);
+                        return files_fail(-EPERM, "refused: %s: a hard link to %s, outside the copied tree", e->path,
+                                          e->linkpath);
                 if (agent_archive_path_rename(nl, x->rename, ret_link) < 0)
-                        return fail(-ENOMEM, "out of memory");
+                        return files_fail(-ENOMEM, "out of memory");
         }
         if (agent_archive_path_rename(np, x->rename, ret_path) < 0)
-                return fail(-ENOMEM, "out of memory");
+                return files_fail(-ENOMEM, "out of memory");
         return 0;
 }
 
@@ -322,7 +312,7 @@ static int fix_dirs(Extract *x) {
                 int fd = openat(pfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 r = fd < 0 ? -errno : fix_fd(x, fd, d->mode, d->uid, d->gid, d->mtime);
                 if (r < 0)
-                        fail(r, "%s: %s", d->path, strerror(-r));
+                        files_fail(r, "%s: %s", d->path, strerror(-r));
                 safe_close(fd);
                 safe_close(pfd);
         }
@@ -343,7 +333,7 @@ int agent_files_put(const void *arg) {
         const AgentFilesSpec *spec = arg;
         Extract *x = calloc(1, sizeof(*x));
         if (!x)
-                return fail(-ENOMEM, "out of memory"), 1;
+                return files_fail(-ENOMEM, "out of memory"), 1;
         *x = (Extract){ .r = { .read = read_stdin }, .dest = spec->path, .base_fd = -EBADF, .is_root = geteuid() == 0 };
         int r;
         for (;;) {
@@ -351,7 +341,7 @@ int agent_files_put(const void *arg) {
                 const char *why = NULL;
                 r = tar_read_header(&x->r, &e, &why);
                 if (r < 0)
-                        fail(r, "the copy is not a valid tar stream: %s", why ? why : strerror(-r));
+                        files_fail(r, "the copy is not a valid tar stream: %s", why ? why : strerror(-r));
                 if (r <= 0)
                         break;
                 r = extract_one(x, &e);
@@ -360,7 +350,7 @@ int agent_files_put(const void *arg) {
                         break;
         }
         if (r >= 0 && !x->top)
-                r = fail(-EBADMSG, "the copy is empty");
+                r = files_fail(-EBADMSG, "the copy is empty");
         if (r >= 0)
                 r = fix_dirs(x);
         extract_free(x);

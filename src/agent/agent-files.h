@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include "macro.h"
+
 /* File transfers, run as built-ins in a forked child (agent-exec.h): stdin
  * or stdout carries a tar stream (agent-tar.h), stderr the reason of a
  * failure; the exit status is 0 on success. arg is an AgentFilesSpec.
@@ -19,3 +21,7 @@
 
 int agent_files_put(const void *arg);
 int agent_files_get(const void *arg);
+
+/* The reason of a failure, on stderr (where the host reads it), as one line;
+ * returns r when it is an -errno, else -EIO. */
+int files_fail(int r, const char *fmt, ...) _printf_(2, 3);

@@ -22,20 +22,9 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(FILE *, fclose);
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
-/* procfs files report size 0, so read until EOF (up to max bytes). */
+/* procfs files report size 0: read until EOF (up to max bytes). */
 static int read_proc_text(const char *path, size_t max, char **ret) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        _cleanup_free_ char *buf = malloc(max + 1);
-        if (!buf)
-                return -ENOMEM;
-        ssize_t n = loop_read(fd, buf, max);
-        if (n < 0)
-                return (int) n;
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        return 0;
+        return read_virtual_file_at(AT_FDCWD, path, max, ret, NULL);
 }
 
 static void strip_newline(char *s) {
@@ -74,9 +63,8 @@ int agent_health_json(char **ret, size_t *ret_len) {
 static const struct {
         const char *key, *json;
 } meminfo_fields[] = {
-        { "MemTotal:", "mem_total_kib" },   { "MemFree:", "mem_free_kib" },
-        { "MemAvailable:", "mem_available_kib" }, { "Buffers:", "buffers_kib" },
-        { "Cached:", "cached_kib" },        { "SwapTotal:", "swap_total_kib" },
+        { "MemTotal:", "mem_total_kib" }, { "MemFree:", "mem_free_kib" }, { "MemAvailable:", "mem_available_kib" },
+        { "Buffers:", "buffers_kib" },    { "Cached:", "cached_kib" },    { "SwapTotal:", "swap_total_kib" },
         { "SwapFree:", "swap_free_kib" },
 };
 
@@ -94,8 +82,8 @@ int agent_stats_json(char **ret, size_t *ret_len) {
                 return -EBADMSG;
 
         StrBuf b = {};
-        strbuf_printf(&b, "{\"load1\":%.2f,\"load5\":%.2f,\"load15\":%.2f,\"procs_running\":%u,\"procs_total\":%u",
-                      l1, l5, l15, running, total);
+        strbuf_printf(&b, "{\"load1\":%.2f,\"load5\":%.2f,\"load15\":%.2f,\"procs_running\":%u,\"procs_total\":%u", l1,
+                      l5, l15, running, total);
         for (size_t i = 0; i < ELEMENTSOF(meminfo_fields); i++) {
                 unsigned long long v = 0;
                 for (const char *line = mem; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
@@ -226,8 +214,8 @@ static int emit_proto(const char *proc_root, const char *proto, const Owners *o,
                 char local[64], remote[64];
                 unsigned port, state;
                 unsigned long inode;
-                if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu",
-                           local, &port, remote, &state, &inode) != 5)
+                if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", local,
+                           &port, remote, &state, &inode) != 5)
                         continue; /* the header line */
                 /* TCP: LISTEN (0x0A). UDP: bound sockets are "closed" (0x07) with no peer. */
                 if (tcp ? state != 0x0A : (state != 0x07 || strspn(remote, "0") != strlen(remote)))

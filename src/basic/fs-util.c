@@ -160,6 +160,10 @@ int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *re
         _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
+        return read_file_fd(fd, max, ret, ret_len);
+}
+
+int read_file_fd(int fd, size_t max, char **ret, size_t *ret_len) {
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;

@@ -45,6 +45,8 @@ int write_file_atomic_at_owned(int dirfd, const char *name, const void *data, si
 
 /* Read a whole regular file (O_NOFOLLOW), refusing files larger than max. */
 int read_file_at(int dirfd, const char *name, size_t max, char **ret, size_t *ret_len);
+/* The same for an fd already open (read from its current offset). */
+int read_file_fd(int fd, size_t max, char **ret, size_t *ret_len);
 
 /* Read a procfs or sysfs file (they report size 0, so read_file_at()'s
  * size check does not apply) until EOF or max bytes, whichever comes first:

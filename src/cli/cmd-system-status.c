@@ -59,7 +59,7 @@ static int binary_matches_source(StatusCtx *s, const SysBinary *b) {
                 return -ENOENT;
         _cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY), dfd = -EBADF;
         size_t len = 0;
-        int r = fd < 0 ? -errno : sys_read_fd(fd, (size_t) 512 << 20, &data, &len);
+        int r = fd < 0 ? -errno : read_file_fd(fd, (size_t) 512 << 20, &data, &len);
         if (r >= 0)
                 r = sys_dir_open(s->root.fd, s->root.display, b->dir, &open_only, NULL, &dfd);
         return r < 0 ? r : sys_file_matches(dfd, b->name, data, len, 0755);

@@ -214,7 +214,7 @@ static int payload_load(Payload *p) {
                         return error_setf(-ENOENT, "cannot find %s next to this banger or in its build tree",
                                           sys_binaries[i].name);
                 _cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-                int r = fd < 0 ? -errno : sys_read_fd(fd, (size_t) 512 << 20, &p->data[i], &p->len[i]);
+                int r = fd < 0 ? -errno : read_file_fd(fd, (size_t) 512 << 20, &p->data[i], &p->len[i]);
                 if (r < 0)
                         return error_setf(r, "cannot read %s: %s", src, strerror(-r));
         }

@@ -147,7 +147,7 @@ static int read_config(SshHome *h) {
                 return error_setf(-EPERM, "%s belongs to uid %u, not to you: banger will not write it", h->cfg_path,
                                   (unsigned) st.st_uid);
         h->cfg_mode = st.st_mode & 0777;
-        int r = sys_read_fd(fd, CONFIG_MAX, &h->cfg_data, &h->cfg_len);
+        int r = read_file_fd(fd, CONFIG_MAX, &h->cfg_data, &h->cfg_len);
         if (r < 0)
                 return error_setf(r, "cannot read %s: %s", h->cfg_path,
                                   r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
@@ -213,7 +213,7 @@ int ssh_home_read_own_file(SshHome *h, const char *header, char **ret, size_t *r
         size_t len = 0;
         struct stat st;
         if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
-            sys_read_fd(fd, OWN_FILE_MAX, &data, &len) >= 0 && startswith(data, header)) {
+            read_file_fd(fd, OWN_FILE_MAX, &data, &len) >= 0 && startswith(data, header)) {
                 *ret = TAKE_PTR(data);
                 *ret_len = len;
                 return 1;

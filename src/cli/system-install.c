@@ -115,29 +115,6 @@ char *sys_find_binary(const SysBinary *b) {
         return NULL;
 }
 
-int sys_read_fd(int fd, size_t max, char **ret, size_t *ret_len) {
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((size_t) st.st_size > max)
-                return -EFBIG;
-        size_t cap = (size_t) st.st_size;
-        _cleanup_free_ char *buf = malloc(cap + 1);
-        if (!buf)
-                return -ENOMEM;
-        ssize_t got = pread(fd, buf, cap, 0);
-        if (got < 0)
-                return -errno;
-        if ((size_t) got != cap)
-                return -EIO; /* changed while we read it */
-        buf[cap] = '\0';
-        *ret = TAKE_PTR(buf);
-        *ret_len = cap;
-        return 0;
-}
-
 static int dir_fix_owner(int fd, const SysDirSpec *spec, bool created, SysChange *change) {
         struct stat st;
         if (fstat(fd, &st) < 0)

@@ -66,9 +66,6 @@ int sys_render(const char *tmpl, char **ret);
  * newly allocated path or NULL. */
 char *sys_find_binary(const SysBinary *b);
 
-/* Read a whole regular file, at most max bytes. */
-int sys_read_fd(int fd, size_t max, char **ret, size_t *ret_len);
-
 /* Open relpath beneath rootfd as a directory. With create, missing
  * components are made (0755, root). When own is set, the last component is
  * made exactly mode and uid:gid (created so, or corrected through its fd;

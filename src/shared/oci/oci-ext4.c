@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "ext2fs-util.h"
 #include "log.h"
 #include "string-util.h"
 #include "workdisk.h"
@@ -26,21 +27,9 @@ typedef struct Writer {
         char *buf; /* COPY_CHUNK */
 } Writer;
 
-static const char *errcode_text(errcode_t e) {
-        if (e > 0 && e < 4096)
-                return strerror((int) e);
-        const struct error_table *t = &et_ext2_error_table;
-        if (e >= t->base && e < t->base + t->n_msgs)
-                return t->msgs[e - t->base];
-        return "unknown libext2fs error";
-}
-
 static int fail(errcode_t e, const char *what, const char *name) {
-        int r = e > 0 && e < 4096 ? -(int) e
-                : e == EXT2_ET_BLOCK_ALLOC_FAIL || e == EXT2_ET_INODE_ALLOC_FAIL || e == EXT2_ET_DIR_NO_SPACE
-                        ? -ENOSPC
-                        : -EIO;
-        return error_setf(r, "ext4 image: %s \"%s\": %s", what, name ? name : "/", errcode_text(e));
+        return error_setf(libext2fs_error_to_errno(e), "ext4 image: %s \"%s\": %s", what, name ? name : "/",
+                          libext2fs_error_text(e));
 }
 
 uint64_t oci_ext4_image_size(OciTree *t, uint64_t min_size) {
@@ -62,12 +51,7 @@ static void inode_set_common(struct ext2_inode *inode, const OciInode *oi) {
 }
 
 static int link_name(Writer *w, ext2_ino_t parent, const char *name, ext2_ino_t ino, int type) {
-        errcode_t e = ext2fs_link(w->fs, parent, name, ino, type);
-        if (e == EXT2_ET_DIR_NO_SPACE) {
-                e = ext2fs_expand_dir(w->fs, parent);
-                if (!e)
-                        e = ext2fs_link(w->fs, parent, name, ino, type);
-        }
+        errcode_t e = libext2fs_link(w->fs, parent, name, ino, type);
         return e ? fail(e, "cannot link", name) : 0;
 }
 
@@ -243,14 +227,7 @@ static int write_symlink(Writer *w, ext2_ino_t parent, const char *name, OciInod
 
 static int write_dir(Writer *w, ext2_ino_t parent, const char *name, ext2_ino_t *ret) {
         ext2_ino_t ino;
-        errcode_t e = ext2fs_new_inode(w->fs, parent, LINUX_S_IFDIR | 0755, NULL, &ino);
-        if (!e)
-                e = ext2fs_mkdir(w->fs, parent, ino, name);
-        if (e == EXT2_ET_DIR_NO_SPACE) {
-                e = ext2fs_expand_dir(w->fs, parent);
-                if (!e)
-                        e = ext2fs_mkdir(w->fs, parent, ino, name);
-        }
+        errcode_t e = libext2fs_mkdir(w->fs, parent, name, &ino);
         if (e == EXT2_ET_DIR_EXISTS || e == EXT2_ET_FILE_EXISTS) {
                 /* lost+found from mkfs: reuse it when it is a directory. */
                 struct ext2_inode inode;
@@ -303,19 +280,21 @@ static int format(int image_fd, uint64_t size, uint64_t inodes, const char *labe
                 return error_setf(-errno, "cannot size the image file: %m");
         char n_inodes[32];
         /* Room for the image's inodes and as many again for the guest. */
-        snprintf(n_inodes, sizeof(n_inodes), "%llu",
-                 (unsigned long long) MAX(inodes * 2 + 4096, size / 16384));
-        const char *args[] = { "-F", "-q", "-t", "ext4", "-b", "4096", "-m", "0", "-N", n_inodes, "-L",
-                               label ? label : "banger-root", "-E",
-                               "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0", NULL };
+        snprintf(n_inodes, sizeof(n_inodes), "%llu", (unsigned long long) MAX(inodes * 2 + 4096, size / 16384));
+        const char *args[] = { "-F", "-q",
+                               "-t", "ext4",
+                               "-b", "4096",
+                               "-m", "0",
+                               "-N", n_inodes,
+                               "-L", label ? label : "banger-root",
+                               "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,root_owner=0:0",
+                               NULL };
         return disk_run_e2fs_tool("mkfs.ext4", args, image_fd, 0);
 }
 
 static int open_fs(int image_fd, ext2_filsys *ret) {
-        char name[64];
-        snprintf(name, sizeof(name), "/proc/self/fd/%d", image_fd);
         ext2_filsys fs = NULL;
-        errcode_t e = ext2fs_open2(name, NULL, EXT2_FLAG_RW | EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+        errcode_t e = libext2fs_open_fd(image_fd, &fs);
         if (e)
                 return fail(e, "cannot open", NULL);
         if ((e = ext2fs_read_bitmaps(fs))) {
