@@ -19,6 +19,7 @@
 #include "toml.h"
 #include "verbs.h"
 #include "cmd-vm-guard.h"
+#include "workspace.h"
 
 typedef struct VmSpec {
         const char *name; /* NULL: the daemon generates one */
@@ -115,7 +116,10 @@ static void spec_help(Cli *cli, bool run) {
         printf("  --from-snapshot SNAP  a new VM that resumes where snapshot SNAP was taken (its\n"
                "                    image, size and VMM; its own name, address, MAC and TAP)\n"
                "  --cold            boot even when a warm-start template of this image and size\n"
-               "                    exists (config vm_templates)\n");
+               "                    exists (config vm_templates)\n"
+               "  --workspace DIR   copy the git work tree DIR (tracked and untracked, not ignored\n"
+               "                    files, and a shallow .git) to /root/<name of DIR> in the guest\n"
+               "  --branch REF      with a workspace: copy the commit REF instead of the work tree\n");
         printf("  --json            print progress events and the result as JSON lines\n"
                "  -h, --help        show this help\n"
                "\nDefaults come from [vm_defaults] in %s/%s, else the built-in\n"
@@ -135,11 +139,13 @@ static void create_help(Cli *cli) {
 }
 
 static void run_help(Cli *cli) {
-        printf("Usage: banger vm run [OPTIONS] [--rm] [-d] [-- COMMAND [ARGS...]]\n"
+        printf("Usage: banger vm run [OPTIONS] [--rm] [-d] [DIR] [-- COMMAND [ARGS...]]\n"
                "\n"
                "Create and start a VM, wait until it is ready, then open an SSH session, or with\n"
                "a COMMAND run it through the guest agent and exit with its exit code (128+N when\n"
-               "killed by signal N). stdin, stdout and stderr pass through.\n"
+               "killed by signal N). stdin, stdout and stderr pass through. With DIR (the top of\n"
+               "a git work tree, the same as --workspace DIR) the work tree is copied to\n"
+               "/root/<name of DIR> first and COMMAND runs there (see docs/workspaces.md).\n"
                "\n"
                "  --rm              delete the VM afterwards, also on Ctrl-C or SIGTERM\n"
                "  -d, --detach      return once the VM is ready (prints it)\n\n");
@@ -159,10 +165,12 @@ enum {
         OPT_RM,
         OPT_FROM_SNAPSHOT,
         OPT_COLD,
+        OPT_WORKSPACE,
+        OPT_BRANCH,
 };
 
 typedef struct SpecArgs {
-        const char *name, *image, *vcpu, *memory, *disk, *vmm, *from_snapshot;
+        const char *name, *image, *vcpu, *memory, *disk, *vmm, *from_snapshot, *workspace, *branch;
         int nat; /* -1 unset */
         bool no_start, rm, detach, cold;
 } SpecArgs;
@@ -182,6 +190,8 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "detach", no_argument, NULL, 'd' },
                                               { "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
                                               { "cold", no_argument, NULL, OPT_COLD },
+                                              { "workspace", required_argument, NULL, OPT_WORKSPACE },
+                                              { "branch", required_argument, NULL, OPT_BRANCH },
                                               {} };
         *a = (SpecArgs){ .nat = -1 };
         int o;
@@ -223,6 +233,12 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                 case OPT_COLD:
                         a->cold = true;
                         break;
+                case OPT_WORKSPACE:
+                        a->workspace = optarg;
+                        break;
+                case OPT_BRANCH:
+                        a->branch = optarg;
+                        break;
                 case OPT_NO_START:
                         if (run)
                                 return cli_option_error(cmd, argv);
@@ -263,6 +279,10 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         int r = check_from_snapshot(cmd, a);
         if (r != 0)
                 return r;
+        if (a->branch && !a->workspace)
+                return cli_usage_error(cmd, "--branch needs a workspace (--workspace DIR)");
+        if (a->workspace && a->no_start)
+                return cli_usage_error(cmd, "a workspace is copied into a running VM: --no-start does not apply");
         if (a->name && !name_is_valid(a->name))
                 return cli_usage_error(cmd, "invalid name '%s': use " NAME_RULE, a->name);
         if (a->image && !name_is_valid(a->image))
@@ -389,6 +409,8 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 return r < 0 ? EXIT_OK : r;
         if (optind < argc)
                 return cli_usage_error("vm create", "unexpected argument '%s'", argv[optind]);
+        if (a.workspace && workspace_check("vm create", a.workspace) < 0)
+                return EXIT_USAGE;
         _cleanup_(vm_spec_done) VmSpec s = {};
         _cleanup_rpc_client_ RpcClient *c = NULL;
         r = spec_and_connect(cli, "vm create", &a, &s, &c);
@@ -400,6 +422,12 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 print_failed_hint(cli, c, failed_id);
                 return EXIT_FAIL;
         }
+        if (a.workspace &&
+            vm_workspace_push(cli, c, "vm create", json_str(vm, "id", ""), a.workspace, a.branch, NULL) < 0) {
+                fprintf(stderr, "banger: vm %s runs without its workspace\n", json_str(vm, "name", ""));
+                json_decref(vm);
+                return EXIT_FAIL;
+        }
         print_result(cli, vm);
         json_decref(vm);
         return EXIT_OK;
@@ -407,10 +435,10 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
 
 /* After the VM is ready: a command through the agent, or an SSH session
  * (exec'd, unless --rm needs us afterwards). Returns the exit status. */
-static int run_payload(Cli *cli, RpcClient *c, const char *id, char **cmd, bool keep_process) {
+static int run_payload(Cli *cli, RpcClient *c, const char *id, char **cmd, const char *workdir, bool keep_process) {
         int status = EXIT_FAIL;
         if (cmd && cmd[0]) {
-                if (vm_exec_in_guest(cli, c, id, cmd, NULL, USEC_INFINITY, &status) < 0)
+                if (vm_exec_in_guest(cli, c, id, cmd, workdir, USEC_INFINITY, &status) < 0)
                         return EXIT_FAIL;
                 return status;
         }
@@ -426,15 +454,36 @@ static int run_payload(Cli *cli, RpcClient *c, const char *id, char **cmd, bool 
         return vm_run_guard_spawn_wait(ssh);
 }
 
+/* vm run [OPTIONS] [DIR] [-- COMMAND...]: options and DIR before the first
+ * "--", the command after it. */
+static int parse_run_args(Cli *cli, int argc, char **argv, SpecArgs *a, char ***ret_cmd) {
+        int dd = 1;
+        while (dd < argc && !streq(argv[dd], "--"))
+                dd++;
+        int r = parse_spec_args(cli, "vm run", true, dd, argv, a);
+        if (r != 0)
+                return r;
+        if (dd - optind > 1 || (dd - optind == 1 && a->workspace))
+                return cli_usage_error("vm run", "unexpected argument '%s': one work tree, and the command after --",
+                                       argv[dd - 1]);
+        if (dd - optind == 1)
+                a->workspace = argv[optind];
+        if (a->branch && !a->workspace)
+                return cli_usage_error("vm run", "--branch needs a work tree (vm run DIR)");
+        if (a->rm && a->detach)
+                return cli_usage_error("vm run", "--rm and --detach exclude each other");
+        if (a->detach && dd + 1 < argc)
+                return cli_usage_error("vm run", "--detach takes no command");
+        *ret_cmd = argv + MIN(dd + 1, argc);
+        return a->workspace && workspace_check("vm run", a->workspace) < 0 ? EXIT_USAGE : 0;
+}
+
 int vm_run_cmd(Cli *cli, int argc, char **argv) {
         SpecArgs a;
-        int r = parse_spec_args(cli, "vm run", true, argc, argv, &a);
+        char **cmd = NULL;
+        int r = parse_run_args(cli, argc, argv, &a, &cmd);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
-        if (a.rm && a.detach)
-                return cli_usage_error("vm run", "--rm and --detach exclude each other");
-        if (a.detach && optind < argc)
-                return cli_usage_error("vm run", "--detach takes no command");
         _cleanup_(vm_spec_done) VmSpec s = {};
         _cleanup_rpc_client_ RpcClient *c = NULL;
         r = spec_and_connect(cli, "vm run", &a, &s, &c);
@@ -465,8 +514,14 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
         json_decref(vm);
         if (!id)
                 return EXIT_FAIL;
-        if (a.detach)
-                return EXIT_OK;
-        int status = vm_run_guard_interrupted(g) ? EXIT_FAIL : run_payload(cli, c, id, argv + optind, g != NULL);
+        _cleanup_free_ char *guest = NULL;
+        int status = EXIT_OK;
+        if (a.workspace && !vm_run_guard_interrupted(g) &&
+            vm_workspace_push(cli, c, "vm run", id, a.workspace, a.branch, &guest) < 0)
+                status = EXIT_FAIL;
+        else if (!a.detach)
+                status = vm_run_guard_interrupted(g) ? EXIT_FAIL : run_payload(cli, c, id, cmd, guest, g != NULL);
+        if (g && a.workspace)
+                vm_workspace_forget(cli, id);
         return g ? vm_run_guard_finish(g, c, status) : status;
 }

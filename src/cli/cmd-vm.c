@@ -13,6 +13,7 @@
 #include "macro.h"
 #include "string-util.h"
 #include "verbs.h"
+#include "workspace.h"
 
 static int vm_list_cmd(Cli *cli, int argc, char **argv);
 static int vm_show_cmd(Cli *cli, int argc, char **argv);
@@ -23,11 +24,11 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
 const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= --cold "
-          "--json --help",
+          "--workspace= --branch= --json --help",
           "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --cold --rm -d "
-          "--detach --json --help",
+          "--detach --workspace= --branch= --json --help",
           "" },
         { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
         { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
@@ -49,6 +50,8 @@ const CliVerb cli_vm_verbs[] = {
         { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent",
           "-t --tty -i --interactive --timeout= --workdir= --help", "vm" },
         { "cp", NULL, vm_cp_cmd, "copy files and trees between the host and a VM", "--help", "vm" },
+        { "workspace", NULL, vm_workspace_cmd, "export or sync the git work tree copied into a VM",
+          "--base-commit= -o --output= --apply --help", "vm" },
         { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets", "--json --help", "vm" },
         { "stats", NULL, vm_stats_cmd, "show VMM CPU and memory, guest memory and load", "--json --help", "vm" },
         { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help", "vm" },
