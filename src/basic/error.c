@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "string-util.h"
+
 static _Thread_local char last_error[1024];
 static _Thread_local int have_error;
 
@@ -26,6 +28,10 @@ int error_setf(int r, const char *fmt, ...) {
                         l--;
                 tmp[l] = '\0';
         }
+        /* Messages quote what guests, images and registries sent (names,
+         * texts): valid UTF-8 without escape sequences, whatever the caller
+         * passed, so they can go into JSON, a log line or a terminal. */
+        string_make_printable(tmp, true);
         memcpy(last_error, tmp, sizeof(last_error));
         have_error = 1;
         errno = saved;

@@ -9,13 +9,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "string-util.h"
+
 static int max_level = LOG_INFO;
 static bool journal_prefix;
 static int file_fd = -EBADF;
 static const char *program = "banger";
 
 static const char *const level_names[] = {
-        [LOG_EMERG] = "emerg", [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit",  [LOG_ERR] = "error",
+        [LOG_EMERG] = "emerg",     [LOG_ALERT] = "alert",   [LOG_CRIT] = "crit", [LOG_ERR] = "error",
         [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice", [LOG_INFO] = "info", [LOG_DEBUG] = "debug",
 };
 
@@ -99,6 +101,10 @@ int log_internal(int level, int error, const char *file, int line, const char *f
         errno = error != 0 ? abs(error) : saved;
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        /* One call, one line: text quoted from a guest, an image or a
+         * registry cannot forge lines (newlines) or reach a terminal that
+         * shows this log (escapes). */
+        string_make_printable(msg, false);
 
         char out[2300];
         int n;

@@ -13,6 +13,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "cmd-vm.h"
 #include "macro.h"
 #include "spawn.h"
@@ -176,15 +178,46 @@ int vm_stats_cmd(Cli *cli, int argc, char **argv) {
 /* ---- logs ---- */
 
 static void logs_help(void) {
-        printf("Usage: banger vm logs VM [-f] [--tail SIZE] [--json]\n"
+        printf("Usage: banger vm logs VM [-f] [--tail SIZE] [--raw] [--json]\n"
                "\n"
                "Print the VM's serial console log (kernel and init messages, the agent's ready\n"
-               "line).\n"
+               "line). On a terminal, control characters the guest wrote (escape sequences)\n"
+               "are shown as '?'; --raw prints the bytes as they are.\n"
                "\n"
                "Options:\n"
                "  -f, --follow   keep printing new output until the VM stops or Ctrl-C\n"
                "  --tail SIZE    start with the last SIZE bytes (default 64K, at most 8M)\n"
-               "  --json         print the daemon's result ({data, offset, size, path})\n");
+               "  --raw          the bytes as the guest wrote them, even to a terminal\n"
+               "  --json         print the daemon's result ({data, encoding, offset, size, path};\n"
+               "                 with --raw, data is base64)\n");
+}
+
+/* Write a vm.logs reply's data: decoded when raw, cleaned of control
+ * characters when it goes to a terminal (it is the guest's output). */
+static void write_logs_data(json_t *res, bool raw) {
+        json_t *d = json_object_get(res, "data");
+        const char *s = json_string_value(d);
+        size_t len = json_string_length(d);
+        if (!s || len == 0)
+                return;
+        if (raw) {
+                _cleanup_free_ unsigned char *out = malloc(len / 4 * 3 + 3);
+                int n = out ? EVP_DecodeBlock(out, (const unsigned char *) s, (int) len) : -1;
+                if (n < 0)
+                        return;
+                /* EVP_DecodeBlock counts the padding as zero bytes. */
+                for (size_t i = len; i > 0 && s[i - 1] == '='; i--)
+                        n--;
+                fwrite(out, 1, (size_t) n, stdout);
+                return;
+        }
+        if (!isatty(STDOUT_FILENO)) {
+                fwrite(s, 1, len, stdout);
+                return;
+        }
+        _cleanup_free_ char *copy = strndup(s, len);
+        if (copy)
+                fputs(string_make_printable(copy, true), stdout);
 }
 
 static bool vm_is_up(Cli *cli, RpcClient *c, const char *ref) {
@@ -198,14 +231,15 @@ static bool vm_is_up(Cli *cli, RpcClient *c, const char *ref) {
 }
 
 /* Poll with the returned offset: the daemon has no push for console output. */
-static int follow_logs(Cli *cli, RpcClient *c, const char *ref, json_int_t offset) {
+static int follow_logs(Cli *cli, RpcClient *c, const char *ref, json_int_t offset, bool raw) {
         for (unsigned tick = 1;; tick++) {
                 usleep(200 * 1000);
                 json_t *res = NULL;
-                if (cli_call(cli, c, "vm.logs", json_pack("{s:s, s:I}", "vm", ref, "offset", offset), &res) < 0)
+                if (cli_call(cli, c, "vm.logs", json_pack("{s:s, s:I, s:b}", "vm", ref, "offset", offset, "raw", raw),
+                             &res) < 0)
                         return EXIT_FAIL;
                 json_t *d = json_object_get(res, "data");
-                fwrite(json_string_value(d) ? json_string_value(d) : "", 1, json_string_length(d), stdout);
+                write_logs_data(res, raw);
                 fflush(stdout);
                 offset = json_integer_value(json_object_get(res, "offset"));
                 bool empty = json_string_length(d) == 0;
@@ -216,12 +250,13 @@ static int follow_logs(Cli *cli, RpcClient *c, const char *ref, json_int_t offse
 }
 
 int vm_logs_cmd(Cli *cli, int argc, char **argv) {
-        enum { OPT_TAIL = CLI_OPT_FIRST_PRIVATE };
+        enum { OPT_TAIL = CLI_OPT_FIRST_PRIVATE, OPT_RAW };
         static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
                                               { "follow", no_argument, NULL, 'f' },
                                               { "tail", required_argument, NULL, OPT_TAIL },
+                                              { "raw", no_argument, NULL, OPT_RAW },
                                               {} };
-        bool follow = false;
+        bool follow = false, raw = false;
         unsigned long long tail = 0;
         int o;
         while ((o = getopt_long(argc, argv, "hf", opts, NULL)) >= 0) {
@@ -239,6 +274,9 @@ int vm_logs_cmd(Cli *cli, int argc, char **argv) {
                         if (parse_size(optarg, &tail) < 0 || tail == 0 || tail > (8ULL << 20))
                                 return cli_usage_error("vm logs", "invalid --tail '%s': give 1 .. 8M bytes", optarg);
                         break;
+                case OPT_RAW:
+                        raw = true;
+                        break;
                 default:
                         return cli_option_error("vm logs", argv);
                 }
@@ -251,19 +289,18 @@ int vm_logs_cmd(Cli *cli, int argc, char **argv) {
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;
-        json_t *params = json_pack("{s:s}", "vm", ref);
+        json_t *params = json_pack("{s:s, s:b}", "vm", ref, "raw", raw);
         if (tail)
                 json_object_set_new(params, "tail_bytes", json_integer((json_int_t) tail));
         json_t *res = NULL;
         if (cli_call(cli, c, "vm.logs", params, &res) < 0)
                 return EXIT_FAIL;
-        json_t *d = json_object_get(res, "data");
         json_int_t offset = json_integer_value(json_object_get(res, "offset"));
         if (cli->json)
                 cli_print_json(res);
         else
-                fwrite(json_string_value(d) ? json_string_value(d) : "", 1, json_string_length(d), stdout);
+                write_logs_data(res, raw);
         fflush(stdout);
         json_decref(res);
-        return follow ? follow_logs(cli, c, ref, offset) : EXIT_OK;
+        return follow ? follow_logs(cli, c, ref, offset, raw) : EXIT_OK;
 }

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "agent-client.h"
 #include "daemon.h"
 #include "error.h"
@@ -26,6 +28,7 @@
 typedef struct VmArgs {
         const char *vm;
         unsigned long long tail_bytes, offset;
+        bool raw;
         unsigned long long vcpu, memory_mib;
 } VmArgs;
 
@@ -40,6 +43,7 @@ static const RpcParam logs_params[] = {
         { "tail_bytes", RPC_PARAM_UINT, RPC_ARG(VmArgs, tail_bytes), .min = 1, .max = 8u << 20 },
         { "offset", RPC_PARAM_UINT, RPC_ARG(VmArgs, offset), .min = 0, .max = INT64_MAX,
           .what = "a non-negative integer" },
+        { "raw", RPC_PARAM_BOOL, RPC_ARG(VmArgs, raw) },
         {},
 };
 static const RpcParam set_params[] = {
@@ -75,7 +79,24 @@ static int query_show(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t
         return 0;
 }
 
-/* The console log from offset, or its last tail_bytes; valid UTF-8. */
+/* raw: the bytes as they are, in base64; otherwise text with every byte
+ * that is not ASCII (or NUL) as '?', so it is valid UTF-8. Control
+ * characters stay: the CLI cleans them for a terminal. */
+static json_t *logs_data(char *buf, size_t n, bool raw) {
+        if (!raw) {
+                for (size_t i = 0; i < n; i++)
+                        if ((unsigned char) buf[i] >= 0x80 || buf[i] == 0)
+                                buf[i] = '?';
+                return json_stringn(buf, n);
+        }
+        _cleanup_free_ char *b64 = malloc(4 * ((n + 2) / 3) + 1);
+        if (!b64)
+                return NULL;
+        int l = EVP_EncodeBlock((unsigned char *) b64, (const unsigned char *) buf, (int) n);
+        return json_stringn(b64, (size_t) l);
+}
+
+/* The console log from offset, or its last tail_bytes. */
 static int query_logs(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
         _cleanup_free_ char *path = vm_console_log(d->vms, vm->id);
         _cleanup_close_ int fd = vm_console_log_open(d->vms, vm->id);
@@ -92,12 +113,10 @@ static int query_logs(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t
         ssize_t n = fd >= 0 && len > 0 ? pread(fd, buf, len, from) : 0;
         if (n < 0)
                 return -errno;
-        for (ssize_t i = 0; i < n; i++)
-                if ((unsigned char) buf[i] >= 0x80 || buf[i] == 0)
-                        buf[i] = '?';
-        *ret = json_pack("{s:s%, s:I, s:I, s:s}", "data", buf, (size_t) n, "offset", (json_int_t) (from + n), "size",
-                         (json_int_t) size, "path", path);
-        return 0;
+        json_t *data = logs_data(buf, (size_t) n, a->raw);
+        *ret = json_pack("{s:o, s:s, s:I, s:I, s:s}", "data", data, "encoding", a->raw ? "base64" : "text", "offset",
+                         (json_int_t) (from + n), "size", (json_int_t) size, "path", path);
+        return *ret ? 0 : -ENOMEM;
 }
 
 static int query_agent(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {

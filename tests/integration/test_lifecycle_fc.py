@@ -273,6 +273,50 @@ def test_unserialisable_record_stays_listed(env):
         db.close()
 
 
+def on_terminal(env, *args):
+    """Run banger with its stdout on a pseudo-terminal; returns the bytes."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *args], env=env.env, stdout=slave,
+                         stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the last writer closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert p.wait(timeout=60) == 0, p.stderr.read()
+    return out
+
+
+def test_logs_cleaned_on_a_terminal_raw_with_raw(env):
+    """A guest's console output with escape sequences: `vm logs` shows them as
+    '?' on a terminal, --raw gives the bytes as they are (invalid UTF-8 too)."""
+    env.banger("vm", "exec", NAME, "--", "sh", "-c",
+               r'printf "\033]0;PWN\007\033[2J\377\376-logmark-\n" >> /proc/1/fd/1')
+    out = b""
+    for _ in range(50):
+        out = on_terminal(env, "vm", "logs", NAME)
+        if b"-logmark-" in out:
+            break
+        time.sleep(0.1)
+    assert b"\x1b" not in out and b"\x07" not in out, out[-300:]
+    assert b"?]0;PWN??[2J??-logmark-" in out, out[-300:]
+    raw = on_terminal(env, "vm", "logs", "--raw", NAME)
+    assert b"\x1b]0;PWN\x07\x1b[2J\xff\xfe-logmark-" in raw, raw[-300:]
+    j = env.json("vm", "logs", "--raw", NAME)
+    assert j["encoding"] == "base64"
+    import base64
+    assert b"\x1b[2J\xff\xfe-logmark-" in base64.b64decode(j["data"])
+    # Not a terminal: the bytes pass (non-ASCII as '?', the text reply is UTF-8).
+    assert "\x1b[2J??-logmark-" in env.banger("vm", "logs", NAME).stdout
+
+
 def test_stop_is_graceful(env):
     vm = env.info["vm"]
     t0 = time.monotonic()

@@ -73,6 +73,32 @@ static void test_make_printable(void **state) {
         assert_string_equal(z, "a?b");
 }
 
+/* Guest text quoted in an error or a log line: the error stays valid UTF-8
+ * without escapes; the log line stays one line. */
+static void test_error_and_log_cleaned(void **state) {
+        const char *guest = "name\xff\x1b]0;PWN\x07\nbangerd: forged";
+        error_setf(-EINVAL, "entry \"%s\" is bad", guest);
+        const char *m = error_last_message();
+        assert_true(utf8_is_valid_n(m, strlen(m)));
+        assert_null(strchr(m, 0x1b));
+        assert_null(strchr(m, 0x07));
+        char path[] = "/tmp/bg-log-XXXXXX";
+        int fd = mkostemp(path, O_CLOEXEC);
+        assert_true(fd >= 0);
+        unlink(path);
+        log_set_file_fd(fd);
+        log_warning("guest said %s", guest);
+        log_set_file_fd(-EBADF);
+        char buf[512] = "";
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        close(fd);
+        assert_true(n > 0);
+        assert_non_null(strstr(buf, "forged"));
+        assert_ptr_equal(strchr(buf, '\n'), buf + n - 1); /* one line */
+        assert_null(strchr(buf, 0x1b));
+        assert_true(utf8_is_valid_n(buf, (size_t) n));
+}
+
 static void test_utf8_truncate(void **state) {
         const char *s = "ab\xe2\x82\xac"
                         "cd"; /* "ab€cd" */
@@ -451,6 +477,7 @@ int main(void) {
                 cmocka_unit_test(test_name_is_valid),
                 cmocka_unit_test(test_utf8),
                 cmocka_unit_test(test_make_printable),
+                cmocka_unit_test(test_error_and_log_cleaned),
                 cmocka_unit_test(test_utf8_truncate),
                 cmocka_unit_test(test_parse_size),
                 cmocka_unit_test(test_atomic_write),
