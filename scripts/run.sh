@@ -14,7 +14,8 @@
 # needs for the mirror. Addresses are from 198.18.0.0/15 (benchmarking
 # range). The namespace and everything in it go away on exit, Ctrl-C too.
 #
-# BANGER_BUILD_DIR picks the build directory (default build).
+# BANGER_BUILD_DIR picks the build directory (default build); the build's
+# output goes to $BANGER_RUN_CACHE/build.log, which it names.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,19 +27,24 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/deps.sh run
 
-build=${BANGER_BUILD_DIR:-build}
-log=$(mktemp)
-if ! { { [ -f "$build/build.ninja" ] || meson setup "$build"; } && ninja -C "$build"; } >"$log" 2>&1; then
-  grep -E -B2 -A12 'error|FAILED' "$log" | head -100 >&2
-  rm -f "$log"
-  say "building banger failed"
-  exit 1
-fi
-rm -f "$log"
-banger=$(realpath "$build/src/cli/banger")
-
 cache=${BANGER_RUN_CACHE:-/var/cache/banger-run}
 mkdir -p -m 0700 "$cache"
+
+build=${BANGER_BUILD_DIR:-build}
+log=$cache/build.log
+if [ -f "$build/build.ninja" ]; then
+  say "building banger in $build (seconds when little changed; output in $log)"
+else
+  say "building banger in $build (about a minute on 2 cores; output in $log)"
+fi
+if ! { { [ -f "$build/build.ninja" ] || meson setup "$build"; } && ninja -C "$build"; } >"$log" 2>&1; then
+  grep -E -B2 -A12 'error|FAILED' "$log" | head -100 >&2
+  say "building banger failed; the whole output is in $log"
+  exit 1
+fi
+say "banger is built"
+banger=$(realpath "$build/src/cli/banger")
+
 # One run at a time per cache: two daemons must not share a state directory.
 exec 9>"$cache/lock"
 if ! flock -n 9; then
@@ -98,7 +104,8 @@ fi
 
 image=$(in_ns "$banger" vm create --help | sed -n 's/.*--image IMAGE .*default: \([a-z0-9-]*\).*/\1/p')
 if ! in_ns "$banger" image show "${image:-debian-bookworm}" >/dev/null 2>&1; then
-  say "first run: building the default image ${image:-debian-bookworm} (debootstrap, a few minutes; kept in $cache)"
+  say "first run: building the default image ${image:-debian-bookworm} (debootstrap, a few minutes; kept in $cache;"
+  say "debootstrap's own output goes to the log its first progress line names)"
 fi
 say "booting a VM and running uname -a in it"
 in_ns "$banger" vm run --rm -- uname -a

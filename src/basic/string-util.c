@@ -257,3 +257,33 @@ size_t strv_length(char *const *l) {
                         n++;
         return n;
 }
+
+char *shell_quote_argv(char *const *argv) {
+        size_t len = 1;
+        for (char *const *a = argv; a && *a; a++)
+                for (const char *c = *a;; c++) {
+                        len += *c == '\'' ? 4 : 1;
+                        if (!*c) {
+                                len += 3; /* quotes and a space */
+                                break;
+                        }
+                }
+        char *out = malloc(len), *o = out;
+        if (!out)
+                return NULL;
+        for (char *const *a = argv; a && *a; a++) {
+                if (a != argv)
+                        *o++ = ' ';
+                *o++ = '\'';
+                for (const char *c = *a; *c; c++) {
+                        if (*c == '\'') {
+                                memcpy(o, "'\\''", 4);
+                                o += 4;
+                        } else
+                                *o++ = *c;
+                }
+                *o++ = '\'';
+        }
+        *o = '\0';
+        return out;
+}

@@ -52,3 +52,7 @@ int safe_atou64(const char *s, unsigned long long *ret);
 int safe_atoi(const char *s, int *ret);
 
 size_t strv_length(char *const *l);
+/* argv as one POSIX shell command line, each argument single-quoted
+ * ("echo" "a  b" "it's" -> 'echo' 'a  b' 'it'\''s'), for a program that
+ * always hands its command to a shell, as ssh does. NULL on ENOMEM. */
+char *shell_quote_argv(char *const *argv);

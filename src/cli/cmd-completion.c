@@ -29,12 +29,32 @@ static const char *const value_lists[][2] = {
         { "--vmm", "firecracker qemu" },
         { "--signal", "KILL TERM INT HUP QUIT USR1 USR2" },
 };
+/* Names the daemon knows, by operand kind: each list command never starts
+ * the daemon (it fails quietly when none runs). */
+static const char *const name_lists[][2] = {
+        { "vm", "banger vm list --names 2>/dev/null" },
+        { "image", "banger image list --names 2>/dev/null" },
+        { "kernel", "banger kernel list --names 2>/dev/null" },
+};
+/* Options whose value is such a name. */
+static const char *const name_options[][2] = {
+        { "--image", "image" },
+        { "--kernel-ref", "kernel" },
+};
+
+static const char *name_list(const char *kind) {
+        for (size_t i = 0; i < ELEMENTSOF(name_lists); i++)
+                if (streq(name_lists[i][0], kind))
+                        return name_lists[i][1];
+        return NULL;
+}
 
 static void help(void) {
         printf("Usage: banger completion bash|zsh|fish\n"
                "\n"
-               "Print a shell completion script for commands, verbs, options, VM names and\n"
-               "file arguments. Install it with, for example:\n"
+               "Print a shell completion script for commands, verbs, options, the names of\n"
+               "VMs, images and kernels (also after --image and --kernel-ref) and file\n"
+               "arguments. Install it with, for example:\n"
                "  bash:  banger completion bash > ~/.local/share/bash-completion/completions/banger\n"
                "  zsh:   banger completion zsh > \"${fpath[1]}/_banger\"   (then restart zsh)\n"
                "  fish:  banger completion fish > ~/.config/fish/completions/banger.fish\n");
@@ -81,14 +101,19 @@ static void bash_script(void) {
         for (size_t i = 0; i < ELEMENTSOF(value_lists); i++)
                 printf("    %s) COMPREPLY=($(compgen -W \"%s\" -- \"$cur\")); return;;\n", value_lists[i][0],
                        value_lists[i][1]);
+        for (size_t i = 0; i < ELEMENTSOF(name_options); i++)
+                printf("    %s) COMPREPLY=($(compgen -W \"$(%s)\" -- \"$cur\")); return;;\n", name_options[i][0],
+                       name_list(name_options[i][1]));
         printf("    --*) case \" $opts \" in *\" $prev= \"*) return;; esac;;\n"
                "    esac\n"
                "    if [[ $cur == -* ]]; then\n"
                "        COMPREPLY=($(compgen -W \"${opts//=/}\" -- \"$cur\")); return\n"
                "    fi\n"
-               "    case \"$kind\" in\n"
-               "    vm) COMPREPLY=($(compgen -W \"$(banger vm list --names 2>/dev/null)\" -- \"$cur\"));;\n"
-               "    file) COMPREPLY=($(compgen -f -- \"$cur\"));;\n"
+               "    case \"$kind\" in\n");
+        for (size_t i = 0; i < ELEMENTSOF(name_lists); i++)
+                printf("    %s) COMPREPLY=($(compgen -W \"$(%s)\" -- \"$cur\"));;\n", name_lists[i][0],
+                       name_lists[i][1]);
+        printf("    file) COMPREPLY=($(compgen -f -- \"$cur\"));;\n"
                "    shell) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\"));;\n"
                "    esac\n"
                "}\n"
@@ -149,12 +174,16 @@ static void zsh_script(void) {
         printf(") _files; return;;\n");
         for (size_t i = 0; i < ELEMENTSOF(value_lists); i++)
                 printf("  %s) compadd -- %s; return;;\n", value_lists[i][0], value_lists[i][1]);
+        for (size_t i = 0; i < ELEMENTSOF(name_options); i++)
+                printf("  %s) compadd -- ${(f)\"$(%s)\"}; return;;\n", name_options[i][0],
+                       name_list(name_options[i][1]));
         printf("  --*) [[ \" $opts \" == *\" $prev= \"* ]] && return;;\n"
                "  esac\n"
                "  if [[ $PREFIX == -* ]]; then compadd -- ${=${opts//=/}}; return; fi\n"
-               "  case \"$kind\" in\n"
-               "  vm) compadd -- ${(f)\"$(banger vm list --names 2>/dev/null)\"};;\n"
-               "  file) _files;;\n"
+               "  case \"$kind\" in\n");
+        for (size_t i = 0; i < ELEMENTSOF(name_lists); i++)
+                printf("  %s) compadd -- ${(f)\"$(%s)\"};;\n", name_lists[i][0], name_lists[i][1]);
+        printf("  file) _files;;\n"
                "  shell) compadd -- bash zsh fish;;\n"
                "  esac\n"
                "}\n"
@@ -231,6 +260,9 @@ static void fish_verb_options(const char *group, const CliVerb *v) {
                         for (size_t i = 0; i < ELEMENTSOF(value_lists); i++)
                                 if (streq(value_lists[i][0], o))
                                         printf(" -a '%s'", value_lists[i][1]);
+                        for (size_t i = 0; i < ELEMENTSOF(name_options); i++)
+                                if (streq(name_options[i][0], o))
+                                        printf(" -a '(%s)'", name_list(name_options[i][1]));
                 }
                 printf("\n");
         }
@@ -261,10 +293,10 @@ static void fish_script(void) {
                         fish_quoted(v->summary);
                         printf("\n");
                         fish_verb_options(gn, v);
-                        if (streq(v->operands, "vm"))
+                        if (name_list(v->operands))
                                 printf("complete -c banger -n '__fish_seen_subcommand_from %s; and "
-                                       "__fish_seen_subcommand_from %s' -a '(banger vm list --names 2>/dev/null)'\n",
-                                       gn, v->name);
+                                       "__fish_seen_subcommand_from %s' -a '(%s)'\n",
+                                       gn, v->name, name_list(v->operands));
                 }
         }
 }

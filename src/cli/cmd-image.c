@@ -28,7 +28,7 @@ const CliVerb cli_image_verbs[] = {
           "--name= --rootfs= --kernel-ref= --work-seed= --json --help", "" },
         { "promote", NULL, image_promote_cmd, "copy a registered image's rootfs into banger's store", "--json --help",
           "image" },
-        { "list", "ls", image_list_cmd, "list images", "--json --help", "" },
+        { "list", "ls", image_list_cmd, "list images", "--names --json --help", "" },
         { "show", NULL, image_show_cmd, "show one image", "--json --help", "image" },
         { "delete", "rm", image_delete_cmd, "delete images no VM uses", "-f --force --json --help", "image" },
         { "cache", NULL, image_cache_cmd, "prune downloaded OCI blobs no image came from (cache prune)",
@@ -186,10 +186,11 @@ static int image_promote_cmd(Cli *cli, int argc, char **argv) {
 }
 
 static void list_help(void) {
-        printf("Usage: banger image list [--json]\n"
+        printf("Usage: banger image list [--names] [--json]\n"
                "\n"
                "List images: NAME KERNEL MANAGED SIZE CREATED ROOTFS. MANAGED images live in\n"
-               "banger's store; the others are registered in place.\n");
+               "banger's store; the others are registered in place. --names prints names only\n"
+               "(for shell completion; never starts the daemon).\n");
 }
 
 static void image_row(json_t *im, const char **row, char (*buf)[TABLE_CELL_MAX]) {

@@ -21,7 +21,7 @@ static int kernel_rm_cmd(Cli *cli, int argc, char **argv);
 const CliVerb cli_kernel_verbs[] = {
         { "import", NULL, kernel_import_cmd, "import a kernel (and initrd, modules) from a file or directory",
           "--from= --initrd= --json --help", "" },
-        { "list", "ls", kernel_list_cmd, "list kernels", "--json --help", "" },
+        { "list", "ls", kernel_list_cmd, "list kernels", "--names --json --help", "" },
         { "show", NULL, kernel_show_cmd, "show one kernel", "--json --help", "kernel" },
         { "rm", "delete", kernel_rm_cmd, "remove kernels no image uses", "--json --help", "kernel" },
         {},
@@ -117,9 +117,10 @@ static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
 }
 
 static void list_help(void) {
-        printf("Usage: banger kernel list [--json]\n"
+        printf("Usage: banger kernel list [--names] [--json]\n"
                "\n"
-               "List kernels: NAME VERSION INITRD MODULES SIZE CREATED.\n");
+               "List kernels: NAME VERSION INITRD MODULES SIZE CREATED. --names prints names\n"
+               "only (for shell completion; never starts the daemon).\n");
 }
 
 static void kernel_row(json_t *k, const char **row, char (*buf)[TABLE_CELL_MAX]) {

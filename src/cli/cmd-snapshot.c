@@ -43,7 +43,7 @@ static void vm_snapshot_help(void) {
                "ready. Nothing is left of a snapshot that fails or is interrupted.\n"
                "\n"
                "Options:\n"
-               "  --name SNAP   snapshot name, [a-z0-9][a-z0-9-]{0,62}; default VM-N\n"
+               "  --name SNAP   snapshot name (a-z, 0-9 and '-' inside); default VM-N\n"
                "  --stop        stop the VM afterwards instead of letting it run on\n");
 }
 
@@ -77,7 +77,7 @@ int vm_snapshot_cmd(Cli *cli, int argc, char **argv) {
         if (argc - optind != 1)
                 return cli_usage_error("vm snapshot", "expects one VM");
         if (name && !name_is_valid(name))
-                return cli_usage_error("vm snapshot", "invalid name '%s': use [a-z0-9][a-z0-9-]{0,62}", name);
+                return cli_invalid_name("vm snapshot", name);
         json_t *params = json_pack("{s:s, s:b}", "vm", argv[optind], "stop", stop);
         if (name)
                 json_object_set_new(params, "name", json_string(name));

@@ -64,10 +64,12 @@ int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char 
                 a[i++] = strdup("-o");
                 a[i++] = strdup("LogLevel=ERROR");
                 a[i++] = strf("%s@%s", user, ip);
-                if (n)
+                /* ssh hands its command to the remote shell as one line:
+                 * quoted, each argument arrives as given (as with vm exec). */
+                if (n) {
                         a[i++] = strdup("--");
-                for (size_t k = 0; k < n; k++)
-                        a[i++] = strdup(cmd[k]);
+                        a[i++] = shell_quote_argv(cmd);
+                }
         }
         json_decref(info);
         for (size_t k = 0; a && k < i; k++)
@@ -89,8 +91,10 @@ static void ssh_help(void) {
                "\n"
                "Open an SSH session to the VM as root, or run COMMAND over SSH. Uses banger's\n"
                "key and its own known_hosts file (the host key is trusted on first use and\n"
-               "checked afterwards), never your ~/.ssh/known_hosts. For exact exit codes and\n"
-               "no SSH dependency use 'banger vm exec'.\n");
+               "checked afterwards), never your ~/.ssh/known_hosts. COMMAND and its ARGS\n"
+               "arrive as given, each quoted for the remote shell (as with 'banger vm exec');\n"
+               "the exit code is the command's, 255 when ssh itself failed. Waits (up to 60 s)\n"
+               "for the guest's SSH server; 'banger vm exec' needs none.\n");
 }
 
 int vm_ssh_cmd(Cli *cli, int argc, char **argv) {
@@ -123,7 +127,8 @@ static void ports_help(void) {
         printf("Usage: banger vm ports VM [--json]\n"
                "\n"
                "List the sockets listening in the guest (from its agent) with the owning\n"
-               "process and the endpoint to use from the host, <name>.vm:<port>.\n");
+               "process and the endpoint to use from the host: <name>.vm:<port> where the\n"
+               "host's resolver answers VM names (systemd-resolved), else <address>:<port>.\n");
 }
 
 static void port_row(json_t *p, const char **row, char (*buf)[TABLE_CELL_MAX]) {

@@ -179,6 +179,8 @@ Table *table_free(Table *t) {
 /* ---- progress ---- */
 
 #define TICK_USEC (100 * USEC_PER_MSEC)
+/* Off a terminal (a log, a pipe): a stage's updates at most this often. */
+#define PLAIN_INTERVAL_USEC (10 * USEC_PER_SEC)
 
 struct Progress {
         bool json, tty;
@@ -190,6 +192,7 @@ struct Progress {
         usec_t start, stage_start, last_plain;
         char stage[32], message[200], vm[40];
         bool have_bytes;
+        bool unprinted; /* off a terminal: the stage's latest update was not printed */
         uint64_t bytes, total, rate_bytes0;
         usec_t rate_t0;
 };
@@ -245,12 +248,24 @@ static void redraw(Progress *p) {
         fflush(stderr);
 }
 
-/* A finished stage stays on screen as one line. */
+/* "done, 1.8M": a finished stage's bytes, all of them (the last count the
+ * daemon sent may be older than the end). */
+static const char *bytes_done(Progress *p, char *buf, size_t len) {
+        char b[16];
+        if (!p->have_bytes)
+                return "";
+        snprintf(buf, len, "%sdone, %s", p->message[0] ? " " : "", format_size(b, sizeof(b), MAX(p->total, p->bytes)));
+        return buf;
+}
+
+/* A finished stage stays on screen as one line, with its final state. */
 static void finish_stage(Progress *p) {
+        char done[48];
         if (!p->stage[0])
                 return;
-        fprintf(stderr, "\r\033[K  %-8s %5.1fs  %s\n", p->stage,
-                (double) (now_monotonic() - p->stage_start) / USEC_PER_SEC, p->message);
+        fprintf(stderr, "\r\033[K  %-8s %5.1fs  %s%s\n", p->stage,
+                (double) (now_monotonic() - p->stage_start) / USEC_PER_SEC, p->message,
+                bytes_done(p, done, sizeof(done)));
         fflush(stderr);
 }
 
@@ -318,18 +333,40 @@ static void note_event(Progress *p, json_t *params) {
         }
 }
 
+/* Off a terminal: one line when a stage begins, its updates at most every
+ * PLAIN_INTERVAL_USEC (a percentage, never a bar), and one when it ends. */
 static void print_plain(Progress *p, bool new_stage) {
         usec_t now = now_monotonic();
-        /* Byte counts can arrive many times a second; a log wants one a second. */
-        if (!new_stage && p->have_bytes && now - p->last_plain < USEC_PER_SEC)
+        char b[16], t[16];
+        if (!new_stage && now - p->last_plain < PLAIN_INTERVAL_USEC) {
+                p->unprinted = true;
                 return;
+        }
         p->last_plain = now;
-        if (p->have_bytes) {
-                char bar[128];
-                format_bar(p, now, bar, sizeof(bar));
-                fprintf(stderr, "%s: %s %s\n", p->stage, p->message, bar);
-        } else
+        p->unprinted = false;
+        if (p->have_bytes && !new_stage)
+                fprintf(stderr, "%s: %s%s%u%% of %s (%s)\n", p->stage, p->message, p->message[0] ? " " : "",
+                        p->total ? (unsigned) (MIN(p->bytes, p->total) * 100 / p->total) : 0,
+                        format_size(t, sizeof(t), p->total), format_size(b, sizeof(b), p->bytes));
+        else
                 fprintf(stderr, "%s%s%s\n", p->stage, p->message[0] ? ": " : "", p->message);
+        fflush(stderr);
+}
+
+/* Off a terminal, the end of a stage: its final state when the lines so far
+ * did not show it. */
+static void end_plain_stage(Progress *p, bool ok) {
+        char done[48];
+        if (!p->stage[0])
+                return;
+        double secs = (double) (now_monotonic() - p->stage_start) / USEC_PER_SEC;
+        if (!ok)
+                fprintf(stderr, "%s: failed after %.1fs\n", p->stage, secs);
+        else if (p->have_bytes)
+                fprintf(stderr, "%s: %s%s in %.1fs\n", p->stage, p->message, bytes_done(p, done, sizeof(done)), secs);
+        else if (p->unprinted)
+                fprintf(stderr, "%s%s%s\n", p->stage, p->message[0] ? ": " : "", p->message);
+        p->unprinted = false;
         fflush(stderr);
 }
 
@@ -347,6 +384,8 @@ void progress_notify(const char *method, json_t *params, void *userdata) {
         }
         pthread_mutex_lock(&p->lock);
         bool new_stage = !streq(json_str(params, "stage", ""), p->stage);
+        if (new_stage && !p->tty && !p->json)
+                end_plain_stage(p, true);
         note_event(p, params);
         if (p->tty)
                 redraw(p);
@@ -372,7 +411,8 @@ void progress_end(Progress *p, bool ok) {
                         fprintf(stderr, "\r\033[K  %-8s failed after %.1fs\n", p->stage,
                                 (double) (now_monotonic() - p->stage_start) / USEC_PER_SEC);
                 fflush(stderr);
-        }
+        } else if (!p->json)
+                end_plain_stage(p, ok);
 }
 
 const char *progress_vm(Progress *p) {

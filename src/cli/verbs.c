@@ -151,12 +151,48 @@ static int call_and_print(Cli *cli, const char *method, json_t *params, void (*p
         return EXIT_OK;
 }
 
+/* --names: the "name" of each element of the result's list, one a line, for
+ * shell completion; never starts the daemon (exit 1 when none answers). */
+static int print_names(Cli *cli, const char *method) {
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        cli->no_autostart = true;
+        if (rpc_client_connect(cli->socket_path, &c) < 0)
+                return EXIT_FAIL;
+        json_t *res = NULL, *list = NULL, *e;
+        const char *key;
+        size_t i;
+        if (cli_call(cli, c, method, NULL, &res) < 0)
+                return EXIT_FAIL;
+        json_object_foreach (res, key, e)
+                if (!list && json_is_array(e))
+                        list = e;
+        json_array_foreach (list, i, e)
+                printf("%s\n", json_str(e, "name", ""));
+        json_decref(res);
+        return EXIT_OK;
+}
+
 int cli_list(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
              void (*print)(json_t *)) {
-        int r = cli_parse_simple(cli, cmd, help, argc, argv, 0, 0);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        return call_and_print(cli, method, NULL, print);
+        enum { OPT_NAMES = CLI_OPT_FIRST_PRIVATE };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "names", no_argument, NULL, OPT_NAMES }, {} };
+        bool names = false;
+        int o;
+        while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                if (o == 'h') {
+                        help();
+                        return EXIT_OK;
+                }
+                if (o == CLI_OPT_JSON)
+                        cli->json = true;
+                else if (o == OPT_NAMES)
+                        names = true;
+                else
+                        return cli_option_error(cmd, argv);
+        }
+        if (optind < argc)
+                return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return names ? print_names(cli, method) : call_and_print(cli, method, NULL, print);
 }
 
 int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,

@@ -53,7 +53,8 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
                      int max_operands);
 
 /* "<group> VERB" without operands: one call of method, its result printed
- * as JSON or by print. */
+ * as JSON or by print; with --names only the names in it (for completion:
+ * never starts the daemon). */
 int cli_list(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
              void (*print)(json_t *));
 
@@ -70,8 +71,8 @@ int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, 
 int cli_for_each_named_force(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv,
                              const char *method, const char *done, const char *what, bool allow_force);
 
-/* The usage error for an image or kernel name that is not
- * [a-z0-9][a-z0-9-]{0,62}: returns EXIT_USAGE. */
+/* The usage error for a name that is not name_is_valid(): returns
+ * EXIT_USAGE. */
 int cli_invalid_name(const char *cmd, const char *name);
 
 /* Resolve a host path argument to an absolute one (the daemon reads it, not

@@ -21,6 +21,7 @@ struct Host {
         char netmask[INET_ADDRSTRLEN];
         unsigned prefix;
         bool resolved_done;
+        int resolved_hooked; /* 1: <name>.vm routed through systemd-resolved, -1: not, 0: not asked yet */
         /* nat.apply replaces the whole table: a reading of the VM list and
          * its apply must not interleave with another worker's. */
         pthread_mutex_t nat_lock;

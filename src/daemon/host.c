@@ -134,12 +134,9 @@ static int host_call(Host *h, const char *method, json_t *params) {
         return r;
 }
 
-int host_bridge_ensure(Host *h) {
-        int r = host_call(h, "bridge.ensure", json_object());
-        if (r < 0 || __atomic_exchange_n(&h->resolved_done, true, __ATOMIC_SEQ_CST))
-                return r;
-        /* Once the bridge exists: route the .vm zone to our DNS through
-         * systemd-resolved, where it runs. */
+/* Route the .vm zone to our DNS through systemd-resolved, where it runs
+ * (the bridge must exist); remembers whether that worked. */
+static void hook_resolved(Host *h) {
         int k = helper_resolved_configure(h->socket);
         if (k == -EOPNOTSUPP)
                 log_info("systemd-resolved is not running: <name>.vm resolves only through %s:%u",
@@ -147,7 +144,23 @@ int host_bridge_ensure(Host *h) {
         else if (k < 0)
                 log_warning("cannot hook .vm into systemd-resolved: %s",
                             error_last_message() ? error_last_message() : strerror(-k));
+        __atomic_store_n(&h->resolved_hooked, k >= 0 ? 1 : -1, __ATOMIC_SEQ_CST);
+}
+
+int host_bridge_ensure(Host *h) {
+        int r = host_call(h, "bridge.ensure", json_object());
+        if (r < 0 || __atomic_exchange_n(&h->resolved_done, true, __ATOMIC_SEQ_CST))
+                return r;
+        hook_resolved(h);
         return 0;
+}
+
+bool host_vm_names_resolve(Host *h) {
+        /* A daemon that re-attached to running VMs has not made the bridge. */
+        if (__atomic_load_n(&h->resolved_hooked, __ATOMIC_SEQ_CST) == 0 && h->socket &&
+            !__atomic_exchange_n(&h->resolved_done, true, __ATOMIC_SEQ_CST))
+                hook_resolved(h);
+        return __atomic_load_n(&h->resolved_hooked, __ATOMIC_SEQ_CST) > 0;
 }
 
 int host_tap_create(Host *h, const char *name) {

@@ -23,6 +23,9 @@ void host_stop_helper(Host *h);
 bool host_available(Host *h);
 
 int host_bridge_ensure(Host *h);
+/* Does the host's own resolver answer <name>.vm (systemd-resolved routes the
+ * zone to banger's DNS)? Without it, users get addresses, not names. */
+bool host_vm_names_resolve(Host *h);
 int host_tap_create(Host *h, const char *name);
 int host_tap_delete(Host *h, const char *name);
 /* Regenerate banger's NAT table from the VMs that are running with NAT. */

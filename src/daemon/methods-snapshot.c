@@ -18,7 +18,7 @@ typedef struct SnapshotArgs {
 
 static const RpcParam snapshot_params[] = {
         { "vm", RPC_PARAM_STRING, RPC_ARG(SnapshotArgs, vm), true, .what = "a VM name, id or id prefix" },
-        { "name", RPC_PARAM_NAME, RPC_ARG(SnapshotArgs, name), .what = "a name: [a-z0-9][a-z0-9-]{0,62}" },
+        { "name", RPC_PARAM_NAME, RPC_ARG(SnapshotArgs, name), .what = "a name of " NAME_RULE },
         { "stop", RPC_PARAM_BOOL, RPC_ARG(SnapshotArgs, stop) },
         {},
 };

@@ -140,9 +140,11 @@ static int query_ports(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_
         if (r < 0)
                 return r;
         json_t *arr = json_array();
+        bool names = vm_manager_names_resolve(d->vms);
         for (size_t i = 0; i < n; i++) {
+                /* What works from this host: the name only where it resolves. */
                 char ep[128];
-                snprintf(ep, sizeof(ep), "%s.vm:%u", vm->name, ports[i].port);
+                snprintf(ep, sizeof(ep), "%s%s:%u", names ? vm->name : vm->ip, names ? ".vm" : "", ports[i].port);
                 json_array_append_new(arr,
                                       json_pack("{s:s, s:s, s:i, s:i, s:s, s:s}", "proto", ports[i].proto, "address",
                                                 ports[i].address, "port", (int) ports[i].port, "pid", ports[i].pid,

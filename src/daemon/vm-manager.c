@@ -86,6 +86,10 @@ const char *vm_manager_known_hosts(VmManager *m) {
         return m->known_hosts;
 }
 
+bool vm_manager_names_resolve(VmManager *m) {
+        return m->host && host_vm_names_resolve(m->host);
+}
+
 /* ---- resolution and JSON ---- */
 
 static int ambiguous(const char *ref, const VmRecord *list, size_t n) {

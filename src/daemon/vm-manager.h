@@ -132,6 +132,8 @@ int vm_console_log_open(VmManager *m, const char *id);
 char *vm_log_tail(VmManager *m, const char *id, size_t max);
 const char *vm_manager_ssh_key(VmManager *m);
 const char *vm_manager_known_hosts(VmManager *m);
+/* Does <name>.vm resolve for the host's own resolver (host.h)? */
+bool vm_manager_names_resolve(VmManager *m);
 
 /* vm-limits.c: what one VM may have on this host (online CPUs, RAM). */
 typedef struct VmHostLimits {

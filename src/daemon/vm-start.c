@@ -209,7 +209,8 @@ static void step_running(Start *t) {
         vm_set_runtime(vm, !t->agent_outdated, ssh);
         (void) vm_save(t->s, vm);
         vm_progress(t->p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip,
-                    ssh ? ", ssh open" : ", sshd not listening yet");
+                    ssh ? ", ssh open"
+                        : ", sshd not listening yet ('banger vm exec' works now; 'banger vm ssh' waits for sshd)");
 }
 
 /* Undo what the start took, keeping the reason. */

@@ -6,13 +6,14 @@ a network namespace of its own (test_cli.py's fixtures)."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import sqlite3
 import subprocess
 
 import pytest
 
-from bangerlib import BANGER, BANGERD, Rpc, run_cli, socket_path, stop_daemon, wait_for_socket
+from bangerlib import BANGER, BANGERD, Rpc, bash_complete, run_cli, socket_path, stop_daemon, wait_for_socket
 from test_cli import daemon, image  # noqa: F401  (fixtures)
 
 
@@ -193,3 +194,98 @@ def test_vm_run_deletes_a_vm_that_did_not_start_and_create_keeps_it(image, xdg):
     assert p.returncode == 1, p.stderr
     assert "did not start" in p.stderr, p.stderr
     assert vm_names(xdg) == []
+
+
+# ---- progress: every stage ends with its final state; off a terminal, lines, not bars ----
+
+def import_with_initrd(xdg, tmp_path, name, tty):
+    initrd = tmp_path / f"{name}.initrd"
+    initrd.write_bytes(os.urandom(3_000_000))  # copied in 1 MiB steps: the daemon reports 34%, 69%, 100%
+    args = [str(BANGER), "kernel", "import", name, "--from", "/bin/busybox", "--initrd", str(initrd)]
+    if tty:  # a pseudo-terminal for the CLI's stderr
+        args = ["script", "-qec", " ".join(args), "/dev/null"]
+    p = subprocess.run(args, env=xdg, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stderr if not tty else p.stdout
+
+
+def test_progress_off_a_terminal_is_stage_lines_ending_in_the_final_state(daemon, xdg, tmp_path):
+    if not os.path.exists("/bin/busybox"):
+        pytest.skip("no /bin/busybox to stand in for a kernel")
+    err = import_with_initrd(xdg, tmp_path, "p1", tty=False)
+    assert "[" not in err and "left" not in err and "%" not in err, err  # no bars, no stale percentages
+    assert "copy: done, 2.9M in " in err, err
+
+
+def test_progress_on_a_terminal_leaves_each_stage_finished(daemon, xdg, tmp_path):
+    if not os.path.exists("/bin/busybox") or not shutil.which("script"):
+        pytest.skip("needs /bin/busybox and script(1)")
+    out = import_with_initrd(xdg, tmp_path, "p2", tty=True)
+    finished = re.split(r"[\r\n]+", out.replace("\x1b[K", ""))
+    assert any(re.fullmatch(r"  copy +[0-9.]+s  done, 2\.9M", l) for l in finished), finished
+
+
+# ---- completion offers the names of images and kernels ----
+
+def completion_env(xdg):
+    return dict(xdg, PATH=f"{BANGER.parent}:{os.environ['PATH']}")
+
+
+def test_list_names_never_starts_the_daemon(build_dir, xdg):
+    for group in ("image", "kernel"):
+        p = run_cli(xdg, group, "list", "--names")
+        assert p.returncode == 1 and p.stdout == ""
+    assert not socket_path(xdg).exists()
+
+
+def test_bash_completes_image_and_kernel_names(image, xdg, tmp_path):
+    assert run_cli(xdg, "image", "list", "--names", check=True).stdout == "img1\n"
+    assert run_cli(xdg, "kernel", "list", "--names", check=True).stdout == "k1\n"
+    script = tmp_path / "banger.bash"
+    script.write_text(run_cli(xdg, "completion", "bash", check=True).stdout)
+    env = completion_env(xdg)
+    assert bash_complete(script, env, "banger", "vm", "create", "--image", "") == {"img1"}
+    assert bash_complete(script, env, "banger", "vm", "run", "--image", "i") == {"img1"}
+    assert bash_complete(script, env, "banger", "image", "delete", "") == {"img1"}
+    assert bash_complete(script, env, "banger", "image", "show", "") == {"img1"}
+    assert bash_complete(script, env, "banger", "kernel", "rm", "") == {"k1"}
+    assert bash_complete(script, env, "banger", "image", "register", "--kernel-ref", "") == {"k1"}
+
+
+def test_zsh_completes_image_and_kernel_names(image, xdg, tmp_path):
+    if not shutil.which("zsh"):
+        pytest.skip("zsh is not installed")
+    script = tmp_path / "_banger"
+    script.write_text(run_cli(xdg, "completion", "zsh", check=True).stdout)
+
+    def complete(*words):
+        # compadd and compdef stand in for zsh's completion system: what
+        # _banger would offer is what it hands to compadd.
+        prog = (f"compdef() {{ :; }}; compadd() {{ [[ $1 == -- ]] && shift; print -l -- \"$@\"; }}; "
+                f"_files() {{ :; }}; _describe() {{ :; }}; source {script}; "
+                f"words=({' '.join(repr(w) for w in words)}); CURRENT={len(words)}; PREFIX={words[-1]!r}; _banger")
+        r = subprocess.run(["zsh", "-f", "-c", prog], capture_output=True, text=True, env=completion_env(xdg))
+        assert r.returncode == 0, r.stderr
+        return set(r.stdout.split())
+
+    assert complete("banger", "vm", "create", "--image", "") == {"img1"}
+    assert complete("banger", "image", "delete", "") == {"img1"}
+    assert complete("banger", "kernel", "rm", "") == {"k1"}
+    assert complete("banger", "image", "import", "x", "--kernel-ref", "") == {"k1"}
+
+
+def test_fish_completes_image_and_kernel_names(image, xdg, tmp_path):
+    if not shutil.which("fish"):
+        pytest.skip("fish is not installed")
+    script = tmp_path / "banger.fish"
+    script.write_text(run_cli(xdg, "completion", "fish", check=True).stdout)
+
+    def complete(line):
+        r = subprocess.run(["fish", "-c", f"source {script}; complete -C '{line}'"], capture_output=True, text=True,
+                           env=completion_env(xdg))
+        return {l.split("\t")[0] for l in r.stdout.splitlines()}
+
+    assert "img1" in complete("banger vm create --image ")
+    assert "img1" in complete("banger image delete ")
+    assert "k1" in complete("banger kernel rm ")
+    assert "k1" in complete("banger image register --kernel-ref ")

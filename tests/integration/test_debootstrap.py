@@ -9,6 +9,7 @@ import gzip
 import hashlib
 import os
 import pathlib
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -22,7 +23,8 @@ SUITE, MIRROR, CACHE = DEBIAN_SUITE, DEBIAN_MIRROR, TEST_CACHE
 DRIVER = BUILD / "tests/unit/test-debootstrap-image"
 AGENT = BUILD / "src/agent/banger-agent"
 # What the image is made of: a change to any of these rebuilds it.
-SOURCES = ["src/shared/image/debootstrap-image.c", "src/shared/image/debootstrap-image.h", "src/shared/guestfs/initramfs.c",
+SOURCES = ["src/shared/image/debootstrap-image.c", "src/shared/image/debootstrap-image.h",
+           "src/shared/image/debootstrap-progress.c", "src/shared/guestfs/initramfs.c",
            "src/shared/image/debian-package.c", "src/shared/image/kernel-store.c", "src/shared/image/kernel-image.c"]
 
 
@@ -132,3 +134,19 @@ def test_debootstrap_kernel_and_modules(built_image):
     db = sqlite3.connect(f"file:{built_image['state']}/banger.db?mode=ro", uri=True)
     rows = db.execute("SELECT i.name, k.name, k.version FROM images i JOIN kernels k ON i.kernel_id = k.id").fetchall()
     assert rows == [("debian-bookworm", "debian-bookworm-kernel", ver)]
+
+
+@pytest.mark.slow
+def test_debootstrap_progress_is_one_stage_with_counts_and_a_log(built_image):
+    """debootstrap prints a line per package and step (hundreds): the user
+    sees one stage with counts; the full text is kept with the image."""
+    out = (pathlib.Path(built_image["state"]).parent / "image.txt").read_text()
+    lines = [l[len("progress debootstrap "):] for l in out.splitlines() if l.startswith("progress debootstrap ")]
+    assert lines and "its full output goes to" in lines[0] and lines[0].endswith("/debian-bookworm/debootstrap.log")
+    per_package = [l for l in lines if re.fullmatch(r"I: (Retrieving|Validating) [a-z0-9][^ ]* [^ ]+", l)
+                   or re.fullmatch(r"I: (Extracting|Unpacking|Configuring) [a-z0-9][^ ]*\.\.\.", l)]
+    assert per_package == [], per_package[:5]
+    assert any(re.fullmatch(r"retrieving packages: \d+", l) for l in lines), lines[:20]
+    log = pathlib.Path(built_image["state"]) / "images/debian-bookworm/debootstrap.log"
+    text = log.read_text()
+    assert re.search(r"^I: Retrieving [a-z0-9]", text, re.M) and "I: Base system installed successfully." in text

@@ -197,8 +197,13 @@ def test_create_reaches_agent_ready(env):
     p = env.banger("vm", "create", "--name", NAME, "--image", "test", "--vmm", "firecracker", "--vcpu", "1",
                    "--memory", "256M", "--disk-size", "64M", "--nat")
     assert "spec:" in p.stdout + p.stderr
+    # The fake guest runs no sshd: ready says what works meanwhile.
+    assert re.search(r"^ready: .*sshd not listening yet \('banger vm exec' works now; 'banger vm ssh' waits for sshd\)",
+                     p.stderr, re.M), p.stderr
     vm = show(env)
     started(env, vm)
+    # Starting it again changes nothing and says so.
+    assert env.banger("vm", "start", NAME).stdout == f"{NAME} is already running\n"
     assert re.fullmatch(r"[0-9a-f-]{36}", vm["boot_id"])
     rows = env.banger("vm", "list").stdout.splitlines()
     assert rows[0].split() == ["ID", "NAME", "STATE", "IMAGE", "IP", "VCPU", "MEM", "DISK", "CREATED"]

@@ -105,11 +105,23 @@ def test_ssh_reaches_the_guest(env):
     assert known_host(env, env.info["vm"]["ip"])
 
 
+def test_ssh_passes_arguments_and_exit_code(env):
+    """`vm ssh VM -- ARGV` behaves like `vm exec`: each argument arrives as
+    given (not re-split by the remote shell) and the exit code comes back."""
+    p = env.banger("vm", "ssh", "lq", "--", "sh", "-c", "exit 5", check=False)
+    assert p.returncode == 5, p.stderr
+    p = env.banger("vm", "ssh", "lq", "--", "printf", "[%s]\\n", "a   b", "$HOME", "it's", "")
+    assert p.stdout == "[a   b]\n[$HOME]\n[it's]\n[]\n", p.stdout
+
+
 def test_ports_lists_dropbear(env):
+    """No systemd-resolved in the test's namespace: lq.vm would not resolve
+    there, so the endpoint is the address."""
+    ip = env.info["vm"]["ip"]
     p = env.banger("vm", "ports", "lq")
-    assert "dropbear" in p.stdout and "lq.vm:22" in p.stdout
+    assert "dropbear" in p.stdout and f"{ip}:22" in p.stdout and "lq.vm" not in p.stdout, p.stdout
     ports = env.json("vm", "ports", "lq")["ports"]
-    assert any(x["port"] == 22 and x["process"] == "dropbear" for x in ports)
+    assert any(x["port"] == 22 and x["process"] == "dropbear" and x["endpoint"] == f"{ip}:22" for x in ports)
 
 
 def test_stats_from_proc_and_agent(env):

@@ -110,6 +110,17 @@ static void test_utf8_truncate(void **state) {
         assert_int_equal(utf8_truncate_len("\xf0\x9f\x98\x80x", 5, 3), 0);
 }
 
+static void test_shell_quote_argv(void **state) {
+        char *argv[] = { "echo", "a   b", "$HOME", "it's", "", NULL };
+        char *q = shell_quote_argv(argv);
+        assert_string_equal(q, "'echo' 'a   b' '$HOME' 'it'\\''s' ''");
+        free(q);
+        char *none[] = { NULL };
+        q = shell_quote_argv(none);
+        assert_string_equal(q, "");
+        free(q);
+}
+
 static void test_utf8(void **state) {
         assert_true(utf8_is_valid_n("héllo", strlen("héllo")));
         assert_false(utf8_is_valid_n("\xc3\x28", 2));
@@ -475,6 +486,7 @@ static void test_unix_connect(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_name_is_valid),
+                cmocka_unit_test(test_shell_quote_argv),
                 cmocka_unit_test(test_utf8),
                 cmocka_unit_test(test_make_printable),
                 cmocka_unit_test(test_error_and_log_cleaned),

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "debian-package.h"
+#include "debootstrap-progress.h"
 #include "error.h"
 #include "file-tree.h"
 #include "fs-util.h"
@@ -94,10 +95,24 @@ static int run_tool(Build *b, char *const argv[], const char *log_name, usec_t t
         return error_setf(-EIO, "%s failed (status %d): %s", argv[0], status, last);
 }
 
-/* Read debootstrap's output until EOF or the deadline; report each line,
- * remember the last one for an error message. */
-static int debootstrap_follow(Build *b, int fd, char *last, size_t last_size) {
+#define DEBOOTSTRAP_LOG "debootstrap.log"
+
+/* One line of debootstrap's output: into the log as it is, to the user as
+ * one stage with counts, and kept as the last line for an error message. */
+static void debootstrap_line(Build *b, DebootstrapProgress *dp, int log_fd, const char *line, char *last,
+                             size_t last_size) {
+        char msg[512];
+        (void) loop_write(log_fd, line, strlen(line));
+        (void) loop_write(log_fd, "\n", 1);
+        snprintf(last, last_size, "%s", line);
+        if (debootstrap_progress_line(dp, line, msg, sizeof(msg)))
+                progress_report(&b->o->progress, "debootstrap", msg, 0, 0);
+}
+
+/* Read debootstrap's output until EOF or the deadline, line by line. */
+static int debootstrap_follow(Build *b, int fd, int log_fd, char *last, size_t last_size) {
         usec_t deadline = now_monotonic() + DEBOOTSTRAP_TIMEOUT;
+        DebootstrapProgress dp = {};
         char buf[4096];
         size_t n = 0;
         for (;;) {
@@ -124,12 +139,8 @@ static int debootstrap_follow(Build *b, int fd, char *last, size_t last_size) {
                 while ((nl = memchr(buf, '\n', n)) || n == sizeof(buf) - 1) {
                         size_t l = nl ? (size_t) (nl - buf) : n;
                         buf[l] = '\0';
-                        if (l > 0) {
-                                size_t c = MIN(l, last_size - 1);
-                                memcpy(last, buf, c);
-                                last[c] = '\0';
-                                progress_report(&b->o->progress, "debootstrap", buf, 0, 0);
-                        }
+                        if (l > 0)
+                                debootstrap_line(b, &dp, log_fd, buf, last, last_size);
                         size_t consumed = nl ? l + 1 : l;
                         memmove(buf, buf + consumed, n - consumed);
                         n -= consumed;
@@ -138,13 +149,19 @@ static int debootstrap_follow(Build *b, int fd, char *last, size_t last_size) {
         }
 }
 
-/* debootstrap with its progress lines ("I: Retrieving ...") passed on. */
+/* debootstrap, its output in a log that stays with the image. */
 static int stage_debootstrap(Build *b) {
-        _cleanup_free_ char *root = tmp_join(b, "root");
+        _cleanup_free_ char *root = tmp_join(b, "root"), *start = NULL;
         int pfd[2];
-        if (!root)
+        if (!root ||
+            asprintf(&start, "starting; its full output goes to %s/" DEBOOTSTRAP_IMAGE_DIR "/%s/" DEBOOTSTRAP_LOG,
+                     b->state_dir, b->o->name) < 0)
                 return -ENOMEM;
-        progress_report(&b->o->progress, "debootstrap", "starting", 0, 0);
+        _cleanup_close_ int log_fd =
+                openat(b->tmp_fd, DEBOOTSTRAP_LOG, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (log_fd < 0)
+                return -errno;
+        progress_report(&b->o->progress, "debootstrap", start, 0, 0);
         if (pipe2(pfd, O_CLOEXEC) < 0)
                 return -errno;
         _cleanup_close_ int rd = pfd[0], wr = pfd[1];
@@ -168,7 +185,7 @@ static int stage_debootstrap(Build *b) {
                 return error_setf(r, "cannot run debootstrap: %m");
         wr = safe_close(wr);
         char last[512] = "";
-        r = debootstrap_follow(b, rd, last, sizeof(last));
+        r = debootstrap_follow(b, rd, log_fd, last, sizeof(last));
         int status = 0;
         int q = process_wait(&p, r < 0 ? 0 : 10 * USEC_PER_SEC, &status);
         if (q < 0)
@@ -595,6 +612,9 @@ static int stage_register(Build *b, uint64_t size, ImageRecord *ret) {
             !(rootfs = path_join(dir, DEBOOTSTRAP_ROOTFS_NAME)) ||
             asprintf(&source, "debootstrap:%s %s", b->o->suite, b->o->mirror) < 0)
                 return -ENOMEM;
+        /* The log stays with the image (and goes when it is deleted). */
+        if (renameat(b->tmp_fd, DEBOOTSTRAP_LOG, b->tmp_fd, "out/" DEBOOTSTRAP_LOG) < 0)
+                return -errno;
         if (renameat2(b->tmp_fd, "out", b->images_fd, b->o->name, RENAME_NOREPLACE) < 0)
                 return errno == EEXIST ? error_setf(-EEXIST, "%s exists but is not a registered image", dir) : -errno;
         (void) fsync(b->images_fd);
@@ -630,7 +650,7 @@ static int build_checks(Store *s, const DebootstrapImageOptions *o) {
                 return error_setf(-EPERM, "building a Debian image needs root (debootstrap creates device nodes "
                                           "and root-owned files)");
         if (!o->name || !name_is_valid(o->name) || strlen(o->name) + strlen(KERNEL_SUFFIX) > 63)
-                return error_setf(-EINVAL, "invalid image name \"%s\": [a-z0-9][a-z0-9-]{0,55}", o->name ?: "");
+                return error_setf(-EINVAL, "invalid image name \"%s\": use %s, at most 56", o->name ?: "", NAME_RULE);
         if (!debootstrap_suite_is_valid(o->suite))
                 return error_setf(-EINVAL, "invalid suite \"%s\"", o->suite ?: "");
         if (!o->mirror || (!startswith(o->mirror, "http://") && !startswith(o->mirror, "https://")) ||
