@@ -26,6 +26,7 @@
 #include "banger-build.h"
 #include "log.h"
 #include "macro.h"
+#include "socket-util.h"
 #include "string-util.h"
 
 #define MAX_SESSIONS 32
@@ -98,10 +99,10 @@ static int parse_args(int argc, char **argv, Args *a) {
 }
 
 static int listen_unix(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof(sa.sun_path))
+        struct sockaddr_un sa;
+        socklen_t sa_len;
+        if (sockaddr_un_set(&sa, path, &sa_len) < 0)
                 return log_error_errno(ENAMETOOLONG, "socket path too long: %s", path);
-        strcpy(sa.sun_path, path);
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return log_error_errno(errno, "socket(AF_UNIX): %m");
@@ -109,7 +110,7 @@ static int listen_unix(const char *path) {
         if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                 (void) unlink(path); /* a stale socket from an earlier run */
         mode_t old = umask(0077); /* the socket is 0600 from birth */
-        int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        int r = bind(fd, (struct sockaddr *) &sa, sa_len);
         umask(old);
         if (r < 0)
                 return log_error_errno(errno, "bind %s: %m", path);

@@ -18,6 +18,7 @@
 #include "error.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "socket-util.h"
 #include "macro.h"
 #include "server-internal.h"
 #include "string-util.h"
@@ -398,14 +399,15 @@ static int bind_private_socket(Server *s) {
          * 0600 from the moment it exists. */
         char path[64];
         snprintf(path, sizeof(path), "/proc/self/fd/%d/bangerd.sock", d->runtime_dir_fd);
-        if (strlen(d->paths.socket_path) >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
-                return error_setf(-ENAMETOOLONG, "socket path %s is longer than 107 bytes", d->paths.socket_path);
+        int r = unix_socket_path_check(d->paths.socket_path);
+        if (r < 0)
+                return r;
 
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        strcpy(sa.sun_path, path);
+        struct sockaddr_un sa;
+        (void) sockaddr_un_set(&sa, path, NULL);
 
         /* A stale socket from a crashed daemon: remove it only if nobody answers. */
         struct stat st;
@@ -421,7 +423,7 @@ static int bind_private_socket(Server *s) {
 
         /* A socket inode gets 0777 & ~umask: 0177 leaves exactly 0600. */
         mode_t old = umask(0177);
-        int r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
         int saved = errno;
         umask(old);
         if (r < 0)

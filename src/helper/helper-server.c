@@ -17,6 +17,7 @@
 #include "helper.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "socket-util.h"
 #include "string-util.h"
 #include "time-util.h"
 
@@ -273,15 +274,6 @@ static int socket_dir_open(const char *dir, int *ret_fd) {
         return 0;
 }
 
-static int sockaddr_for(const char *path, struct sockaddr_un *sa) {
-        *sa = (struct sockaddr_un){ .sun_family = AF_UNIX };
-        if (strlen(path) >= sizeof(sa->sun_path))
-                return error_setf(-ENAMETOOLONG, "socket path %s is longer than %zu bytes", path,
-                                  sizeof(sa->sun_path) - 1);
-        strcpy(sa->sun_path, path);
-        return 0;
-}
-
 /* Remove a stale socket left by a crashed helper; refuse when a live helper
  * answers on it or when something that is not a socket holds the name. */
 static int socket_clear_stale(Helper *h, const struct sockaddr_un *sa) {
@@ -328,7 +320,7 @@ int helper_listen(Helper *h) {
         *slash = '\0';
         h->socket_name = h->socket_path + (slash - dir) + 1;
         struct sockaddr_un sa;
-        int r = sockaddr_for(h->socket_path, &sa);
+        int r = sockaddr_un_set(&sa, h->socket_path, NULL);
         if (r >= 0)
                 r = socket_dir_open(dir, &h->socket_dir_fd);
         if (r >= 0)
