@@ -77,20 +77,38 @@ static int parse_args(int argc, char **argv, Args *a) {
         for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) >= 0;) {
                 int v;
                 switch (c) {
-                case O_LISTEN_UNIX: a->listen_unix = optarg; break;
-                case O_SERIAL: a->serial = optarg; break;
-                case O_ROOT: a->root = optarg; break;
+                case O_LISTEN_UNIX:
+                        a->listen_unix = optarg;
+                        break;
+                case O_SERIAL:
+                        a->serial = optarg;
+                        break;
+                case O_ROOT:
+                        a->root = optarg;
+                        break;
                 case O_VSOCK_PORT:
                         if (safe_atoi(optarg, &v) < 0 || v <= 0)
                                 return log_error_errno(EINVAL, "invalid --vsock-port: %s", optarg);
                         a->vsock_port = (unsigned) v;
                         break;
-                case O_NO_VSOCK: a->no_vsock = true; break;
-                case O_SETUP_NET: a->setup_network = true; break;
-                case O_SERVE: a->serve = true; break;
-                case O_VERSION: printf("banger-agent %s (%s), protocol %u\n", BANGER_VERSION, BANGER_COMMIT, AGENT_PROTOCOL_VERSION); exit(0);
-                case 'h': usage(); exit(0);
-                default: return -EINVAL;
+                case O_NO_VSOCK:
+                        a->no_vsock = true;
+                        break;
+                case O_SETUP_NET:
+                        a->setup_network = true;
+                        break;
+                case O_SERVE:
+                        a->serve = true;
+                        break;
+                case O_VERSION:
+                        printf("banger-agent %s (%s), protocol %u\n", BANGER_VERSION, BANGER_COMMIT,
+                               AGENT_PROTOCOL_VERSION);
+                        exit(0);
+                case 'h':
+                        usage();
+                        exit(0);
+                default:
+                        return -EINVAL;
                 }
         }
         if (optind < argc)
@@ -109,7 +127,7 @@ static int listen_unix(const char *path) {
         struct stat st;
         if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
                 (void) unlink(path); /* a stale socket from an earlier run */
-        mode_t old = umask(0077); /* the socket is 0600 from birth */
+        mode_t old = umask(0077);    /* the socket is 0600 from birth */
         int r = bind(fd, (struct sockaddr *) &sa, sa_len);
         umask(old);
         if (r < 0)

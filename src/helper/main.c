@@ -22,6 +22,7 @@
 #include "helper-client.h"
 #include "helper.h"
 #include "log.h"
+#include "program-options.h"
 #include "netlink.h"
 #include "string-util.h"
 #include "tap.h"
@@ -89,9 +90,9 @@ enum {
         A_TAP_POOL,
         A_MAX_TAPS,
         A_MAX_LOOPS,
-        A_LOG,
-        A_VERSION
 };
+
+static const ProgramInfo program = { .name = "bangerd-root", .help = help };
 
 /* One option; 1 to go on, 0 to exit successfully (--help), -EINVAL. */
 static int parse_option(int c, Args *a) {
@@ -137,20 +138,8 @@ static int parse_option(int c, Args *a) {
                 if (parse_number("--max-loops", optarg, HELPER_MAX_LOOPS_LIMIT, &a->max_loops) < 0 || a->max_loops == 0)
                         return -EINVAL;
                 return 1;
-        case A_LOG:
-                if ((a->log_level = log_level_from_string(optarg)) < 0) {
-                        fprintf(stderr, "bangerd-root: invalid log level '%s'\n", optarg);
-                        return -EINVAL;
-                }
-                return 1;
-        case A_VERSION:
-                printf("bangerd-root %s (%s)\n", BANGER_VERSION, BANGER_COMMIT);
-                return 0;
-        case 'h':
-                help();
-                return 0;
         default:
-                return -EINVAL;
+                return program_common_option(&program, c, optarg, &a->log_level);
         }
 }
 
@@ -169,9 +158,7 @@ static int parse_args(int argc, char **argv, Args *a) {
                 { "tap-pool", required_argument, NULL, A_TAP_POOL },
                 { "max-taps", required_argument, NULL, A_MAX_TAPS },
                 { "max-loops", required_argument, NULL, A_MAX_LOOPS },
-                { "log-level", required_argument, NULL, A_LOG },
-                { "version", no_argument, NULL, A_VERSION },
-                { "help", no_argument, NULL, 'h' },
+                PROGRAM_COMMON_OPTIONS,
                 {},
         };
         *a = (Args){ .owner_uid = -1,
@@ -186,11 +173,7 @@ static int parse_args(int argc, char **argv, Args *a) {
                 if (r <= 0)
                         return r;
         }
-        if (optind < argc) {
-                fprintf(stderr, "bangerd-root: unexpected argument '%s'\n", argv[optind]);
-                return -EINVAL;
-        }
-        return 1;
+        return program_no_operands(&program, argc, argv);
 }
 
 /* /etc/banger/owner: "UID" or "UID:GID". It decides who may drive a root
@@ -383,7 +366,7 @@ static int helper_run(Helper *h) {
 }
 
 int main(int argc, char **argv) {
-        log_set_program("bangerd-root");
+        log_set_program(program.name);
         /* Under systemd stderr is the journal: keep each line's priority. */
         log_set_journal_prefix(getenv("JOURNAL_STREAM") != NULL);
         (void) log_parse_environment();
