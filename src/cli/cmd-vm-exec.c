@@ -20,6 +20,7 @@
 #include "error.h"
 #include "macro.h"
 #include "socket-util.h"
+#include "time-util.h"
 #include "verbs.h"
 
 #define AGENT_CONNECT_TIMEOUT (10 * USEC_PER_SEC)
@@ -110,7 +111,18 @@ typedef struct ExecRequest {
         bool signals;     /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT */
 } ExecRequest;
 
-static int exec_status(const char *cmd, int r, const AgentExecResult *res, int *ret_status) {
+/* timeout(1)'s convention: the command did not end in time. */
+#define EXIT_TIMED_OUT 124
+
+static int exec_status(const ExecRequest *q, usec_t begun, int r, const AgentExecResult *res, int *ret_status) {
+        const char *cmd = q->argv[0];
+        if (r == -ETIMEDOUT && q->timeout != USEC_INFINITY && now_monotonic() - begun >= q->timeout) {
+                /* The agent killed the command's process group on our CLOSE. */
+                fprintf(stderr, "banger: vm exec: '%s' did not finish within %g s and was killed (exit %d)\n", cmd,
+                        (double) q->timeout / USEC_PER_SEC, EXIT_TIMED_OUT);
+                *ret_status = EXIT_TIMED_OUT;
+                return 0;
+        }
         if (r == -ENOENT || r == -EACCES || r == -ENOEXEC) {
                 /* As a shell reports it: 127 not found, 126 not executable. */
                 fprintf(stderr, "banger: %s: %s\n", cmd, strerror(-r));
@@ -155,11 +167,12 @@ static int run_exec(AgentClient *a, const ExecRequest *q, int *ret_status) {
         fflush(NULL);
         AgentExecResult res = {};
         error_clear();
+        usec_t begun = now_monotonic();
         int r = agent_client_exec(a, &o, q->timeout, &res);
         tty_restore(&t);
         if (sigfd >= 0)
                 (void) sigprocmask(SIG_SETMASK, &old, NULL);
-        return exec_status(q->argv[0], r, &res, ret_status);
+        return exec_status(q, begun, r, &res, ret_status);
 }
 
 int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
@@ -177,16 +190,18 @@ static void exec_help(void) {
                "\n"
                "Run COMMAND in the guest through banger's agent (no SSH needed). stdin, stdout\n"
                "and stderr stream through; the exit code is the command's, 128+N when it was\n"
-               "killed by signal N, 127 when it was not found, 126 when it could not run, and\n"
-               "1 when banger itself failed. Ctrl-C, SIGTERM, SIGHUP and SIGQUIT are passed to\n"
-               "the command (a third Ctrl-C kills it). Many execs may run at once.\n"
+               "killed by signal N, 127 when it was not found, 126 when it could not run, 124\n"
+               "when --timeout ended it, and 1 when banger itself failed. Ctrl-C, SIGTERM,\n"
+               "SIGHUP and SIGQUIT are passed to the command (a third Ctrl-C kills it). Many\n"
+               "execs may run at once.\n"
                "\n"
                "Options:\n"
                "  -t, --tty          give the command a terminal in the guest, sized like ours\n"
                "                     and resized with it (stdout and stderr arrive together)\n"
                "  -i, --interactive  with -t: pass our stdin, our terminal in raw mode meanwhile\n"
                "                     (without -t stdin is always passed)\n"
-               "  --timeout SEC      kill the command after SEC seconds (default: no limit)\n"
+               "  --timeout SEC      kill the command after SEC seconds and exit 124, as\n"
+               "                     timeout(1) does (default: no limit)\n"
                "  -w, --workdir DIR  working directory in the guest (default /)\n");
 }
 

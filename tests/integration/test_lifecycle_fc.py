@@ -226,6 +226,25 @@ def test_exec_passes_output_and_exit_code(env):
     assert not any(x["port"] == 5354 for x in ports), ports
 
 
+def test_exec_timeout_exits_124_and_ends_the_command(env):
+    # As timeout(1): the command is ended, the exit code is 124, and stderr
+    # says why (banger's own failures exit 1).
+    t0 = time.monotonic()
+    p = env.banger("vm", "exec", "--timeout", "2", NAME, "--", "sh", "-c", "echo begun; exec sleep 37",
+                   check=False, timeout=60)
+    took = time.monotonic() - t0
+    assert p.returncode == 124, (p.returncode, p.stderr)
+    assert p.stdout == "begun\n"
+    assert "vm exec: 'sh' did not finish within 2 s and was killed (exit 124)" in p.stderr, p.stderr
+    assert 2 <= took < 20, took
+    # Nothing of it is left running in the guest.
+    p = env.banger("vm", "exec", NAME, "--", "pgrep", "-f", "^sleep 37$", check=False)
+    assert p.returncode == 1, p.stdout
+    # A command that ends in time keeps its own exit code.
+    p = env.banger("vm", "exec", "--timeout", "30", NAME, "--", "sh", "-c", "exit 3", check=False)
+    assert p.returncode == 3, p.stderr
+
+
 GUEST_LISTENER = r"""
 import ctypes, socket, time
 ctypes.CDLL(None).prctl(15, b"\x1b]0;PWN\x07\x1b[2J", 0, 0, 0)  # PR_SET_NAME: what the agent reports
