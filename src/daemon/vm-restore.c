@@ -157,16 +157,24 @@ int vm_op_restore(VmManager *m, Store *s, const char *vm_id, const char *snapsho
         return vm_with_lock(m, s, vm_id, VM_LOCK_PREEMPT, restore_locked, &a);
 }
 
-/* A warm start that failed: the VM's disks are made anew from its image and
- * it boots cold. */
-static int fall_back_cold(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, VmProgress *p) {
+/* A warm start that failed: the template goes (every later create would
+ * fail the same way), the VM's disks are made anew from its image and it
+ * boots cold. */
+static int fall_back_cold(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, const SnapshotRecord *n,
+                          VmProgress *p) {
         char why[512];
         snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : "unknown error");
-        vm_progress(p, vm->id, "cold", "the template could not be restored (%s); booting cold instead", why);
-        log_warning("vm %s: warm start failed (%s); booting cold", vm->name, why);
+        vm_progress(p, vm->id, "cold", "warm start failed, booting cold instead; template %s dropped: %s", n->name,
+                    why);
+        log_warning("vm %s: warm start from %s failed (%s); booting cold", vm->name, n->name, why);
+        (void) snapshot_op_delete(m, s, n->id);
         vm_remove_files(m, vm->id);
         int r = vm_make_disks(m, vm, img, p);
-        return r < 0 ? r : vm_start_locked(m, s, vm, p);
+        if (r >= 0)
+                r = vm_start_locked(m, s, vm, p);
+        if (r >= 0)
+                vm_template_schedule(m, s, vm); /* a good one replaces it */
+        return r;
 }
 
 int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, const SnapshotRecord *n,
@@ -175,5 +183,5 @@ int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageReco
         int r = vm_start_restore_locked(m, s, vm, &restore, p);
         if (r >= 0 || !template)
                 return r;
-        return fall_back_cold(m, s, vm, img, p);
+        return fall_back_cold(m, s, vm, img, n, p);
 }

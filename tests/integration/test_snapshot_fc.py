@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ROOT
 from lifecycle import AGENT, BANGER, Env, kernel_dir, process_gone, require_root
-from test_lifecycle_fc import build_kernel_image, fake_events, kill_netns_processes, requests
+from test_lifecycle_fc import build_kernel_image, fake_events, kill_netns_processes, record, requests
 
 pytestmark = pytest.mark.slow
 
@@ -208,6 +208,20 @@ def test_snapshot_of_a_stopped_vm_is_refused(env):
     env.banger("vm", "start", SRC)
 
 
+def test_snapshot_with_stop(env):
+    vm = show(env)
+    out = env.banger("vm", "snapshot", SRC, "--name", "s2", "--stop", "--json").stdout
+    evs = events(out)
+    assert "stop" in [e.get("stage") for e in evs[:-1]] and evs[-1]["name"] == "s2"
+    after = show(env)
+    assert after["state"] == "stopped" and after["pid"] is None
+    # Stopped the graceful way: the guest powered off after the save.
+    ev = fake_events(env, vm["pid"])
+    assert any(e["event"] == "guest-exit" for e in ev)
+    env.banger("snapshot", "delete", "s2")
+    env.banger("vm", "start", SRC)
+
+
 def test_daemon_killed_mid_snapshot_leaves_nothing(env):
     """The fake's /snapshot/create takes 3 s: the daemon is SIGKILLed while
     it waits. The next daemon removes the half-made snapshot and resumes the
@@ -241,6 +255,48 @@ def test_daemon_killed_mid_snapshot_leaves_nothing(env):
     time.sleep(3)  # the fake finishes its slow create, then the VM must be running
     assert fake_state(env, after) == "Running"
     assert "was interrupted" in env.daemon_log()
+
+
+def test_warm_start_falls_back_to_cold(env):
+    """Templates on: the first create of a shape boots and leaves a template;
+    a template whose state cannot be loaded makes the next create boot cold
+    and say why, with no VMM of the failed restore left."""
+    cfg = env.tmp / "config/banger/config.toml"
+    cfg.write_text(cfg.read_text().replace("vm_templates = false", "vm_templates = true"))
+    env.banger("daemon", "stop")
+    shape = ("--image", "test", "--vcpu", "2", "--memory", "256M", "--disk-size", "64M")
+    env.banger("vm", "create", "--name", "w1", *shape)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tpl = [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "template"]
+        if tpl:
+            break
+        time.sleep(0.2)
+    assert tpl and tpl[0]["vm"] == "w1" and tpl[0]["vm_id"] is None, env.daemon_log()[-3000:]
+    env.banger("vm", "delete", "w1")  # a template does not depend on its VM
+    warm = env.banger("vm", "create", "--name", "w2", *shape)
+    assert "warm start from template" in warm.stderr, warm.stderr
+    env.banger("vm", "delete", "w2")
+    (pathlib.Path(tpl[0]["dir"]) / "vm.state").write_text("garbage")
+    before = {e["pid"] for e in record(env) if e["event"] == "bind"}
+    cold = env.banger("vm", "create", "--name", "w3", *shape)
+    assert "booting cold instead" in cold.stderr and "Load snapshot error" in cold.stderr, cold.stderr
+    # The broken template is gone; a new one is taken of the VM that booted.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tpl2 = [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "template"]
+        if tpl2 and tpl2[0]["id"] != tpl[0]["id"]:
+            break
+        time.sleep(0.2)
+    assert tpl2 and tpl2[0]["id"] != tpl[0]["id"] and tpl2[0]["vm"] == "w3", tpl2
+    assert not pathlib.Path(tpl[0]["dir"]).exists()
+    vm = show(env, "w3")
+    assert vm["state"] == "running" and vm["ready"]["agent"]
+    # The fake that failed the load is gone.
+    failed = [e["pid"] for e in record(env) if e["event"] == "bind" and e["pid"] not in before and e["pid"] != vm["pid"]]
+    assert failed and all(process_gone(p) for p in failed)
+    env.banger("vm", "delete", "w3")
+    assert env.json("snapshot", "prune")["deleted"] == [tpl2[0]["name"]]
 
 
 def test_force_delete_takes_snapshots(env):
