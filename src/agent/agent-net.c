@@ -115,7 +115,7 @@ int network_config_parse(const char *text, NetworkConfig *ret) {
         return 0;
 }
 
-static bool iface_has_mac(int sock, const char *name, const char *mac) {
+bool agent_iface_has_mac(int sock, const char *name, const char *mac) {
         struct ifreq ifr = {};
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
         if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
@@ -133,7 +133,7 @@ static int find_iface_once(int sock, const NetworkConfig *c, char name[IF_NAMESI
                 return -errno;
         int r = -ENODEV;
         for (struct if_nameindex *i = all; i->if_index != 0; i++) {
-                bool match = c->mac[0] ? iface_has_mac(sock, i->if_name, c->mac) : streq(i->if_name, want);
+                bool match = c->mac[0] ? agent_iface_has_mac(sock, i->if_name, c->mac) : streq(i->if_name, want);
                 if (match) {
                         snprintf(name, IF_NAMESIZE, "%s", i->if_name);
                         r = 0;
@@ -144,7 +144,7 @@ static int find_iface_once(int sock, const NetworkConfig *c, char name[IF_NAMESI
         return r;
 }
 
-static int find_iface(int sock, const NetworkConfig *c, char name[IF_NAMESIZE]) {
+int agent_find_iface(int sock, const NetworkConfig *c, char name[IF_NAMESIZE]) {
         for (int waited = 0;; waited += 100) {
                 int r = find_iface_once(sock, c, name);
                 if (r != -ENODEV || waited >= IFACE_WAIT_MS)
@@ -183,7 +183,7 @@ static int add_default_route(int sock, const char *gateway) {
         return 0;
 }
 
-static int configure_iface(int sock, const NetworkConfig *c, const char *name) {
+int agent_configure_iface(int sock, const NetworkConfig *c, const char *name) {
         struct in_addr a;
         inet_pton(AF_INET, c->address, &a);
         in_addr_t mask = htonl(c->prefix == 32 ? 0xffffffffU : ~(0xffffffffU >> c->prefix));
@@ -207,7 +207,7 @@ static int configure_iface(int sock, const NetworkConfig *c, const char *name) {
         return 0;
 }
 
-static int write_resolv_conf(const char *root, const NetworkConfig *c) {
+int agent_write_resolv_conf(const char *root, const NetworkConfig *c) {
         _cleanup_free_ char *etc = path_join(root, "etc");
         if (!etc)
                 return -ENOMEM;
@@ -240,17 +240,17 @@ static int apply_config(const char *root, const NetworkConfig *c) {
                 log_warning_errno(r, "bringing lo up: %m");
         char name[IF_NAMESIZE];
         if (c->address[0]) {
-                r = find_iface(sock, c, name);
+                r = agent_find_iface(sock, c, name);
                 if (r < 0)
                         ret = log_error_errno(r, "no interface %s%s: %m", c->mac[0] ? "with MAC " : "",
                                               c->mac[0] ? c->mac : c->iface[0] ? c->iface : "eth0");
-                else if ((r = configure_iface(sock, c, name)) < 0)
+                else if ((r = agent_configure_iface(sock, c, name)) < 0)
                         ret = r;
                 else
                         log_info("network: %s %s/%u%s%s", name, c->address, c->prefix,
                                  c->gateway[0] ? " via " : "", c->gateway);
         }
-        if (c->n_dns > 0 && (r = write_resolv_conf(root, c)) < 0)
+        if (c->n_dns > 0 && (r = agent_write_resolv_conf(root, c)) < 0)
                 ret = log_error_errno(r, "writing resolv.conf: %m");
         if (c->hostname[0] && sethostname(c->hostname, strlen(c->hostname)) < 0)
                 ret = log_error_errno(errno, "sethostname %s: %m", c->hostname);

@@ -23,3 +23,14 @@ typedef struct NetworkConfig {
 int network_config_parse(const char *text, NetworkConfig *ret);
 
 int agent_network_setup(const char *root);
+
+/* The pieces, for agent-identity.c. sock: any AF_INET datagram socket. */
+#include <net/if.h>
+#include <stdbool.h>
+bool agent_iface_has_mac(int sock, const char *name, const char *mac);
+/* The interface c names (by MAC, else INTERFACE, else eth0), waiting up to
+ * 5 s for it to appear. */
+int agent_find_iface(int sock, const NetworkConfig *c, char name[IF_NAMESIZE]);
+/* Address, netmask, MTU, link up, default route. */
+int agent_configure_iface(int sock, const NetworkConfig *c, const char *name);
+int agent_write_resolv_conf(const char *root, const NetworkConfig *c);

@@ -20,6 +20,10 @@
 typedef struct SessionOptions {
         bool stream;         /* virtio-serial (or tty) transport */
         bool allow_poweroff; /* false in --listen-unix mode unless PID 1 of a PID namespace */
+        /* A real guest (not --listen-unix, which runs on a host's kernel and
+         * files): an identity may step the clock and write guest files. */
+        bool guest;
+        const char *root; /* guest files live beneath it ("/") */
         const char *proc_root;
 } SessionOptions;
 

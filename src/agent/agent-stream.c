@@ -14,6 +14,7 @@
 
 #include "agent-exec.h"
 #include "agent-files.h"
+#include "agent-identity.h"
 #include "agent-info.h"
 #include "log.h"
 #include "macro.h"
@@ -160,6 +161,23 @@ static void open_query(Session *s, Stream *st) {
         send_opened(s, st, 0);
 }
 
+static void open_identity(Session *s, Stream *st, const AgentStreamFrame *f) {
+        if (f->len == 0 || f->len > AGENT_IDENTITY_MAX) {
+                stream_finish(s, st, EINVAL, "malformed identity request");
+                return;
+        }
+        AgentIdentityJob job = { .root = s->opt.root ? s->opt.root : "/", .guest = s->opt.guest };
+        memcpy(job.text, f->data, f->len);
+        /* A child of its own, like a file transfer: the loop keeps serving. */
+        int r = agent_builtin_spawn(agent_identity_builtin, &job, &st->child);
+        if (r < 0) {
+                stream_finish(s, st, r, "cannot start the identity change");
+                return;
+        }
+        st->running = st->process = true;
+        send_opened(s, st, st->child.pid);
+}
+
 static void open_poweroff(Session *s, Stream *st) {
         if (!s->opt.allow_poweroff) {
                 stream_finish(s, st, EPERM,
@@ -211,6 +229,9 @@ static void stream_open(Session *s, const AgentStreamFrame *f) {
         case AGENT_STREAM_FILES_PUT:
         case AGENT_STREAM_FILES_GET:
                 open_files(s, st, f);
+                break;
+        case AGENT_STREAM_IDENTITY:
+                open_identity(s, st, f);
                 break;
         default:
                 stream_finish(s, st, EOPNOTSUPP, "unknown stream kind");

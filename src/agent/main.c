@@ -350,6 +350,8 @@ int main(int argc, char **argv) {
          * ends that namespace. */
         a.sopt = (SessionOptions){
                 .allow_poweroff = !a.args.listen_unix || getpid() == 1,
+                .guest = !a.args.listen_unix,
+                .root = a.args.root,
                 .proc_root = "/proc",
         };
         return serve(&a) < 0 ? 1 : 0;

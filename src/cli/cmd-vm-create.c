@@ -116,7 +116,7 @@ static void spec_help(Cli *cli, bool run) {
         printf("  --from-snapshot SNAP  a new VM that resumes where snapshot SNAP was taken (its\n"
                "                    image, size and VMM; its own name, address, MAC and TAP)\n"
                "  --cold            boot even when a warm-start template of this image and size\n"
-               "                    exists (config vm_templates)\n"
+               "                    exists (config vm_templates), and make none\n"
                "  --workspace DIR   copy the git work tree DIR (tracked and untracked, not ignored\n"
                "                    files, and a shallow .git) to /root/<name of DIR> in the guest\n"
                "  --branch REF      with a workspace: copy the commit REF instead of the work tree\n");

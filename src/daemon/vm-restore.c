@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -19,6 +20,8 @@
 #include "vm-snapshot.h"
 
 #define RESTORE_SUFFIX ".restore"
+#define ENTROPY_BYTES 64
+#define IDENTITY_TIMEOUT (30 * USEC_PER_SEC)
 
 void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *p, const char *vm_id) {
         const SnapshotRecord *n = restore->snap;
@@ -29,14 +32,54 @@ void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *
                     (unsigned long long) ((n->state_bytes + n->memory_bytes) >> 20));
 }
 
+/* The identity request: network.conf's keys for this VM, the NIC's MAC as
+ * the snapshot left it, the host's time and fresh entropy. */
+static char *identity_request(VmManager *m, const VmRecord *vm, const SnapshotRecord *n) {
+        _cleanup_(json_decrefp) json_t *spec = json_loads(n->spec_json ? n->spec_json : "{}", 0, NULL);
+        const char *from_mac = json_string_value(json_object_get(spec, "mac"));
+        uint8_t rnd[ENTROPY_BYTES];
+        char hex[2 * ENTROPY_BYTES + 1];
+        if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
+                return NULL;
+        for (size_t i = 0; i < sizeof(rnd); i++)
+                snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+        explicit_bzero(rnd, sizeof(rnd));
+        char *text = NULL;
+        int k = asprintf(&text,
+                         "# Written by banger-agent when this VM took its identity; read by the agent at boot. "
+                         "Format: docs/guest-config.md\nHOSTNAME=%s\nADDRESS=%s/%u\nGATEWAY=%s\nMAC=%s\nDNS=%s\n"
+                         "FROM_MAC=%s\nTIME_NS=%llu\nENTROPY=%s\n",
+                         vm->name, vm->ip, host_prefix(m->host), host_bridge_ip(m->host), vm->mac,
+                         host_bridge_ip(m->host), from_mac ? from_mac : vm->mac,
+                         (unsigned long long) now_realtime() * 1000ULL, hex);
+        explicit_bzero(hex, sizeof(hex));
+        return k < 0 ? NULL : text;
+}
+
+/* Every restore: the guest's clock and random state are the snapshot's. A
+ * clone must also take its own address, MAC and hostname, or it is not
+ * ready; a VM restored in place carries on when its agent cannot do it. */
 int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *restore, AgentClient *agent,
                           VmProgress *p) {
-        if (!restore->reidentify)
+        if (!vm->ip || !vm->mac)
                 return 0;
-        /* The agent's identity request (docs/agent-protocol.md) is not in
-         * this build's protocol yet: the clone keeps its snapshot's identity
-         * inside the guest. */
-        log_debug("vm %s: restored from %s without re-identification", vm->name, restore->snap->name);
+        char *text = identity_request(m, vm, restore->snap);
+        if (!text)
+                return -ENOMEM;
+        int r = agent_client_identity(agent, text, IDENTITY_TIMEOUT);
+        explicit_bzero(text, strlen(text));
+        free(text);
+        if (r >= 0) {
+                vm_progress(p, vm->id, "identity",
+                            "the guest is now %s (%s, %s); clock stepped, random generator "
+                            "reseeded",
+                            vm->name, vm->ip, vm->mac);
+                return 0;
+        }
+        if (restore->reidentify)
+                return r;
+        vm_progress(p, vm->id, "identity", "%s", error_last_message() ? error_last_message() : strerror(-r));
+        log_warning("vm %s: %s", vm->name, error_last_message() ? error_last_message() : strerror(-r));
         return 0;
 }
 

@@ -18,6 +18,7 @@
 #define LAUNCH_TIMEOUT (30 * USEC_PER_SEC)
 #define AGENT_QUERY_TIMEOUT (10 * USEC_PER_SEC)
 #define SSH_WAIT (5 * USEC_PER_SEC)
+#define RESTORE_AGENT_ATTEMPTS 3
 
 typedef struct Start {
         VmManager *m;
@@ -170,6 +171,27 @@ static int ask_agent(Start *t, AgentClient *agent) {
         return 0;
 }
 
+/* A restored guest's agent may answer from the session it had when the
+ * snapshot was taken, then notice its host went away and start anew: what
+ * ran on the old session is asked again of the new one. */
+static int restored_agent(Start *t, AgentClient **agent, usec_t deadline) {
+        for (unsigned attempt = 1;; attempt++) {
+                t->stage = "identity";
+                int r = vm_restore_reidentify(t->m, t->vm, t->restore, *agent, t->p);
+                if (r >= 0) {
+                        t->stage = "agent";
+                        r = ask_agent(t, *agent);
+                }
+                if ((r != -ECONNRESET && r != -ENOTCONN) || attempt >= RESTORE_AGENT_ATTEMPTS)
+                        return r;
+                vm_progress(t->p, t->vm->id, "agent", "the guest agent started a new session after the restore");
+                *agent = agent_client_free(*agent);
+                r = vm_agent_wait(t->m, t->vm->id, t->drv, &t->rt->inst, deadline, agent);
+                if (r < 0)
+                        return r;
+        }
+}
+
 static int step_boot(Start *t) {
         VmRecord *vm = t->vm;
         t->stage = "boot";
@@ -183,18 +205,16 @@ static int step_boot(Start *t) {
         vm_progress(t->p, vm->id, "boot",
                     t->restore ? "resumed; waiting for the guest agent" : "waiting for the guest agent");
         _cleanup_(agent_client_freep) AgentClient *agent = NULL;
-        r = vm_agent_wait(t->m, vm->id, t->drv, &t->rt->inst,
-                          now_monotonic() + t->m->d->config.boot_timeout_sec * USEC_PER_SEC, &agent);
+        usec_t deadline = now_monotonic() + t->m->d->config.boot_timeout_sec * USEC_PER_SEC;
+        r = vm_agent_wait(t->m, vm->id, t->drv, &t->rt->inst, deadline, &agent);
         if (r == -EPROTONOSUPPORT) {
                 /* The guest is up; what needs its agent is refused by name. */
                 vm_progress(t->p, vm->id, "agent", "%s", error_last_message() ? error_last_message() : "outdated");
                 t->agent_outdated = true;
                 return 0;
         }
-        if (r >= 0 && t->restore) {
-                t->stage = "identity";
-                r = vm_restore_reidentify(t->m, vm, t->restore, agent, t->p);
-        }
+        if (r >= 0 && t->restore)
+                return restored_agent(t, &agent, deadline);
         return r < 0 ? r : ask_agent(t, agent);
 }
 

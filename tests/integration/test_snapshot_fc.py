@@ -169,7 +169,10 @@ def test_restore_in_place(env):
 def test_clone_from_snapshot(env):
     src = show(env)
     out = env.banger("vm", "create", "--from-snapshot", "s1", "--name", "c1", "--json").stdout
-    vm = events(out)[-1]["vm"]
+    evs = events(out)
+    vm = evs[-1]["vm"]
+    ident = [e["message"] for e in evs if e.get("stage") == "identity"]
+    assert ident and "the guest is now c1" in ident[0], evs
     assert vm["state"] == "running" and vm["name"] == "c1"
     assert vm["ip"] != src["ip"] and vm["mac"] != src["mac"] and vm["tap"] != src["tap"]
     assert vm["vcpu"] == 1 and vm["memory_mib"] == 256 and vm["image"] == "test"
@@ -178,6 +181,14 @@ def test_clone_from_snapshot(env):
     assert load["network_overrides"] == [{"iface_id": "eth0", "host_dev_name": vm["tap"]}]
     assert load["vsock_override"]["uds_path"].endswith(f"/vms/{vm['id']}/v.sock")
     assert guest(env, "c1", "cat", "/tmp/marker") == "before\n"
+    # It took its own identity inside: hostname, MAC, address, route.
+    assert guest(env, "c1", "hostname").strip() == "c1"
+    link = guest(env, "c1", "ip", "-o", "link", "show", "eth0")
+    addr = guest(env, "c1", "ip", "-o", "-4", "addr", "show", "eth0")
+    assert vm["mac"] in link and f"{vm['ip']}/" in addr and f"{src['ip']}/" not in addr, (link, addr)
+    assert "default via" in guest(env, "c1", "ip", "route")
+    # The source runs on with its own.
+    assert guest(env, SRC, "hostname").strip() == SRC
     # Its disks are its own copies.
     assert (env.state / "vms" / vm["id"] / "root.img").is_file()
     env.banger("vm", "delete", "c1")
@@ -305,3 +316,4 @@ def test_force_delete_takes_snapshots(env):
     assert env.json("snapshot", "list")["snapshots"] == []
     assert not snap_dir.exists()
     assert os.listdir(env.state / "snapshots") == []
+

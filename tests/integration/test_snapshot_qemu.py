@@ -144,6 +144,53 @@ def test_other_qemu_version_refused(env):
     env.banger("vm", "restore", SRC, "s1")
 
 
+def clone(env, snap, name):
+    return subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "create", "--from-snapshot", snap,
+                             "--name", name, "--json"], env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def test_two_clones_at_once_are_distinct(env):
+    """Two VMs from one snapshot, made at the same time, 30 s after it was
+    taken: each ready with its own address, MAC and hostname (inside the
+    guest too, and over ssh by name), different random bytes, and a clock
+    within a second of the host's."""
+    t_snap = time.monotonic()
+    snapshot(env, "sc")
+    time.sleep(max(0, 30 - (time.monotonic() - t_snap)))
+    procs = {n: clone(env, "sc", n) for n in ("ca", "cb")}
+    vms = {}
+    for n, p in procs.items():
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-3000:] + env.daemon_log()[-3000:]
+        evs = events(out)
+        vms[n] = evs[-1]["vm"]
+        assert any(e.get("stage") == "identity" for e in evs), evs
+    # The clock first: it was stepped when the clone took its identity.
+    for n in vms:
+        t0 = time.time()
+        out = guest(env, n, "adjtimex").stdout  # busybox date has no sub-second format
+        t1 = time.time()
+        f = dict(l.split(":", 1) for l in out.splitlines() if ":" in l)
+        g = int(f["    time.tv_sec"]) + int(f["    time.tv_usec"]) / 1e6
+        print(f"{n}: guest clock {g - t0:+.3f} s from the host's (exec took {t1 - t0:.3f} s)")
+        assert t0 - 1 <= g <= t1 + 1, (t0, g, t1)
+    a, b = vms["ca"], vms["cb"]
+    assert len({a["ip"], b["ip"], show(env)["ip"]}) == 3 and a["mac"] != b["mac"]
+    for n, vm in vms.items():
+        assert vm["state"] == "running" and vm["ready"]["agent"]
+        assert guest(env, n, "hostname").stdout.strip() == n
+        info = guest(env, n, "ip -o link show eth0; ip -o -4 addr show eth0").stdout
+        assert vm["mac"] in info and f"{vm['ip']}/" in info, info
+        # ssh by name reaches this clone, whose files say who it is.
+        assert env.banger("vm", "ssh", n, "--", "cat", "/etc/hostname").stdout.strip() == n
+    ra = guest(env, "ca", "head -c 32 /dev/urandom | od -An -tx1").stdout
+    rb = guest(env, "cb", "head -c 32 /dev/urandom | od -An -tx1").stdout
+    assert len(ra.split()) == 32 and ra != rb
+    env.banger("vm", "delete", "ca", "cb")
+    env.banger("snapshot", "delete", "sc")
+
+
 def test_daemon_killed_mid_snapshot(env):
     vm = show(env)
     daemon = env.json("daemon", "status")["pid"]

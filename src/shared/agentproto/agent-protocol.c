@@ -53,6 +53,8 @@ const char *agent_stream_kind_to_string(uint8_t kind) {
                 return "files-put";
         case AGENT_STREAM_FILES_GET:
                 return "files-get";
+        case AGENT_STREAM_IDENTITY:
+                return "identity";
         default:
                 return NULL;
         }

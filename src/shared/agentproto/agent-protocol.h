@@ -68,6 +68,7 @@ typedef enum AgentStreamKind {
         AGENT_STREAM_POWEROFF = 5,  /* sync, acknowledge, power off */
         AGENT_STREAM_FILES_PUT = 6, /* host sends a tar stream, the agent extracts it */
         AGENT_STREAM_FILES_GET = 7, /* the agent sends a tar stream of a guest path */
+        AGENT_STREAM_IDENTITY = 8,  /* a restored clone takes its own identity (request: text) */
         _AGENT_STREAM_KIND_MAX,
 } AgentStreamKind;
 

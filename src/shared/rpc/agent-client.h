@@ -117,6 +117,14 @@ typedef struct AgentFilesOptions {
  * -EIO with the agent's reason in error_last_message(). */
 int agent_client_files(AgentClient *c, const AgentFilesOptions *o, usec_t timeout);
 
+/* A restored clone's identity (the request text of docs/agent-protocol.md:
+ * network.conf's keys plus FROM_MAC, TIME_NS and ENTROPY): the agent steps
+ * the clock, reseeds the kernel's random generator, renumbers the NIC, sets
+ * the hostname and rewrites the guest's files. -EOPNOTSUPP (with what to
+ * do) when the agent has no identity capability; -EIO with the agent's
+ * reason when a part failed. */
+int agent_client_identity(AgentClient *c, const char *request, usec_t timeout);
+
 /* Ask the guest to sync and power off; returns once the agent acknowledged. */
 int agent_client_poweroff(AgentClient *c, usec_t timeout);
 
