@@ -94,9 +94,19 @@ void agent_identity_done(AgentIdentity *id) {
         *id = (AgentIdentity){};
 }
 
+static uint64_t clock_ns(clockid_t id) {
+        struct timespec ts;
+        (void) clock_gettime(id, &ts);
+        return (uint64_t) ts.tv_sec * 1000000000ULL + (uint64_t) ts.tv_nsec;
+}
+
 static int step_clock(uint64_t ns) {
+        int64_t by = (int64_t) (ns - clock_ns(CLOCK_REALTIME));
         struct timespec ts = { .tv_sec = (time_t) (ns / 1000000000ULL), .tv_nsec = (long) (ns % 1000000000ULL) };
-        return RET_NERRNO(clock_settime(CLOCK_REALTIME, &ts));
+        if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+                return -errno;
+        log_info("identity: clock stepped by %+.3f s", (double) by / 1e9);
+        return 0;
 }
 
 /* Credited to the pool (the host's getrandom() bytes are as good as it
@@ -229,6 +239,8 @@ int agent_identity_builtin(const void *arg) {
                 log_error_errno(r, "identity: malformed request: %m");
                 return 1;
         }
+        if (id.time_ns && job->received_ns)
+                id.time_ns += clock_ns(CLOCK_MONOTONIC) - job->received_ns;
         r = agent_identity_apply(job->root, &id, job->guest);
         agent_identity_done(&id);
         return r < 0 ? 1 : 0;

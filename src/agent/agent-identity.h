@@ -42,6 +42,9 @@ int agent_identity_apply(const char *root, const AgentIdentity *id, bool guest);
 typedef struct AgentIdentityJob {
         const char *root;
         bool guest;
+        /* CLOCK_MONOTONIC when the request arrived: the time the child took
+         * to start is added to TIME_NS (a busy TCG guest took a second). */
+        uint64_t received_ns;
         char text[AGENT_IDENTITY_MAX + 1]; /* NUL-terminated */
 } AgentIdentityJob;
 int agent_identity_builtin(const void *arg);

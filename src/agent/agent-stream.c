@@ -166,7 +166,9 @@ static void open_identity(Session *s, Stream *st, const AgentStreamFrame *f) {
                 stream_finish(s, st, EINVAL, "malformed identity request");
                 return;
         }
-        AgentIdentityJob job = { .root = s->opt.root ? s->opt.root : "/", .guest = s->opt.guest };
+        AgentIdentityJob job = { .root = s->opt.root ? s->opt.root : "/",
+                                 .guest = s->opt.guest,
+                                 .received_ns = now_monotonic() * 1000ULL };
         memcpy(job.text, f->data, f->len);
         /* A child of its own, like a file transfer: the loop keeps serving. */
         int r = agent_builtin_spawn(agent_identity_builtin, &job, &st->child);

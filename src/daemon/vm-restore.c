@@ -66,14 +66,15 @@ int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *res
         char *text = identity_request(m, vm, restore->snap);
         if (!text)
                 return -ENOMEM;
+        usec_t t0 = now_monotonic();
         int r = agent_client_identity(agent, text, IDENTITY_TIMEOUT);
         explicit_bzero(text, strlen(text));
         free(text);
         if (r >= 0) {
                 vm_progress(p, vm->id, "identity",
                             "the guest is now %s (%s, %s); clock stepped, random generator "
-                            "reseeded",
-                            vm->name, vm->ip, vm->mac);
+                            "reseeded (%llu ms)",
+                            vm->name, vm->ip, vm->mac, (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
                 return 0;
         }
         if (restore->reidentify)

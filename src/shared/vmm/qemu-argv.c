@@ -193,11 +193,15 @@ static int add_boot(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
          * another HZ only skews udelay), so it calibrates nothing (10 in 10
          * at load average 5). -icount would fix it too, but makes the guest
          * TSC 1 GHz (so these hints would be wrong) and runs all vCPUs on
-         * one host thread. */
+         * one host thread. tsc=reliable: without it the clocksource
+         * watchdog compares the TSC with jiffies, which lose ticks on a busy
+         * host, calls the TSC unstable and moves the clock to jiffies, and
+         * the guest's clock then falls seconds behind the host's within a
+         * minute (a clone's clock, stepped when it takes its identity, too). */
         _cleanup_free_ char *append = NULL;
         const char *base = c->cmdline ? c->cmdline : "";
         if (p->accel == QEMU_ACCEL_TCG && p->tsc_khz > 0) {
-                if (asprintf(&append, "%s%stsc_early_khz=%lu lpj=%lu", base, *base ? " " : "", p->tsc_khz,
+                if (asprintf(&append, "%s%stsc_early_khz=%lu lpj=%lu tsc=reliable", base, *base ? " " : "", p->tsc_khz,
                              p->tsc_khz * 4) < 0)
                         return -ENOMEM;
                 base = append;
