@@ -234,9 +234,36 @@ static void pipes_take(Pipes *p, pid_t pid, int pidfd, AgentChild *ret) {
         pipes_close(p);
 }
 
-int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
-        if (spec->flags & AGENT_EXEC_FLAG_PTY)
-                return spawn_pty(spec, ret);
+/* What a piped child runs after fork(); never returns. */
+typedef void (*PipedChildFn)(const Pipes *p, pid_t parent, const void *data);
+
+static _noreturn_ void exec_child(const Pipes *p, pid_t parent, const void *data) {
+        child_exec(data,
+                   &(ChildSetup){
+                           .in = p->in[0], .out = p->out[1], .err = p->err[1], .errfd = p->ep[1], .parent = parent });
+}
+
+typedef struct Builtin {
+        AgentBuiltinFn fn;
+        const void *arg;
+} Builtin;
+
+static _noreturn_ void builtin_child(const Pipes *p, pid_t parent, const void *data) {
+        const Builtin *b = data;
+        int e = child_common(parent);
+        if (e == 0)
+                e = child_stdio(p->in[0], p->out[1], p->err[1], NULL);
+        if (e != 0 || close_range(3, ~0U, 0) < 0)
+                _exit(127);
+        /* Bulk work (a copy) yields the CPU to the guest's commands. */
+        (void) setpriority(PRIO_PROCESS, 0, 10);
+        umask(022);
+        _exit(b->fn(b->arg));
+}
+
+/* Fork child with stdin/stdout/stderr pipes. With exec, the error pipe tells
+ * whether its exec worked (finish_spawn); a built-in has nothing to exec. */
+static int spawn_piped(PipedChildFn child, const void *data, bool exec, AgentChild *ret) {
         Pipes p;
         int r = pipes_open(&p);
         pid_t parent = getpid();
@@ -244,44 +271,11 @@ int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
         if (r >= 0 && pid < 0)
                 r = -errno;
         if (r >= 0 && pid == 0)
-                child_exec(
-                        spec,
-                        &(ChildSetup){
-                                .in = p.in[0], .out = p.out[1], .err = p.err[1], .errfd = p.ep[1], .parent = parent });
+                child(&p, parent, data);
         if (r >= 0) {
                 p.ep[1] = safe_close(p.ep[1]);
-                r = finish_spawn(pid, p.ep[0]);
-        }
-        if (r < 0) {
-                pipes_close(&p);
-                return r;
-        }
-        pipes_take(&p, pid, r, ret);
-        return 0;
-}
-
-int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret) {
-        Pipes p;
-        int r = pipes_open(&p);
-        pid_t parent = getpid();
-        pid_t pid = r >= 0 ? fork() : 0;
-        if (r >= 0 && pid < 0)
-                r = -errno;
-        if (r >= 0 && pid == 0) {
-                int e = child_common(parent);
-                if (e == 0)
-                        e = child_stdio(p.in[0], p.out[1], p.err[1], NULL);
-                if (e != 0 || close_range(3, ~0U, 0) < 0)
-                        _exit(127);
-                /* Bulk work (a copy) yields the CPU to the guest's commands. */
-                (void) setpriority(PRIO_PROCESS, 0, 10);
-                umask(022);
-                _exit(fn(arg));
-        }
-        if (r >= 0) {
-                p.ep[1] = safe_close(p.ep[1]);
-                r = pidfd_open(pid, 0);
-                if (r < 0) {
+                r = exec ? finish_spawn(pid, p.ep[0]) : pidfd_open(pid, 0);
+                if (!exec && r < 0) {
                         r = -errno;
                         (void) kill(pid, SIGKILL);
                         (void) waitpid(pid, NULL, 0);
@@ -293,6 +287,16 @@ int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret) {
         }
         pipes_take(&p, pid, r, ret);
         return 0;
+}
+
+int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
+        if (spec->flags & AGENT_EXEC_FLAG_PTY)
+                return spawn_pty(spec, ret);
+        return spawn_piped(exec_child, spec, true, ret);
+}
+
+int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret) {
+        return spawn_piped(builtin_child, &(Builtin){ .fn = fn, .arg = arg }, false, ret);
 }
 
 int agent_child_signal(AgentChild *c, int sig) {

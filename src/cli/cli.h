@@ -47,6 +47,10 @@ int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t 
 /* Print a JSON value (pretty) to stdout. */
 void cli_print_json(json_t *j);
 
+/* A prune's result ({"deleted": [names]}): as JSON with --json, else one
+ * "deleted NAME" line each. Takes res; returns EXIT_OK. */
+int cli_print_deleted(Cli *cli, json_t *res);
+
 /* Options every command accepts: --json and -h/--help. Returns 1 when the
  * argument was one of them (and handled), 0 otherwise. */
 int cli_common_option(Cli *cli, const char *arg, void (*help)(void), bool *ret_help);

@@ -28,6 +28,19 @@ void cli_print_json(json_t *j) {
         free(s);
 }
 
+int cli_print_deleted(Cli *cli, json_t *res) {
+        if (cli->json)
+                cli_print_json(res);
+        else {
+                size_t i;
+                json_t *n;
+                json_array_foreach (json_object_get(res, "deleted"), i, n)
+                        printf("deleted %s\n", json_string_value(n));
+        }
+        json_decref(res);
+        return EXIT_OK;
+}
+
 int cli_common_option(Cli *cli, const char *arg, void (*help)(void), bool *ret_help) {
         if (streq(arg, "--json")) {
                 cli->json = true;

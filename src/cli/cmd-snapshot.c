@@ -239,14 +239,5 @@ static int snapshot_prune_cmd(Cli *cli, int argc, char **argv) {
         json_t *res = NULL;
         if (cli_connect(cli, &c) < 0 || cli_call(cli, c, "snapshot.prune", json_pack("{s:b}", "all", all), &res) < 0)
                 return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else {
-                size_t i;
-                json_t *n;
-                json_array_foreach (json_object_get(res, "deleted"), i, n)
-                        printf("deleted %s\n", json_string_value(n));
-        }
-        json_decref(res);
-        return EXIT_OK;
+        return cli_print_deleted(cli, res);
 }

@@ -476,16 +476,7 @@ static int vm_prune_cmd(Cli *cli, int argc, char **argv) {
         json_t *res = NULL;
         if (cli_call(cli, c, "vm.prune", NULL, &res) < 0)
                 return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else {
-                size_t i;
-                json_t *n;
-                json_array_foreach (json_object_get(res, "deleted"), i, n)
-                        printf("deleted %s\n", json_string_value(n));
-        }
-        json_decref(res);
-        return EXIT_OK;
+        return cli_print_deleted(cli, res);
 }
 
 /* ---- start / stop / restart / kill / delete ---- */

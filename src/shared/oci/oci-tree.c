@@ -511,23 +511,25 @@ OciNode *oci_tree_lookup(OciTree *t, const char *path, bool follow_final) {
         return resolve(t, t->root, path, follow_final, &hops);
 }
 
-/* Parent directory for a file banger adds itself. */
-static int added_parent(OciTree *t, char *p, char **ret_base, OciNode **ret_parent) {
+/* Parent directory for a file banger adds itself at path: *ret_p gets the
+ * normalized path (freed by the caller), *ret_base its last component. */
+static int added_parent(OciTree *t, const char *path, char **ret_p, char **ret_base, OciNode **ret_parent) {
+        int r = oci_path_normalize(path, ret_p);
+        if (r < 0)
+                return r;
         char *dir;
-        *ret_base = split_last(p, &dir);
+        *ret_base = split_last(*ret_p, &dir);
         if (!**ret_base)
                 return -EINVAL;
-        return walk_dirs(t, dir, true, p, ret_parent);
+        return walk_dirs(t, dir, true, *ret_p, ret_parent);
 }
 
 static int add_regular(OciTree *t, const char *path, uint64_t size, uint64_t off, mode_t mode) {
         _cleanup_free_ char *p = NULL;
-        int r = oci_path_normalize(path, &p);
-        if (r < 0)
-                return r;
         char *base;
         OciNode *parent;
-        if ((r = added_parent(t, p, &base, &parent)) < 0)
+        int r = added_parent(t, path, &p, &base, &parent);
+        if (r < 0)
                 return r;
         OciInode *i = inode_new(S_IFREG | (mode & 07777), 0, 0, (int64_t) time(NULL));
         if (!i)
@@ -574,12 +576,10 @@ int oci_tree_add_file_from_fd(OciTree *t, const char *path, int fd, mode_t mode)
 
 int oci_tree_add_symlink(OciTree *t, const char *path, const char *target) {
         _cleanup_free_ char *p = NULL;
-        int r = oci_path_normalize(path, &p);
-        if (r < 0)
-                return r;
         char *base;
         OciNode *parent;
-        if ((r = added_parent(t, p, &base, &parent)) < 0)
+        int r = added_parent(t, path, &p, &base, &parent);
+        if (r < 0)
                 return r;
         OciInode *i = inode_new(S_IFLNK | 0777, 0, 0, (int64_t) time(NULL));
         if (!i || !(i->target = strdup(target))) {
