@@ -60,6 +60,7 @@ int cmd_daemon(Cli *cli, int argc, char **argv);
 int cmd_doctor(Cli *cli, int argc, char **argv);
 int cmd_vm(Cli *cli, int argc, char **argv);
 int cmd_ps(Cli *cli, int argc, char **argv);
+int cmd_events(Cli *cli, int argc, char **argv);
 int cmd_image(Cli *cli, int argc, char **argv);
 int cmd_snapshot(Cli *cli, int argc, char **argv);
 int cmd_kernel(Cli *cli, int argc, char **argv);

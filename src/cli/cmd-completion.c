@@ -23,6 +23,8 @@ static const Group groups[] = {
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";
+/* banger events: a command without verbs; --vm completes VM names. */
+static const char events_options[] = "--vm= --json --help";
 /* Options whose value is a host path, and fixed value lists. */
 static const char file_options[] = "--from --rootfs --work-seed --socket";
 static const char *const value_lists[][2] = {
@@ -40,6 +42,7 @@ static const char *const name_lists[][2] = {
 static const char *const name_options[][2] = {
         { "--image", "image" },
         { "--kernel-ref", "kernel" },
+        { "--vm", "vm" },
 };
 
 static const char *name_list(const char *kind) {
@@ -135,7 +138,9 @@ static void bash_script(void) {
         for (const CliCommand *c = cli_commands; c->name; c++)
                 printf("%s%s", c == cli_commands ? "" : " ", c->name);
         printf("\" -- \"$cur\"));;\n"
-               "    completion) _banger_args \"--help\" shell;;\n");
+               "    completion) _banger_args \"--help\" shell;;\n"
+               "    events) _banger_args \"%s\" none;;\n",
+               events_options);
         for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
                 printf("    %s)\n        if [[ -z $verb ]]; then\n            _banger_args \"--json --help\" none\n"
                        "            [[ $cur != -* ]] && COMPREPLY=($(compgen -W \"",
@@ -205,7 +210,9 @@ static void zsh_script(void) {
                global_options);
         for (const CliCommand *c = cli_commands; c->name; c++)
                 zsh_describe_entry(c->name, c->summary);
-        printf("    )\n    _describe command cmds;;\n  completion) _banger_args \"--help\" shell;;\n");
+        printf("    )\n    _describe command cmds;;\n  completion) _banger_args \"--help\" shell;;\n"
+               "  events) _banger_args \"%s\" none;;\n",
+               events_options);
         for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
                 printf("  %s)\n    if [[ -z $verb ]]; then\n"
                        "      if [[ $PREFIX == -* ]]; then _banger_args \"--json --help\" none; return; fi\n"
@@ -281,7 +288,10 @@ static void fish_script(void) {
                 fish_quoted(c->summary);
                 printf("\n");
         }
-        printf("complete -c banger -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n");
+        printf("complete -c banger -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n"
+               "complete -c banger -n '__fish_seen_subcommand_from events' -l vm -r -f "
+               "-a '(banger vm list --names 2>/dev/null)' -d 'only this VM'\n"
+               "complete -c banger -n '__fish_seen_subcommand_from events' -l json -d 'JSON lines'\n");
         for (size_t g = 0; g < ELEMENTSOF(groups); g++) {
                 const char *gn = groups[g].name;
                 for (const CliVerb *v = groups[g].verbs; v->name; v++) {

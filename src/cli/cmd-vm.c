@@ -43,7 +43,7 @@ const CliVerb cli_vm_verbs[] = {
         { "snapshot", NULL, vm_snapshot_cmd, "save a VM's state and disks as a snapshot (it runs on)",
           "--name= --stop --json --help", "vm" },
         { "restore", NULL, vm_restore_cmd, "roll a VM back to one of its snapshots", "--json --help", "vm" },
-        { "list", "ls ps", vm_list_cmd, "list VMs", "-q --quiet --names --json --help", "" },
+        { "list", "ls ps", vm_list_cmd, "list VMs", "-q --quiet --names -w --watch --json --help", "" },
         { "show", NULL, vm_show_cmd, "show one VM in detail", "--json --help", "vm" },
         { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --raw --json --help", "vm" },
         { "ssh", NULL, vm_ssh_cmd, "open an SSH session to a VM, or run a command over SSH", "--help", "vm" },
@@ -204,7 +204,7 @@ void vm_print_created(json_t *vm) {
 /* ---- list / show ---- */
 
 static void list_help(void) {
-        printf("Usage: banger vm list [-q | --names] [--json]\n"
+        printf("Usage: banger vm list [-q | --names] [-w] [--json]\n"
                "       banger ps ...\n"
                "\n"
                "List VMs, oldest first, with columns ID NAME STATE IMAGE IP VCPU MEM DISK CREATED.\n"
@@ -215,6 +215,9 @@ static void list_help(void) {
                "\n"
                "Options:\n"
                "  -q, --quiet   print full ids only, one per line\n"
+               "  -w, --watch   list again whenever a VM is created, changes state or is\n"
+               "                deleted, until Ctrl-C: redrawn in place on a terminal, else\n"
+               "                printed again (with --json: one {\"vms\": [...]} per line)\n"
                "  --names       print names only (for shell completion; never starts the daemon)\n"
                "  --json        machine-readable output\n");
 }
@@ -242,15 +245,37 @@ static void print_vm_table(json_t *vms) {
         table_print_items(vms, hdr, ELEMENTSOF(hdr), vm_row);
 }
 
+typedef struct ListPrint {
+        bool json, ids, watch;
+} ListPrint;
+
+static void print_vm_list(json_t *res, void *userdata) {
+        const ListPrint *lp = userdata;
+        json_t *vms = json_object_get(res, "vms");
+        size_t i;
+        json_t *vm;
+        if (lp->ids)
+                json_array_foreach (vms, i, vm)
+                        printf("%s\n", json_str(vm, "id", ""));
+        else if (lp->json && lp->watch)
+                print_json_line(res);
+        else if (lp->json)
+                cli_print_json(res);
+        else
+                print_vm_table(vms);
+}
+
 static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         enum { OPT_NAMES = CLI_OPT_FIRST_PRIVATE };
         static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
                                               { "quiet", no_argument, NULL, 'q' },
                                               { "names", no_argument, NULL, OPT_NAMES },
+                                              { "watch", no_argument, NULL, 'w' },
                                               {} };
         bool quiet = false, names = false;
+        ListPrint lp = {};
         int o;
-        while ((o = getopt_long(argc, argv, "hq", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, "hqw", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'h':
                         list_help();
@@ -261,6 +286,9 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
                 case 'q':
                         quiet = true;
                         break;
+                case 'w':
+                        lp.watch = true;
+                        break;
                 case OPT_NAMES:
                         names = true;
                         break;
@@ -270,6 +298,12 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         }
         if (optind < argc)
                 return cli_usage_error("vm list", "unexpected argument '%s'", argv[optind]);
+        if (names && lp.watch)
+                return cli_usage_error("vm list", "--names is for shell completion: it does not go with --watch");
+        lp.json = cli->json;
+        lp.ids = quiet;
+        if (lp.watch)
+                return vm_list_watch(cli, print_vm_list, &lp);
         if (names)
                 cli->no_autostart = true;
         _cleanup_rpc_client_ RpcClient *c = NULL;
@@ -278,16 +312,13 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         json_t *res = NULL;
         if (cli_call(cli, c, "vm.list", NULL, &res) < 0)
                 return EXIT_FAIL;
-        json_t *vms = json_object_get(res, "vms");
         size_t i;
         json_t *vm;
-        if (quiet || names)
-                json_array_foreach (vms, i, vm)
-                        printf("%s\n", json_str(vm, names ? "name" : "id", ""));
-        else if (cli->json)
-                cli_print_json(res);
+        if (names)
+                json_array_foreach (json_object_get(res, "vms"), i, vm)
+                        printf("%s\n", json_str(vm, "name", ""));
         else
-                print_vm_table(vms);
+                print_vm_list(res, &lp);
         json_decref(res);
         return EXIT_OK;
 }

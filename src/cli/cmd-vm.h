@@ -49,6 +49,12 @@ int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv,
 /* Build the ssh command line for a VM (vm.ssh_info); free with strv_free. */
 int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char ***ret);
 
+/* vm list --watch (cmd-vm-watch.c): print a vm.list result once, then
+ * again after every change of a VM (cleared and redrawn on a terminal),
+ * until Ctrl-C (EXIT_OK) or the daemon goes away (EXIT_FAIL). */
+typedef void (*VmListPrintFn)(json_t *result, void *userdata);
+int vm_list_watch(Cli *cli, VmListPrintFn print, void *userdata);
+
 int vm_create_cmd(Cli *cli, int argc, char **argv);
 int vm_run_cmd(Cli *cli, int argc, char **argv);
 int vm_ssh_cmd(Cli *cli, int argc, char **argv);

@@ -16,6 +16,7 @@ const CliCommand cli_commands[] = {
         { "completion", cmd_completion, "print a bash, zsh or fish completion script" },
         { "daemon", cmd_daemon, "start, stop or inspect the banger daemon" },
         { "doctor", cmd_doctor, "check this host for what banger needs" },
+        { "events", cmd_events, "print VM, image, kernel and snapshot events as they happen" },
         { "image", cmd_image, "register, promote, list and delete images" },
         { "kernel", cmd_kernel, "import, list and remove kernels" },
         { "ps", cmd_ps, "list VMs (same as 'vm list')" },

@@ -70,6 +70,11 @@ USAGE_ERRORS = [
     (["completion", "--bogus"], "banger completion: unknown option or missing value: --bogus"),
     (["doctor", "--bogus"], "banger doctor: unknown option or missing value: --bogus"),
     (["doctor", "extra"], "banger doctor: unexpected argument 'extra'"),
+    (["events", "--bogus"], "banger events: unknown option or missing value: --bogus"),
+    (["events", "--vm"], "banger events: unknown option or missing value: --vm"),
+    (["events", "--vm", "Bad_Name"], "invalid name 'Bad_Name'"),
+    (["events", "extra"], "banger events: unexpected argument 'extra'"),
+    (["vm", "list", "--watch", "--names"], "does not go with --watch"),
 ]
 
 
@@ -206,6 +211,8 @@ def test_bash_completion_completes(build_dir, xdg, tmp_path):
     assert {"--disk-size", "--no-start", "--vmm"} <= complete("banger", "vm", "create", "--")
     assert complete("banger", "vm", "create", "--vmm", "") == {"firecracker", "qemu"}
     assert complete("banger", "completion", "") == {"bash", "zsh", "fish"}
+    assert complete("banger", "events", "--") == {"--vm", "--json", "--help"}
+    assert "--watch" in complete("banger", "vm", "list", "--")
 
 
 def test_fish_completion_completes(build_dir, xdg, tmp_path):

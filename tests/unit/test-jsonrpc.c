@@ -5,11 +5,18 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include "fs-util.h"
+#include "io-util.h"
 #include "jsonrpc.h"
 #include "macro.h"
+#include "rpc-client.h"
 
 static void test_partial_lines(void **state) {
         JsonRpcReader r;
@@ -148,11 +155,66 @@ static void test_format(void **state) {
         json_decref(id);
 }
 
+static void count_events(const char *method, json_t *params, void *userdata) {
+        int *n = userdata;
+        assert_string_equal(method, "event");
+        assert_int_equal(json_integer_value(json_object_get(params, "n")), *n + 1);
+        (*n)++;
+}
+
+static void send_str(int fd, const char *s) {
+        assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t) strlen(s));
+}
+
+#define NOTE(n) "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"n\":" #n "}}\n"
+
+/* A subscription: notifications that came with the reply, then more, cut
+ * anywhere, a stray reply skipped, and the server's EOF. */
+static void test_client_notifications_after_a_call(void **state) {
+        char dir[] = "/tmp/test-jsonrpc-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+        _cleanup_close_ int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(l, 1), 0);
+        RpcClient *c = NULL;
+        assert_int_equal(rpc_client_connect(sa.sun_path, &c), 0);
+        _cleanup_close_ int srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(srv >= 0);
+        send_str(srv, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"subscribed\":true}}\n" NOTE(1) NOTE(2) "{\"jsonr");
+        json_t *res = NULL;
+        assert_int_equal(rpc_client_call(c, "events.subscribe", NULL, USEC_PER_SEC, NULL, NULL, &res, NULL), 0);
+        json_decref(res);
+        int n = 0;
+        assert_int_equal(rpc_client_read_notifications(c, count_events, &n), 0);
+        assert_int_equal(n, 2); /* those that came with the reply; nothing more to read */
+        send_str(srv, "pc\":\"2.0\",\"method\":\"event\",\"params\":{\"n\":3}}\n{\"jsonrpc\":\"2.0\",\"id\":9,"
+                      "\"result\":1}\n");
+        assert_true(fd_wait_until(rpc_client_fd(c), POLLIN, USEC_INFINITY) > 0);
+        assert_int_equal(rpc_client_read_notifications(c, count_events, &n), 0);
+        assert_int_equal(n, 3);
+        send_str(srv, NOTE(4));
+        srv = safe_close(srv);
+        assert_true(fd_wait_until(rpc_client_fd(c), POLLIN, USEC_INFINITY) > 0);
+        assert_int_equal(rpc_client_read_notifications(c, count_events, &n), 0);
+        assert_int_equal(n, 4);
+        assert_int_equal(rpc_client_read_notifications(c, count_events, &n), -ECONNRESET);
+        rpc_client_free(c);
+        (void) unlink(sa.sun_path);
+        (void) rmdir(dir);
+        (void) state;
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_partial_lines), cmocka_unit_test(test_several_in_one_read),
-                cmocka_unit_test(test_oversize),      cmocka_unit_test(test_parse_errors),
-                cmocka_unit_test(test_request_shape), cmocka_unit_test(test_format),
+                cmocka_unit_test(test_partial_lines),
+                cmocka_unit_test(test_several_in_one_read),
+                cmocka_unit_test(test_oversize),
+                cmocka_unit_test(test_parse_errors),
+                cmocka_unit_test(test_request_shape),
+                cmocka_unit_test(test_format),
+                cmocka_unit_test(test_client_notifications_after_a_call),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -149,3 +149,36 @@ int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t tim
                         return r;
         }
 }
+
+/* Every complete message buffered: notifications to notify, the rest skipped. */
+static int dispatch_buffered(RpcClient *c, RpcNotifyFn notify, void *userdata) {
+        const char *l;
+        size_t len;
+        int r;
+        while ((r = jsonrpc_reader_next(&c->reader, &l, &len)) > 0) {
+                json_t *msg = json_loadb(l, len, 0, NULL);
+                if (!json_is_object(msg)) {
+                        json_decref(msg);
+                        return -EBADMSG;
+                }
+                (void) handle_message(msg, 0, notify, userdata, NULL, NULL);
+                json_decref(msg);
+        }
+        return r;
+}
+
+int rpc_client_read_notifications(RpcClient *c, RpcNotifyFn notify, void *userdata) {
+        int r = dispatch_buffered(c, notify, userdata);
+        if (r < 0)
+                return r;
+        char buf[65536];
+        ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0)
+                return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        r = jsonrpc_reader_feed(&c->reader, buf, (size_t) n);
+        if (r < 0)
+                return r;
+        return dispatch_buffered(c, notify, userdata);
+}

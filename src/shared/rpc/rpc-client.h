@@ -38,5 +38,13 @@ typedef void (*RpcNotifyFn)(const char *method, json_t *params, void *userdata);
 int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
                     void *userdata, json_t **ret_result, RpcError *ret_error);
 
-/* The raw fd, for tests that want to misbehave. */
+/* After a call, for a connection that receives notifications unasked (a
+ * subscription): hand every complete notification already received to
+ * notify, then read once without blocking and hand over what came. Poll
+ * rpc_client_fd() for POLLIN between calls. Returns 0 (nothing more for
+ * now), -ECONNRESET when the server closed the connection, -EBADMSG when
+ * it sent something that is not JSON-RPC. Replies are skipped. */
+int rpc_client_read_notifications(RpcClient *c, RpcNotifyFn notify, void *userdata);
+
+/* The raw fd, for tests that want to misbehave (and for polling). */
 int rpc_client_fd(RpcClient *c);
