@@ -151,6 +151,29 @@ char *printable_strndup(const char *s, size_t len) {
         return out;
 }
 
+char *utf8_strndup_valid(const char *s, size_t len, size_t *ret_len) {
+        if (len > (SIZE_MAX - 1) / 3)
+                return NULL;
+        char *out = malloc(len * 3 + 1);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_sequence_len(s + i, len - i);
+                if (n == 0) {
+                        o += utf8_encode_unichar(0xFFFD, out + o);
+                        i++;
+                        continue;
+                }
+                memcpy(out + o, s + i, n);
+                o += n;
+                i += n;
+        }
+        out[o] = '\0';
+        *ret_len = o;
+        return out;
+}
+
 bool name_is_valid(const char *s) {
         if (!s || !*s)
                 return false;

@@ -40,6 +40,10 @@ char *string_make_printable(char *s, bool keep_newlines);
 /* A copy of len bytes of untrusted text as valid UTF-8 without control
  * characters: invalid bytes become U+FFFD, controls '?'. NULL on ENOMEM. */
 char *printable_strndup(const char *s, size_t len);
+/* A copy of len bytes as valid UTF-8 for a JSON string: invalid bytes become
+ * U+FFFD, everything else (controls, NUL) is kept; its length in *ret_len.
+ * NULL on ENOMEM. */
+char *utf8_strndup_valid(const char *s, size_t len, size_t *ret_len);
 
 /* A VM/image/kernel/snapshot name is a hostname label (a VM's name is its
  * guest's hostname and <name>.vm): the one rule, in words for messages. */

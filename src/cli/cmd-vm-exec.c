@@ -20,6 +20,7 @@
 #include "error.h"
 #include "macro.h"
 #include "socket-util.h"
+#include "string-util.h"
 #include "time-util.h"
 #include "verbs.h"
 
@@ -109,35 +110,53 @@ typedef struct ExecRequest {
         bool tty;         /* a terminal in the guest */
         bool interactive; /* with tty: forward our stdin */
         bool signals;     /* forward SIGINT, SIGTERM, SIGHUP, SIGQUIT */
+        bool capture;     /* --json: keep stdout and stderr for the report */
 } ExecRequest;
+
+/* What --json keeps of each stream, at most. */
+#define EXEC_CAPTURE_MAX (16U * 1024U * 1024U)
+
+typedef struct ExecOutcome {
+        int status; /* what banger exits with */
+        bool timed_out;
+        int signal; /* it was killed by this signal; 0: it was not */
+        AgentCapture out, err;
+} ExecOutcome;
+
+static void exec_outcome_done(ExecOutcome *x) {
+        free(x->out.data);
+        free(x->err.data);
+}
 
 /* timeout(1)'s convention: the command did not end in time. */
 #define EXIT_TIMED_OUT 124
 
-static int exec_status(const ExecRequest *q, usec_t begun, int r, const AgentExecResult *res, int *ret_status) {
+static int exec_status(const ExecRequest *q, usec_t begun, int r, const AgentExecResult *res, ExecOutcome *x) {
         const char *cmd = q->argv[0];
         if (r == -ETIMEDOUT && q->timeout != USEC_INFINITY && now_monotonic() - begun >= q->timeout) {
                 /* The agent killed the command's process group on our CLOSE. */
                 fprintf(stderr, "banger: vm exec: '%s' did not finish within %g s and was killed (exit %d)\n", cmd,
                         (double) q->timeout / USEC_PER_SEC, EXIT_TIMED_OUT);
-                *ret_status = EXIT_TIMED_OUT;
+                x->status = EXIT_TIMED_OUT;
+                x->timed_out = true;
                 return 0;
         }
         if (r == -ENOENT || r == -EACCES || r == -ENOEXEC) {
                 /* As a shell reports it: 127 not found, 126 not executable. */
                 fprintf(stderr, "banger: %s: %s\n", cmd, strerror(-r));
-                *ret_status = r == -ENOENT ? 127 : 126;
+                x->status = r == -ENOENT ? 127 : 126;
                 return 0;
         }
         if (r < 0) {
                 fprintf(stderr, "banger: %s: %s\n", cmd, error_last_message() ? error_last_message() : strerror(-r));
                 return r;
         }
-        *ret_status = res->kind == AGENT_EXIT_SIGNAL ? 128 + res->code : res->code;
+        x->signal = res->kind == AGENT_EXIT_SIGNAL ? res->code : 0;
+        x->status = x->signal ? 128 + res->code : res->code;
         return 0;
 }
 
-static int run_exec(AgentClient *a, const ExecRequest *q, int *ret_status) {
+static int run_exec(AgentClient *a, const ExecRequest *q, ExecOutcome *x) {
         struct winsize ws = {};
         int tty_fd = isatty(STDIN_FILENO) ? STDIN_FILENO : isatty(STDOUT_FILENO) ? STDOUT_FILENO : -1;
         if (q->tty && tty_fd >= 0)
@@ -151,8 +170,10 @@ static int run_exec(AgentClient *a, const ExecRequest *q, int *ret_status) {
                                .env = term_env ? env : NULL,
                                .cwd = q->workdir,
                                .stdin_fd = !q->tty || q->interactive ? STDIN_FILENO : -1,
-                               .stdout_fd = STDOUT_FILENO,
-                               .stderr_fd = STDERR_FILENO,
+                               .stdout_fd = q->capture ? -1 : STDOUT_FILENO,
+                               .stderr_fd = q->capture ? -1 : STDERR_FILENO,
+                               .stdout_capture = &x->out,
+                               .stderr_capture = &x->err,
                                .pty = q->tty,
                                .rows = ws.ws_row,
                                .cols = ws.ws_col,
@@ -164,6 +185,7 @@ static int run_exec(AgentClient *a, const ExecRequest *q, int *ret_status) {
         Tty t = {};
         if (q->tty && q->interactive && isatty(STDIN_FILENO) && tty_make_raw(&t, STDIN_FILENO) < 0)
                 fprintf(stderr, "banger: cannot put the terminal in raw mode: %s\n", strerror(errno));
+        x->out.max = x->err.max = EXEC_CAPTURE_MAX;
         fflush(NULL);
         AgentExecResult res = {};
         error_clear();
@@ -172,7 +194,7 @@ static int run_exec(AgentClient *a, const ExecRequest *q, int *ret_status) {
         tty_restore(&t);
         if (sigfd >= 0)
                 (void) sigprocmask(SIG_SETMASK, &old, NULL);
-        return exec_status(q, begun, r, &res, ret_status);
+        return exec_status(q, begun, r, &res, x);
 }
 
 int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
@@ -182,11 +204,37 @@ int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv,
         if (r < 0)
                 return r;
         ExecRequest q = { .argv = argv, .workdir = workdir, .timeout = timeout };
-        return run_exec(a, &q, ret_status);
+        _cleanup_(exec_outcome_done) ExecOutcome x = {};
+        r = run_exec(a, &q, &x);
+        if (r >= 0)
+                *ret_status = x.status;
+        return r;
+}
+
+static json_t *captured_json(const AgentCapture *k) {
+        size_t n = 0;
+        _cleanup_free_ char *s = utf8_strndup_valid(k->data ? k->data : "", k->len, &n);
+        return s ? json_stringn(s, n) : NULL;
+}
+
+/* --json: what happened, with the output, on stdout. */
+static int print_exec_json(const char *vm, const ExecRequest *q, const ExecOutcome *x) {
+        json_t *argv = json_array();
+        for (size_t i = 0; argv && q->argv[i]; i++)
+                json_array_append_new(argv, json_string(q->argv[i]));
+        json_t *j = json_pack("{s:s, s:o, s:i, s:o, s:b, s:o, s:o, s:b, s:b}", "vm", vm, "command", argv, "exit_code",
+                              x->status, "signal", x->signal ? json_integer(x->signal) : json_null(), "timed_out",
+                              x->timed_out, "stdout", captured_json(&x->out), "stderr", captured_json(&x->err),
+                              "stdout_truncated", x->out.truncated, "stderr_truncated", x->err.truncated);
+        if (!j)
+                return -ENOMEM;
+        cli_print_json(j);
+        json_decref(j);
+        return 0;
 }
 
 static void exec_help(void) {
-        printf("Usage: banger vm exec [-t] [-i] [--timeout SEC] [--workdir DIR] VM -- COMMAND [ARGS...]\n"
+        printf("Usage: banger vm exec [-t] [-i] [--json] [--timeout SEC] [--workdir DIR] VM -- COMMAND [ARGS...]\n"
                "\n"
                "Run COMMAND in the guest through banger's agent (no SSH needed). stdin, stdout\n"
                "and stderr stream through; the exit code is the command's, 128+N when it was\n"
@@ -200,17 +248,24 @@ static void exec_help(void) {
                "                     and resized with it (stdout and stderr arrive together)\n"
                "  -i, --interactive  with -t: pass our stdin, our terminal in raw mode meanwhile\n"
                "                     (without -t stdin is always passed)\n"
+               "  --json             print one JSON object when the command ends: vm, command,\n"
+               "                     exit_code, signal, timed_out, stdout, stderr (the first\n"
+               "                     16 MiB of each as UTF-8), stdout_truncated, stderr_truncated;\n"
+               "                     the exit code is the same (not with -t)\n"
                "  --timeout SEC      kill the command after SEC seconds and exit 124, as\n"
                "                     timeout(1) does (default: no limit)\n"
                "  -w, --workdir DIR  working directory in the guest (default /)\n");
 }
 
-static int parse_exec_args(int argc, char **argv, ExecRequest *q) {
+static int parse_exec_args(Cli *cli, int argc, char **argv, ExecRequest *q) {
         enum { OPT_TIMEOUT = CLI_OPT_FIRST_PRIVATE };
         static const struct option opts[] = {
-                { "help", no_argument, NULL, 'h' },          { "tty", no_argument, NULL, 't' },
-                { "interactive", no_argument, NULL, 'i' },   { "timeout", required_argument, NULL, OPT_TIMEOUT },
-                { "workdir", required_argument, NULL, 'w' }, {}
+                CLI_COMMON_LONG_OPTIONS,
+                { "tty", no_argument, NULL, 't' },
+                { "interactive", no_argument, NULL, 'i' },
+                { "timeout", required_argument, NULL, OPT_TIMEOUT },
+                { "workdir", required_argument, NULL, 'w' },
+                {},
         };
         int o, r;
         while ((o = getopt_long(argc, argv, "htiw:", opts, NULL)) >= 0) {
@@ -218,6 +273,9 @@ static int parse_exec_args(int argc, char **argv, ExecRequest *q) {
                 case 'h':
                         exec_help();
                         return -1;
+                case CLI_OPT_JSON:
+                        cli->json = true;
+                        break;
                 case 't':
                         q->tty = true;
                         break;
@@ -239,12 +297,15 @@ static int parse_exec_args(int argc, char **argv, ExecRequest *q) {
         }
         if (argc - optind < 2)
                 return cli_usage_error("vm exec", "expects a VM and a command: banger vm exec VM -- COMMAND");
+        q->capture = cli->json;
+        if (q->capture && q->tty)
+                return cli_usage_error("vm exec", "--json keeps stdout and stderr apart: it cannot be used with -t");
         return 0;
 }
 
 int vm_exec_cmd(Cli *cli, int argc, char **argv) {
         ExecRequest q = { .timeout = USEC_INFINITY, .signals = true };
-        int r = parse_exec_args(argc, argv, &q);
+        int r = parse_exec_args(cli, argc, argv, &q);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
         q.argv = argv + optind + 1;
@@ -254,8 +315,10 @@ int vm_exec_cmd(Cli *cli, int argc, char **argv) {
         _cleanup_(agent_client_freep) AgentClient *a = NULL;
         if (vm_agent_client(cli, c, argv[optind], &a) < 0)
                 return EXIT_FAIL;
-        int status = EXIT_FAIL;
-        if (run_exec(a, &q, &status) < 0)
+        _cleanup_(exec_outcome_done) ExecOutcome x = {};
+        if (run_exec(a, &q, &x) < 0)
                 return EXIT_FAIL;
-        return status;
+        if (q.capture && print_exec_json(argv[optind], &q, &x) < 0)
+                return EXIT_FAIL;
+        return x.status;
 }

@@ -94,19 +94,27 @@ static void ssh_help(void) {
                "checked afterwards), never your ~/.ssh/known_hosts. COMMAND and its ARGS\n"
                "arrive as given, each quoted for the remote shell (as with 'banger vm exec');\n"
                "the exit code is the command's, 255 when ssh itself failed. Waits (up to 60 s)\n"
-               "for the guest's SSH server; 'banger vm exec' needs none.\n");
+               "for the guest's SSH server; 'banger vm exec' needs none. There is no --json\n"
+               "output: 'banger vm exec --json' reports a command's exit code and output.\n");
 }
 
 int vm_ssh_cmd(Cli *cli, int argc, char **argv) {
-        static const struct option opts[] = { { "help", no_argument, NULL, 'h' }, {} };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, {} };
         int o;
         while ((o = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
                 if (o == 'h') {
                         ssh_help();
                         return EXIT_OK;
                 }
-                return cli_option_error("vm ssh", argv);
+                if (o != CLI_OPT_JSON)
+                        return cli_option_error("vm ssh", argv);
+                cli->json = true;
+                break;
         }
+        /* ssh owns the terminal and the output: nothing to put in JSON. */
+        if (cli->json)
+                return cli_usage_error("vm ssh", "has no --json output: 'banger vm exec --json VM -- COMMAND' "
+                                                 "reports a command's exit code and output as JSON");
         if (optind >= argc)
                 return cli_usage_error("vm ssh", "expects a VM");
         _cleanup_rpc_client_ RpcClient *c = NULL;

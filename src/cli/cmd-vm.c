@@ -48,7 +48,7 @@ const CliVerb cli_vm_verbs[] = {
         { "logs", NULL, vm_logs_cmd, "print a VM's console log", "-f --follow --tail= --raw --json --help", "vm" },
         { "ssh", NULL, vm_ssh_cmd, "open an SSH session to a VM, or run a command over SSH", "--help", "vm" },
         { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent",
-          "-t --tty -i --interactive --timeout= --workdir= --help", "vm" },
+          "-t --tty -i --interactive --json --timeout= --workdir= --help", "vm" },
         { "cp", NULL, vm_cp_cmd, "copy files and trees between the host and a VM", "--help", "vm" },
         { "workspace", NULL, vm_workspace_cmd, "export or sync the git work tree copied into a VM",
           "--base-commit= -o --output= --apply --help", "vm" },

@@ -21,6 +21,33 @@ bool cli_verb_matches(const CliVerb *v, const char *word) {
         return false;
 }
 
+static bool verb_takes_json(const CliVerb *v) {
+        const char *o = v->options;
+        for (const char *p = o ? strstr(o, "--json") : NULL; p; p = strstr(p + 1, "--json"))
+                if ((p == o || p[-1] == ' ') && (p[6] == ' ' || p[6] == '\0'))
+                        return true;
+        return false;
+}
+
+/* Which verbs take --json, from the same table the completion uses. */
+static void print_json_note(const CliVerb *verbs) {
+        size_t without = 0, seen = 0;
+        for (const CliVerb *v = verbs; v->name; v++)
+                without += !verb_takes_json(v);
+        if (without == 0) {
+                printf("\nEvery command takes --json (machine-readable output) and -h/--help.\n");
+                return;
+        }
+        printf("\nEvery command takes -h/--help, and all but ");
+        for (const CliVerb *v = verbs; v->name; v++) {
+                if (verb_takes_json(v))
+                        continue;
+                seen++;
+                printf("%s%s", v->name, seen == without ? "" : seen + 1 == without ? " and " : ", ");
+        }
+        printf(" take --json\n(machine-readable output).\n");
+}
+
 static void group_help(const char *group, const char *intro, const CliVerb *verbs) {
         printf("Usage: banger %s COMMAND [OPTIONS] [ARGS...]\n\n%s\n\nCommands:\n", group, intro);
         for (const CliVerb *v = verbs; v->name; v++) {
@@ -35,9 +62,8 @@ static void group_help(const char *group, const char *intro, const CliVerb *verb
                 }
                 printf("  %-14s %s\n", name, v->summary);
         }
-        printf("\nEvery command takes --json (machine-readable output) and -h/--help.\n"
-               "Run 'banger %s COMMAND --help' for its options.\n",
-               group);
+        print_json_note(verbs);
+        printf("Run 'banger %s COMMAND --help' for its options.\n", group);
 }
 
 int cli_group_run(Cli *cli, const char *group, const char *intro, const CliVerb *verbs, int argc, char **argv) {

@@ -48,6 +48,33 @@ def test_daemon_verbs_have_their_own_help(build_dir, xdg, verb):
     assert not socket_path(xdg).exists()
 
 
+def group_verbs_and_json_note(xdg, group):
+    out = run_cli(xdg, group, "--help", check=True).stdout
+    verbs = re.findall(r"^  ([a-z][a-z-]*)(?:,[ a-z,]+)?  ", out.split("Commands:\n", 1)[1], re.M)
+    note = " ".join(out.split("Commands:\n", 1)[1].split("\n\n", 1)[1].split())
+    if note.startswith("Every command takes --json"):
+        return verbs, set()
+    m = re.match(r"Every command takes -h/--help, and all but (.+) take --json \(machine-readable output\)\.", note)
+    assert m, note
+    return verbs, set(re.split(r", | and ", m.group(1)))
+
+
+@pytest.mark.parametrize("group", ["vm", "image", "kernel", "snapshot", "daemon"])
+def test_group_help_says_which_verbs_take_json(build_dir, xdg, group):
+    verbs, without = group_verbs_and_json_note(xdg, group)
+    assert verbs and without <= set(verbs), (verbs, without)
+    if group == "vm":
+        assert "exec" in verbs and "exec" not in without and "ssh" in without
+    for verb in verbs:
+        # --json first, then an option no verb has: the error names the first
+        # one the verb refuses.
+        p = run_cli(xdg, group, verb, "--json", "--no-such-option")
+        assert p.returncode == 2, (verb, p.stderr)
+        refused = "--json" in p.stderr
+        assert refused == (verb in without), (group, verb, p.stderr)
+    assert not socket_path(xdg).exists()
+
+
 def test_doctor_without_config_file_says_defaults(build_dir, xdg):
     rows = json.loads(run_cli(xdg, "--json", "doctor").stdout)
     row = next(r for r in rows if r["check"] == "config")

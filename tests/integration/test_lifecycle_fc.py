@@ -245,6 +245,28 @@ def test_exec_timeout_exits_124_and_ends_the_command(env):
     assert p.returncode == 3, p.stderr
 
 
+def test_exec_json_reports_exit_code_and_output(env):
+    p = env.banger("vm", "exec", "--json", NAME, "--", "sh", "-c",
+                   r"printf 'out\n'; printf 'err\377\n' >&2; cat; exit 7", input="in\n", check=False)
+    assert p.returncode == 7, p.stderr
+    j = json.loads(p.stdout)
+    assert j == {"vm": NAME, "command": ["sh", "-c", r"printf 'out\n'; printf 'err\377\n' >&2; cat; exit 7"],
+                 "exit_code": 7, "signal": None, "timed_out": False, "stdout": "out\nin\n",
+                 "stderr": "err\ufffd\n", "stdout_truncated": False, "stderr_truncated": False}, j
+    # The global option works too; a signal and a timeout are reported.
+    p = env.banger("--json", "vm", "exec", NAME, "--", "sh", "-c", "kill -TERM $$", check=False)
+    assert p.returncode == 128 + signal.SIGTERM and json.loads(p.stdout)["signal"] == signal.SIGTERM, p.stdout
+    p = env.banger("vm", "exec", "--json", "--timeout", "1", NAME, "--", "sleep", "30", check=False, timeout=60)
+    assert p.returncode == 124 and json.loads(p.stdout)["timed_out"] is True, (p.stdout, p.stderr)
+    # Output past 16 MiB is dropped, and the report says so.
+    p = env.banger("vm", "exec", "--json", NAME, "--", "head", "-c", str(17 << 20), "/dev/zero", timeout=120)
+    j = json.loads(p.stdout)
+    assert len(j["stdout"]) == 16 << 20 and j["stdout_truncated"] is True and j["exit_code"] == 0
+    # -t cannot keep stdout and stderr apart.
+    p = env.banger("vm", "exec", "--json", "-t", NAME, "--", "true", check=False)
+    assert p.returncode == 2 and "--json" in p.stderr
+
+
 GUEST_LISTENER = r"""
 import ctypes, socket, time
 ctypes.CDLL(None).prctl(15, b"\x1b]0;PWN\x07\x1b[2J", 0, 0, 0)  # PR_SET_NAME: what the agent reports

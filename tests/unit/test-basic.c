@@ -110,6 +110,17 @@ static void test_utf8_truncate(void **state) {
         assert_int_equal(utf8_truncate_len("\xf0\x9f\x98\x80x", 5, 3), 0);
 }
 
+static void test_utf8_strndup_valid(void **state) {
+        size_t n = 0;
+        _cleanup_free_ char *a = utf8_strndup_valid("a\0\x1b[0m\n\xc3\xa9", 9, &n);
+        assert_int_equal(n, 9);
+        assert_memory_equal(a, "a\0\x1b[0m\n\xc3\xa9", 9);
+        _cleanup_free_ char *b = utf8_strndup_valid("x\xff\xc3", 3, &n);
+        assert_int_equal(n, 7);
+        assert_string_equal(b, "x\xef\xbf\xbd\xef\xbf\xbd");
+        assert_true(utf8_is_valid_n(b, n));
+}
+
 static void test_shell_quote_argv(void **state) {
         char *argv[] = { "echo", "a   b", "$HOME", "it's", "", NULL };
         char *q = shell_quote_argv(argv);
@@ -487,6 +498,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_name_is_valid),
                 cmocka_unit_test(test_shell_quote_argv),
+                cmocka_unit_test(test_utf8_strndup_valid),
                 cmocka_unit_test(test_utf8),
                 cmocka_unit_test(test_make_printable),
                 cmocka_unit_test(test_error_and_log_cleaned),

@@ -42,7 +42,8 @@ typedef struct AgentStreamIo {
         size_t *out_capture_len;
         char *err_capture; /* err_fd < 0: keep the first bytes of stderr here */
         size_t err_capture_size;
-        uint32_t window; /* our receive window */
+        AgentCapture *out_keep, *err_keep; /* out_fd / err_fd < 0: kept here, bounded */
+        uint32_t window;                   /* our receive window */
         bool pty;
         int signal_fd, tty_fd;
         bool send_eof;      /* kinds that read stdin: send EOF when in_fd is done */

@@ -58,6 +58,22 @@ static int capture(Run *r, const AgentStreamFrame *f) {
         return 0;
 }
 
+static int keep(AgentCapture *k, const AgentStreamFrame *f) {
+        size_t n = MIN(f->len, k->max - MIN(k->len, k->max));
+        if (n < f->len)
+                k->truncated = true;
+        if (n == 0)
+                return 0;
+        char *d = realloc(k->data, k->len + n + 1);
+        if (!d)
+                return -ENOMEM;
+        memcpy(d + k->len, f->data, n);
+        k->len += n;
+        d[k->len] = 0;
+        k->data = d;
+        return 0;
+}
+
 static int on_data(Run *r, const AgentStreamFrame *f) {
         const AgentStreamIo *io = r->io;
         int r2 = 0;
@@ -66,10 +82,14 @@ static int on_data(Run *r, const AgentStreamFrame *f) {
                 int w = loop_write(io->out_fd, f->data, f->len);
                 if (w < 0 && io->sink_required)
                         return error_setf(w, "writing the received data: %s", strerror(-w));
-        } else if (f->channel == AGENT_CHANNEL_STDOUT && io->out_capture)
+        } else if (f->channel == AGENT_CHANNEL_STDOUT && io->out_keep)
+                r2 = keep(io->out_keep, f);
+        else if (f->channel == AGENT_CHANNEL_STDOUT && io->out_capture)
                 r2 = capture(r, f);
         else if (f->channel == AGENT_CHANNEL_STDERR && io->err_fd >= 0)
                 (void) loop_write(io->err_fd, f->data, f->len);
+        else if (f->channel == AGENT_CHANNEL_STDERR && io->err_keep)
+                r2 = keep(io->err_keep, f);
         else if (f->channel == AGENT_CHANNEL_STDERR && io->err_capture && r->err_len + 1 < io->err_capture_size) {
                 size_t n = MIN(f->len, io->err_capture_size - 1 - r->err_len);
                 memcpy(io->err_capture + r->err_len, f->data, n);
@@ -268,6 +288,8 @@ int agent_client_exec(AgentClient *c, const AgentExecOptions *o, usec_t timeout,
                              .signal_fd =
                                      o->signal_fd > 0 ? o->signal_fd : -1, /* 0 (a zeroed field) is not a signalfd */
                              .tty_fd = o->tty_fd,
+                             .out_keep = o->stdout_fd < 0 ? o->stdout_capture : NULL,
+                             .err_keep = o->stderr_fd < 0 ? o->stderr_capture : NULL,
                              .send_eof = true };
         AgentExecResult res = {};
         r = agent_client_run(c, AGENT_STREAM_EXEC, req, len, &io, deadline_from_timeout(timeout), &res);

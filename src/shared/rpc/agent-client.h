@@ -77,6 +77,14 @@ int agent_client_query_json(AgentClient *c, AgentStreamKind kind, usec_t timeout
 /* Progress of a stream's data: bytes sent to and received from the agent. */
 typedef void (*AgentProgressFn)(void *userdata, uint64_t sent, uint64_t received);
 
+/* Output kept in memory: the first max bytes, the rest dropped (the command
+ * runs on, as with a closed stdout) with truncated set. */
+typedef struct AgentCapture {
+        char *data; /* NUL-terminated; the caller frees it */
+        size_t len, max;
+        bool truncated;
+} AgentCapture;
+
 typedef struct AgentExecOptions {
         char *const *argv;   /* required; argv[0] is looked up in the command's PATH */
         char *const *env;    /* added to the agent's defaults (PATH, HOME; TERM with a PTY) */
@@ -91,6 +99,8 @@ typedef struct AgentExecOptions {
          * gives up on it (it is killed). */
         int signal_fd;
         int tty_fd;
+        AgentCapture *stdout_capture; /* stdout_fd < 0: keep stdout here */
+        AgentCapture *stderr_capture; /* stderr_fd < 0: keep stderr here */
 } AgentExecOptions;
 
 typedef struct AgentExecResult {
