@@ -2,16 +2,19 @@
 #include "agent-stream.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
+#include "agent-connect.h"
 #include "agent-exec.h"
 #include "agent-files.h"
 #include "agent-identity.h"
@@ -43,6 +46,10 @@ struct Stream {
         uint64_t out_credit;
         char *reply; /* a query's answer, sent as credit allows */
         size_t reply_len, reply_off;
+        /* connect: the socket is stdout_fd (read) and a duplicate in
+         * stdin_fd (written, shut down at the host's EOF) */
+        bool socket, connecting, eof_sent;
+        uint16_t port;
 };
 
 static Stream *stream_find(Session *s, uint32_t id) {
@@ -180,6 +187,49 @@ static void open_identity(Session *s, Stream *st, const AgentStreamFrame *f) {
         send_opened(s, st, st->child.pid);
 }
 
+static void connect_failed(Session *s, Stream *st, int r) {
+        char text[128];
+        snprintf(text, sizeof(text), "127.0.0.1:%u in the guest: %s", st->port, strerror(-r));
+        stream_finish(s, st, r, text);
+}
+
+static void open_connect(Session *s, Stream *st, const AgentStreamFrame *f) {
+        AgentConnectSpec spec;
+        if (agent_connect_spec_parse(f->data, f->len, &spec) < 0) {
+                stream_finish(s, st, EBADMSG, "malformed connect request");
+                return;
+        }
+        st->socket = true;
+        st->port = spec.port;
+        int fd = agent_connect_open(spec.port, &st->connecting);
+        if (fd >= 0) {
+                st->child.stdout_fd = fd;
+                st->child.stdin_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                if (st->child.stdin_fd < 0)
+                        fd = -errno;
+        }
+        if (fd < 0) {
+                connect_failed(s, st, fd);
+                return;
+        }
+        if (!st->connecting)
+                send_opened(s, st, 0);
+}
+
+/* The connection in progress completed (or failed). */
+static void connect_done(Session *s, Stream *st) {
+        int r = agent_connect_finish(st->child.stdout_fd);
+        if (r == -EINPROGRESS || r == -EALREADY)
+                return;
+        st->connecting = false;
+        if (r < 0) {
+                connect_failed(s, st, r);
+                return;
+        }
+        log_debug("stream %u: connected to port %u", st->id, st->port);
+        send_opened(s, st, 0);
+}
+
 static void open_poweroff(Session *s, Stream *st) {
         if (!s->opt.allow_poweroff) {
                 stream_finish(s, st, EPERM,
@@ -234,6 +284,9 @@ static void stream_open(Session *s, const AgentStreamFrame *f) {
                 break;
         case AGENT_STREAM_IDENTITY:
                 open_identity(s, st, f);
+                break;
+        case AGENT_STREAM_CONNECT:
+                open_connect(s, st, f);
                 break;
         default:
                 stream_finish(s, st, EOPNOTSUPP, "unknown stream kind");
@@ -332,6 +385,11 @@ static void read_output(Session *s, Stream *st, uint8_t ch) {
         }
         if (n < 0 && errno == EINTR)
                 return;
+        if (n < 0 && errno != EAGAIN && st->socket) {
+                int err = errno;
+                stream_finish(s, st, err, strerror(err)); /* ECONNRESET: not an end of data */
+                return;
+        }
         if (n < 0 && errno == EAGAIN) {
                 /* After the exit everything it wrote is in the pipe: a
                  * background grandchild holding it open must not delay us. */
@@ -344,6 +402,8 @@ static void read_output(Session *s, Stream *st, uint8_t ch) {
 }
 
 static void flush_stdin(Stream *st) {
+        if (st->connecting)
+                return;
         while (st->inq_len > 0 && st->child.stdin_fd >= 0) {
                 ssize_t n = write(st->child.stdin_fd, st->inq, st->inq_len);
                 if (n < 0 && errno == EINTR)
@@ -362,8 +422,12 @@ static void flush_stdin(Stream *st) {
                 st->in_unacked += st->inq_len;
                 st->inq_len = 0;
         }
-        if (st->inq_len == 0 && st->stdin_eof)
+        if (st->inq_len == 0 && st->stdin_eof && st->child.stdin_fd >= 0) {
+                /* The other duplicate keeps the socket: say FIN explicitly. */
+                if (st->socket)
+                        (void) shutdown(st->child.stdin_fd, SHUT_WR);
                 st->child.stdin_fd = safe_close(st->child.stdin_fd);
+        }
 }
 
 static void return_credit(Session *s, Stream *st) {
@@ -390,11 +454,16 @@ size_t stream_poll_count(const Session *s) {
 void stream_poll_fill(Session *s, struct pollfd *p) {
         bool can_send = session_backlog(s) < SESSION_OUT_HIGH;
         for (Stream *st = s->streams; st; st = st->next, p += 4) {
-                bool credit = can_send && st->out_credit > 0 && !st->dead;
+                bool credit = can_send && st->out_credit > 0 && !st->dead && !st->connecting;
                 p[0] = (struct pollfd){ .fd = credit ? st->child.stdout_fd : -1, .events = POLLIN };
                 p[1] = (struct pollfd){ .fd = credit ? st->child.stderr_fd : -1, .events = POLLIN };
-                p[2] = (struct pollfd){ .fd = st->inq_len > 0 ? st->child.stdin_fd : -1, .events = POLLOUT };
-                p[3] = (struct pollfd){ .fd = st->running ? st->child.pidfd : -1, .events = POLLIN };
+                p[2] = (struct pollfd){ .fd = st->inq_len > 0 && !st->connecting ? st->child.stdin_fd : -1,
+                                        .events = POLLOUT };
+                /* A connection in progress waits here (a socket has no pidfd). */
+                p[3] = (struct pollfd){ .fd = st->running      ? st->child.pidfd
+                                              : st->connecting ? st->child.stdout_fd
+                                                               : -1,
+                                        .events = st->connecting ? POLLOUT : POLLIN };
         }
 }
 
@@ -408,7 +477,9 @@ void stream_poll_handle(Session *s, const struct pollfd *p) {
                         read_output(s, st, AGENT_CHANNEL_STDERR);
                 if (p[2].revents)
                         flush_stdin(st);
-                if (p[3].revents)
+                if (p[3].revents && st->connecting)
+                        connect_done(s, st);
+                else if (p[3].revents)
                         reap(st);
         }
 }
@@ -451,6 +522,23 @@ static void pump_process(Session *s, Stream *st) {
         stream_finish(s, st, 0, NULL);
 }
 
+/* A connection: the guest's end of data becomes our EOF on channel 1 (the
+ * host half-closes its client), and the stream is done once both
+ * directions are. */
+static void pump_socket(Session *s, Stream *st) {
+        flush_stdin(st);
+        return_credit(s, st);
+        if (st->connecting)
+                return;
+        if (st->out_done[AGENT_CHANNEL_STDOUT] && !st->eof_sent) {
+                session_send(
+                        s, &(AgentStreamFrame){ .type = AGENT_MSG_EOF, .id = st->id, .channel = AGENT_CHANNEL_STDOUT });
+                st->eof_sent = true;
+        }
+        if (st->eof_sent && st->child.stdin_fd < 0)
+                stream_finish(s, st, 0, NULL);
+}
+
 void stream_pump(Session *s) {
         for (Stream **pp = &s->streams; *pp;) {
                 Stream *st = *pp;
@@ -458,6 +546,8 @@ void stream_pump(Session *s) {
                         pump_reply(s, st);
                 else if (!st->dead && st->process)
                         pump_process(s, st);
+                else if (!st->dead && st->socket)
+                        pump_socket(s, st);
                 if (st->dead) {
                         *pp = st->next;
                         s->n_streams--;

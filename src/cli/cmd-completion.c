@@ -118,6 +118,7 @@ static void bash_script(void) {
                        name_lists[i][1]);
         printf("    file) COMPREPLY=($(compgen -f -- \"$cur\"));;\n"
                "    shell) COMPREPLY=($(compgen -W \"bash zsh fish\" -- \"$cur\"));;\n"
+               "    port) COMPREPLY=($(compgen -W \"add rm list\" -- \"$cur\"));;\n"
                "    esac\n"
                "}\n"
                "_banger() {\n"
@@ -190,6 +191,7 @@ static void zsh_script(void) {
                 printf("  %s) compadd -- ${(f)\"$(%s)\"};;\n", name_lists[i][0], name_lists[i][1]);
         printf("  file) _files;;\n"
                "  shell) compadd -- bash zsh fish;;\n"
+               "  port) compadd -- add rm list;;\n"
                "  esac\n"
                "}\n"
                "_banger() {\n"
@@ -307,6 +309,10 @@ static void fish_script(void) {
                                 printf("complete -c banger -n '__fish_seen_subcommand_from %s; and "
                                        "__fish_seen_subcommand_from %s' -a '(%s)'\n",
                                        gn, v->name, name_list(v->operands));
+                        if (streq(v->operands, "port"))
+                                printf("complete -c banger -n '__fish_seen_subcommand_from %s; and "
+                                       "__fish_seen_subcommand_from %s' -a 'add rm list'\n",
+                                       gn, v->name);
                 }
         }
 }

@@ -15,6 +15,7 @@
 #include "error.h"
 #include "fs-util.h"
 #include "macro.h"
+#include "port-spec.h"
 #include "string-util.h"
 #include "toml.h"
 #include "verbs.h"
@@ -29,6 +30,8 @@ typedef struct VmSpec {
         bool nat, no_start, cold;
         const char *vmm;           /* NULL: config default_vmm */
         const char *from_snapshot; /* a clone: the snapshot decides the rest */
+        char *const *ports;        /* -p specs, checked */
+        size_t n_ports;
         ConfigVmm default_vmm;
         /* Where each default came from, for --help. */
         const char *vcpu_from, *memory_from, *disk_from, *image_from;
@@ -119,7 +122,10 @@ static void spec_help(Cli *cli, bool run) {
                "                    exists (config vm_templates), and make none\n"
                "  --workspace DIR   copy the git work tree DIR (tracked and untracked, not ignored\n"
                "                    files, and a shallow .git) to /root/<name of DIR> in the guest\n"
-               "  --branch REF      with a workspace: copy the commit REF instead of the work tree\n");
+               "  --branch REF      with a workspace: copy the commit REF instead of the work tree\n"
+               "  -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]\n"
+               "                    forward a host port to a port of the guest, through its agent\n"
+               "                    (repeatable; HOST_IP defaults to 127.0.0.1; tcp only)\n");
         printf("  --json            print progress events and the result as JSON lines\n"
                "  -h, --help        show this help\n"
                "\nDefaults come from [vm_defaults] in %s/%s, else the built-in\n"
@@ -169,8 +175,12 @@ enum {
         OPT_BRANCH,
 };
 
+#define SPEC_MAX_PORTS 64
+
 typedef struct SpecArgs {
         const char *name, *image, *vcpu, *memory, *disk, *vmm, *from_snapshot, *workspace, *branch;
+        char *ports[SPEC_MAX_PORTS];
+        size_t n_ports;
         int nat; /* -1 unset */
         bool no_start, rm, detach, cold;
 } SpecArgs;
@@ -192,10 +202,11 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "cold", no_argument, NULL, OPT_COLD },
                                               { "workspace", required_argument, NULL, OPT_WORKSPACE },
                                               { "branch", required_argument, NULL, OPT_BRANCH },
+                                              { "publish", required_argument, NULL, 'p' },
                                               {} };
         *a = (SpecArgs){ .nat = -1 };
         int o;
-        while ((o = getopt_long(argc, argv, run ? "hd" : "h", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, run ? "hdp:" : "hp:", opts, NULL)) >= 0) {
                 switch (o) {
                 case 'h':
                         run ? run_help(cli) : create_help(cli);
@@ -232,6 +243,11 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                         break;
                 case OPT_COLD:
                         a->cold = true;
+                        break;
+                case 'p':
+                        if (a->n_ports >= SPEC_MAX_PORTS)
+                                return cli_usage_error(cmd, "at most %d port forwards", SPEC_MAX_PORTS);
+                        a->ports[a->n_ports++] = optarg;
                         break;
                 case OPT_WORKSPACE:
                         a->workspace = optarg;
@@ -297,6 +313,11 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
                 return r;
         if (a->disk && (r = vm_parse_disk_arg(cmd, a->disk, &disk)) != 0)
                 return r;
+        for (size_t i = 0; i < a->n_ports; i++) {
+                PortSpec p;
+                if (port_spec_parse(a->ports[i], &p) < 0)
+                        return cli_usage_error(cmd, "%s", error_last_message());
+        }
         r = resolve_defaults(cli, s);
         if (r < 0) {
                 print_config_error(cli, r);
@@ -307,6 +328,8 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         s->no_start = a->no_start;
         s->cold = a->cold;
         s->from_snapshot = a->from_snapshot;
+        s->ports = a->ports;
+        s->n_ports = a->n_ports;
         if (a->image) {
                 free(s->image);
                 s->image = strdup(a->image);
@@ -334,6 +357,11 @@ static json_t *spec_params(const VmSpec *s) {
                 json_object_set_new(p, "name", json_string(s->name));
         if (p && s->vmm)
                 json_object_set_new(p, "vmm", json_string(s->vmm));
+        json_t *ports = p && s->n_ports > 0 ? json_array() : NULL;
+        for (size_t i = 0; ports && i < s->n_ports; i++)
+                json_array_append_new(ports, json_string(s->ports[i]));
+        if (ports)
+                json_object_set_new(p, "ports", ports);
         return p;
 }
 

@@ -136,7 +136,8 @@ static void ports_help(void) {
                "\n"
                "List the sockets listening in the guest (from its agent) with the owning\n"
                "process and the endpoint to use from the host: <name>.vm:<port> where the\n"
-               "host's resolver answers VM names (systemd-resolved), else <address>:<port>.\n");
+               "host's resolver answers VM names (systemd-resolved), else <address>:<port>;\n"
+               "then the VM's port forwards (banger vm port).\n");
 }
 
 static void port_row(json_t *p, const char **row, char (*buf)[TABLE_CELL_MAX]) {
@@ -154,6 +155,11 @@ static void port_row(json_t *p, const char **row, char (*buf)[TABLE_CELL_MAX]) {
 static void print_ports(json_t *res) {
         static const char *const hdr[] = { "PROTO", "ADDRESS", "PORT", "PID", "PROCESS", "ENDPOINT" };
         table_print_items(json_object_get(res, "ports"), hdr, ELEMENTSOF(hdr), port_row);
+        json_t *fw = json_object_get(res, "forwards");
+        if (json_array_size(fw) > 0) {
+                printf("\nForwards:\n");
+                vm_print_forwards(fw);
+        }
 }
 
 int vm_ports_cmd(Cli *cli, int argc, char **argv) {

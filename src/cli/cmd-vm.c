@@ -24,11 +24,11 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
 const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= --cold "
-          "--workspace= --branch= --json --help",
+          "--workspace= --branch= -p --publish= --json --help",
           "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --cold --rm -d "
-          "--detach --workspace= --branch= --json --help",
+          "--detach --workspace= --branch= -p --publish= --json --help",
           "" },
         { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
         { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
@@ -52,7 +52,9 @@ const CliVerb cli_vm_verbs[] = {
         { "cp", NULL, vm_cp_cmd, "copy files and trees between the host and a VM", "--help", "vm" },
         { "workspace", NULL, vm_workspace_cmd, "export or sync the git work tree copied into a VM",
           "--base-commit= -o --output= --apply --help", "vm" },
-        { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets", "--json --help", "vm" },
+        { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets and the VM's port forwards", "--json --help",
+          "vm" },
+        { "port", NULL, vm_port_cmd, "forward host ports to the VM: add, rm, list", "--help", "port" },
         { "stats", NULL, vm_stats_cmd, "show VMM CPU and memory, guest memory and load", "--json --help", "vm" },
         { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help", "vm" },
         { "prune", NULL, vm_prune_cmd, "delete every stopped, created or failed VM", "-f --force --json --help", "" },
@@ -361,6 +363,13 @@ static void print_vm_detail(json_t *vm) {
                format_ago(ago, sizeof(ago), json_str(vm, "created_at", NULL)));
         printf("updated:    %s\n", json_str(vm, "updated_at", "-"));
         printf("console:    %s\n", json_str(vm, "log_path", "-"));
+        json_t *fw = json_object_get(vm, "forwards");
+        for (size_t i = 0; i < json_array_size(fw); i++) {
+                json_t *f = json_array_get(fw, i);
+                printf("%s %s -> port %lld/%s%s\n", i == 0 ? "forwards:  " : "           ", json_str(f, "host", "?"),
+                       json_integer_value(json_object_get(f, "guest_port")), json_str(f, "proto", "tcp"),
+                       json_is_true(json_object_get(f, "active")) ? " (listening)" : "");
+        }
 }
 
 static int vm_show_cmd(Cli *cli, int argc, char **argv) {

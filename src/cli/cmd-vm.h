@@ -61,6 +61,9 @@ int vm_ssh_cmd(Cli *cli, int argc, char **argv);
 int vm_exec_cmd(Cli *cli, int argc, char **argv);
 int vm_cp_cmd(Cli *cli, int argc, char **argv);
 int vm_ports_cmd(Cli *cli, int argc, char **argv);
+/* cmd-vm-port.c: vm port add|rm|list, and the forwards table */
+int vm_port_cmd(Cli *cli, int argc, char **argv);
+void vm_print_forwards(json_t *forwards);
 int vm_stats_cmd(Cli *cli, int argc, char **argv);
 int vm_logs_cmd(Cli *cli, int argc, char **argv);
 /* cmd-snapshot.c */

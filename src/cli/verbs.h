@@ -15,11 +15,12 @@ typedef struct CliVerb {
          * '=' marks one that takes a value. */
         const char *options;
         /* For completion: what the operands are: "vm", "image", "kernel",
-         * "file", "shell" or "" for none. */
+         * "file", "shell", "port" (the vm port verbs) or "" for none. */
         const char *operands;
 } CliVerb;
 
 extern const CliVerb cli_vm_verbs[];
+extern const CliVerb cli_vm_port_verbs[]; /* banger vm port VERB */
 extern const CliVerb cli_image_verbs[];
 extern const CliVerb cli_kernel_verbs[];
 extern const CliVerb cli_snapshot_verbs[];

@@ -38,9 +38,8 @@
 #define DAEMON_DRAIN_TIMEOUT (60 * USEC_PER_SEC)
 
 static const RpcMethod *const method_tables[] = {
-        daemon_methods,       vm_methods,     vm_query_methods,
-        snapshot_methods,     kernel_methods, image_methods,
-        image_import_methods, event_methods,  NULL,
+        daemon_methods, vm_methods, vm_query_methods, vm_port_methods, snapshot_methods, kernel_methods,
+        image_methods, image_import_methods, event_methods, NULL,
 };
 
 static const char *message_or_errno(int r) {

@@ -76,6 +76,8 @@ static int work_vm(RpcCall *call, Store *s, void *args, json_t **ret) {
 
 static int query_show(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
         *ret = vm_to_json(d->vms, s, vm);
+        if (*ret)
+                json_object_set_new(*ret, "forwards", vm_forwards_json(d->vms, s, vm));
         return 0;
 }
 
@@ -151,7 +153,7 @@ static int query_ports(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_
                                                 "process", ports[i].process ? ports[i].process : "", "endpoint", ep));
         }
         agent_ports_free(ports, n);
-        *ret = json_pack("{s:o}", "ports", arr);
+        *ret = json_pack("{s:o, s:o}", "ports", arr, "forwards", vm_forwards_json(d->vms, s, vm));
         return 0;
 }
 

@@ -26,7 +26,10 @@ typedef struct CreateArgs {
         unsigned long long vcpu, memory_mib, disk_bytes;
         bool nat, no_start, cold;
         int vmm;
+        json_t *ports;
 } CreateArgs;
+
+#define VM_MAX_PORTS 64
 
 static int parse_vmm(json_t *v, void *field) {
         int k = json_is_string(v) ? (int) vmm_kind_from_string(json_string_value(v)) : -EINVAL;
@@ -51,6 +54,8 @@ static const RpcParam create_params[] = {
         { "from_snapshot", RPC_PARAM_STRING, RPC_ARG(CreateArgs, from_snapshot),
           .what = "a snapshot name, id or id prefix" },
         { "cold", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, cold) },
+        { "ports", RPC_PARAM_STRINGS, RPC_ARG(CreateArgs, ports), .max = VM_MAX_PORTS,
+          .what = "a port forward, [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]" },
         {},
 };
 
@@ -119,7 +124,13 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
         VmProgress p = { .call = call, .started = now_monotonic() };
         _cleanup_(vm_record_done) VmRecord vm = {};
         _cleanup_(snapshot_record_done) SnapshotRecord from = {};
+        PortSpec ports[VM_MAX_PORTS];
+        size_t n_ports = 0;
         int r = a->from_snapshot ? create_from_snapshot(s, a->from_snapshot, &req, &from) : 0;
+        for (size_t i = 0; r >= 0 && a->ports && i < json_array_size(a->ports); i++)
+                r = port_spec_parse(json_string_value(json_array_get(a->ports, i)), &ports[n_ports++]);
+        req.ports = ports;
+        req.n_ports = n_ports;
         if (r >= 0)
                 r = vm_op_create(d->vms, s, &req, &p, &vm);
         if (r >= 0) {

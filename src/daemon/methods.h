@@ -9,6 +9,7 @@
 extern const RpcMethod daemon_methods[];       /* daemon.*: methods-daemon.c */
 extern const RpcMethod vm_methods[];           /* vm.create, start ... prune: methods-vm.c */
 extern const RpcMethod vm_query_methods[];     /* vm.show, logs, ports ... set: methods-vm-query.c */
+extern const RpcMethod vm_port_methods[];      /* vm.port.add, remove, list: methods-vm-port.c */
 extern const RpcMethod snapshot_methods[];     /* vm.snapshot, vm.restore, snapshot.*: methods-snapshot.c */
 extern const RpcMethod kernel_methods[];       /* kernel.*: methods-kernel.c */
 extern const RpcMethod image_methods[];        /* image.register ... promote: methods-image.c */

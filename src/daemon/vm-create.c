@@ -114,7 +114,8 @@ static int step_insert(Create *c) {
                 return r;
         if (c->p)
                 snprintf(c->p->vm_id, sizeof(c->p->vm_id), "%s", vm->id);
-        return 0;
+        /* Its forwards go with the row (CASCADE) if the create fails. */
+        return vm_ports_record(c->s, vm->id, c->req->ports, c->req->n_ports);
 }
 
 static int undo_address(const char *id, void *data) {
@@ -184,7 +185,10 @@ static int create_fail(Create *c, int r) {
 
 int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress *p, VmRecord *ret) {
         _cleanup_(create_done) Create c = { .m = m, .s = s, .req = req, .p = p, .undo = UNDO_STACK_INIT };
-        int r = step_pick_image(&c);
+        /* A host port that is taken refuses the create before anything is made. */
+        int r = req->no_start ? 0 : vm_ports_check_free(req->name ? req->name : "new", req->ports, req->n_ports);
+        if (r >= 0)
+                r = step_pick_image(&c);
         c.snap = req->snapshot;
         if (r >= 0)
                 step_warm(&c);

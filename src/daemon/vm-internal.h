@@ -28,13 +28,15 @@ typedef struct VmLock {
 } VmLock;
 
 typedef struct VmAgent VmAgent;
+typedef struct VmForwards VmForwards;
 
 /* A running VM's VMM handles. Touched only under the VM's lock. */
 typedef struct VmRuntime {
         char *id;
         VmmInstance inst;
-        unsigned generation; /* bumped on every launch; watchers compare it */
-        VmAgent *agent;      /* the guest agent's multiplexer (vm-agent.c) */
+        unsigned generation;  /* bumped on every launch; watchers compare it */
+        VmAgent *agent;       /* the guest agent's multiplexer (vm-agent.c) */
+        VmForwards *forwards; /* its port forwards' listeners (vm-forward.c); the pointer under m->lock */
         struct VmRuntime *next;
 } VmRuntime;
 
@@ -175,3 +177,24 @@ void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm);
 /* Stop it: the agent powers the guest off within timeout, else (or with
  * force at once) the VMM is killed. */
 int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force);
+
+/* vm-forward.c: a VM's port forwards while it runs. */
+/* Bind every recorded forward of vm (strict: the first that fails fails
+ * all, with a sentence naming the host port). */
+int vm_forwards_open(VmManager *m, Store *s, const VmRecord *vm, bool strict, VmForwards **ret);
+/* Serve them through a forwarder of the VM's (takes fw, also on failure). */
+int vm_forwards_attach(VmManager *m, const VmRecord *vm, VmRuntime *rt, VmForwards *fw);
+/* After a daemon restart: what can be bound again is served, the rest logged. */
+void vm_forwards_restore(VmManager *m, Store *s, const VmRecord *vm, VmRuntime *rt);
+/* Close the listeners and connections (joins the forwarder's thread; not
+ * under m->lock). NULL is fine. */
+void vm_forwards_free(VmForwards *fw);
+/* A listening socket for f, or -errno with a sentence that says what to do. */
+int vm_forward_listen(const char *vm_name, const StoreForward *f);
+/* On a running VM: serve one more (fd taken), or stop serving one. */
+int vm_forwards_add_live(VmManager *m, const VmRecord *vm, VmRuntime *rt, int64_t id, int fd, uint16_t guest_port);
+void vm_forwards_remove_live(VmManager *m, VmRuntime *rt, int64_t id);
+/* vm-port.c: for vm create -p: every host port free now (nothing kept), and
+ * the rows. */
+int vm_ports_check_free(const char *vm_name, const PortSpec *ports, size_t n);
+int vm_ports_record(Store *s, const char *vm_id, const PortSpec *ports, size_t n);

@@ -163,6 +163,7 @@ void vm_runtime_drop(VmManager *m, const char *id) {
         if (!gone)
                 return;
         /* Outside the lock: stopping the agent's multiplexer joins its thread. */
+        vm_forwards_free(gone->forwards); /* before the mux its connections use */
         vm_agent_stop(gone->agent);
         vmm_instance_done(&gone->inst);
         free(gone->id);

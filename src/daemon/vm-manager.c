@@ -258,6 +258,7 @@ VmManager *vm_manager_free(VmManager *m) {
         while (m->runtimes) {
                 VmRuntime *rt = m->runtimes;
                 m->runtimes = rt->next;
+                vm_forwards_free(rt->forwards);
                 vm_agent_stop(rt->agent);
                 vmm_instance_done(&rt->inst);
                 free(rt->id);

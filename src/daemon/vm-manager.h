@@ -10,6 +10,7 @@
 #include <stdbool.h>
 
 #include "agent-client.h"
+#include "port-spec.h"
 #include "store.h"
 #include "vmm-driver.h"
 
@@ -38,7 +39,9 @@ typedef struct VmCreateRequest {
         /* A clone: disks, size, image and VMM from this snapshot, which is
          * restored instead of booted; nothing is left if that fails. */
         const SnapshotRecord *snapshot;
-        bool cold; /* boot even when a template would fit */
+        bool cold;             /* boot even when a template would fit */
+        const PortSpec *ports; /* port forwards (vm create -p) */
+        size_t n_ports;
 } VmCreateRequest;
 
 int vm_manager_new(Daemon *d, VmManager **ret);
@@ -149,3 +152,15 @@ int vm_size_fits_host(const VmRecord *vm);
 
 /* Generate an adjective-noun name not yet used. */
 int vm_name_generate(Store *s, char **ret);
+
+/* ---- port forwards (vm-port.c, vm-forward.c) ---- */
+
+/* Record a forward and, on a running VM, listen at once; a host port that
+ * is taken, privileged or a duplicate is refused with nothing made. *ret
+ * is the forward object of docs/protocol.md. */
+int vm_op_port_add(VmManager *m, Store *s, const char *id, const PortSpec *spec, json_t **ret);
+/* Remove it, closing its listener and connections. */
+int vm_op_port_remove(VmManager *m, Store *s, const char *id, const PortSpec *spec);
+/* The VM's forwards as an array of forward objects. */
+json_t *vm_forwards_json(VmManager *m, Store *s, const VmRecord *vm);
+json_t *vm_forward_to_json(VmManager *m, const StoreForward *f);

@@ -24,6 +24,7 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
                 vm_watch(m, vm->id, rt);
                 if (vm_agent_start(m, vm, rt) < 0)
                         log_warning("vm %s: %s", vm->name, error_last_message());
+                vm_forwards_restore(m, s, vm, rt);
                 log_info("vm %s: re-attached to %s pid %d", vm->name, drv->name, (int) vm->pid);
                 return;
         }

@@ -32,11 +32,13 @@ typedef struct Start {
         int failure;
         char why[1024];
         bool ssh_listening;
-        bool agent_outdated; /* a protocol-1 agent answered: the VM runs, exec and cp are refused */
+        bool agent_outdated;  /* a protocol-1 agent answered: the VM runs, exec and cp are refused */
+        VmForwards *forwards; /* bound before the launch, served once the mux runs */
         UndoStack undo;
 } Start;
 
 static void start_done(Start *t) {
+        vm_forwards_free(t->forwards);
         undo_stack_done(&t->undo);
 }
 
@@ -200,6 +202,11 @@ static int step_boot(Start *t) {
                 return r;
         vm_watch(t->m, vm->id, t->rt);
         r = vm_agent_start(t->m, vm, t->rt);
+        if (r >= 0) {
+                t->stage = "port forwards";
+                r = vm_forwards_attach(t->m, vm, t->rt, TAKE_PTR(t->forwards));
+                t->stage = "boot";
+        }
         if (r < 0)
                 return r;
         vm_progress(t->p, vm->id, "boot",
@@ -262,6 +269,9 @@ int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestor
                 return error_setf(-EBUSY, "vm %s is %s", vm->name, vm_state_to_string(vm->state));
         /* Before anything changes: a VM too big for this host stays as it was. */
         int r = vm_size_fits_host(vm);
+        /* Host ports first: one that is taken leaves the VM as it was. */
+        if (r >= 0)
+                r = vm_forwards_open(m, s, vm, true, &t.forwards);
         if (r >= 0)
                 r = step_begin(&t);
         if (r >= 0)

@@ -76,7 +76,7 @@ static void test_fresh_open(void **state) {
         _cleanup_free_ char *strict = raw_text(p, "SELECT group_concat(name, ',') FROM (SELECT name FROM "
                                                   "pragma_table_list WHERE strict = 1 AND schema = 'main' "
                                                   "ORDER BY name)");
-        assert_string_equal(strict, "host_handles,images,kernels,snapshots,vms");
+        assert_string_equal(strict, "host_handles,images,kernels,port_forwards,snapshots,vms");
         store_close(s);
 
         /* Reopening an up-to-date database changes nothing. */

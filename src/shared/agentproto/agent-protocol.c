@@ -55,6 +55,8 @@ const char *agent_stream_kind_to_string(uint8_t kind) {
                 return "files-get";
         case AGENT_STREAM_IDENTITY:
                 return "identity";
+        case AGENT_STREAM_CONNECT:
+                return "connect";
         default:
                 return NULL;
         }

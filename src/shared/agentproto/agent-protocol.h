@@ -69,6 +69,7 @@ typedef enum AgentStreamKind {
         AGENT_STREAM_FILES_PUT = 6, /* host sends a tar stream, the agent extracts it */
         AGENT_STREAM_FILES_GET = 7, /* the agent sends a tar stream of a guest path */
         AGENT_STREAM_IDENTITY = 8,  /* a restored clone takes its own identity (request: text) */
+        AGENT_STREAM_CONNECT = 9, /* a TCP connection to a guest port, both ways */
         _AGENT_STREAM_KIND_MAX,
 } AgentStreamKind;
 
@@ -198,6 +199,18 @@ typedef struct AgentFilesSpec {
 
 int agent_files_spec_encode(const AgentFilesSpec *spec, uint8_t **ret, size_t *ret_len);
 int agent_files_spec_parse(const uint8_t *payload, size_t len, AgentFilesSpec *ret);
+
+/* CONNECT request: u32 flags (0), u16 port (1..65535). The agent connects to
+ * 127.0.0.1:port in the guest and splices the connection with the stream. */
+#define AGENT_CONNECT_REQUEST_SIZE 6U
+typedef struct AgentConnectSpec {
+        uint32_t flags;
+        uint16_t port;
+} AgentConnectSpec;
+
+void agent_connect_spec_encode(const AgentConnectSpec *spec, uint8_t out[AGENT_CONNECT_REQUEST_SIZE]);
+/* -EBADMSG for a wrong size, unknown flags or port 0. */
+int agent_connect_spec_parse(const uint8_t *payload, size_t len, AgentConnectSpec *ret);
 
 /* Exit payload helpers (EXIT: u8 kind, u32 code). */
 int agent_exit_check(uint8_t kind, uint32_t code);

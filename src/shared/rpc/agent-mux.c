@@ -247,6 +247,7 @@ void mux_route_from_agent(AgentMux *m, const AgentFrame *f) {
                 break;
         case AGENT_MSG_OPENED:
         case AGENT_MSG_EXIT:
+        case AGENT_MSG_EOF: /* a connect stream: the guest's end of data */
                 break;
         default:
                 return; /* not frames an agent sends */

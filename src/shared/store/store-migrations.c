@@ -159,9 +159,28 @@ static const char migration_3_snapshots[] =
         "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) "
         "WHERE kind = 'template';\n";
 
+/* Port forwards: HOST_IP:HOST_PORT on the host to GUEST_PORT in a VM,
+ * carried through the guest agent. A host address and port belong to one
+ * forward at most (UNIQUE), whichever VM holds it; a VM's forwards go with
+ * it (CASCADE). udp is allowed by the CHECK so that adding it later needs
+ * no table rebuild; the daemon refuses it today. */
+static const char migration_4_port_forwards[] =
+        "CREATE TABLE port_forwards (\n"
+        "  id INTEGER PRIMARY KEY,\n"
+        "  vm_id TEXT NOT NULL REFERENCES vms(id) ON DELETE CASCADE,\n"
+        "  proto TEXT NOT NULL CHECK (proto IN ('tcp', 'udp')),\n"
+        "  host_ip TEXT NOT NULL CHECK (length(host_ip) BETWEEN 2 AND 45),\n"
+        "  host_port INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),\n"
+        "  guest_port INTEGER NOT NULL CHECK (guest_port BETWEEN 1 AND 65535),\n"
+        "  created_at INTEGER NOT NULL,\n"
+        "  UNIQUE (proto, host_ip, host_port)\n"
+        ") STRICT;\n"
+        "CREATE INDEX port_forwards_vm_id ON port_forwards(vm_id);\n";
+
 const StoreMigration store_migrations[] = {
         { .sql = migration_1_initial },
         { .sql = migration_2_host_handles },
         { .sql = migration_3_snapshots, .foreign_keys_off = true },
+        { .sql = migration_4_port_forwards },
 };
 const size_t store_migrations_count = ELEMENTSOF(store_migrations);

@@ -375,3 +375,26 @@ int store_handle_remove(Store *s, StoreHandleKind kind, const char *name);
 /* kind _STORE_HANDLE_KIND_INVALID lists every kind. Ordered by id. */
 int store_handle_list(Store *s, StoreHandleKind kind, StoreHandle **ret, size_t *ret_n);
 int store_handle_list_vm(Store *s, const char *vm_id, StoreHandle **ret, size_t *ret_n);
+
+/* ---- Port forwards (store-forward.c) --------------------------------------- */
+
+typedef struct StoreForward {
+        int64_t id;
+        char *vm_id;
+        char *proto;   /* "tcp" */
+        char *host_ip; /* canonical text */
+        unsigned host_port, guest_port;
+        usec_t created_at;
+} StoreForward;
+
+void store_forward_done(StoreForward *f);
+void store_forward_array_free(StoreForward *a, size_t n);
+/* Sets f->id. -EEXIST with a message naming the VM that has the host
+ * address and port already. */
+int store_forward_add(Store *s, StoreForward *f);
+/* 0 when no VM forwards the host address and port, else -EEXIST naming it. */
+int store_forward_check_free(Store *s, const char *proto, const char *host_ip, unsigned host_port);
+/* -ENOENT when the VM has no such forward. */
+int store_forward_remove(Store *s, const char *vm_id, const char *proto, const char *host_ip, unsigned host_port);
+/* Ordered by host address and port. */
+int store_forward_list_vm(Store *s, const char *vm_id, StoreForward **ret, size_t *ret_n);
