@@ -37,6 +37,10 @@ static void test_observe(void **state) {
         make_kernel(s, KERNEL1, "k1");
         make_image(s, IMAGE1, "debian", KERNEL1);
         make_vm(s, VM1, "web", IMAGE1);
+        /* Refused by a foreign key after the row was gone from the
+         * statement's view: nothing happened, nothing is told. */
+        assert_true(store_image_delete(s, IMAGE1) < 0);
+        assert_true(store_kernel_delete(s, KERNEL1) < 0);
         VmRecord v = {};
         assert_int_equal(store_vm_get_by_id(s, VM1, &v), 0);
         v.state = VM_STATE_STARTING;
