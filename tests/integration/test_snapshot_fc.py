@@ -317,3 +317,75 @@ def test_force_delete_takes_snapshots(env):
     assert not snap_dir.exists()
     assert os.listdir(env.state / "snapshots") == []
 
+
+
+def test_paused_vm_stops_kills_and_deletes(env):
+    """stop, kill and delete each work on a paused VM, and leave no VMM."""
+    env.banger("vm", "create", "--name", "p1", "--cold", "--image", "test", "--vcpu", "1", "--memory", "256M",
+               "--disk-size", "64M")
+    for verb in ("stop", "kill"):
+        env.banger("vm", "pause", "p1")
+        vm = show(env, "p1")
+        assert vm["state"] == "paused"
+        env.banger("vm", verb, "p1", timeout=120)
+        after = show(env, "p1")
+        assert after["state"] == "stopped" and after["pid"] is None, (verb, after)
+        assert process_gone(vm["pid"]), verb
+        env.banger("vm", "start", "p1")
+    env.banger("vm", "pause", "p1")
+    vm = show(env, "p1")
+    env.banger("vm", "delete", "p1", timeout=120)
+    assert "p1" not in [v["name"] for v in env.json("vm", "list")["vms"]]
+    assert process_gone(vm["pid"]) and not (env.state / "vms" / vm["id"]).exists()
+
+
+def test_clone_of_a_snapshot_missing_a_disk_fails_clearly(env):
+    """A snapshot whose disk copy went missing: a clone of it and a restore
+    from it fail naming the file, and leave nothing behind."""
+    env.banger("vm", "create", "--name", "m1", "--cold", "--image", "test", "--vcpu", "1", "--memory", "256M",
+               "--disk-size", "64M")
+    snap = events(env.banger("vm", "snapshot", "m1", "--name", "miss", "--json").stdout)[-1]
+    (pathlib.Path(snap["dir"]) / "root.img").unlink()
+    vms = sorted(os.listdir(env.state / "vms"))
+    p = env.banger("vm", "create", "--from-snapshot", "miss", "--name", "m2", check=False)
+    print(p.stderr.strip().splitlines()[-1])
+    assert p.returncode == 1 and "miss" in p.stderr and "root.img" in p.stderr, p.stderr
+    assert "m2" not in [v["name"] for v in env.json("vm", "list")["vms"]]
+    assert sorted(os.listdir(env.state / "vms")) == vms
+    old = show(env, "m1")
+    p = env.banger("vm", "restore", "m1", "miss", check=False)
+    assert p.returncode == 1 and "root.img" in p.stderr, p.stderr
+    # Refused before anything of the VM changed: it runs on, as it was.
+    after = show(env, "m1")
+    assert after["state"] == "running" and after["pid"] == old["pid"], after
+    assert guest(env, "m1", "hostname").strip() == "m1"
+    env.banger("vm", "delete", "--force", "m1")
+    assert not pathlib.Path(snap["dir"]).exists()
+
+
+@pytest.mark.parametrize("size,why", [("8k", "VMM error"), ("1m", "disk copy")])
+def test_snapshot_on_a_full_disk_leaves_nothing(env, size, why):
+    """The snapshots directory on a tiny tmpfs: with 8 KiB the VMM fails to
+    write its state, with 1 MiB the disk copies run out of space. Either way
+    no snapshot is listed, no file is left, and the VM runs on."""
+    env.banger("vm", "create", "--name", "f1", "--cold", "--image", "test", "--vcpu", "1", "--memory", "256M",
+               "--disk-size", "64M")
+    env.banger("snapshot", "prune")  # no template either: the directory must be empty to mount over it
+    snaps = env.state / "snapshots"
+    snaps.mkdir(mode=0o700, exist_ok=True)
+    assert os.listdir(snaps) == []
+    # In the daemon's mount namespace (ip netns exec made it one of its own).
+    ns = ["nsenter", "-t", str(env.json("daemon", "status")["pid"]), "-m", "--"]
+    subprocess.run([*ns, "mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "bgt-full", str(snaps)], check=True)
+    try:
+        p = env.banger("vm", "snapshot", "f1", "--name", "full", "--json", check=False)
+        print(why, p.stderr.strip().splitlines()[-1])
+        assert p.returncode == 1 and "space" in p.stderr.lower(), (why, p.stderr)
+        assert env.json("snapshot", "list")["snapshots"] == []
+        assert subprocess.run([*ns, "ls", "-A", str(snaps)], capture_output=True, text=True).stdout == ""
+    finally:
+        subprocess.run([*ns, "umount", str(snaps)], check=True)
+    vm = show(env, "f1")
+    assert vm["state"] == "running" and fake_state(env, vm) == "Running"
+    assert guest(env, "f1", "hostname").strip() == "f1"
+    env.banger("vm", "delete", "f1")
