@@ -389,3 +389,38 @@ def test_snapshot_on_a_full_disk_leaves_nothing(env, size, why):
     assert vm["state"] == "running" and fake_state(env, vm) == "Running"
     assert guest(env, "f1", "hostname").strip() == "f1"
     env.banger("vm", "delete", "f1")
+
+
+def test_vmm_upgrade_drops_templates_and_refuses_old_snapshots(env):
+    """Another Firecracker version: a template made by the old one is stale
+    (dropped, the create boots cold), and a clone of a user snapshot it saved
+    is refused before any VMM starts, naming both versions."""
+    cfg = env.tmp / "config/banger/config.toml"
+    cfg.write_text(cfg.read_text().replace("vm_templates = false", "vm_templates = true"))
+    env.banger("daemon", "stop")
+    env.banger("snapshot", "prune")
+    shape = ("--image", "test", "--vcpu", "2", "--memory", "256M", "--disk-size", "64M")
+    env.banger("vm", "create", "--name", "u1", *shape)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tpl = [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "template"]
+        if tpl:
+            break
+        time.sleep(0.2)
+    assert tpl, env.daemon_log()[-3000:]
+    env.banger("vm", "snapshot", "u1", "--name", "old")
+    fake_cfg = env.fc_dir / "fake-firecracker.json"
+    fake_cfg.write_text(json.dumps(dict(env.fake_opts, version="1.8.0")))
+    try:
+        binds = len([e for e in record(env) if e["event"] == "bind"])
+        p = env.banger("vm", "create", "--from-snapshot", "old", "--name", "u2", check=False)
+        assert p.returncode == 1 and "1.7.0" in p.stderr and "1.8.0" in p.stderr, p.stderr
+        assert len([e for e in record(env) if e["event"] == "bind"]) == binds  # no VMM was started
+        assert "u2" not in [v["name"] for v in env.json("vm", "list")["vms"]]
+        cold = env.banger("vm", "create", "--name", "u3", *shape)
+        assert "stale" in cold.stderr and "warm start" not in cold.stderr, cold.stderr
+        assert not pathlib.Path(tpl[0]["dir"]).exists()
+    finally:
+        fake_cfg.write_text(json.dumps(env.fake_opts))
+    env.banger("vm", "delete", "--force", "u1", "u3")
+    env.banger("snapshot", "prune")
