@@ -250,21 +250,25 @@ static bool vm_is_up(Cli *cli, RpcClient *c, const char *ref) {
 }
 
 /* Poll with the returned offset: the daemon has no push for console output. */
-static int follow_logs(Cli *cli, RpcClient *c, const char *ref, json_int_t offset, bool raw) {
+/* res (taken) is the last reply: its offset and file say where to go on,
+ * across a rotation of the log. */
+static int follow_logs(Cli *cli, RpcClient *c, const char *ref, json_t *res, bool raw) {
         for (unsigned tick = 1;; tick++) {
+                json_int_t offset = json_integer_value(json_object_get(res, "offset"));
+                json_int_t file = json_integer_value(json_object_get(res, "file"));
+                json_decref(res);
+                res = NULL;
                 usleep(200 * 1000);
-                json_t *res = NULL;
-                if (cli_call(cli, c, "vm.logs", json_pack("{s:s, s:I, s:b}", "vm", ref, "offset", offset, "raw", raw),
+                if (cli_call(cli, c, "vm.logs",
+                             json_pack("{s:s, s:I, s:I, s:b}", "vm", ref, "offset", offset, "file", file, "raw", raw),
                              &res) < 0)
                         return EXIT_FAIL;
-                json_t *d = json_object_get(res, "data");
                 write_logs_data(res, raw);
                 fflush(stdout);
-                offset = json_integer_value(json_object_get(res, "offset"));
-                bool empty = json_string_length(d) == 0;
-                json_decref(res);
-                if (empty && tick % 5 == 0 && !vm_is_up(cli, c, ref))
+                if (json_string_length(json_object_get(res, "data")) == 0 && tick % 5 == 0 && !vm_is_up(cli, c, ref)) {
+                        json_decref(res);
                         return EXIT_OK;
+                }
         }
 }
 
@@ -314,12 +318,13 @@ int vm_logs_cmd(Cli *cli, int argc, char **argv) {
         json_t *res = NULL;
         if (cli_call(cli, c, "vm.logs", params, &res) < 0)
                 return EXIT_FAIL;
-        json_int_t offset = json_integer_value(json_object_get(res, "offset"));
         if (cli->json)
                 cli_print_json(res);
         else
                 write_logs_data(res, raw);
         fflush(stdout);
+        if (follow)
+                return follow_logs(cli, c, ref, res, raw);
         json_decref(res);
-        return follow ? follow_logs(cli, c, ref, offset, raw) : EXIT_OK;
+        return EXIT_OK;
 }

@@ -19,6 +19,7 @@
 #include "dns-server.h"
 #include "error.h"
 #include "events.h"
+#include "console-stream.h"
 #include "exit-watch.h"
 #include "fs-util.h"
 #include "image-dir.h"
@@ -166,6 +167,8 @@ static int setup_loop(Daemon *d) {
         if (r >= 0)
                 r = exit_watches_new(d->event, d->workers, &d->exits);
         if (r >= 0)
+                r = console_streams_new(d->event, d->workers, d->config.console_log_max, &d->consoles);
+        if (r >= 0)
                 r = event_bus_new(d, &d->events);
         if (r >= 0)
                 r = store_observe(d->store, event_bus_store_observer, d->events);
@@ -213,6 +216,7 @@ static void daemon_teardown(Daemon *d) {
         else if (d->vms)
                 vm_manager_shutdown(d->vms);
         d->exits = exit_watches_free(d->exits);
+        d->consoles = console_streams_free(d->consoles);
         d->workers = workers_free(d->workers);
         d->store = d->store ? store_close(d->store) : NULL;
         if (idle) /* else a worker that outlived the drain may still publish */

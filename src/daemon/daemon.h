@@ -14,6 +14,7 @@
 #include "paths.h"
 #include "time-util.h"
 
+typedef struct ConsoleStreams ConsoleStreams;
 typedef struct EventBus EventBus;
 typedef struct ExitWatches ExitWatches;
 typedef struct Server Server;
@@ -38,8 +39,9 @@ typedef struct Daemon {
 
         Store *store; /* the loop's own connection: each worker opens its own */
         Workers *workers;
-        ExitWatches *exits; /* processes watched for their exit; adding is thread-safe */
-        VmManager *vms;     /* thread-safe */
+        ExitWatches *exits;       /* processes watched for their exit; adding is thread-safe */
+        ConsoleStreams *consoles; /* VM consoles read on the loop; opening is thread-safe */
+        VmManager *vms;           /* thread-safe */
         Server *server;
         EventBus *events; /* publishing is thread-safe */
         sd_event_source *dns_source;

@@ -27,7 +27,7 @@
 
 typedef struct VmArgs {
         const char *vm;
-        unsigned long long tail_bytes, offset;
+        unsigned long long tail_bytes, offset, file;
         bool raw;
         unsigned long long vcpu, memory_mib;
 } VmArgs;
@@ -43,6 +43,8 @@ static const RpcParam logs_params[] = {
         { "tail_bytes", RPC_PARAM_UINT, RPC_ARG(VmArgs, tail_bytes), .min = 1, .max = 8u << 20 },
         { "offset", RPC_PARAM_UINT, RPC_ARG(VmArgs, offset), .min = 0, .max = INT64_MAX,
           .what = "a non-negative integer" },
+        { "file", RPC_PARAM_UINT, RPC_ARG(VmArgs, file), .min = 0, .max = INT64_MAX,
+          .what = "a \"file\" from an earlier reply" },
         { "raw", RPC_PARAM_BOOL, RPC_ARG(VmArgs, raw) },
         {},
 };
@@ -98,26 +100,23 @@ static json_t *logs_data(char *buf, size_t n, bool raw) {
         return json_stringn(b64, (size_t) l);
 }
 
-/* The console log from offset, or its last tail_bytes. */
+/* The console from offset (in the part named by file), or its last
+ * tail_bytes; the reply says where to continue, across rotations. */
 static int query_logs(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
         _cleanup_free_ char *path = vm_console_log(d->vms, vm->id);
-        _cleanup_close_ int fd = vm_console_log_open(d->vms, vm->id);
-        off_t size = fd >= 0 ? lseek(fd, 0, SEEK_END) : 0;
-        if (size < 0)
-                size = 0;
-        size_t want = a->tail_bytes ? a->tail_bytes : 65536;
-        off_t from = a->offset != LOGS_NO_OFFSET ? (off_t) MIN((off_t) a->offset, size)
-                                                 : (size > (off_t) want ? size - (off_t) want : 0);
-        size_t len = (size_t) MIN(size - from, (off_t) (8u << 20));
-        _cleanup_free_ char *buf = calloc(1, len + 1);
-        if (!buf || !path)
+        VmConsoleChunk c = {};
+        bool from_offset = a->offset != LOGS_NO_OFFSET;
+        int r = vm_console_read(d->vms, vm->id, from_offset, from_offset ? a->offset : 0, a->file,
+                                a->tail_bytes ? a->tail_bytes : 65536, 8u << 20, &c);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *buf = c.data;
+        if (!path)
                 return -ENOMEM;
-        ssize_t n = fd >= 0 && len > 0 ? pread(fd, buf, len, from) : 0;
-        if (n < 0)
-                return -errno;
-        json_t *data = logs_data(buf, (size_t) n, a->raw);
-        *ret = json_pack("{s:o, s:s, s:I, s:I, s:s}", "data", data, "encoding", a->raw ? "base64" : "text", "offset",
-                         (json_int_t) (from + n), "size", (json_int_t) size, "path", path);
+        json_t *data = logs_data(buf, c.len, a->raw);
+        *ret = json_pack("{s:o, s:s, s:I, s:I, s:I, s:s}", "data", data, "encoding", a->raw ? "base64" : "text",
+                         "offset", (json_int_t) c.next_offset, "file", (json_int_t) c.next_file, "size",
+                         (json_int_t) c.kept, "path", path);
         return *ret ? 0 : -ENOMEM;
 }
 

@@ -6,8 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "console-stream.h"
+#include "fs-util.h"
+#include "macro.h"
 #include "path-beneath.h"
 #include "vm-internal.h"
 
@@ -39,4 +43,80 @@ char *vm_log_tail(VmManager *m, const char *id, size_t max) {
                 if ((unsigned char) *p >= 0x80 || (*p < 0x20 && *p != '\n' && *p != '\t'))
                         *p = '?';
         return buf;
+}
+
+typedef struct Part {
+        int fd;
+        uint64_t size, ino;
+} Part;
+
+static Part part_open(int dfd, const char *name) {
+        Part p = { .fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) };
+        struct stat st;
+        if (p.fd >= 0 && (fstat(p.fd, &st) < 0 || !S_ISREG(st.st_mode)))
+                p.fd = safe_close(p.fd);
+        if (p.fd >= 0) {
+                p.size = (uint64_t) st.st_size;
+                p.ino = (uint64_t) st.st_ino;
+        }
+        return p;
+}
+
+/* Where the client's position lies in old + cur read as one stream. */
+static uint64_t start_of(const Part *old, const Part *cur, bool from_offset, uint64_t offset, uint64_t file,
+                         size_t tail) {
+        uint64_t total = old->size + cur->size;
+        if (!from_offset)
+                return total > tail ? total - tail : 0;
+        if (file == 0 || (cur->fd >= 0 && file == cur->ino))
+                return old->size + MIN(offset, cur->size);
+        if (old->fd >= 0 && file == old->ino)
+                return MIN(offset, old->size);
+        return 0; /* rotated away: from the oldest part kept */
+}
+
+static int read_parts(const Part *old, const Part *cur, uint64_t v, char *buf, size_t len, size_t *ret) {
+        size_t n = 0;
+        while (n < len) {
+                uint64_t at = v + n;
+                const Part *p = at < old->size ? old : cur;
+                uint64_t off = at < old->size ? at : at - old->size;
+                ssize_t k = pread(p->fd, buf + n, len - n, (off_t) off);
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        break; /* a part shrank: stop here */
+                n += (size_t) k;
+        }
+        *ret = n;
+        return 0;
+}
+
+int vm_console_read(VmManager *m, const char *id, bool from_offset, uint64_t offset, uint64_t file, size_t tail,
+                    size_t max, VmConsoleChunk *ret) {
+        _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, id, false);
+        if (dfd < 0)
+                return dfd;
+        /* console.log first: a rotation in between then shows one file twice. */
+        Part cur = part_open(dfd, CONSOLE_LOG_NAME), old = part_open(dfd, CONSOLE_LOG_OLD_NAME);
+        if (old.fd >= 0 && cur.fd >= 0 && old.ino == cur.ino)
+                old = (Part){ .fd = safe_close(old.fd) };
+        uint64_t v = start_of(&old, &cur, from_offset, offset, file, tail);
+        size_t len = (size_t) MIN(old.size + cur.size - v, (uint64_t) max), n = 0;
+        char *buf = malloc(len + 1);
+        int r = buf ? read_parts(&old, &cur, v, buf, len, &n) : -ENOMEM;
+        uint64_t end = v + n;
+        if (r >= 0) {
+                bool in_old = old.fd >= 0 && (end < old.size || cur.fd < 0);
+                *ret = (VmConsoleChunk){ .data = buf,
+                                         .len = n,
+                                         .next_offset = in_old ? end : end - old.size,
+                                         .next_file = in_old ? old.ino : cur.ino,
+                                         .kept = old.size + cur.size };
+                buf = NULL;
+        }
+        free(buf);
+        safe_close(old.fd);
+        safe_close(cur.fd);
+        return r;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "console-stream.h"
 #include "error.h"
 #include "ext4-edit.h"
 #include "fs-util.h"
@@ -104,10 +105,12 @@ int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmPr
 void vm_remove_files(VmManager *m, const char *id) {
         _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, id, false);
         if (dfd >= 0) {
-                static const char *const names[] = { "root.img", "work.img", "console.log" };
+                static const char *const names[] = { "root.img", "work.img", CONSOLE_LOG_NAME, CONSOLE_LOG_OLD_NAME,
+                                                     CONSOLE_PIPE_NAME };
                 for (size_t i = 0; i < ELEMENTSOF(names); i++)
                         (void) unlinkat(dfd, names[i], 0);
         }
+        console_stream_close(m->d->consoles, id);
         int r = vm_dir_remove(m, VM_DIR_STATE, id);
         if (r < 0)
                 log_warning_errno(r, "cannot remove %s/vms/%s: %m", m->d->paths.state_dir, id);

@@ -106,9 +106,11 @@ int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress 
 /* vm-launch.c: strings a VmmConfig points into. */
 typedef struct VmLaunchSpec {
         VmmConfig cfg;
-        char *run_dir, *log_path, *kernel, *initrd, *cmdline, *root_img, *work_img;
+        char *run_dir, *log_path, *console_path, *kernel, *initrd, *cmdline, *root_img, *work_img;
 } VmLaunchSpec;
 
+/* Also opens the VM's console stream (console-stream.h): the VMM writes
+ * into log_path, a FIFO the daemon reads. */
 int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpec *ret);
 void vm_launch_spec_done(VmLaunchSpec *spec);
 

@@ -8,12 +8,14 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "console-stream.h"
 #include "fs-util.h"
 #include "vm-internal.h"
 
 void vm_launch_spec_done(VmLaunchSpec *s) {
         free(s->run_dir);
         free(s->log_path);
+        free(s->console_path);
         free(s->kernel);
         free(s->initrd);
         free(s->cmdline);
@@ -37,6 +39,12 @@ static int vm_kernel_for(Store *s, const VmRecord *vm, KernelRecord *ret) {
         return r < 0 ? error_setf(r, "kernel of VM %s is gone", vm->name) : 0;
 }
 
+static int console_open(VmManager *m, const VmRecord *vm) {
+        _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, vm->id, false);
+        int r = dfd < 0 ? dfd : console_stream_open(m->d->consoles, dfd, vm->id);
+        return r < 0 ? error_setf(r, "cannot set up the console of VM %s: %s", vm->name, strerror(-r)) : 0;
+}
+
 int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpec *ret) {
         const BangerConfig *c = &m->d->config;
         VmLaunchSpec sp = {};
@@ -46,7 +54,8 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
                 return r;
         _cleanup_free_ char *dir = vm_state_dir(m, vm->id);
         sp.run_dir = vm_run_dir(m, vm->id);
-        sp.log_path = vm_console_log(m, vm->id);
+        sp.log_path = dir ? path_join(dir, CONSOLE_PIPE_NAME) : NULL;
+        sp.console_path = vm_console_log(m, vm->id);
         sp.root_img = dir ? path_join(dir, "root.img") : NULL;
         sp.work_img = dir ? path_join(dir, "work.img") : NULL;
         /* Firecracker boots only an uncompressed ELF. */
@@ -56,7 +65,7 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
         if (vm->vmm == VMM_FIRECRACKER && !k.elf_path)
                 r = error_setf(-ENOEXEC, "kernel %s has no ELF vmlinux for Firecracker", k.name);
         kernel_record_done(&k);
-        if (r < 0 || !sp.run_dir || !sp.log_path || !sp.root_img || !sp.work_img || !sp.kernel) {
+        if (r < 0 || !sp.run_dir || !sp.log_path || !sp.console_path || !sp.root_img || !sp.work_img || !sp.kernel) {
                 vm_launch_spec_done(&sp);
                 return r < 0 ? r : -ENOMEM;
         }
@@ -75,6 +84,7 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
                 .vm_id = vm->id,
                 .run_dir = sp.run_dir,
                 .log_path = sp.log_path,
+                .console_path = sp.console_path,
                 .binary = vm->vmm == VMM_FIRECRACKER ? c->firecracker_bin : c->qemu_bin,
                 .kernel = sp.kernel,
                 .initrd = sp.initrd,
@@ -96,6 +106,11 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
         if (vm->tap && vm->mac) {
                 cfg->nics[0] = (VmmNic){ .id = "eth0", .tap = vm->tap, .mac = vm->mac };
                 cfg->n_nics = 1;
+        }
+        r = console_open(m, vm);
+        if (r < 0) {
+                vm_launch_spec_done(&sp);
+                return r;
         }
         *ret = sp;
         return 0;

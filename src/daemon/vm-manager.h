@@ -133,6 +133,21 @@ int vm_console_log_open(VmManager *m, const char *id);
 /* Its last lines (at most max bytes, from a line start, made printable),
  * for error replies; NULL when there is none. */
 char *vm_log_tail(VmManager *m, const char *id, size_t max);
+
+/* A piece of the console as kept on disk (console.log.1 then console.log),
+ * and where to continue: next_offset in the file whose inode is next_file. */
+typedef struct VmConsoleChunk {
+        char *data;
+        size_t len;
+        uint64_t next_offset, next_file;
+        uint64_t kept; /* bytes on disk, both parts */
+} VmConsoleChunk;
+
+/* From offset in the file with inode file (0: console.log; a file rotated
+ * away: from the oldest part kept), or, when !from_offset, the last tail
+ * bytes; at most max bytes. */
+int vm_console_read(VmManager *m, const char *id, bool from_offset, uint64_t offset, uint64_t file, size_t tail,
+                    size_t max, VmConsoleChunk *ret);
 const char *vm_manager_ssh_key(VmManager *m);
 const char *vm_manager_known_hosts(VmManager *m);
 /* Does <name>.vm resolve for the host's own resolver (host.h)? */

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "console-stream.h"
 #include "error.h"
 #include "log.h"
 #include "vm-internal.h"
@@ -29,6 +30,7 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
                 return;
         }
         vm_runtime_drop(m, vm->id);
+        console_stream_close(m->d->consoles, vm->id);
         if (r != -ESRCH && r != -ENOENT) {
                 /* Unsure whether it still runs: touch nothing it may be using. */
                 log_warning("vm %s: cannot re-attach to its VMM (%s); marking it error", vm->name, strerror(-r));

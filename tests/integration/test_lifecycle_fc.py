@@ -25,6 +25,8 @@ pytestmark = pytest.mark.slow
 
 FAKE = ROOT / "tests/fakes/fake-firecracker"
 NAME = "lf"
+MIB = 1 << 20
+CONSOLE_MAX = 1 * MIB  # console_log_max in the test's config.toml
 
 
 def build_kernel_image():
@@ -61,7 +63,7 @@ def fc_env(tmp_path_factory, name, agent):
     netns = "net:[%d]" % os.stat(f"/run/netns/{e.ns}").st_ino
     try:
         e.write_config(f'default_vmm = "firecracker"\nfirecracker_bin = "{e.fc_dir / "firecracker"}"\n'
-                       'boot_timeout_sec = 60\n')
+                       f'boot_timeout_sec = 60\nconsole_log_max = "{CONSOLE_MAX // MIB}M"\n')
         e.image_dir, e.manifest = build_kernel_image()
         e.info = {}
         yield e
@@ -361,6 +363,57 @@ def test_logs_cleaned_on_a_terminal_raw_with_raw(env):
     assert b"\x1b[2J\xff\xfe-logmark-" in base64.b64decode(j["data"])
     # Not a terminal: the bytes pass (non-ASCII as '?', the text reply is UTF-8).
     assert "\x1b[2J??-logmark-" in env.banger("vm", "logs", NAME).stdout
+
+
+FLOOD = r"""
+f = open("/proc/1/fd/1", "a")  # the agent's stdout: the console
+for i in range(80000):
+    f.write("flood %07d %s\n" % (i, "x" * 100))
+f.write("-end-of-flood-\n")
+"""
+
+
+def console_bytes(vmdir):
+    return sum(p.stat().st_size for p in vmdir.glob("console.log*"))
+
+
+def test_console_is_bounded_and_follow_survives_rotation(env):
+    """A guest writes 9 MiB to its console, nine times console_log_max: what
+    is kept on disk (console.log and console.log.1) stays within the limit
+    the whole time, the newest output is kept, and `vm logs -f` goes on
+    printing across the rotations."""
+    vmdir = env.state / "vms" / show(env)["id"]
+    follow = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "logs", "-f", NAME], env=env.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1)
+        flood = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "exec", NAME, "--",
+                                  "/usr/bin/python3", "-c", FLOOD], env=env.env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        biggest = 0
+        while flood.poll() is None:
+            biggest = max(biggest, console_bytes(vmdir))
+            time.sleep(0.01)
+        assert flood.returncode == 0, flood.stderr.read()
+        assert wait_until(lambda: "-end-of-flood-" in (vmdir / "console.log").read_text(errors="replace"), 10)
+        assert biggest <= CONSOLE_MAX and console_bytes(vmdir) <= CONSOLE_MAX, (biggest, console_bytes(vmdir))
+        assert (vmdir / "console.log.1").exists()
+        # The newest output, whole: the last lines before the marker.
+        tail = env.banger("vm", "logs", "--tail", "4K", NAME).stdout
+        assert "flood 0079999 " in tail and tail.rstrip().endswith("-end-of-flood-"), tail[-300:]
+        # The follower saw output written after several rotations.
+        out = b""
+        os.set_blocking(follow.stdout.fileno(), False)
+        deadline = time.monotonic() + 30
+        while b"-end-of-flood-" not in out and time.monotonic() < deadline:
+            chunk = follow.stdout.read()
+            out += chunk or b""
+            time.sleep(0.1)
+        assert b"-end-of-flood-" in out, out[-300:]
+        assert follow.poll() is None, follow.stderr.read()
+    finally:
+        follow.kill()
+        follow.wait()
 
 
 def test_stop_is_graceful(env):

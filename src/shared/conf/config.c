@@ -27,6 +27,7 @@ _Static_assert(sizeof(uid_t) == sizeof(unsigned) && sizeof(gid_t) == sizeof(unsi
 #define URL_MAX 2048U
 /* The same default as the importer's own (oci-limits.h). */
 #define IMAGE_IMPORT_MAX_DEFAULT (32ULL << 30)
+#define CONSOLE_LOG_MAX_DEFAULT (8ULL << 20)
 
 /* Where we are, for messages: "config.toml:12: vcpu in [vm_defaults] ...". */
 typedef struct Ctx {
@@ -321,6 +322,7 @@ static const ConfigKey top_keys[] = {
         STR(debootstrap_suite, banger_name_is_valid, "a suite name like \"bookworm\""),
         { "image_import_max", parse_disk_size, offsetof(BangerConfig, image_import_max), 1, 1024 * 1024, NULL,
           NULL },
+        { "console_log_max", parse_disk_size, offsetof(BangerConfig, console_log_max), 1, 1024, NULL, NULL },
 };
 
 #define VMD(n) offsetof(__typeof__(((BangerConfig *) NULL)->vm_defaults), n)
@@ -457,6 +459,7 @@ int config_init(BangerConfig *ret) {
                 .boot_timeout_sec = 120,
                 .vm_templates = true,
                 .image_import_max = IMAGE_IMPORT_MAX_DEFAULT,
+                .console_log_max = CONSOLE_LOG_MAX_DEFAULT,
                 .vm_defaults = { .vcpu = 2, .memory_mib = 1024, .disk_size = 8ULL << 30, .nat = false },
         };
         int r = 0;

@@ -69,6 +69,9 @@ typedef struct BangerConfig {
          * archive's members, of a registry image's blobs, and of the image's
          * files (uncompressed). A multiple of 1 MiB. */
         unsigned long long image_import_max;
+        /* Bytes: the most one VM's console takes on disk, console.log and
+         * its rotated part together. A multiple of 1 MiB. */
+        unsigned long long console_log_max;
 
         struct {
                 unsigned vcpu;

@@ -306,9 +306,17 @@ static int remove_stale_socket(const char *path) {
 }
 
 static int open_log(const char *path) {
-        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+        /* A FIFO nobody reads fails (ENXIO) instead of blocking; Firecracker
+         * then gets the descriptor blocking, as a file would be. */
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
         if (fd < 0)
                 return error_setf(-errno, "cannot open VM log %s: %m", path);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                int r = -errno;
+                close(fd);
+                return error_setf(r, "cannot open VM log %s: %m", path);
+        }
         return fd;
 }
 

@@ -138,9 +138,10 @@ static void unlink_quietly(const char *path) {
 
 /* The last non-empty line of the log: where QEMU says why it would not start. */
 static char *log_last_line(const char *log_path) {
-        _cleanup_close_ int fd = open(log_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO without writers must not hang us. */
+        _cleanup_close_ int fd = open(log_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return NULL;
         off_t from = st.st_size > LOG_TAIL_MAX ? st.st_size - LOG_TAIL_MAX : 0;
         char buf[LOG_TAIL_MAX + 1];
@@ -185,9 +186,17 @@ static int wait_for_qmp(Process *p, const char *qmp, const char *log_path, usec_
 }
 
 static int open_log(const char *log_path) {
-        int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* A FIFO nobody reads fails (ENXIO) instead of blocking; the VMM
+         * then gets the descriptor blocking, as a file would be. */
+        int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
         if (fd < 0)
                 return error_setf(-errno, "cannot open VM log %s: %m", log_path);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                int r = -errno;
+                close(fd);
+                return error_setf(r, "cannot open VM log %s: %m", log_path);
+        }
         return fd;
 }
 
@@ -290,11 +299,11 @@ static int qemu_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         r = spawn_qemu(argv, c->log_path, &proc);
         if (r < 0)
                 return r;
-        r = wait_for_qmp(&proc, paths.qmp, c->log_path, deadline);
+        r = wait_for_qmp(&proc, paths.qmp, c->console_path ? c->console_path : c->log_path, deadline);
         if (r >= 0 && c->restore_dir) {
                 r = qemu_load_state(paths.qmp, c->restore_dir, deadline);
                 if (r < 0)
-                        r = load_failed(&proc, c->log_path, r);
+                        r = load_failed(&proc, c->console_path ? c->console_path : c->log_path, r);
         }
         if (r >= 0)
                 r = hand_sockets_to_owner(c, &paths, &plan);

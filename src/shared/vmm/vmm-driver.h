@@ -38,10 +38,11 @@ typedef struct VmmNic {
 /* Everything a driver needs to launch and configure one VM. Strings are
  * borrowed for the duration of the call. */
 typedef struct VmmConfig {
-        const char *vm_id;    /* short unique id, [a-z0-9]+, <= 16 chars */
-        const char *run_dir;  /* per-VM runtime dir, 0700, owned by the daemon's user; sockets go here */
-        const char *log_path; /* VMM stdout/stderr and the guest console are appended here */
-        const char *binary;   /* VMM binary (absolute path or name looked up in PATH) */
+        const char *vm_id;        /* short unique id, [a-z0-9]+, <= 16 chars */
+        const char *run_dir;      /* per-VM runtime dir, 0700, owned by the daemon's user; sockets go here */
+        const char *log_path;     /* VMM stdout/stderr and the guest console are appended here (a file or a FIFO) */
+        const char *console_path; /* where that output can be read back, for error messages (NULL: log_path) */
+        const char *binary;       /* VMM binary (absolute path or name looked up in PATH) */
 
         const char *kernel; /* Firecracker: must be an ELF vmlinux */
         const char *initrd; /* optional */
