@@ -32,12 +32,13 @@ def env(tmp_path_factory):
     yield from fc_env(tmp_path_factory, "port-forward-fc", AGENT.resolve())
 
 
-def serve_page(env, port=8000):
-    """busybox httpd in the guest on 127.0.0.1:port, with a page and a 3 MiB file."""
+def serve_page(env, name=NAME, port=8000):
+    """busybox httpd in the guest on 127.0.0.1:port, with a page and a 3 MiB
+    file; returns the file's sha256."""
     script = ("mkdir -p /tmp/www && printf '%s' \"$1\" > /tmp/www/index.html && "
               "head -c 3145728 /dev/urandom > /tmp/www/big && sha256sum /tmp/www/big && "
               f"busybox httpd -p 127.0.0.1:{port} -h /tmp/www")
-    p = env.banger("vm", "exec", NAME, "--", "sh", "-c", script, "sh", PAGE)
+    p = env.banger("vm", "exec", name, "--", "sh", "-c", script, "sh", PAGE)
     return p.stdout.split()[0]
 
 
