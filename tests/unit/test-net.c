@@ -205,6 +205,8 @@ static void test_firewall_table_names(void **state) {
         _cleanup_free_ char *text = NULL;
         assert_int_equal(firewall_render("banger-b", e, 1, "eth0", &s, true, &text), 0);
         assert_true(startswith(text, "table ip banger-b {\n"));
+        /* Its forward chain is about its own bridge. */
+        assert_non_null(strstr(text, "\t\tiifname \"br-fc-b\" drop\n\t\toifname \"br-fc-b\" drop\n"));
         assert_true(endswith(text, "\t}\n\n\tchain " FIREWALL_FORWARD_MARK " {\n\t}\n}\n"));
 }
 

@@ -66,26 +66,48 @@ static int firewall_validate(const NatEntry *sorted, size_t n, const char *out_i
         return 0;
 }
 
+/* The bridge whose helper owns table: firewall_table_name() backwards. */
+static void table_bridge(const char *table, char ret[static IFNAMSIZ]) {
+        const char *suffix = startswith(table, FIREWALL_TABLE_PREFIX "-");
+        snprintf(ret, IFNAMSIZ, BRIDGE_DEFAULT_NAME "%s%s", suffix ? "-" : "", suffix ? suffix : "");
+}
+
+/* Routed traffic from a VM arrives on the bridge (its TAP is a port of it),
+ * so the forward chain matches the bridge and the VM's address. Only NAT VMs
+ * go out, to the uplink only; from outside only their replies come back;
+ * everything else from or to the bridge is dropped, whatever else turned
+ * forwarding on. VMs reach each other on the bridge (bridged, or routed
+ * back into it) and the host (input, not forward). */
+static void render_forward(FILE *f, const char *br, const NatEntry *e, size_t n, const char *out_if) {
+        char ip[IPV4_STRLEN];
+        fputs("\tchain forward {\n"
+              "\t\ttype filter hook forward priority filter; policy accept;\n",
+              f);
+        fprintf(f, "\t\tiifname \"%s\" oifname \"%s\" accept\n", br, br);
+        for (size_t i = 0; i < n; i++) {
+                ipv4_format(e[i].guest, ip);
+                fprintf(f, "\t\tiifname \"%s\" ip saddr %s oifname \"%s\" accept comment \"%s\"\n", br, ip, out_if,
+                        e[i].tap);
+                fprintf(f,
+                        "\t\tiifname \"%s\" oifname \"%s\" ip daddr %s ct state established,related accept comment "
+                        "\"%s\"\n",
+                        out_if, br, ip, e[i].tap);
+        }
+        fprintf(f, "\t\tiifname \"%s\" drop\n\t\toifname \"%s\" drop\n\t}\n", br, br);
+}
+
 static void render_rules(FILE *f, const char *table, const NatEntry *e, size_t n, const char *out_if,
                          bool forward_was_off) {
-        char ip[IPV4_STRLEN];
+        char ip[IPV4_STRLEN], br[IFNAMSIZ];
+        table_bridge(table, br);
         fprintf(f, "table ip %s {\n", table);
         fputs("\tchain postrouting {\n"
               "\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
               f);
         for (size_t i = 0; i < n; i++)
                 fprintf(f, "\t\tip saddr %s oifname \"%s\" masquerade\n", ipv4_format(e[i].guest, ip), out_if);
-        fputs("\t}\n\n"
-              "\tchain forward {\n"
-              "\t\ttype filter hook forward priority filter; policy accept;\n",
-              f);
-        for (size_t i = 0; i < n; i++) {
-                ipv4_format(e[i].guest, ip);
-                fprintf(f, "\t\tiifname \"%s\" ip saddr %s oifname \"%s\" accept\n", e[i].tap, ip, out_if);
-                fprintf(f, "\t\tiifname \"%s\" oifname \"%s\" ip daddr %s ct state established,related accept\n",
-                        out_if, e[i].tap, ip);
-        }
-        fputs("\t}\n", f);
+        fputs("\t}\n\n", f);
+        render_forward(f, br, e, n, out_if);
         if (forward_was_off)
                 fputs("\n\tchain " FIREWALL_FORWARD_MARK " {\n\t}\n", f);
         fputs("}\n", f);

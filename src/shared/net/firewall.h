@@ -10,7 +10,10 @@
  * NAT apart. Rendering is deterministic (entries are sorted), so a rebuild
  * after a daemon restart gives the same table, and the text is exactly
  * what `nft list table ip <name>` prints back. nft's own error text is
- * recorded with error_setf().
+ * recorded with error_setf(). Its forward chain lets only NAT VMs out, to
+ * the uplink, and only their replies back, and drops everything else
+ * forwarded from or to the bridge (named from the table): a VM without NAT
+ * has no way out once forwarding is on (docs/helper.md).
  *
  * net.ipv4.ip_forward is one switch for the whole network namespace: it is
  * turned on with the first NAT entry and put back as it was found when the
