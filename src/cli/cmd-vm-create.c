@@ -437,7 +437,7 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 return r < 0 ? EXIT_OK : r;
         if (optind < argc)
                 return cli_usage_error("vm create", "unexpected argument '%s'", argv[optind]);
-        if (a.workspace && workspace_check("vm create", a.workspace) < 0)
+        if (a.workspace && workspace_check("vm create", a.workspace, a.branch) < 0)
                 return EXIT_USAGE;
         _cleanup_(vm_spec_done) VmSpec s = {};
         _cleanup_rpc_client_ RpcClient *c = NULL;
@@ -503,7 +503,7 @@ static int parse_run_args(Cli *cli, int argc, char **argv, SpecArgs *a, char ***
         if (a->detach && dd + 1 < argc)
                 return cli_usage_error("vm run", "--detach takes no command");
         *ret_cmd = argv + MIN(dd + 1, argc);
-        return a->workspace && workspace_check("vm run", a->workspace) < 0 ? EXIT_USAGE : 0;
+        return a->workspace && workspace_check("vm run", a->workspace, a->branch) < 0 ? EXIT_USAGE : 0;
 }
 
 int vm_run_cmd(Cli *cli, int argc, char **argv) {

@@ -19,9 +19,15 @@
 #include "workspace-git.h"
 #include "workspace.h"
 
-int workspace_check(const char *cmd, const char *dir) {
+int workspace_check(const char *cmd, const char *dir, const char *branch) {
         _cleanup_(ws_repo_done) WsRepo repo = {};
-        return ws_repo_open(cmd, dir, &repo);
+        _cleanup_free_ char *rev = NULL, *sha = NULL;
+        int r = ws_repo_open(cmd, dir, &repo);
+        if (r < 0)
+                return r;
+        if (asprintf(&rev, "%s^{commit}", branch ? branch : "HEAD") < 0)
+                return -ENOMEM;
+        return ws_repo_rev(cmd, &repo, rev, &sha);
 }
 
 int vm_workspace_push(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *branch,

@@ -215,7 +215,15 @@ int ws_repo_rev(const char *cmd, const WsRepo *r, const char *rev, char **ret) {
                 *ret = first_line(c.out);
         ws_git_call_done(&c);
         if (q != 0) {
-                fprintf(stderr, "banger: %s: %s names no commit in %s\n", cmd, rev, r->top);
+                if (q > 0 && startswith(rev, "HEAD^"))
+                        fprintf(stderr, "banger: %s: %s has no commit yet: commit first, a workspace starts from one\n",
+                                cmd, r->top);
+                else {
+                        /* The name as the user gave it, without the ^{commit} we added. */
+                        const char *peel = strstr(rev, "^{");
+                        int n = peel && endswith(rev, "}") ? (int) (peel - rev) : (int) strlen(rev);
+                        fprintf(stderr, "banger: %s: %.*s names no commit in %s\n", cmd, n, rev, r->top);
+                }
                 return q < 0 ? q : -ENOENT;
         }
         return *ret ? 0 : -ENOMEM;
@@ -256,7 +264,9 @@ char **ws_repo_private_env(const WsRepo *r, const char *work_tree, const char *i
         env[4] = env_pair("GIT_ALTERNATE_OBJECT_DIRECTORIES", r->objects, more_objects ? ":" : NULL, more_objects);
         for (size_t i = 0; i < 5; i++)
                 if (!env[i]) {
-                        strv_free(env);
+                        for (size_t j = 0; j < 5; j++)
+                                free(env[j]);
+                        free(env);
                         return NULL;
                 }
         return env;

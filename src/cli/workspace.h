@@ -55,10 +55,10 @@ typedef struct WsExportOptions {
 /* The guest's changes as a binary git patch. */
 int workspace_export(AgentClient *a, const char *cmd, const WsRecord *rec, const char *state, const WsExportOptions *o);
 
-/* For vm create and vm run (cmd-workspace.c): check DIR before the VM is
- * made; copy it once the VM runs (*ret_guest: where, may be NULL); forget
- * the record of a VM that vm run --rm deletes. Print why on failure. */
-int workspace_check(const char *cmd, const char *dir);
+/* For vm create and vm run (cmd-workspace.c): check DIR (a work tree's
+ * top, with a commit: HEAD or branch) before the VM is made; copy it once the VM runs (*ret_guest: where, may be NULL);
+ * forget the record of a VM that vm run --rm deletes. Print why on failure. */
+int workspace_check(const char *cmd, const char *dir, const char *branch);
 int vm_workspace_push(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *branch,
                       char **ret_guest);
 void vm_workspace_forget(Cli *cli, const char *vm_id);

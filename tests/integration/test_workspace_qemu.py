@@ -4,6 +4,8 @@ and passes the command's exit code; `vm workspace export` brings guest edits
 back as a patch, `--apply` applies it to the host's checkout or refuses
 naming the conflicting paths; `vm workspace sync` copies host changes again.
 Real CLI, daemon, helper, git and guest, in a namespace this test creates.
+The test image has no make, so the issue's `vm run ./repo -- make test` is
+`vm run ./repo -- ./check.sh` here (a tracked script: its mode comes too).
 The test image has no git: the guest's .git is checked as files."""
 import os
 import pathlib
@@ -109,6 +111,11 @@ def test_export_and_apply(env, vm):
     assert "junk.log" not in p.stdout
     # The host's own uncommitted line was sent, so it is no change of the guest's.
     assert "+four" not in p.stdout
+    # Against the commit instead: the host's uncommitted line counts too.
+    p2 = env.banger("vm", "workspace", "export", VM, "--base-commit", "v1")
+    assert "+four (uncommitted)" in p2.stdout and "+five" in p2.stdout, p2.stdout
+    p2 = env.banger("vm", "workspace", "export", VM, "--base-commit", "nosuchref", check=False)
+    assert p2.returncode == 1 and "nosuchref" in p2.stderr, p2.stderr
     out = env.tmp / "changes.patch"
     env.banger("vm", "workspace", "export", VM, "-o", str(out))
     assert out.read_text() == p.stdout
@@ -154,5 +161,12 @@ def test_bad_paths_are_refused(env, tmp_path):
                       (env.repo / "sub", "is inside the git work tree")):
         p = env.banger("vm", "run", *SIZES, str(path), "--", "true", check=False)
         assert p.returncode == 2 and why in p.stderr, p.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    subprocess.run(["git", "init", "-q", str(empty)], check=True)
+    p = env.banger("vm", "run", *SIZES, str(empty), "--", "true", check=False)
+    assert p.returncode == 2 and "has no commit yet" in p.stderr, p.stderr
+    p = env.banger("vm", "run", *SIZES, "--branch", "nosuchref", str(env.repo), "--", "true", check=False)
+    assert p.returncode == 2 and "nosuchref names no commit" in p.stderr, p.stderr
     p = env.banger("vm", "workspace", "export", "nosuchvm", check=False)
     assert p.returncode == 1
