@@ -136,6 +136,10 @@ def test_snapshot_of_a_running_vm(env):
     assert [n["name"] for n in listed] == ["s1"]
     rows = env.banger("snapshot", "list").stdout.splitlines()
     assert rows[0].split()[:4] == ["NAME", "KIND", "VM", "IMAGE"] and rows[1].split()[:3] == ["s1", "user", SRC]
+    shown = env.banger("snapshot", "show", "s1").stdout
+    for want in ("vm:         " + SRC, "image:      test", "1 vCPU, 256", "firecracker (Firecracker v1.7.0)",
+                 "saved state", "on disk", "created:"):
+        assert want in shown, (want, shown)
     env.info["s1"] = snap
     env.info["boot_id"] = vm["boot_id"]
 

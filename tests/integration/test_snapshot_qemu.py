@@ -10,6 +10,7 @@ import pathlib
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import time
 
@@ -92,6 +93,12 @@ def test_snapshot_restores_files_and_processes(env):
     disk = next(e["message"] for e in evs if e.get("stage") == "disk")
     assert "sparse copy" in disk or "reflink" in disk, disk
     assert snap["vmm_version"].startswith("QEMU emulator version") and snap["memory_bytes"] == 0
+    # The state under its final name only (written under a temporary one), every file 0600.
+    d = pathlib.Path(snap["dir"])
+    assert sorted(os.listdir(d)) == ["root.img", "vm.state", "work.img"] and snap["state_bytes"] > 0
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    for f in d.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
     print(f"vm snapshot took {took:.2f} s: {disk}")
     env.info["s1"] = snap
     # Changed and killed after the snapshot ...
