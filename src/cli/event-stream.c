@@ -2,6 +2,7 @@
 #include "event-stream.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ struct EventStream {
         int signal_fd;
         EventFn fn;
         void *userdata;
+        unsigned n_events; /* handed to fn by the last read */
         char dropped[200]; /* events.dropped's reason, when it came */
         bool was_dropped;
 };
@@ -71,9 +73,10 @@ int event_stream_open(Cli *cli, const char *vm, EventStream **ret) {
 
 static void on_notification(const char *method, json_t *params, void *userdata) {
         EventStream *s = userdata;
-        if (streq(method, "event") && json_is_object(params) && !s->was_dropped)
+        if (streq(method, "event") && json_is_object(params) && !s->was_dropped) {
                 s->fn(params, s->userdata);
-        else if (streq(method, "events.dropped")) {
+                s->n_events++;
+        } else if (streq(method, "events.dropped")) {
                 s->was_dropped = true;
                 snprintf(s->dropped, sizeof(s->dropped), "%s", json_str(params, "reason", "no reason given"));
                 string_make_printable(s->dropped, false);
@@ -85,9 +88,12 @@ static bool stream_signalled(EventStream *s) {
         return read(s->signal_fd, &si, sizeof(si)) == (ssize_t) sizeof(si);
 }
 
+/* How many events were handed to fn, or -errno after saying why the
+ * stream ended. */
 static int stream_read(EventStream *s, EventFn fn, void *userdata) {
         s->fn = fn;
         s->userdata = userdata;
+        s->n_events = 0;
         int r = rpc_client_read_notifications(s->client, on_notification, s);
         if (s->was_dropped) {
                 fprintf(stderr, "banger %s: the daemon ended this event stream: %s; run it again\n", s->command,
@@ -101,17 +107,18 @@ static int stream_read(EventStream *s, EventFn fn, void *userdata) {
                         s->command);
         else if (r < 0)
                 fprintf(stderr, "banger %s: cannot read events from the daemon: %s\n", s->command, strerror(-r));
-        return r;
+        return r < 0 ? r : (int) MIN(s->n_events, (unsigned) INT_MAX);
 }
 
 int event_stream_wait(EventStream *s, usec_t timeout, EventFn fn, void *userdata) {
         usec_t deadline = deadline_from_timeout(timeout);
         for (;;) {
-                /* What the last read left buffered (or the subscribe reply
-                 * brought along) goes out before any wait. */
+                /* Read before any wait: what the last read left buffered (or
+                 * the subscribe reply brought along) counts as come, and the
+                 * caller decides on it before waiting again. */
                 int r = stream_read(s, fn, userdata);
-                if (r < 0)
-                        return r;
+                if (r != 0)
+                        return MIN(r, 0);
                 struct pollfd p[] = {
                         { .fd = rpc_client_fd(s->client), .events = POLLIN },
                         { .fd = s->signal_fd, .events = POLLIN },
@@ -126,8 +133,6 @@ int event_stream_wait(EventStream *s, usec_t timeout, EventFn fn, void *userdata
                                 (void) fputs("\n", stdout);
                         return EVENT_STREAM_STOPPED;
                 }
-                if (n > 0 && p[0].revents)
-                        return stream_read(s, fn, userdata);
                 if (n == 0 && deadline != USEC_INFINITY && now_monotonic() >= deadline)
                         return -ETIMEDOUT;
         }

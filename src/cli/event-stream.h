@@ -31,9 +31,9 @@ static inline void event_stream_freep(EventStream **s) {
 }
 #define _cleanup_event_stream_ __attribute__((cleanup(event_stream_freep)))
 
-/* Wait up to timeout (USEC_INFINITY: no limit) for the daemon to send
- * something, and hand every event that came to fn. Returns 0 after a
- * read, -ETIMEDOUT when nothing came in time, EVENT_STREAM_STOPPED when a
+/* Hand every event that came to fn, waiting up to timeout (USEC_INFINITY:
+ * no limit) for one when none is there yet. Returns 0 after at least one
+ * event, -ETIMEDOUT when none came in time, EVENT_STREAM_STOPPED when a
  * signal asked to stop, or another -errno after printing why the stream
  * ended (-ECONNRESET: the daemon went away; -ENOBUFS: it dropped this
  * subscriber, which read too slowly). */

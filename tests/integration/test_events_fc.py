@@ -279,8 +279,9 @@ def test_events_and_watch_on_a_terminal(env, tmp_path):
         create(env, "evt")
         assert pane.wait(pane.has(r"^\d\d:\d\d:\d\d\.\d{3}  vm +evt +starting -> running$")), "\n".join(pane.lines)
         tmux("send-keys", "-t", "ev", "C-c")
-        assert pane.wait(lambda _: (tmp_path / "events-rc").exists(), 10), "\n".join(pane.lines)
-        assert (tmp_path / "events-rc").read_text() == "events-rc=0\n"
+        rc_file = tmp_path / "events-rc"  # tee makes it, then writes: wait for the line
+        assert pane.wait(lambda _: rc_file.exists() and rc_file.read_text().endswith("\n"), 10), "\n".join(pane.lines)
+        assert rc_file.read_text() == "events-rc=0\n"
 
         # The watch: drawn in place, so its header is on the screen once.
         header = r"^\d\d:\d\d:\d\d  banger vm list --watch \(Ctrl-C to stop\)$"
