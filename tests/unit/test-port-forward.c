@@ -9,6 +9,11 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+
+#include "agent-forward.h"
 #include "error.h"
 #include "port-spec.h"
 #include "store-test-util.h"
@@ -142,10 +147,53 @@ static void test_store(void **state) {
         store_close(s);
 }
 
+/* The listening sockets the daemon binds: the errors its sentences map. */
+static void test_listen(void **state) {
+        int a = agent_forward_listen("127.0.0.1", 0);
+        assert_true(a >= 0);
+        struct sockaddr_in sa;
+        socklen_t len = sizeof(sa);
+        assert_int_equal(getsockname(a, (struct sockaddr *) &sa, &len), 0);
+        uint16_t port = ntohs(sa.sin_port);
+        assert_int_equal(agent_forward_listen("127.0.0.1", port), -EADDRINUSE);
+        assert_int_equal(agent_forward_listen("localhost", port), -EINVAL);
+        assert_int_equal(agent_forward_listen("192.0.2.1", port), -EADDRNOTAVAIL); /* TEST-NET-1: not ours */
+        int b = agent_forward_listen("::1", port);  /* another address is another socket (v6 only) */
+        assert_true(b >= 0 || b == -EADDRNOTAVAIL); /* no IPv6 loopback here */
+        if (b >= 0)
+                close(b);
+        close(a);
+}
+
+/* A daemon that is not root cannot have a port below
+ * ip_unprivileged_port_start: -EACCES, which the daemon turns into its
+ * sentence. Checked as nobody in a child. */
+static void test_privileged_port(void **state) {
+        _cleanup_free_ char *start = NULL;
+        if (geteuid() != 0 ||
+            read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_unprivileged_port_start", 64, &start, NULL) < 0 ||
+            atoi(start) <= 80)
+                skip();
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+                        _exit(2);
+                int fd = agent_forward_listen("127.0.0.1", 80);
+                _exit(fd == -EACCES ? 0 : 1);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_parse_host),
+                cmocka_unit_test(test_listen),
+                cmocka_unit_test(test_privileged_port),
                 cmocka_unit_test_setup_teardown(test_store, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
