@@ -2,7 +2,7 @@
 /* The agent protocol parsers (version 2), as the agent, the daemon's
  * multiplexer and the host client run them on untrusted bytes: frame
  * splitting, hello resync scanning, hello and error payloads, every stream
- * frame and the OPEN requests. A stream frame that parses must re-encode to
+ * frame and the OPEN requests (exec, files, connect). A stream frame that parses must re-encode to
  * the same bytes, and so must an exec or file request; archive path rules
  * must never let a normalised name climb out. */
 #include <assert.h>
@@ -46,6 +46,16 @@ static void check_files(const AgentStreamFrame *s) {
         }
 }
 
+static void check_connect(const AgentStreamFrame *s) {
+        AgentConnectSpec spec;
+        if (agent_connect_spec_parse(s->data, s->len, &spec) < 0)
+                return;
+        assert(spec.port > 0 && spec.flags == 0);
+        uint8_t enc[AGENT_CONNECT_REQUEST_SIZE];
+        agent_connect_spec_encode(&spec, enc);
+        assert(s->len == sizeof(enc) && memcmp(enc, s->data, sizeof(enc)) == 0);
+}
+
 static void check_stream(const AgentFrame *f) {
         AgentStreamFrame s;
         if (agent_stream_frame_parse(f, &s) < 0)
@@ -61,6 +71,8 @@ static void check_stream(const AgentFrame *f) {
                 check_exec(&s);
         if (s.type == AGENT_MSG_OPEN && (s.kind == AGENT_STREAM_FILES_PUT || s.kind == AGENT_STREAM_FILES_GET))
                 check_files(&s);
+        if (s.type == AGENT_MSG_OPEN && s.kind == AGENT_STREAM_CONNECT)
+                check_connect(&s);
 }
 
 static void check_payload(const AgentFrame *f) {
