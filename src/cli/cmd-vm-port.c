@@ -91,23 +91,6 @@ static void print_removed(json_t *res) {
         printf("removed\n");
 }
 
-static int port_call(Cli *cli, const char *method, json_t *params, void (*print)(json_t *)) {
-        _cleanup_rpc_client_ RpcClient *c = NULL;
-        json_t *res = NULL;
-        if (cli_connect(cli, &c) < 0) {
-                json_decref(params);
-                return EXIT_FAIL;
-        }
-        if (cli_call(cli, c, method, params, &res) < 0)
-                return EXIT_FAIL;
-        if (cli->json)
-                cli_print_json(res);
-        else
-                print(res);
-        json_decref(res);
-        return EXIT_OK;
-}
-
 static int vm_port_add_cmd(Cli *cli, int argc, char **argv) {
         int r = cli_parse_simple(cli, "vm port add", add_help, argc, argv, 2, 2);
         if (r != 0)
@@ -115,7 +98,7 @@ static int vm_port_add_cmd(Cli *cli, int argc, char **argv) {
         PortSpec p;
         if (port_spec_parse(argv[optind + 1], &p) < 0)
                 return cli_usage_error("vm port add", "%s", error_last_message());
-        return port_call(cli, "vm.port.add", spec_params(argv[optind], &p, true), print_added);
+        return cli_call_and_print(cli, "vm.port.add", spec_params(argv[optind], &p, true), print_added);
 }
 
 static int vm_port_rm_cmd(Cli *cli, int argc, char **argv) {
@@ -125,7 +108,7 @@ static int vm_port_rm_cmd(Cli *cli, int argc, char **argv) {
         PortSpec p;
         if (port_spec_parse_host(argv[optind + 1], &p) < 0)
                 return cli_usage_error("vm port rm", "%s", error_last_message());
-        return port_call(cli, "vm.port.remove", spec_params(argv[optind], &p, false), print_removed);
+        return cli_call_and_print(cli, "vm.port.remove", spec_params(argv[optind], &p, false), print_removed);
 }
 
 static void print_list(json_t *res) {

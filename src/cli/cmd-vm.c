@@ -54,7 +54,7 @@ const CliVerb cli_vm_verbs[] = {
           "--base-commit= -o --output= --apply --help", "vm" },
         { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets and the VM's port forwards", "--json --help",
           "vm" },
-        { "port", NULL, vm_port_cmd, "forward host ports to the VM: add, rm, list", "--help", "port" },
+        { "port", NULL, vm_port_cmd, "forward host ports to the VM: add, rm, list", "--json --help", "port" },
         { "stats", NULL, vm_stats_cmd, "show VMM CPU and memory, guest memory and load", "--json --help", "vm" },
         { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help", "vm" },
         { "prune", NULL, vm_prune_cmd, "delete every stopped, created or failed VM", "-f --force --json --help", "" },

@@ -160,7 +160,7 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
 
 /* Connect, call method (params stolen), print the result as JSON or by
  * print: the exit code. */
-static int call_and_print(Cli *cli, const char *method, json_t *params, void (*print)(json_t *)) {
+int cli_call_and_print(Cli *cli, const char *method, json_t *params, void (*print)(json_t *)) {
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (cli_connect(cli, &c) < 0) {
                 json_decref(params);
@@ -218,7 +218,7 @@ int cli_list(Cli *cli, const char *cmd, void (*help)(void), int argc, char **arg
         }
         if (optind < argc)
                 return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-        return names ? print_names(cli, method) : call_and_print(cli, method, NULL, print);
+        return names ? print_names(cli, method) : cli_call_and_print(cli, method, NULL, print);
 }
 
 int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
@@ -226,7 +226,7 @@ int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char *
         int r = cli_parse_simple(cli, cmd, help, argc, argv, 1, 1);
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
-        return call_and_print(cli, method, json_pack("{s:s}", key, argv[optind]), print);
+        return cli_call_and_print(cli, method, json_pack("{s:s}", key, argv[optind]), print);
 }
 
 int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,

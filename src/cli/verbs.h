@@ -59,6 +59,10 @@ int cli_parse_simple(Cli *cli, const char *cmd, void (*help)(void), int argc, ch
 int cli_list(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
              void (*print)(json_t *));
 
+/* One call of method with params (stolen), its result printed as JSON or by
+ * print: EXIT_OK, or EXIT_FAIL after the reason was printed. */
+int cli_call_and_print(Cli *cli, const char *method, json_t *params, void (*print)(json_t *));
+
 /* "<group> VERB OPERAND": one call of method {key: OPERAND}, its result
  * printed as JSON or by print. */
 int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,

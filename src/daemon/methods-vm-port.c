@@ -36,25 +36,19 @@ static int spec_of(const PortArgs *a, PortSpec *ret) {
         return port_spec_from_fields(a->host_ip, a->host_port, a->guest_port ? a->guest_port : 1, a->proto, ret);
 }
 
-static int work_add(RpcCall *call, Store *s, void *args, json_t **ret) {
+static int work_add_or_remove(RpcCall *call, Store *s, void *args, json_t **ret) {
         Daemon *d = rpc_call_daemon(call);
+        bool add = rpc_call_method_data(call) != NULL;
         PortSpec spec;
         _cleanup_(vm_record_done) VmRecord vm = {};
         int r = spec_of(args, &spec);
         if (r >= 0)
                 r = vm_resolve(s, ((PortArgs *) args)->vm, &vm);
-        return r < 0 ? r : vm_op_port_add(d->vms, s, vm.id, &spec, ret);
-}
-
-static int work_remove(RpcCall *call, Store *s, void *args, json_t **ret) {
-        Daemon *d = rpc_call_daemon(call);
-        PortSpec spec;
-        _cleanup_(vm_record_done) VmRecord vm = {};
-        int r = spec_of(args, &spec);
-        if (r >= 0)
-                r = vm_resolve(s, ((PortArgs *) args)->vm, &vm);
-        if (r >= 0)
-                r = vm_op_port_remove(d->vms, s, vm.id, &spec);
+        if (r < 0)
+                return r;
+        if (add)
+                return vm_op_port_add(d->vms, s, vm.id, &spec, ret);
+        r = vm_op_port_remove(d->vms, s, vm.id, &spec);
         if (r >= 0)
                 *ret = json_object();
         return r;
@@ -71,8 +65,8 @@ static int work_list(RpcCall *call, Store *s, void *args, json_t **ret) {
 }
 
 const RpcMethod vm_port_methods[] = {
-        { "vm.port.add", add_params, sizeof(PortArgs), .work = work_add },
-        { "vm.port.remove", remove_params, sizeof(PortArgs), .work = work_remove },
+        { "vm.port.add", add_params, sizeof(PortArgs), .work = work_add_or_remove, .data = "add" },
+        { "vm.port.remove", remove_params, sizeof(PortArgs), .work = work_add_or_remove },
         { "vm.port.list", list_params, sizeof(PortArgs), .work = work_list },
         {},
 };

@@ -9,7 +9,6 @@ page; the host side connects from the test's namespace. The QEMU test
 import hashlib
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -29,7 +28,9 @@ PAGE = "hello from the guest\n"
 def env(tmp_path_factory):
     if not AGENT.exists():
         pytest.fail(f"{AGENT} is not built")
-    yield from fc_env(tmp_path_factory, "port-forward-fc", AGENT.resolve())
+    for e in fc_env(tmp_path_factory, "port-forward-fc", AGENT.resolve()):
+        e.vm_name = NAME
+        yield e
 
 
 def serve_page(env, name=NAME, port=8000):
@@ -48,6 +49,23 @@ def curl(env, url, check=True, timeout=20):
     if check:
         assert p.returncode == 0, (url, p.returncode, p.stderr, env.daemon_log()[-3000:])
     return p
+
+
+def refused_while_taken(env, port):
+    """vm port add on a host port something else listens on: one clear line,
+    exit 1, and the forward not recorded."""
+    blocker = subprocess.Popen(["ip", "netns", "exec", env.ns, "python3", "-c",
+                                "import socket, time; s = socket.socket(); "
+                                f"s.bind(('127.0.0.1', {port})); s.listen(); print('up', flush=True); time.sleep(600)"],
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        assert blocker.stdout.readline().strip() == "up"
+        p = env.banger("vm", "port", "add", env.vm_name, f"{port}:8000", check=False)
+        assert p.returncode == 1 and "already in use" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    finally:
+        blocker.kill()
+        blocker.wait()
+    assert port not in [f["host_port"] for f in env.json("vm", "port", "list", env.vm_name)["forwards"]]
 
 
 def listening(env, port):
@@ -88,19 +106,7 @@ def test_guest_port_nobody_listens_on_closes_promptly(env):
 
 
 def test_refusals_are_clear_and_leave_nothing(env):
-    # A host port something else listens on.
-    blocker = subprocess.Popen(["ip", "netns", "exec", env.ns, "python3", "-c",
-                                "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 18082)); "
-                                "s.listen(); print('up', flush=True); time.sleep(600)"],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        assert blocker.stdout.readline().strip() == "up"
-        p = env.banger("vm", "port", "add", NAME, "18082:8000", check=False)
-        assert p.returncode == 1 and "already in use" in p.stderr and p.stderr.count("\n") == 1, p.stderr
-    finally:
-        blocker.kill()
-        blocker.wait()
-    assert 18082 not in [f["host_port"] for f in env.json("vm", "port", "list", NAME)["forwards"]]
+    refused_while_taken(env, 18082)
     assert not listening(env, 18082)
     # The same host port twice.
     p = env.banger("vm", "port", "add", NAME, "18080:9000", check=False)

@@ -9,14 +9,13 @@ inside a network namespace this test creates; the tests share one VM."""
 import hashlib
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from lifecycle import env_with_test_image, process_gone
 from test_lifecycle_fc import wait_until
-from test_port_forward_fc import PAGE, curl, listening, serve_page
+from test_port_forward_fc import PAGE, curl, listening, refused_while_taken, serve_page
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +29,7 @@ def env(tmp_path_factory):
         # No NAT: the forward needs no route to the guest.
         e.banger("vm", "create", "--name", NAME, "--image", "test", "--vmm", "qemu", "--vcpu", "1", "--memory",
                  "256M", "--disk-size", "64M", "--no-nat", "-p", "18080:8000")
+        e.vm_name = NAME
         yield e
     finally:
         e.teardown()
@@ -55,17 +55,7 @@ def test_guest_port_nobody_listens_on_resets_at_once(env):
 
 
 def test_taken_port_is_refused_with_nothing_made(env):
-    blocker = subprocess.Popen(["ip", "netns", "exec", env.ns, "python3", "-c",
-                                "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 18082)); "
-                                "s.listen(); print('up', flush=True); time.sleep(600)"],
-                               stdout=subprocess.PIPE, text=True)
-    try:
-        assert blocker.stdout.readline().strip() == "up"
-        p = env.banger("vm", "port", "add", NAME, "18082:8000", check=False)
-        assert p.returncode == 1 and "already in use" in p.stderr, p.stderr
-    finally:
-        blocker.kill()
-        blocker.wait()
+    refused_while_taken(env, 18082)
     assert [f["host_port"] for f in env.json("vm", "port", "list", NAME)["forwards"]] == [18080]
 
 

@@ -90,20 +90,27 @@ static int queue_frame(FwdConn *c, const AgentStreamFrame *fr) {
         return outbuf_append(&c->mux_out, buf, agent_stream_frame_encode(fr, buf)) < 0 ? -ENOMEM : 0;
 }
 
-/* ---- toward the TCP peer ---- */
-
-static int tcp_flush(FwdConn *c) {
-        while (pending(&c->tcp_out) > 0) {
-                ssize_t n = send(c->tcp, c->tcp_out.data + c->tcp_out.off, pending(&c->tcp_out), MSG_NOSIGNAL);
+/* Write what b holds without blocking; adds what went to *sent. */
+static int outbuf_send(int fd, OutBuf *b, uint64_t *sent) {
+        while (fd >= 0 && pending(b) > 0) {
+                ssize_t n = send(fd, b->data + b->off, pending(b), MSG_NOSIGNAL);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0 && errno == EAGAIN)
                         break;
                 if (n < 0)
-                        return CONN_RESET; /* the peer is gone */
-                c->tcp_out.off += (size_t) n;
-                c->unacked += (size_t) n;
+                        return -errno;
+                b->off += (size_t) n;
+                *sent += (uint64_t) n;
         }
+        return 0;
+}
+
+/* ---- toward the TCP peer ---- */
+
+static int tcp_flush(FwdConn *c) {
+        if (outbuf_send(c->tcp, &c->tcp_out, &c->unacked) < 0)
+                return CONN_RESET; /* the peer is gone */
         /* Credit back in batches, or all of it once the buffer ran empty. */
         if (c->unacked > 0 && !c->agent_closed && (c->unacked >= FWD_WINDOW / 4 || pending(&c->tcp_out) == 0)) {
                 if (queue_frame(c, &(AgentStreamFrame){ .type = AGENT_MSG_WINDOW,
@@ -151,17 +158,20 @@ static int tcp_read(FwdConn *c) {
 }
 
 static int mux_flush(FwdConn *c) {
-        while (c->mux >= 0 && pending(&c->mux_out) > 0) {
-                ssize_t n = send(c->mux, c->mux_out.data + c->mux_out.off, pending(&c->mux_out), MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        break;
-                if (n < 0)
-                        return CONN_RESET;
-                c->mux_out.off += (size_t) n;
-        }
-        return CONN_KEEP;
+        uint64_t sent = 0;
+        return outbuf_send(c->mux, &c->mux_out, &sent) < 0 ? CONN_RESET : CONN_KEEP;
+}
+
+/* After an event: push what is queued for the multiplexer, then end the
+ * connection or watch for what it waits on now. */
+static int conn_settle(FwdConn *c, int how) {
+        if (how == CONN_KEEP)
+                how = mux_flush(c);
+        if (how != CONN_KEEP)
+                conn_end(c, how);
+        else
+                conn_update(c);
+        return 0;
 }
 
 static int on_tcp_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -172,14 +182,7 @@ static int on_tcp_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (how == CONN_KEEP && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && c->state == CONN_OPEN && !c->tcp_eof &&
             c->credit > 0)
                 how = tcp_read(c);
-        if (how == CONN_KEEP)
-                how = mux_flush(c);
-        if (how != CONN_KEEP) {
-                conn_end(c, how);
-                return 0;
-        }
-        conn_update(c);
-        return 0;
+        return conn_settle(c, how);
 }
 
 /* ---- from the multiplexer ---- */
@@ -299,14 +302,7 @@ static int on_mux_io(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 how = mux_flush(c);
         if (how == CONN_KEEP && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 how = mux_read(c);
-        if (how == CONN_KEEP)
-                how = mux_flush(c);
-        if (how != CONN_KEEP) {
-                conn_end(c, how);
-                return 0;
-        }
-        conn_update(c);
-        return 0;
+        return conn_settle(c, how);
 }
 
 static int on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
