@@ -228,6 +228,43 @@ static void test_stuck_client(void **state) {
         mux_stop(t, &g);
 }
 
+/* The next frame is neither an ERROR nor a HELLO. */
+static void assert_no_error_next(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        uint8_t type = 0;
+        if (poll(&p, 1, 5000) == 1 && recv(fd, &type, 1, MSG_PEEK) == 1)
+                assert_true(type != AGENT_MSG_ERROR && type != AGENT_MSG_HELLO);
+}
+
+static void test_hello_resent(void **state) {
+        /* A client says the same hello again (agent_client_hello does, every
+         * 500 ms, until answered): once before the answer and once after it.
+         * One answer, no error, and the connection serves as usual. */
+        Guest g = {};
+        AgentMuxThread *t = mux_start(&g);
+        int fd = test_connect_unix(mux_path);
+        assert_true(fd >= 0);
+        uint8_t hello[AGENT_HELLO_FRAME_SIZE];
+        agent_hello_encode(hello, AGENT_PROTOCOL_VERSION, 7); /* test_hello's nonce */
+        assert_int_equal(loop_write(fd, hello, sizeof(hello)), 0);
+        AgentHello h;
+        assert_int_equal(test_hello(fd, &h), 0);
+        assert_int_equal(h.nonce, 7);
+        assert_int_equal(loop_write(fd, hello, sizeof(hello)), 0);
+        char *argv[] = { "echo", "still", NULL };
+        assert_int_equal(test_open_exec(fd, 1, argv, 65536, 0, 0, 0), 0);
+        TestStream ts = { .id = 1 };
+        while (!ts.closed) {
+                assert_no_error_next(fd);
+                assert_int_equal(test_read_frame(fd, &ts, 1, 5000), 1);
+        }
+        assert_true(ts.exited && ts.exit_code == 0);
+        assert_string_equal(ts.out, "still\n");
+        free(ts.out);
+        close(fd);
+        mux_stop(t, &g);
+}
+
 typedef struct SlowSink {
         int fd;
         size_t total;
@@ -340,7 +377,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_socket_private),    cmocka_unit_test(test_parallel_clients),
                 cmocka_unit_test(test_stuck_client),      cmocka_unit_test(test_large_output_intact),
                 cmocka_unit_test(test_client_gone_kills), cmocka_unit_test(test_agent_restart),
-                cmocka_unit_test(test_v1_agent),
+                cmocka_unit_test(test_v1_agent),          cmocka_unit_test(test_hello_resent),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -369,12 +369,22 @@ static void client_hello(MuxClient *c, const AgentFrame *f) {
                 c->state = CLIENT_WAITING;
 }
 
+/* agent_client_hello() says hello again every 500 ms until answered (a
+ * byte stream may have lost it): the same hello again, while we wait for the
+ * agent or after our answer crossed it, is not an error. */
+static bool hello_again(const MuxClient *c, const AgentFrame *f) {
+        AgentHello h;
+        return c->state != CLIENT_NEW && agent_hello_parse(f->payload, f->len, &h) >= 0 && h.nonce == c->nonce;
+}
+
 /* Returns false when the client must go. */
 static bool client_frame(MuxClient *c, const AgentFrame *f) {
         if (f->type == AGENT_MSG_HELLO && c->state == CLIENT_NEW) {
                 client_hello(c, f);
                 return true;
         }
+        if (f->type == AGENT_MSG_HELLO && hello_again(c, f))
+                return true;
         if (c->state != CLIENT_READY) {
                 client_error(c, EPROTO, "expected hello");
                 return false;
