@@ -109,5 +109,10 @@ static void sweep_one(int ifd, const char *name, void *userdata) {
 }
 
 void image_dirs_sweep(Daemon *d, Store *s) {
+        /* images/ is part of the state directory's layout from the start, so
+         * a refused import leaves the tree as it found it. */
+        int r = mkdirat_private(d->state_dir_fd, "images", 0700);
+        if (r < 0)
+                log_warning_errno(r, "cannot create %s/images: %m", d->paths.state_dir);
         foreach_image_dir(d, sweep_one, &(Sweep){ .d = d, .s = s });
 }

@@ -19,9 +19,10 @@
 #include "kernel-store.h"
 #include "log.h"
 #include "methods.h"
-#include "vm-manager.h"
 #include "path-beneath.h"
 #include "store.h"
+#include "string-util.h"
+#include "vm-manager.h"
 #include "undo.h"
 
 json_t *image_to_json(Store *s, const ImageRecord *img) {
@@ -150,12 +151,43 @@ static const RpcParam delete_params[] = {
         {},
 };
 
+static void names_add(char *names, size_t size, const char *name) {
+        if (strlen(names) + strlen(name) + 3 < size)
+                strcat(strcat(names, names[0] ? ", " : ""), name);
+}
+
+/* A VM made from the image keeps it (and its templates, which a refused
+ * delete must not touch); the error names its snapshots too unless force. */
+static int image_refuse_if_used(Store *s, const ImageRecord *img, bool force) {
+        VmRecord *vms = NULL;
+        SnapshotRecord *snaps = NULL;
+        size_t n_vms = 0, n_snaps = 0;
+        int r = store_vm_list(s, &vms, &n_vms);
+        if (r >= 0)
+                r = store_snapshot_list_by_image(s, img->id, &snaps, &n_snaps);
+        char users[256] = "", kept[256] = "";
+        for (size_t i = 0; r >= 0 && i < n_vms; i++)
+                if (streq_ptr(vms[i].image_id, img->id))
+                        names_add(users, sizeof(users), vms[i].name);
+        for (size_t i = 0; r >= 0 && i < n_snaps && !force; i++)
+                if (snaps[i].kind != SNAPSHOT_TEMPLATE)
+                        names_add(kept, sizeof(kept), snaps[i].name);
+        vm_record_array_free(vms, n_vms);
+        snapshot_record_array_free(snaps, n_snaps);
+        if (r < 0 || !users[0])
+                return r;
+        return error_setf(-EBUSY, "image %s is still in use by VM(s) %s%s%s", img->name, users,
+                          kept[0] ? "; snapshot(s) " : "", kept);
+}
+
 static int work_image_delete(RpcCall *call, Store *s, void *args, json_t **ret) {
         Daemon *d = rpc_call_daemon(call);
         DeleteArgs *a = args;
         _cleanup_(image_record_done) ImageRecord img = {};
         char what[96];
         int r = image_lookup(s, a->name, &img);
+        if (r >= 0)
+                r = image_refuse_if_used(s, &img, a->force);
         if (r >= 0) {
                 /* Snapshots made from it first (the store would refuse). */
                 snprintf(what, sizeof(what), "image %s", img.name);

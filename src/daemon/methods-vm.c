@@ -12,6 +12,7 @@
 
 #include "daemon.h"
 #include "error.h"
+#include "jsonrpc.h"
 #include "methods.h"
 #include "string-util.h"
 #include "vm-manager.h"
@@ -81,8 +82,12 @@ static int create_from_snapshot(Store *s, const char *ref, VmCreateRequest *req,
         if (req->no_start)
                 return error_setf(-EINVAL, "a VM made from a snapshot starts where the snapshot was taken: "
                                            "no_start does not apply");
-        *req = (VmCreateRequest){ .name = req->name, .nat = req->nat, .vcpu = ret->vcpus,
-                                  .memory_mib = ret->mem_mib, .disk_bytes = ret->disk_bytes, .vmm = ret->vmm,
+        *req = (VmCreateRequest){ .name = req->name,
+                                  .nat = req->nat,
+                                  .vcpu = ret->vcpus,
+                                  .memory_mib = ret->mem_mib,
+                                  .disk_bytes = ret->disk_bytes,
+                                  .vmm = ret->vmm,
                                   .snapshot = ret };
         return 0;
 }
@@ -322,10 +327,12 @@ static void run_ops(OneOp *ops, size_t n) {
 }
 
 static json_t *ref_result(const char *ref, const OneOp *o, const char *resolve_err) {
+        /* An error as clean as a whole call's (it may quote the reference). */
+        _cleanup_free_ char *err = resolve_err || o->r < 0 ? jsonrpc_error_message_clean(resolve_err ?: o->err) : NULL;
         if (resolve_err)
-                return json_pack("{s:s, s:b, s:s}", "ref", ref, "ok", 0, "error", resolve_err);
+                return json_pack("{s:s, s:b, s:s}", "ref", ref, "ok", 0, "error", err ?: "error");
         if (o->r < 0)
-                return json_pack("{s:s, s:b, s:s, s:s}", "ref", ref, "ok", 0, "error", o->err, "id", o->id);
+                return json_pack("{s:s, s:b, s:s, s:s}", "ref", ref, "ok", 0, "error", err ?: "error", "id", o->id);
         return json_pack("{s:s, s:b, s:s, s:b, s:O?}", "ref", ref, "ok", 1, "id", o->id, "unchanged", o->unchanged,
                          "vm", o->vm);
 }

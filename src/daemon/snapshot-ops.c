@@ -151,15 +151,15 @@ int snapshot_dependents_delete(VmManager *m, Store *s, const char *image_id, con
                          : store_snapshot_list_by_vm(s, vm_id, &list, &n);
         if (r < 0)
                 return r;
+        /* Refuse before deleting anything: a refused delete changes nothing. */
         char names[512] = "";
         size_t kept = 0;
-        for (size_t i = 0; i < n && r >= 0; i++) {
-                /* Templates are banger's own cache: they go without asking. */
-                if (force || list[i].kind == SNAPSHOT_TEMPLATE)
-                        r = snapshot_op_delete(m, s, list[i].id);
-                else if (strlen(names) + strlen(list[i].name) + 3 < sizeof(names))
+        for (size_t i = 0; i < n && !force; i++)
+                if (list[i].kind != SNAPSHOT_TEMPLATE && strlen(names) + strlen(list[i].name) + 3 < sizeof(names))
                         strcat(strcat(names, kept++ ? ", " : ""), list[i].name);
-        }
+        /* Templates are banger's own cache: they go without asking. */
+        for (size_t i = 0; i < n && r >= 0 && names[0] == '\0'; i++)
+                r = snapshot_op_delete(m, s, list[i].id);
         snapshot_record_array_free(list, n);
         if (r < 0 || names[0] == '\0')
                 return r;

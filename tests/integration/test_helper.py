@@ -409,12 +409,52 @@ def test_bad_request_refused(helper, name, req, errno, text):
     assert r["errno"] == errno, r
     assert text in r["error"], r
     assert helper.links().keys() == before  # nothing was created or removed
+    assert helper.call("helper.ping")["ok"] is True  # and the helper is still there
 
 
 @pytest.mark.parametrize("name,raw,errno,text", RAW_BAD_REQUESTS, ids=[b[0] for b in RAW_BAD_REQUESTS])
 def test_bad_raw_request_refused(helper, name, raw, errno, text):
     r = helper.raw(raw)
     assert r["ok"] is False and r["errno"] == errno and text in r["error"], r
+    assert helper.call("helper.ping")["ok"] is True
+
+
+def test_hostile_corpus_size():
+    """The table above is the hostile-input corpus against bangerd-root."""
+    n = len(BAD_REQUESTS) + len(RAW_BAD_REQUESTS)
+    print(f"\nhostile requests to bangerd-root: {n} in the corpus")
+    assert n >= 50
+
+
+def test_connection_flood(helper):
+    """Hundreds of connections held open, half of them with a request never
+    finished: the helper answers or refuses clearly (a uid may hold only so
+    many at once), and serves again once they are gone."""
+    held = []
+    try:
+        for i in range(300):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(5)
+            try:
+                s.connect(helper.sock)
+            except OSError:
+                s.close()
+                break
+            held.append(s)
+            if i % 2:
+                try:
+                    s.sendall(b'{"method":"helper.ping"')
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # refused: more at once than one uid may have
+        assert len(held) >= 32
+        # While they are held: an answer, or the clear refusal of a flood.
+        r = helper.call("helper.ping", timeout=30)
+        assert r["ok"] is True or "too many concurrent requests" in r["error"], r
+    finally:
+        for s in held:
+            s.close()
+    assert helper.proc.poll() is None
+    assert helper.call("helper.ping")["ok"] is True
 
 
 def test_symlink_targets_untouched(helper):

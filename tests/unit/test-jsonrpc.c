@@ -206,8 +206,26 @@ static void test_client_notifications_after_a_call(void **state) {
         (void) state;
 }
 
+/* Names and paths from a request are echoed in messages: the message that
+ * goes out is one printable line of bounded length, whatever they held. */
+static void test_error_message_clean(void **state) {
+        _cleanup_free_ char *a = jsonrpc_format_error(NULL, JSONRPC_NOT_FOUND, "no VM named 'a\nb\x1b]0;x\x07'", NULL);
+        assert_string_equal(a, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32001,\"message\":\"no VM "
+                               "named 'a?b?]0;x?'\"}}\n");
+        char long_msg[2000];
+        memset(long_msg, 'a', sizeof(long_msg) - 3);
+        memcpy(long_msg + 511, "\xc3\xa9", 2); /* a two-byte character across the cut */
+        long_msg[sizeof(long_msg) - 3] = '\0';
+        _cleanup_free_ char *m = jsonrpc_error_message_clean(long_msg);
+        assert_int_equal(strlen(m), 511 + 3);
+        assert_string_equal(m + 509, "aa...");
+        _cleanup_free_ char *bad = jsonrpc_error_message_clean("x\xff\xfey");
+        assert_string_equal(bad, "x??y");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_error_message_clean),
                 cmocka_unit_test(test_partial_lines),
                 cmocka_unit_test(test_several_in_one_read),
                 cmocka_unit_test(test_oversize),

@@ -96,13 +96,13 @@ static int source_from_dir(int dirfd, const char *from, KernelSource *src) {
                 return error_setf(-ENOENT, "%s holds no vmlinuz-*, vmlinux or bzImage", from);
         if (r < 0)
                 return r;
-        src->kernel_fd = open_beneath(dirfd, kname, O_RDONLY | O_NOCTTY, 0);
+        src->kernel_fd = open_beneath(dirfd, kname, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
         if (src->kernel_fd < 0)
                 return error_setf(src->kernel_fd, "cannot open %s/%s", from, kname);
         r = src->initrd_fd < 0 ? find_in_tree(dirfd, initrds, "initrd", &iname) : 0;
         if (r < 0)
                 return r;
-        if (r > 0 && (src->initrd_fd = open_beneath(dirfd, iname, O_RDONLY | O_NOCTTY, 0)) < 0)
+        if (r > 0 && (src->initrd_fd = open_beneath(dirfd, iname, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0)) < 0)
                 return error_setf(src->initrd_fd, "cannot open %s/%s", from, iname);
         for (size_t i = 0; src->modules_fd < 0 && src->modules_parent_fd < 0 && i < ELEMENTSOF(module_dirs); i++) {
                 int fd = open_beneath(dirfd, module_dirs[i], O_RDONLY | O_DIRECTORY, 0);
@@ -115,10 +115,16 @@ static int source_from_dir(int dirfd, const char *from, KernelSource *src) {
 static int open_user_path(const char *path, int flags, const char *what) {
         if (!path || path[0] != '/')
                 return error_setf(-EINVAL, "%s path must be absolute", what);
-        int fd = open(path, flags | O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+        _cleanup_close_ int fd = open(path, flags | O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return error_setf(-errno, "cannot open %s %s: %m", what, path);
-        return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+                return error_setf(-EBADMSG, "%s %s is neither a regular file nor a directory", what, path);
+        return TAKE_FD(fd);
 }
 
 /* Open everything the options name. The version of the modules tree is
@@ -126,6 +132,9 @@ static int open_user_path(const char *path, int flags, const char *what) {
 static int source_open(const KernelImportOptions *o, KernelSource *src) {
         if (o->initrd && (src->initrd_fd = open_user_path(o->initrd, 0, "initrd")) < 0)
                 return src->initrd_fd;
+        struct stat st;
+        if (o->initrd && (fstat(src->initrd_fd, &st) < 0 || !S_ISREG(st.st_mode)))
+                return error_setf(-EBADMSG, "initrd %s is not a regular file", o->initrd);
         if (o->modules) {
                 if ((src->modules_fd = open_user_path(o->modules, O_DIRECTORY, "modules directory")) < 0)
                         return src->modules_fd;
@@ -136,7 +145,6 @@ static int source_open(const KernelImportOptions *o, KernelSource *src) {
         _cleanup_close_ int fd = open_user_path(o->from, 0, "kernel source");
         if (fd < 0)
                 return fd;
-        struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
         if (S_ISDIR(st.st_mode))

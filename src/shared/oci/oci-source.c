@@ -479,7 +479,7 @@ int oci_source_open(const OciImportOptions *o, OciImageParts *ret) {
         int r;
         _cleanup_close_ int fd = -EBADF;
         if (o->kind != OCI_SOURCE_REGISTRY)
-                fd = open(o->source, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                fd = open(o->source, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO: no wait */
         struct stat st = {};
         if (fd >= 0 && fstat(fd, &st) < 0)
                 return -errno;

@@ -145,7 +145,7 @@ int jsonrpc_request_from_json(json_t *msg, JsonRpcRequest *ret, const char **ret
         }
         const char *key;
         json_t *val;
-        json_object_foreach(msg, key, val) {
+        json_object_foreach (msg, key, val) {
                 if (!streq(key, "jsonrpc") && !streq(key, "method") && !streq(key, "id") && !streq(key, "params")) {
                         *ret_message = "unknown member in request";
                         return JSONRPC_INVALID_REQUEST;
@@ -179,8 +179,20 @@ char *jsonrpc_format_result(json_t *id, json_t *result) {
         return dump_line(j);
 }
 
+char *jsonrpc_error_message_clean(const char *message) {
+        const char *m = message ? message : "error";
+        size_t len = strlen(m), cut = utf8_truncate_len(m, len, JSONRPC_ERROR_MESSAGE_MAX);
+        char *s = malloc(cut + sizeof("..."));
+        if (!s)
+                return NULL;
+        memcpy(s, m, cut);
+        strcpy(s + cut, cut < len ? "..." : "");
+        return string_make_printable(s, false);
+}
+
 char *jsonrpc_format_error(json_t *id, int code, const char *message, json_t *data) {
-        json_t *err = json_pack("{s:i, s:s}", "code", code, "message", message ? message : "error");
+        _cleanup_free_ char *clean = jsonrpc_error_message_clean(message);
+        json_t *err = json_pack("{s:i, s:s}", "code", code, "message", clean ? clean : "error");
         if (!err) /* a message jansson refuses (not UTF-8): say so rather than go silent */
                 err = json_pack("{s:i, s:s}", "code", code, "message", "error (its description could not be encoded)");
         if (err && data)

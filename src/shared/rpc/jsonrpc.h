@@ -64,7 +64,14 @@ typedef struct JsonRpcRequest {
 int jsonrpc_request_from_json(json_t *msg, JsonRpcRequest *ret, const char **ret_message);
 
 /* Build messages. Each returns a newly allocated, "\n"-terminated line. */
-char *jsonrpc_format_result(json_t *id, json_t *result);   /* steals result */
+char *jsonrpc_format_result(json_t *id, json_t *result); /* steals result */
+/* An error message is one short printable line, whatever the request held
+ * (names and paths are echoed in messages): a copy of message with control
+ * characters and invalid UTF-8 as '?', cut at a character boundary to
+ * JSONRPC_ERROR_MESSAGE_MAX bytes ("..." marks a cut). NULL on ENOMEM.
+ * jsonrpc_format_error() applies it to its message. */
+#define JSONRPC_ERROR_MESSAGE_MAX 512
+char *jsonrpc_error_message_clean(const char *message);
 char *jsonrpc_format_error(json_t *id, int code, const char *message, json_t *data); /* steals data */
-char *jsonrpc_format_notification(const char *method, json_t *params); /* steals params */
-char *jsonrpc_format_request(json_t *id, const char *method, json_t *params); /* steals params */
+char *jsonrpc_format_notification(const char *method, json_t *params);               /* steals params */
+char *jsonrpc_format_request(json_t *id, const char *method, json_t *params);        /* steals params */
