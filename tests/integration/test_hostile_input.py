@@ -88,6 +88,10 @@ METHODS = {
     "image.promote": ({"name": "hi"}, ["name"]),
     "image.import": ({"name": "hi", "source": "/nonexistent"}, ["name", "kernel"]),
     "image.build": ({"name": "hb"}, ["name"]),
+    "image.cache_prune": ({"dry_run": True}, []),
+    "vm.port.add": ({"vm": VM, "host_port": 18080, "guest_port": 80}, ["vm"]),
+    "vm.port.remove": ({"vm": VM, "host_ip": "127.0.0.1", "host_port": 18080, "proto": "tcp"}, ["vm"]),
+    "vm.port.list": ({"vm": VM}, ["vm"]),
 }
 
 
@@ -169,6 +173,18 @@ def corpus(h):
         add(f"kernel.import/initrd-{pid}", "kernel.import", {"name": "hk", "from": "/nonexistent", "initrd": p})
         add(f"image.register/work_seed-{pid}", "image.register",
             {"name": "hi", "rootfs": str(h / "empty"), "kernel": "testk", "work_seed": p})
+    # Port forwards.
+    ports = {"zero": 0, "negative": -1, "65536": 65536, "2^63": 2 ** 63, "fraction": 80.5, "string": "80"}
+    for k in ("host_port", "guest_port"):
+        for bid, bad in ports.items():
+            add(f"vm.port.add/{k}-{bid}", "vm.port.add", {"vm": VM, "host_port": 18080, "guest_port": 80, k: bad})
+    for bid, bad in {"junk": "0.0.0.0x", "octet": "256.1.1.1", "v6-junk": "::g", "newline": "127.0.0.1\n",
+                     "5000-chars": "1" * 5000, "name": "localhost"}.items():
+        add(f"vm.port.add/host_ip-{bid}", "vm.port.add",
+            {"vm": VM, "host_ip": bad, "host_port": 18080, "guest_port": 80})
+    for bid, bad in {"udp": "udp", "sctp": "sctp", "number": 6, "upper": "TCP;"}.items():
+        add(f"vm.port.add/proto-{bid}", "vm.port.add", {"vm": VM, "host_port": 18080, "guest_port": 80, "proto": bad})
+    add("vm.port.remove/no-such-forward", "vm.port.remove", {"vm": VM, "host_port": 18081})
     # Registry references that must fail without leaving the namespace.
     for rid, ref in {"refused-port": "127.0.0.1:1/x/y:1", "dotdot": "127.0.0.1:1/../y:1",
                      "bad-digest": "127.0.0.1:1/x@sha256:zz", "space": "debian 12", "scheme": "http://127.0.0.1:1/x",
@@ -242,6 +258,7 @@ def fingerprint(env, sock):
         for method, key in (("vm.list", "vms"), ("image.list", "images"), ("kernel.list", "kernels"),
                             ("snapshot.list", "snapshots")):
             lists[key] = sorted((o["name"], o.get("state"), o.get("pid")) for o in c.call(method)["result"][key])
+        lists["forwards"] = c.call("vm.port.list", {"vm": VM})["result"]["forwards"]
     finally:
         c.close()
     nft = re.sub(r'"handle": \d+', "", env.nft_table())
