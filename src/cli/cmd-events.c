@@ -29,7 +29,8 @@ static void help(void) {
                "drops a reader that fell too far behind.\n"
                "\n"
                "Options:\n"
-               "  --vm NAME     only the events of the VM named NAME (it need not exist yet)\n"
+               "  --vm NAME     only the VM named NAME being created, changing state and\n"
+               "                deleted (no progress lines; it need not exist yet)\n"
                "  --json        one JSON object per line, the daemon's event as it is\n"
                "                (fields in docs/protocol.md, \"Events\")\n");
 }
