@@ -128,27 +128,15 @@ char *string_make_printable(char *s, bool keep_newlines) {
 }
 
 char *printable_strndup(const char *s, size_t len) {
-        /* Each invalid byte may become the 3 bytes of U+FFFD. */
-        char *out = malloc(len * 3 + 1);
+        size_t l;
+        char *out = utf8_strndup_valid(s, len, &l);
         if (!out)
                 return NULL;
-        size_t o = 0;
-        for (size_t i = 0; i < len;) {
-                size_t n = utf8_sequence_len(s + i, len - i);
-                if (n == 0) {
-                        o += utf8_encode_unichar(0xFFFD, out + o);
-                        i++;
-                } else if (is_control(utf8_decode(s + i, n))) {
-                        out[o++] = '?';
-                        i += n;
-                } else {
-                        memcpy(out + o, s + i, n);
-                        o += n;
-                        i += n;
-                }
-        }
-        out[o] = '\0';
-        return out;
+        /* NUL is a control too: '?' like the others, not the end. */
+        for (size_t i = 0; i < l; i++)
+                if (out[i] == '\0')
+                        out[i] = '?';
+        return string_make_printable(out, false);
 }
 
 char *utf8_strndup_valid(const char *s, size_t len, size_t *ret_len) {

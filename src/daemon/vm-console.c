@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -50,14 +51,27 @@ typedef struct Part {
         uint64_t size, ino;
 } Part;
 
+/* A part's identity for clients: its inode number alone could be reused by
+ * a later part right after the rotation that deleted it (the client would
+ * then skip ahead), so its birth time is mixed in where the file system
+ * records one. Never 0 (that means console.log). */
+static uint64_t part_id(const struct statx *sx) {
+        uint64_t born = (sx->stx_mask & STATX_BTIME)
+                                ? (uint64_t) sx->stx_btime.tv_sec * 1000000000ULL + sx->stx_btime.tv_nsec
+                                : 0;
+        uint64_t id = (sx->stx_ino ^ (born * 0x9E3779B97F4A7C15ULL)) & (uint64_t) INT64_MAX;
+        return id ? id : 1;
+}
+
 static Part part_open(int dfd, const char *name) {
         Part p = { .fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK) };
-        struct stat st;
-        if (p.fd >= 0 && (fstat(p.fd, &st) < 0 || !S_ISREG(st.st_mode)))
+        struct statx sx;
+        if (p.fd >= 0 && (statx(p.fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_INO | STATX_SIZE | STATX_BTIME, &sx) < 0 ||
+                          !S_ISREG(sx.stx_mode)))
                 p.fd = safe_close(p.fd);
         if (p.fd >= 0) {
-                p.size = (uint64_t) st.st_size;
-                p.ino = (uint64_t) st.st_ino;
+                p.size = sx.stx_size;
+                p.ino = part_id(&sx);
         }
         return p;
 }

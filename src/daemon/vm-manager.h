@@ -135,7 +135,8 @@ int vm_console_log_open(VmManager *m, const char *id);
 char *vm_log_tail(VmManager *m, const char *id, size_t max);
 
 /* A piece of the console as kept on disk (console.log.1 then console.log),
- * and where to continue: next_offset in the file whose inode is next_file. */
+ * and where to continue: next_offset in the part whose identity (inode and
+ * birth time) is next_file. */
 typedef struct VmConsoleChunk {
         char *data;
         size_t len;
@@ -143,7 +144,7 @@ typedef struct VmConsoleChunk {
         uint64_t kept; /* bytes on disk, both parts */
 } VmConsoleChunk;
 
-/* From offset in the file with inode file (0: console.log; a file rotated
+/* From offset in the part with identity file (0: console.log; a part rotated
  * away: from the oldest part kept), or, when !from_offset, the last tail
  * bytes; at most max bytes. */
 int vm_console_read(VmManager *m, const char *id, bool from_offset, uint64_t offset, uint64_t file, size_t tail,

@@ -409,7 +409,7 @@ def test_console_is_bounded_and_follow_survives_rotation(env):
             chunk = follow.stdout.read()
             out += chunk or b""
             time.sleep(0.1)
-        assert b"-end-of-flood-" in out, out[-300:]
+        assert b"-end-of-flood-" in out, (follow.poll(), out[-300:], env.daemon_log()[-2000:])
         assert follow.poll() is None, follow.stderr.read()
     finally:
         follow.kill()

@@ -305,21 +305,6 @@ static int remove_stale_socket(const char *path) {
         return unlinkat(AT_FDCWD, path, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int open_log(const char *path) {
-        /* A FIFO nobody reads fails (ENXIO) instead of blocking; Firecracker
-         * then gets the descriptor blocking, as a file would be. */
-        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
-        if (fd < 0)
-                return error_setf(-errno, "cannot open VM log %s: %m", path);
-        int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-                int r = -errno;
-                close(fd);
-                return error_setf(r, "cannot open VM log %s: %m", path);
-        }
-        return fd;
-}
-
 static int write_pidfile(const char *run_dir, pid_t pid) {
         char buf[32];
         int n = snprintf(buf, sizeof(buf), "%d\n", (int) pid);
@@ -330,7 +315,7 @@ static int write_pidfile(const char *run_dir, pid_t pid) {
 }
 
 static int fc_spawn(const VmmConfig *c, char **argv, Process *ret) {
-        _cleanup_close_ int log_fd = open_log(c->log_path);
+        _cleanup_close_ int log_fd = vmm_open_log(c->log_path);
         if (log_fd < 0)
                 return log_fd;
         SpawnOptions o;

@@ -185,23 +185,8 @@ static int wait_for_qmp(Process *p, const char *qmp, const char *log_path, usec_
         }
 }
 
-static int open_log(const char *log_path) {
-        /* A FIFO nobody reads fails (ENXIO) instead of blocking; the VMM
-         * then gets the descriptor blocking, as a file would be. */
-        int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0600);
-        if (fd < 0)
-                return error_setf(-errno, "cannot open VM log %s: %m", log_path);
-        int fl = fcntl(fd, F_GETFL);
-        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
-                int r = -errno;
-                close(fd);
-                return error_setf(r, "cannot open VM log %s: %m", log_path);
-        }
-        return fd;
-}
-
 static int spawn_qemu(char **argv, const char *log_path, Process *ret) {
-        _cleanup_close_ int logfd = open_log(log_path);
+        _cleanup_close_ int logfd = vmm_open_log(log_path);
         if (logfd < 0)
                 return logfd;
         SpawnOptions o;

@@ -200,6 +200,11 @@ int vmm_process_attach_pidfile(const char *pidfile, const char *comm, const char
 /* Wait for a path to appear (inotify on its directory, deadline). */
 int vmm_wait_for_path(const char *path, usec_t timeout);
 
+/* The VMM's stdout/stderr: log_path opened for appending (a file, created
+ * 0600, or the daemon's console FIFO), blocking like a file. A FIFO nobody
+ * reads fails (ENXIO) instead of hanging. */
+int vmm_open_log(const char *path);
+
 /* Hand a socket to the owning user (fchownat without following links). */
 int vmm_chown_socket(const char *path, uid_t uid, gid_t gid);
 

@@ -171,6 +171,19 @@ int vmm_wait_for_path(const char *path, usec_t timeout) {
         }
 }
 
+int vmm_open_log(const char *path) {
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
+        if (fd < 0)
+                return error_setf(-errno, "cannot open VM log %s: %m", path);
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+                int r = -errno;
+                close(fd);
+                return error_setf(r, "cannot open VM log %s: %m", path);
+        }
+        return fd;
+}
+
 int vmm_chown_socket(const char *path, uid_t uid, gid_t gid) {
         /* O_PATH so a socket can be opened at all; O_NOFOLLOW so a symlink
          * planted in its place is never followed to some other file. */
