@@ -185,6 +185,32 @@ typedef struct SpecArgs {
         bool no_start, rm, detach, cold;
 } SpecArgs;
 
+/* The options that take a string as it is. */
+static const char **spec_string_field(SpecArgs *a, int o) {
+        switch (o) {
+        case OPT_NAME:
+                return &a->name;
+        case OPT_IMAGE:
+                return &a->image;
+        case OPT_VCPU:
+                return &a->vcpu;
+        case OPT_MEMORY:
+                return &a->memory;
+        case OPT_DISK:
+                return &a->disk;
+        case OPT_VMM:
+                return &a->vmm;
+        case OPT_FROM_SNAPSHOT:
+                return &a->from_snapshot;
+        case OPT_WORKSPACE:
+                return &a->workspace;
+        case OPT_BRANCH:
+                return &a->branch;
+        default:
+                return NULL;
+        }
+}
+
 static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char **argv, SpecArgs *a) {
         static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
                                               { "name", required_argument, NULL, OPT_NAME },
@@ -207,6 +233,11 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
         *a = (SpecArgs){ .nat = -1 };
         int o;
         while ((o = getopt_long(argc, argv, run ? "hdp:" : "hp:", opts, NULL)) >= 0) {
+                const char **field = spec_string_field(a, o);
+                if (field) {
+                        *field = optarg;
+                        continue;
+                }
                 switch (o) {
                 case 'h':
                         run ? run_help(cli) : create_help(cli);
@@ -214,32 +245,11 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                 case CLI_OPT_JSON:
                         cli->json = true;
                         break;
-                case OPT_NAME:
-                        a->name = optarg;
-                        break;
-                case OPT_IMAGE:
-                        a->image = optarg;
-                        break;
-                case OPT_VCPU:
-                        a->vcpu = optarg;
-                        break;
-                case OPT_MEMORY:
-                        a->memory = optarg;
-                        break;
-                case OPT_DISK:
-                        a->disk = optarg;
-                        break;
                 case OPT_NAT:
                         a->nat = 1;
                         break;
                 case OPT_NO_NAT:
                         a->nat = 0;
-                        break;
-                case OPT_VMM:
-                        a->vmm = optarg;
-                        break;
-                case OPT_FROM_SNAPSHOT:
-                        a->from_snapshot = optarg;
                         break;
                 case OPT_COLD:
                         a->cold = true;
@@ -248,12 +258,6 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                         if (a->n_ports >= SPEC_MAX_PORTS)
                                 return cli_usage_error(cmd, "at most %d port forwards", SPEC_MAX_PORTS);
                         a->ports[a->n_ports++] = optarg;
-                        break;
-                case OPT_WORKSPACE:
-                        a->workspace = optarg;
-                        break;
-                case OPT_BRANCH:
-                        a->branch = optarg;
                         break;
                 case OPT_NO_START:
                         if (run)
