@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent-protocol.h"
+#include "agent-workdisk.h"
 #include "fs-util.h"
 #include "banger-build.h"
 #include "macro.h"
@@ -56,6 +57,16 @@ int agent_health_json(char **ret, size_t *ret_len) {
         strbuf_json_string(&b, u.nodename);
         strbuf_puts(&b, ",\"kernel\":");
         strbuf_json_string(&b, u.release);
+        /* Only when the fstab names the work disk: a guest's readiness waits
+         * for it (an unreadable fstab is no reason to fail health). */
+        _cleanup_(agent_work_disk_done) AgentWorkDisk w = {};
+        if (agent_work_disk_get(&w) > 0) {
+                strbuf_puts(&b, ",\"work_disk\":{\"device\":");
+                strbuf_json_string(&b, w.device);
+                strbuf_puts(&b, ",\"mount\":");
+                strbuf_json_string(&b, w.mount);
+                strbuf_printf(&b, ",\"mounted\":%s}", w.mounted ? "true" : "false");
+        }
         strbuf_puts(&b, "}");
         return strbuf_finish(&b, ret, ret_len);
 }

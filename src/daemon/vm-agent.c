@@ -100,7 +100,7 @@ static int agent_session(VmManager *m, const char *id, bool booting, int fd, use
 
 /* Before the next attempt: wait for the VMM to exit or a stop, kill or
  * delete, at most until `until`. 0 to try again, or why not. */
-static int wait_retry(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t until) {
+int vm_boot_wait_retry(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t until) {
         struct pollfd p[2] = { { .fd = inst->proc.pidfd, .events = POLLIN },
                                { .fd = vm_preempt_fd(m, id), .events = POLLIN } };
         int n;
@@ -126,7 +126,7 @@ int vm_agent_wait(VmManager *m, const char *id, const VmmDriver *drv, VmmInstanc
                 last = fd < 0 ? fd : agent_session(m, id, true, fd, deadline - now, ret);
                 if (last >= 0 || last == -EPROTONOSUPPORT)
                         return last;
-                int r = wait_retry(m, id, drv, inst, MIN(deadline, now_monotonic() + AGENT_RETRY));
+                int r = vm_boot_wait_retry(m, id, drv, inst, MIN(deadline, now_monotonic() + AGENT_RETRY));
                 if (r < 0)
                         return r;
         }

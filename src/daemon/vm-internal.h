@@ -69,6 +69,11 @@ int vm_preempt_fd(VmManager *m, const char *id);
  * -ECANCELED when that was asked already. */
 int vm_preempt_set_waiting_fd(VmManager *m, const char *id, int fd);
 
+/* While a guest boots, before asking it again: wait for its VMM to exit or
+ * a stop, kill or delete, at most until `until`. 0 to ask again, else why
+ * not (-ECHILD, -ECANCELED). */
+int vm_boot_wait_retry(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t until);
+
 typedef enum VmLockFlags {
         VM_LOCK_PREEMPT = 1 << 0, /* as vm_lock_preempt() */
 } VmLockFlags;
@@ -159,14 +164,14 @@ int vm_clone_disks(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, Vm
 /* Start a new VM from a snapshot (its disks already copied): for a
  * template, a failed restore falls back to new disks from img and a cold
  * boot, and says so. */
-int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img,
-                           const SnapshotRecord *n, bool template, VmProgress *p);
+int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, const SnapshotRecord *n,
+                           bool template, VmProgress *p);
 /* vm-template.c: the template for a create, when one fits and is current
  * (-ENOENT otherwise; a stale one is deleted); after a cold boot, make one
  * in the background (needs the VM's lock: call it with the lock held so the
  * template is taken before anyone else acts on the VM). */
-int vm_template_find(VmManager *m, Store *s, const ImageRecord *img, const VmCreateRequest *req,
-                     SnapshotRecord *ret, VmProgress *p);
+int vm_template_find(VmManager *m, Store *s, const ImageRecord *img, const VmCreateRequest *req, SnapshotRecord *ret,
+                     VmProgress *p);
 void vm_template_schedule(VmManager *m, Store *s, const VmRecord *vm);
 /* Write the record; a failure is logged (and returned). */
 int vm_save(Store *s, VmRecord *vm);

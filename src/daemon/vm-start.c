@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "string-util.h"
 #include "tcp-port.h"
 #include "undo.h"
 #include "vm-internal.h"
@@ -19,6 +20,7 @@
 #define AGENT_QUERY_TIMEOUT (10 * USEC_PER_SEC)
 #define SSH_WAIT (5 * USEC_PER_SEC)
 #define RESTORE_AGENT_ATTEMPTS 3
+#define WORK_DISK_POLL (500 * USEC_PER_MSEC)
 
 typedef struct Start {
         VmManager *m;
@@ -152,12 +154,46 @@ static int step_launch(Start *t) {
         return undo_push(&t->undo, "vmm", vm->id, undo_launched, t, NULL);
 }
 
-/* Health (boot id) and whether sshd listens yet: asked of the guest, not
- * waited for. */
-static int ask_agent(Start *t, AgentClient *agent) {
+/* The work disk the guest's fstab names is mounted before the VM is ready:
+ * under emulation its device may appear late, so ask again (the guest gives
+ * no event for it) until the boot deadline, then fail saying so. */
+static int wait_work_disk(Start *t, AgentClient *agent, AgentHealth *h, usec_t deadline) {
+        VmRecord *vm = t->vm;
+        if (!h->work_disk_device || h->work_disk_mounted)
+                return 0;
+        const char *was = t->stage;
+        t->stage = "work disk";
+        _cleanup_free_ char *dev = printable_strndup(h->work_disk_device, MIN(strlen(h->work_disk_device), 64U));
+        _cleanup_free_ char *mnt = printable_strndup(h->work_disk_mount, MIN(strlen(h->work_disk_mount), 128U));
+        if (!dev || !mnt)
+                return -ENOMEM;
+        vm_progress(t->p, vm->id, "agent", "waiting for the work disk %s on %s", dev, mnt);
+        while (!h->work_disk_mounted) {
+                if (now_monotonic() >= deadline)
+                        return error_setf(-ETIMEDOUT,
+                                          "%s is not mounted on %s (boot_timeout_sec %u passed); 'banger vm logs %s' "
+                                          "shows why",
+                                          dev, mnt, t->m->d->config.boot_timeout_sec, vm->name);
+                int r = vm_boot_wait_retry(t->m, vm->id, t->drv, &t->rt->inst,
+                                           MIN(deadline, now_monotonic() + WORK_DISK_POLL));
+                if (r < 0)
+                        return r;
+                agent_health_done(h);
+                if ((r = agent_client_health(agent, AGENT_QUERY_TIMEOUT, h)) < 0)
+                        return r;
+        }
+        t->stage = was;
+        return 0;
+}
+
+/* Health (boot id), the work disk, and whether sshd listens yet: asked of
+ * the guest; only the work disk is waited for. */
+static int ask_agent(Start *t, AgentClient *agent, usec_t deadline) {
         VmRecord *vm = t->vm;
         _cleanup_(agent_health_done) AgentHealth h = {};
         int r = agent_client_health(agent, AGENT_QUERY_TIMEOUT, &h);
+        if (r >= 0)
+                r = wait_work_disk(t, agent, &h, deadline);
         if (r < 0)
                 return r;
         AgentPort *ports = NULL;
@@ -182,7 +218,7 @@ static int restored_agent(Start *t, AgentClient **agent, usec_t deadline) {
                 int r = vm_restore_reidentify(t->m, t->vm, t->restore, *agent, t->p);
                 if (r >= 0) {
                         t->stage = "agent";
-                        r = ask_agent(t, *agent);
+                        r = ask_agent(t, *agent, deadline);
                 }
                 if ((r != -ECONNRESET && r != -ENOTCONN) || attempt >= RESTORE_AGENT_ATTEMPTS)
                         return r;
@@ -222,7 +258,7 @@ static int step_boot(Start *t) {
         }
         if (r >= 0 && t->restore)
                 return restored_agent(t, &agent, deadline);
-        return r < 0 ? r : ask_agent(t, agent);
+        return r < 0 ? r : ask_agent(t, agent, deadline);
 }
 
 static void step_running(Start *t) {

@@ -15,6 +15,7 @@ import os
 import pathlib
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -64,6 +65,20 @@ def test_run_uname_on_the_default_image(env):
     assert f"image={DEFAULT}" in p.stderr  # the spec line: no --image, the configured default
     for stage in ("boot", "agent", "ready"):
         assert f"\n{stage}" in "\n" + p.stderr, (stage, p.stderr)
+    no_vms_left(env)
+
+
+def test_work_disk_is_mounted_on_root_under_load(env):
+    # Two busy loops on this 2-core host: the guest's devices appear late,
+    # as they did when a 5 s device timeout left /root on the root disk.
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        p = env.banger("vm", "run", *SIZES, "--rm", "--", "findmnt", "-n", "-o", "SOURCE,TARGET,FSTYPE", "/root")
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert p.stdout.split() == ["/dev/vdb", "/root", "ext4"], (p.stdout, p.stderr)
     no_vms_left(env)
 
 

@@ -27,6 +27,7 @@
 
 #include "agent-client.h"
 #include "agent-protocol.h"
+#include "agent-workdisk.h"
 #include "banger-build.h"
 #include "error.h"
 #include "fs-util.h"
@@ -219,6 +220,33 @@ static void test_health(void **state) {
         uname(&u);
         assert_string_equal(h.kernel, u.release);
         agent_health_done(&h);
+}
+
+static void test_work_disk_parse(void **state) {
+        static const char mountinfo[] = "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n"
+                                        "30 22 254:16 / /root rw,relatime - ext4 /dev/vdb rw\n";
+        AgentWorkDisk w;
+        /* Debian image's entry, mounted. */
+        assert_int_equal(agent_work_disk_parse("# c\n/dev/vda / ext4 defaults 0 1\n"
+                                               "/dev/vdb /root ext4 defaults,nofail,x-systemd.device-timeout=0 0 2\n",
+                                               mountinfo, &w),
+                         1);
+        assert_string_equal(w.device, "/dev/vdb");
+        assert_string_equal(w.mount, "/root");
+        assert_true(w.mounted);
+        agent_work_disk_done(&w);
+        /* By label, not mounted. */
+        assert_int_equal(agent_work_disk_parse("LABEL=banger-work\t/work ext4 defaults 0 2\n", mountinfo, &w), 1);
+        assert_string_equal(w.mount, "/work");
+        assert_false(w.mounted);
+        agent_work_disk_done(&w);
+        /* No entry, a comment, noauto, another disk: no work disk to wait for. */
+        assert_int_equal(agent_work_disk_parse("#/dev/vdb /root ext4 defaults 0 2\n"
+                                               "/dev/vdb /root ext4 noauto 0 2\n/dev/vdc /data ext4 defaults 0 2\n",
+                                               mountinfo, &w),
+                         0);
+        assert_null(w.device);
+        assert_int_equal(agent_work_disk_parse("", "", &w), 0);
 }
 
 static char *read_memfd(int fd) {
@@ -803,6 +831,7 @@ int main(void) {
                 cmocka_unit_test(test_error_text_cleaned),
                 cmocka_unit_test(test_close_text_cleaned),
                 cmocka_unit_test(test_static_binary),
+                cmocka_unit_test(test_work_disk_parse),
                 cmocka_unit_test(test_health),
                 cmocka_unit_test(test_exec_uname),
                 cmocka_unit_test(test_exec_stdin),

@@ -390,9 +390,13 @@ static int stage_kernel_import(Build *b) {
 
 /* ---- guest configuration ---- */
 
-static const char fstab[] = "# Written by banger. The work disk holds /root and is optional.\n"
+/* The work disk holds /root. Its device can appear late under emulation:
+ * systemd waits for it without a limit (device-timeout 0), and nofail keeps
+ * the boot going meanwhile; the guest agent reports it unmounted until it
+ * is, and the VM is not ready before (nor at all if it never mounts). */
+static const char fstab[] = "# Written by banger. The work disk holds /root: the VM is ready once it is mounted.\n"
                             "/dev/vda / ext4 defaults,errors=remount-ro 0 1\n"
-                            "/dev/vdb /root ext4 defaults,nofail,x-systemd.device-timeout=5s 0 2\n";
+                            "/dev/vdb /root ext4 defaults,nofail,x-systemd.device-timeout=0 0 2\n";
 
 static const char agent_unit[] = "[Unit]\n"
                                  "Description=banger guest agent\n"

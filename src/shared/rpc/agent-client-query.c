@@ -21,6 +21,8 @@ void agent_health_done(AgentHealth *h) {
         free(h->boot_id);
         free(h->hostname);
         free(h->kernel);
+        free(h->work_disk_device);
+        free(h->work_disk_mount);
         *h = (AgentHealth){};
 }
 
@@ -37,7 +39,14 @@ int agent_client_health(AgentClient *c, usec_t timeout, AgentHealth *ret) {
                 .uptime_sec = json_number_value(json_object_get(j, "uptime_sec")),
                 .protocol = (unsigned) json_integer_value(json_object_get(j, "protocol")),
         };
-        if (!h.agent_version || !h.boot_id || !h.hostname || !h.kernel) {
+        json_t *w = json_object_get(j, "work_disk");
+        if (json_is_object(w)) {
+                h.work_disk_device = json_strdup(w, "device");
+                h.work_disk_mount = json_strdup(w, "mount");
+                h.work_disk_mounted = json_is_true(json_object_get(w, "mounted"));
+        }
+        if (!h.agent_version || !h.boot_id || !h.hostname || !h.kernel ||
+            (json_is_object(w) && (!h.work_disk_device || !h.work_disk_mount))) {
                 agent_health_done(&h);
                 return -ENOMEM;
         }

@@ -48,6 +48,10 @@ typedef struct AgentHealth {
         char *kernel;
         double uptime_sec;
         unsigned protocol;
+        /* The work disk the guest's fstab names (NULL: none), and whether its
+         * mount point is mounted. */
+        char *work_disk_device, *work_disk_mount;
+        bool work_disk_mounted;
 } AgentHealth;
 void agent_health_done(AgentHealth *h);
 int agent_client_health(AgentClient *c, usec_t timeout, AgentHealth *ret);
