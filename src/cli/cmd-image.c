@@ -70,6 +70,7 @@ void image_print_made(Cli *cli, const char *done, json_t *img, const char *name)
 
 static void print_image(json_t *i) {
         char size[16], ago[32];
+        json_make_printable(i); /* a kernel's version, an image's names: not ours */
         printf("name:       %s\n", json_str(i, "name", "-"));
         printf("id:         %s\n", json_str(i, "id", "-"));
         printf("kernel:     %s\n", json_str(i, "kernel", "-"));

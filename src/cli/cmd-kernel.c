@@ -47,6 +47,7 @@ static void import_help(void) {
 
 static void print_kernel(json_t *k) {
         char size[16], ago[32];
+        json_make_printable(k); /* a kernel's version, an image's names: not ours */
         printf("name:      %s\n", json_str(k, "name", "-"));
         printf("id:        %s\n", json_str(k, "id", "-"));
         printf("version:   %s\n", json_str(k, "version", "-"));

@@ -134,6 +134,7 @@ static uint64_t json_u64(json_t *o, const char *key) {
 
 static void print_snapshot(json_t *n) {
         char mem[16], state[16], disk[16], used[16], ago[32];
+        json_make_printable(n); /* a kernel's version, an image's names: not ours */
         printf("name:       %s\n", json_str(n, "name", "-"));
         printf("id:         %s\n", json_str(n, "id", "-"));
         printf("kind:       %s\n", json_str(n, "kind", "-"));

@@ -195,6 +195,26 @@ def started(env, vm):
     assert [json.loads(r["body"])["action_type"] for r in requests(ev, "/actions")] == ["InstanceStart"]
 
 
+def test_kernel_show_is_cleaned(env):
+    """A kernel's version comes from the kernel file an image brought: `kernel
+    show` must not print its escape sequences raw."""
+    import sqlite3
+    env.banger("daemon", "stop")  # the record is changed behind its back: not while it runs
+    db = sqlite3.connect(env.state / "banger.db", timeout=30)
+    with db:
+        old = db.execute("SELECT version FROM kernels WHERE name = 'testk'").fetchone()[0]
+        db.execute("UPDATE kernels SET version = ? WHERE name = 'testk'", ("6.1\x1b]0;PWN\x07\x1b[2J",))
+    try:
+        shown = env.banger("kernel", "show", "testk").stdout
+        assert "\x1b" not in shown and "\x07" not in shown, repr(shown)
+        assert "6.1?]0;PWN??[2J" in shown, repr(shown)
+    finally:
+        env.banger("daemon", "stop")
+        with db:
+            db.execute("UPDATE kernels SET version = ? WHERE name = 'testk'", (old,))
+        db.close()
+
+
 def test_create_reaches_agent_ready(env):
     p = env.banger("vm", "create", "--name", NAME, "--image", "test", "--vmm", "firecracker", "--vcpu", "1",
                    "--memory", "256M", "--disk-size", "64M", "--nat")
