@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "file-tree.h"
+#include "fs-util.h"
 #include "log.h"
 #include "spawn.h"
 #include "vm-internal.h"
@@ -45,6 +47,14 @@ static void forget_host_key(VmManager *m, const VmRecord *vm) {
         (void) unlinkat(m->d->state_dir_fd, "ssh/known_hosts.old", 0);
 }
 
+/* What the CLI kept of the VM's workspace (docs/workspaces.md). */
+static void forget_workspace(VmManager *m, const VmRecord *vm) {
+        _cleanup_close_ int wfd = open_dir_nofollow(m->d->state_dir_fd, "workspaces");
+        int r = wfd >= 0 ? rm_rf_at(wfd, vm->id) : wfd == -ENOENT ? 0 : wfd;
+        if (r < 0)
+                log_warning_errno(r, "vm %s: cannot remove its workspace record: %m", vm->name);
+}
+
 static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         int flags = *(const int *) userdata;
         if ((flags & VM_DELETE_ONLY_IDLE) && vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED &&
@@ -65,6 +75,7 @@ static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         vm->nat = nat;
         vm_release_host(m, s, vm);
         vm_remove_files(m, vm->id);
+        forget_workspace(m, vm);
         forget_host_key(m, vm);
         (void) store_ip_release(s, vm->id);
         r = store_vm_delete(s, vm->id);

@@ -170,3 +170,13 @@ def test_bad_paths_are_refused(env, tmp_path):
     assert p.returncode == 2 and "nosuchref names no commit" in p.stderr, p.stderr
     p = env.banger("vm", "workspace", "export", "nosuchvm", check=False)
     assert p.returncode == 1
+
+
+def test_delete_forgets_the_workspace(env, vm):
+    """What the host keeps of a workspace goes with its VM; a vm run --rm
+    left none behind either."""
+    wdir = env.state / "workspaces"
+    vm_id = env.json("vm", "show", VM)["id"]
+    assert [d.name for d in wdir.iterdir()] == [vm_id]
+    env.banger("vm", "delete", VM)
+    assert list(wdir.iterdir()) == []
