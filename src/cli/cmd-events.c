@@ -11,7 +11,7 @@
 #include "verbs.h"
 
 static void help(void) {
-        printf("Usage: banger events [--vm NAME] [--json]\n"
+        printf("Usage: banger events [--vm NAME | --filter vm=NAME] [--json]\n"
                "\n"
                "Print what happens to VMs, images, kernels and snapshots as it happens, one\n"
                "line per event, until Ctrl-C: TIME KIND NAME and what changed:\n"
@@ -31,6 +31,7 @@ static void help(void) {
                "Options:\n"
                "  --vm NAME     only the VM named NAME being created, changing state and\n"
                "                deleted (no progress lines; it need not exist yet)\n"
+               "  --filter vm=NAME  the same\n"
                "  --json        one JSON object per line, the daemon's event as it is\n"
                "                (fields in docs/protocol.md, \"Events\")\n");
 }
@@ -94,8 +95,11 @@ static void print_event(json_t *e, void *userdata) {
 }
 
 int cmd_events(Cli *cli, int argc, char **argv) {
-        enum { OPT_VM = CLI_OPT_FIRST_PRIVATE };
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS, { "vm", required_argument, NULL, OPT_VM }, {} };
+        enum { OPT_VM = CLI_OPT_FIRST_PRIVATE, OPT_FILTER };
+        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                              { "vm", required_argument, NULL, OPT_VM },
+                                              { "filter", required_argument, NULL, OPT_FILTER },
+                                              {} };
         const char *vm = NULL;
         int o;
         cli->command = "events";
@@ -109,6 +113,11 @@ int cmd_events(Cli *cli, int argc, char **argv) {
                         break;
                 case OPT_VM:
                         vm = optarg;
+                        break;
+                case OPT_FILTER:
+                        /* The one filter there is: vm=NAME. */
+                        if (!(vm = startswith(optarg, "vm=")))
+                                return cli_usage_error("events", "--filter takes vm=NAME, got '%s'", optarg);
                         break;
                 default:
                         return cli_option_error("events", argv);

@@ -185,11 +185,12 @@ def sync(env, clis, name):
 def test_banger_events_json_sees_another_clients_vm(env):
     everything = Cli(env, "events", "--json")
     only = Cli(env, "events", "--json", "--vm", "evc")
-    sync(env, [everything, only], "evc")
+    filtered = Cli(env, "events", "--json", "--filter", "vm=evc")  # the same filter, as the issue spells it
+    sync(env, [everything, only, filtered], "evc")
     create(env, "evc")
     env.banger("vm", "stop", "evc")
     env.banger("vm", "delete", "evc")
-    for cli in (everything, only):
+    for cli in (everything, only, filtered):
         assert cli.wait(lambda c: len([e for e in c.events() if e.get("event") == "deleted"]) >= 2), cli.lines
         rc, err = cli.end()  # Ctrl-C is how a stream ends: cleanly
         assert rc == 0 and err == "", (rc, err)
@@ -199,6 +200,7 @@ def test_banger_events_json_sees_another_clients_vm(env):
         assert life[-len(LIFE) - 1] == ("vm", "deleted", "stopped", None), life
         assert all(t[2] != "starting" for t in life[:-len(LIFE)]), life
     assert {e.get("name") for e in only.events()} == {"evc"}
+    assert {e.get("name") for e in filtered.events()} == {"evc"}
     assert any(e["event"] == "progress" and e["method"] == "vm.create" for e in everything.events())
 
 
