@@ -147,11 +147,13 @@ static void create_help(Cli *cli) {
 static void run_help(Cli *cli) {
         printf("Usage: banger vm run [OPTIONS] [--rm] [-d] [DIR] [-- COMMAND [ARGS...]]\n"
                "\n"
-               "Create and start a VM, wait until it is ready, then open an SSH session, or with\n"
-               "a COMMAND run it through the guest agent and exit with its exit code (128+N when\n"
-               "killed by signal N). stdin, stdout and stderr pass through. With DIR (the top of\n"
-               "a git work tree, the same as --workspace DIR) the work tree is copied to\n"
-               "/root/<name of DIR> first and COMMAND runs there (see docs/workspaces.md).\n"
+               "Create and start a VM, wait until it is ready, then open a shell, or with a\n"
+               "COMMAND run it through the guest agent and exit with its exit code (128+N when\n"
+               "killed by signal N). stdin, stdout and stderr pass through. The shell is an SSH\n"
+               "session, or a login shell through the agent (on a terminal like ours) when no\n"
+               "sshd answers in the guest or with DIR. With DIR (the top of a git work tree,\n"
+               "the same as --workspace DIR) the work tree is copied to /root/<name of DIR>\n"
+               "first and COMMAND (or the shell) runs there (see docs/workspaces.md).\n"
                "\n"
                "  --rm              delete the VM afterwards, also on Ctrl-C or SIGTERM\n"
                "  -d, --detach      return once the VM is ready (prints it)\n\n");
@@ -465,12 +467,22 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
         return EXIT_OK;
 }
 
-/* After the VM is ready: a command through the agent, or an SSH session
- * (exec'd, unless --rm needs us afterwards). Returns the exit status. */
-static int run_payload(Cli *cli, RpcClient *c, const char *id, char **cmd, const char *workdir, bool keep_process) {
+/* After the VM is ready: a command through the agent, or a shell: SSH
+ * (exec'd, unless --rm needs us afterwards), or through the agent when the
+ * guest has no sshd listening or the shell belongs in a workspace.
+ * Returns the exit status. */
+static int run_payload(Cli *cli, RpcClient *c, const char *id, char **cmd, const char *workdir, bool ssh_ready,
+                       bool keep_process) {
         int status = EXIT_FAIL;
         if (cmd && cmd[0]) {
                 if (vm_exec_in_guest(cli, c, id, cmd, workdir, USEC_INFINITY, &status) < 0)
+                        return EXIT_FAIL;
+                return status;
+        }
+        if (!ssh_ready || workdir) {
+                if (!ssh_ready)
+                        fprintf(stderr, "banger: no sshd answers in the guest: a shell through banger's agent\n");
+                if (vm_shell_in_guest(cli, c, id, workdir, &status) < 0)
                         return EXIT_FAIL;
                 return status;
         }
@@ -541,6 +553,7 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
                 return EXIT_FAIL;
         }
         _cleanup_free_ char *id = strdup(json_str(vm, "id", ""));
+        bool ssh_ready = json_is_true(json_object_get(json_object_get(vm, "ready"), "ssh"));
         if (a.detach || cli->json)
                 print_result(cli, vm);
         json_decref(vm);
@@ -552,7 +565,8 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
             vm_workspace_push(cli, c, "vm run", id, a.workspace, a.branch, &guest) < 0)
                 status = EXIT_FAIL;
         else if (!a.detach)
-                status = vm_run_guard_interrupted(g) ? EXIT_FAIL : run_payload(cli, c, id, cmd, guest, g != NULL);
+                status = vm_run_guard_interrupted(g) ? EXIT_FAIL
+                                                     : run_payload(cli, c, id, cmd, guest, ssh_ready, g != NULL);
         if (g && a.workspace)
                 vm_workspace_forget(cli, id);
         return g ? vm_run_guard_finish(g, c, status) : status;

@@ -211,6 +211,28 @@ int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv,
         return r;
 }
 
+int vm_shell_in_guest(Cli *cli, RpcClient *c, const char *ref, const char *workdir, int *ret_status) {
+        /* A fixed command line: bash where the image has it, else sh. */
+        static char *const shell[] = { "/bin/sh", "-c",
+                                       "if [ -x /bin/bash ]; then exec /bin/bash -l; fi; exec /bin/sh -l", NULL };
+        _cleanup_(agent_client_freep) AgentClient *a = NULL;
+        int r = vm_agent_client(cli, c, ref, &a);
+        if (r < 0)
+                return r;
+        bool tty = isatty(STDIN_FILENO);
+        ExecRequest q = { .argv = shell,
+                          .workdir = workdir,
+                          .timeout = USEC_INFINITY,
+                          .tty = tty,
+                          .interactive = true,
+                          .signals = true };
+        _cleanup_(exec_outcome_done) ExecOutcome x = {};
+        r = run_exec(a, &q, &x);
+        if (r >= 0)
+                *ret_status = x.status;
+        return r;
+}
+
 static json_t *captured_json(const AgentCapture *k) {
         size_t n = 0;
         _cleanup_free_ char *s = utf8_strndup_valid(k->data ? k->data : "", k->len, &n);

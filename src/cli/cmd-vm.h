@@ -46,6 +46,11 @@ int vm_agent_client(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret);
 int vm_exec_in_guest(Cli *cli, RpcClient *c, const char *ref, char *const *argv, const char *workdir, usec_t timeout,
                      int *ret_status);
 
+/* An interactive login shell in the guest through the agent, in workdir
+ * (NULL: the agent's default), with a terminal when stdin is one; for
+ * vm run without a command where SSH is not there or not the way in. */
+int vm_shell_in_guest(Cli *cli, RpcClient *c, const char *ref, const char *workdir, int *ret_status);
+
 /* Build the ssh command line for a VM (vm.ssh_info); free with strv_free. */
 int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char ***ret);
 
