@@ -189,6 +189,31 @@ class BangerEnv:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+class Xfs:
+    """An XFS filesystem in an image file, loop-mounted at dir/mnt."""
+
+    def __init__(self, dir, size):
+        self.img = dir / "xfs.img"
+        self.mnt = dir / "mnt"
+        self.loop = None
+        self.mounted = False
+        with open(self.img, "wb") as f:
+            f.truncate(size)
+        p = run(["mkfs.xfs", "-q", "-f", "-m", "reflink=1", str(self.img)], check=False)
+        if p.returncode != 0:
+            skip(f"mkfs.xfs failed: {p.stderr.strip()}")
+        self.mnt.mkdir()
+        self.loop = run(["losetup", "--find", "--show", str(self.img)]).stdout.strip()
+        run(["mount", "-t", "xfs", self.loop, str(self.mnt)])
+        self.mounted = True
+
+    def close(self):
+        if self.mounted:
+            subprocess.run(["umount", str(self.mnt)], capture_output=True)
+        if self.loop:
+            subprocess.run(["losetup", "-d", self.loop], capture_output=True)
+
+
 def json_values(text):
     """Every JSON value in a stream of concatenated values."""
     dec, i, out = json.JSONDecoder(), 0, []
