@@ -382,9 +382,20 @@ static int method_list(Daemon *d, RpcCall *call, void *args) {
         int r = store_vm_list(d->store, &list, &n);
         if (r < 0)
                 return r;
+        /* The images once, not a query per VM. */
+        ImageRecord *imgs = NULL;
+        size_t n_imgs = 0;
+        if (store_image_list(d->store, &imgs, &n_imgs) < 0)
+                n_imgs = 0;
         json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-                json_array_append_new(arr, vm_to_json(d->vms, d->store, &list[i]));
+        for (size_t i = 0; i < n; i++) {
+                const char *image = list[i].image_id;
+                for (size_t k = 0; k < n_imgs; k++)
+                        if (streq_ptr(imgs[k].id, list[i].image_id))
+                                image = imgs[k].name;
+                json_array_append_new(arr, vm_to_json_image(d->vms, &list[i], image));
+        }
+        image_record_array_free(imgs, n_imgs);
         vm_record_array_free(list, n);
         rpc_call_reply(call, json_pack("{s:o}", "vms", arr));
         return 0;

@@ -147,10 +147,14 @@ static json_t *timestamp_json(usec_t t) {
 }
 
 json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
-        ImageRecord img = {};
+        _cleanup_(image_record_done) ImageRecord img = {};
         const char *image_name = vm->image_id;
         if (store_image_get_by_id(s, vm->image_id, &img) >= 0)
                 image_name = img.name;
+        return vm_to_json_image(m, vm, image_name);
+}
+
+json_t *vm_to_json_image(VmManager *m, const VmRecord *vm, const char *image_name) {
         json_t *runtime = vm->runtime_json ? json_loads(vm->runtime_json, 0, NULL) : NULL;
         json_t *ready = json_object_get(runtime, "ready");
         bool running = vm->state == VM_STATE_RUNNING, live = running || vm->state == VM_STATE_PAUSED;
@@ -172,7 +176,6 @@ json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
                 "created_at", timestamp_json(vm->created_at), "updated_at", timestamp_json(vm->updated_at), "log_path",
                 log);
         json_decref(runtime);
-        image_record_done(&img);
         if (!j) {
                 /* Never let a VM vanish from a listing: its disks would leak out of sight. */
                 log_warning("VM %s: cannot serialise its record", vm->id);

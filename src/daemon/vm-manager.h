@@ -64,6 +64,9 @@ int vm_resolve(Store *s, const char *ref, VmRecord *ret);
 
 /* The VM object of docs/protocol.md. */
 json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm);
+/* The same with the image's name already known (a listing reads the images
+ * once rather than once per VM); NULL: the image id is shown. */
+json_t *vm_to_json_image(VmManager *m, const VmRecord *vm, const char *image_name);
 
 int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress *p, VmRecord *ret);
 /* Start and stop return 1 when the VM already was in that state. */
