@@ -62,6 +62,23 @@ static inline int test_start_agent(char *const argv[], const char *dir, const ch
         return -ETIMEDOUT;
 }
 
+/* A test group's agent: a fresh directory /tmp/PREFIX-XXXXXX, the agent
+ * listening on its agent.sock, logging to its agent.log. */
+static inline int test_agent_group_start(const char *prefix, char dir[static 64], char sock[static 128], Process *ret) {
+        snprintf(dir, 64, "/tmp/%s-XXXXXX", prefix);
+        if (!mkdtemp(dir))
+                return -errno;
+        snprintf(sock, 128, "%s/agent.sock", dir);
+        char *argv[] = { AGENT_BIN, "--listen-unix", sock, NULL };
+        return test_start_agent(argv, dir, sock, ret);
+}
+
+static inline void test_agent_group_stop(const char *dir, Process *p) {
+        process_kill_and_reap(p);
+        char *argv[] = { "rm", "-rf", "--", (char *) dir, NULL };
+        (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 0, false, NULL);
+}
+
 static inline int test_send_frame(int fd, AgentStreamFrame f) {
         uint8_t *buf = malloc(agent_stream_frame_size(&f));
         if (!buf)

@@ -27,18 +27,11 @@ static char sock_path[128];
 static Process agent = { .pid = 0, .pidfd = -EBADF };
 
 static int group_setup(void **state) {
-        snprintf(tmpdir, sizeof(tmpdir), "/tmp/bg-files-XXXXXX");
-        if (!mkdtemp(tmpdir))
-                return -1;
-        snprintf(sock_path, sizeof(sock_path), "%s/agent.sock", tmpdir);
-        char *argv[] = { AGENT_BIN, "--listen-unix", sock_path, NULL };
-        return test_start_agent(argv, tmpdir, sock_path, &agent) < 0 ? -1 : 0;
+        return test_agent_group_start("bg-files", tmpdir, sock_path, &agent) < 0 ? -1 : 0;
 }
 
 static int group_teardown(void **state) {
-        process_kill_and_reap(&agent);
-        char *argv[] = { "rm", "-rf", "--", tmpdir, NULL };
-        (void) spawn_run_capture(argv, 10 * USEC_PER_SEC, 0, false, NULL);
+        test_agent_group_stop(tmpdir, &agent);
         return 0;
 }
 
