@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "banger-build.h"
 #include "host-internal.h"
 #include "error.h"
 #include "fs-util.h"
@@ -38,7 +39,7 @@ static int spawn_own_helper(Host *h) {
         Daemon *d = h->d;
         _cleanup_free_ char *bin = helper_find_binary();
         if (!bin)
-                return error_setf(-ENOENT, "cannot find bangerd-root next to bangerd or in PATH");
+                return error_setf(-ENOENT, "cannot find bangerd-root next to bangerd or in " BANGER_LIBEXECDIR);
         _cleanup_free_ char *dir = path_join(d->paths.runtime_dir, "helper");
         h->socket = dir ? path_join(dir, "bangerd-root.sock") : NULL;
         if (!h->socket)

@@ -7,14 +7,16 @@ same boot id, its /tmp kept in the "memory" file. The steps share one VM."""
 import json
 import os
 import pathlib
+import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import time
 
 import pytest
 
-from conftest import ROOT
+from conftest import BUILD, ROOT
 from lifecycle import AGENT, BANGER, Env, kernel_dir, process_gone, require_root
 from test_lifecycle_fc import build_kernel_image, fake_events, kill_netns_processes, record, requests
 
@@ -427,4 +429,72 @@ def test_vmm_upgrade_drops_templates_and_refuses_old_snapshots(env):
     finally:
         fake_cfg.write_text(json.dumps(env.fake_opts))
     env.banger("vm", "delete", "--force", "u1", "u3")
+    env.banger("snapshot", "prune")
+
+
+def wait_template(env, other=None):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        tpl = [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "template" and n["id"] != other]
+        if tpl:
+            return tpl[0]
+        time.sleep(0.2)
+    raise AssertionError("no template was made:\n" + env.daemon_log()[-3000:])
+
+
+def test_agent_or_banger_change_drops_templates(env):
+    """A template is made from one agent and one banger build: a daemon that
+    would put another agent in its guests (a rebuilt banger-agent beside it)
+    drops the template and boots cold, then warms from the new one; a template
+    recorded by another banger version (the database kept across an upgrade)
+    is dropped the same way."""
+    cfg = env.tmp / "config/banger/config.toml"
+    cfg.write_text(cfg.read_text().replace("vm_templates = false", "vm_templates = true"))
+    env.banger("daemon", "stop")
+    env.banger("snapshot", "prune")
+    shape = ("--image", "test", "--vcpu", "2", "--memory", "256M", "--disk-size", "64M")
+    env.banger("vm", "create", "--name", "a1", *shape)
+    tpl = wait_template(env)
+    env.banger("vm", "delete", "a1")
+    # The same daemon binary, relocated beside a rebuilt agent (one byte more).
+    alt = env.tmp / "alt"
+    (alt / "daemon").mkdir(parents=True)
+    (alt / "agent").mkdir()
+    (alt / "helper").mkdir()
+    (alt / "helper/bangerd-root").symlink_to(BUILD / "src/helper/bangerd-root")
+    shutil.copy2(BUILD / "src/daemon/bangerd", alt / "daemon/bangerd")
+    shutil.copy2(AGENT, alt / "agent/banger-agent")
+    with open(alt / "agent/banger-agent", "ab") as f:
+        f.write(b"\0")
+    env.banger("daemon", "stop")
+    env.env["BANGER_BANGERD"] = str(alt / "daemon/bangerd")
+    try:
+        cold = env.banger("vm", "create", "--name", "a2", *shape)
+        assert "stale" in cold.stderr and "warm start" not in cold.stderr, cold.stderr
+        assert not pathlib.Path(tpl["dir"]).exists()
+        tpl2 = wait_template(env, other=tpl["id"])
+        env.banger("vm", "delete", "a2")
+        warm = env.banger("vm", "create", "--name", "a3", *shape)  # the same agent again: warm
+        assert "warm start from template" in warm.stderr, warm.stderr
+        env.banger("vm", "delete", "a3")
+    finally:
+        env.banger("daemon", "stop")
+        del env.env["BANGER_BANGERD"]
+    # Back to the build's own agent: stale again; then a template recorded by
+    # banger 0.0.1 (as a database kept across an upgrade holds it) is dropped.
+    cold = env.banger("vm", "create", "--name", "a4", *shape)
+    assert "stale" in cold.stderr, cold.stderr
+    tpl3 = wait_template(env, other=tpl2["id"])
+    env.banger("vm", "delete", "a4")
+    env.banger("daemon", "stop")
+    con = sqlite3.connect(env.state / "banger.db")
+    with con:
+        n = con.execute("UPDATE snapshots SET fingerprint = replace(fingerprint, ';banger=', ';banger=0.0.1-old') "
+                        "WHERE id = ?", (tpl3["id"],)).rowcount
+    con.close()
+    assert n == 1
+    cold = env.banger("vm", "create", "--name", "a5", *shape)
+    assert "stale" in cold.stderr and "warm start" not in cold.stderr, cold.stderr
+    assert not pathlib.Path(tpl3["dir"]).exists()
+    env.banger("vm", "delete", "--force", "a5")
     env.banger("snapshot", "prune")
