@@ -5,14 +5,14 @@ set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlite3-dev
   libsystemd-dev libcurl4-openssl-dev libmnl-dev libnftables-dev libext2fs-dev
-  libarchive-dev libcmocka-dev libssl-dev e2fsprogs)
+  libarchive-dev libcmocka-dev libssl-dev libsodium-dev e2fsprogs)
 run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbear-bin
   cpio kmod e2fsprogs dmsetup debootstrap slirp4netns)
 # The Debian package (scripts/package.sh): the tools; apt-get build-dep adds
 # what debian/control names.
 package_pkgs=(dpkg-dev debhelper fakeroot lintian)
 test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
-  docker-registry skopeo gzip groff-base
+  docker-registry skopeo gzip groff-base minisign
   "${run_pkgs[@]}" "${package_pkgs[@]}")
 
 want=("${build_pkgs[@]}")
