@@ -123,6 +123,7 @@ static void spec_help(Cli *cli, bool run) {
                "  --workspace DIR   copy the git work tree DIR (tracked and untracked, not ignored\n"
                "                    files, and a shallow .git) to /root/<name of DIR> in the guest\n"
                "  --branch REF      with a workspace: copy the commit REF instead of the work tree\n"
+               "  --no-setup        with a workspace: do not run its .banger/setup nor mise install\n"
                "  -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]\n"
                "                    forward a host port to a port of the guest, through its agent\n"
                "                    (repeatable; HOST_IP defaults to 127.0.0.1; tcp only)\n");
@@ -153,7 +154,10 @@ static void run_help(Cli *cli) {
                "session, or a login shell through the agent (on a terminal like ours) when no\n"
                "sshd answers in the guest or with DIR. With DIR (the top of a git work tree,\n"
                "the same as --workspace DIR) the work tree is copied to /root/<name of DIR>\n"
-               "first and COMMAND (or the shell) runs there (see docs/workspaces.md).\n"
+               "first and COMMAND (or the shell) runs there; when DIR has an executable\n"
+               ".banger/setup (or mise files) it runs first, as root, and COMMAND only after it\n"
+               "succeeded; a failed setup exits with its code ('vm workspace log VM' prints its\n"
+               "log; see docs/workspaces.md).\n"
                "\n"
                "  --rm              delete the VM afterwards, also on Ctrl-C or SIGTERM\n"
                "  -d, --detach      return once the VM is ready (prints it)\n\n");
@@ -175,6 +179,7 @@ enum {
         OPT_COLD,
         OPT_WORKSPACE,
         OPT_BRANCH,
+        OPT_NO_SETUP,
 };
 
 #define SPEC_MAX_PORTS 64
@@ -184,7 +189,7 @@ typedef struct SpecArgs {
         char *ports[SPEC_MAX_PORTS];
         size_t n_ports;
         int nat; /* -1 unset */
-        bool no_start, rm, detach, cold;
+        bool no_start, rm, detach, cold, no_setup;
 } SpecArgs;
 
 /* The options that take a string as it is. */
@@ -230,6 +235,7 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "cold", no_argument, NULL, OPT_COLD },
                                               { "workspace", required_argument, NULL, OPT_WORKSPACE },
                                               { "branch", required_argument, NULL, OPT_BRANCH },
+                                              { "no-setup", no_argument, NULL, OPT_NO_SETUP },
                                               { "publish", required_argument, NULL, 'p' },
                                               {} };
         *a = (SpecArgs){ .nat = -1 };
@@ -255,6 +261,9 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                         break;
                 case OPT_COLD:
                         a->cold = true;
+                        break;
+                case OPT_NO_SETUP:
+                        a->no_setup = true;
                         break;
                 case 'p':
                         if (a->n_ports >= SPEC_MAX_PORTS)
@@ -301,8 +310,8 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         int r = check_from_snapshot(cmd, a);
         if (r != 0)
                 return r;
-        if (a->branch && !a->workspace)
-                return cli_usage_error(cmd, "--branch needs a workspace (--workspace DIR)");
+        if ((a->branch || a->no_setup) && !a->workspace)
+                return cli_usage_error(cmd, "--branch and --no-setup need a workspace (--workspace DIR)");
         if (a->workspace && a->no_start)
                 return cli_usage_error(cmd, "a workspace is copied into a running VM: --no-start does not apply");
         if (a->name && !name_is_valid(a->name))
@@ -456,11 +465,18 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 print_failed_hint(cli, c, failed_id);
                 return EXIT_FAIL;
         }
+        _cleanup_free_ char *guest = NULL;
         if (a.workspace &&
-            vm_workspace_push(cli, c, "vm create", json_str(vm, "id", ""), a.workspace, a.branch, NULL) < 0) {
+            vm_workspace_push(cli, c, "vm create", json_str(vm, "id", ""), a.workspace, a.branch, &guest) < 0) {
                 fprintf(stderr, "banger: vm %s runs without its workspace\n", json_str(vm, "name", ""));
                 json_decref(vm);
                 return EXIT_FAIL;
+        }
+        if (a.workspace && !a.no_setup &&
+            (r = vm_workspace_setup(cli, c, "vm create", json_str(vm, "id", ""), a.workspace, guest)) != 0) {
+                fprintf(stderr, "banger: vm %s runs, with its workspace not set up\n", json_str(vm, "name", ""));
+                json_decref(vm);
+                return r > 0 ? r : EXIT_FAIL;
         }
         print_result(cli, vm);
         json_decref(vm);
@@ -564,6 +580,9 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
         if (a.workspace && !vm_run_guard_interrupted(g) &&
             vm_workspace_push(cli, c, "vm run", id, a.workspace, a.branch, &guest) < 0)
                 status = EXIT_FAIL;
+        else if (a.workspace && !a.no_setup && !vm_run_guard_interrupted(g) &&
+                 (r = vm_workspace_setup(cli, c, "vm run", id, a.workspace, guest)) != 0)
+                status = r > 0 ? r : EXIT_FAIL;
         else if (!a.detach)
                 status = vm_run_guard_interrupted(g) ? EXIT_FAIL
                                                      : run_payload(cli, c, id, cmd, guest, ssh_ready, g != NULL);

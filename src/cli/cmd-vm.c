@@ -24,11 +24,11 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
 const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= --cold "
-          "--workspace= --branch= -p --publish= --json --help",
+          "--workspace= --branch= --no-setup -p --publish= --json --help",
           "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --cold --rm -d "
-          "--detach --workspace= --branch= -p --publish= --json --help",
+          "--detach --workspace= --branch= --no-setup -p --publish= --json --help",
           "" },
         { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
         { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
@@ -50,7 +50,8 @@ const CliVerb cli_vm_verbs[] = {
         { "exec", NULL, vm_exec_cmd, "run a command in a VM through its agent",
           "-t --tty -i --interactive --json --timeout= --workdir= --help", "vm" },
         { "cp", NULL, vm_cp_cmd, "copy files and trees between the host and a VM", "--help", "vm" },
-        { "workspace", NULL, vm_workspace_cmd, "export or sync the git work tree copied into a VM",
+        { "workspace", NULL, vm_workspace_cmd,
+          "export, sync or show the setup log of the git work tree copied into a VM",
           "--base-commit= -o --output= --apply --help", "vm" },
         { "ports", NULL, vm_ports_cmd, "list the guest's listening sockets and the VM's port forwards", "--json --help",
           "vm" },

@@ -13,6 +13,7 @@
 #include "agent-client.h"
 #include "cmd-vm.h"
 #include "file-tree.h"
+#include "fs-util.h"
 #include "macro.h"
 #include "string-util.h"
 #include "verbs.h"
@@ -36,6 +37,31 @@ int vm_workspace_push(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id
         (void) signal(SIGPIPE, SIG_IGN); /* a side that stops early is an error, not a death */
         int r = vm_agent_client(cli, c, vm_id, &a);
         return r < 0 ? r : workspace_push(cli, a, cmd, vm_id, dir, branch, ret_guest);
+}
+
+int vm_workspace_setup(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *guest) {
+        _cleanup_(ws_setup_done) WsSetup s = {};
+        _cleanup_(agent_client_freep) AgentClient *a = NULL;
+        _cleanup_free_ char *log = NULL;
+        int r = ws_setup_find(cmd, dir, false, &s);
+        if (r < 0) {
+                fprintf(stderr, "banger: %s: cannot read the setup of %s: %s\n", cmd, dir, strerror(-r));
+                return r;
+        }
+        if (!s.script && !s.mise)
+                return 0;
+        int status = 0;
+        r = vm_agent_client(cli, c, vm_id, &a);
+        if (r >= 0)
+                r = workspace_setup_run(cli, a, cmd, vm_id, guest, &s, &status, &log);
+        if (r < 0)
+                return r;
+        if (status != 0)
+                fprintf(stderr,
+                        "banger: %s: the workspace's setup failed with exit code %d: its log is %s (in the guest "
+                        "%s); 'banger vm workspace log VM' prints it\n",
+                        cmd, status, log, WS_SETUP_GUEST_LOG);
+        return status;
 }
 
 void vm_workspace_forget(Cli *cli, const char *vm_id) {
@@ -158,6 +184,41 @@ static int sync_cmd(Cli *cli, int argc, char **argv) {
         return r < 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+static void log_help(void) {
+        printf("Usage: banger vm workspace log VM\n"
+               "\n"
+               "Print the log of the VM's workspace setup (mise install and .banger/setup, as\n"
+               "run by 'vm run DIR' or 'vm create --workspace DIR'). The host keeps it in\n"
+               "<state dir>/workspace-logs/<vm id>.log, the guest in " WS_SETUP_GUEST_LOG ".\n");
+}
+
+static int log_cmd(Cli *cli, int argc, char **argv) {
+        int r = cli_parse_simple(cli, "vm workspace log", log_help, argc, argv, 1, 1);
+        if (r != 0)
+                return r < 0 ? EXIT_OK : r;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        json_t *vm = NULL;
+        if (cli_connect(cli, &c) < 0 || cli_call(cli, c, "vm.show", json_pack("{s:s}", "vm", argv[optind]), &vm) < 0)
+                return EXIT_FAIL;
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        r = ws_setup_log_path(cli, json_str(vm, "id", ""), &path);
+        json_decref(vm);
+        size_t len = 0;
+        _cleanup_close_ int fd = r < 0 ? r : open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && r >= 0)
+                fd = -errno;
+        if (fd == -ENOENT) {
+                fprintf(stderr, "banger: vm workspace log: vm %s ran no workspace setup\n", argv[optind]);
+                return EXIT_FAIL;
+        }
+        r = fd < 0 ? fd : read_file_fd(fd, 64u << 20, &text, &len);
+        if (r < 0) {
+                fprintf(stderr, "banger: vm workspace log: cannot read %s: %s\n", path, strerror(-r));
+                return EXIT_FAIL;
+        }
+        return loop_write(STDOUT_FILENO, text, len) < 0 ? EXIT_FAIL : EXIT_OK;
+}
+
 static void workspace_help(void) {
         printf("Usage: banger vm workspace COMMAND VM ...\n"
                "\n"
@@ -166,7 +227,8 @@ static void workspace_help(void) {
                "\n"
                "Commands:\n"
                "  export   the guest's changes as a patch, or applied to the host (--apply)\n"
-               "  sync     copy the host's work tree again (only what changed)\n");
+               "  sync     copy the host's work tree again (only what changed)\n"
+               "  log      the log of its setup (.banger/setup, mise install)\n");
 }
 
 int vm_workspace_cmd(Cli *cli, int argc, char **argv) {
@@ -183,5 +245,7 @@ int vm_workspace_cmd(Cli *cli, int argc, char **argv) {
                 return export_cmd(cli, argc - 1, argv + 1);
         if (streq(argv[1], "sync"))
                 return sync_cmd(cli, argc - 1, argv + 1);
-        return cli_usage_error("vm workspace", "unknown command '%s': use export or sync", argv[1]);
+        if (streq(argv[1], "log"))
+                return log_cmd(cli, argc - 1, argv + 1);
+        return cli_usage_error("vm workspace", "unknown command '%s': use export, sync or log", argv[1]);
 }

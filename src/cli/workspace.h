@@ -63,5 +63,29 @@ int vm_workspace_push(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id
                       char **ret_guest);
 void vm_workspace_forget(Cli *cli, const char *vm_id);
 
-/* The CLI verbs: banger vm workspace export|sync. */
+/* A workspace's setup (workspace-setup.c): an executable .banger/setup and
+ * the mise files (.mise.toml, .tool-versions) in the work tree's top. */
+typedef struct WsSetup {
+        bool script;       /* .banger/setup, executable */
+        bool mise;         /* a mise file: `mise install` first */
+        char *inputs_hash; /* sha256 (hex) of the setup's inputs, when asked */
+} WsSetup;
+void ws_setup_done(WsSetup *s);
+#define WS_SETUP_GUEST_LOG "/var/log/banger-setup.log"
+/* What setup top has (nothing: both false); with want_hash the hash of its
+ * inputs: the mise files, the setup, and the paths its "# banger-inputs:"
+ * lines name (files, or directories for the files in them). */
+int ws_setup_find(const char *cmd, const char *top, bool want_hash, WsSetup *ret);
+/* Run the setup as root in guest, its output to our stderr and to the log
+ * <state dir>/workspace-logs/<vm id>.log (then copied to WS_SETUP_GUEST_LOG).
+ * *ret_status: the setup's exit code (128+N for signal N). */
+int workspace_setup_run(Cli *cli, AgentClient *a, const char *cmd, const char *vm_id, const char *guest,
+                        const WsSetup *s, int *ret_status, char **ret_log);
+int ws_setup_log_path(Cli *cli, const char *vm_id, char **ret);
+/* For vm create and vm run: find and run DIR's setup in the VM's copy at
+ * guest. Returns 0 when there was none or it succeeded; the setup's exit
+ * code (> 0) after saying it failed and where its log is; -errno. */
+int vm_workspace_setup(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *guest);
+
+/* The CLI verbs: banger vm workspace export|sync|log. */
 int vm_workspace_cmd(Cli *cli, int argc, char **argv);
