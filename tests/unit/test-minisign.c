@@ -62,8 +62,9 @@ static void sign(const Fixture *f, const char *key, const char *file, bool legac
 }
 
 static char *slurp(const Fixture *f, const char *name, size_t *len) {
-        char *text = NULL;
-        assert_int_equal(read_file_at(AT_FDCWD, path_in(f, name), 1 << 20, &text, len), 0);
+        char *text = NULL, *p = path_in(f, name);
+        assert_int_equal(read_file_at(AT_FDCWD, p, 1 << 20, &text, len), 0);
+        free(p);
         return text;
 }
 
