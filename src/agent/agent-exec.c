@@ -246,6 +246,7 @@ static _noreturn_ void exec_child(const Pipes *p, pid_t parent, const void *data
 typedef struct Builtin {
         AgentBuiltinFn fn;
         const void *arg;
+        int nice;
 } Builtin;
 
 static _noreturn_ void builtin_child(const Pipes *p, pid_t parent, const void *data) {
@@ -255,8 +256,8 @@ static _noreturn_ void builtin_child(const Pipes *p, pid_t parent, const void *d
                 e = child_stdio(p->in[0], p->out[1], p->err[1], NULL);
         if (e != 0 || close_range(3, ~0U, 0) < 0)
                 _exit(127);
-        /* Bulk work (a copy) yields the CPU to the guest's commands. */
-        (void) setpriority(PRIO_PROCESS, 0, 10);
+        if (b->nice != 0)
+                (void) setpriority(PRIO_PROCESS, 0, b->nice);
         umask(022);
         _exit(b->fn(b->arg));
 }
@@ -295,8 +296,8 @@ int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret) {
         return spawn_piped(exec_child, spec, true, ret);
 }
 
-int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret) {
-        return spawn_piped(builtin_child, &(Builtin){ .fn = fn, .arg = arg }, false, ret);
+int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, int nice, AgentChild *ret) {
+        return spawn_piped(builtin_child, &(Builtin){ .fn = fn, .arg = arg, .nice = nice }, false, ret);
 }
 
 int agent_child_signal(AgentChild *c, int sig) {

@@ -27,10 +27,11 @@ typedef struct AgentChild {
 /* spec->flags may ask for a PTY (AGENT_EXEC_FLAG_PTY) of spec->rows x spec->cols. */
 int agent_exec_spawn(const AgentExecSpec *spec, AgentChild *ret);
 
-/* Run fn(arg) in a forked child with stdin/stdout/stderr on pipes; the
- * child exits with fn's return value. */
+/* Run fn(arg) in a forked child with stdin/stdout/stderr on pipes, at the
+ * given nice value (0: the agent's own); the child exits with fn's return
+ * value. */
 typedef int (*AgentBuiltinFn)(const void *arg);
-int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, AgentChild *ret);
+int agent_builtin_spawn(AgentBuiltinFn fn, const void *arg, int nice, AgentChild *ret);
 
 /* Signal the process's whole group (it is the group leader and not yet
  * reaped, so the id cannot have been reused). */

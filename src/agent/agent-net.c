@@ -214,10 +214,15 @@ int agent_write_resolv_conf(const char *root, const NetworkConfig *c) {
         _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, etc);
         if (dfd < 0)
                 return dfd;
-        char text[256] = "# written by banger-agent from /etc/banger/network.conf\n";
-        for (size_t i = 0; i < c->n_dns; i++)
-                snprintf(text + strlen(text), sizeof(text) - strlen(text), "nameserver %s\n", c->dns[i]);
+        char text[256];
+        agent_resolv_conf_text(c, text, sizeof(text));
         return write_file_atomic_at(dfd, "resolv.conf", text, strlen(text), 0644);
+}
+
+void agent_resolv_conf_text(const NetworkConfig *c, char *buf, size_t size) {
+        snprintf(buf, size, "# written by banger-agent from /etc/banger/network.conf\n");
+        for (size_t i = 0; i < c->n_dns; i++)
+                snprintf(buf + strlen(buf), size - strlen(buf), "nameserver %s\n", c->dns[i]);
 }
 
 static int read_config(const char *root, NetworkConfig *ret) {
@@ -243,12 +248,14 @@ static int apply_config(const char *root, const NetworkConfig *c) {
                 r = agent_find_iface(sock, c, name);
                 if (r < 0)
                         ret = log_error_errno(r, "no interface %s%s: %m", c->mac[0] ? "with MAC " : "",
-                                              c->mac[0] ? c->mac : c->iface[0] ? c->iface : "eth0");
+                                              c->mac[0]     ? c->mac
+                                              : c->iface[0] ? c->iface
+                                                            : "eth0");
                 else if ((r = agent_configure_iface(sock, c, name)) < 0)
                         ret = r;
                 else
-                        log_info("network: %s %s/%u%s%s", name, c->address, c->prefix,
-                                 c->gateway[0] ? " via " : "", c->gateway);
+                        log_info("network: %s %s/%u%s%s", name, c->address, c->prefix, c->gateway[0] ? " via " : "",
+                                 c->gateway);
         }
         if (c->n_dns > 0 && (r = agent_write_resolv_conf(root, c)) < 0)
                 ret = log_error_errno(r, "writing resolv.conf: %m");

@@ -34,3 +34,5 @@ int agent_find_iface(int sock, const NetworkConfig *c, char name[IF_NAMESIZE]);
 /* Address, netmask, MTU, link up, default route. */
 int agent_configure_iface(int sock, const NetworkConfig *c, const char *name);
 int agent_write_resolv_conf(const char *root, const NetworkConfig *c);
+/* resolv.conf's text for c's DNS servers, into buf (truncated to size). */
+void agent_resolv_conf_text(const NetworkConfig *c, char *buf, size_t size);

@@ -143,8 +143,10 @@ static void open_files(Session *s, Stream *st, const AgentStreamFrame *f) {
                 stream_finish(s, st, r, "malformed file transfer request");
                 return;
         }
-        /* The child gets a copy of our memory: spec may point into the frame. */
-        r = agent_builtin_spawn(st->kind == AGENT_STREAM_FILES_PUT ? agent_files_put : agent_files_get, &spec,
+        /* The child gets a copy of our memory: spec may point into the frame.
+         * A copy is bulk work: at nice 10 it yields the CPU to the guest's
+         * commands. */
+        r = agent_builtin_spawn(st->kind == AGENT_STREAM_FILES_PUT ? agent_files_put : agent_files_get, &spec, 10,
                                 &st->child);
         if (r < 0) {
                 stream_finish(s, st, r, "cannot start the file transfer");
@@ -178,7 +180,7 @@ static void open_identity(Session *s, Stream *st, const AgentStreamFrame *f) {
                                  .received_ns = now_monotonic() * 1000ULL };
         memcpy(job.text, f->data, f->len);
         /* A child of its own, like a file transfer: the loop keeps serving. */
-        int r = agent_builtin_spawn(agent_identity_builtin, &job, &st->child);
+        int r = agent_builtin_spawn(agent_identity_builtin, &job, 0, &st->child);
         if (r < 0) {
                 stream_finish(s, st, r, "cannot start the identity change");
                 return;

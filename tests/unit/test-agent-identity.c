@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
@@ -70,6 +71,17 @@ static char *sh_out(const char *script) {
         return out;
 }
 
+/* Entries of dir named as write_files()'s temporary files. */
+static int temp_files_left(const char *dir) {
+        DIR *d = opendir(dir);
+        assert_non_null(d);
+        int n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += strncmp(de->d_name, ".#", 2) == 0;
+        closedir(d);
+        return n;
+}
+
 static void test_apply_in_namespaces(void **state) {
         if (geteuid() != 0 || (access("/usr/sbin/ip", X_OK) < 0 && access("/sbin/ip", X_OK) < 0))
                 skip();
@@ -84,6 +96,10 @@ static void test_apply_in_namespaces(void **state) {
         _cleanup_free_ char *etc = path_join(root, "etc"), *banger = path_join(root, "etc/banger");
         assert_int_equal(mkdir(etc, 0755), 0);
         assert_int_equal(mkdir(banger, 0755), 0);
+        {
+                _cleanup_close_ int efd = open_dir_nofollow(AT_FDCWD, etc);
+                assert_int_equal(write_file_atomic_at(efd, "hostname", "old\n", 4, 0644), 0);
+        }
 
         AgentIdentity id = {};
         assert_int_equal(agent_identity_parse(REQUEST, &id), 0);
@@ -106,6 +122,7 @@ static void test_apply_in_namespaces(void **state) {
         assert_null(strstr(conf, "ENTROPY"));
         assert_string_equal(hostname, "clone-1\n");
         assert_non_null(strstr(hosts, "127.0.1.1\tclone-1\n"));
+        assert_int_equal(temp_files_left(etc) + temp_files_left(banger), 0);
         char *rm[] = { "rm", "-rf", root, NULL };
         assert_int_equal(spawn_run_capture(rm, 30 * USEC_PER_SEC, 0, false, NULL), 0);
 }

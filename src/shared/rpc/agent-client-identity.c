@@ -7,6 +7,8 @@
 
 #include "agent-client-internal.h"
 #include "error.h"
+#include "log.h"
+#include "string-util.h"
 
 int agent_client_identity(AgentClient *c, const char *request, usec_t timeout) {
         if (!c || !request)
@@ -29,8 +31,12 @@ int agent_client_identity(AgentClient *c, const char *request, usec_t timeout) {
                                  deadline_from_timeout(timeout), &res);
         if (r < 0)
                 return r;
-        if (res.kind == AGENT_EXIT_CODE && res.code == 0)
+        if (res.kind == AGENT_EXIT_CODE && res.code == 0) {
+                /* The agent's account of the steps (guest text: made printable). */
+                string_make_printable(why, false);
+                log_debug("the guest's identity log: %s", why);
                 return 0;
+        }
         /* The agent's log: the first line that says what failed. */
         const char *line = strstr(why, "identity: ");
         line = line ? line + strlen("identity: ") : why;
