@@ -1,18 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* The QEMU driver's lifecycle: host detection, launch, QMP operations,
- * exit, kill, re-attach and the agent channel. */
+/* The QEMU driver's lifecycle: launch, QMP operations, exit, kill,
+ * re-attach and the agent channel. Host detection is in qemu-host.c. */
 #include "qemu.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/kvm.h>
 #include <linux/vm_sockets.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,60 +25,7 @@
 
 /* QMP commands are answered at once by a live QEMU; this only bounds a hung one. */
 #define QMP_TIMEOUT (10 * USEC_PER_SEC)
-#define CPUINFO_MAX (256U * 1024U)
 #define LOG_TAIL_MAX 2048
-
-static bool cpu_has_virt_flags(void) {
-        _cleanup_free_ char *buf = NULL;
-        if (read_virtual_file_at(AT_FDCWD, "/proc/cpuinfo", CPUINFO_MAX, &buf, NULL) < 0)
-                return false;
-        /* The first "flags" line speaks for all CPUs. */
-        char *line = strstr(buf, "\nflags");
-        if (!line)
-                return false;
-        line[strcspn(line + 1, "\n") + 1] = '\0';
-        return strstr(line, " vmx") || strstr(line, " svm");
-}
-
-bool qemu_kvm_usable(const char **ret_reason) {
-        const char *reason = NULL;
-        _cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-                reason = errno == ENOENT ? "/dev/kvm does not exist"
-                                         : "/dev/kvm cannot be opened for reading and writing";
-        else if (ioctl(fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-                reason = "/dev/kvm speaks an unexpected KVM API version";
-        else if (!cpu_has_virt_flags())
-                /* A paravirtual /dev/kvm (e.g. kvm-pvm in a nested guest) opens
-                 * fine but hangs or aborts ordinary guests. */
-                reason = "the CPU offers no hardware virtualisation (vmx/svm), so /dev/kvm cannot run ordinary guests";
-        if (ret_reason)
-                *ret_reason = reason;
-        return !reason;
-}
-
-bool qemu_vhost_vsock_usable(void) {
-        return access("/dev/vhost-vsock", R_OK | W_OK) == 0;
-}
-
-unsigned long qemu_host_tsc_khz(void) {
-        /* The first CPU's lines are enough. */
-        _cleanup_free_ char *buf = NULL;
-        if (read_virtual_file_at(AT_FDCWD, "/proc/cpuinfo", 8191, &buf, NULL) < 0)
-                return 0;
-        const char *p = strstr(buf, "\ncpu MHz");
-        const char *colon = p ? strchr(p, ':') : NULL;
-        double mhz = 0;
-        if (!colon || sscanf(colon + 1, "%lf", &mhz) != 1 || mhz < 100 || mhz > 10000)
-                return 0;
-        return (unsigned long) (mhz * 1000);
-}
-
-void qemu_host_plan_detect(QemuHostPlan *plan) {
-        plan->accel = qemu_kvm_usable(NULL) ? QEMU_ACCEL_KVM : QEMU_ACCEL_TCG;
-        plan->vsock = qemu_vhost_vsock_usable();
-        plan->tsc_khz = plan->accel == QEMU_ACCEL_TCG ? qemu_host_tsc_khz() : 0;
-}
 
 static int qemu_probe(const char *binary) {
         const char *name = binary && *binary ? binary : QEMU_DEFAULT_BINARY;
