@@ -10,6 +10,7 @@
 #include "bridge.h"
 #include "error.h"
 #include "helper.h"
+#include "jsonrpc.h"
 #include "path-beneath.h"
 #include "string-util.h"
 #include "tap.h"
@@ -52,6 +53,28 @@ static const HelperField *field_find(const HelperField *fields, const char *name
                 if (streq(f->name, name))
                         return f;
         return NULL;
+}
+
+int helper_request_parse(const char *buf, size_t len, json_t **ret) {
+        if (len == 0)
+                return error_setf(-EINVAL, "empty request: send one JSON object");
+        if (json_text_depth(buf, len) > HELPER_MAX_DEPTH)
+                return error_setf(-EINVAL, "request nests deeper than %d levels", HELPER_MAX_DEPTH);
+        json_error_t e;
+        json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
+        if (!j) {
+                if (strstr(e.text, "end of file expected"))
+                        return error_setf(-EINVAL,
+                                          "request holds more than one JSON value: one request per connection");
+                return error_setf(-EBADMSG, "malformed JSON request: %s (line %d, column %d)", e.text, e.line,
+                                  e.column);
+        }
+        if (!json_is_object(j)) {
+                json_decref(j);
+                return error_setf(-EINVAL, "request must be a JSON object");
+        }
+        *ret = j;
+        return 0;
 }
 
 int params_check(const char *method, json_t *params, const HelperField *fields) {

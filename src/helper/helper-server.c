@@ -82,28 +82,6 @@ static void send_errno(int fd, int r) {
         send_error(fd, r, m ? m : strerror(-r));
 }
 
-static int parse_request(const char *buf, size_t len, json_t **ret) {
-        if (len == 0)
-                return error_setf(-EINVAL, "empty request: send one JSON object");
-        if (json_text_depth(buf, len) > HELPER_MAX_DEPTH)
-                return error_setf(-EINVAL, "request nests deeper than %d levels", HELPER_MAX_DEPTH);
-        json_error_t e;
-        json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &e);
-        if (!j) {
-                if (strstr(e.text, "end of file expected"))
-                        return error_setf(-EINVAL,
-                                          "request holds more than one JSON value: one request per connection");
-                return error_setf(-EBADMSG, "malformed JSON request: %s (line %d, column %d)", e.text, e.line,
-                                  e.column);
-        }
-        if (!json_is_object(j)) {
-                json_decref(j);
-                return error_setf(-EINVAL, "request must be a JSON object");
-        }
-        *ret = j;
-        return 0;
-}
-
 static int dispatch(Helper *h, json_t *req, json_t **ret_result, const char **ret_method) {
         static const HelperField fields[] = { { "method", FIELD_STRING, true }, {} };
         json_t *params = json_object_get(req, "params");
@@ -137,7 +115,7 @@ static void conn_handle(Conn *c) {
         json_t *result = NULL;
         const char *method = "?";
         error_clear();
-        int r = parse_request(c->buf, c->len, &req);
+        int r = helper_request_parse(c->buf, c->len, &req);
         if (r >= 0)
                 r = dispatch(c->h, req, &result, &method);
         if (r < 0) {

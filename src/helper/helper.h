@@ -109,6 +109,10 @@ typedef struct HelperField {
         bool required;
 } HelperField;
 
+/* One request's bytes: a JSON object of at most HELPER_MAX_DEPTH levels, with
+ * no duplicate keys, and nothing after it. */
+int helper_request_parse(const char *buf, size_t len, json_t **ret);
+
 /* Reject unknown fields, missing required ones and wrong types. fields is
  * terminated by an entry with name NULL. */
 int params_check(const char *method, json_t *params, const HelperField *fields);

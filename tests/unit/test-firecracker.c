@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Firecracker driver pieces that need no Firecracker: version parsing,
- * argv (golden files), socket-path limits, PID verification against live
+ * reading API replies, argv (golden files), socket-path limits, PID verification against live
  * and reused pids, and the jailer chroot preparation. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "firecracker-api.h"
 #include "firecracker.h"
 #include "fs-util.h"
 #include "spawn.h"
@@ -86,6 +87,31 @@ static VmmConfig base_config(void) {
                 .vcpus = 2,
                 .mem_mib = 512,
         };
+}
+
+/* Firecracker's fault_message reaches the user as it came; an empty or
+ * missing one (fuzz-fc-api corpus fault-empty) is replaced by the status. */
+static void test_api_reply_error(void **state) {
+        error_clear();
+        assert_int_equal(fc_api_reply_error(400, "PUT", "/drives/rootfs",
+                                            "{\"fault_message\":\"The requested operation is not supported\"}"),
+                         -EREMOTEIO);
+        assert_string_equal(error_last_message(), "The requested operation is not supported");
+        static const char *const none[] = { "{\"fault_message\":\"\"}", "{\"fault_message\":3}", "<html>", "", NULL };
+        for (size_t i = 0; i < 5; i++) {
+                error_clear();
+                assert_int_equal(fc_api_reply_error(500, "PUT", "/actions", none[i]), -EREMOTEIO);
+                assert_string_equal(error_last_message(), "Firecracker answered HTTP 500 to PUT /actions");
+        }
+}
+
+static void test_api_reply_state(void **state) {
+        char *s = NULL;
+        assert_int_equal(fc_api_reply_state("{\"id\":\"a\",\"state\":\"Paused\"}", &s), 0);
+        assert_string_equal(s, "Paused");
+        free(s);
+        assert_int_equal(fc_api_reply_state("{\"state\":null}", &s), -EBADMSG);
+        assert_int_equal(fc_api_reply_state(NULL, &s), -EBADMSG);
 }
 
 static void test_argv_plain(void **state) {
@@ -289,7 +315,8 @@ static void test_jail_prepare(void **state) {
 
 int main(void) {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_parse_version),        cmocka_unit_test(test_argv_plain),
+                cmocka_unit_test(test_parse_version),        cmocka_unit_test(test_api_reply_error),
+                cmocka_unit_test(test_api_reply_state),      cmocka_unit_test(test_argv_plain),
                 cmocka_unit_test(test_argv_jailer),          cmocka_unit_test(test_socket_path_length),
                 cmocka_unit_test(test_verify_live_and_dead), cmocka_unit_test(test_attach_pidfile),
                 cmocka_unit_test(test_prepare_run_dir),      cmocka_unit_test(test_jail_prepare),

@@ -102,6 +102,27 @@ void oci_registry_free(OciRegistry *reg) {
         free(reg);
 }
 
+int oci_registry_header_value(const char *line, size_t len, const char *name, char **ret) {
+        size_t nl = strlen(name);
+        if (len > HEADER_MAX || len <= nl || strncasecmp(line, name, nl) != 0 || line[nl] != ':')
+                return 0;
+        const char *v = line + nl + 1;
+        size_t vl = len - nl - 1;
+        while (vl > 0 && (*v == ' ' || *v == '\t'))
+                v++, vl--;
+        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+                vl--;
+        /* A NUL or a control inside: not a value banger could use or quote. */
+        for (size_t i = 0; i < vl; i++)
+                if (((unsigned char) v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+                        return 0;
+        char *c = strndup(v, vl);
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 1;
+}
+
 static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
         Request *rq = userdata;
         size_t len = size * n;
@@ -109,24 +130,14 @@ static size_t on_header(char *data, size_t size, size_t n, void *userdata) {
                 request_reset(rq); /* a new response (after a redirect) */
                 return len;
         }
-        if (len > HEADER_MAX)
-                return len;
-        char **slot = NULL;
-        size_t skip = 0;
-        if (len > 17 && strncasecmp(data, "WWW-Authenticate:", 17) == 0)
-                slot = &rq->www_authenticate, skip = 17;
-        else if (len > 13 && strncasecmp(data, "Content-Type:", 13) == 0)
-                slot = &rq->content_type, skip = 13;
-        if (!slot)
-                return len;
-        const char *v = data + skip;
-        size_t vl = len - skip;
-        while (vl > 0 && (*v == ' ' || *v == '\t'))
-                v++, vl--;
-        while (vl > 0 && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-                vl--;
-        free(*slot);
-        *slot = strndup(v, vl);
+        char *v = NULL;
+        if (oci_registry_header_value(data, len, "WWW-Authenticate", &v) > 0) {
+                free(rq->www_authenticate);
+                rq->www_authenticate = v;
+        } else if (oci_registry_header_value(data, len, "Content-Type", &v) > 0) {
+                free(rq->content_type);
+                rq->content_type = v;
+        }
         return len;
 }
 
@@ -230,13 +241,11 @@ static int setup(OciRegistry *reg, Request *rq, struct curl_slist **headers, voi
         return 0;
 }
 
-/* The registry's own words for a failure: {"errors":[{"message":...}]}. */
-static const char *registry_message(Request *rq, char *buf, size_t size) {
-        json_t *j = json_loadb(rq->err_body, rq->err_len, 0, NULL);
+void oci_registry_error_message(const char *body, size_t len, char *buf, size_t size) {
+        json_t *j = json_loadb(body, len, 0, NULL);
         const char *m = json_string_value(json_object_get(json_array_get(json_object_get(j, "errors"), 0), "message"));
         snprintf(buf, size, "%s", m ? m : "");
         json_decref(j);
-        return buf;
 }
 
 static int perform(OciRegistry *reg, Request *rq) {
@@ -262,12 +271,10 @@ static int perform(OciRegistry *reg, Request *rq) {
         return 0;
 }
 
-/* HTTPS, or plain HTTP from a loopback registry to a loopback realm: the
- * host as curl itself parses it, so userinfo cannot disguise another host. */
-static bool realm_is_allowed(const OciRegistry *reg, const char *realm) {
+bool oci_registry_realm_is_allowed(bool plain_http, const char *realm) {
         if (startswith(realm, "https://"))
                 return true;
-        if (!reg->ref.plain_http || !startswith(realm, "http://"))
+        if (!plain_http || !startswith(realm, "http://"))
                 return false;
         CURLU *u = curl_url();
         char *host = NULL;
@@ -278,6 +285,25 @@ static bool realm_is_allowed(const OciRegistry *reg, const char *realm) {
         return ok;
 }
 
+int oci_registry_token_parse(const char *body, size_t len, char **ret) {
+        json_t *j = json_loadb(body, len, 0, NULL);
+        const char *tok = json_string_value(json_object_get(j, "token"));
+        if (!tok)
+                tok = json_string_value(json_object_get(j, "access_token"));
+        int r = tok && *tok ? 0 : -EBADMSG;
+        for (const char *p = tok; r == 0 && *p; p++)
+                if ((unsigned char) *p < 0x20 || *p == 0x7f) /* it goes into a header line */
+                        r = -EBADMSG;
+        char *c = r == 0 ? strdup(tok) : NULL;
+        json_decref(j);
+        if (r < 0)
+                return r;
+        if (!c)
+                return -ENOMEM;
+        *ret = c;
+        return 0;
+}
+
 static int fetch_token(OciRegistry *reg, const char *www_authenticate) {
         OciBearerChallenge ch = {};
         int r = oci_bearer_challenge_parse(www_authenticate, &ch);
@@ -285,7 +311,7 @@ static int fetch_token(OciRegistry *reg, const char *www_authenticate) {
                 return error_setf(r, "registry %s asks for authentication banger cannot give (%s)", reg->ref.host,
                                   www_authenticate ? www_authenticate : "no challenge");
         _cleanup_free_ char *url = NULL, *default_scope = NULL;
-        bool realm_ok = realm_is_allowed(reg, ch.realm);
+        bool realm_ok = oci_registry_realm_is_allowed(reg->ref.plain_http, ch.realm);
         char *service = ch.service ? curl_easy_escape(reg->curl, ch.service, 0) : NULL;
         if (!ch.scope && asprintf(&default_scope, "repository:%s:pull", reg->ref.repository) < 0)
                 r = -ENOMEM;
@@ -307,18 +333,13 @@ static int fetch_token(OciRegistry *reg, const char *www_authenticate) {
         r = perform(reg, &rq);
         if (r == 0 && rq.status != 200)
                 r = error_setf(-EACCES, "registry token request failed with HTTP %ld", rq.status);
-        json_t *j = r == 0 ? json_loadb(rq.mem ? rq.mem : "", rq.mem_len, 0, NULL) : NULL;
-        const char *tok = json_string_value(json_object_get(j, "token"));
-        if (!tok)
-                tok = json_string_value(json_object_get(j, "access_token"));
-        if (r == 0 && (!tok || !*tok || strpbrk(tok, "\r\n")))
-                r = error_setf(-EBADMSG, "registry token response carries no usable token");
+        char *tok = NULL;
+        if (r == 0 && (r = oci_registry_token_parse(rq.mem ? rq.mem : "", rq.mem_len, &tok)) == -EBADMSG)
+                r = error_setf(r, "registry token response carries no usable token");
         if (r == 0) {
                 free(reg->token);
-                if (!(reg->token = strdup(tok)))
-                        r = -ENOMEM;
+                reg->token = tok;
         }
-        json_decref(j);
         request_done(&rq);
         return r;
 }
@@ -336,7 +357,7 @@ static int request_ok(OciRegistry *reg, Request *rq, const char *what) {
         if (rq->status == 200)
                 return 0;
         char msg[256];
-        registry_message(rq, msg, sizeof(msg));
+        oci_registry_error_message(rq->err_body, rq->err_len, msg, sizeof(msg));
         int code = rq->status == 404 ? -ENOENT : rq->status == 401 || rq->status == 403 ? -EACCES : -EIO;
         return error_setf(code, "%s: registry answered HTTP %ld%s%s", what, rq->status, *msg ? ": " : "", msg);
 }

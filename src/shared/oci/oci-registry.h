@@ -46,6 +46,27 @@ int oci_registry_get_manifest(OciRegistry *reg, const char *reference, uint64_t 
 int oci_registry_fetch_blob(OciRegistry *reg, int cache_dirfd, const char *digest, uint64_t size,
                             OciDownloadProgressFn progress, void *userdata, int *ret_fd, bool *ret_downloaded);
 
+/* What a registry sends, each parsed on its own (and fuzzed). */
+
+/* One raw header line as curl hands it over ("Name: value\r\n"): 1 and the
+ * trimmed value when it is the header name (any case), 0 when it is another
+ * header, longer than 4 KiB, or its value holds a NUL or a control other
+ * than a tab (such a header is ignored, as if absent). */
+int oci_registry_header_value(const char *line, size_t len, const char *name, char **ret);
+
+/* The token of a token endpoint's JSON reply ("token", else "access_token"):
+ * -EBADMSG when there is none usable in an Authorization header. */
+int oci_registry_token_parse(const char *body, size_t len, char **ret);
+
+/* The registry's own words for a failure, {"errors":[{"message":...}]},
+ * into buf ("" when the body has none). */
+void oci_registry_error_message(const char *body, size_t len, char *buf, size_t size);
+
+/* A token realm banger may ask: HTTPS, or plain HTTP from a loopback
+ * registry (plain_http) to a loopback host, as curl itself parses the URL,
+ * so userinfo cannot disguise another host. */
+bool oci_registry_realm_is_allowed(bool plain_http, const char *realm);
+
 /* Name a downloaded blob <cache>/blobs/sha256/<hex>. */
 int oci_cache_blob_publish(int cache_dirfd, int fd, const char *digest);
 

@@ -26,11 +26,7 @@ void agent_health_done(AgentHealth *h) {
         *h = (AgentHealth){};
 }
 
-int agent_client_health(AgentClient *c, usec_t timeout, AgentHealth *ret) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        int r = agent_client_query_json(c, AGENT_STREAM_HEALTH, timeout, &j);
-        if (r < 0)
-                return r;
+int agent_health_from_json(json_t *j, AgentHealth *ret) {
         AgentHealth h = {
                 .agent_version = json_strdup(j, "agent_version"),
                 .boot_id = json_strdup(j, "boot_id"),
@@ -54,16 +50,18 @@ int agent_client_health(AgentClient *c, usec_t timeout, AgentHealth *ret) {
         return 0;
 }
 
+int agent_client_health(AgentClient *c, usec_t timeout, AgentHealth *ret) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r = agent_client_query_json(c, AGENT_STREAM_HEALTH, timeout, &j);
+        return r < 0 ? r : agent_health_from_json(j, ret);
+}
+
 static uint64_t json_u64(json_t *o, const char *key) {
         json_int_t v = json_integer_value(json_object_get(o, key));
         return v < 0 ? 0 : (uint64_t) v;
 }
 
-int agent_client_stats(AgentClient *c, usec_t timeout, AgentStats *ret) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        int r = agent_client_query_json(c, AGENT_STREAM_STATS, timeout, &j);
-        if (r < 0)
-                return r;
+int agent_stats_from_json(json_t *j, AgentStats *ret) {
         if (!json_is_integer(json_object_get(j, "mem_total_kib")) || !json_is_number(json_object_get(j, "load1")))
                 return error_setf(-EBADMSG, "guest agent stats lack mem_total_kib/load1");
         *ret = (AgentStats){
@@ -81,6 +79,12 @@ int agent_client_stats(AgentClient *c, usec_t timeout, AgentStats *ret) {
                 .procs_total = (unsigned) json_u64(j, "procs_total"),
         };
         return 0;
+}
+
+int agent_client_stats(AgentClient *c, usec_t timeout, AgentStats *ret) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r = agent_client_query_json(c, AGENT_STREAM_STATS, timeout, &j);
+        return r < 0 ? r : agent_stats_from_json(j, ret);
 }
 
 void agent_ports_free(AgentPort *p, size_t n) {
@@ -104,11 +108,7 @@ static int port_from_json(json_t *e, AgentPort *p) {
         return p->process ? 0 : -ENOMEM;
 }
 
-int agent_client_ports(AgentClient *c, usec_t timeout, AgentPort **ret, size_t *ret_n) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        int r = agent_client_query_json(c, AGENT_STREAM_PORTS, timeout, &j);
-        if (r < 0)
-                return r;
+int agent_ports_from_json(json_t *j, AgentPort **ret, size_t *ret_n) {
         json_t *arr = json_object_get(j, "ports");
         if (!json_is_array(arr))
                 return error_setf(-EBADMSG, "guest agent ports reply has no ports array");
@@ -117,7 +117,7 @@ int agent_client_ports(AgentClient *c, usec_t timeout, AgentPort **ret, size_t *
         if (!v)
                 return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
-                r = port_from_json(json_array_get(arr, i), &v[i]);
+                int r = port_from_json(json_array_get(arr, i), &v[i]);
                 if (r < 0) {
                         agent_ports_free(v, n);
                         return r;
@@ -126,6 +126,12 @@ int agent_client_ports(AgentClient *c, usec_t timeout, AgentPort **ret, size_t *
         *ret = v;
         *ret_n = n;
         return 0;
+}
+
+int agent_client_ports(AgentClient *c, usec_t timeout, AgentPort **ret, size_t *ret_n) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r = agent_client_query_json(c, AGENT_STREAM_PORTS, timeout, &j);
+        return r < 0 ? r : agent_ports_from_json(j, ret, ret_n);
 }
 
 /* Poll first: the fd may be blocking, and the deadline must hold anyway. */

@@ -279,11 +279,15 @@ int agent_client_query_json(AgentClient *c, AgentStreamKind kind, usec_t timeout
         int r = agent_client_run(c, kind, NULL, 0, &io, deadline_from_timeout(timeout), NULL);
         if (r < 0)
                 return r;
+        return agent_query_reply_parse(out ? out : "", len, ret);
+}
+
+int agent_query_reply_parse(const char *text, size_t len, json_t **ret) {
         json_error_t err;
-        json_t *j = json_loadb(out ? out : "", len, 0, &err);
+        json_t *j = json_loadb(text, len, 0, &err);
         if (!j || !json_is_object(j)) {
                 json_decref(j);
-                return error_setf(-EBADMSG, "guest agent sent invalid JSON: %s", err.text);
+                return error_setf(-EBADMSG, "guest agent sent invalid JSON: %s", j ? "not an object" : err.text);
         }
         *ret = j;
         return 0;

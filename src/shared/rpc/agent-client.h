@@ -78,6 +78,14 @@ int agent_client_stats(AgentClient *c, usec_t timeout, AgentStats *ret);
  * pass it on. */
 int agent_client_query_json(AgentClient *c, AgentStreamKind kind, usec_t timeout, json_t **ret);
 
+/* The same from the reply's bytes (what the guest sent, so fuzzed): a JSON
+ * object, or -EBADMSG. The *_from_json() read one into C structures, taking
+ * only what has the right type and size. */
+int agent_query_reply_parse(const char *text, size_t len, json_t **ret);
+int agent_health_from_json(json_t *j, AgentHealth *ret);
+int agent_stats_from_json(json_t *j, AgentStats *ret);
+int agent_ports_from_json(json_t *j, AgentPort **ret, size_t *ret_n);
+
 /* Progress of a stream's data: bytes sent to and received from the agent. */
 typedef void (*AgentProgressFn)(void *userdata, uint64_t sent, uint64_t received);
 

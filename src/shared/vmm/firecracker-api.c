@@ -130,11 +130,10 @@ int fc_api_request(const char *socket_path, const char *method, const char *path
         return ret_body && !*ret_body ? -ENOMEM : 0;
 }
 
-/* Carry Firecracker's own words to the user; invent text only when it gave none. */
-static int fault_to_error(long status, const char *method, const char *path, const char *reply) {
+int fc_api_reply_error(long status, const char *method, const char *path, const char *reply) {
         _cleanup_(json_decrefp) json_t *j = json_loads(reply ? reply : "", JSON_DECODE_ANY, NULL);
         const char *fault = json_string_value(json_object_get(j, "fault_message"));
-        if (fault)
+        if (fault && *fault)
                 return error_setf(-EREMOTEIO, "%s", fault);
         return error_setf(-EREMOTEIO, "Firecracker answered HTTP %ld to %s %s", status, method, path);
 }
@@ -152,7 +151,19 @@ int fc_api_send(const char *socket_path, const char *method, const char *path, j
         if (r < 0)
                 return r;
         if (status != 204 && status != 200)
-                return fault_to_error(status, method, path, reply);
+                return fc_api_reply_error(status, method, path, reply);
+        return 0;
+}
+
+int fc_api_reply_state(const char *reply, char **ret_state) {
+        _cleanup_(json_decrefp) json_t *j = json_loads(reply ? reply : "", 0, NULL);
+        const char *state = json_string_value(json_object_get(j, "state"));
+        if (!state)
+                return error_setf(-EBADMSG, "Firecracker's GET / reply has no state");
+        char *s = strdup(state);
+        if (!s)
+                return -ENOMEM;
+        *ret_state = s;
         return 0;
 }
 
@@ -163,16 +174,8 @@ int fc_api_get_state(const char *socket_path, usec_t timeout, char **ret_state) 
         if (r < 0)
                 return r;
         if (status != 200)
-                return fault_to_error(status, "GET", "/", reply);
-        _cleanup_(json_decrefp) json_t *j = json_loads(reply, 0, NULL);
-        const char *state = json_string_value(json_object_get(j, "state"));
-        if (!state)
-                return error_setf(-EBADMSG, "Firecracker's GET / reply has no state");
-        char *s = strdup(state);
-        if (!s)
-                return -ENOMEM;
-        *ret_state = s;
-        return 0;
+                return fc_api_reply_error(status, "GET", "/", reply);
+        return fc_api_reply_state(reply, ret_state);
 }
 
 int fc_api_wait_ready(const char *socket_path, int pidfd, usec_t timeout) {

@@ -27,6 +27,13 @@ int fc_api_send(const char *socket_path, const char *method, const char *path, j
 /* GET / and return the "state" field ("Not started", "Running", "Paused"). */
 int fc_api_get_state(const char *socket_path, usec_t timeout, char **ret_state);
 
+/* The parts of a reply (NUL-terminated, may be NULL), apart from the
+ * socket, so they can be fuzzed. fc_api_reply_error: -EREMOTEIO with
+ * Firecracker's fault_message (or, when it gave none, the status, method and
+ * path) as the error message. fc_api_reply_state: the "state" of GET /. */
+int fc_api_reply_error(long status, const char *method, const char *path, const char *reply);
+int fc_api_reply_state(const char *reply, char **ret_state);
+
 /* Poll the socket until GET / answers, until the deadline. While waiting,
  * a readable pidfd (>= 0) means the VMM died: -ECHILD. */
 int fc_api_wait_ready(const char *socket_path, int pidfd, usec_t timeout);
