@@ -17,10 +17,10 @@ static int snapshot_delete_cmd(Cli *cli, int argc, char **argv);
 static int snapshot_prune_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_snapshot_verbs[] = {
-        { "list", "ls", snapshot_list_cmd, "list snapshots and warm-start templates", "--json --help", "" },
+        { "list", "ls", snapshot_list_cmd, "list snapshots, templates and workspace snapshots", "--json --help", "" },
         { "show", NULL, snapshot_show_cmd, "show one snapshot", "--json --help", "snapshot" },
         { "delete", "rm", snapshot_delete_cmd, "delete snapshots and their files", "--json --help", "snapshot" },
-        { "prune", NULL, snapshot_prune_cmd, "delete the warm-start templates (with --all, every snapshot)",
+        { "prune", NULL, snapshot_prune_cmd, "delete templates and unused workspace snapshots (--all: every one)",
           "--all --json --help", "" },
         {},
 };
@@ -30,7 +30,8 @@ int cmd_snapshot(Cli *cli, int argc, char **argv) {
                              "A snapshot is a VM's saved CPU, device and memory state plus copies of its disks\n"
                              "('banger vm snapshot'). 'vm restore' rolls its VM back to it; 'vm create\n"
                              "--from-snapshot' makes new VMs that resume where it was taken. Templates are\n"
-                             "snapshots banger makes itself for warm starts (config vm_templates).",
+                             "snapshots banger makes itself for warm starts (config vm_templates); workspace\n"
+                             "snapshots keep a VM a work tree's setup prepared ('vm run DIR').",
                              cli_snapshot_verbs, argc, argv);
 }
 
@@ -139,6 +140,8 @@ static void print_snapshot(json_t *n) {
         printf("id:         %s\n", json_str(n, "id", "-"));
         printf("kind:       %s\n", json_str(n, "kind", "-"));
         printf("vm:         %s\n", json_str(n, "vm", "-"));
+        if (json_is_string(json_object_get(n, "repository")))
+                printf("repository: %s\n", json_str(n, "repository", "-"));
         printf("image:      %s\n", json_str(n, "image", "-"));
         printf("shape:      %lld vCPU, %s memory, %s disk\n", json_integer_value(json_object_get(n, "vcpu")),
                format_size(mem, sizeof(mem), json_u64(n, "memory_mib") << 20),
@@ -151,13 +154,18 @@ static void print_snapshot(json_t *n) {
         printf("directory:  %s\n", json_str(n, "dir", "-"));
         printf("created:    %s (%s)\n", json_str(n, "created_at", "-"),
                format_ago(ago, sizeof(ago), json_str(n, "created_at", NULL)));
+        if (json_is_string(json_object_get(n, "last_used_at")))
+                printf("last used:  %s (%s)\n", json_str(n, "last_used_at", "-"),
+                       format_ago(ago, sizeof(ago), json_str(n, "last_used_at", NULL)));
 }
 
 static void list_help(void) {
         printf("Usage: banger snapshot list [--json]\n"
                "\n"
-               "List snapshots: NAME KIND VM IMAGE VCPU MEM VMM STATE DISKS CREATED, where STATE\n"
-               "is the saved state's size (memory included) and DISKS what the disk copies take.\n");
+               "List snapshots: NAME KIND VM IMAGE VCPU MEM VMM STATE DISKS CREATED REPOSITORY,\n"
+               "where KIND is user, template or workspace, STATE the saved state's size (memory\n"
+               "included), DISKS what the disk copies take and REPOSITORY the work tree a\n"
+               "workspace snapshot was prepared for.\n");
 }
 
 static void add_row(Table *t, json_t *n) {
@@ -173,13 +181,14 @@ static void add_row(Table *t, json_t *n) {
                               format_size(state, sizeof(state),
                                           json_u64(n, "state_bytes") + json_u64(n, "memory_bytes")),
                               format_size(used, sizeof(used), json_u64(n, "disk_used_bytes")),
-                              format_ago(ago, sizeof(ago), json_str(n, "created_at", NULL)) };
+                              format_ago(ago, sizeof(ago), json_str(n, "created_at", NULL)),
+                              json_str(n, "repository", "-") };
         (void) table_add_row(t, row);
 }
 
 static void print_list(json_t *res) {
-        static const char *const hdr[] = { "NAME", "KIND", "VM",    "IMAGE", "VCPU",
-                                           "MEM",  "VMM",  "STATE", "DISKS", "CREATED" };
+        static const char *const hdr[] = { "NAME", "KIND",  "VM",    "IMAGE",   "VCPU",      "MEM",
+                                           "VMM",  "STATE", "DISKS", "CREATED", "REPOSITORY" };
         _cleanup_table_ Table *t = table_new(ELEMENTSOF(hdr), hdr);
         size_t i;
         json_t *n;
@@ -221,7 +230,9 @@ static void prune_help(void) {
         printf("Usage: banger snapshot prune [--all] [--json]\n"
                "\n"
                "Delete the warm-start templates (banger makes a new one after the next cold\n"
-               "boot of each shape). With --all, delete every snapshot.\n");
+               "boot of each shape) and the workspace snapshots made or last used at least\n"
+               "workspace_snapshot_max_age_days ago (config.toml; 14 unless set, 0: never by\n"
+               "age). With --all, delete every snapshot.\n");
 }
 
 static int snapshot_prune_cmd(Cli *cli, int argc, char **argv) {

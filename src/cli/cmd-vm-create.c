@@ -30,7 +30,10 @@ typedef struct VmSpec {
         bool nat, no_start, cold;
         const char *vmm;           /* NULL: config default_vmm */
         const char *from_snapshot; /* a clone: the snapshot decides the rest */
-        char *const *ports;        /* -p specs, checked */
+        /* A work tree and its setup's key: vm.create restores the workspace
+         * snapshot they prepared, if any. */
+        const char *workspace_top, *setup_key;
+        char *const *ports; /* -p specs, checked */
         size_t n_ports;
         ConfigVmm default_vmm;
         /* Where each default came from, for --help. */
@@ -124,6 +127,8 @@ static void spec_help(Cli *cli, bool run) {
                "                    files, and a shallow .git) to /root/<name of DIR> in the guest\n"
                "  --branch REF      with a workspace: copy the commit REF instead of the work tree\n"
                "  --no-setup        with a workspace: do not run its .banger/setup nor mise install\n"
+               "  --refresh-setup   with a workspace: run its setup even when a workspace snapshot\n"
+               "                    of the same setup inputs exists, and keep the VM anew\n"
                "  -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]\n"
                "                    forward a host port to a port of the guest, through its agent\n"
                "                    (repeatable; HOST_IP defaults to 127.0.0.1; tcp only)\n");
@@ -157,7 +162,9 @@ static void run_help(Cli *cli) {
                "first and COMMAND (or the shell) runs there; when DIR has an executable\n"
                ".banger/setup (or mise files) it runs first, as root, and COMMAND only after it\n"
                "succeeded; a failed setup exits with its code ('vm workspace log VM' prints its\n"
-               "log; see docs/workspaces.md).\n"
+               "log; see docs/workspaces.md). A setup that succeeded is kept as a workspace\n"
+               "snapshot: a later run of DIR with the same setup inputs, image and size resumes\n"
+               "it, copies only the files changed since and skips the setup.\n"
                "\n"
                "  --rm              delete the VM afterwards, also on Ctrl-C or SIGTERM\n"
                "  -d, --detach      return once the VM is ready (prints it)\n\n");
@@ -180,6 +187,7 @@ enum {
         OPT_WORKSPACE,
         OPT_BRANCH,
         OPT_NO_SETUP,
+        OPT_REFRESH_SETUP,
 };
 
 #define SPEC_MAX_PORTS 64
@@ -189,7 +197,7 @@ typedef struct SpecArgs {
         char *ports[SPEC_MAX_PORTS];
         size_t n_ports;
         int nat; /* -1 unset */
-        bool no_start, rm, detach, cold, no_setup;
+        bool no_start, rm, detach, cold, no_setup, refresh_setup;
 } SpecArgs;
 
 /* The options that take a string as it is. */
@@ -236,6 +244,7 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "workspace", required_argument, NULL, OPT_WORKSPACE },
                                               { "branch", required_argument, NULL, OPT_BRANCH },
                                               { "no-setup", no_argument, NULL, OPT_NO_SETUP },
+                                              { "refresh-setup", no_argument, NULL, OPT_REFRESH_SETUP },
                                               { "publish", required_argument, NULL, 'p' },
                                               {} };
         *a = (SpecArgs){ .nat = -1 };
@@ -264,6 +273,9 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                         break;
                 case OPT_NO_SETUP:
                         a->no_setup = true;
+                        break;
+                case OPT_REFRESH_SETUP:
+                        a->refresh_setup = true;
                         break;
                 case 'p':
                         if (a->n_ports >= SPEC_MAX_PORTS)
@@ -310,8 +322,11 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         int r = check_from_snapshot(cmd, a);
         if (r != 0)
                 return r;
-        if ((a->branch || a->no_setup) && !a->workspace)
-                return cli_usage_error(cmd, "--branch and --no-setup need a workspace (--workspace DIR)");
+        if ((a->branch || a->no_setup || a->refresh_setup) && !a->workspace)
+                return cli_usage_error(cmd, "--branch, --no-setup and --refresh-setup need a workspace "
+                                            "(--workspace DIR)");
+        if (a->no_setup && a->refresh_setup)
+                return cli_usage_error(cmd, "--no-setup and --refresh-setup exclude each other");
         if (a->workspace && a->no_start)
                 return cli_usage_error(cmd, "a workspace is copied into a running VM: --no-start does not apply");
         if (a->name && !name_is_valid(a->name))
@@ -372,6 +387,10 @@ static json_t *spec_params(const VmSpec *s) {
                 json_object_set_new(p, "name", json_string(s->name));
         if (p && s->vmm)
                 json_object_set_new(p, "vmm", json_string(s->vmm));
+        if (p && s->setup_key) {
+                json_object_set_new(p, "workspace", json_string(s->workspace_top));
+                json_object_set_new(p, "setup_key", json_string(s->setup_key));
+        }
         json_t *ports = p && s->n_ports > 0 ? json_array() : NULL;
         for (size_t i = 0; ports && i < s->n_ports; i++)
                 json_array_append_new(ports, json_string(s->ports[i]));
@@ -400,6 +419,21 @@ static void print_spec(Cli *cli, const VmSpec *s) {
                 s->name ? s->name : "(generated)", s->image, s->vcpu,
                 format_size(mem, sizeof(mem), s->memory_mib << 20), format_size(disk, sizeof(disk), s->disk_bytes),
                 s->nat ? "on" : "off", vmm, s->no_start ? " (not started)" : "");
+}
+
+/* With a work tree that has a setup (and no --branch or --no-setup): its
+ * key, which vm.create is given unless --refresh-setup, and after which a
+ * setup that succeeded is kept. 0, or the exit code after the reason. */
+static int prepare_workspace(Cli *cli, const char *cmd, const SpecArgs *a, WsPrepared *wp, VmSpec *s) {
+        if (!a->workspace || a->branch || a->no_setup || a->from_snapshot)
+                return 0;
+        if (ws_prepared_key(cmd, a->workspace, wp) < 0)
+                return EXIT_FAIL;
+        if (wp->key && !a->refresh_setup) {
+                s->workspace_top = wp->top;
+                s->setup_key = wp->key;
+        }
+        return 0;
 }
 
 /* The spec from the arguments and the config, then the daemon: 0, or the
@@ -455,8 +489,11 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
         if (a.workspace && workspace_check("vm create", a.workspace, a.branch) < 0)
                 return EXIT_USAGE;
         _cleanup_(vm_spec_done) VmSpec s = {};
+        _cleanup_(ws_prepared_done) WsPrepared wp = {};
         _cleanup_rpc_client_ RpcClient *c = NULL;
         r = spec_and_connect(cli, "vm create", &a, &s, &c);
+        if (r == 0)
+                r = prepare_workspace(cli, "vm create", &a, &wp, &s);
         if (r != 0)
                 return r;
         json_t *vm = NULL;
@@ -466,15 +503,17 @@ int vm_create_cmd(Cli *cli, int argc, char **argv) {
                 return EXIT_FAIL;
         }
         _cleanup_free_ char *guest = NULL;
-        if (a.workspace &&
-            vm_workspace_push(cli, c, "vm create", json_str(vm, "id", ""), a.workspace, a.branch, &guest) < 0) {
-                fprintf(stderr, "banger: vm %s runs without its workspace\n", json_str(vm, "name", ""));
-                json_decref(vm);
-                return EXIT_FAIL;
-        }
-        if (a.workspace && !a.no_setup &&
-            (r = vm_workspace_setup(cli, c, "vm create", json_str(vm, "id", ""), a.workspace, guest)) != 0) {
-                fprintf(stderr, "banger: vm %s runs, with its workspace not set up\n", json_str(vm, "name", ""));
+        WsStartOptions wo = { .dir = a.workspace,
+                              .branch = a.branch,
+                              .no_setup = a.no_setup,
+                              .prepared = &wp,
+                              .restored = json_object_get(vm, "workspace_snapshot") };
+        r = a.workspace ? vm_workspace_start(cli, c, "vm create", json_str(vm, "id", ""), &wo, &guest) : 0;
+        if (r != 0) {
+                fprintf(stderr,
+                        r < 0 ? "banger: vm %s runs without its workspace\n"
+                              : "banger: vm %s runs, with its workspace not set up\n",
+                        json_str(vm, "name", ""));
                 json_decref(vm);
                 return r > 0 ? r : EXIT_FAIL;
         }
@@ -545,8 +584,11 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
         if (r != 0)
                 return r < 0 ? EXIT_OK : r;
         _cleanup_(vm_spec_done) VmSpec s = {};
+        _cleanup_(ws_prepared_done) WsPrepared wp = {};
         _cleanup_rpc_client_ RpcClient *c = NULL;
         r = spec_and_connect(cli, "vm run", &a, &s, &c);
+        if (r == 0)
+                r = prepare_workspace(cli, "vm run", &a, &wp, &s);
         if (r != 0)
                 return r;
         _cleanup_(vm_run_guard_freep) VmRunGuard *g = NULL;
@@ -572,16 +614,20 @@ int vm_run_cmd(Cli *cli, int argc, char **argv) {
         bool ssh_ready = json_is_true(json_object_get(json_object_get(vm, "ready"), "ssh"));
         if (a.detach || cli->json)
                 print_result(cli, vm);
+        _cleanup_(json_decrefp) json_t *restored = json_incref(json_object_get(vm, "workspace_snapshot"));
         json_decref(vm);
         if (!id)
                 return EXIT_FAIL;
         _cleanup_free_ char *guest = NULL;
         int status = EXIT_OK;
+        WsStartOptions wo = { .dir = a.workspace,
+                              .branch = a.branch,
+                              .no_setup = a.no_setup,
+                              .prepared = &wp,
+                              .restored = restored,
+                              .guard = g };
         if (a.workspace && !vm_run_guard_interrupted(g) &&
-            vm_workspace_push(cli, c, "vm run", id, a.workspace, a.branch, &guest) < 0)
-                status = EXIT_FAIL;
-        else if (a.workspace && !a.no_setup && !vm_run_guard_interrupted(g) &&
-                 (r = vm_workspace_setup(cli, c, "vm run", id, a.workspace, guest)) != 0)
+            (r = vm_workspace_start(cli, c, "vm run", id, &wo, &guest)) != 0)
                 status = r > 0 ? r : EXIT_FAIL;
         else if (!a.detach)
                 status = vm_run_guard_interrupted(g) ? EXIT_FAIL

@@ -74,7 +74,8 @@ void ws_setup_done(WsSetup *s);
 #define WS_SETUP_GUEST_LOG "/var/log/banger-setup.log"
 /* What setup top has (nothing: both false); with want_hash the hash of its
  * inputs: the mise files, the setup, and the paths its "# banger-inputs:"
- * lines name (files, or directories for the files in them). */
+ * lines name (files, or directories for the files in them); a setup that
+ * is not executable is said only without want_hash. */
 int ws_setup_find(const char *cmd, const char *top, bool want_hash, WsSetup *ret);
 /* Run the setup as root in guest, its output to our stderr and to the log
  * <state dir>/workspace-logs/<vm id>.log (then copied to WS_SETUP_GUEST_LOG).
@@ -86,6 +87,34 @@ int ws_setup_log_path(Cli *cli, const char *vm_id, char **ret);
  * guest. Returns 0 when there was none or it succeeded; the setup's exit
  * code (> 0) after saying it failed and where its log is; -errno. */
 int vm_workspace_setup(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *guest);
+
+/* Prepared workspaces (workspace-prepared.c). The work tree's top and the
+ * hash of its setup's inputs (NULL: it has no setup), which vm.create is
+ * given to restore a workspace snapshot the same inputs prepared. */
+typedef struct WsPrepared {
+        char *top;
+        char *key;
+} WsPrepared;
+void ws_prepared_done(WsPrepared *p);
+int ws_prepared_key(const char *cmd, const char *dir, WsPrepared *ret);
+/* After a setup that succeeded: keep the VM as the work tree's workspace
+ * snapshot (a failure is said, and is no failure of the run). */
+void vm_workspace_keep(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const WsPrepared *p);
+
+typedef struct VmRunGuard VmRunGuard;
+typedef struct WsStartOptions {
+        const char *dir, *branch;
+        bool no_setup;
+        const WsPrepared *prepared; /* NULL or no key: no snapshot is kept */
+        json_t *restored;           /* vm.create's workspace_snapshot: the VM resumed from it */
+        VmRunGuard *guard;          /* vm run: stop between steps once interrupted */
+} WsStartOptions;
+/* For vm create and vm run, once the VM runs: its workspace copied (or,
+ * restored, synced) and its setup run (not when restored), then kept as a
+ * workspace snapshot when o->prepared has a key. 0; -errno when the copy
+ * failed (said); the setup's exit code (> 0) when it failed (said). */
+int vm_workspace_start(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const WsStartOptions *o,
+                       char **ret_guest);
 
 /* The CLI verbs: banger vm workspace export|sync|log. */
 int vm_workspace_cmd(Cli *cli, int argc, char **argv);

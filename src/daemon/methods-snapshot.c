@@ -12,14 +12,28 @@
 #include "vm-manager.h"
 
 typedef struct SnapshotArgs {
-        const char *vm, *name, *snapshot;
+        const char *vm, *name, *snapshot, *workspace, *setup_key;
         bool stop, all;
 } SnapshotArgs;
+
+#define SETUP_KEY_LEN 64
+
+int rpc_parse_setup_key(json_t *v, void *field) {
+        const char *s = json_string_value(v);
+        if (!s || strlen(s) != SETUP_KEY_LEN || strspn(s, "0123456789abcdef") != SETUP_KEY_LEN)
+                return -EINVAL;
+        *(const char **) field = s;
+        return 0;
+}
 
 static const RpcParam snapshot_params[] = {
         { "vm", RPC_PARAM_STRING, RPC_ARG(SnapshotArgs, vm), true, .what = "a VM name, id or id prefix" },
         { "name", RPC_PARAM_NAME, RPC_ARG(SnapshotArgs, name), .what = "a name of " NAME_RULE },
         { "stop", RPC_PARAM_BOOL, RPC_ARG(SnapshotArgs, stop) },
+        { "workspace", RPC_PARAM_PATH, RPC_ARG(SnapshotArgs, workspace),
+          .what = "the absolute path of the work tree the VM was prepared for" },
+        { "setup_key", RPC_PARAM_CUSTOM, RPC_ARG(SnapshotArgs, setup_key), .what = SETUP_KEY_WORDS,
+          .parse = rpc_parse_setup_key },
         {},
 };
 
@@ -35,21 +49,90 @@ static const RpcParam prune_params[] = {
         {},
 };
 
+/* A workspace snapshot is named after its work tree: ws-<last component,
+ * made a name>-N. */
+static int workspace_snapshot_name(Store *s, const char *repository, char **ret) {
+        const char *base = strrchr(repository, '/');
+        char stem[40] = "";
+        size_t k = 0;
+        for (const char *c = base ? base + 1 : repository; *c && k < sizeof(stem) - 1; c++) {
+                char ch = *c >= 'A' && *c <= 'Z' ? (char) (*c - 'A' + 'a') : *c;
+                bool ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+                if (ok || (k > 0 && stem[k - 1] != '-'))
+                        stem[k++] = ok ? ch : '-';
+        }
+        while (k > 0 && stem[k - 1] == '-')
+                stem[--k] = '\0';
+        for (unsigned n = 1; n < 10000; n++) {
+                _cleanup_(snapshot_record_done) SnapshotRecord other = {};
+                char name[64];
+                snprintf(name, sizeof(name), "ws-%s%s%u", stem, k ? "-" : "", n);
+                int r = store_snapshot_get_by_name(s, name, &other);
+                if (r == -ENOENT)
+                        return (*ret = strdup(name)) ? 0 : -ENOMEM;
+                if (r < 0)
+                        return r;
+        }
+        return error_setf(-EEXIST, "work tree %s has too many snapshots to name another", repository);
+}
+
+/* A new workspace snapshot replaces the others of its work tree, image and
+ * shape: they were prepared by setup inputs that are no longer the tree's
+ * (or refreshed on purpose). */
+static void workspace_snapshots_supersede(Daemon *d, Store *s, const SnapshotRecord *made) {
+        SnapshotRecord *list = NULL;
+        size_t n = 0;
+        if (store_snapshot_list(s, &list, &n) < 0)
+                return;
+        for (size_t i = 0; i < n; i++) {
+                const SnapshotRecord *o = &list[i];
+                if (o->kind == SNAPSHOT_WORKSPACE && o->state == SNAPSHOT_READY && !streq(o->id, made->id) &&
+                    streq_ptr(o->repository, made->repository) && streq(o->image_id, made->image_id) &&
+                    o->vcpus == made->vcpus && o->mem_mib == made->mem_mib && o->disk_bytes == made->disk_bytes &&
+                    o->vmm == made->vmm)
+                        (void) snapshot_op_delete(d->vms, s, o->id);
+        }
+        snapshot_record_array_free(list, n);
+}
+
 static int work_snapshot(RpcCall *call, Store *s, void *args, json_t **ret) {
         SnapshotArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
         _cleanup_(vm_record_done) VmRecord vm = {};
         _cleanup_(snapshot_record_done) SnapshotRecord n = {};
+        _cleanup_free_ char *name = NULL;
+        if (!a->workspace != !a->setup_key)
+                return error_setf(-EINVAL, "a workspace snapshot needs both workspace and setup_key");
         int r = vm_resolve(s, a->vm, &vm);
+        if (r >= 0 && a->workspace && !a->name)
+                r = workspace_snapshot_name(s, a->workspace, &name);
         if (r < 0)
                 return r;
-        VmSnapshotRequest req = { .name = a->name, .stop = a->stop, .kind = SNAPSHOT_USER };
+        /* A workspace snapshot belongs to no VM (the VM of vm run --rm goes). */
+        VmSnapshotRequest req = { .name = name ? name : a->name,
+                                  .stop = a->stop,
+                                  .kind = a->workspace ? SNAPSHOT_WORKSPACE : SNAPSHOT_USER,
+                                  .fingerprint = a->setup_key,
+                                  .repository = a->workspace };
         VmProgress p = { .call = call, .started = now_monotonic() };
         r = vm_op_snapshot(d->vms, s, vm.id, &req, &p, &n);
         if (r < 0)
                 return r;
+        if (a->workspace)
+                workspace_snapshots_supersede(d, s, &n);
         *ret = snapshot_to_json(s, &n);
         return 0;
+}
+
+int workspace_snapshot_find(Store *s, const char *image, SnapshotWorkspaceKey *k, SnapshotRecord *ret) {
+        _cleanup_(image_record_done) ImageRecord img = {};
+        int r = image_lookup(s, image, &img);
+        if (r < 0)
+                return r;
+        k->image_id = img.id;
+        r = store_snapshot_get_workspace(s, k, ret);
+        k->image_id = NULL;
+        return r;
 }
 
 static int work_restore(RpcCall *call, Store *s, void *args, json_t **ret) {
@@ -112,8 +195,22 @@ static int work_delete(RpcCall *call, Store *s, void *args, json_t **ret) {
         return 0;
 }
 
-/* Templates (remade after the next cold boot of their shape); with all,
- * every snapshot. */
+/* Whether prune drops a ready snapshot: templates (remade after the next
+ * cold boot of their shape) and workspace snapshots made or last restored
+ * workspace_snapshot_max_age_days ago or more (config; 0: never by age);
+ * with all, every one. */
+static bool prune_drops(const Daemon *d, const SnapshotRecord *n, bool all) {
+        if (n->state != SNAPSHOT_READY)
+                return false;
+        if (all || n->kind == SNAPSHOT_TEMPLATE)
+                return true;
+        unsigned days = d->config.workspace_snapshot_max_age_days;
+        if (n->kind != SNAPSHOT_WORKSPACE || days == 0)
+                return false;
+        usec_t used = MAX(n->last_used_at, n->created_at), now = now_realtime();
+        return now > used && now - used >= (usec_t) days * 24 * 3600 * USEC_PER_SEC;
+}
+
 static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
         SnapshotArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
@@ -124,7 +221,7 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
                 return r;
         json_t *deleted = json_array();
         for (size_t i = 0; i < n; i++) {
-                if (list[i].state != SNAPSHOT_READY || (list[i].kind != SNAPSHOT_TEMPLATE && !a->all))
+                if (!prune_drops(d, &list[i], a->all))
                         continue;
                 if (snapshot_op_delete(d->vms, s, list[i].id) >= 0)
                         json_array_append_new(deleted, json_string(list[i].name));

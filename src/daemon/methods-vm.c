@@ -23,7 +23,7 @@
 /* ---- vm.create ---- */
 
 typedef struct CreateArgs {
-        const char *name, *image, *from_snapshot;
+        const char *name, *image, *from_snapshot, *workspace, *setup_key;
         unsigned long long vcpu, memory_mib, disk_bytes;
         bool nat, no_start, cold;
         int vmm;
@@ -55,6 +55,9 @@ static const RpcParam create_params[] = {
         { "from_snapshot", RPC_PARAM_STRING, RPC_ARG(CreateArgs, from_snapshot),
           .what = "a snapshot name, id or id prefix" },
         { "cold", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, cold) },
+        { "workspace", RPC_PARAM_PATH, RPC_ARG(CreateArgs, workspace), .what = "the absolute path of a work tree" },
+        { "setup_key", RPC_PARAM_CUSTOM, RPC_ARG(CreateArgs, setup_key), .what = SETUP_KEY_WORDS,
+          .parse = rpc_parse_setup_key },
         { "ports", RPC_PARAM_STRINGS, RPC_ARG(CreateArgs, ports), .max = VM_MAX_PORTS,
           .what = "a port forward, [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]" },
         {},
@@ -79,6 +82,8 @@ static int create_from_snapshot(Store *s, const char *ref, VmCreateRequest *req,
                 return r;
         if (ret->state != SNAPSHOT_READY)
                 return error_setf(-EBUSY, "snapshot %s is still being written", ret->name);
+        /* What snapshot prune ages workspace snapshots by. */
+        (void) store_snapshot_touch(s, ret->id, now_realtime());
         if (req->no_start)
                 return error_setf(-EINVAL, "a VM made from a snapshot starts where the snapshot was taken: "
                                            "no_start does not apply");
@@ -114,6 +119,31 @@ static int create_check(Daemon *d, RpcCall *call, void *args) {
         return vm_check_size_params(call, a->vcpu, a->memory_mib);
 }
 
+/* With a work tree and the hash of its setup's inputs: the workspace
+ * snapshot a run of the same tree, image and shape prepared, if any (its
+ * id in ret); 0 when there is none. */
+static int create_find_prepared(Daemon *d, Store *s, const CreateArgs *a, char ret[static 40]) {
+        if (!a->workspace || !a->setup_key || a->from_snapshot || a->cold || a->no_start)
+                return 0;
+        SnapshotWorkspaceKey k = { .repository = a->workspace,
+                                   .fingerprint = a->setup_key,
+                                   .vcpus = (unsigned) a->vcpu,
+                                   .mem_mib = a->memory_mib,
+                                   .disk_bytes = a->disk_bytes,
+                                   .vmm = (VmmKind) a->vmm };
+        _cleanup_(snapshot_record_done) SnapshotRecord n = {};
+        const char *image = a->image ? a->image : config_vm_image(&d->config);
+        int r = image ? workspace_snapshot_find(s, image, &k, &n) : -ENOENT;
+        if (r == -ENOENT) {
+                error_clear();
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        snprintf(ret, 40, "%s", n.id);
+        return 1;
+}
+
 static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
         CreateArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
@@ -131,7 +161,12 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
         _cleanup_(snapshot_record_done) SnapshotRecord from = {};
         PortSpec ports[VM_MAX_PORTS];
         size_t n_ports = 0;
-        int r = a->from_snapshot ? create_from_snapshot(s, a->from_snapshot, &req, &from) : 0;
+        char prepared[40] = "";
+        int r = create_find_prepared(d, s, a, prepared);
+        if (r > 0)
+                r = create_from_snapshot(s, prepared, &req, &from);
+        else if (r >= 0 && a->from_snapshot)
+                r = create_from_snapshot(s, a->from_snapshot, &req, &from);
         for (size_t i = 0; r >= 0 && a->ports && i < json_array_size(a->ports); i++)
                 r = port_spec_parse(json_string_value(json_array_get(a->ports, i)), &ports[n_ports++]);
         req.ports = ports;
@@ -140,6 +175,9 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
                 r = vm_op_create(d->vms, s, &req, &p, &vm);
         if (r >= 0) {
                 *ret = vm_to_json(d->vms, s, &vm);
+                if (prepared[0])
+                        json_object_set_new(*ret, "workspace_snapshot",
+                                            json_pack("{s:s, s:s}", "id", from.id, "name", from.name));
                 return 0;
         }
         if (p.vm_id[0]) {

@@ -22,6 +22,16 @@ typedef struct RpcCall RpcCall;
 #define VM_MEMORY_WORDS "at least 64 MiB and at most 1 TiB"
 int vm_check_size_params(RpcCall *call, unsigned long long vcpu, unsigned long long memory_mib);
 
+/* Prepared workspaces (methods-snapshot.c): the setup_key param of vm.create
+ * and vm.snapshot (the hash of a work tree's setup inputs), and the
+ * workspace snapshot vm.create restores for a key (k without image_id; the
+ * image by name or id); -ENOENT when there is none. */
+#define SETUP_KEY_WORDS "a sha256 in lowercase hex"
+typedef struct SnapshotRecord SnapshotRecord;
+typedef struct SnapshotWorkspaceKey SnapshotWorkspaceKey;
+int rpc_parse_setup_key(json_t *v, void *field);
+int workspace_snapshot_find(Store *s, const char *image, SnapshotWorkspaceKey *k, SnapshotRecord *ret);
+
 /* Shared by the image method files (methods-image.c). */
 typedef struct Store Store;
 typedef struct ImageRecord ImageRecord;

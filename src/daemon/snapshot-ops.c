@@ -55,8 +55,9 @@ json_t *snapshot_to_json(Store *s, const SnapshotRecord *n) {
         (void) store_image_get_by_id(s, n->image_id, &img);
         char created[40];
         json_t *disks = json_loads(n->disks_json ? n->disks_json : "[]", 0, NULL);
+        char used[40];
         return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:s, s:o, "
-                         "s:s}",
+                         "s:s, s:o, s:o}",
                          "id", n->id, "name", n->name, "kind", snapshot_kind_to_string(n->kind), "state",
                          snapshot_state_to_string(n->state), "vm", str_or_null(n->vm_name), "vm_id",
                          str_or_null(n->vm_id), "image", str_or_null(img.name ? img.name : n->image_id), "vmm",
@@ -64,7 +65,10 @@ json_t *snapshot_to_json(Store *s, const SnapshotRecord *n) {
                          "memory_mib", (json_int_t) n->mem_mib, "disk_bytes", (json_int_t) n->disk_bytes, "state_bytes",
                          (json_int_t) n->state_bytes, "memory_bytes", (json_int_t) n->memory_bytes, "disk_used_bytes",
                          (json_int_t) n->disk_used_bytes, "dir", n->dir, "disks", disks ? disks : json_array(),
-                         "created_at", format_timestamp(created, sizeof(created), n->created_at));
+                         "created_at", format_timestamp(created, sizeof(created), n->created_at), "repository",
+                         str_or_null(n->repository), "last_used_at",
+                         n->last_used_at ? json_string(format_timestamp(used, sizeof(used), n->last_used_at))
+                                         : json_null());
 }
 
 /* Marked 'saving' first: a crash while the files go leaves a record the

@@ -92,6 +92,7 @@ typedef struct VmSnapshotRequest {
         bool stop;        /* stop the VM afterwards instead of letting it run on */
         SnapshotKind kind;
         const char *fingerprint; /* templates: what they are made from */
+        const char *repository;  /* workspace snapshots: the host work tree */
 } VmSnapshotRequest;
 
 /* vm-snapshot.c: pause, save the VMM's state, copy the disks, resume (or

@@ -116,7 +116,9 @@ static int step_record(Snap *t) {
         n->disks_json = disks_json();
         n->spec_json = source_spec(vm, vm->state == VM_STATE_PAUSED);
         n->fingerprint = t->req->fingerprint ? strdup(t->req->fingerprint) : NULL;
-        if (!n->id || !n->vm_name || !n->image_id || !n->dir || !n->disks_json || !n->spec_json)
+        n->repository = t->req->repository ? strdup(t->req->repository) : NULL;
+        if (!n->id || !n->vm_name || !n->image_id || !n->dir || !n->disks_json || !n->spec_json ||
+            (t->req->repository && !n->repository))
                 return -ENOMEM;
         r = store_snapshot_insert(t->s, n);
         return r < 0 ? r : undo_push(&t->undo, "snapshot", n->id, undo_record, t->s, NULL);

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <sqlite3.h>
 
 #include "error.h"
 #include "store-test-util.h"
@@ -161,12 +162,138 @@ static void test_paused_state(void **state) {
         vm_record_array_free(live, n);
 }
 
+#define WS1 "dddddddddddd0011"
+#define WS2 "dddddddddddd0012"
+#define WS3 "dddddddddddd0013"
+#define REPO "/home/ada/src/shop"
+#define KEY1 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define KEY2 "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+static SnapshotRecord workspace_of(const char *id, const char *name, const char *key, usec_t created) {
+        SnapshotRecord n = snapshot_of(id, name, NULL, SNAPSHOT_WORKSPACE);
+        n.state = SNAPSHOT_READY;
+        n.repository = REPO;
+        n.fingerprint = (char *) key;
+        n.created_at = created;
+        return n;
+}
+
+/* A workspace snapshot is found by its work tree, setup key, image and
+ * shape (the newest ready one); its use is recorded for prune. */
+static void test_workspace_snapshots(void **state) {
+        Store *s = open_populated("ws.db");
+        SnapshotRecord a = workspace_of(WS1, "ws-shop-1", KEY1, 1000), b = workspace_of(WS2, "ws-shop-2", KEY1, 2000),
+                       c = workspace_of(WS3, "ws-shop-3", KEY1, 3000);
+        c.state = SNAPSHOT_SAVING; /* not found while it is written */
+        assert_int_equal(store_snapshot_insert(s, &a), 0);
+        assert_int_equal(store_snapshot_insert(s, &b), 0);
+        assert_int_equal(store_snapshot_insert(s, &c), 0);
+        SnapshotWorkspaceKey k = { .repository = REPO,
+                                   .fingerprint = KEY1,
+                                   .image_id = IMAGE1,
+                                   .vcpus = 2,
+                                   .mem_mib = 1024,
+                                   .disk_bytes = 8ULL << 30,
+                                   .vmm = VMM_QEMU };
+        SnapshotRecord got = {};
+        assert_int_equal(store_snapshot_get_workspace(s, &k, &got), 0);
+        assert_string_equal(got.id, WS2);
+        assert_int_equal(got.kind, SNAPSHOT_WORKSPACE);
+        assert_string_equal(snapshot_kind_to_string(got.kind), "workspace");
+        assert_string_equal(got.repository, REPO);
+        assert_string_equal(got.fingerprint, KEY1);
+        assert_null(got.vm_id);
+        assert_int_equal(got.last_used_at, 0);
+        snapshot_record_done(&got);
+
+        /* Any part of the key that differs finds none. */
+        SnapshotWorkspaceKey other[] = { k, k, k, k, k, k, k };
+        other[0].fingerprint = KEY2;
+        other[1].repository = "/home/ada/src/shop2";
+        other[2].image_id = IMAGE2;
+        other[3].vcpus = 1;
+        other[4].mem_mib = 2048;
+        other[5].disk_bytes = 4ULL << 30;
+        other[6].vmm = VMM_FIRECRACKER;
+        for (size_t i = 0; i < ELEMENTSOF(other); i++)
+                assert_int_equal(store_snapshot_get_workspace(s, &other[i], &got), -ENOENT);
+
+        /* A user snapshot with the same fingerprint is no workspace snapshot. */
+        SnapshotRecord user = snapshot_of(SNAP1, "mine", VM1, SNAPSHOT_USER);
+        user.state = SNAPSHOT_READY;
+        user.fingerprint = KEY2;
+        user.repository = REPO;
+        user.created_at = 9000;
+        assert_int_equal(store_snapshot_insert(s, &user), 0);
+        k.fingerprint = KEY2;
+        assert_int_equal(store_snapshot_get_workspace(s, &k, &got), -ENOENT);
+
+        assert_int_equal(store_snapshot_touch(s, WS1, 5000), 0);
+        assert_int_equal(store_snapshot_get_by_id(s, WS1, &got), 0);
+        assert_int_equal(got.last_used_at, 5000);
+        assert_int_equal(got.created_at, 1000);
+        snapshot_record_done(&got);
+
+        /* An update keeps them. */
+        assert_int_equal(store_snapshot_get_by_id(s, WS2, &got), 0);
+        got.state_bytes = 7;
+        assert_int_equal(store_snapshot_update(s, &got), 0);
+        snapshot_record_done(&got);
+        assert_int_equal(store_snapshot_get_by_id(s, WS2, &got), 0);
+        assert_string_equal(got.repository, REPO);
+        assert_int_equal(got.state_bytes, 7);
+        snapshot_record_done(&got);
+
+        /* A workspace snapshot keeps its image like any snapshot. */
+        error_clear();
+        assert_int_equal(store_image_delete(s, IMAGE1), -EBUSY);
+        assert_non_null(strstr(error_last_message(), "ws-shop-1"));
+        store_close(s);
+}
+
+/* The migration that added workspace snapshots keeps the snapshots made
+ * before it, with no repository and never used. */
+static void test_workspace_migration_keeps_snapshots(void **state) {
+        const unsigned before = 4; /* the schema version before workspace snapshots */
+        _cleanup_free_ char *p = db_path("old.db");
+        Store *s = NULL;
+        assert_int_equal(store_open(p, STORE_OPEN_NO_MIGRATE, &s), 0);
+        assert_int_equal(store_migrate(s, before), 0);
+        make_kernel(s, KERNEL1, "k1");
+        make_image(s, IMAGE1, "debian", KERNEL1);
+        store_close(s);
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open(p, &db), SQLITE_OK);
+        assert_int_equal(sqlite3_exec(db,
+                                      "INSERT INTO snapshots (id, name, kind, state, image_id, vmm, vmm_version, "
+                                      "vcpus, mem_mib, dir, fingerprint, created_at) VALUES ('" TPL1 "', "
+                                      "'template-debian', 'template', 'ready', '" IMAGE1 "', 'qemu', 'QEMU 7.2', "
+                                      "1, 256, '/var/lib/banger/snapshots/t', 'f=1', 42)",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        sqlite3_close(db);
+        assert_int_equal(store_open(p, 0, &s), 0);
+        SnapshotRecord got = {};
+        assert_int_equal(store_snapshot_get_by_name(s, "template-debian", &got), 0);
+        assert_int_equal(got.kind, SNAPSHOT_TEMPLATE);
+        assert_string_equal(got.fingerprint, "f=1");
+        assert_int_equal(got.created_at, 42);
+        assert_null(got.repository);
+        assert_int_equal(got.last_used_at, 0);
+        snapshot_record_done(&got);
+        assert_int_equal(store_snapshot_get_template(s, IMAGE1, 1, 256, VMM_QEMU, &got), 0);
+        snapshot_record_done(&got);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_snapshot_crud, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_snapshot_dependents, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_templates, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_paused_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_workspace_snapshots, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_workspace_migration_keeps_snapshots, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -317,6 +317,7 @@ static const ConfigKey top_keys[] = {
         UINT(stop_timeout_sec, 1, 600),
         UINT(boot_timeout_sec, 1, 3600),
         BOOL(vm_templates),
+        UINT(workspace_snapshot_max_age_days, 0, 36500),
         STR(default_image, banger_name_is_valid, "a name of " NAME_RULE),
         STR(debootstrap_mirror, url_is_valid, "an http:// or https:// URL"),
         STR(debootstrap_suite, banger_name_is_valid, "a suite name like \"bookworm\""),
@@ -458,6 +459,7 @@ int config_init(BangerConfig *ret) {
                 /* QEMU without KVM (TCG) needs tens of seconds to boot. */
                 .boot_timeout_sec = 120,
                 .vm_templates = true,
+                .workspace_snapshot_max_age_days = 14,
                 .image_import_max = IMAGE_IMPORT_MAX_DEFAULT,
                 .console_log_max = CONSOLE_LOG_MAX_DEFAULT,
                 .vm_defaults = { .vcpu = 2, .memory_mib = 1024, .disk_size = 8ULL << 30, .nat = false },

@@ -61,6 +61,9 @@ typedef struct BangerConfig {
         /* Warm starts: vm create/run restore a template snapshot of the
          * image's shape when one exists, and make one after a cold boot. */
         bool vm_templates;
+        /* snapshot prune drops workspace snapshots that started no VM for
+         * this many days; 0: never by age. */
+        unsigned workspace_snapshot_max_age_days;
 
         char *default_image;
         char *debootstrap_mirror;

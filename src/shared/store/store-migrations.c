@@ -177,10 +177,52 @@ static const char migration_4_port_forwards[] =
         ") STRICT;\n"
         "CREATE INDEX port_forwards_vm_id ON port_forwards(vm_id);\n";
 
+/* Workspace snapshots: a VM prepared by a work tree's setup, kept so that
+ * later runs of that tree start from it (kind 'workspace'). The kind's CHECK
+ * needs the table rebuilt, column for column as migration 3 made it, plus
+ * the repository (the host work tree it was prepared for) and when a VM was
+ * last made from the snapshot (0: never), which snapshot.prune ages
+ * workspace snapshots by. */
+static const char migration_5_workspace_snapshots[] =
+        "CREATE TABLE snapshots_new (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  kind TEXT NOT NULL CHECK (kind IN ('user', 'template', 'workspace')),\n"
+        "  state TEXT NOT NULL CHECK (state IN ('saving', 'ready')),\n"
+        "  vm_id TEXT REFERENCES vms(id) ON DELETE RESTRICT,\n"
+        "  vm_name TEXT,\n"
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n"
+        "  vmm_version TEXT NOT NULL CHECK (length(vmm_version) BETWEEN 1 AND 200),\n"
+        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n"
+        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n"
+        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n"
+        "  dir TEXT NOT NULL " ABSPATH_CHECK("dir") ",\n"
+        "  state_bytes INTEGER NOT NULL DEFAULT 0 CHECK (state_bytes >= 0),\n"
+        "  memory_bytes INTEGER NOT NULL DEFAULT 0 CHECK (memory_bytes >= 0),\n"
+        "  disk_used_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_used_bytes >= 0),\n"
+        "  disks_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(disks_json)),\n"
+        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n"
+        "  fingerprint TEXT,\n"
+        "  created_at INTEGER NOT NULL,\n"
+        "  repository TEXT CHECK (repository IS NULL OR length(repository) BETWEEN 1 AND 4096),\n"
+        "  last_used_at INTEGER NOT NULL DEFAULT 0 CHECK (last_used_at >= 0)\n"
+        ") STRICT;\n"
+        "INSERT INTO snapshots_new SELECT *, NULL, 0 FROM snapshots;\n"
+        "DROP TABLE snapshots;\n"
+        "ALTER TABLE snapshots_new RENAME TO snapshots;\n"
+        "CREATE INDEX snapshots_vm_id ON snapshots(vm_id);\n"
+        "CREATE INDEX snapshots_image_id ON snapshots(image_id);\n"
+        "CREATE INDEX snapshots_kernel_id ON snapshots(kernel_id);\n"
+        "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) "
+        "WHERE kind = 'template';\n";
+
 const StoreMigration store_migrations[] = {
         { .sql = migration_1_initial },
         { .sql = migration_2_host_handles },
         { .sql = migration_3_snapshots, .foreign_keys_off = true },
         { .sql = migration_4_port_forwards },
+        { .sql = migration_5_workspace_snapshots, .foreign_keys_off = true },
 };
 const size_t store_migrations_count = ELEMENTSOF(store_migrations);

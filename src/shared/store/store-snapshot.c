@@ -13,6 +13,7 @@
 static const char *const snapshot_kind_table[_SNAPSHOT_KIND_MAX] = {
         [SNAPSHOT_USER] = "user",
         [SNAPSHOT_TEMPLATE] = "template",
+        [SNAPSHOT_WORKSPACE] = "workspace",
 };
 
 static const char *const snapshot_state_table[_SNAPSHOT_STATE_MAX] = {
@@ -45,8 +46,10 @@ static SnapshotState snapshot_state_from_string(const char *s) {
 void snapshot_record_done(SnapshotRecord *r) {
         if (!r)
                 return;
-        char **strings[] = { &r->id,          &r->name, &r->vm_id,      &r->vm_name,   &r->image_id,   &r->kernel_id,
-                             &r->vmm_version, &r->dir,  &r->disks_json, &r->spec_json, &r->fingerprint };
+        char **strings[] = {
+                &r->id,          &r->name, &r->vm_id,      &r->vm_name,   &r->image_id,    &r->kernel_id,
+                &r->vmm_version, &r->dir,  &r->disks_json, &r->spec_json, &r->fingerprint, &r->repository
+        };
         for (size_t i = 0; i < ELEMENTSOF(strings); i++)
                 free(*strings[i]);
         *r = (SnapshotRecord){};
@@ -62,19 +65,20 @@ static void snapshot_done_void(void *p) {
         snapshot_record_done(p);
 }
 
-/* Columns in bind order: ?1..?22. */
+/* Columns in bind order: ?1..?23. */
 #define SNAPSHOT_COLUMNS                                                                                    \
         "id, name, kind, state, vm_id, vm_name, image_id, kernel_id, vmm, vmm_version, vcpus, mem_mib, "    \
         "disk_bytes, dir, state_bytes, memory_bytes, disk_used_bytes, disks_json, spec_json, fingerprint, " \
-        "created_at"
+        "created_at, repository, last_used_at"
 
 static int snapshot_from_row(sqlite3_stmt *st, void *ret) {
         SnapshotRecord *n = ret;
         char *kind = NULL, *state = NULL, *vmm = NULL;
-        char **const fields[] = { &n->id,      &n->name,     &kind,          &state,        &n->vm_id,
-                                  &n->vm_name, &n->image_id, &n->kernel_id,  &vmm,          &n->vmm_version,
-                                  NULL,        NULL,         NULL,           &n->dir,       NULL,
-                                  NULL,        NULL,         &n->disks_json, &n->spec_json, &n->fingerprint };
+        char **const fields[] = { &n->id,      &n->name,      &kind,          &state,        &n->vm_id,
+                                  &n->vm_name, &n->image_id,  &n->kernel_id,  &vmm,          &n->vmm_version,
+                                  NULL,        NULL,          NULL,           &n->dir,       NULL,
+                                  NULL,        NULL,          &n->disks_json, &n->spec_json, &n->fingerprint,
+                                  NULL,        &n->repository };
         int q = store_columns_strdup(st, fields, ELEMENTSOF(fields));
         if (q >= 0) {
                 n->kind = snapshot_kind_from_string(kind);
@@ -87,6 +91,7 @@ static int snapshot_from_row(sqlite3_stmt *st, void *ret) {
                 n->memory_bytes = (uint64_t) sqlite3_column_int64(st, 15);
                 n->disk_used_bytes = (uint64_t) sqlite3_column_int64(st, 16);
                 n->created_at = (usec_t) sqlite3_column_int64(st, 20);
+                n->last_used_at = (usec_t) sqlite3_column_int64(st, 22);
         }
         free(kind), free(state), free(vmm);
         if (q < 0)
@@ -146,14 +151,17 @@ static int snapshot_bind(Store *s, sqlite3_stmt *st, const SnapshotRecord *r, bo
                             NULL,
                             r->disks_json ? r->disks_json : "[]",
                             r->spec_json ? r->spec_json : "{}",
-                            r->fingerprint };
-        static const bool is_text[] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1 };
+                            r->fingerprint,
+                            NULL,
+                            r->repository };
+        static const bool is_text[] = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 0, 1 };
         const int64_t numbers[][2] = { { 11, r->vcpus },
                                        { 12, (int64_t) r->mem_mib },
                                        { 13, (int64_t) r->disk_bytes },
                                        { 15, (int64_t) r->state_bytes },
                                        { 16, (int64_t) r->memory_bytes },
-                                       { 17, (int64_t) r->disk_used_bytes } };
+                                       { 17, (int64_t) r->disk_used_bytes },
+                                       { 23, (int64_t) r->last_used_at } };
         int q = store_bind_texts(s, st, v, is_text, ELEMENTSOF(v));
         for (size_t i = 0; q >= 0 && i < ELEMENTSOF(numbers); i++)
                 q = store_bind_int64(s, st, (int) numbers[i][0], numbers[i][1]);
@@ -190,7 +198,7 @@ int store_snapshot_insert(Store *s, SnapshotRecord *r) {
                 r->created_at = now_realtime();
         int q = snapshot_write(s, r,
                                "INSERT INTO snapshots (" SNAPSHOT_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                               "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
                                false);
         if (q < 0)
                 r->created_at = saved;
@@ -202,7 +210,8 @@ int store_snapshot_update(Store *s, const SnapshotRecord *r) {
                               "UPDATE snapshots SET name = ?2, kind = ?3, state = ?4, vm_id = ?5, vm_name = ?6, "
                               "image_id = ?7, kernel_id = ?8, vmm = ?9, vmm_version = ?10, vcpus = ?11, "
                               "mem_mib = ?12, disk_bytes = ?13, dir = ?14, state_bytes = ?15, memory_bytes = ?16, "
-                              "disk_used_bytes = ?17, disks_json = ?18, spec_json = ?19, fingerprint = ?20 "
+                              "disk_used_bytes = ?17, disks_json = ?18, spec_json = ?19, fingerprint = ?20, "
+                              "repository = ?22, last_used_at = ?23 "
                               "WHERE id = ?1",
                               true);
 }
@@ -261,6 +270,46 @@ int store_snapshot_get_template(Store *s, const char *image_id, unsigned vcpus, 
                 q = store_bind_text(s, st, 4, store_vmm_to_storage(vmm));
         if (q >= 0)
                 q = store_query_one(s, st, snapshot_from_row, "template", &n);
+        if (q < 0)
+                return q;
+        *ret = n;
+        return 0;
+}
+
+int store_snapshot_touch(Store *s, const char *id, usec_t when) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int q = store_prepare(s, "UPDATE snapshots SET last_used_at = ?2 WHERE id = ?1", &st);
+        if (q >= 0)
+                q = store_bind_text(s, st, 1, id);
+        if (q >= 0)
+                q = store_bind_int64(s, st, 2, (int64_t) when);
+        if (q >= 0)
+                q = store_step_done(s, st, "recording a snapshot's use");
+        return q;
+}
+
+int store_snapshot_get_workspace(Store *s, const SnapshotWorkspaceKey *k, SnapshotRecord *ret) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        SnapshotRecord n = {};
+        int q = store_prepare(s,
+                              "SELECT " SNAPSHOT_COLUMNS " FROM snapshots WHERE kind = 'workspace' AND "
+                              "state = 'ready' AND repository = ?1 AND fingerprint = ?2 AND image_id = ?3 AND "
+                              "vcpus = ?4 AND mem_mib = ?5 AND disk_bytes = ?6 AND vmm = ?7 "
+                              "ORDER BY created_at DESC, id LIMIT 1",
+                              &st);
+        const char *texts[] = { k->repository, k->fingerprint, k->image_id };
+        for (size_t i = 0; q >= 0 && i < ELEMENTSOF(texts); i++)
+                q = store_bind_text(s, st, (int) i + 1, texts[i]);
+        if (q >= 0)
+                q = store_bind_int64(s, st, 4, k->vcpus);
+        if (q >= 0)
+                q = store_bind_int64(s, st, 5, (int64_t) k->mem_mib);
+        if (q >= 0)
+                q = store_bind_int64(s, st, 6, (int64_t) k->disk_bytes);
+        if (q >= 0)
+                q = store_bind_text(s, st, 7, store_vmm_to_storage(k->vmm));
+        if (q >= 0)
+                q = store_query_one(s, st, snapshot_from_row, "workspace snapshot", &n);
         if (q < 0)
                 return q;
         *ret = n;

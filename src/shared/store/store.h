@@ -240,8 +240,9 @@ int store_image_delete(Store *s, const char *id);
 /* ---- Snapshots ----------------------------------------------------------- */
 
 typedef enum SnapshotKind {
-        SNAPSHOT_USER,     /* made by `vm snapshot` */
-        SNAPSHOT_TEMPLATE, /* made by banger for warm starts */
+        SNAPSHOT_USER,      /* made by `vm snapshot` */
+        SNAPSHOT_TEMPLATE,  /* made by banger for warm starts */
+        SNAPSHOT_WORKSPACE, /* a VM a repository's setup prepared (vm run DIR) */
         _SNAPSHOT_KIND_MAX,
         _SNAPSHOT_KIND_INVALID = -EINVAL,
 } SnapshotKind;
@@ -281,6 +282,8 @@ typedef struct SnapshotRecord {
         char *spec_json;          /* what a restore needs of the source VM; NULL stored as "{}" */
         char *fingerprint;        /* templates: what they were made from */
         usec_t created_at;        /* 0 on insert: now */
+        char *repository;         /* workspace snapshots: the host work tree */
+        usec_t last_used_at;      /* when it last started a VM; 0: never */
 } SnapshotRecord;
 
 void snapshot_record_done(SnapshotRecord *r);
@@ -303,6 +306,21 @@ int store_snapshot_list_by_image(Store *s, const char *image_id, SnapshotRecord 
 int store_snapshot_get_template(Store *s, const char *image_id, unsigned vcpus, uint64_t mem_mib, VmmKind vmm,
                                 SnapshotRecord *ret);
 int store_snapshot_delete(Store *s, const char *id);
+/* Record that the snapshot started a VM now (last_used_at). */
+int store_snapshot_touch(Store *s, const char *id, usec_t when);
+
+/* What a workspace snapshot is found by: the work tree it was prepared for,
+ * the hash of its setup's inputs (fingerprint), the image and the shape. */
+typedef struct SnapshotWorkspaceKey {
+        const char *repository;
+        const char *fingerprint;
+        const char *image_id;
+        unsigned vcpus;
+        uint64_t mem_mib, disk_bytes;
+        VmmKind vmm;
+} SnapshotWorkspaceKey;
+/* The newest ready workspace snapshot with that key; -ENOENT when none. */
+int store_snapshot_get_workspace(Store *s, const SnapshotWorkspaceKey *k, SnapshotRecord *ret);
 
 /* For doctor, with the daemon possibly down: the ready templates and user
  * snapshots the database at path records and the bytes they take (state,

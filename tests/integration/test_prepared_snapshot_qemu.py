@@ -1,0 +1,124 @@
+"""Prepared workspace snapshots on a QEMU guest: the first `vm run DIR`
+whose setup succeeds keeps the prepared VM as a workspace snapshot; the
+next run of the same work tree, setup inputs, image and shape resumes it,
+copies only what changed and skips the setup (the marker the setup wrote
+carries the first run's timestamp); a changed setup or --refresh-setup runs
+it again and replaces the snapshot; snapshot list shows it with its kind and
+work tree; image delete refuses while it exists; snapshot prune drops it
+once unused for workspace_snapshot_max_age_days. Real CLI, daemon, helper,
+git, SQLite and guest, in a namespace this test creates. Warm-start
+templates are off so that the first run boots cold, as a first run does."""
+import os
+import sqlite3
+import time
+
+import pytest
+
+from lifecycle import env_with_test_image
+from test_prepared_workspace_qemu import SETUP, SIZES, make_repo
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = env_with_test_image(tmp_path_factory, "prepared-snap-qemu")
+    try:
+        e.write_config('default_vmm = "qemu"\nvm_templates = false\n')
+        e.banger("daemon", "stop")  # the next command starts one that reads the config
+        yield e
+    finally:
+        e.teardown()
+
+
+def run_timed(env, *args, check=True):
+    t0 = time.monotonic()
+    p = env.banger("vm", "run", *SIZES, "--rm", *args, check=check)
+    return p, time.monotonic() - t0
+
+
+def workspace_snapshots(env):
+    return [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "workspace"]
+
+
+def kept_states(env):
+    d = env.state / "workspace-snapshots"
+    return sorted(os.listdir(d)) if d.exists() else []
+
+
+def test_second_run_resumes_the_prepared_vm(env):
+    repo = make_repo(env.tmp / "home", "shop", extra={"old.txt": "old\n"})
+    first, t_first = run_timed(env, str(repo), "--", "cat", "marker")
+    assert "setup starts in /root/shop as 0" in first.stderr, first.stderr
+    assert "kept as snapshot ws-shop-1" in first.stderr, first.stderr
+    stamp = first.stdout
+    assert len(stamp.split()) == 2, stamp
+
+    [snap] = workspace_snapshots(env)
+    assert snap["name"] == "ws-shop-1" and snap["repository"] == str(repo), snap
+    assert snap["vm_id"] is None and snap["last_used_at"] is None, snap
+    assert (snap["vcpu"], snap["memory_mib"], snap["vmm"], snap["image"]) == (1, 256, "qemu", "test"), snap
+    rows = env.banger("snapshot", "list").stdout.splitlines()
+    assert rows[0].split()[-1] == "REPOSITORY", rows
+    assert any(r.split()[:2] == ["ws-shop-1", "workspace"] and r.endswith(str(repo)) for r in rows), rows
+    assert kept_states(env) == [snap["id"]]
+
+    # Host edits after the snapshot: a change, a new file, a deletion.
+    (repo / "code.txt").write_text("v2\n")
+    (repo / "new.txt").write_text("new\n")
+    (repo / "old.txt").unlink()
+    second, t_second = run_timed(env, str(repo), "--", "sh", "-c", "cat marker code.txt new.txt; test ! -e old.txt")
+    assert second.stdout == stamp + "v2\nnew\n", second.stderr
+    assert "setup starts" not in second.stderr, second.stderr
+    assert "resumed from workspace snapshot ws-shop-1" in second.stderr, second.stderr
+    assert t_second < t_first / 2, (t_first, t_second)
+    print(f"first run {t_first:.1f} s, prepared run {t_second:.1f} s")
+    [again] = workspace_snapshots(env)
+    assert again["id"] == snap["id"] and again["last_used_at"], again
+
+    # A changed setup changes the key: it runs again and replaces the snapshot
+    # (and the replaced one's kept state goes, once older than a few minutes).
+    (repo / ".banger/setup").write_text(SETUP + "echo changed\n")
+    hour_ago = time.time() - 3600
+    os.utime(env.state / "workspace-snapshots" / snap["id"], (hour_ago, hour_ago))
+    third, _ = run_timed(env, str(repo), "--", "cat", "marker")
+    assert "setup starts" in third.stderr and "changed" in third.stderr, third.stderr
+    assert third.stdout != stamp
+    [replaced] = workspace_snapshots(env)
+    assert replaced["id"] != snap["id"] and replaced["repository"] == str(repo), replaced
+    assert kept_states(env) == [replaced["id"]]
+
+    # --refresh-setup runs it though the key is known, and keeps the result.
+    fourth, _ = run_timed(env, "--refresh-setup", str(repo), "--", "cat", "marker")
+    assert "setup starts" in fourth.stderr, fourth.stderr
+    assert fourth.stdout not in (stamp, third.stdout)
+    [refreshed] = workspace_snapshots(env)
+    assert refreshed["id"] != replaced["id"], refreshed
+    fifth, _ = run_timed(env, str(repo), "--", "cat", "marker")
+    assert fifth.stdout == fourth.stdout and "setup starts" not in fifth.stderr, fifth.stderr
+
+    # --no-setup neither resumes nor runs it.
+    sixth, _ = run_timed(env, "--no-setup", str(repo), "--", "sh", "-c", "test ! -e marker && cat code.txt")
+    assert sixth.stdout == "v2\n" and "resumed" not in sixth.stderr, sixth.stderr
+
+
+def test_failing_setup_keeps_nothing(env):
+    before = workspace_snapshots(env)
+    repo = make_repo(env.tmp / "home", "broken", setup="#!/bin/sh\necho failing\nexit 3\n")
+    p, _ = run_timed(env, str(repo), "--", "true", check=False)
+    assert p.returncode == 3, p.stderr
+    assert "kept as snapshot" not in p.stderr
+    assert workspace_snapshots(env) == before
+
+
+def test_image_delete_and_prune(env):
+    [snap] = workspace_snapshots(env)
+    p = env.banger("image", "delete", "test", check=False)
+    assert p.returncode != 0 and snap["name"] in p.stderr, p.stderr
+    # Used recently: prune keeps it.
+    assert snap["name"] not in env.json("snapshot", "prune")["deleted"]
+    # Made and last used 30 days ago (config default: 14 days), in the real database.
+    old = int((time.time() - 30 * 86400) * 1e6)
+    with sqlite3.connect(env.state / "banger.db") as db:
+        db.execute("UPDATE snapshots SET created_at = ?, last_used_at = ? WHERE id = ?", (old, old, snap["id"]))
+    assert env.json("snapshot", "prune")["deleted"] == [snap["name"]]
+    assert workspace_snapshots(env) == []
+    assert not os.path.exists(snap["dir"])
