@@ -64,6 +64,7 @@ int cmd_events(Cli *cli, int argc, char **argv);
 int cmd_image(Cli *cli, int argc, char **argv);
 int cmd_snapshot(Cli *cli, int argc, char **argv);
 int cmd_kernel(Cli *cli, int argc, char **argv);
+int cmd_catalog(Cli *cli, int argc, char **argv);
 int cmd_completion(Cli *cli, int argc, char **argv);
 int cmd_system(Cli *cli, int argc, char **argv);
 

@@ -17,16 +17,17 @@ typedef struct Group {
 } Group;
 
 static const Group groups[] = {
-        { "vm", cli_vm_verbs },         { "image", cli_image_verbs },
-        { "kernel", cli_kernel_verbs }, { "snapshot", cli_snapshot_verbs },
-        { "daemon", cli_daemon_verbs }, { "ssh-config", cli_ssh_config_verbs },
+        { "vm", cli_vm_verbs },           { "image", cli_image_verbs },
+        { "kernel", cli_kernel_verbs },   { "snapshot", cli_snapshot_verbs },
+        { "daemon", cli_daemon_verbs },   { "ssh-config", cli_ssh_config_verbs },
+        { "catalog", cli_catalog_verbs },
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";
 /* banger events: a command without verbs; --vm completes VM names. */
 static const char events_options[] = "--vm= --json --help";
 /* Options whose value is a host path, and fixed value lists. */
-static const char file_options[] = "--from --rootfs --work-seed --socket";
+static const char file_options[] = "--from --rootfs --work-seed --socket --output";
 static const char *const value_lists[][2] = {
         { "--vmm", "firecracker qemu" },
         { "--signal", "KILL TERM INT HUP QUIT USR1 USR2" },

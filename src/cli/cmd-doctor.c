@@ -20,6 +20,7 @@
 #include "macro.h"
 #include "output.h"
 #include "qemu.h"
+#include "rpc-client.h"
 #include "spawn.h"
 #include "store.h"
 #include "string-util.h"
@@ -248,13 +249,48 @@ static void check_config(Doctor *d, Cli *cli) {
                 check_row(&d->rows, CHECK_PASS, "config", "%s/%s", cli->paths.config_dir, CONFIG_FILE_NAME);
 }
 
+/* Each [[catalog]]: does it answer, and does its signature verify. The
+ * daemon fetches and checks them (catalog.list), from where pulls run; the
+ * CLI itself links no HTTP client, and doctor never starts the daemon. */
+static void check_catalogs(Doctor *d, Cli *cli) {
+        if (d->config.n_catalogs == 0) {
+                check_row(&d->rows, CHECK_PASS, "catalogs", "none configured ([[catalog]] in config.toml)");
+                return;
+        }
+        _cleanup_rpc_client_ RpcClient *c = NULL;
+        json_t *res = NULL, *row;
+        size_t i;
+        if (rpc_client_connect(cli->socket_path, &c) < 0 ||
+            rpc_client_call(c, "catalog.list", json_pack("{s:s}", "kind", "kernel"), 300 * USEC_PER_SEC, NULL, NULL,
+                            &res, NULL) < 0) {
+                check_row(&d->rows, CHECK_WARN, "catalogs",
+                          "%zu configured, not checked: the daemon does not answer (banger daemon start)",
+                          d->config.n_catalogs);
+                return;
+        }
+        json_make_printable(res);
+        json_array_foreach (json_object_get(res, "catalogs"), i, row) {
+                bool ok = json_is_true(json_object_get(row, "ok"));
+                bool verified = json_is_true(json_object_get(row, "verified"));
+                if (!ok)
+                        check_row(&d->rows, CHECK_FAIL, "catalog", "%s", json_str(row, "error", "it failed"));
+                else
+                        check_row(&d->rows, verified ? CHECK_PASS : CHECK_WARN, "catalog", "%s: answers, %s",
+                                  json_str(row, "url", "-"),
+                                  verified ? "signature verified" : "UNSIGNED (insecure = true)");
+        }
+        json_decref(res);
+}
+
 static void help(void) {
         printf("Usage: banger doctor [--json]\n"
                "\n"
                "Check this host for what banger needs: KVM, vsock, TUN, Firecracker and its\n"
                "jailer, QEMU, nftables, IP forwarding, banger's directories, socket and\n"
                "database, disk space, the disk clone method, and whether warm-start templates\n"
-               "are on and what they take on disk. Works with the daemon down.\n"
+               "are on and what they take on disk, and each [[catalog]]: whether it answers\n"
+               "and its signature verifies (asked of a running daemon). Works with the daemon\n"
+               "down.\n"
                "Rows are PASS, WARN or FAIL; the exit code is 1 when any check FAILs.\n");
 }
 
@@ -272,6 +308,7 @@ int cmd_doctor(Cli *cli, int argc, char **argv) {
         check_runtime(&d, cli);
         check_state(&d, cli);
         check_snapshots(&d, cli);
+        check_catalogs(&d, cli);
         check_rows_print(&d.rows, cli->json, NULL);
         check_rows_done(&d.rows);
         config_done(&d.config);

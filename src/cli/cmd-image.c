@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cmd-catalog.h"
 #include "cmd-image.h"
 #include "cmd-vm.h"
 #include "macro.h"
@@ -28,9 +29,14 @@ const CliVerb cli_image_verbs[] = {
           "--name= --rootfs= --kernel-ref= --work-seed= --json --help", "" },
         { "promote", NULL, image_promote_cmd, "copy a registered image's rootfs into banger's store", "--json --help",
           "image" },
-        { "list", "ls", image_list_cmd, "list images", "--names --json --help", "" },
+        { "list", "ls", image_list_cmd, "list images (--available: what the catalogs offer)",
+          "--names --available --json --help", "" },
         { "show", NULL, image_show_cmd, "show one image", "--json --help", "image" },
         { "delete", "rm", image_delete_cmd, "delete images no VM uses", "-f --force --json --help", "image" },
+        { "pull", NULL, image_pull_cmd, "fetch an image from a catalog, or a bundle file or URL",
+          "--sha256= --json --help", "file" },
+        { "bundle", NULL, image_bundle_cmd, "write an image and its kernel as a bundle file to publish",
+          "-o= --output= --version= --description= --json --help", "image" },
         { "cache", NULL, image_cache_cmd, "prune downloaded OCI blobs no image came from (cache prune)",
           "--dry-run --json --help", "" },
         {},
@@ -187,11 +193,12 @@ static int image_promote_cmd(Cli *cli, int argc, char **argv) {
 }
 
 static void list_help(void) {
-        printf("Usage: banger image list [--names] [--json]\n"
+        printf("Usage: banger image list [--names | --available] [--json]\n"
                "\n"
                "List images: NAME KERNEL MANAGED SIZE CREATED ROOTFS. MANAGED images live in\n"
                "banger's store; the others are registered in place. --names prints names only\n"
-               "(for shell completion; never starts the daemon).\n");
+               "(for shell completion; never starts the daemon). --available lists what the\n"
+               "[[catalog]]s in config.toml offer instead (see 'banger image pull').\n");
 }
 
 static void image_row(json_t *im, const char **row, char (*buf)[TABLE_CELL_MAX]) {
@@ -209,6 +216,8 @@ static void print_images(json_t *res) {
 }
 
 static int image_list_cmd(Cli *cli, int argc, char **argv) {
+        if (catalog_list_wants_available(argc, argv))
+                return catalog_list_available(cli, "image", argc, argv);
         return cli_list(cli, "image list", list_help, argc, argv, "image.list", print_images);
 }
 

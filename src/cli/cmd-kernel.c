@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd-catalog.h"
 #include "cmd-vm.h"
 #include "macro.h"
 #include "string-util.h"
@@ -21,8 +22,13 @@ static int kernel_rm_cmd(Cli *cli, int argc, char **argv);
 const CliVerb cli_kernel_verbs[] = {
         { "import", NULL, kernel_import_cmd, "import a kernel (and initrd, modules) from a file or directory",
           "--from= --initrd= --json --help", "" },
-        { "list", "ls", kernel_list_cmd, "list kernels", "--names --json --help", "" },
+        { "list", "ls", kernel_list_cmd, "list kernels (--available: what the catalogs offer)",
+          "--names --available --json --help", "" },
         { "show", NULL, kernel_show_cmd, "show one kernel", "--json --help", "kernel" },
+        { "pull", NULL, kernel_pull_cmd, "fetch a kernel from a catalog, or a bundle file or URL",
+          "--sha256= --json --help", "file" },
+        { "bundle", NULL, kernel_bundle_cmd, "write a kernel as a bundle file to publish",
+          "-o= --output= --version= --description= --json --help", "kernel" },
         { "rm", "delete", kernel_rm_cmd, "remove kernels no image uses", "--json --help", "kernel" },
         {},
 };
@@ -118,10 +124,11 @@ static int kernel_import_cmd(Cli *cli, int argc, char **argv) {
 }
 
 static void list_help(void) {
-        printf("Usage: banger kernel list [--names] [--json]\n"
+        printf("Usage: banger kernel list [--names | --available] [--json]\n"
                "\n"
                "List kernels: NAME VERSION INITRD MODULES SIZE CREATED. --names prints names\n"
-               "only (for shell completion; never starts the daemon).\n");
+               "only (for shell completion; never starts the daemon). --available lists what\n"
+               "the [[catalog]]s in config.toml offer instead (see 'banger kernel pull').\n");
 }
 
 static void kernel_row(json_t *k, const char **row, char (*buf)[TABLE_CELL_MAX]) {
@@ -139,6 +146,8 @@ static void print_kernels(json_t *res) {
 }
 
 static int kernel_list_cmd(Cli *cli, int argc, char **argv) {
+        if (catalog_list_wants_available(argc, argv))
+                return catalog_list_available(cli, "kernel", argc, argv);
         return cli_list(cli, "kernel list", list_help, argc, argv, "kernel.list", print_kernels);
 }
 

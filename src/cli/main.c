@@ -13,6 +13,7 @@
 #include "string-util.h"
 
 const CliCommand cli_commands[] = {
+        { "catalog", cmd_catalog, "build the catalog of a directory of image and kernel bundles" },
         { "completion", cmd_completion, "print a bash, zsh or fish completion script" },
         { "daemon", cmd_daemon, "start, stop or inspect the banger daemon" },
         { "doctor", cmd_doctor, "check this host for what banger needs" },

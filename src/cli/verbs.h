@@ -25,6 +25,7 @@ extern const CliVerb cli_image_verbs[];
 extern const CliVerb cli_kernel_verbs[];
 extern const CliVerb cli_snapshot_verbs[];
 extern const CliVerb cli_daemon_verbs[];
+extern const CliVerb cli_catalog_verbs[];
 
 /* True when word is the verb's name or one of its aliases. */
 bool cli_verb_matches(const CliVerb *v, const char *word);

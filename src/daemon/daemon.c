@@ -40,7 +40,7 @@
 
 static const RpcMethod *const method_tables[] = {
         daemon_methods, vm_methods, vm_query_methods, vm_port_methods, snapshot_methods, kernel_methods,
-        image_methods, image_import_methods, event_methods, NULL,
+        image_methods, image_import_methods, catalog_methods, catalog_pull_methods, event_methods, NULL,
 };
 
 static const char *message_or_errno(int r) {

@@ -14,6 +14,8 @@ extern const RpcMethod snapshot_methods[];     /* vm.snapshot, vm.restore, snaps
 extern const RpcMethod kernel_methods[];       /* kernel.*: methods-kernel.c */
 extern const RpcMethod image_methods[];        /* image.register ... promote: methods-image.c */
 extern const RpcMethod image_import_methods[]; /* image.import, build, cache_prune: methods-image-import.c */
+extern const RpcMethod catalog_methods[];      /* image.bundle, kernel.bundle: methods-catalog.c */
+extern const RpcMethod catalog_pull_methods[]; /* catalog.list, image.pull, kernel.pull: methods-catalog-pull.c */
 extern const RpcMethod event_methods[];        /* events.subscribe: events.c */
 
 /* vm.create and vm.set: refuse (-32602, naming the param) a size over what

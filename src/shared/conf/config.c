@@ -341,6 +341,25 @@ static const ConfigKey file_keys[] = {
         { "mode", parse_mode, offsetof(ConfigFile, mode), 0, 0, NULL, NULL },
 };
 
+static bool catalog_url_ok(const char *s) {
+        if (strlen(s) > URL_MAX || has_control_chars(s) || strchr(s, ' '))
+                return false;
+        const char *rest = startswith(s, "http://") ?: startswith(s, "https://") ?: startswith(s, "file:///");
+        return rest && *rest;
+}
+
+static bool public_key_ok(const char *s) {
+        return strlen(s) < 128 && !has_control_chars(s);
+}
+
+static const ConfigKey catalog_keys[] = {
+        { "url", parse_string, offsetof(ConfigCatalog, url), 0, 0, catalog_url_ok,
+          "an http://, https:// or file:/// URL" },
+        { "public_key", parse_string, offsetof(ConfigCatalog, public_key), 0, 0, public_key_ok,
+          "a minisign public key (RW...)" },
+        { "insecure", parse_bool, offsetof(ConfigCatalog, insecure), 0, 0, NULL, NULL },
+};
+
 static const ConfigKey *key_lookup(const ConfigKey *keys, size_t n, const char *name) {
         for (size_t i = 0; i < n; i++)
                 if (streq(keys[i].name, name))
@@ -370,7 +389,7 @@ static int parse_section(const Ctx *ctx, const TomlValue *table, const ConfigKey
 }
 
 static bool is_subsection(const char *key) {
-        return streq(key, "vm_defaults") || streq(key, "file");
+        return streq(key, "vm_defaults") || streq(key, "file") || streq(key, "catalog");
 }
 
 static int parse_file_entry(const Ctx *ctx, const TomlValue *t, BangerConfig *c, size_t i) {
@@ -402,6 +421,28 @@ static int parse_files(const Ctx *top, const TomlValue *v, BangerConfig *c) {
                 int r = parse_file_entry(&ctx, v->array.items[i], c, i);
                 if (r < 0)
                         return r;
+        }
+        return 0;
+}
+
+static int parse_catalogs(const Ctx *top, const TomlValue *v, BangerConfig *c) {
+        if (!toml_array_is_table_array(v))
+                return config_error(top, v->line, "catalog must be written as [[catalog]] tables");
+        if (v->array.n > CONFIG_MAX_CATALOGS)
+                return config_error(top, v->array.items[CONFIG_MAX_CATALOGS]->line,
+                                    "more than %u [[catalog]] entries", CONFIG_MAX_CATALOGS);
+        c->catalogs = calloc(v->array.n, sizeof(ConfigCatalog));
+        if (!c->catalogs)
+                return -ENOMEM;
+        c->n_catalogs = v->array.n;
+        const Ctx ctx = { top->filename, " in [[catalog]]" };
+        for (size_t i = 0; i < v->array.n; i++) {
+                const TomlValue *t = v->array.items[i];
+                int r = parse_section(&ctx, t, catalog_keys, ELEMENTSOF(catalog_keys), &c->catalogs[i], NULL);
+                if (r < 0)
+                        return r;
+                if (!c->catalogs[i].url)
+                        return config_error(&ctx, t->line, "[[catalog]] needs a 'url'");
         }
         return 0;
 }
@@ -505,6 +546,8 @@ int config_parse_string(const char *data, size_t len, const char *filename, Bang
                 r = parse_vm_defaults(&ctx, v, &c);
         if (r >= 0 && (v = toml_table_get(root, "file")))
                 r = parse_files(&ctx, v, &c);
+        if (r >= 0 && (v = toml_table_get(root, "catalog")))
+                r = parse_catalogs(&ctx, v, &c);
         if (r >= 0)
                 r = check_cross(&ctx, root, &c);
         if (r < 0) {
@@ -575,6 +618,13 @@ void config_done(BangerConfig *c) {
         free(c->files);
         c->files = NULL;
         c->n_files = 0;
+        for (size_t i = 0; i < c->n_catalogs; i++) {
+                free(c->catalogs[i].url);
+                free(c->catalogs[i].public_key);
+        }
+        free(c->catalogs);
+        c->catalogs = NULL;
+        c->n_catalogs = 0;
 }
 
 int config_apply_log_level(const BangerConfig *c) {

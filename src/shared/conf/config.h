@@ -30,6 +30,15 @@ typedef struct ConfigFile {
         bool mode_set; /* false: keep the host file's permission bits */
 } ConfigFile;
 
+/* One [[catalog]] entry: a signed list of image and kernel bundles. */
+typedef struct ConfigCatalog {
+        char *url;        /* http://, https:// or file:// */
+        char *public_key; /* minisign public key ("RW..."); NULL: none */
+        bool insecure;    /* trust it without a key (refused otherwise) */
+} ConfigCatalog;
+
+#define CONFIG_MAX_CATALOGS 64U
+
 typedef struct BangerConfig {
         int log_level; /* syslog level LOG_ERR..LOG_DEBUG, or -1 when the file sets none */
         ConfigVmm default_vmm;
@@ -86,6 +95,9 @@ typedef struct BangerConfig {
 
         ConfigFile *files;
         size_t n_files;
+
+        ConfigCatalog *catalogs;
+        size_t n_catalogs;
 } BangerConfig;
 
 /* Fill *ret with the defaults. */

@@ -382,7 +382,7 @@ static int record_fill(KernelRecord *k, const char *state_dir, const KernelImpor
 
 /* Move the finished directory into place and record it; undo the move if
  * the store refuses. */
-static int publish(Store *s, int kfd, const char *tmp, KernelRecord *k) {
+static int publish(Store *s, int kfd, const char *tmp, KernelRecord *k, bool unrecorded) {
         if (renameat2(kfd, tmp, kfd, k->name, RENAME_NOREPLACE) < 0) {
                 if (errno == EEXIST)
                         return error_setf(-EEXIST, "%s/%s exists but is not a registered kernel; remove it",
@@ -390,7 +390,7 @@ static int publish(Store *s, int kfd, const char *tmp, KernelRecord *k) {
                 return -errno;
         }
         (void) fsync(kfd);
-        int r = store_kernel_insert(s, k);
+        int r = unrecorded ? 0 : store_kernel_insert(s, k);
         if (r < 0) {
                 int q = rm_rf_at(kfd, k->name);
                 if (q < 0)
@@ -438,7 +438,7 @@ int kernel_store_import(Store *s, const char *state_dir, const KernelImportOptio
                 r = record_fill(&k, state_dir, o, &f, &src, created);
         if (r >= 0) {
                 progress_report(&o->progress, "register", o->name, 0, 0);
-                r = publish(s, kfd, tmp, &k);
+                r = publish(s, kfd, tmp, &k, o->unrecorded);
         }
         if (r < 0) {
                 (void) rm_rf_at(kfd, tmp);
@@ -493,6 +493,17 @@ int kernel_store_remove(Store *s, const char *state_dir, const char *name_or_id)
                 return error_setf(r, "kernel %s unregistered, but removing its files failed: %m", k.name);
         (void) fsync(kfd);
         return 0;
+}
+
+int kernel_store_remove_files(const char *state_dir, const char *name) {
+        if (!name_is_valid(name))
+                return -EINVAL;
+        _cleanup_close_ int kfd = open_kernels_dir(state_dir, false);
+        if (kfd < 0)
+                return kfd == -ENOENT ? 0 : kfd;
+        int r = rm_rf_at(kfd, name);
+        (void) fsync(kfd);
+        return r;
 }
 
 static bool sweep_wants(Store *s, const char *name) {

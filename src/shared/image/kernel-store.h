@@ -43,6 +43,10 @@ typedef struct KernelImportOptions {
         const char *initrd;  /* optional initrd file; overrides one found in from */
         const char *modules; /* optional lib/modules/<ver> directory; overrides */
         Progress progress;   /* stages "identify", "decompress", "copy", "register" */
+        /* Put the directory in place but write no row: the caller records
+         * *ret (with the image it came with, in one transaction) and removes
+         * the directory with kernel_store_remove_files() if that fails. */
+        bool unrecorded;
 } KernelImportOptions;
 
 /* Import; on success *ret (may be NULL) holds the new record. -EEXIST when
@@ -57,6 +61,9 @@ int kernel_store_lookup(Store *s, const char *name_or_id, KernelRecord *ret);
 /* Remove by name or id: the row first (-EBUSY, with the users named, while
  * an image or VM refers to it), then <state>/kernels/<name>. */
 int kernel_store_remove(Store *s, const char *state_dir, const char *name_or_id);
+
+/* Remove <state>/kernels/<name> (an unrecorded import's files). */
+int kernel_store_remove_files(const char *state_dir, const char *name);
 
 /* Remove leftovers of interrupted imports: .tmp-* directories, and kernel
  * directories no row refers to. Call at daemon start, before imports run. */

@@ -104,6 +104,20 @@ int store_image_insert(Store *s, ImageRecord *r) {
         return q;
 }
 
+int store_image_insert_with_kernel(Store *s, KernelRecord *k, ImageRecord *img) {
+        int q = store_begin_immediate(s);
+        if (q < 0)
+                return q;
+        if (k)
+                q = store_kernel_insert(s, k);
+        if (q >= 0)
+                q = store_image_insert(s, img);
+        if (q >= 0)
+                return store_commit(s);
+        store_rollback(s);
+        return q;
+}
+
 int store_image_update(Store *s, const ImageRecord *r) {
         return image_write(s, r,
                            "UPDATE images SET name = ?2, kernel_id = ?3, rootfs_path = ?4, work_seed_path = ?5, "

@@ -229,6 +229,9 @@ int store_kernel_update(Store *s, const KernelRecord *r);
 int store_kernel_delete(Store *s, const char *id);
 
 int store_image_insert(Store *s, ImageRecord *r);
+/* A pulled image and, when k is not NULL, the kernel it came with: both
+ * rows or neither, in one transaction. */
+int store_image_insert_with_kernel(Store *s, KernelRecord *k, ImageRecord *img);
 int store_image_get_by_id(Store *s, const char *id, ImageRecord *ret);
 int store_image_get_by_name(Store *s, const char *name, ImageRecord *ret);
 int store_image_find_by_prefix(Store *s, const char *prefix, ImageRecord **ret, size_t *ret_n);
