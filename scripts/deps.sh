@@ -12,7 +12,7 @@ run_pkgs=(qemu-system-x86 iproute2 nftables openssh-client busybox-static dropbe
 # what debian/control names.
 package_pkgs=(dpkg-dev debhelper fakeroot lintian)
 test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
-  docker-registry skopeo gzip groff-base minisign
+  docker-registry skopeo gzip groff-base minisign zstd
   "${run_pkgs[@]}" "${package_pkgs[@]}")
 
 want=("${build_pkgs[@]}")
