@@ -11,10 +11,11 @@
 # (libFuzzer -merge=1) into tests/fuzz/corpus/TARGET afterwards.
 #
 # Prints per target: seconds run, execs, exec/s, cov and ft (from libFuzzer's
-# final status line), new inputs and crashes (with the artifact's path), and
-# the date and load average before and after. A target stops at its first
-# crash, leak or timeout; the script then goes on to the next and exits 1 at
-# the end. Run it under `nice -n 19` on a shared host.
+# final status line), the files in the corpus after the run and how many of
+# them are new, crashes (with the artifact's path); and the date and load
+# average before and after. A target stops at its first crash, leak or
+# timeout; the script then goes on to the next and exits 1 at the end. Run it
+# under `nice -n 19` on a shared host.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ if [ "${1:-}" = "--update-corpus" ]; then
   shift
 fi
 if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-  sed -n '2,18s/^# \{0,1\}//p' "$0"
+  sed -n '2,19s/^# \{0,1\}//p' "$0"
   exit 0
 fi
 seconds=600
@@ -58,10 +59,14 @@ host_state() {
   echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 }
 
+header() {
+  printf '%-20s %7s %12s %9s %6s %7s %6s %5s %s\n' target seconds execs exec/s cov ft corpus new crashes
+}
+
 summary=()
 failed=0
 host_state
-printf '%-20s %7s %12s %9s %6s %7s %5s %s\n' target seconds execs exec/s cov ft new crashes
+header
 for t in "$@"; do
   dir=$work/$t
   rm -rf "$dir"
@@ -79,15 +84,16 @@ for t in "$@"; do
   last=$(grep -E '^#[0-9]+.*cov: ' "$dir/log" | tail -1 || true)
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
-  new=$(($(ls "$dir/corpus" | wc -l) - before))
+  after=$(ls "$dir/corpus" | wc -l)
+  new=$((after - before))
   crashes=$(ls "$dir/artifacts" | wc -l)
   note=$crashes
   if [ "$crashes" -gt 0 ] || [ "$rc" -ne 0 ]; then
     failed=1
     note="$crashes (exit $rc; $(ls -d "$dir"/artifacts/* 2>/dev/null | tr '\n' ' ')log $dir/log)"
   fi
-  line=$(printf '%-20s %7s %12s %9s %6s %7s %5s %s' "$t" "$ran" "${execs:-?}" "${speed:-?}" \
-    "${cov:-?}" "${ft:-?}" "$new" "$note")
+  line=$(printf '%-20s %7s %12s %9s %6s %7s %6s %5s %s' "$t" "$ran" "${execs:-?}" "${speed:-?}" \
+    "${cov:-?}" "${ft:-?}" "$after" "$new" "$note")
   echo "$line"
   summary+=("$line")
   if [ "$update" = 1 ] && [ "$crashes" -eq 0 ]; then
@@ -97,7 +103,7 @@ done
 
 if [ $# -gt 1 ]; then
   echo
-  printf '%-20s %7s %12s %9s %6s %7s %5s %s\n' target seconds execs exec/s cov ft new crashes
+  header
   printf '%s\n' "${summary[@]}"
 fi
 host_state
