@@ -400,6 +400,16 @@ static int work_kernel_pull(RpcCall *call, Store *s, void *args, json_t **ret) {
         return work_pull(call, s, args, "kernel", ret);
 }
 
+int catalog_pull_image(Daemon *d, Store *s, const char *name, const Progress *progress) {
+        if (d->config.n_catalogs == 0)
+                return -ENOENT;
+        PullArgs a = { .name = name, .d = d, .out = *progress };
+        json_t *res = NULL;
+        int r = pull(s, &a, "image", &res);
+        json_decref(res);
+        return r;
+}
+
 /* ---- catalog.list ---- */
 
 static const RpcParam list_params[] = {

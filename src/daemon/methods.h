@@ -4,6 +4,7 @@
 /* The method tables the daemon serves, one per file (methods-*.c), each
  * {NULL}-terminated. daemon.c hands them to the server. */
 
+#include "progress.h"
 #include "rpc-method.h"
 
 extern const RpcMethod daemon_methods[];       /* daemon.*: methods-daemon.c */
@@ -41,3 +42,8 @@ typedef struct ImageRecord ImageRecord;
 json_t *image_to_json(Store *s, const ImageRecord *img);
 /* By name, else by id; -ENOENT "no image named ..." */
 int image_lookup(Store *s, const char *ref, ImageRecord *ret);
+
+/* Pull image name from the [[catalog]]s (methods-catalog-pull.c), in a
+ * worker: -ENOENT (no message) when no catalog is configured, -ENOENT with
+ * one when none offers it; progress gets the pull's stages. */
+int catalog_pull_image(Daemon *d, Store *s, const char *name, const Progress *progress);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* The default image on first use: `banger vm run` on a fresh host has no
  * image yet, and the configured default_image is one banger knows how to
- * make (debootstrap), so vm.create builds it instead of failing, streaming
- * the build's stages as progress of the create. */
+ * get: pulled from a [[catalog]] that offers it, else made with debootstrap,
+ * so vm.create fetches or builds it instead of failing, streaming the
+ * stages as progress of the create. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "error.h"
 #include "fs-util.h"
 #include "log.h"
+#include "methods.h"
 #include "paths.h"
 #include "string-util.h"
 #include "vm-internal.h"
@@ -86,6 +88,36 @@ static int build_default(VmManager *m, Store *s, const char *name, VmProgress *p
         return 0;
 }
 
+/* A catalog that offers the image is faster than debootstrap on any host
+ * with a network: -ENOENT when none does (then it is built). */
+static int pull_default(VmManager *m, Store *s, const char *name, VmProgress *p) {
+        BuildNotes notes = { .p = p, .name = name };
+        vm_progress(p, NULL, "image", "%s does not exist yet: pulling it from a catalog", name);
+        usec_t t0 = now_monotonic();
+        error_clear();
+        int r = catalog_pull_image(m->d, s, name, &(Progress){ forward_progress, &notes });
+        if (r == -ENOENT)
+                vm_progress(p, NULL, "image", "%s: %s", name, error_last_message() ?: "no catalog offers it");
+        else if (r < 0)
+                return error_setf(r, "pulling the default image %s: %s", name, error_last_message() ?: strerror(-r));
+        else
+                vm_progress(p, NULL, "image", "%s pulled in %.0f s", name,
+                            (double) (now_monotonic() - t0) / USEC_PER_SEC);
+        return r;
+}
+
+static int refuse_unprivileged_build(const BangerConfig *c, const char *ref) {
+        /* The root helper has no image-build method, so a user's daemon
+         * cannot build it: say what the user can do instead. */
+        return error_setf(-EPERM,
+                          "image %s does not exist, and building it runs debootstrap, which needs root "
+                          "(bangerd runs as uid %u): build it as root with `sudo banger image build %s "
+                          "--debootstrap %s`, then bring its kernel and rootfs here with `banger kernel "
+                          "import` and `banger image register`; add a [[catalog]] that offers it; or pick "
+                          "another image with --image",
+                          ref, (unsigned) geteuid(), ref, c->debootstrap_suite);
+}
+
 int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress *p) {
         const BangerConfig *c = &m->d->config;
         /* Only the configured default is built: any other missing name is the
@@ -97,22 +129,17 @@ int vm_default_image_ensure(VmManager *m, Store *s, const char *ref, VmProgress 
         image_record_done(&img);
         if (r != -ENOENT)
                 return r < 0 ? r : 0;
-        /* The root helper has no image-build method, so a user's daemon
-         * cannot build it: say what the user can do instead. */
-        if (geteuid() != 0)
-                return error_setf(-EPERM,
-                                  "image %s does not exist, and building it runs debootstrap, which needs root "
-                                  "(bangerd runs as uid %u): build it as root with `sudo banger image build %s "
-                                  "--debootstrap %s`, then bring its kernel and rootfs here with `banger kernel "
-                                  "import` and `banger image register`; or pick another image with --image",
-                                  ref, (unsigned) geteuid(), ref, c->debootstrap_suite);
-        /* Concurrent creates wait here for the one build instead of starting
-         * their own: the second finds the image registered. */
+        if (geteuid() != 0 && c->n_catalogs == 0)
+                return refuse_unprivileged_build(c, ref);
+        /* Concurrent creates wait here for the one pull or build instead of
+         * starting their own: the second finds the image registered. */
         pthread_mutex_lock(&m->default_image_lock);
         r = store_image_get_by_name(s, ref, &img);
         image_record_done(&img);
+        if (r == -ENOENT && c->n_catalogs > 0)
+                r = pull_default(m, s, ref, p);
         if (r == -ENOENT)
-                r = build_default(m, s, ref, p);
+                r = geteuid() != 0 ? refuse_unprivileged_build(c, ref) : build_default(m, s, ref, p);
         pthread_mutex_unlock(&m->default_image_lock);
         return r < 0 ? r : 0;
 }

@@ -5,7 +5,8 @@ namespace, where bangerd runs too. A kernel and an image (which brings its
 kernel) are pulled and a QEMU VM boots from them. A tampered bundle, a
 catalog signed by another key, a missing signature and a bundle with a
 "../" member are each refused with nothing registered and nothing left; a
-transfer cut half way is resumed with a Range request."""
+transfer cut half way is resumed with a Range request. With the default
+image missing, vm create pulls it from the catalog instead of building it."""
 import hashlib
 import io
 import json
@@ -128,7 +129,7 @@ def env(tmp_path_factory):
         make_key(work, "other")
         e.server, port = start_server(e, work, e.pub)
         e.url = f"http://127.0.0.1:{port}/catalog.json"
-        e.write_config(f'[[catalog]]\nurl = "{e.url}"\npublic_key = "{e.key}"\n')
+        e.write_config(f'default_image = "test"\n[[catalog]]\nurl = "{e.url}"\npublic_key = "{e.key}"\n')
         e.image_dir, e.manifest = build_test_image()
         e.banger("kernel", "import", "testk", "--from", str(kernel_dir(work, e.image_dir, e.manifest)))
         e.banger("image", "register", "--name", "test", "--rootfs", str(e.image_dir / "rootfs.ext4"),
@@ -301,4 +302,19 @@ def test_pull_by_file_and_url_with_sha256(env):
     env.banger("image", "pull", str(env.pub / "test.tar.zst"), "--sha256", sha)
     env.banger("image", "delete", "test")
     env.banger("image", "pull", env.url.replace("catalog.json", "test.tar.zst"), "--sha256", sha)
+    assert_nothing_left(env, ["test"], ["testk"])
+
+
+def test_vm_create_pulls_the_missing_default_image(env):
+    """default_image = "test": with no image of that name, vm create pulls it
+    from the catalog (it does not build it with debootstrap) and says so."""
+    env.banger("image", "delete", "test")
+    p = env.banger("vm", "create", "--name", "dflt", "--no-start", "--vmm", "qemu", "--vcpu", "1", "--memory",
+                   "256M", "--disk-size", "64M")
+    assert "test does not exist yet: pulling it from a catalog" in p.stderr, p.stderr
+    assert "debootstrap" not in p.stderr, p.stderr
+    img = env.json("image", "show", "test")
+    assert img["source"] == env.url.replace("catalog.json", "test.tar.zst"), img
+    assert env.json("vm", "show", "dflt")["image"] == "test"
+    env.banger("vm", "delete", "dflt")
     assert_nothing_left(env, ["test"], ["testk"])
