@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* Recovery at daemon start: re-attach to the VMMs of running VMs, mark the
  * others stopped or in error, and reconcile host resources. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #include "console-stream.h"
 #include "error.h"
+#include "file-tree.h"
+#include "fs-util.h"
 #include "log.h"
 #include "vm-internal.h"
 
@@ -44,6 +48,34 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
         vm_release_host(m, s, vm);
 }
 
+/* A stop or delete the daemon's death cut short after the VMM and the TAP
+ * went may have left the VM's runtime directory (sockets, pid files): one of
+ * a VM that is not running, or of no VM at all, is removed. An error VM keeps
+ * its own: recovery marks a VM so when unsure its VMM is gone. */
+static void sweep_runtime_dirs(VmManager *m, Store *s) {
+        _cleanup_close_ int dfd = open_dir_nofollow(m->d->runtime_dir_fd, "vms");
+        if (dfd < 0)
+                return;
+        int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+                safe_close(fd);
+                return;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                _cleanup_(vm_record_done) VmRecord vm = {};
+                if (de->d_name[0] == '.')
+                        continue;
+                int r = store_vm_get_by_id(s, de->d_name, &vm);
+                if (r != -ENOENT && (r < 0 || vm_state_is_live(vm.state) || vm.state == VM_STATE_ERROR))
+                        continue;
+                log_info("removing the runtime directory of %s: %s", r < 0 ? de->d_name : vm.name,
+                         r < 0 ? "no VM has this id" : "the VM is not running");
+                (void) rm_rf_at(dfd, de->d_name);
+        }
+        closedir(d);
+}
+
 int vm_manager_recover(VmManager *m) {
         _cleanup_store_close_ Store *s = NULL;
         int r = daemon_open_store(m->d, &s);
@@ -63,6 +95,7 @@ int vm_manager_recover(VmManager *m) {
                 }
         }
         vm_record_array_free(list, n);
+        sweep_runtime_dirs(m, s);
         vm_snapshots_recover(m, s);
         if (host_available(m->host)) {
                 (void) host_nat_sync(m->host, s);

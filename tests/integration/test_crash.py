@@ -1,0 +1,95 @@
+"""Crash consistency (crashlib.py): bangerd, and in some rounds bangerd-root,
+SIGKILLed at a random moment of a random VM operation (create with and
+without NAT, start, stop, restart, kill, pause, resume, delete, snapshot,
+restore, create --from-snapshot), a new daemon started, and the host checked against the
+database after its start-up reconcile: TAPs, NAT rules, VMM processes,
+files under the VM and snapshot directories, addresses, loop devices,
+transitional states; at the end, deleting everything must leave nothing.
+
+The guests are the FAKE Firecracker's (tests/fakes/fake-firecracker, as in
+test_lifecycle_fc.py: the real agent in namespaces of its own, no kernel):
+cheap enough for 20 kills in the normal run and 200 with
+BANGER_LONG_TESTS=1 (BANGER_CRASH_KILLS sets the count). A few rounds kill
+the daemon while a real QEMU guest (the small test image) is created or
+started. The seed is printed; BANGER_CRASH_SEED replays a run."""
+import os
+import pathlib
+import signal
+import time
+
+import pytest
+
+from crashlib import Harness, crash_seed
+from lifecycle import AGENT, env_with_test_image, process_gone
+from test_lifecycle_fc import fc_env
+from test_lifecycle_fc import test_import_kernel_and_register_image as import_kernel_and_image
+
+pytestmark = pytest.mark.slow
+
+FC_CREATE = ["--image", "test", "--vmm", "firecracker", "--vcpu", "1", "--memory", "256M", "--disk-size", "64M"]
+QEMU_CREATE = ["--image", "test", "--vmm", "qemu", "--vcpu", "1", "--memory", "256M", "--disk-size", "64M"]
+
+
+def kills():
+    if os.environ.get("BANGER_CRASH_KILLS"):
+        return int(os.environ["BANGER_CRASH_KILLS"])
+    return 200 if os.environ.get("BANGER_LONG_TESTS") == "1" else 20
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    if not AGENT.exists():
+        pytest.fail(f"{AGENT} is not built")
+    for e in fc_env(tmp_path_factory, "crash-fc", AGENT.resolve()):
+        import_kernel_and_image(e, tmp_path_factory.mktemp("crash-kernel"))
+        yield e
+
+
+def kill_daemon_and_restart(env):
+    pid = env.json("daemon", "status")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    env.banger("daemon", "start")
+
+
+def test_runtime_dir_of_a_stopped_vm_is_swept(env):
+    """A stop cut short after the VMM and TAP went but before the VM's
+    runtime directory did (the crash harness found it) left the directory
+    for good; so did a delete cut short likewise. The
+    restart's recovery removes both."""
+    env.banger("vm", "create", "--name", "rd", "--no-start", *FC_CREATE)
+    vm = env.json("vm", "show", "rd")
+    vms = pathlib.Path(env.env["XDG_RUNTIME_DIR"]) / "banger/vms"
+    for d in (vms / vm["id"], vms / "0123456789abcdef"):
+        d.mkdir(mode=0o700)
+        (d / "fc.sock").write_text("")
+    kill_daemon_and_restart(env)
+    assert sorted(p.name for p in vms.iterdir()) == []
+    env.banger("vm", "delete", "rd")
+
+
+def test_crash_rounds_fake_firecracker(env):
+    h = Harness(env, crash_seed(), FC_CREATE)
+    h.run(kills(), max_delay=3.0)
+    assert not h.violations, "\n".join(h.violations)
+
+
+@pytest.fixture(scope="module")
+def qemu_env(tmp_path_factory):
+    e = env_with_test_image(tmp_path_factory, "crash-qemu")
+    try:
+        e.write_config('default_vmm = "qemu"\nboot_timeout_sec = 240\nvm_templates = false\n')
+        e.banger("daemon", "stop")  # the next one reads this configuration
+        yield e
+    finally:
+        e.teardown()
+
+
+def test_crash_rounds_qemu(qemu_env):
+    """A real guest: kills while QEMU is launched and the guest boots."""
+    h = Harness(qemu_env, crash_seed(), QEMU_CREATE, max_vms=2, op_timeout=300, settle=60,
+                only=("create", "create-nat", "start", "stop", "delete"))
+    h.run(3, max_delay=12.0)
+    assert not h.violations, "\n".join(h.violations)
