@@ -172,6 +172,7 @@ int host_tap_delete(Host *h, const char *name) {
         return host_call(h, "tap.delete", json_pack("{s:s}", "name", name));
 }
 
+/* A paused VM's VMM still lives and holds its TAP and NAT rules. */
 bool vm_holds_network(const VmRecord *vm) {
-        return vm->state == VM_STATE_STARTING || vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_STOPPING;
+        return vm_state_is_live(vm->state);
 }

@@ -12,6 +12,7 @@ cheap enough for 20 kills in the normal run and 200 with
 BANGER_LONG_TESTS=1 (BANGER_CRASH_KILLS sets the count). A few rounds kill
 the daemon while a real QEMU guest (the small test image) is created or
 started. The seed is printed; BANGER_CRASH_SEED replays a run."""
+import json
 import os
 import pathlib
 import signal
@@ -68,6 +69,30 @@ def test_runtime_dir_of_a_stopped_vm_is_swept(env):
     kill_daemon_and_restart(env)
     assert sorted(p.name for p in vms.iterdir()) == []
     env.banger("vm", "delete", "rd")
+
+
+def nat_rules(env):
+    t = env.nft_table()
+    return [json.dumps(x["rule"]) for x in json.loads(t)["nftables"] if "rule" in x] if t else []
+
+
+def test_paused_vm_keeps_its_network(env):
+    """A paused VM still runs (its VMM holds the TAP): the reconcile of a
+    restarted daemon deleted its TAP and the NAT sync dropped its NAT rules
+    (the crash harness found it: a pause, then bangerd killed), and so did
+    the NAT sync of any other NAT VM's start while it was paused."""
+    env.banger("vm", "create", "--name", "pz", "--nat", *FC_CREATE)
+    vm = env.json("vm", "show", "pz")
+    env.banger("vm", "pause", "pz")
+    env.banger("vm", "create", "--name", "pz2", "--nat", *FC_CREATE)
+    assert any(f'"{vm["ip"]}"' in r for r in nat_rules(env)), "another NAT VM's start dropped pz's NAT rules"
+    env.banger("vm", "delete", "--force", "pz2")
+    kill_daemon_and_restart(env)
+    assert env.json("vm", "show", "pz")["state"] == "paused"
+    assert vm["tap"] in {l["ifname"] for l in env.links()}, "the restart's reconcile deleted pz's TAP"
+    assert any(f'"{vm["ip"]}"' in r for r in nat_rules(env)), "the restart dropped pz's NAT rules"
+    env.banger("vm", "resume", "pz")
+    env.banger("vm", "delete", "--force", "pz")
 
 
 def test_crash_rounds_fake_firecracker(env):
