@@ -44,6 +44,24 @@ def ns_processes(netns_id):
     return out
 
 
+def all_threads_gone(pid):
+    """No thread of the process is alive (process_gone looks at the main
+    thread only)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return True
+    return all(process_gone_task(pid, t) for t in tids)
+
+
+def process_gone_task(pid, tid):
+    try:
+        stat = pathlib.Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 def loop_backing_files():
     """Backing files of every loop device (the kernel's own view)."""
     out = []
@@ -287,15 +305,27 @@ class Harness:
             proc.kill()
             out, err = proc.communicate()
             self.report(what, [f"the CLI did not return within {self.op_timeout} s of the daemon's death"])
-        deadline = time.monotonic() + 10
-        while not process_gone(self.daemon_pid) and time.monotonic() < deadline:
-            time.sleep(0.02)
+        self.wait_gone(what, self.daemon_pid)
         last = (err.strip().splitlines() or [""])[-1][:160]
         print(f"  -> exit {proc.returncode}{': ' + last if proc.returncode else ''}", flush=True)
         self.start_daemon()
         self.all_ips_ever |= {v["ip"] for v in self.vms() if v.get("ip")}
         bad = self.settled_check()
         self.report(what, bad)
+
+    def wait_gone(self, what, pid, limit=120):
+        """Until every thread of the SIGKILLed daemon is gone: its main
+        thread turns zombie while another (an fsync on a loaded disk) still
+        holds the listening socket, and a CLI connecting then reaches the
+        dying daemon instead of starting a new one."""
+        t0 = time.monotonic()
+        while not all_threads_gone(pid):
+            if time.monotonic() - t0 > limit:
+                self.report(what, [f"bangerd pid {pid} still there {limit} s after SIGKILL"])
+                return
+            time.sleep(0.02)
+        if time.monotonic() - t0 > 2:
+            print(f"  (bangerd took {time.monotonic() - t0:.1f} s to die)", flush=True)
 
     def kill_all(self, pids):
         for p in pids:

@@ -23,8 +23,8 @@ import time
 
 import pytest
 
-from crashlib import Harness, crash_seed
-from lifecycle import AGENT, env_with_test_image, process_gone
+from crashlib import Harness, all_threads_gone, crash_seed
+from lifecycle import AGENT, env_with_test_image
 from test_lifecycle_fc import fc_env
 from test_lifecycle_fc import test_import_kernel_and_register_image as import_kernel_and_image
 
@@ -55,8 +55,9 @@ def env(tmp_path_factory):
 def kill_daemon_and_restart(env):
     pid = env.json("daemon", "status")["pid"]
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while not process_gone(pid) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # until its socket is closed (crashlib.Harness.wait_gone)
+    while not all_threads_gone(pid):
+        assert time.monotonic() < deadline, f"bangerd pid {pid} still there 120 s after SIGKILL"
         time.sleep(0.02)
     env.banger("daemon", "start")
 
