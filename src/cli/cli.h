@@ -13,6 +13,7 @@ enum {
         EXIT_OK = 0,
         EXIT_FAIL = 1,
         EXIT_USAGE = 2,
+        EXIT_CANCELLED = 3, /* the operation was cancelled (banger operations cancel) */
 };
 
 typedef struct Cli {
@@ -25,6 +26,7 @@ typedef struct Cli {
         const char *argv0;
         const char *command; /* "vm create": the group and verb running, for messages */
         bool usage_failed;   /* the daemon refused a param: exit 2, not 1 */
+        int exit_status;     /* not 0: the exit status of a failed command (a cancelled operation) */
 } Cli;
 
 typedef int (*CliCommandFn)(Cli *cli, int argc, char **argv);
@@ -67,6 +69,7 @@ int cmd_kernel(Cli *cli, int argc, char **argv);
 int cmd_catalog(Cli *cli, int argc, char **argv);
 int cmd_completion(Cli *cli, int argc, char **argv);
 int cmd_system(Cli *cli, int argc, char **argv);
+int cmd_operations(Cli *cli, int argc, char **argv);
 
 /* The top-level commands (main.c), NULL-name terminated. */
 extern const CliCommand cli_commands[];

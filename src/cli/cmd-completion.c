@@ -20,7 +20,7 @@ static const Group groups[] = {
         { "vm", cli_vm_verbs },           { "image", cli_image_verbs },
         { "kernel", cli_kernel_verbs },   { "snapshot", cli_snapshot_verbs },
         { "daemon", cli_daemon_verbs },   { "ssh-config", cli_ssh_config_verbs },
-        { "catalog", cli_catalog_verbs },
+        { "catalog", cli_catalog_verbs }, { "operations", cli_operations_verbs },
 };
 
 static const char global_options[] = "--json --socket= --system --version --help";

@@ -72,7 +72,11 @@ static void format_event_change(json_t *e, char *buf, size_t len) {
                         format_json_size(total, sizeof(total), e, "total");
                 snprintf(buf, len, "progress %s %s: %s%s%s%s%s", json_str(e, "method", "?"), json_str(e, "stage", "?"),
                          json_str(e, "message", ""), size[0] ? " " : "", size, total[0] ? "/" : "", total);
-        } else
+        } else if (streq(json_str(e, "kind", ""), "operation")) /* started, finished */
+                snprintf(buf, len, "%s %lld %s%s%s", json_str(e, "method", "?"),
+                         (long long) json_integer_value(json_object_get(e, "operation")), event,
+                         json_str(e, "result", NULL) ? ": " : "", json_str(e, "result", ""));
+        else
                 snprintf(buf, len, "%s", event);
 }
 
@@ -89,8 +93,9 @@ static void print_event(json_t *e, void *userdata) {
         format_event_time(e, when, sizeof(when));
         format_event_change(e, change, sizeof(change));
         /* Progress names its VM by id. */
-        const char *name = json_str(e, "name", NULL);
-        printf("%s  %-8s %-16s %s\n", when, json_str(e, "kind", "?"), name ? name : json_str(e, "vm", "-"), change);
+        const char *name = json_str(e, "name", NULL) ?: json_str(e, "target", NULL); /* an operation's */
+        printf("%s  %-8s %-16s %s\n", when, json_str(e, "kind", "?"), name && *name ? name : json_str(e, "vm", "-"),
+               change);
         fflush(stdout);
 }
 

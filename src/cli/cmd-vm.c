@@ -10,6 +10,7 @@
 
 #include "call-error.h"
 #include "cmd-vm.h"
+#include "operation-cancel.h"
 #include "macro.h"
 #include "string-util.h"
 #include "verbs.h"
@@ -151,10 +152,25 @@ static void print_call_error(Cli *cli, const char *method, int r, const RpcError
         }
 }
 
+typedef struct CallNotify {
+        Progress *p;
+        OperationCancel cancel;
+} CallNotify;
+
+static void call_notify(const char *method, json_t *params, void *userdata) {
+        CallNotify *n = userdata;
+        operation_cancel_notify(&n->cancel, method, params);
+        if (n->p)
+                progress_notify(method, params, n->p);
+}
+
 int vm_call(Cli *cli, RpcClient *c, const char *method, json_t *params, Progress *p, json_t **ret_result,
             char **ret_vm) {
         RpcError err = {};
-        int r = rpc_client_call(c, method, params, USEC_INFINITY, p ? progress_notify : NULL, p, ret_result, &err);
+        CallNotify n = { .p = p };
+        operation_cancel_begin(&n.cancel, cli, c); /* Ctrl-C cancels the operation */
+        int r = rpc_client_call(c, method, params, USEC_INFINITY, call_notify, &n, ret_result, &err);
+        operation_cancel_end(&n.cancel, r == -EREMOTEIO ? err.code : 0);
         progress_end(p, r >= 0);
         if (r < 0) {
                 print_call_error(cli, method, r, &err);

@@ -20,6 +20,7 @@ const CliCommand cli_commands[] = {
         { "events", cmd_events, "print VM, image, kernel and snapshot events as they happen" },
         { "image", cmd_image, "register, promote, list and delete images" },
         { "kernel", cmd_kernel, "import, list and remove kernels" },
+        { "operations", cmd_operations, "list, follow and cancel long operations in flight" },
         { "ps", cmd_ps, "list VMs (same as 'vm list')" },
         { "snapshot", cmd_snapshot, "list, show and delete VM snapshots and warm-start templates" },
         { "ssh-config", cmd_ssh_config, "reach VMs as NAME.vm with plain ssh, scp and rsync" },
@@ -114,6 +115,8 @@ int main(int argc, char **argv) {
         r = cmd->fn(&cli, argc - first, argv + first);
         if (r == EXIT_FAIL && cli.usage_failed)
                 r = EXIT_USAGE;
+        if (r != EXIT_OK && cli.exit_status)
+                r = cli.exit_status;
         paths_done(&cli.paths);
         return r;
 }

@@ -26,6 +26,7 @@ extern const CliVerb cli_kernel_verbs[];
 extern const CliVerb cli_snapshot_verbs[];
 extern const CliVerb cli_daemon_verbs[];
 extern const CliVerb cli_catalog_verbs[];
+extern const CliVerb cli_operations_verbs[];
 
 /* True when word is the verb's name or one of its aliases. */
 bool cli_verb_matches(const CliVerb *v, const char *word);
@@ -74,8 +75,8 @@ int cli_show_one(Cli *cli, const char *cmd, void (*help)(void), int argc, char *
 int cli_for_each_named(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
                        const char *done, const char *what);
 /* The same with -f/--force when allow_force: then "force": true is sent. */
-int cli_for_each_named_force(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv,
-                             const char *method, const char *done, const char *what, bool allow_force);
+int cli_for_each_named_force(Cli *cli, const char *cmd, void (*help)(void), int argc, char **argv, const char *method,
+                             const char *done, const char *what, bool allow_force);
 
 /* The usage error for a name that is not name_is_valid(): returns
  * EXIT_USAGE. */

@@ -19,6 +19,7 @@
 #include "dns-server.h"
 #include "error.h"
 #include "events.h"
+#include "operation.h"
 #include "console-stream.h"
 #include "exit-watch.h"
 #include "fs-util.h"
@@ -39,8 +40,19 @@
 #define DAEMON_DRAIN_TIMEOUT (60 * USEC_PER_SEC)
 
 static const RpcMethod *const method_tables[] = {
-        daemon_methods, vm_methods, vm_query_methods, vm_port_methods, snapshot_methods, kernel_methods,
-        image_methods, image_import_methods, catalog_methods, catalog_pull_methods, event_methods, NULL,
+        daemon_methods,
+        vm_methods,
+        vm_query_methods,
+        vm_port_methods,
+        snapshot_methods,
+        kernel_methods,
+        image_methods,
+        image_import_methods,
+        catalog_methods,
+        catalog_pull_methods,
+        event_methods,
+        operation_methods,
+        NULL,
 };
 
 static const char *message_or_errno(int r) {
@@ -171,6 +183,8 @@ static int setup_loop(Daemon *d) {
         if (r >= 0)
                 r = event_bus_new(d, &d->events);
         if (r >= 0)
+                r = operations_new(&d->operations);
+        if (r >= 0)
                 r = store_observe(d->store, event_bus_store_observer, d->events);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the worker mailbox: %m");
@@ -221,6 +235,8 @@ static void daemon_teardown(Daemon *d) {
         d->store = d->store ? store_close(d->store) : NULL;
         if (idle) /* else a worker that outlived the drain may still publish */
                 d->events = event_bus_free(d->events);
+        if (idle)
+                d->operations = operations_free(d->operations);
         d->event = sd_event_unref(d->event);
         safe_close(d->runtime_dir_fd);
         safe_close(d->state_dir_fd);

@@ -17,6 +17,7 @@
 typedef struct ConsoleStreams ConsoleStreams;
 typedef struct EventBus EventBus;
 typedef struct ExitWatches ExitWatches;
+typedef struct Operations Operations;
 typedef struct Server Server;
 typedef struct Store Store;
 typedef struct VmManager VmManager;
@@ -43,7 +44,8 @@ typedef struct Daemon {
         ConsoleStreams *consoles; /* VM consoles read on the loop; opening is thread-safe */
         VmManager *vms;           /* thread-safe */
         Server *server;
-        EventBus *events; /* publishing is thread-safe */
+        EventBus *events;       /* publishing is thread-safe */
+        Operations *operations; /* the long operations in flight (operation.h) */
         sd_event_source *dns_source;
 
         usec_t started_at; /* monotonic */

@@ -19,6 +19,7 @@
 #include "kernel-store.h"
 #include "methods.h"
 #include "oci-import.h"
+#include "operation.h"
 #include "store.h"
 #include "string-util.h"
 #include "undo.h"
@@ -44,7 +45,7 @@ static void note(ImportArgs *a, const char *stage, const char *msg, uint64_t don
 static int oci_progress(OciProgressPhase phase, uint64_t done, uint64_t total, void *userdata) {
         static const char *const names[] = { "download", "unpack", "layers", "write" };
         note(userdata, names[phase], NULL, done, total);
-        return 0;
+        return operation_cancelled(operation_current()); /* the import stops and leaves nothing */
 }
 
 static void build_progress(const char *stage, const char *detail, uint64_t done, uint64_t total, void *userdata) {
@@ -253,8 +254,10 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
 }
 
 const RpcMethod image_import_methods[] = {
-        { "image.import", import_params, sizeof(ImportArgs), .work = work_import },
-        { "image.build", build_params, sizeof(ImportArgs), build_defaults, build_check, .work = work_build },
+        { "image.import", import_params, sizeof(ImportArgs), .work = work_import, .operation = true,
+          .operation_target = "name", .cancellable = true },
+        { "image.build", build_params, sizeof(ImportArgs), build_defaults, build_check, .work = work_build,
+          .operation = true, .operation_target = "name" },
         { "image.cache_prune", prune_params, sizeof(PruneArgs), .work = work_prune },
         {},
 };

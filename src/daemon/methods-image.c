@@ -261,6 +261,7 @@ const RpcMethod image_methods[] = {
         { "image.list", .run = method_image_list },
         { "image.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_image_show },
         { "image.delete", delete_params, sizeof(DeleteArgs), .work = work_image_delete },
-        { "image.promote", rpc_name_params, sizeof(RpcNameArgs), .work = work_image_promote },
+        { "image.promote", rpc_name_params, sizeof(RpcNameArgs), .work = work_image_promote, .operation = true,
+          .operation_target = "name" },
         {},
 };

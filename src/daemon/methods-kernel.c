@@ -62,7 +62,8 @@ static int work_kernel_rm(RpcCall *call, Store *s, void *args, json_t **ret) {
 }
 
 const RpcMethod kernel_methods[] = {
-        { "kernel.import", kernel_import_params, sizeof(KernelImportArgs), .work = work_kernel_import },
+        { "kernel.import", kernel_import_params, sizeof(KernelImportArgs), .work = work_kernel_import,
+          .operation = true, .operation_target = "name" },
         { "kernel.list", .run = method_kernel_list },
         { "kernel.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_kernel_show },
         { "kernel.rm", rpc_name_params, sizeof(RpcNameArgs), .work = work_kernel_rm },

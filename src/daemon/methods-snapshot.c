@@ -232,8 +232,10 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
 }
 
 const RpcMethod snapshot_methods[] = {
-        { "vm.snapshot", snapshot_params, sizeof(SnapshotArgs), .work = work_snapshot },
-        { "vm.restore", restore_params, sizeof(SnapshotArgs), .work = work_restore },
+        { "vm.snapshot", snapshot_params, sizeof(SnapshotArgs), .work = work_snapshot, .operation = true,
+          .operation_target = "vm" },
+        { "vm.restore", restore_params, sizeof(SnapshotArgs), .work = work_restore, .operation = true,
+          .operation_target = "vm" },
         { "snapshot.list", .run = method_list },
         { "snapshot.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_show },
         { "snapshot.delete", rpc_name_params, sizeof(RpcNameArgs), .work = work_delete },

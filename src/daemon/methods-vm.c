@@ -14,6 +14,7 @@
 #include "error.h"
 #include "jsonrpc.h"
 #include "methods.h"
+#include "operation.h"
 #include "string-util.h"
 #include "vm-manager.h"
 
@@ -296,12 +297,14 @@ typedef struct OneOp {
         bool unchanged; /* already in the state asked for */
         char err[1024];
         json_t *vm;
+        Operation *operation; /* the call's: each VM's thread works for it */
 } OneOp;
 
 static void *one_main(void *p) {
         OneOp *o = p;
         _cleanup_store_close_ Store *s = NULL;
         error_clear();
+        operation_set_current(o->operation);
         o->r = daemon_open_store(o->d, &s);
         if (o->r >= 0)
                 o->r = o->op->fn(o->d->vms, s, o->id, o->args);
@@ -375,6 +378,17 @@ static json_t *ref_result(const char *ref, const OneOp *o, const char *resolve_e
                          "vm", o->vm);
 }
 
+/* A cancelled call (vm.start, vm.restart) answers as a whole: cancelled,
+ * when any of its VMs stopped for it (each rolled back to stopped). */
+static int refs_cancelled(const OneOp *ops, size_t n) {
+        if (!operation_cancelled(operation_current()))
+                return 0;
+        for (size_t k = 0; k < n; k++)
+                if (ops[k].r == -ECANCELED)
+                        return -ECANCELED;
+        return 0;
+}
+
 static int work_refs(RpcCall *call, Store *s, void *args, json_t **ret) {
         RefsArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
@@ -385,8 +399,15 @@ static int work_refs(RpcCall *call, Store *s, void *args, json_t **ret) {
         int r = ops && slot && errs ? resolve_refs(s, a->vms, ops, slot, errs, &n_ops) : -ENOMEM;
         if (r >= 0) {
                 for (size_t k = 0; k < n_ops; k++)
-                        ops[k] = (OneOp){ .d = d, .op = rpc_call_method_data(call), .args = a, .id = ops[k].id };
+                        ops[k] = (OneOp){ .d = d,
+                                          .op = rpc_call_method_data(call),
+                                          .args = a,
+                                          .id = ops[k].id,
+                                          .operation = operation_current() };
                 run_ops(ops, n_ops);
+                r = refs_cancelled(ops, n_ops);
+        }
+        if (r >= 0) {
                 json_t *results = json_array();
                 for (size_t i = 0; i < n_refs; i++)
                         json_array_append_new(results, ref_result(json_string_value(json_array_get(a->vms, i)),
@@ -460,10 +481,13 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
 }
 
 const RpcMethod vm_methods[] = {
-        { "vm.create", create_params, sizeof(CreateArgs), create_defaults, create_check, .work = work_create },
-        { "vm.start", REFS_METHOD(refs_params, op_start, true) },
+        { "vm.create", create_params, sizeof(CreateArgs), create_defaults, create_check, .work = work_create,
+          .operation = true, .operation_target = "name", .cancellable = true },
+        { "vm.start", REFS_METHOD(refs_params, op_start, true), .operation = true, .operation_target = "vms",
+          .cancellable = true },
         { "vm.stop", REFS_METHOD(stop_params, op_stop, true) },
-        { "vm.restart", REFS_METHOD(stop_params, op_restart, true) },
+        { "vm.restart", REFS_METHOD(stop_params, op_restart, true), .operation = true, .operation_target = "vms",
+          .cancellable = true },
         { "vm.kill", REFS_METHOD(kill_params, op_kill, true) },
         { "vm.pause", REFS_METHOD(refs_params, op_pause, true) },
         { "vm.resume", REFS_METHOD(refs_params, op_resume, true) },

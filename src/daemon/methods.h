@@ -18,6 +18,7 @@ extern const RpcMethod image_import_methods[]; /* image.import, build, cache_pru
 extern const RpcMethod catalog_methods[];      /* image.bundle, kernel.bundle: methods-catalog.c */
 extern const RpcMethod catalog_pull_methods[]; /* catalog.list, image.pull, kernel.pull: methods-catalog-pull.c */
 extern const RpcMethod event_methods[];        /* events.subscribe: events.c */
+extern const RpcMethod operation_methods[];    /* operations.list, cancel: methods-operations.c */
 
 /* vm.create and vm.set: refuse (-32602, naming the param) a size over what
  * this host has; 0 when it fits. */

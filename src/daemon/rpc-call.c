@@ -13,6 +13,7 @@
 #include "events.h"
 #include "jsonrpc.h"
 #include "log.h"
+#include "operation.h"
 #include "server-internal.h"
 #include "store.h"
 #include "string-util.h"
@@ -29,6 +30,9 @@ struct RpcCall {
         /* Set by the worker for its error reply. */
         json_t *error_data;
         char *final_line; /* the worker's reply, sent from the loop */
+        Operation *op;    /* listed while the worker runs (RpcMethod.operation) */
+        const char *outcome;
+        char *error_message; /* the worker's, for the operation's end event */
 };
 
 Daemon *rpc_call_daemon(RpcCall *call) {
@@ -54,6 +58,7 @@ static void call_free(RpcCall *call) {
         json_decref(call->params);
         json_decref(call->error_data);
         free(call->final_line);
+        free(call->error_message);
         free(call->args);
         free(call);
 }
@@ -159,9 +164,23 @@ static void note_send(void *p) {
         free(n);
 }
 
+/* A progress notification is the operation's stage too; it names it. */
+static void operation_note(RpcCall *call, json_t *params) {
+        if (!call->op || !json_is_object(params))
+                return;
+        json_t *done = json_object_get(params, "bytes"), *total = json_object_get(params, "total");
+        operation_set_progress(call->op, json_string_value(json_object_get(params, "stage")),
+                               json_string_value(json_object_get(params, "message")),
+                               json_is_integer(done) ? (uint64_t) json_integer_value(done) : 0,
+                               json_is_integer(total) ? (uint64_t) json_integer_value(total) : 0);
+        json_object_set_new(params, "operation", json_integer((json_int_t) operation_id(call->op)));
+}
+
 void rpc_call_notify(RpcCall *call, const char *method, json_t *params) {
-        if (streq(method, "progress"))
+        if (streq(method, "progress")) {
+                operation_note(call, params);
                 event_bus_progress(call->d->events, call->method->name, params);
+        }
         Note *n = calloc(1, sizeof(*n));
         if (!n) {
                 json_decref(params);
@@ -188,11 +207,22 @@ static void call_work(void *p) {
         error_clear();
         _cleanup_store_close_ Store *s = NULL;
         int r = daemon_open_store(call->d, &s);
+        operation_set_current(call->op);
         if (r >= 0)
                 r = call->method->work(call, s, call->args, &result);
+        operation_set_current(NULL);
+        /* Only a cancel makes it "cancelled": a boot that a stop interrupted
+         * fails with -ECANCELED too, as it always did. */
+        bool cancelled = r < 0 && operation_cancelled(call->op);
+        if (cancelled)
+                r = error_setf(-ECANCELED, "operation %llu (%s) was cancelled",
+                               (unsigned long long) operation_id(call->op), call->method->name);
+        call->outcome = r >= 0 ? "ok" : cancelled ? "cancelled" : "failed";
         if (r < 0)
-                call->final_line = jsonrpc_format_error(call->id, rpc_errno_to_code(r), errno_message(r),
-                                                        TAKE_PTR(call->error_data));
+                call->error_message = strdup(errno_message(r));
+        if (r < 0)
+                call->final_line = jsonrpc_format_error(call->id, cancelled ? JSONRPC_CANCELLED : rpc_errno_to_code(r),
+                                                        errno_message(r), TAKE_PTR(call->error_data));
         else
                 call->final_line = jsonrpc_format_result(call->id, result);
         if (!call->final_line) /* the final reply must arrive, or the client waits forever */
@@ -200,15 +230,81 @@ static void call_work(void *p) {
                         jsonrpc_format_error(call->id, JSONRPC_INTERNAL_ERROR, "the reply could not be encoded", NULL);
 }
 
+/* ---- the operations registry (operation.h) ---- */
+
+/* What the operation acts on, from the param the method names: a string,
+ * or the strings of an array joined by spaces. */
+static void operation_target_of(RpcCall *call, char *buf, size_t size) {
+        json_t *v =
+                call->method->operation_target ? json_object_get(call->params, call->method->operation_target) : NULL;
+        buf[0] = '\0';
+        if (json_is_string(v))
+                snprintf(buf, size, "%s", json_string_value(v));
+        size_t i, l = 0;
+        json_t *e;
+        json_array_foreach (json_is_array(v) ? v : NULL, i, e)
+                if (json_is_string(e) && l < size)
+                        l += (size_t) snprintf(buf + l, size - l, "%s%s", l ? " " : "", json_string_value(e));
+}
+
+/* On the loop, before the worker starts: list it, tell the caller its id
+ * (the CLI cancels it on Ctrl-C), and tell subscribers. */
+static int operation_begin(RpcCall *call) {
+        if (!call->method->operation)
+                return 0;
+        OperationClient client = {};
+        connection_peer(call->conn, &client.pid, &client.uid);
+        operation_client_read_command(&client);
+        char target[OPERATION_TARGET_MAX];
+        operation_target_of(call, target, sizeof(target));
+        int r = operations_add(call->d->operations, call->method->name, target, &client, &call->op);
+        if (r < 0)
+                return r;
+        operation_set_cancellable(call->op, call->method->cancellable);
+        json_t *j = operation_to_json(call->op);
+        char *line = jsonrpc_format_notification("operation", json_incref(j));
+        call_send(call, line);
+        json_object_set_new(j, "operation", json_integer((json_int_t) operation_id(call->op)));
+        json_object_set_new(j, "method", json_string(call->method->name));
+        json_object_del(j, "kind");
+        json_object_set_new(j, "kind", json_string("operation"));
+        json_object_set_new(j, "event", json_string("started"));
+        event_bus_publish(call->d->events, j);
+        return 0;
+}
+
+/* On the loop, once the reply went out. */
+static void operation_end(RpcCall *call) {
+        if (!call->op)
+                return;
+        json_int_t id = (json_int_t) operation_id(call->op);
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s, s:s?}", "kind", "operation", "event", "finished", "id",
+                              id, "operation", id, "method", call->method->name, "result", call->outcome ?: "failed",
+                              "error", call->error_message);
+        json_t *op = operation_to_json(call->op);
+        json_object_set(j, "target", json_object_get(op, "target"));
+        json_decref(op);
+        event_bus_publish(call->d->events, j);
+        operations_remove(call->d->operations, call->op);
+        call->op = NULL;
+}
+
 static void call_work_done(void *p) {
         RpcCall *call = p;
         call->replied = true;
         call_send(call, TAKE_PTR(call->final_line));
+        operation_end(call);
         call_free(call);
 }
 
 static void call_defer(RpcCall *call) {
-        int r = workers_start(call->d->workers, call_work, call_work_done, call, 0);
+        int r = operation_begin(call);
+        if (r >= 0)
+                r = workers_start(call->d->workers, call_work, call_work_done, call, 0);
+        if (r < 0 && call->op) { /* its "started" event gets its "finished" */
+                call->error_message = strdup(r == -EBUSY ? "daemon is busy" : strerror(-r));
+                operation_end(call);
+        }
         if (r == -EBUSY)
                 rpc_call_reply_error(call, JSONRPC_UNAVAILABLE, "daemon is busy: too many operations in progress");
         else if (r < 0)

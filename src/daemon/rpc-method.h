@@ -55,6 +55,15 @@ typedef struct RpcMethod {
          * reply, else *ret is the result. */
         int (*work)(RpcCall *call, Store *s, void *args, json_t **ret);
         const void *data; /* rpc_call_method_data() */
+        /* A long operation (with work): listed by operations.list and
+         * cancellable while it runs (operation.h), its kind the method's
+         * name, its target the value of this param (a string, or an array
+         * of strings), when given. */
+        bool operation;
+        const char *operation_target;
+        /* The operation has cancellation points (operation.h), so
+         * operations.cancel may stop it; without, a cancel is refused. */
+        bool cancellable;
 } RpcMethod;
 
 /* The params of the many methods that take only the name of something. */

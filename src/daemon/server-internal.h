@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "rpc-method.h"
 
@@ -26,6 +27,8 @@ bool connection_is_open(Connection *c);
 size_t connection_pending(Connection *c);
 void connection_end(Connection *c);
 void connection_set_send_buffer(Connection *c, int bytes);
+/* Who is at the other end (SO_PEERCRED when it connected). */
+void connection_peer(Connection *c, pid_t *ret_pid, uid_t *ret_uid);
 /* The connection a call came on. */
 Connection *rpc_call_connection(RpcCall *call);
 

@@ -56,6 +56,8 @@ struct Connection {
         bool refused;  /* turned away at accept: not counted against the limit */
         size_t drained;
         unsigned n_calls;
+        pid_t peer_pid;
+        uid_t peer_uid;
         Connection *next, *prev;
 };
 
@@ -88,6 +90,11 @@ static void connection_close(Connection *c) {
         else
                 s->n_connections--;
         connection_unref(c); /* calls still running keep the memory */
+}
+
+void connection_peer(Connection *c, pid_t *ret_pid, uid_t *ret_uid) {
+        *ret_pid = c->peer_pid;
+        *ret_uid = c->peer_uid;
 }
 
 void connection_add_call(Connection *c) {
@@ -378,8 +385,13 @@ static int accept_one(Server *s, int fd) {
                 refuse(s, cfd, "too many connections");
                 return 1;
         }
-        if (!connection_new(s, cfd, false))
+        Connection *c = connection_new(s, cfd, false);
+        if (!c)
                 close(cfd);
+        else {
+                c->peer_pid = cred.pid;
+                c->peer_uid = cred.uid;
+        }
         return 1;
 }
 

@@ -98,8 +98,9 @@ static int agent_session(VmManager *m, const char *id, bool booting, int fd, use
         return 0;
 }
 
-/* Before the next attempt: wait for the VMM to exit or a stop, kill or
- * delete, at most until `until`. 0 to try again, or why not. */
+/* Before the next attempt: wait for the VMM to exit, a stop, kill or
+ * delete, or the operation's cancel, at most until `until`. 0 to try
+ * again, or why not. */
 int vm_boot_wait_retry(VmManager *m, const char *id, const VmmDriver *drv, VmmInstance *inst, usec_t until) {
         struct pollfd p[2] = { { .fd = inst->proc.pidfd, .events = POLLIN },
                                { .fd = vm_preempt_fd(m, id), .events = POLLIN } };
@@ -108,6 +109,8 @@ int vm_boot_wait_retry(VmManager *m, const char *id, const VmmDriver *drv, VmmIn
                 ;
         if (vm_preempt_requested(m, id))
                 return error_setf(-ECANCELED, "the boot was interrupted by a stop, kill or delete");
+        if (vm_cancel_requested(m, id))
+                return error_setf(-ECANCELED, "cancelled");
         if (p[0].revents || drv->wait_exit(inst, 0) == 0)
                 return error_setf(-ECHILD, "the VMM exited while the guest was booting");
         return n < 0 ? -errno : 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "operation.h"
 #include "undo.h"
 #include "vm-internal.h"
 
@@ -21,7 +22,7 @@ typedef struct Create {
         ImageRecord img;
         VmRecord vm;
         VmLock *lock;
-        SnapshotRecord template; /* a warm start's, when one fits */
+        SnapshotRecord template;    /* a warm start's, when one fits */
         const SnapshotRecord *snap; /* the snapshot restored: req->snapshot or &template */
         UndoStack undo;
 } Create;
@@ -114,6 +115,7 @@ static int step_insert(Create *c) {
                 return r;
         if (c->p)
                 snprintf(c->p->vm_id, sizeof(c->p->vm_id), "%s", vm->id);
+        operation_set_target(operation_current(), vm->name);
         /* Its forwards go with the row (CASCADE) if the create fails. */
         return vm_ports_record(c->s, vm->id, c->req->ports, c->req->n_ports);
 }
@@ -141,13 +143,13 @@ static int step_disks(Create *c) {
         return c->snap ? vm_clone_disks(c->m, &c->vm, c->snap, c->p) : vm_make_disks(c->m, &c->vm, &c->img, c->p);
 }
 
-/* A clone stays undoable until its restore worked: nothing of it is left
- * when that fails. */
+/* The VM stays undoable until it started: nothing of it is left when its
+ * start is cancelled, or a clone's restore fails. */
 static int step_finish(Create *c) {
         free(c->vm.runtime_json);
         c->vm.runtime_json = NULL;
         int r = store_vm_update(c->s, &c->vm);
-        if (r >= 0 && !c->req->snapshot)
+        if (r >= 0 && c->req->no_start)
                 undo_commit(&c->undo);
         return r;
 }
@@ -173,6 +175,14 @@ static int step_start(Create *c) {
         return r;
 }
 
+/* A start that failed keeps the VM, in state error with its disks, for the
+ * user to look at; a cancelled one (not a stop or delete that interrupted
+ * it: that one takes the VM over) leaves nothing, as if never made. */
+static bool start_undoes_create(Create *c, int r) {
+        return c->req->snapshot ||
+               (r == -ECANCELED && operation_cancelled(operation_current()) && !vm_preempt_requested(c->m, c->vm.id));
+}
+
 /* Take the half-made VM apart, keeping the reason of the failure. */
 static int create_fail(Create *c, int r) {
         char why[1024];
@@ -195,19 +205,28 @@ int vm_op_create(VmManager *m, Store *s, const VmCreateRequest *req, VmProgress 
         if (r >= 0)
                 r = step_make_record(&c);
         if (r >= 0)
+                r = operation_check();
+        if (r >= 0)
                 r = step_insert(&c);
         if (r >= 0)
                 r = step_network(&c);
         if (r >= 0)
+                r = operation_check();
+        if (r >= 0)
                 r = step_disks(&c);
+        if (r >= 0)
+                r = operation_check();
         if (r >= 0)
                 r = step_finish(&c);
         if (r < 0)
                 return create_fail(&c, r);
         if (!req->no_start) {
                 r = step_start(&c);
+                if (r < 0 && start_undoes_create(&c, r))
+                        return create_fail(&c, r);
+                undo_commit(&c.undo);
                 if (r < 0)
-                        return req->snapshot ? create_fail(&c, r) : r;
+                        return r;
         }
         *ret = c.vm;
         c.vm = (VmRecord){};

@@ -12,6 +12,8 @@
 #include "host.h"
 #include "vm-manager.h"
 
+typedef struct Operation Operation;
+
 typedef struct VmLock {
         VmManager *m;
         char *id;
@@ -24,6 +26,10 @@ typedef struct VmLock {
         bool preempt;
         int preempt_fd;
         int waiting_fd;
+        /* The holder's operation was cancelled: the same two fds tell its
+         * boot; guarded by m->lock too. op: that operation (the holder's). */
+        bool cancelled;
+        Operation *op;
         struct VmLock *next;
 } VmLock;
 
@@ -61,6 +67,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(VmLock *, vm_unlock);
 VmLock *vm_lock_preempt(VmManager *m, const char *id);
 /* Has someone asked the holder of id's lock to give up? */
 bool vm_preempt_requested(VmManager *m, const char *id);
+/* Was the operation holding id's lock cancelled (operations.cancel)? */
+bool vm_cancel_requested(VmManager *m, const char *id);
 /* For the holder of id's lock: an fd that becomes readable when someone asks
  * it to give up (valid while the lock is held). */
 int vm_preempt_fd(VmManager *m, const char *id);

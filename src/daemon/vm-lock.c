@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "operation.h"
 #include "string-util.h"
 #include "vm-internal.h"
 
@@ -38,6 +39,19 @@ static VmLock *lock_new(VmManager *m, const char *id) {
         return l;
 }
 
+/* The holder's operation was cancelled (operations.cancel): tell a boot
+ * in progress at once, as a stop does. Under the operation's lock. */
+static void lock_cancel(void *userdata) {
+        VmLock *l = userdata;
+        pthread_mutex_lock(&l->m->lock);
+        l->cancelled = true;
+        uint64_t v = 1;
+        (void) !write(l->preempt_fd, &v, sizeof(v));
+        if (l->waiting_fd >= 0)
+                (void) shutdown(l->waiting_fd, SHUT_RDWR);
+        pthread_mutex_unlock(&l->m->lock);
+}
+
 VmLock *vm_lock(VmManager *m, const char *id) {
         pthread_mutex_lock(&m->lock);
         VmLock *l = lock_find(m, id);
@@ -46,8 +60,13 @@ VmLock *vm_lock(VmManager *m, const char *id) {
         if (l)
                 l->users++;
         pthread_mutex_unlock(&m->lock);
-        if (l)
-                pthread_mutex_lock(&l->mutex);
+        if (!l)
+                return NULL;
+        pthread_mutex_lock(&l->mutex);
+        /* Held for an operation someone may cancel: its waits end too. */
+        l->op = operation_current();
+        if (operation_on_cancel(l->op, lock_cancel, l) < 0)
+                l->op = NULL; /* not cancellable in the boot wait; its steps still check */
         return l;
 }
 
@@ -74,6 +93,14 @@ VmLock *vm_lock_preempt(VmManager *m, const char *id) {
         return l;
 }
 
+bool vm_cancel_requested(VmManager *m, const char *id) {
+        pthread_mutex_lock(&m->lock);
+        VmLock *l = lock_find(m, id);
+        bool r = l && l->cancelled;
+        pthread_mutex_unlock(&m->lock);
+        return r;
+}
+
 bool vm_preempt_requested(VmManager *m, const char *id) {
         pthread_mutex_lock(&m->lock);
         VmLock *l = lock_find(m, id);
@@ -93,7 +120,7 @@ int vm_preempt_fd(VmManager *m, const char *id) {
 int vm_preempt_set_waiting_fd(VmManager *m, const char *id, int fd) {
         pthread_mutex_lock(&m->lock);
         VmLock *l = lock_find(m, id);
-        int r = !l ? -ENOENT : fd >= 0 && l->preempt ? -ECANCELED : 0;
+        int r = !l ? -ENOENT : fd >= 0 && (l->preempt || l->cancelled) ? -ECANCELED : 0;
         if (r >= 0)
                 l->waiting_fd = fd;
         pthread_mutex_unlock(&m->lock);
@@ -104,6 +131,15 @@ void vm_unlock(VmLock *l) {
         if (!l)
                 return;
         VmManager *m = l->m;
+        operation_on_cancel_remove(l->op, lock_cancel, l);
+        l->op = NULL;
+        pthread_mutex_lock(&m->lock);
+        if (l->cancelled && !l->preempt) { /* the next holder starts afresh */
+                uint64_t v;
+                (void) !read(l->preempt_fd, &v, sizeof(v));
+        }
+        l->cancelled = false;
+        pthread_mutex_unlock(&m->lock);
         pthread_mutex_unlock(&l->mutex);
         pthread_mutex_lock(&m->lock);
         if (--l->users == 0) {

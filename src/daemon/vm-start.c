@@ -3,7 +3,8 @@
  * entry, launch its VMM, boot and wait for the agent, mark it running. Each
  * step that takes something records its undo: a failure kills the VMM,
  * records the VM as in error with the reason (stopped when a stop, kill or
- * delete interrupted the boot), and releases what it held. */
+ * delete interrupted the boot, or the operation was cancelled: between
+ * steps and in the boot wait), and releases what it held. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "operation.h"
 #include "string-util.h"
 #include "tcp-port.h"
 #include "undo.h"
@@ -105,7 +107,9 @@ static int undo_launched(const char *id, void *data) {
         Start *t = data;
         t->rt->generation = 0;
         (void) t->drv->kill(&t->rt->inst);
-        if (t->failure != -ECANCELED)
+        /* A stop, kill or delete that interrupted the boot takes the
+         * runtime over; after a failure or a cancel nobody else will. */
+        if (t->failure != -ECANCELED || !vm_preempt_requested(t->m, id))
                 vm_runtime_drop(t->m, id);
         return 0;
 }
@@ -309,11 +313,17 @@ int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestor
         if (r >= 0)
                 r = vm_forwards_open(m, s, vm, true, &t.forwards);
         if (r >= 0)
+                r = operation_check();
+        if (r >= 0)
                 r = step_begin(&t);
         if (r >= 0)
                 r = step_network(&t);
         if (r >= 0)
+                r = operation_check();
+        if (r >= 0)
                 r = step_launch(&t);
+        if (r >= 0)
+                r = operation_check();
         if (r >= 0)
                 r = step_boot(&t);
         if (r < 0)

@@ -92,6 +92,7 @@ METHODS = {
     "vm.port.add": ({"vm": VM, "host_port": 18080, "guest_port": 80}, ["vm"]),
     "vm.port.remove": ({"vm": VM, "host_ip": "127.0.0.1", "host_port": 18080, "proto": "tcp"}, ["vm"]),
     "vm.port.list": ({"vm": VM}, ["vm"]),
+    "operations.cancel": ({"id": 987654}, []),
 }
 
 

@@ -25,6 +25,7 @@ enum {
         JSONRPC_NOT_FOUND = -32001,   /* no such VM/image/kernel */
         JSONRPC_CONFLICT = -32002,    /* name in use, wrong state, ambiguous */
         JSONRPC_UNAVAILABLE = -32003, /* shutting down, too many connections, forbidden */
+        JSONRPC_CANCELLED = -32004,   /* the operation was cancelled (operations.cancel) */
 };
 
 typedef struct JsonRpcReader {

@@ -19,7 +19,35 @@ struct RpcClient {
         int fd;
         JsonRpcReader reader;
         json_int_t next_id;
+        int interrupt_fd; /* -EBADF: none */
+        RpcInterruptFn interrupt;
+        void *interrupt_userdata;
 };
+
+void rpc_client_set_interrupt(RpcClient *c, int fd, RpcInterruptFn fn, void *userdata) {
+        c->interrupt_fd = fn ? fd : -EBADF;
+        c->interrupt = fn;
+        c->interrupt_userdata = userdata;
+}
+
+/* Wait for the reply's bytes; the interrupt fd, when readable, runs its
+ * function and the wait goes on. */
+static int wait_readable(RpcClient *c, usec_t deadline) {
+        if (c->interrupt_fd < 0)
+                return fd_wait_until(c->fd, POLLIN, deadline);
+        for (;;) {
+                struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = c->interrupt_fd, .events = POLLIN } };
+                int n = poll(p, 2, deadline_poll_ms(deadline));
+                if (n < 0 && errno != EINTR)
+                        return -errno;
+                if (n > 0 && p[1].revents)
+                        c->interrupt(c->interrupt_userdata);
+                if (n > 0 && p[0].revents)
+                        return p[0].revents;
+                if (deadline != USEC_INFINITY && now_monotonic() >= deadline)
+                        return -ETIMEDOUT;
+        }
+}
 
 void rpc_error_done(RpcError *e) {
         if (!e)
@@ -38,6 +66,7 @@ int rpc_client_connect(const char *socket_path, RpcClient **ret) {
                 return -ENOMEM;
         c->fd = TAKE_FD(fd);
         c->next_id = 1;
+        c->interrupt_fd = -EBADF;
         /* Replies carry whole listings; allow more than a request may hold. */
         jsonrpc_reader_init(&c->reader, 16 * JSONRPC_MAX_MESSAGE);
         *ret = c;
@@ -133,7 +162,7 @@ int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t tim
                 }
                 if (r < 0)
                         return r;
-                r = fd_wait_until(c->fd, POLLIN, deadline);
+                r = wait_readable(c, deadline);
                 if (r < 0)
                         return r;
                 char buf[65536];

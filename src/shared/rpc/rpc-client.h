@@ -46,5 +46,11 @@ int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t tim
  * it sent something that is not JSON-RPC. Replies are skipped. */
 int rpc_client_read_notifications(RpcClient *c, RpcNotifyFn notify, void *userdata);
 
+/* While a call waits for its reply: when fd becomes readable, fn(userdata)
+ * runs (it must make fd unreadable again, e.g. drain a pipe) and the wait
+ * goes on. The CLI turns Ctrl-C into a cancel this way. fn NULL: none. */
+typedef void (*RpcInterruptFn)(void *userdata);
+void rpc_client_set_interrupt(RpcClient *c, int fd, RpcInterruptFn fn, void *userdata);
+
 /* The raw fd, for tests that want to misbehave (and for polling). */
 int rpc_client_fd(RpcClient *c);
