@@ -27,7 +27,8 @@ const CliVerb cli_operations_verbs[] = {
 
 #define INTRO                                                                                   \
         "The long operations the daemon is running: VM create, start, restart, snapshot and\n"  \
-        "restore, image build, import and promote, kernel import. With no verb: list them.\n"   \
+        "restore, image build, import, promote, pull and bundle, kernel import, pull and\n"     \
+        "bundle. With no verb: list them.\n"                                                    \
         "VM create, start and restart and image import can be cancelled: one stops at its\n"    \
         "next cancellation point (between steps, in the boot wait, in downloads and copies)\n"  \
         "and rolls back what it made, as a failed one does; its client gets the error\n"        \

@@ -469,7 +469,9 @@ static int work_catalog_list(RpcCall *call, Store *s, void *args, json_t **ret) 
 
 const RpcMethod catalog_pull_methods[] = {
         { "catalog.list", list_params, sizeof(PullArgs), .work = work_catalog_list },
-        { "image.pull", pull_params, sizeof(PullArgs), NULL, pull_check, .work = work_image_pull },
-        { "kernel.pull", pull_params, sizeof(PullArgs), NULL, pull_check, .work = work_kernel_pull },
+        { "image.pull", pull_params, sizeof(PullArgs), NULL, pull_check, .work = work_image_pull, .operation = true,
+          .operation_target = "name source" },
+        { "kernel.pull", pull_params, sizeof(PullArgs), NULL, pull_check, .work = work_kernel_pull, .operation = true,
+          .operation_target = "name source" },
         {},
 };

@@ -89,7 +89,9 @@ static int work_kernel_bundle(RpcCall *call, Store *s, void *args, json_t **ret)
 }
 
 const RpcMethod catalog_methods[] = {
-        { "image.bundle", bundle_params, sizeof(BundleArgs), .work = work_image_bundle },
-        { "kernel.bundle", bundle_params, sizeof(BundleArgs), .work = work_kernel_bundle },
+        { "image.bundle", bundle_params, sizeof(BundleArgs), .work = work_image_bundle, .operation = true,
+          .operation_target = "name" },
+        { "kernel.bundle", bundle_params, sizeof(BundleArgs), .work = work_kernel_bundle, .operation = true,
+          .operation_target = "name" },
         {},
 };

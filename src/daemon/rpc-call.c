@@ -232,11 +232,18 @@ static void call_work(void *p) {
 
 /* ---- the operations registry (operation.h) ---- */
 
-/* What the operation acts on, from the param the method names: a string,
- * or the strings of an array joined by spaces. */
+/* What the operation acts on, from the first param the method names that
+ * the call has: a string, or the strings of an array joined by spaces. */
 static void operation_target_of(RpcCall *call, char *buf, size_t size) {
-        json_t *v =
-                call->method->operation_target ? json_object_get(call->params, call->method->operation_target) : NULL;
+        const char *names = call->method->operation_target ?: "";
+        json_t *v = NULL;
+        while (!v && *names) {
+                size_t n = strcspn(names, " ");
+                char key[64];
+                snprintf(key, sizeof(key), "%.*s", (int) MIN(n, sizeof(key) - 1), names);
+                v = json_object_get(call->params, key);
+                names += n + (names[n] == ' ');
+        }
         buf[0] = '\0';
         if (json_is_string(v))
                 snprintf(buf, size, "%s", json_string_value(v));

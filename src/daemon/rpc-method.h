@@ -58,7 +58,7 @@ typedef struct RpcMethod {
         /* A long operation (with work): listed by operations.list and
          * cancellable while it runs (operation.h), its kind the method's
          * name, its target the value of this param (a string, or an array
-         * of strings), when given. */
+         * of strings), when given; "a b": a, else b. */
         bool operation;
         const char *operation_target;
         /* The operation has cancellation points (operation.h), so
