@@ -5,7 +5,8 @@
  * one snapshot draw the same random bytes), the NIC gets the new MAC,
  * address and default route, the hostname is set, and /etc/banger/
  * network.conf, /etc/hostname and /etc/hosts are rewritten so a later cold
- * boot comes up as the same new VM. */
+ * boot comes up as the same new VM. On request, the SSH host keys and
+ * machine id are made anew (agent-hostkeys.c). */
 #include "agent-identity.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-hostkeys.h"
 #include "fs-util.h"
 #include "log.h"
 #include "macro.h"
@@ -27,7 +29,8 @@
 
 /* Keys of the request that are not network.conf's: they are not written. */
 static bool transient_key(const char *line) {
-        return startswith(line, "FROM_MAC=") || startswith(line, "TIME_NS=") || startswith(line, "ENTROPY=");
+        return startswith(line, "FROM_MAC=") || startswith(line, "TIME_NS=") || startswith(line, "ENTROPY=") ||
+               startswith(line, "NEW_HOST_KEYS=");
 }
 
 static int parse_hex(const char *v, uint8_t *out, size_t max, size_t *ret_n) {
@@ -60,6 +63,12 @@ static int parse_transient(AgentIdentity *id, const char *line) {
         }
         if ((v = startswith(line, "ENTROPY=")))
                 return parse_hex(v, id->entropy, sizeof(id->entropy), &id->n_entropy);
+        if ((v = startswith(line, "NEW_HOST_KEYS="))) {
+                if (!streq(v, "0") && !streq(v, "1"))
+                        return -EINVAL;
+                id->new_host_keys = streq(v, "1");
+                return 0;
+        }
         return 0;
 }
 
@@ -276,6 +285,9 @@ int agent_identity_apply(const char *root, const AgentIdentity *id, bool guest) 
         if (guest && (r = write_files(root, id)) < 0)
                 ret = log_error_errno(r, "identity: writing network.conf, hostname and hosts: %m");
         ms[2] = lap_ms(&t);
+        /* After the reseed: the new keys come from the clone's own entropy. */
+        if (guest && id->new_host_keys && (r = agent_new_host_keys(root)) < 0)
+                ret = r;
         /* Where the time went, for the host's debug log (a TCG guest
          * retranslates every code path it runs first after a restore). */
         if (ret >= 0)

@@ -3,10 +3,11 @@
 
 /* The identity request of a restored clone (docs/agent-protocol.md): the
  * network.conf format (docs/guest-config.md: HOSTNAME, ADDRESS, GATEWAY,
- * MAC, DNS) plus three keys that are not written to the file:
- *   FROM_MAC  the NIC's MAC as the snapshot left it (to find the NIC)
- *   TIME_NS   the host's CLOCK_REALTIME in nanoseconds (the clock is stepped)
- *   ENTROPY   hex bytes from the host's getrandom(), at most 64 */
+ * MAC, DNS) plus keys that are not written to the file:
+ *   FROM_MAC       the NIC's MAC as the snapshot left it (to find the NIC)
+ *   TIME_NS        the host's CLOCK_REALTIME in nanoseconds (the clock is stepped)
+ *   ENTROPY        hex bytes from the host's getrandom(), at most 64
+ *   NEW_HOST_KEYS  1: new SSH host keys and machine id (agent-hostkeys.h) */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,7 @@ typedef struct AgentIdentity {
         uint64_t time_ns; /* 0: leave the clock */
         uint8_t entropy[AGENT_IDENTITY_ENTROPY_MAX];
         size_t n_entropy;
+        bool new_host_keys;
 } AgentIdentity;
 
 /* HOSTNAME, ADDRESS and MAC are required; -EINVAL for anything malformed. */

@@ -27,7 +27,7 @@ typedef struct VmSpec {
         char *image;
         unsigned vcpu;
         unsigned long long memory_mib, disk_bytes;
-        bool nat, no_start, cold;
+        bool nat, no_start, cold, new_host_keys;
         const char *vmm;           /* NULL: config default_vmm */
         const char *from_snapshot; /* a clone: the snapshot decides the rest */
         /* A work tree and its setup's key: vm.create restores the workspace
@@ -121,6 +121,8 @@ static void spec_help(Cli *cli, bool run) {
                 printf("  --no-start        create the VM (disks, address) without starting it\n");
         printf("  --from-snapshot SNAP  a new VM that resumes where snapshot SNAP was taken (its\n"
                "                    image, size and VMM; its own name, address, MAC and TAP)\n"
+               "  --new-host-keys   with --from-snapshot: new SSH host keys and machine id in the\n"
+               "                    guest, not the snapshot's (made by its ssh-keygen/dropbearkey)\n"
                "  --cold            boot even when a warm-start template of this image and size\n"
                "                    exists (config vm_templates), and make none\n"
                "  --workspace DIR   copy the git work tree DIR (tracked and untracked, not ignored\n"
@@ -184,6 +186,7 @@ enum {
         OPT_RM,
         OPT_FROM_SNAPSHOT,
         OPT_COLD,
+        OPT_NEW_HOST_KEYS,
         OPT_WORKSPACE,
         OPT_BRANCH,
         OPT_NO_SETUP,
@@ -197,7 +200,7 @@ typedef struct SpecArgs {
         char *ports[SPEC_MAX_PORTS];
         size_t n_ports;
         int nat; /* -1 unset */
-        bool no_start, rm, detach, cold, no_setup, refresh_setup;
+        bool no_start, rm, detach, cold, no_setup, refresh_setup, new_host_keys;
 } SpecArgs;
 
 /* The options that take a string as it is. */
@@ -241,6 +244,7 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "detach", no_argument, NULL, 'd' },
                                               { "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
                                               { "cold", no_argument, NULL, OPT_COLD },
+                                              { "new-host-keys", no_argument, NULL, OPT_NEW_HOST_KEYS },
                                               { "workspace", required_argument, NULL, OPT_WORKSPACE },
                                               { "branch", required_argument, NULL, OPT_BRANCH },
                                               { "no-setup", no_argument, NULL, OPT_NO_SETUP },
@@ -270,6 +274,9 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                         break;
                 case OPT_COLD:
                         a->cold = true;
+                        break;
+                case OPT_NEW_HOST_KEYS:
+                        a->new_host_keys = true;
                         break;
                 case OPT_NO_SETUP:
                         a->no_setup = true;
@@ -307,7 +314,9 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
 /* A clone takes image, size and VMM from its snapshot. */
 static int check_from_snapshot(const char *cmd, const SpecArgs *a) {
         if (!a->from_snapshot)
-                return 0;
+                return a->new_host_keys ? cli_usage_error(cmd, "--new-host-keys is for a VM made from a snapshot "
+                                                               "(--from-snapshot): a VM that boots makes its own")
+                                        : 0;
         if (!name_is_valid(a->from_snapshot))
                 return cli_usage_error(cmd, "invalid snapshot reference '%s'", a->from_snapshot);
         if (a->image || a->vcpu || a->memory || a->disk || a->vmm || a->no_start || a->cold)
@@ -357,6 +366,7 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         s->vmm = a->vmm;
         s->no_start = a->no_start;
         s->cold = a->cold;
+        s->new_host_keys = a->new_host_keys;
         s->from_snapshot = a->from_snapshot;
         s->ports = a->ports;
         s->n_ports = a->n_ports;
@@ -383,6 +393,8 @@ static json_t *spec_params(const VmSpec *s) {
                                                  (json_int_t) s->disk_bytes, "nat", s->nat, "no_start", s->no_start);
         if (p && s->cold)
                 json_object_set_new(p, "cold", json_true());
+        if (p && s->new_host_keys)
+                json_object_set_new(p, "new_host_keys", json_true());
         if (p && s->name)
                 json_object_set_new(p, "name", json_string(s->name));
         if (p && s->vmm)

@@ -24,11 +24,13 @@ static int vm_lifecycle_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
-          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= --cold "
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= "
+          "--new-host-keys --cold "
           "--workspace= --branch= --no-setup --refresh-setup -p --publish= --json --help",
           "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
-          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --cold --rm -d "
+          "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --new-host-keys "
+          "--cold --rm -d "
           "--detach --workspace= --branch= --no-setup --refresh-setup -p --publish= --json --help",
           "" },
         { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },

@@ -26,7 +26,7 @@
 typedef struct CreateArgs {
         const char *name, *image, *from_snapshot, *workspace, *setup_key;
         unsigned long long vcpu, memory_mib, disk_bytes;
-        bool nat, no_start, cold;
+        bool nat, no_start, cold, new_host_keys;
         int vmm;
         json_t *ports;
 } CreateArgs;
@@ -59,6 +59,7 @@ static const RpcParam create_params[] = {
         { "workspace", RPC_PARAM_PATH, RPC_ARG(CreateArgs, workspace), .what = "the absolute path of a work tree" },
         { "setup_key", RPC_PARAM_CUSTOM, RPC_ARG(CreateArgs, setup_key), .what = SETUP_KEY_WORDS,
           .parse = rpc_parse_setup_key },
+        { "new_host_keys", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, new_host_keys) },
         { "ports", RPC_PARAM_STRINGS, RPC_ARG(CreateArgs, ports), .max = VM_MAX_PORTS,
           .what = "a port forward, [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]" },
         {},
@@ -94,6 +95,7 @@ static int create_from_snapshot(Store *s, const char *ref, VmCreateRequest *req,
                                   .memory_mib = ret->mem_mib,
                                   .disk_bytes = ret->disk_bytes,
                                   .vmm = ret->vmm,
+                                  .new_host_keys = req->new_host_keys,
                                   .snapshot = ret };
         return 0;
 }
@@ -156,7 +158,8 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
                                 .nat = a->nat,
                                 .vmm = a->vmm,
                                 .no_start = a->no_start,
-                                .cold = a->cold };
+                                .cold = a->cold,
+                                .new_host_keys = a->new_host_keys };
         VmProgress p = { .call = call, .started = now_monotonic() };
         _cleanup_(vm_record_done) VmRecord vm = {};
         _cleanup_(snapshot_record_done) SnapshotRecord from = {};
@@ -168,6 +171,9 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
                 r = create_from_snapshot(s, prepared, &req, &from);
         else if (r >= 0 && a->from_snapshot)
                 r = create_from_snapshot(s, a->from_snapshot, &req, &from);
+        if (r >= 0 && a->new_host_keys && !a->from_snapshot)
+                r = error_setf(-EINVAL, "new host keys are for a VM made from a snapshot (from_snapshot): a VM that "
+                                        "boots makes its own");
         for (size_t i = 0; r >= 0 && a->ports && i < json_array_size(a->ports); i++)
                 r = port_spec_parse(json_string_value(json_array_get(a->ports, i)), &ports[n_ports++]);
         req.ports = ports;

@@ -164,7 +164,8 @@ static void step_warm(Create *c) {
  * after which a template of its shape is made in the background. */
 static int step_start(Create *c) {
         if (c->snap) {
-                int r = vm_start_from_snapshot(c->m, c->s, &c->vm, &c->img, c->snap, !c->req->snapshot, c->p);
+                int r = vm_start_from_snapshot(c->m, c->s, &c->vm, &c->img, c->snap, !c->req->snapshot,
+                                               c->req->new_host_keys, c->p);
                 if (r >= 0)
                         undo_commit(&c->undo);
                 return r;

@@ -158,8 +158,9 @@ int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
 /* A start that loads a snapshot's saved state instead of booting. */
 typedef struct VmRestore {
         const SnapshotRecord *snap;
-        bool reidentify; /* a new VM: the agent gives the guest its own identity */
-        bool template;   /* a warm start (the progress says so) */
+        bool reidentify;    /* a new VM: the agent gives the guest its own identity */
+        bool template;      /* a warm start (the progress says so) */
+        bool new_host_keys; /* a clone asked for its own SSH host keys and machine id */
 } VmRestore;
 int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestore *restore, VmProgress *p);
 /* vm-restore.c: point the launch at the saved state; after the agent's
@@ -173,7 +174,7 @@ int vm_clone_disks(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, Vm
  * template, a failed restore falls back to new disks from img and a cold
  * boot, and says so. */
 int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, const SnapshotRecord *n,
-                           bool template, VmProgress *p);
+                           bool template, bool new_host_keys, VmProgress *p);
 /* vm-template.c: the template for a create, when one fits and is current
  * (-ENOENT otherwise; a stale one is deleted); after a cold boot, make one
  * in the background (needs the VM's lock: call it with the lock held so the

@@ -40,6 +40,7 @@ typedef struct VmCreateRequest {
          * restored instead of booted; nothing is left if that fails. */
         const SnapshotRecord *snapshot;
         bool cold;             /* boot even when a template would fit */
+        bool new_host_keys;    /* a clone: new SSH host keys and machine id in the guest */
         const PortSpec *ports; /* port forwards (vm create -p) */
         size_t n_ports;
 } VmCreateRequest;

@@ -22,6 +22,8 @@
 #define RESTORE_SUFFIX ".restore"
 #define ENTROPY_BYTES 64
 #define IDENTITY_TIMEOUT (30 * USEC_PER_SEC)
+/* New host keys are made in the guest: an RSA key under emulation is slow. */
+#define IDENTITY_KEYS_TIMEOUT (180 * USEC_PER_SEC)
 
 void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *p, const char *vm_id) {
         const SnapshotRecord *n = restore->snap;
@@ -34,7 +36,7 @@ void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *
 
 /* The identity request: network.conf's keys for this VM, the NIC's MAC as
  * the snapshot left it, the host's time and fresh entropy. */
-static char *identity_request(VmManager *m, const VmRecord *vm, const SnapshotRecord *n) {
+static char *identity_request(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, bool new_host_keys) {
         _cleanup_(json_decrefp) json_t *spec = json_loads(n->spec_json ? n->spec_json : "{}", 0, NULL);
         const char *from_mac = json_string_value(json_object_get(spec, "mac"));
         uint8_t rnd[ENTROPY_BYTES];
@@ -48,10 +50,10 @@ static char *identity_request(VmManager *m, const VmRecord *vm, const SnapshotRe
         int k = asprintf(&text,
                          "# Written by banger-agent when this VM took its identity; read by the agent at boot. "
                          "Format: docs/guest-config.md\nHOSTNAME=%s\nADDRESS=%s/%u\nGATEWAY=%s\nMAC=%s\nDNS=%s\n"
-                         "FROM_MAC=%s\nTIME_NS=%llu\nENTROPY=%s\n",
+                         "FROM_MAC=%s\nTIME_NS=%llu\nENTROPY=%s\n%s",
                          vm->name, vm->ip, host_prefix(m->host), host_bridge_ip(m->host), vm->mac,
                          host_bridge_ip(m->host), from_mac ? from_mac : vm->mac,
-                         (unsigned long long) now_realtime() * 1000ULL, hex);
+                         (unsigned long long) now_realtime() * 1000ULL, hex, new_host_keys ? "NEW_HOST_KEYS=1\n" : "");
         explicit_bzero(hex, sizeof(hex));
         return k < 0 ? NULL : text;
 }
@@ -63,18 +65,20 @@ int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *res
                           VmProgress *p) {
         if (!vm->ip || !vm->mac)
                 return 0;
-        char *text = identity_request(m, vm, restore->snap);
+        char *text = identity_request(m, vm, restore->snap, restore->new_host_keys);
         if (!text)
                 return -ENOMEM;
         usec_t t0 = now_monotonic();
-        int r = agent_client_identity(agent, text, IDENTITY_TIMEOUT);
+        int r = agent_client_identity(agent, text, restore->new_host_keys ? IDENTITY_KEYS_TIMEOUT : IDENTITY_TIMEOUT);
         explicit_bzero(text, strlen(text));
         free(text);
         if (r >= 0) {
                 vm_progress(p, vm->id, "identity",
                             "the guest is now %s (%s, %s); clock stepped, random generator "
-                            "reseeded (%llu ms)",
-                            vm->name, vm->ip, vm->mac, (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
+                            "reseeded%s (%llu ms)",
+                            vm->name, vm->ip, vm->mac,
+                            restore->new_host_keys ? ", new SSH host keys and machine id" : "",
+                            (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
                 return 0;
         }
         if (restore->reidentify)
@@ -222,8 +226,8 @@ static int fall_back_cold(VmManager *m, Store *s, VmRecord *vm, const ImageRecor
 }
 
 int vm_start_from_snapshot(VmManager *m, Store *s, VmRecord *vm, const ImageRecord *img, const SnapshotRecord *n,
-                           bool template, VmProgress *p) {
-        VmRestore restore = { .snap = n, .reidentify = true, .template = template };
+                           bool template, bool new_host_keys, VmProgress *p) {
+        VmRestore restore = { .snap = n, .reidentify = true, .template = template, .new_host_keys = new_host_keys };
         int r = vm_start_restore_locked(m, s, vm, &restore, p);
         if (r >= 0 || !template)
                 return r;

@@ -38,6 +38,8 @@ busybox=/bin/busybox
 [ -x "$busybox" ] && "$busybox" --list | grep -x switch_root >/dev/null || die "busybox-static is not installed"
 dropbear=/usr/sbin/dropbear
 [ -x "$dropbear" ] || die "dropbear-bin is not installed"
+dropbearkey=/usr/bin/dropbearkey
+[ -x "$dropbearkey" ] || die "dropbear-bin is not installed (no dropbearkey)"
 if [ -n "$agent" ] && [ ! -x "$agent" ]; then
   die "agent $agent is not an executable file"
 fi
@@ -178,8 +180,11 @@ chmod 700 "$rfs/root" "$rfs/root/.ssh"
 install_busybox "$rfs"
 install_mods "$rfs" "$rootfs_list"
 cp "$dropbear" "$rfs/usr/sbin/dropbear"
+# dropbearkey: what a clone makes new host keys with (vm create --new-host-keys).
+mkdir -p "$rfs/usr/bin"
+cp "$dropbearkey" "$rfs/usr/bin/dropbearkey"
 # The libraries the dynamic loader needs, at the paths ldd reports.
-for lib in $(ldd "$dropbear" | grep -o '/[^ ]*'); do
+for lib in $({ ldd "$dropbear"; ldd "$dropbearkey"; } | grep -o '/[^ ]*' | sort -u); do
   mkdir -p "$rfs$(dirname "$lib")"
   cp -L "$lib" "$rfs$lib"
 done

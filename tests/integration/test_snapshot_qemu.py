@@ -198,6 +198,50 @@ def test_two_clones_at_once_are_distinct(env):
     env.banger("snapshot", "delete", "sc")
 
 
+def host_keys(env, name):
+    """The guest's dropbear host keys (name and checksum) and machine id."""
+    out = guest(env, name, "cd /etc/dropbear && md5sum *_host_key; cat /etc/machine-id").stdout
+    lines = out.split()
+    return {lines[i + 1]: lines[i] for i in range(0, len(lines) - 1, 2)}, lines[-1]
+
+
+def served_key(env, name):
+    """The host key the guest's ssh server presents now (ssh-keyscan)."""
+    ip = show(env, name)["ip"]
+    p = subprocess.run(["ip", "netns", "exec", env.ns, "ssh-keyscan", "-T", "60", ip], capture_output=True,
+                       text=True, timeout=120)
+    keys = sorted(l.split(None, 1)[1] for l in p.stdout.splitlines() if l and not l.startswith("#"))
+    assert keys, p.stderr
+    return keys
+
+
+def test_new_host_keys(env):
+    """vm create --from-snapshot --new-host-keys: the clone's SSH host key
+    (made by the guest's dropbearkey) and machine id are its own, and its
+    ssh server presents the new key; a clone without the flag keeps the
+    snapshot's. The flag without --from-snapshot is refused."""
+    p = env.banger("vm", "create", "--name", "nk0", "--new-host-keys", check=False)
+    assert p.returncode == 2 and "--from-snapshot" in p.stderr, p.stderr
+    env.banger("vm", "ssh", SRC, "--", "true")  # dropbear -R makes its key on first use
+    guest(env, SRC, "echo 0123456789abcdef0123456789abcdef > /etc/machine-id")
+    src_keys, src_id = host_keys(env, SRC)
+    assert src_keys, "the source VM has no dropbear host key"
+    snapshot(env, "sk")
+    out = env.banger("vm", "create", "--from-snapshot", "sk", "--name", "kn", "--new-host-keys").stderr
+    assert "new SSH host keys and machine id" in out, out
+    env.banger("vm", "create", "--from-snapshot", "sk", "--name", "ko")
+    new_keys, new_id = host_keys(env, "kn")
+    old_keys, old_id = host_keys(env, "ko")
+    assert old_keys == src_keys and old_id == src_id
+    assert sorted(new_keys) == sorted(src_keys), new_keys  # the same types, new keys
+    assert all(new_keys[k] != src_keys[k] for k in src_keys), (new_keys, src_keys)
+    assert new_id != src_id and len(new_id) == 32
+    assert served_key(env, "kn") != served_key(env, "ko")
+    assert "banger-new" not in guest(env, "kn", "ls -a /etc/dropbear").stdout
+    env.banger("vm", "delete", "kn", "ko")
+    env.banger("snapshot", "delete", "sk")
+
+
 def test_daemon_killed_mid_snapshot(env):
     vm = show(env)
     daemon = env.json("daemon", "status")["pid"]
