@@ -144,7 +144,9 @@ static void test_key_line_alone(void **state) {
         assert_memory_equal(&a, &b, sizeof(a));
         char id[17];
         minisign_key_id_format(a.key_id, id);
-        assert_non_null(strstr(pub, id)); /* minisign names the id in its comment */
+        /* minisign names the id in its comment, as %llX: without leading zeros. */
+        const char *digits = id + strspn(id, "0");
+        assert_non_null(strstr(pub, digits));
         free(pub);
         assert_int_equal(minisign_public_key_parse("RWQnotakey", &a), -EBADMSG);
         assert_int_equal(minisign_public_key_parse("", &a), -EBADMSG);
