@@ -31,6 +31,7 @@
 #include "workspace.h"
 
 #define KEPT_DIR "workspace-snapshots"
+#define KEPT_LOG "setup.log"
 
 void ws_prepared_done(WsPrepared *p) {
         free(p->top);
@@ -82,6 +83,28 @@ static int copy_state(const char *src, const char *dst) {
         return r;
 }
 
+/* The setup's log goes with the kept state, so that vm workspace log of a
+ * VM resumed from the snapshot prints the setup that prepared it. */
+static void keep_log(Cli *cli, const char *vm_id, const char *kept) {
+        _cleanup_free_ char *log = NULL;
+        if (ws_setup_log_path(cli, vm_id, &log) < 0)
+                return;
+        _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, kept);
+        if (fd >= 0 && dfd >= 0)
+                (void) copy_file_at(fd, dfd, KEPT_LOG, 0600, NULL, NULL, NULL, NULL);
+}
+
+static void resume_log(Cli *cli, const char *vm_id, const char *state) {
+        _cleanup_free_ char *from = path_join(state, KEPT_LOG), *to = NULL, *dir = NULL;
+        if (!from || ws_setup_log_path(cli, vm_id, &to) < 0 || access(from, F_OK) < 0)
+                return;
+        dir = path_join(cli->paths.state_dir, "workspace-logs");
+        if (dir && mkdir_p(dir, 0700) >= 0 && rename(from, to) >= 0)
+                return;
+        (void) unlink(from);
+}
+
 /* The kept states of snapshots that are gone (deleted, pruned, replaced);
  * not those of the last minutes, which another run may be keeping for a
  * snapshot made after our list. */
@@ -131,6 +154,8 @@ void vm_workspace_keep(Cli *cli, RpcClient *c, const char *cmd, const char *vm_i
                 r = kept_dir(cli, id, &dst);
         if (r >= 0)
                 r = copy_state(state, dst);
+        if (r >= 0)
+                keep_log(cli, vm_id, dst);
         if (r < 0)
                 fprintf(stderr, "banger: %s: cannot keep the workspace's state with snapshot %s: %s\n", cmd,
                         json_str(snap, "name", id), strerror(-r));
@@ -159,6 +184,8 @@ static int workspace_resume(Cli *cli, RpcClient *c, const char *cmd, const char 
                 r = rm_rf_at(AT_FDCWD, state);
         if (r >= 0)
                 r = copy_state(kept, state);
+        if (r >= 0)
+                resume_log(cli, vm_id, state);
         if (r >= 0)
                 r = ws_record_load(state, &rec);
         if (r >= 0) {

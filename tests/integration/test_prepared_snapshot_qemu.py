@@ -95,6 +95,14 @@ def test_second_run_resumes_the_prepared_vm(env):
     fifth, _ = run_timed(env, str(repo), "--", "cat", "marker")
     assert fifth.stdout == fourth.stdout and "setup starts" not in fifth.stderr, fifth.stderr
 
+    # vm create --workspace resumes it too; its setup log is the one that
+    # prepared the snapshot.
+    env.banger("vm", "create", "--name", "resumed", *SIZES, "--workspace", str(repo))
+    assert env.banger("vm", "exec", "resumed", "--", "cat", "/root/shop/marker").stdout == fourth.stdout
+    log = env.banger("vm", "workspace", "log", "resumed").stdout
+    assert "setup starts" in log and "exit status 0" in log, log
+    env.banger("vm", "delete", "resumed")
+
     # --no-setup neither resumes nor runs it.
     sixth, _ = run_timed(env, "--no-setup", str(repo), "--", "sh", "-c", "test ! -e marker && cat code.txt")
     assert sixth.stdout == "v2\n" and "resumed" not in sixth.stderr, sixth.stderr
