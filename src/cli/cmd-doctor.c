@@ -3,7 +3,6 @@
  * down: every check looks at the host directly. */
 #include <errno.h>
 #include <fcntl.h>
-#include <nftables/libnftables.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include "firecracker.h"
 #include "fs-util.h"
 #include "macro.h"
+#include "nftables-dl.h"
 #include "output.h"
 #include "qemu.h"
 #include "rpc-client.h"
@@ -111,20 +111,22 @@ static void check_qemu(Doctor *d) {
 }
 
 static void check_network(Doctor *d) {
-        struct nft_ctx *nft = nft_ctx_new(NFT_CTX_DEFAULT);
-        if (!nft)
+        struct nft_ctx *nft = NULL;
+        if (nftables_dl_open() < 0)
+                check_row(&d->rows, CHECK_FAIL, "nftables", "%s", error_last_message());
+        else if (!(nft = sym_nft_ctx_new(NFT_CTX_DEFAULT)))
                 check_row(&d->rows, CHECK_FAIL, "nftables", "libnftables cannot create a context");
         else {
-                nft_ctx_buffer_output(nft);
-                nft_ctx_buffer_error(nft);
+                sym_nft_ctx_buffer_output(nft);
+                sym_nft_ctx_buffer_error(nft);
                 if (geteuid() != 0)
                         check_row(&d->rows, CHECK_PASS, "nftables",
                                   "libnftables present (rules are applied by the root helper)");
-                else if (nft_run_cmd_from_buffer(nft, "list tables ip") == 0)
+                else if (sym_nft_run_cmd_from_buffer(nft, "list tables ip") == 0)
                         check_row(&d->rows, CHECK_PASS, "nftables", "kernel nf_tables answers");
                 else
-                        check_row(&d->rows, CHECK_FAIL, "nftables", "%s", nft_ctx_get_error_buffer(nft));
-                nft_ctx_free(nft);
+                        check_row(&d->rows, CHECK_FAIL, "nftables", "%s", sym_nft_ctx_get_error_buffer(nft));
+                sym_nft_ctx_free(nft);
         }
         _cleanup_free_ char *fwd = NULL;
         if (read_file_at(AT_FDCWD, "/proc/sys/net/ipv4/ip_forward", 64, &fwd, NULL) < 0)

@@ -13,9 +13,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "cmd-vm.h"
+#include "crypto-dl.h"
+#include "error.h"
 #include "macro.h"
 #include "spawn.h"
 #include "string-util.h"
@@ -221,12 +221,11 @@ static void write_logs_data(json_t *res, bool raw) {
                 return;
         if (raw) {
                 _cleanup_free_ unsigned char *out = malloc(len / 4 * 3 + 3);
-                int n = out ? EVP_DecodeBlock(out, (const unsigned char *) s, (int) len) : -1;
+                int n = out ? crypto_dl_base64_decode(s, len, out) : -ENOMEM;
+                if (n == -ENOPKG)
+                        fprintf(stderr, "banger: vm logs: %s\n", error_last_message());
                 if (n < 0)
                         return;
-                /* EVP_DecodeBlock counts the padding as zero bytes. */
-                for (size_t i = len; i > 0 && s[i - 1] == '='; i--)
-                        n--;
                 fwrite(out, 1, (size_t) n, stdout);
                 return;
         }

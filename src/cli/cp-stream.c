@@ -2,8 +2,6 @@
 /* The host side of a file transfer (cp-stream.h): a tar stream written by
  * libarchive from the disk, or read by libarchive onto it, in a thread of
  * ours on one end of a pipe while the agent stream runs on the other. */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -16,6 +14,7 @@
 
 #include "agent-client.h"
 #include "agent-paths.h"
+#include "archive-dl.h"
 #include "cp-stream.h"
 #include "error.h"
 #include "macro.h"
@@ -77,7 +76,8 @@ int cp_writer_fail(CpWriter *w, const char *fmt, ...) {
 }
 
 static int archive_fail(CpWriter *w, struct archive *a, const char *what) {
-        return cp_writer_fail(w, "%s: %s", what, a && archive_error_string(a) ? archive_error_string(a) : "error");
+        return cp_writer_fail(w, "%s: %s", what,
+                              a && sym_archive_error_string(a) ? sym_archive_error_string(a) : "error");
 }
 
 static int write_data_fd(CpWriter *w, int fd, const char *name) {
@@ -90,7 +90,7 @@ static int write_data_fd(CpWriter *w, int fd, const char *name) {
                         continue;
                 if (n < 0)
                         return cp_writer_fail(w, "%s: %s", name, strerror(errno));
-                if (archive_write_data(w->out, buf, (size_t) n) != n)
+                if (sym_archive_write_data(w->out, buf, (size_t) n) != n)
                         return archive_fail(w, w->out, "writing the stream");
         }
 }
@@ -128,7 +128,7 @@ static int entry_symlink(CpWriter *w, int dir_fd, const char *rel, struct archiv
                 snprintf(w->why, sizeof(w->why), "%.200s: a symlink pointing out of the tree (%.200s)", rel, target);
                 return 1;
         }
-        archive_entry_copy_symlink(e, target);
+        sym_archive_entry_copy_symlink(e, target);
         return 0;
 }
 
@@ -147,23 +147,23 @@ int cp_writer_entry(CpWriter *w, int dir_fd, const char *rel) {
         _cleanup_free_ char *name = NULL;
         if (asprintf(&name, "%s%s", streq(rel, ".") ? "" : "./", rel) < 0)
                 return -ENOMEM;
-        struct archive_entry *e = archive_entry_new();
+        struct archive_entry *e = sym_archive_entry_new();
         if (!e)
                 return -ENOMEM;
-        archive_entry_copy_stat(e, &st);
-        archive_entry_set_nlink(e, 1); /* each path its own copy: git knows no hard links */
-        archive_entry_copy_pathname(e, name);
+        sym_archive_entry_copy_stat(e, &st);
+        sym_archive_entry_set_nlink(e, 1); /* each path its own copy: git knows no hard links */
+        sym_archive_entry_copy_pathname(e, name);
         if (S_ISLNK(st.st_mode))
                 r = entry_symlink(w, dir_fd, rel, e);
         else
                 r = 0;
         if (!S_ISREG(st.st_mode))
-                archive_entry_set_size(e, 0);
-        if (r == 0 && archive_write_header(w->out, e) != ARCHIVE_OK)
+                sym_archive_entry_set_size(e, 0);
+        if (r == 0 && sym_archive_write_header(w->out, e) != ARCHIVE_OK)
                 r = archive_fail(w, w->out, rel);
         if (r == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
                 r = write_data_fd(w, fd, rel);
-        archive_entry_free(e);
+        sym_archive_entry_free(e);
         return r;
 }
 
@@ -174,24 +174,24 @@ typedef struct TreeWalk {
 
 /* The entry's name in the stream: the top, then the path below src. */
 static int rename_entry(const TreeWalk *t, struct archive_entry *e) {
-        const char *p = archive_entry_pathname(e);
+        const char *p = sym_archive_entry_pathname(e);
         const char *rest = p && strncmp(p, t->src, t->src_len) == 0 ? p + t->src_len : "";
         _cleanup_free_ char *name = NULL;
         if (asprintf(&name, "%s%s%s", t->top, *rest && *rest != '/' ? "/" : "", rest) < 0)
                 return -ENOMEM;
-        archive_entry_copy_pathname(e, name);
+        sym_archive_entry_copy_pathname(e, name);
         return 0;
 }
 
 static int copy_data(CpWriter *w, struct archive *disk, struct archive_entry *e) {
         static _Thread_local char buf[COPY_CHUNK];
         for (;;) {
-                la_ssize_t n = archive_read_data(disk, buf, sizeof(buf));
+                la_ssize_t n = sym_archive_read_data(disk, buf, sizeof(buf));
                 if (n == 0)
                         return 0;
                 if (n < 0)
-                        return archive_fail(w, disk, archive_entry_pathname(e));
-                if (archive_write_data(w->out, buf, (size_t) n) != n)
+                        return archive_fail(w, disk, sym_archive_entry_pathname(e));
+                if (sym_archive_write_data(w->out, buf, (size_t) n) != n)
                         return archive_fail(w, w->out, "writing the stream");
         }
 }
@@ -202,69 +202,70 @@ static int write_one(CpWriter *w, const TreeWalk *t, struct archive *disk, struc
         int r = rename_entry(t, e);
         if (r < 0)
                 return r;
-        archive_entry_set_uname(e, NULL);
-        archive_entry_set_gname(e, NULL);
-        archive_entry_linkify(lr, &e, &spare);
-        if (e && archive_write_header(w->out, e) != ARCHIVE_OK)
-                return archive_fail(w, w->out, archive_entry_pathname(e));
-        if (e && archive_entry_size(e) > 0 && (r = copy_data(w, disk, e)) < 0)
+        sym_archive_entry_set_uname(e, NULL);
+        sym_archive_entry_set_gname(e, NULL);
+        sym_archive_entry_linkify(lr, &e, &spare);
+        if (e && sym_archive_write_header(w->out, e) != ARCHIVE_OK)
+                return archive_fail(w, w->out, sym_archive_entry_pathname(e));
+        if (e && sym_archive_entry_size(e) > 0 && (r = copy_data(w, disk, e)) < 0)
                 return r;
         return 0;
 }
 
 static int walk_tree(CpWriter *w, const TreeWalk *t, struct archive *disk) {
-        struct archive_entry_linkresolver *lr = archive_entry_linkresolver_new();
+        struct archive_entry_linkresolver *lr = sym_archive_entry_linkresolver_new();
         if (!lr)
                 return -ENOMEM;
-        archive_entry_linkresolver_set_strategy(lr, archive_format(w->out));
+        sym_archive_entry_linkresolver_set_strategy(lr, sym_archive_format(w->out));
         int r = 0;
         while (r >= 0) {
-                struct archive_entry *e = archive_entry_new();
-                int q = e ? archive_read_next_header2(disk, e) : ARCHIVE_FATAL;
+                struct archive_entry *e = sym_archive_entry_new();
+                int q = e ? sym_archive_read_next_header2(disk, e) : ARCHIVE_FATAL;
                 if (q == ARCHIVE_EOF) {
-                        archive_entry_free(e);
+                        sym_archive_entry_free(e);
                         break;
                 }
                 if (q != ARCHIVE_OK)
                         r = archive_fail(w, disk, t->src);
                 else {
-                        (void) archive_read_disk_descend(disk);
+                        (void) sym_archive_read_disk_descend(disk);
                         r = write_one(w, t, disk, lr, e);
                 }
-                archive_entry_free(e);
+                sym_archive_entry_free(e);
         }
-        archive_entry_linkresolver_free(lr);
+        sym_archive_entry_linkresolver_free(lr);
         return r;
 }
 
 int cp_writer_tree(CpWriter *w, const char *src, const char *top) {
         TreeWalk t = { .src = src, .top = top, .src_len = strlen(src) };
-        struct archive *disk = archive_read_disk_new();
+        struct archive *disk = sym_archive_read_disk_new();
         if (!disk)
                 return -ENOMEM;
-        archive_read_disk_set_symlink_physical(disk); /* symlinks are stored, never followed */
-        (void) archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
-                                                            ARCHIVE_READDISK_NO_FFLAGS);
-        int r = archive_read_disk_open(disk, src) != ARCHIVE_OK ? archive_fail(w, disk, src) : walk_tree(w, &t, disk);
-        archive_read_free(disk);
+        sym_archive_read_disk_set_symlink_physical(disk); /* symlinks are stored, never followed */
+        (void) sym_archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
+                                                                ARCHIVE_READDISK_NO_FFLAGS);
+        int r = sym_archive_read_disk_open(disk, src) != ARCHIVE_OK ? archive_fail(w, disk, src)
+                                                                    : walk_tree(w, &t, disk);
+        sym_archive_read_free(disk);
         return r;
 }
 
 static void *writer_main(void *p) {
         CpWriter *w = p;
-        w->out = archive_write_new();
+        w->out = sym_archive_write_new();
         w->r = -ENOMEM;
         if (w->out) {
-                archive_write_set_format_pax(w->out); /* full pax: mtimes keep their nanoseconds */
-                archive_write_set_bytes_in_last_block(w->out, 1);
-                if (archive_write_open_fd(w->out, w->fd) != ARCHIVE_OK)
+                sym_archive_write_set_format_pax(w->out); /* full pax: mtimes keep their nanoseconds */
+                sym_archive_write_set_bytes_in_last_block(w->out, 1);
+                if (sym_archive_write_open_fd(w->out, w->fd) != ARCHIVE_OK)
                         w->r = archive_fail(w, w->out, "writing the stream");
                 else
                         w->r = w->produce(w, w->userdata);
-                if (w->r >= 0 && archive_write_close(w->out) != ARCHIVE_OK)
+                if (w->r >= 0 && sym_archive_write_close(w->out) != ARCHIVE_OK)
                         w->r = archive_fail(w, w->out, "writing the stream");
         }
-        archive_write_free(w->out);
+        sym_archive_write_free(w->out);
         w->out = NULL;
         w->fd = safe_close(w->fd); /* the stream ends here, complete or cut short */
         return NULL;
@@ -328,83 +329,85 @@ static bool reader_in_tree(const Reader *x, const char *np) {
 
 /* Check one entry and give it its name on this side; 1 to write it, 0 to skip. */
 static int reader_check(Reader *x, struct archive_entry *e) {
-        const char *name = archive_entry_pathname(e) ?: "";
+        const char *name = sym_archive_entry_pathname(e) ?: "";
         _cleanup_free_ char *np = NULL, *renamed = NULL;
         if (agent_archive_path_normalize(name, &np) < 0)
                 return reader_fail(x, "refused: %s: an absolute name or one with \"..\"", name);
         if (!x->top) {
                 x->top = strndup(np, agent_archive_top_len(np));
-                int r = x->top ? reader_setup(x, x->top, archive_entry_filetype(e) == AE_IFDIR) : -ENOMEM;
+                int r = x->top ? reader_setup(x, x->top, sym_archive_entry_filetype(e) == AE_IFDIR) : -ENOMEM;
                 if (r < 0)
                         return r;
         } else if (!reader_in_tree(x, np))
                 return reader_fail(x, "refused: %s: more than one top-level entry in the copy", name);
-        const char *link = archive_entry_symlink(e);
-        if (archive_entry_filetype(e) == AE_IFLNK && (!link || agent_symlink_escapes(np, link, x->root_is_top)))
+        const char *link = sym_archive_entry_symlink(e);
+        if (sym_archive_entry_filetype(e) == AE_IFLNK && (!link || agent_symlink_escapes(np, link, x->root_is_top)))
                 return reader_fail(x, "refused: %s: a symlink pointing out of the copied tree (%s)", name,
                                    link ? link : "");
-        const char *hard = archive_entry_hardlink(e);
+        const char *hard = sym_archive_entry_hardlink(e);
         if (hard) {
                 _cleanup_free_ char *nh = NULL, *rh = NULL;
                 if (agent_archive_path_normalize(hard, &nh) < 0 || !reader_in_tree(x, nh) || streq(nh, ".") ||
                     agent_archive_path_rename(nh, x->rename, &rh) < 0)
                         return reader_fail(x, "refused: %s: a hard link to %s, outside the copied tree", name, hard);
-                archive_entry_copy_hardlink(e, rh);
+                sym_archive_entry_copy_hardlink(e, rh);
         }
         if (agent_archive_path_rename(np, x->rename, &renamed) < 0)
                 return -ENOMEM;
         if (streq(renamed, "."))
                 return 0; /* the destination itself keeps what it has */
-        archive_entry_copy_pathname(e, renamed);
+        sym_archive_entry_copy_pathname(e, renamed);
         return 1;
 }
 
 static int extract(Reader *x, struct archive *in, struct archive *out) {
         struct archive_entry *e;
         for (;;) {
-                int q = archive_read_next_header(in, &e);
+                int q = sym_archive_read_next_header(in, &e);
                 if (q == ARCHIVE_EOF)
                         return x->top ? 0 : reader_fail(x, "the copy is empty");
                 if (q != ARCHIVE_OK)
-                        return reader_fail(x, "the copy is not a valid tar stream: %s", archive_error_string(in));
+                        return reader_fail(x, "the copy is not a valid tar stream: %s", sym_archive_error_string(in));
                 int r = reader_check(x, e);
                 if (r < 0)
                         return r;
                 if (r == 0)
                         continue;
-                if (archive_write_header(out, e) < ARCHIVE_WARN)
-                        return reader_fail(x, "%s: %s", archive_entry_pathname(e), archive_error_string(out));
+                if (sym_archive_write_header(out, e) < ARCHIVE_WARN)
+                        return reader_fail(x, "%s: %s", sym_archive_entry_pathname(e), sym_archive_error_string(out));
                 const void *buf;
                 size_t len;
                 la_int64_t off;
-                while ((q = archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK)
-                        if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
-                                return reader_fail(x, "%s: %s", archive_entry_pathname(e), archive_error_string(out));
-                if (q != ARCHIVE_EOF || archive_write_finish_entry(out) < ARCHIVE_WARN)
-                        return reader_fail(x, "%s: %s", archive_entry_pathname(e),
-                                           q != ARCHIVE_EOF ? archive_error_string(in) : archive_error_string(out));
+                while ((q = sym_archive_read_data_block(in, &buf, &len, &off)) == ARCHIVE_OK)
+                        if (sym_archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
+                                return reader_fail(x, "%s: %s", sym_archive_entry_pathname(e),
+                                                   sym_archive_error_string(out));
+                if (q != ARCHIVE_EOF || sym_archive_write_finish_entry(out) < ARCHIVE_WARN)
+                        return reader_fail(x, "%s: %s", sym_archive_entry_pathname(e),
+                                           q != ARCHIVE_EOF ? sym_archive_error_string(in)
+                                                            : sym_archive_error_string(out));
         }
 }
 
 static void *reader_main(void *p) {
         Reader *x = p;
-        struct archive *in = archive_read_new(), *out = archive_write_disk_new();
+        struct archive *in = sym_archive_read_new(), *out = sym_archive_write_disk_new();
         x->r = -ENOMEM;
         if (in && out) {
                 int flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_UNLINK |
                             ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                             ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | (geteuid() == 0 ? ARCHIVE_EXTRACT_OWNER : 0);
-                archive_write_disk_set_options(out, flags);
-                archive_read_support_format_tar(in);
-                if (archive_read_open_fd(in, x->fd, 64 * 1024) != ARCHIVE_OK)
-                        x->r = reader_fail(x, "reading the stream: %s", archive_error_string(in));
+                sym_archive_write_disk_set_options(out, flags);
+                sym_archive_read_support_format_tar(in);
+                if (sym_archive_read_open_fd(in, x->fd, 64 * 1024) != ARCHIVE_OK)
+                        x->r = reader_fail(x, "reading the stream: %s", sym_archive_error_string(in));
                 else
                         x->r = extract(x, in, out);
-                if (x->r >= 0 && archive_write_close(out) != ARCHIVE_OK)
-                        x->r = reader_fail(x, "%s: %s", x->dest, archive_error_string(out));
+                if (x->r >= 0 && sym_archive_write_close(out) != ARCHIVE_OK)
+                        x->r = reader_fail(x, "%s: %s", x->dest, sym_archive_error_string(out));
         }
-        archive_read_free(in);
-        archive_write_free(out);
+        sym_archive_read_free(in);
+        sym_archive_write_free(out);
         x->fd = safe_close(x->fd); /* the agent's side sees the end of its output */
         return NULL;
 }
@@ -414,6 +417,9 @@ static void *reader_main(void *p) {
 /* Run fn in a thread on one end of a pipe while the stream runs on the other. */
 static int run_copy(AgentClient *a, const AgentFilesOptions *base, void *(*fn)(void *), void *arg, int *thread_fd,
                     bool thread_writes) {
+        int r = archive_dl_open();
+        if (r < 0)
+                return r;
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)
                 return -errno;
@@ -431,7 +437,7 @@ static int run_copy(AgentClient *a, const AgentFilesOptions *base, void *(*fn)(v
         o.progress = on_progress;
         o.userdata = &pr;
         error_clear();
-        int r = agent_client_files(a, &o, USEC_INFINITY);
+        r = agent_client_files(a, &o, USEC_INFINITY);
         /* Done with our end: a thread still writing (or reading) sees it. */
         safe_close(ours);
         (void) pthread_join(t, NULL);

@@ -16,6 +16,8 @@
 
 #include "agent-client.h"
 #include "cp-stream.h"
+#include "crypto-dl.h"
+#include "error.h"
 #include "file-tree.h"
 #include "fs-util.h"
 #include "macro.h"
@@ -140,8 +142,11 @@ static int hash_inputs(const char *cmd, const char *top, int top_fd, bool script
         if (r == -E2BIG)
                 fprintf(stderr, "banger: %s: the setup's inputs are more than %d files\n", cmd, INPUTS_MAX_FILES);
         char hex[SHA256_HEX_LEN + 1];
-        if (r >= 0)
-                r = sha256_buffer(text, strlen(text), hex);
+        if (r >= 0) {
+                r = crypto_dl_sha256(text, strlen(text), hex);
+                if (r == -ENOPKG)
+                        fprintf(stderr, "banger: %s: %s\n", cmd, error_last_message());
+        }
         if (r < 0)
                 return r;
         return (*ret = strdup(hex)) ? 0 : -ENOMEM;
