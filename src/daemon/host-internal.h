@@ -16,7 +16,9 @@
 struct Host {
         Daemon *d;
         char *socket;
-        Process helper; /* our own helper when the daemon runs as root */
+        Process helper;  /* our own helper when the daemon runs as root */
+        bool own_helper; /* started by us (or reused): started again when gone */
+        pthread_mutex_t helper_lock;
         char bridge_ip[INET_ADDRSTRLEN];
         char netmask[INET_ADDRSTRLEN];
         unsigned prefix;
@@ -26,6 +28,10 @@ struct Host {
          * its apply must not interleave with another worker's. */
         pthread_mutex_t nat_lock;
 };
+
+/* After a helper call failed with r: true when r says no helper listens
+ * and the daemon's own helper was started again (call once more). */
+bool host_helper_revive(Host *h, int r);
 
 /* Does a VM in this state hold a TAP (and its NAT entry)? */
 bool vm_holds_network(const VmRecord *vm);

@@ -28,6 +28,8 @@ int host_nat_sync(Host *h, Store *s) {
                     inet_pton(AF_INET, list[i].ip, &e[k].guest) == 1)
                         e[k++].tap = list[i].tap;
         r = e ? helper_nat_apply(h->socket, e, k) : -ENOMEM;
+        if (e && host_helper_revive(h, r))
+                r = helper_nat_apply(h->socket, e, k);
         pthread_mutex_unlock(&h->nat_lock);
         free(e);
         vm_record_array_free(list, n);

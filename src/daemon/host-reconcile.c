@@ -23,6 +23,8 @@ int host_reconcile(Host *h, Store *s) {
                         keep[k++] = list[i].tap;
         json_t *removed = NULL;
         r = keep ? helper_reconcile(h->socket, keep, NULL, NULL, &removed) : -ENOMEM;
+        if (keep && host_helper_revive(h, r))
+                r = helper_reconcile(h->socket, keep, NULL, NULL, &removed);
         if (r >= 0 && removed) {
                 char *t = json_dumps(removed, JSON_COMPACT);
                 log_info("reconcile removed: %s", t ? t : "?");

@@ -35,15 +35,11 @@ const char *host_netmask(Host *h) {
 
 /* A root daemon (development, tests) runs its own helper: still a separate
  * process with its own small validated method table. */
-static int spawn_own_helper(Host *h) {
+static int start_own_helper(Host *h) {
         Daemon *d = h->d;
         _cleanup_free_ char *bin = helper_find_binary();
         if (!bin)
                 return error_setf(-ENOENT, "cannot find bangerd-root next to bangerd or in " BANGER_LIBEXECDIR);
-        _cleanup_free_ char *dir = path_join(d->paths.runtime_dir, "helper");
-        h->socket = dir ? path_join(dir, "bangerd-root.sock") : NULL;
-        if (!h->socket)
-                return -ENOMEM;
         HelperSpawnOptions o = {
                 .binary = bin,
                 .socket_path = h->socket,
@@ -67,6 +63,31 @@ static int spawn_own_helper(Host *h) {
         return 0;
 }
 
+static int spawn_own_helper(Host *h) {
+        _cleanup_free_ char *dir = path_join(h->d->paths.runtime_dir, "helper");
+        h->socket = dir ? path_join(dir, "bangerd-root.sock") : NULL;
+        if (!h->socket)
+                return -ENOMEM;
+        h->own_helper = true;
+        return start_own_helper(h);
+}
+
+bool host_helper_revive(Host *h, int r) {
+        if (!h->own_helper || (r != -ECONNREFUSED && r != -ENOENT))
+                return false;
+        pthread_mutex_lock(&h->helper_lock);
+        if (h->helper.pidfd >= 0) {
+                (void) process_wait(&h->helper, 0, NULL); /* reaped when it died */
+                process_release(&h->helper);
+        }
+        log_warning("bangerd-root does not answer on %s (%s); starting it again", h->socket, strerror(-r));
+        r = start_own_helper(h);
+        if (r < 0)
+                log_warning("%s", error_last_message());
+        pthread_mutex_unlock(&h->helper_lock);
+        return r >= 0;
+}
+
 int host_new(Daemon *d, Host **ret) {
         Host *h = calloc(1, sizeof(*h));
         if (!h)
@@ -74,6 +95,7 @@ int host_new(Daemon *d, Host **ret) {
         h->d = d;
         h->helper = PROCESS_NULL;
         pthread_mutex_init(&h->nat_lock, NULL);
+        pthread_mutex_init(&h->helper_lock, NULL);
         h->prefix = d->config.cidr_prefix;
         snprintf(h->bridge_ip, sizeof(h->bridge_ip), "%s", d->config.bridge_ip);
         struct in_addr mask = { .s_addr = h->prefix ? htonl(~0U << (32 - h->prefix)) : 0 };
@@ -113,6 +135,8 @@ bool host_available(Host *h) {
         }
         json_t *res = NULL;
         int r = helper_call(h->socket, "helper.ping", json_object(), 5 * USEC_PER_SEC, &res);
+        if (host_helper_revive(h, r))
+                r = helper_call(h->socket, "helper.ping", json_object(), 5 * USEC_PER_SEC, &res);
         json_decref(res);
         if (r < 0) {
                 error_setf(r,
@@ -129,9 +153,10 @@ static int host_call(Host *h, const char *method, json_t *params) {
                 json_decref(params);
                 return error_setf(-ENOENT, "no privileged helper: networking needs bangerd-root");
         }
-        json_t *res = NULL;
-        int r = helper_call(h->socket, method, params, HELPER_TIMEOUT, &res);
-        json_decref(res);
+        int r = helper_call(h->socket, method, json_incref(params), HELPER_TIMEOUT, NULL);
+        if (host_helper_revive(h, r))
+                r = helper_call(h->socket, method, json_incref(params), HELPER_TIMEOUT, NULL);
+        json_decref(params);
         return r;
 }
 

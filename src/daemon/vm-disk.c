@@ -110,6 +110,7 @@ void vm_remove_files(VmManager *m, const char *id) {
                 for (size_t i = 0; i < ELEMENTSOF(names); i++)
                         (void) unlinkat(dfd, names[i], 0);
         }
+        vm_remove_restore_copies(m, id);
         console_stream_close(m->d->consoles, id);
         int r = vm_dir_remove(m, VM_DIR_STATE, id);
         if (r < 0)

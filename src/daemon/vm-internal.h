@@ -168,6 +168,9 @@ int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestor
 void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *p, const char *vm_id);
 int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *restore, AgentClient *agent,
                           VmProgress *p);
+/* Remove the copies of a snapshot's disks an in-place restore puts beside
+ * the VM's before renaming them over (a restore cut short leaves them). */
+void vm_remove_restore_copies(VmManager *m, const char *id);
 /* A new VM's disks as copies of a snapshot's. */
 int vm_clone_disks(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, VmProgress *p);
 /* Start a new VM from a snapshot (its disks already copied): for a

@@ -85,6 +85,7 @@ int vm_manager_recover(VmManager *m) {
         size_t n = 0;
         r = store_vm_list(s, &list, &n);
         for (size_t i = 0; r >= 0 && i < n; i++) {
+                vm_remove_restore_copies(m, list[i].id); /* no restore runs now */
                 if (vm_state_is_live(list[i].state))
                         vm_recover_one(m, s, &list[i]);
                 else if (list[i].state == VM_STATE_CREATED && list[i].runtime_json &&

@@ -141,8 +141,8 @@ static int replace_disks(VmManager *m, const VmRecord *vm) {
         return fsync(vfd) < 0 ? -errno : 0;
 }
 
-static void remove_restore_copies(VmManager *m, const VmRecord *vm) {
-        _cleanup_close_ int vfd = open_vm_dir(m, vm, false);
+void vm_remove_restore_copies(VmManager *m, const char *id) {
+        _cleanup_close_ int vfd = vm_dir_open(m, VM_DIR_STATE, id, false);
         for (size_t i = 0; vfd >= 0 && i < VM_DISK_FILES; i++) {
                 char name[64];
                 snprintf(name, sizeof(name), "%s%s", vm_disk_files[i], RESTORE_SUFFIX);
@@ -190,7 +190,7 @@ static int restore_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) 
         }
         r = replace_disks(m, vm);
         if (r < 0) {
-                remove_restore_copies(m, vm);
+                vm_remove_restore_copies(m, vm->id);
                 return r;
         }
         /* A VM resized since keeps the size it had when it was saved. */

@@ -78,6 +78,48 @@ def test_runtime_dir_of_a_stopped_vm_is_swept(env):
     env.banger("vm", "delete", "rd")
 
 
+def test_restore_copies_of_an_interrupted_restore_go(env):
+    """A vm restore killed while it copied the snapshot's disks beside the
+    VM's (root.img.restore, work.img.restore) left those copies for good,
+    and the VM's delete then left its directory (not empty) without a
+    record. The restart's recovery removes the copies; so does a delete."""
+    vms = env.state / "vms"
+    for name in ("rc1", "rc2"):
+        env.banger("vm", "create", "--name", name, "--no-start", *FC_CREATE)
+        d = vms / env.json("vm", "show", name)["id"]
+        (d / "root.img.restore").write_bytes(b"\0" * 4096)
+        (d / "work.img.restore").write_bytes(b"")
+    ids = {n: env.json("vm", "show", n)["id"] for n in ("rc1", "rc2")}
+    env.banger("vm", "delete", "rc1")
+    assert not (vms / ids["rc1"]).exists(), "the delete left the directory of rc1"
+    kill_daemon_and_restart(env)
+    assert sorted(p.name for p in (vms / ids["rc2"]).iterdir()) == ["root.img", "work.img"]
+    env.banger("vm", "delete", "rc2")
+
+
+def test_daemon_starts_its_helper_again(env):
+    """bangerd-root killed under a running daemon (a CLI autostarted a new
+    daemon that reused the old helper, which then died): every VM operation
+    failed with "cannot reach the privileged helper" until the daemon's next
+    restart, leaving the TAP of a VM whose start failed. The daemon starts
+    its own helper again when a call finds it gone."""
+    env.banger("daemon", "start")
+    h = Harness(env, 0, FC_CREATE)
+    before = h.helper_pids()
+    assert len(before) == 1, before
+    os.kill(before[0], signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while not all_threads_gone(before[0]):
+        assert time.monotonic() < deadline, "bangerd-root survived SIGKILL"
+        time.sleep(0.02)
+    env.banger("vm", "create", "--name", "hr", "--nat", *FC_CREATE)
+    vm = env.json("vm", "show", "hr")
+    assert vm["state"] == "running" and vm["tap"] in {l["ifname"] for l in env.links()}
+    assert any(f'"{vm["ip"]}"' in r for r in nat_rules(env))
+    assert len(h.helper_pids()) == 1, h.helper_pids()
+    env.banger("vm", "delete", "--force", "hr")
+
+
 def nat_rules(env):
     t = env.nft_table()
     return [json.dumps(x["rule"]) for x in json.loads(t)["nftables"] if "rule" in x] if t else []
