@@ -25,15 +25,15 @@ const CliVerb cli_operations_verbs[] = {
         {},
 };
 
-#define INTRO                                                                                   \
-        "The long operations the daemon is running: VM create, start, restart, snapshot and\n"  \
-        "restore, image build, import, promote, pull and bundle, kernel import, pull and\n"     \
-        "bundle. With no verb: list them.\n"                                                    \
-        "VM create, start and restart and image import can be cancelled: one stops at its\n"    \
-        "next cancellation point (between steps, in the boot wait, in downloads and copies)\n"  \
-        "and rolls back what it made, as a failed one does; its client gets the error\n"        \
-        "\"cancelled\" (exit status 3; 130 after Ctrl-C on the client that started it, which\n" \
-        "asks for the same cancel)."
+#define INTRO                                                                                  \
+        "The long operations the daemon is running: VM create, start, restart, snapshot and\n" \
+        "restore, image build, import, promote, pull and bundle, kernel import, pull and\n"    \
+        "bundle. With no verb: list them.\n"                                                   \
+        "VM create, start and restart, image import and pull, and kernel pull can be\n"        \
+        "cancelled: one stops at its next cancellation point (between steps, in the boot\n"    \
+        "wait, in downloads and copies) and rolls back what it made, as a failed one does;\n"  \
+        "its client gets the error \"cancelled\" (exit status 3; 130 after Ctrl-C on the\n"    \
+        "client that started it, which asks for the same cancel)."
 
 int cmd_operations(Cli *cli, int argc, char **argv) {
         int i = 1;
@@ -113,7 +113,8 @@ static void cancel_help(void) {
                "Ask operation ID to stop. It stops at its next cancellation point and rolls\n"
                "back what it made, as a failure does; its client gets the error \"cancelled\".\n"
                "An operation past its last such point finishes. Only VM create, start and\n"
-               "restart and image import can be cancelled. Unknown IDs fail (exit 1).\n");
+               "restart, image import and pull, and kernel pull can be cancelled. Unknown IDs\n"
+               "fail (exit 1).\n");
 }
 
 static void print_cancelled(json_t *op) {

@@ -26,6 +26,7 @@
 #include "kernel-store.h"
 #include "log.h"
 #include "methods.h"
+#include "operation.h"
 #include "store.h"
 #include "string-util.h"
 #include "undo.h"
@@ -172,6 +173,10 @@ static int open_local_bundle(const char *path, const char *sha256) {
         return TAKE_FD(fd);
 }
 
+static bool pull_cancelled(void *userdata) {
+        return operation_cancelled(operation_current());
+}
+
 /* The bundle at url (or a local path when size is 0 and it is no URL),
  * verified, open for reading. */
 static int fetch_bundle(PullArgs *a, Staging *st, const char *url, uint64_t size, const char *sha256) {
@@ -186,7 +191,8 @@ static int fetch_bundle(PullArgs *a, Staging *st, const char *url, uint64_t size
                                .size = size,
                                .max = a->d->config.image_import_max,
                                .sha256 = sha256,
-                               .progress = { pull_progress, a } };
+                               .progress = { pull_progress, a },
+                               .cancelled = pull_cancelled };
         int r = catalog_download(&dl);
         if (r < 0)
                 return r;
@@ -378,6 +384,8 @@ static int pull(Store *s, PullArgs *a, const char *kind, json_t **ret) {
         if (fd < 0)
                 return fd;
         json_t *m = NULL;
+        if ((r = operation_check()) < 0) /* a cancel during the download's last chunk */
+                return r;
         r = unpack_bundle(a, &st, fd, kind, offer.entry, &m);
         if (r < 0)
                 return r;
@@ -470,8 +478,8 @@ static int work_catalog_list(RpcCall *call, Store *s, void *args, json_t **ret) 
 const RpcMethod catalog_pull_methods[] = {
         { "catalog.list", list_params, sizeof(PullArgs), .work = work_catalog_list },
         { "image.pull", pull_params, sizeof(PullArgs), NULL, pull_check, .work = work_image_pull, .operation = true,
-          .operation_target = "name source" },
+          .operation_target = "name source", .cancellable = true },
         { "kernel.pull", pull_params, sizeof(PullArgs), NULL, pull_check, .work = work_kernel_pull, .operation = true,
-          .operation_target = "name source" },
+          .operation_target = "name source", .cancellable = true },
         {},
 };

@@ -8,8 +8,11 @@ slowly, cancelled mid-transfer. Nothing may be left: no image, no image
 directory, nothing in the cache's staging area or blobs, and no operation
 listed."""
 import gzip
+import hashlib
+import http.server
 import json
 import os
+import threading
 import signal
 import subprocess
 import tarfile
@@ -18,9 +21,10 @@ import time
 import pytest
 
 from lifecycle import BANGER, require_root
-from test_image_limits import assert_left_nothing, image_config, make_env, write_oci_archive, zero_file_layer
+from test_image_limits import (assert_left_nothing, image_config, make_env, small_layer, write_oci_archive,
+                               zero_file_layer)
 from test_oci_boot import make_tar, sha256
-from test_registry_auth import MT_CONFIG, MT_LAYER, MT_MANIFEST, Registry
+from test_registry_auth import MT_CONFIG, MT_LAYER, MT_MANIFEST, Registry, socket_in_ns
 
 pytestmark = pytest.mark.slow
 
@@ -46,15 +50,15 @@ def operations(env):
     return env.json("operations")["operations"]
 
 
-def import_moving(env, name, source=None, stage=None):
-    """Start `image import` and wait until its operation counts bytes (in
-    that stage, when given)."""
-    cli = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "image", "import",
-                            str(source or env.archive), "--name", name], env=env.env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def import_moving(env, name, source=None, stage=None, args=None, kind="image.import"):
+    """Start `image import` (or args) and wait until its operation counts
+    bytes (in that stage, when given); name: its target."""
+    args = args or ["image", "import", str(source or env.archive), "--name", name]
+    cli = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *args], env=env.env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        ops = [o for o in operations(env) if o["kind"] == "image.import" and o["target"] == name]
+        ops = [o for o in operations(env) if o["kind"] == kind and o["target"] == name]
         if ops and ops[0]["bytes"] > 0 and (stage is None or ops[0]["stage"] == stage):
             return cli, ops[0]
         if cli.poll() is not None:
@@ -163,3 +167,73 @@ def test_cancel_registry_import_mid_transfer(env):
     assert_left_nothing(env, "slowreg")
     assert (set(os.listdir(blobs)) if blobs.exists() else set()) == before
     assert operations(env) == []
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """Serves the server's one file in 100 pieces, 0.1 s apart (about 10 s)."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        body = self.server.body
+        step = max(1, len(body) // 100)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.server.sent += len(body[i:i + step])
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+def serve_slowly(ns, body):
+    sock = socket_in_ns(ns, "127.0.0.1")
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", sock.getsockname()[1]), Trickle, bind_and_activate=False)
+    srv.socket.close()
+    srv.socket, srv.daemon_threads, srv.body, srv.sent = sock, True, body, 0
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def test_cancel_pull_mid_transfer(env):
+    """`image pull URL --sha256 HEX` of a bundle made here, served slowly,
+    cancelled while it downloads: no image, no staging directory."""
+    small = env.tmp / "small.tar.gz"
+    write_oci_archive(small, [small_layer("pull me")])
+    env.json("image", "import", str(small), "--name", "pullme")
+    bundle = env.tmp / "pullme.tar.zst"
+    env.banger("image", "bundle", "pullme", "-o", str(bundle))
+    env.banger("image", "delete", "pullme")
+    body = bundle.read_bytes()
+    srv = serve_slowly(env.ns, body)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/pullme.tar.zst"
+    pull = ["image", "pull", url, "--sha256", hashlib.sha256(body).hexdigest()]
+    try:
+        cli, op = import_moving(env, url, stage="download", args=pull, kind="image.pull")
+        try:
+            assert 0 < op["bytes"] < len(body), op
+            env.banger("operations", "cancel", str(op["id"]))
+            out, err = cli.communicate(timeout=120)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
+        assert f"operation {op['id']} (image.pull) was cancelled" in err, err
+        time.sleep(1)
+        assert srv.sent < len(body), srv.sent  # the daemon hung up mid-way
+        assert_left_nothing(env, "pullme")
+        assert [p.name for p in (env.state / "images").iterdir() if p.name.startswith(".pull-")] == []
+        assert operations(env) == []
+        # Not cancelled, the same pull registers the image (the window was real work).
+        env.json(*pull)
+        assert env.json("image", "show", "pullme")["name"] == "pullme"
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -122,6 +122,10 @@ static size_t download_write(char *data, size_t size, size_t nmemb, void *userda
         crypto_hash_sha256_update(&t->hash, (const unsigned char *) data, n);
         d->done += n;
         progress_report(&d->progress, "download", d->url, d->done, d->size);
+        if (d->cancelled && d->cancelled(d->cancel_userdata)) {
+                t->error = error_setf(-ECANCELED, "cancelled");
+                return 0;
+        }
         return n;
 }
 

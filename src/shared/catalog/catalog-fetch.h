@@ -27,6 +27,10 @@ typedef struct CatalogDownload {
         uint64_t max;
         const char *sha256; /* lowercase hex the bytes must hash to */
         Progress progress;  /* stage "download" */
+        /* Asked after each chunk that arrived: true stops the download
+         * (-ECANCELED, "cancelled"). NULL: never. */
+        bool (*cancelled)(void *userdata);
+        void *cancel_userdata;
         /* Out: */
         uint64_t done;
         unsigned resumed; /* transfers taken up again with a Range request */
