@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install banger's Debian build and test dependencies when any is missing.
-# Usage: scripts/deps.sh [build|test|run|package]
+# Usage: scripts/deps.sh [build|test|run|package|bench]
 set -euo pipefail
 
 build_pkgs=(build-essential meson ninja-build pkg-config libjansson-dev libsqlite3-dev
@@ -14,12 +14,16 @@ package_pkgs=(dpkg-dev debhelper fakeroot lintian)
 test_pkgs=(python3-pytest systemd clang libfuzzer-14-dev libclang-rt-14-dev xfsprogs sqlite3 jq zsh fish
   docker-registry skopeo gzip groff-base minisign zstd
   "${run_pkgs[@]}" "${package_pkgs[@]}")
+# bench/ (bench/README.md): what the tests use, plus libvirt for bench/libvirt,
+# which starts a private libvirtd of its own (no service is enabled).
+bench_pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients "${test_pkgs[@]}")
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
   test) want+=("${test_pkgs[@]}") ;;
   run) want+=("${run_pkgs[@]}") ;;
   package) want+=("${package_pkgs[@]}") ;;
+  bench) want+=("${bench_pkgs[@]}") ;;
 esac
 
 missing=()
