@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <linux/random.h>
 #include <net/if_arp.h>
 #include <stdio.h>
@@ -164,6 +165,19 @@ static int set_mac(int sock, const char *name, const char *mac) {
         return r < 0 ? r : RET_NERRNO(ioctl(sock, SIOCSIFHWADDR, &ifr));
 }
 
+/* Whether the NIC already has this identity's address (a VM resumed in
+ * place, not a clone): then it is left alone, and its connections with it. */
+static bool iface_has_address(int sock, const char *name, const char *address) {
+        struct ifreq ifr = {};
+        char have[INET_ADDRSTRLEN];
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+        ifr.ifr_addr.sa_family = AF_INET;
+        if (ioctl(sock, SIOCGIFADDR, &ifr) < 0)
+                return false;
+        const struct sockaddr_in *sin = (const struct sockaddr_in *) &ifr.ifr_addr;
+        return inet_ntop(AF_INET, &sin->sin_addr, have, sizeof(have)) && streq(have, address);
+}
+
 /* The NIC the snapshot left (found by its old MAC, else by the new one)
  * gets the new MAC; the old address goes (0.0.0.0 removes every IPv4
  * address, and the routes through them) before the new one is set. */
@@ -180,7 +194,12 @@ static int renumber(const AgentIdentity *id) {
                 r = agent_find_iface(sock, &id->net, name);
         if (r < 0)
                 return log_error_errno(r, "identity: no interface with MAC %s: %m", find.mac);
-        if (!agent_iface_has_mac(sock, name, id->net.mac) && (r = set_mac(sock, name, id->net.mac)) < 0)
+        bool same_mac = agent_iface_has_mac(sock, name, id->net.mac);
+        if (same_mac && iface_has_address(sock, name, id->net.address)) {
+                log_info("identity: %s is already %s, MAC %s", name, id->net.address, id->net.mac);
+                return 0;
+        }
+        if (!same_mac && (r = set_mac(sock, name, id->net.mac)) < 0)
                 return log_error_errno(r, "identity: %s: setting MAC %s: %m", name, id->net.mac);
         struct ifreq ifr = {};
         snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
@@ -218,13 +237,23 @@ static int stage(const char *root, const char *sub, const char *name, const char
         return r;
 }
 
+static bool etc_file_is(const char *root, const char *sub, const char *name, const char *text) {
+        _cleanup_free_ char *dir = path_join(root, sub);
+        _cleanup_close_ int dfd = dir ? open_dir_nofollow(AT_FDCWD, dir) : -ENOMEM;
+        _cleanup_free_ char *have = NULL;
+        return dfd >= 0 && read_file_at(dfd, name, AGENT_IDENTITY_MAX + 1, &have, NULL) >= 0 && streq(have, text);
+}
+
 /* What a later cold boot of this VM reads: network.conf, hostname, hosts and
  * resolv.conf replaced atomically. The contents reach the disk with one
  * syncfs() and the renames with another, not two fsyncs per file: each is a
- * flush through the VMM to the host's disk, which a clone waits for. */
+ * flush through the VMM to the host's disk, which a clone waits for. Left
+ * alone (and no sync at all) when they already say so: a VM resumed in place. */
 static int write_files(const char *root, const AgentIdentity *id) {
         char hostname[80], hosts[512], resolv[256];
         snprintf(hostname, sizeof(hostname), "%s\n", id->net.hostname);
+        if (etc_file_is(root, "etc/banger", "network.conf", id->conf) && etc_file_is(root, "etc", "hostname", hostname))
+                return 0;
         snprintf(hosts, sizeof(hosts),
                  "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "macro.h"
+#include "string-util.h"
 
 static usec_t now_clock(clockid_t c) {
         struct timespec ts;
@@ -50,4 +51,36 @@ char *format_timestamp(char *buf, size_t len, usec_t realtime) {
         if (strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
                 return NULL;
         return buf;
+}
+
+/* One number and its unit ("90", "90s", "15m", "2h", "1d"), several in a row
+ * ("1h30m"); "0" and "off" are zero. */
+int parse_duration_sec(const char *s, uint64_t max, uint64_t *ret) {
+        if (!s || !*s)
+                return -EINVAL;
+        if (streq(s, "off") || streq(s, "0")) {
+                *ret = 0;
+                return 0;
+        }
+        uint64_t total = 0;
+        for (const char *p = s; *p;) {
+                if (*p < '0' || *p > '9')
+                        return -EINVAL;
+                uint64_t n = 0;
+                for (; *p >= '0' && *p <= '9'; p++) {
+                        n = n * 10 + (uint64_t) (*p - '0');
+                        if (n > max)
+                                return -ERANGE;
+                }
+                uint64_t unit = *p == 's' || !*p ? 1 : *p == 'm' ? 60 : *p == 'h' ? 3600 : *p == 'd' ? 86400 : 0;
+                if (!unit)
+                        return -EINVAL;
+                if (*p)
+                        p++;
+                if (n > (max - total) / unit)
+                        return -ERANGE;
+                total += n * unit;
+        }
+        *ret = total;
+        return 0;
 }

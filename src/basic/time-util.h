@@ -23,3 +23,6 @@ int deadline_poll_ms(usec_t deadline);
 void sleep_ms(unsigned ms);
 /* RFC 3339 UTC timestamp, second precision, into buf (>= 21 bytes). */
 char *format_timestamp(char *buf, size_t len, usec_t realtime);
+/* A duration in seconds: "90", "90s", "15m", "2h", "1d", or several ("1h30m");
+ * "0" and "off" give 0. -EINVAL when it is none of these, -ERANGE past max. */
+int parse_duration_sec(const char *s, uint64_t max, uint64_t *ret);

@@ -45,6 +45,9 @@ int cli_connect(Cli *cli, RpcClient **ret);
 /* Call a method on a connected client; prints the server's error message
  * on failure. Steals params. */
 int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result);
+/* The same for a call that may first resume a suspended VM: its progress
+ * ("resuming: ...") is printed on stderr as stage lines. */
+int cli_call_waking(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result);
 
 /* Print a JSON value (pretty) to stdout. */
 void cli_print_json(json_t *j);

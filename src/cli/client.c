@@ -202,11 +202,29 @@ int cli_connect(Cli *cli, RpcClient **ret) {
         return 0;
 }
 
-int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result) {
+static void print_stage(const char *method, json_t *params, void *userdata) {
+        const char *stage = json_string_value(json_object_get(params, "stage"));
+        const char *msg = json_string_value(json_object_get(params, "message"));
+        if (streq_ptr(method, "progress") && stage && msg && !((Cli *) userdata)->json) {
+                _cleanup_free_ char *clean = printable_strndup(msg, MIN(strlen(msg), 512U));
+                fprintf(stderr, "%s: %s\n", stage, clean ? clean : "");
+        }
+}
+
+static int call_notified(Cli *cli, RpcClient *c, const char *method, json_t *params, RpcNotifyFn notify,
+                         json_t **ret_result) {
         RpcError err = {};
-        int r = rpc_client_call(c, method, params, USEC_INFINITY, NULL, NULL, ret_result, &err);
+        int r = rpc_client_call(c, method, params, USEC_INFINITY, notify, cli, ret_result, &err);
         if (r < 0)
                 cli_print_call_error(cli, method, r, &err);
         rpc_error_done(&err);
         return r;
+}
+
+int cli_call_waking(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result) {
+        return call_notified(cli, c, method, params, print_stage, ret_result);
+}
+
+int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result) {
+        return call_notified(cli, c, method, params, NULL, ret_result);
 }

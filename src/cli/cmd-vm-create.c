@@ -35,6 +35,7 @@ typedef struct VmSpec {
         const char *workspace_top, *setup_key;
         char *const *ports; /* -p specs, checked */
         size_t n_ports;
+        const char *idle_timeout, *idle_action; /* checked; NULL: the config's */
         ConfigVmm default_vmm;
         /* Where each default came from, for --help. */
         const char *vcpu_from, *memory_from, *disk_from, *image_from;
@@ -133,7 +134,10 @@ static void spec_help(Cli *cli, bool run) {
                "                    of the same setup inputs exists, and keep the VM anew\n"
                "  -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]\n"
                "                    forward a host port to a port of the guest, through its agent\n"
-               "                    (repeatable; HOST_IP defaults to 127.0.0.1; tcp only)\n");
+               "                    (repeatable; HOST_IP defaults to 127.0.0.1; tcp only)\n"
+               "  --idle-timeout D  stop or suspend the VM once nobody used it for D (30m, 1h30m;\n"
+               "                    off: never); default: config idle_timeout\n"
+               "  --idle-action A   stop or suspend; default: config idle_action\n");
         printf("  --json            print progress events and the result as JSON lines\n"
                "  -h, --help        show this help\n"
                "\nDefaults come from [vm_defaults] in %s/%s, else the built-in\n"
@@ -191,12 +195,15 @@ enum {
         OPT_BRANCH,
         OPT_NO_SETUP,
         OPT_REFRESH_SETUP,
+        OPT_IDLE_TIMEOUT,
+        OPT_IDLE_ACTION,
 };
 
 #define SPEC_MAX_PORTS 64
 
 typedef struct SpecArgs {
         const char *name, *image, *vcpu, *memory, *disk, *vmm, *from_snapshot, *workspace, *branch;
+        const char *idle_timeout, *idle_action;
         char *ports[SPEC_MAX_PORTS];
         size_t n_ports;
         int nat; /* -1 unset */
@@ -224,6 +231,10 @@ static const char **spec_string_field(SpecArgs *a, int o) {
                 return &a->workspace;
         case OPT_BRANCH:
                 return &a->branch;
+        case OPT_IDLE_TIMEOUT:
+                return &a->idle_timeout;
+        case OPT_IDLE_ACTION:
+                return &a->idle_action;
         default:
                 return NULL;
         }
@@ -250,6 +261,8 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                                               { "no-setup", no_argument, NULL, OPT_NO_SETUP },
                                               { "refresh-setup", no_argument, NULL, OPT_REFRESH_SETUP },
                                               { "publish", required_argument, NULL, 'p' },
+                                              { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+                                              { "idle-action", required_argument, NULL, OPT_IDLE_ACTION },
                                               {} };
         *a = (SpecArgs){ .nat = -1 };
         int o;
@@ -352,6 +365,8 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
                 return r;
         if (a->disk && (r = vm_parse_disk_arg(cmd, a->disk, &disk)) != 0)
                 return r;
+        if ((r = vm_parse_idle_args(cmd, a->idle_timeout, a->idle_action)) != 0)
+                return r;
         for (size_t i = 0; i < a->n_ports; i++) {
                 PortSpec p;
                 if (port_spec_parse(a->ports[i], &p) < 0)
@@ -370,6 +385,8 @@ static int build_spec(Cli *cli, const char *cmd, const SpecArgs *a, VmSpec *s) {
         s->from_snapshot = a->from_snapshot;
         s->ports = a->ports;
         s->n_ports = a->n_ports;
+        s->idle_timeout = a->idle_timeout;
+        s->idle_action = a->idle_action;
         if (a->image) {
                 free(s->image);
                 s->image = strdup(a->image);
@@ -403,6 +420,10 @@ static json_t *spec_params(const VmSpec *s) {
                 json_object_set_new(p, "workspace", json_string(s->workspace_top));
                 json_object_set_new(p, "setup_key", json_string(s->setup_key));
         }
+        if (p && s->idle_timeout)
+                json_object_set_new(p, "idle_timeout", json_string(s->idle_timeout));
+        if (p && s->idle_action)
+                json_object_set_new(p, "idle_action", json_string(s->idle_action));
         json_t *ports = p && s->n_ports > 0 ? json_array() : NULL;
         for (size_t i = 0; ports && i < s->n_ports; i++)
                 json_array_append_new(ports, json_string(s->ports[i]));

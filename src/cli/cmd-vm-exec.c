@@ -28,7 +28,7 @@
 
 int vm_agent_client(Cli *cli, RpcClient *c, const char *ref, AgentClient **ret) {
         json_t *res = NULL;
-        if (cli_call(cli, c, "vm.agent", json_pack("{s:s}", "vm", ref), &res) < 0)
+        if (cli_call_waking(cli, c, "vm.agent", json_pack("{s:s}", "vm", ref), &res) < 0)
                 return -EIO;
         const char *path = json_str(res, "socket", NULL);
         int fd = path ? unix_connect(path, 0) : -EBADMSG;

@@ -39,7 +39,7 @@ int vm_ssh_argv(Cli *cli, RpcClient *c, const char *ref, char *const *cmd, char 
                 return -ENOENT;
         }
         json_t *info = NULL;
-        if (cli_call(cli, c, "vm.ssh_info", json_pack("{s:s}", "vm", ref), &info) < 0)
+        if (cli_call_waking(cli, c, "vm.ssh_info", json_pack("{s:s}", "vm", ref), &info) < 0)
                 return -EIO;
         const char *ip = json_str(info, "ip", NULL), *key = json_str(info, "key", NULL);
         const char *kh = json_str(info, "known_hosts", NULL), *user = json_str(info, "user", "root");

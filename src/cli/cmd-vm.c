@@ -10,6 +10,7 @@
 
 #include "call-error.h"
 #include "cmd-vm.h"
+#include "config.h"
 #include "operation-cancel.h"
 #include "macro.h"
 #include "string-util.h"
@@ -26,14 +27,16 @@ const CliVerb cli_vm_verbs[] = {
         { "create", NULL, vm_create_cmd, "create a VM and start it (unless --no-start)",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --no-start --from-snapshot= "
           "--new-host-keys --cold "
-          "--workspace= --branch= --no-setup --refresh-setup -p --publish= --json --help",
+          "--workspace= --branch= --no-setup --refresh-setup -p --publish= --idle-timeout= --idle-action= --json "
+          "--help",
           "" },
         { "run", NULL, vm_run_cmd, "create, start and open a shell or run a command in a new VM",
           "--name= --image= --vcpu= --memory= --disk-size= --nat --no-nat --vmm= --from-snapshot= --new-host-keys "
           "--cold --rm -d "
-          "--detach --workspace= --branch= --no-setup --refresh-setup -p --publish= --json --help",
+          "--detach --workspace= --branch= --no-setup --refresh-setup -p --publish= --idle-timeout= --idle-action= "
+          "--json --help",
           "" },
-        { "start", NULL, vm_lifecycle_cmd, "start stopped VMs", "--json --help", "vm" },
+        { "start", NULL, vm_lifecycle_cmd, "start stopped VMs, resume suspended ones", "--json --help", "vm" },
         { "stop", NULL, vm_lifecycle_cmd, "stop VMs gracefully (power off, then kill after a timeout)",
           "--timeout= --json --help", "vm" },
         { "restart", NULL, vm_lifecycle_cmd, "stop and start VMs", "--timeout= --json --help", "vm" },
@@ -41,6 +44,8 @@ const CliVerb cli_vm_verbs[] = {
         { "pause", NULL, vm_lifecycle_cmd, "pause VMs (their vCPUs stop; memory and devices stay)", "--json --help",
           "vm" },
         { "resume", NULL, vm_lifecycle_cmd, "resume paused VMs", "--json --help", "vm" },
+        { "suspend", NULL, vm_lifecycle_cmd, "save VMs' memory to disk and end their VMMs (vm start resumes them)",
+          "--json --help", "vm" },
         { "delete", "rm", vm_lifecycle_cmd, "delete VMs and their disks (running ones are killed)",
           "-f --force --json --help", "vm" },
         { "snapshot", NULL, vm_snapshot_cmd, "save a VM's state and disks as a snapshot (it runs on)",
@@ -60,7 +65,8 @@ const CliVerb cli_vm_verbs[] = {
           "vm" },
         { "port", NULL, vm_port_cmd, "forward host ports to the VM: add, rm, list", "--json --help", "port" },
         { "stats", NULL, vm_stats_cmd, "show VMM CPU and memory, guest memory and load", "--json --help", "vm" },
-        { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM", "--vcpu= --memory= --json --help", "vm" },
+        { "set", NULL, vm_set_cmd, "change vCPUs or memory of a stopped VM, or its idle timeout",
+          "--vcpu= --memory= --idle-timeout= --idle-action= --json --help", "vm" },
         { "prune", NULL, vm_prune_cmd, "delete every stopped, created or failed VM", "-f --force --json --help", "" },
         {},
 };
@@ -126,6 +132,16 @@ int vm_parse_vcpu_arg(const char *cmd, const char *arg, unsigned *ret) {
         if (safe_atou64(arg, &v) < 0 || v == 0 || v > 64)
                 return cli_usage_error(cmd, "invalid vCPU count '%s': give a number from 1 to 64", arg);
         *ret = (unsigned) v;
+        return 0;
+}
+
+int vm_parse_idle_args(const char *cmd, const char *timeout, const char *action) {
+        uint64_t sec;
+        if (timeout && !streq(timeout, "default") && parse_duration_sec(timeout, CONFIG_IDLE_TIMEOUT_MAX, &sec) < 0)
+                return cli_usage_error(
+                        cmd, "invalid --idle-timeout '%s': give a duration like 30m or 1h30m, off or default", timeout);
+        if (action && !streq(action, "stop") && !streq(action, "suspend") && !streq(action, "default"))
+                return cli_usage_error(cmd, "invalid --idle-action '%s': give stop, suspend or default", action);
         return 0;
 }
 
@@ -352,6 +368,21 @@ static void show_help(void) {
                "a unique id prefix. --json prints the VM object (see docs/protocol.md).\n");
 }
 
+/* The idle timeout in effect and when the VM was last used. */
+static void print_idle(json_t *vm) {
+        char ago[32];
+        json_t *idle = json_object_get(vm, "idle");
+        json_int_t sec = json_integer_value(json_object_get(idle, "timeout_sec"));
+        if (sec > 0)
+                printf("idle:       %s after %llds without use%s\n", json_str(idle, "action", "stop"), (long long) sec,
+                       json_is_null(json_object_get(vm, "idle_timeout_sec")) ? " (config idle_timeout)" : "");
+        else
+                printf("idle:       never stopped or suspended for it\n");
+        const char *used = json_str(vm, "last_used_at", NULL);
+        printf("last used:  %s%s%s%s\n", used ? used : "not seen", used ? " (" : "",
+               used ? format_ago(ago, sizeof(ago), used) : "", used ? ")" : "");
+}
+
 static void print_vm_detail(json_t *vm) {
         char mem[16], disk[16], ago[32];
         json_make_printable(vm);
@@ -381,6 +412,7 @@ static void print_vm_detail(json_t *vm) {
         printf("created:    %s (%s)\n", json_str(vm, "created_at", "-"),
                format_ago(ago, sizeof(ago), json_str(vm, "created_at", NULL)));
         printf("updated:    %s\n", json_str(vm, "updated_at", "-"));
+        print_idle(vm);
         printf("console:    %s\n", json_str(vm, "log_path", "-"));
         json_t *fw = json_object_get(vm, "forwards");
         for (size_t i = 0; i < json_array_size(fw); i++) {
@@ -398,22 +430,29 @@ static int vm_show_cmd(Cli *cli, int argc, char **argv) {
 /* ---- set / prune ---- */
 
 static void set_help(void) {
-        printf("Usage: banger vm set VM [--vcpu N] [--memory SIZE] [--json]\n"
+        printf("Usage: banger vm set VM [--vcpu N] [--memory SIZE] [--idle-timeout D] [--idle-action A] [--json]\n"
                "\n"
                "Change the resources of a stopped (or never started) VM; they apply at its next\n"
-               "start.\n"
+               "start. The idle settings change in any state and apply at once.\n"
                "\n"
                "Options:\n"
-               "  --vcpu N        virtual CPUs, 1..64\n"
-               "  --memory SIZE   guest memory: MiB as a bare number (2048) or with a unit (2G)\n");
+               "  --vcpu N          virtual CPUs, 1..64\n"
+               "  --memory SIZE     guest memory: MiB as a bare number (2048) or with a unit (2G)\n"
+               "  --idle-timeout D  stop or suspend the VM once nobody used it (exec, ssh, cp, a\n"
+               "                    forwarded connection, vm logs -f) for D: 30m, 1h30m, 45s;\n"
+               "                    off: never; default: config idle_timeout\n"
+               "  --idle-action A   stop, suspend, or default (config idle_action)\n");
 }
 
 static int vm_set_cmd(Cli *cli, int argc, char **argv) {
-        enum { OPT_VCPU = CLI_OPT_FIRST_PRIVATE, OPT_MEMORY };
+        enum { OPT_VCPU = CLI_OPT_FIRST_PRIVATE, OPT_MEMORY, OPT_IDLE_TIMEOUT, OPT_IDLE_ACTION };
         static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
                                               { "vcpu", required_argument, NULL, OPT_VCPU },
                                               { "memory", required_argument, NULL, OPT_MEMORY },
+                                              { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+                                              { "idle-action", required_argument, NULL, OPT_IDLE_ACTION },
                                               {} };
+        const char *idle_timeout = NULL, *idle_action = NULL;
         unsigned vcpu = 0;
         unsigned long long mib = 0;
         int o, r;
@@ -433,15 +472,25 @@ static int vm_set_cmd(Cli *cli, int argc, char **argv) {
                         if ((r = vm_parse_memory_arg("vm set", optarg, &mib)) != 0)
                                 return r;
                         break;
+                case OPT_IDLE_TIMEOUT:
+                        idle_timeout = optarg;
+                        break;
+                case OPT_IDLE_ACTION:
+                        idle_action = optarg;
+                        break;
                 default:
                         return cli_option_error("vm set", argv);
                 }
         }
         if (argc - optind != 1)
                 return cli_usage_error("vm set", "expects exactly one VM");
-        if (!vcpu && !mib)
-                return cli_usage_error("vm set", "nothing to change: give --vcpu and/or --memory");
-        json_t *params = json_pack("{s:s}", "vm", argv[optind]);
+        if ((r = vm_parse_idle_args("vm set", idle_timeout, idle_action)) != 0)
+                return r;
+        if (!vcpu && !mib && !idle_timeout && !idle_action)
+                return cli_usage_error("vm set",
+                                       "nothing to change: give --vcpu, --memory, --idle-timeout or --idle-action");
+        json_t *params = json_pack("{s:s, s:s*, s:s*}", "vm", argv[optind], "idle_timeout", idle_timeout, "idle_action",
+                                   idle_action);
         if (vcpu)
                 json_object_set_new(params, "vcpu", json_integer(vcpu));
         if (mib)
@@ -547,7 +596,10 @@ static void lifecycle_help(const char *verb) {
                : streq(verb, "delete")                       ? "[-f|--force] "
                                                              : "");
         if (streq(verb, "start"))
-                printf("Start stopped or created VMs and wait until their agents answer.\n");
+                printf("Start stopped or created VMs and wait until their agents answer. A suspended VM\n"
+                       "resumes from its saved state, with the processes and files it had; when that\n"
+                       "state cannot be loaded (the VMM's version changed since), it boots cold and\n"
+                       "says why.\n");
         else if (streq(verb, "stop"))
                 printf("Stop VMs: ask the guest to power off, and kill the VMM when it has not exited\n"
                        "after the timeout (config stop_timeout_sec, 10 s by default).\n\n"
@@ -563,6 +615,12 @@ static void lifecycle_help(const char *verb) {
                        "network stay. 'vm list' shows them paused; stop, kill and delete work on them.\n");
         else if (streq(verb, "resume"))
                 printf("Let paused VMs run again from where they were.\n");
+        else if (streq(verb, "suspend"))
+                printf("Suspend running VMs to disk: their memory and device state are saved in the\n"
+                       "VM's directory, their VMM ends and its memory is freed; the disks stay in\n"
+                       "place. 'vm list' shows them suspended; 'vm start' resumes them with the same\n"
+                       "address, processes and files. 'vm stop' and 'vm kill' discard the saved\n"
+                       "state (the VM is stopped); a suspended VM survives a daemon restart.\n");
         else
                 printf("Delete VMs: kill them if running, then remove their disks, logs and records.\n"
                        "One with snapshots is refused (the error names them) unless --force, which\n"
@@ -581,6 +639,7 @@ static const char *past_tense(const char *verb) {
                : streq(verb, "kill")    ? "signalled"
                : streq(verb, "pause")   ? "paused"
                : streq(verb, "resume")  ? "resumed"
+               : streq(verb, "suspend") ? "suspended"
                                         : "deleted";
 }
 
@@ -606,11 +665,13 @@ static int print_results(Cli *cli, const char *verb, json_t *res) {
                         continue;
                 else if (json_is_true(json_object_get(e, "unchanged"))) {
                         const char *state = json_str(json_object_get(e, "vm"), "state", "?");
-                        if (streq(state, "running"))
-                                printf("%s is already running\n", name);
+                        if (streq(state, "running") || streq(state, "suspended"))
+                                printf("%s is already %s\n", name, state);
                         else
                                 printf("%s is not running (%s)\n", name, state);
-                } else
+                } else if (json_is_true(json_object_get(e, "discarded_suspended_state")))
+                        printf("%s %s (it was suspended: its saved state is discarded)\n", past_tense(verb), name);
+                else
                         printf("%s %s\n", past_tense(verb), name);
         }
         json_decref(seen);

@@ -15,6 +15,9 @@
 int vm_parse_memory_arg(const char *cmd, const char *arg, unsigned long long *ret_mib);
 int vm_parse_disk_arg(const char *cmd, const char *arg, unsigned long long *ret_bytes);
 int vm_parse_vcpu_arg(const char *cmd, const char *arg, unsigned *ret);
+/* --idle-timeout and --idle-action (either NULL: not given), as the daemon
+ * takes them: 0 or EXIT_USAGE after the message. */
+int vm_parse_idle_args(const char *cmd, const char *timeout, const char *action);
 /* A seconds value > 0 ("30", "1.5"). */
 int vm_parse_seconds_arg(const char *cmd, const char *opt, const char *arg, usec_t *ret);
 

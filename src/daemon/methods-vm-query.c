@@ -30,9 +30,16 @@ typedef struct VmArgs {
         unsigned long long tail_bytes, offset, file;
         bool raw;
         unsigned long long vcpu, memory_mib;
+        bool idle_timeout_given;
+        int64_t idle_timeout_sec;
+        int idle_action; /* -1: not given */
 } VmArgs;
 
 typedef int (*VmQueryFn)(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret);
+typedef struct VmQuery {
+        VmQueryFn fn;
+        bool wake; /* uses the guest: a suspended VM resumes first */
+} VmQuery;
 
 #define VM_PARAM \
         { "vm", RPC_PARAM_STRING, RPC_ARG(VmArgs, vm), true, .what = "a VM name, id or id prefix" }
@@ -53,27 +60,50 @@ static const RpcParam set_params[] = {
         { "vcpu", RPC_PARAM_UINT, RPC_ARG(VmArgs, vcpu), .min = 1, .max = 64 },
         { "memory_mib", RPC_PARAM_UINT, RPC_ARG(VmArgs, memory_mib), .min = 64, .max = 1ULL << 20,
           .what = VM_MEMORY_WORDS },
+        { "idle_timeout", RPC_PARAM_CUSTOM, RPC_ARG(VmArgs, idle_timeout_sec), .what = VM_IDLE_TIMEOUT_WORDS,
+          .parse = vm_idle_timeout_param },
+        { "idle_action", RPC_PARAM_CUSTOM, RPC_ARG(VmArgs, idle_action), .what = VM_IDLE_ACTION_WORDS,
+          .parse = vm_idle_action_param },
         {},
 };
 
+/* Out of range for vm_idle_timeout_param(): tells "not given". */
+#define IDLE_NOT_GIVEN INT64_MIN
+
 static void vm_defaults(Daemon *d, void *args) {
         ((VmArgs *) args)->offset = LOGS_NO_OFFSET;
+        ((VmArgs *) args)->idle_timeout_sec = IDLE_NOT_GIVEN;
+        ((VmArgs *) args)->idle_action = -1;
 }
 
 static int set_check(Daemon *d, RpcCall *call, void *args) {
         VmArgs *a = args;
+        a->idle_timeout_given = a->idle_timeout_sec != IDLE_NOT_GIVEN;
         if (a->vcpu || a->memory_mib)
                 return vm_check_size_params(call, a->vcpu, a->memory_mib);
-        rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS, "give \"vcpu\" and/or \"memory_mib\"");
+        if (a->idle_timeout_given || a->idle_action >= 0)
+                return 0;
+        rpc_call_reply_error(call, JSONRPC_INVALID_PARAMS,
+                             "give \"vcpu\", \"memory_mib\", \"idle_timeout\" and/or \"idle_action\"");
         return -EINVAL;
 }
 
 static int work_vm(RpcCall *call, Store *s, void *args, json_t **ret) {
         Daemon *d = rpc_call_daemon(call);
-        VmQueryFn fn = *(const VmQueryFn *) rpc_call_method_data(call);
+        const VmQuery *q = rpc_call_method_data(call);
         _cleanup_(vm_record_done) VmRecord vm = {};
         int r = vm_resolve(s, ((VmArgs *) args)->vm, &vm);
-        return r < 0 ? r : fn(d, s, &vm, args, ret);
+        if (r >= 0 && q->wake && vm.state == VM_STATE_SUSPENDED) {
+                VmProgress p = { .call = call, .started = now_monotonic() };
+                r = vm_op_wake(d->vms, s, vm.id, &p);
+                _cleanup_free_ char *id = strdup(vm.id);
+                vm_record_done(&vm);
+                if (r >= 0)
+                        r = id ? store_vm_get_by_id(s, id, &vm) : -ENOMEM;
+        }
+        if (r >= 0 && q->wake)
+                vm_touch(d->vms, s, vm.id, true);
+        return r < 0 ? r : q->fn(d, s, &vm, args, ret);
 }
 
 static int query_show(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
@@ -106,6 +136,8 @@ static int query_logs(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t
         _cleanup_free_ char *path = vm_console_log(d->vms, vm->id);
         VmConsoleChunk c = {};
         bool from_offset = a->offset != LOGS_NO_OFFSET;
+        if (from_offset)
+                vm_touch(d->vms, s, vm->id, false); /* a console follower */
         int r = vm_console_read(d->vms, vm->id, from_offset, from_offset ? a->offset : 0, a->file,
                                 a->tail_bytes ? a->tail_bytes : 65536, 8u << 20, &c);
         if (r < 0)
@@ -208,7 +240,9 @@ static int query_ssh_info(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, js
 }
 
 static int query_set(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t **ret) {
-        int r = vm_op_set(d->vms, s, vm->id, (unsigned) a->vcpu, a->memory_mib);
+        int r = a->vcpu || a->memory_mib ? vm_op_set(d->vms, s, vm->id, (unsigned) a->vcpu, a->memory_mib) : 0;
+        if (r >= 0 && (a->idle_timeout_given || a->idle_action >= 0))
+                r = vm_op_set_idle(d->vms, s, vm->id, a->idle_timeout_given, a->idle_timeout_sec, a->idle_action);
         if (r < 0)
                 return r;
         _cleanup_(vm_record_done) VmRecord now = {};
@@ -218,19 +252,20 @@ static int query_set(Daemon *d, Store *s, VmRecord *vm, const VmArgs *a, json_t 
         return r;
 }
 
-#define VM_METHOD(params_, fn_)                                                                   \
+#define VM_METHOD_WAKE(params_, fn_, wake_)                                                       \
         .params = params_, .args_size = sizeof(VmArgs), .defaults = vm_defaults, .work = work_vm, \
-        .data = &(const VmQueryFn) {                                                              \
-                fn_                                                                               \
+        .data = &(const VmQuery) {                                                                \
+                fn_, wake_                                                                        \
         }
+#define VM_METHOD(params_, fn_) VM_METHOD_WAKE(params_, fn_, false)
 
 const RpcMethod vm_query_methods[] = {
         { "vm.show", VM_METHOD(vm_params, query_show) },
         { "vm.logs", VM_METHOD(logs_params, query_logs) },
-        { "vm.agent", VM_METHOD(vm_params, query_agent) },
+        { "vm.agent", VM_METHOD_WAKE(vm_params, query_agent, true) },
         { "vm.ports", VM_METHOD(vm_params, query_ports) },
         { "vm.stats", VM_METHOD(vm_params, query_stats) },
-        { "vm.ssh_info", VM_METHOD(vm_params, query_ssh_info) },
+        { "vm.ssh_info", VM_METHOD_WAKE(vm_params, query_ssh_info, true) },
         { "vm.set", VM_METHOD(set_params, query_set), .check = set_check },
         {},
 };

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* vm.create, vm.start/stop/restart/kill/pause/resume/delete (many VMs at
+/* vm.create, vm.start/stop/restart/kill/pause/resume/suspend/delete (many VMs at
  * once), vm.list
  * and vm.prune: params checked on the loop, the work in workers. */
 #include <errno.h>
@@ -29,6 +29,8 @@ typedef struct CreateArgs {
         bool nat, no_start, cold, new_host_keys;
         int vmm;
         json_t *ports;
+        int64_t idle_timeout_sec;
+        int idle_action;
 } CreateArgs;
 
 #define VM_MAX_PORTS 64
@@ -62,6 +64,10 @@ static const RpcParam create_params[] = {
         { "new_host_keys", RPC_PARAM_BOOL, RPC_ARG(CreateArgs, new_host_keys) },
         { "ports", RPC_PARAM_STRINGS, RPC_ARG(CreateArgs, ports), .max = VM_MAX_PORTS,
           .what = "a port forward, [HOST_IP:]HOST_PORT:GUEST_PORT[/tcp]" },
+        { "idle_timeout", RPC_PARAM_CUSTOM, RPC_ARG(CreateArgs, idle_timeout_sec), .what = VM_IDLE_TIMEOUT_WORDS,
+          .parse = vm_idle_timeout_param },
+        { "idle_action", RPC_PARAM_CUSTOM, RPC_ARG(CreateArgs, idle_action), .what = VM_IDLE_ACTION_WORDS,
+          .parse = vm_idle_action_param },
         {},
 };
 
@@ -178,6 +184,8 @@ static int work_create(RpcCall *call, Store *s, void *args, json_t **ret) {
                 r = port_spec_parse(json_string_value(json_array_get(a->ports, i)), &ports[n_ports++]);
         req.ports = ports;
         req.n_ports = n_ports;
+        req.idle_timeout_sec = a->idle_timeout_sec;
+        req.idle_action = (VmIdleAction) a->idle_action;
         if (r >= 0)
                 r = vm_op_create(d->vms, s, &req, &p, &vm);
         if (r >= 0) {
@@ -235,6 +243,10 @@ static int op_pause(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
 
 static int op_resume(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
         return vm_op_pause(m, s, id, false);
+}
+
+static int op_suspend(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+        return vm_op_suspend(m, s, id, NULL);
 }
 
 static int op_delete(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
@@ -301,6 +313,7 @@ typedef struct OneOp {
         char *id;
         int r;
         bool unchanged; /* already in the state asked for */
+        bool discarded; /* it was suspended: its saved state was dropped */
         char err[1024];
         json_t *vm;
         Operation *operation; /* the call's: each VM's thread works for it */
@@ -314,7 +327,8 @@ static void *one_main(void *p) {
         o->r = daemon_open_store(o->d, &s);
         if (o->r >= 0)
                 o->r = o->op->fn(o->d->vms, s, o->id, o->args);
-        o->unchanged = o->r > 0;
+        o->unchanged = o->r == 1;
+        o->discarded = o->r == VM_OP_DISCARDED_SUSPEND;
         if (o->r < 0)
                 snprintf(o->err, sizeof(o->err), "%s", error_last_message() ? error_last_message() : strerror(-o->r));
         else if (o->op->returns_vm) {
@@ -380,8 +394,8 @@ static json_t *ref_result(const char *ref, const OneOp *o, const char *resolve_e
                 return json_pack("{s:s, s:b, s:s}", "ref", ref, "ok", 0, "error", err ?: "error");
         if (o->r < 0)
                 return json_pack("{s:s, s:b, s:s, s:s}", "ref", ref, "ok", 0, "error", err ?: "error", "id", o->id);
-        return json_pack("{s:s, s:b, s:s, s:b, s:O?}", "ref", ref, "ok", 1, "id", o->id, "unchanged", o->unchanged,
-                         "vm", o->vm);
+        return json_pack("{s:s, s:b, s:s, s:b, s:b, s:O?}", "ref", ref, "ok", 1, "id", o->id, "unchanged", o->unchanged,
+                         "discarded_suspended_state", o->discarded, "vm", o->vm);
 }
 
 /* A cancelled call (vm.start, vm.restart) answers as a whole: cancelled,
@@ -497,6 +511,7 @@ const RpcMethod vm_methods[] = {
         { "vm.kill", REFS_METHOD(kill_params, op_kill, true) },
         { "vm.pause", REFS_METHOD(refs_params, op_pause, true) },
         { "vm.resume", REFS_METHOD(refs_params, op_resume, true) },
+        { "vm.suspend", REFS_METHOD(refs_params, op_suspend, true) },
         { "vm.delete", REFS_METHOD(delete_params, op_delete, false) },
         { "vm.list", .run = method_list },
         { "vm.prune", .work = work_prune },

@@ -47,9 +47,21 @@ void vm_agent_stop(VmAgent *a) {
         free(a);
 }
 
+/* rt->agent changes under m->lock: vm_runtime_usage() reads it there. */
+static void set_agent(VmManager *m, VmRuntime *rt, VmAgent *a) {
+        pthread_mutex_lock(&m->lock);
+        VmAgent *old = rt->agent;
+        rt->agent = a;
+        pthread_mutex_unlock(&m->lock);
+        vm_agent_stop(old);
+}
+
+void vm_agent_usage(VmAgent *a, unsigned *ret_clients, usec_t *ret_last) {
+        agent_mux_thread_usage(a->mux, ret_clients, ret_last);
+}
+
 int vm_agent_start(VmManager *m, const VmRecord *vm, VmRuntime *rt) {
-        vm_agent_stop(rt->agent);
-        rt->agent = NULL;
+        set_agent(m, rt, NULL);
         _cleanup_free_ char *path = vm_agent_mux_path(m, vm->id);
         VmAgent *a = calloc(1, sizeof(*a));
         if (!path || !a) {
@@ -69,7 +81,7 @@ int vm_agent_start(VmManager *m, const VmRecord *vm, VmRuntime *rt) {
                 return error_setf(r, "cannot serve the guest agent of vm %s on %s: %s", vm->name, path,
                                   error_last_message() ? error_last_message() : strerror(-r));
         }
-        rt->agent = a;
+        set_agent(m, rt, a);
         return 0;
 }
 

@@ -92,6 +92,8 @@ static int step_make_record(Create *c) {
         vm->mem_mib = req->memory_mib;
         vm->disk_bytes = req->disk_bytes;
         vm->nat = req->nat;
+        vm->idle_timeout_sec = req->idle_timeout_sec;
+        vm->idle_action = req->idle_action;
         return vm->id && vm->image_id && vm->spec_json && vm->runtime_json ? 0 : -ENOMEM;
 }
 

@@ -111,6 +111,7 @@ void vm_remove_files(VmManager *m, const char *id) {
                         (void) unlinkat(dfd, names[i], 0);
         }
         vm_remove_restore_copies(m, id);
+        vm_suspend_remove_files(m, id);
         console_stream_close(m->d->consoles, id);
         int r = vm_dir_remove(m, VM_DIR_STATE, id);
         if (r < 0)

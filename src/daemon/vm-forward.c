@@ -103,6 +103,14 @@ int vm_forwards_open(VmManager *m, Store *s, const VmRecord *vm, bool strict, Vm
         return 0;
 }
 
+size_t vm_forwards_fds(const VmForwards *fw, int *fds, size_t max) {
+        size_t k = 0;
+        for (size_t i = 0; fw && i < fw->n && k < max; i++)
+                if (fw->l[i].fd >= 0)
+                        fds[k++] = fw->l[i].fd;
+        return k;
+}
+
 /* Hand one bound listener to the forwarder (started on first use). */
 static int forwards_serve(VmManager *m, const VmRecord *vm, VmForwards *fw, VmListener *l) {
         if (!fw->fwd) {

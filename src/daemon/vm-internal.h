@@ -43,11 +43,16 @@ typedef struct VmRuntime {
         unsigned generation;  /* bumped on every launch; watchers compare it */
         VmAgent *agent;       /* the guest agent's multiplexer (vm-agent.c) */
         VmForwards *forwards; /* its port forwards' listeners (vm-forward.c); the pointer under m->lock */
+        usec_t touched;       /* realtime: its last use the daemon saw itself (vm-idle.c), under m->lock */
         struct VmRuntime *next;
 } VmRuntime;
 
+typedef struct VmIdle VmIdle;
+
 struct VmManager {
         Daemon *d;
+        VmIdle *idle;               /* the idle check (vm-idle.c): loop only */
+        struct VmSleeper *sleepers; /* suspended VMs' bound ports (vm-wake.c), under lock */
         Host *host;
         pthread_mutex_t lock;               /* guards the lists below, never held while blocking */
         pthread_mutex_t default_image_lock; /* one build of the default image at a time */
@@ -144,6 +149,8 @@ void vm_remove_files(VmManager *m, const char *id);
 int vm_agent_start(VmManager *m, const VmRecord *vm, VmRuntime *rt);
 /* Stop it (joins its thread; not under m->lock); NULL is fine. */
 void vm_agent_stop(VmAgent *a);
+/* Its clients now and when one last came or went (realtime); under m->lock. */
+void vm_agent_usage(VmAgent *a, unsigned *ret_clients, usec_t *ret_last);
 char *vm_agent_mux_path(VmManager *m, const char *id);
 /* Say hello through the multiplexer, retrying until the deadline; a stop,
  * kill or delete (preempt) or the VMM's exit ends the wait early.
@@ -161,6 +168,7 @@ typedef struct VmRestore {
         bool reidentify;    /* a new VM: the agent gives the guest its own identity */
         bool template;      /* a warm start (the progress says so) */
         bool new_host_keys; /* a clone asked for its own SSH host keys and machine id */
+        bool suspended;     /* a resume from vm suspend's saved state (the progress says so) */
 } VmRestore;
 int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestore *restore, VmProgress *p);
 /* vm-restore.c: point the launch at the saved state; after the agent's
@@ -190,6 +198,39 @@ int vm_save(Store *s, VmRecord *vm);
 /* The runtime facts vm_to_json() shows as "ready". */
 void vm_set_runtime(VmRecord *vm, bool agent, bool ssh);
 
+/* vm-suspend.c, with the VM's lock held. Suspend a running VM: 0, or 1 when
+ * it already is. */
+int vm_suspend_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
+/* Resume a suspended VM from its saved state (deleted once it runs); boot
+ * it cold, saying why, when that state cannot be loaded. */
+int vm_resume_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p);
+/* Stop a suspended VM: its saved state goes; VM_OP_DISCARDED_SUSPEND. */
+int vm_suspend_discard(VmManager *m, Store *s, VmRecord *vm);
+/* Remove a saved state and a partial one (missing is fine). */
+void vm_suspend_remove_files(VmManager *m, const char *id);
+/* At daemon start, after the VM's re-attach: finish what a suspend the
+ * daemon's death interrupted left, so the VM runs or is suspended. */
+void vm_suspend_recover(VmManager *m, Store *s, VmRecord *vm);
+
+/* vm-wake.c: a suspended VM's port forwards stay bound; the first
+ * connection to one resumes it. Call with the VM's lock held, after its
+ * runtime went (its VMM's listeners are closed by then). */
+void vm_wake_on_forwards(VmManager *m, Store *s, const VmRecord *vm);
+/* For the start that resumes it: the bound listeners (1), or 0 when there
+ * are none (the start binds them). */
+int vm_wake_take_forwards(VmManager *m, const char *id, VmForwards **ret);
+/* Its ports are closed (stop, kill, delete, a cold boot). */
+void vm_wake_forget(VmManager *m, const char *id);
+/* A suspended VM's forwards changed (vm port add/rm): bind them anew. */
+void vm_wake_refresh(VmManager *m, Store *s, const VmRecord *vm);
+/* At vm_manager_free(). */
+void vm_wake_free_all(VmManager *m);
+
+/* vm-idle.c: the idle check's timer on the loop (first check soon after
+ * start), and its end. */
+int vm_idle_start(VmManager *m);
+void vm_idle_free(VmManager *m);
+
 /* vm-stop.c, with the VM's lock held: record it stopped, then release its
  * host resources (the NAT table is regenerated from the database). */
 void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm);
@@ -201,6 +242,8 @@ int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool fo
 /* Bind every recorded forward of vm (strict: the first that fails fails
  * all, with a sentence naming the host port). */
 int vm_forwards_open(VmManager *m, Store *s, const VmRecord *vm, bool strict, VmForwards **ret);
+/* The listening sockets not yet served, at most max (fw keeps them). */
+size_t vm_forwards_fds(const VmForwards *fw, int *fds, size_t max);
 /* Serve them through a forwarder of the VM's (takes fw, also on failure). */
 int vm_forwards_attach(VmManager *m, const VmRecord *vm, VmRuntime *rt, VmForwards *fw);
 /* After a daemon restart: what can be bound again is served, the rest logged. */

@@ -154,6 +154,23 @@ json_t *vm_to_json(VmManager *m, Store *s, const VmRecord *vm) {
         return vm_to_json_image(m, vm, image_name);
 }
 
+/* The VM's idle settings as given (null: the config's) and in effect, and
+ * when it was last used. */
+static void vm_idle_json(VmManager *m, const VmRecord *vm, json_t *j) {
+        const BangerConfig *c = &m->d->config;
+        int64_t own = vm->idle_timeout_sec == VM_IDLE_TIMEOUT_OFF ? 0 : vm->idle_timeout_sec;
+        int64_t eff = vm->idle_timeout_sec == 0 ? (int64_t) c->idle_timeout_sec : own;
+        const char *action = vm_idle_action_to_string(vm->idle_action);
+        json_object_set_new(j, "idle_timeout_sec", vm->idle_timeout_sec ? json_integer(own) : json_null());
+        json_object_set_new(j, "idle_action", action ? json_string(action) : json_null());
+        json_object_set_new(j, "idle",
+                            json_pack("{s:I, s:s}", "timeout_sec", (json_int_t) eff, "action",
+                                      action                                  ? action
+                                      : c->idle_action == CONFIG_IDLE_SUSPEND ? "suspend"
+                                                                              : "stop"));
+        json_object_set_new(j, "last_used_at", timestamp_json(vm_last_used(m, vm)));
+}
+
 json_t *vm_to_json_image(VmManager *m, const VmRecord *vm, const char *image_name) {
         json_t *runtime = vm->runtime_json ? json_loads(vm->runtime_json, 0, NULL) : NULL;
         json_t *ready = json_object_get(runtime, "ready");
@@ -176,6 +193,8 @@ json_t *vm_to_json_image(VmManager *m, const VmRecord *vm, const char *image_nam
                 "created_at", timestamp_json(vm->created_at), "updated_at", timestamp_json(vm->updated_at), "log_path",
                 log);
         json_decref(runtime);
+        if (j)
+                vm_idle_json(m, vm, j);
         if (!j) {
                 /* Never let a VM vanish from a listing: its disks would leak out of sight. */
                 log_warning("VM %s: cannot serialise its record", vm->id);
@@ -247,6 +266,8 @@ int vm_manager_new(Daemon *d, VmManager **ret) {
                 vm_manager_free(m);
                 return r;
         }
+        if (vm_idle_start(m) < 0)
+                log_warning("cannot start the idle check: VMs are not stopped or suspended when idle");
         *ret = m;
         return 0;
 }
@@ -258,6 +279,8 @@ void vm_manager_shutdown(VmManager *m) {
 VmManager *vm_manager_free(VmManager *m) {
         if (!m)
                 return NULL;
+        vm_idle_free(m);
+        vm_wake_free_all(m);
         while (m->runtimes) {
                 VmRuntime *rt = m->runtimes;
                 m->runtimes = rt->next;

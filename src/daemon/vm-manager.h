@@ -43,6 +43,8 @@ typedef struct VmCreateRequest {
         bool new_host_keys;    /* a clone: new SSH host keys and machine id in the guest */
         const PortSpec *ports; /* port forwards (vm create -p) */
         size_t n_ports;
+        int64_t idle_timeout_sec; /* as VmRecord's: 0 the config's */
+        VmIdleAction idle_action;
 } VmCreateRequest;
 
 int vm_manager_new(Daemon *d, VmManager **ret);
@@ -82,6 +84,34 @@ int vm_op_kill(VmManager *m, Store *s, const char *id, int sig);
 #define VM_DELETE_FORCE 2
 int vm_op_delete(VmManager *m, Store *s, const char *id, int flags);
 int vm_op_set(VmManager *m, Store *s, const char *id, unsigned vcpu, unsigned long long memory_mib);
+/* The VM's own idle timeout (VmRecord's encoding; set false: unchanged) and
+ * action (-1: unchanged), in any state. */
+int vm_op_set_idle(VmManager *m, Store *s, const char *id, bool set, int64_t timeout_sec, int action);
+/* vm-idle.c. A use of the VM (exec, ssh, cp, a console follower): its idle
+ * time counts from now; record: also in the store (vm show, after a
+ * restart). */
+void vm_touch(VmManager *m, Store *s, const char *id, bool record);
+/* When it was last used (realtime; 0: never seen). */
+usec_t vm_last_used(VmManager *m, const VmRecord *vm);
+/* Any thread: a VM started or its idle settings changed: check soon. */
+void vm_idle_kick(VmManager *m);
+/* RPC_PARAM_CUSTOM parsers: "idle_timeout" (a duration string, seconds,
+ * "off" or "default") into an int64_t in VmRecord's encoding, and
+ * "idle_action" ("stop", "suspend" or "default") into an int. */
+int vm_idle_timeout_param(json_t *v, void *field);
+int vm_idle_action_param(json_t *v, void *field);
+#define VM_IDLE_TIMEOUT_WORDS "a duration like \"30m\" or \"1h30m\", \"off\" or \"default\""
+#define VM_IDLE_ACTION_WORDS "\"stop\", \"suspend\" or \"default\""
+/* vm-suspend.c: save a running VM's memory and devices into its directory
+ * and end its VMM (state suspended); vm_op_start resumes it. 1 when it was
+ * suspended already. */
+int vm_op_suspend(VmManager *m, Store *s, const char *id, VmProgress *p);
+/* What vm_op_stop and vm_op_kill (SIGKILL) return for a suspended VM: it is
+ * stopped and its saved state discarded. */
+#define VM_OP_DISCARDED_SUSPEND 2
+/* Before a use of the guest (exec, ssh, cp, a forwarded connection): a
+ * suspended VM resumes (stage "resuming"); any other is left as it is. */
+int vm_op_wake(VmManager *m, Store *s, const char *id, VmProgress *p);
 /* vm-pause.c: the VMM's own pause (pause true) or resume; a VM already in
  * the wanted state is left alone. */
 int vm_op_pause(VmManager *m, Store *s, const char *id, bool pause);

@@ -77,6 +77,7 @@ static int port_add_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata)
                         return r;
                 }
         }
+        vm_wake_refresh(m, s, vm);
         log_info("vm %s: forwarding %s %s:%u to port %u", vm->name, f.proto, f.host_ip, f.host_port, f.guest_port);
         *op->ret = vm_forward_to_json(m, &f);
         return 0;
@@ -108,6 +109,7 @@ static int port_remove_locked(VmManager *m, Store *s, VmRecord *vm, void *userda
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
         if (rt)
                 vm_forwards_remove_live(m, rt, id);
+        vm_wake_refresh(m, s, vm);
         log_info("vm %s: no longer forwarding %s %s:%u", vm->name, op->spec->proto, op->spec->host_ip,
                  op->spec->host_port);
         return 0;

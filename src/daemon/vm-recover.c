@@ -94,6 +94,7 @@ int vm_manager_recover(VmManager *m) {
                         (void) store_vm_set_state(s, list[i].id, VM_STATE_ERROR,
                                                   "creation was interrupted (daemon stopped); delete this VM");
                 }
+                vm_suspend_recover(m, s, &list[i]);
         }
         vm_record_array_free(list, n);
         sweep_runtime_dirs(m, s);

@@ -30,8 +30,10 @@ void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *
         cfg->restore_dir = n->dir;
         cfg->restore_version = n->vmm_version;
         vm_progress(p, vm_id, "restore", "%s %s (%llu MiB of saved state)",
-                    restore->template ? "warm start from template" : "loading snapshot", n->name,
-                    (unsigned long long) ((n->state_bytes + n->memory_bytes) >> 20));
+                    restore->suspended  ? "loading the suspended state of"
+                    : restore->template ? "warm start from template"
+                                        : "loading snapshot",
+                    n->name, (unsigned long long) ((n->state_bytes + n->memory_bytes) >> 20));
 }
 
 /* The identity request: network.conf's keys for this VM, the NIC's MAC as

@@ -275,6 +275,7 @@ static void step_running(Start *t) {
                    tcp_port_open(vm->ip, 22, now_monotonic() + SSH_WAIT, t->rt->inst.proc.pidfd) > 0;
         vm_set_runtime(vm, !t->agent_outdated, ssh);
         (void) vm_save(t->s, vm);
+        vm_idle_kick(t->m);
         vm_progress(t->p, vm->id, "ready", "%s.vm (%s)%s", vm->name, vm->ip,
                     ssh ? ", ssh open"
                         : ", sshd not listening yet ('banger vm exec' works now; 'banger vm ssh' waits for sshd)");
@@ -293,6 +294,8 @@ static int start_fail(Start *t, int r) {
 }
 
 int vm_start_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
+        if (vm->state == VM_STATE_SUSPENDED)
+                return vm_resume_locked(m, s, vm, p);
         return vm_start_restore_locked(m, s, vm, NULL, p);
 }
 
@@ -310,8 +313,12 @@ int vm_start_restore_locked(VmManager *m, Store *s, VmRecord *vm, const VmRestor
         /* Before anything changes: a VM too big for this host stays as it was. */
         int r = vm_size_fits_host(vm);
         /* Host ports first: one that is taken leaves the VM as it was. */
-        if (r >= 0)
+        if (r >= 0 && vm->state == VM_STATE_SUSPENDED)
+                r = vm_wake_take_forwards(m, vm->id, &t.forwards); /* bound while it slept */
+        if (r >= 0 && !t.forwards)
                 r = vm_forwards_open(m, s, vm, true, &t.forwards);
+        if (r >= 0 && vm->state == VM_STATE_SUSPENDED && !(restore && restore->suspended))
+                vm_suspend_remove_files(m, vm->id); /* another start than its resume: a snapshot restored */
         if (r >= 0)
                 r = operation_check();
         if (r >= 0)

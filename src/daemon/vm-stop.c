@@ -23,6 +23,8 @@ void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm) {
 int vm_stop_locked(VmManager *m, Store *s, VmRecord *vm, usec_t timeout, bool force) {
         const VmmDriver *drv = vmm_driver_get(vm->vmm);
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if (vm->state == VM_STATE_SUSPENDED)
+                return vm_suspend_discard(m, s, vm);
         if (!rt || rt->inst.proc.pidfd < 0) {
                 if (!vm_state_is_live(vm->state))
                         return 1; /* nothing to do: "already stopped" */
@@ -73,6 +75,10 @@ int vm_op_stop(VmManager *m, Store *s, const char *id, usec_t timeout) {
 static int kill_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         int sig = *(const int *) userdata;
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if (vm->state == VM_STATE_SUSPENDED && sig == SIGKILL)
+                return vm_suspend_discard(m, s, vm);
+        if (vm->state == VM_STATE_SUSPENDED)
+                return error_setf(-ESRCH, "vm %s is suspended: it has no VMM process to signal", vm->name);
         if (!rt || rt->inst.proc.pidfd < 0)
                 return error_setf(-ESRCH, "vm %s is not running", vm->name);
         if (sig == SIGKILL)

@@ -123,6 +123,18 @@ static void test_apply_in_namespaces(void **state) {
         assert_string_equal(hostname, "clone-1\n");
         assert_non_null(strstr(hosts, "127.0.1.1\tclone-1\n"));
         assert_int_equal(temp_files_left(etc) + temp_files_left(banger), 0);
+
+        /* The same identity again (a VM resumed in place): the NIC keeps its
+         * address and the files are not written again. */
+        struct stat before, after;
+        assert_int_equal(fstatat(rfd, "etc/banger/network.conf", &before, 0), 0);
+        assert_int_equal(agent_identity_parse(REQUEST, &id), 0);
+        assert_int_equal(agent_identity_apply(root, &id, true), 0);
+        agent_identity_done(&id);
+        assert_int_equal(fstatat(rfd, "etc/banger/network.conf", &after, 0), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
+        _cleanup_free_ char *addr2 = sh_out("ip -o -4 addr show dev eth0");
+        assert_non_null(strstr(addr2, "172.31.0.7/24"));
         char *rm[] = { "rm", "-rf", root, NULL };
         assert_int_equal(spawn_run_capture(rm, 30 * USEC_PER_SEC, 0, false, NULL), 0);
 }

@@ -48,6 +48,28 @@ static void test_name_is_valid(void **state) {
         assert_false(name_is_valid(buf));
 }
 
+static void test_parse_duration(void **state) {
+        uint64_t v = 1;
+        assert_int_equal(parse_duration_sec("off", 1000000, &v), 0);
+        assert_int_equal(v, 0);
+        assert_int_equal(parse_duration_sec("90", 1000000, &v), 0);
+        assert_int_equal(v, 90);
+        assert_int_equal(parse_duration_sec("5s", 1000000, &v), 0);
+        assert_int_equal(v, 5);
+        assert_int_equal(parse_duration_sec("15m", 1000000, &v), 0);
+        assert_int_equal(v, 900);
+        assert_int_equal(parse_duration_sec("1h30m", 1000000, &v), 0);
+        assert_int_equal(v, 5400);
+        assert_int_equal(parse_duration_sec("2d", 1000000, &v), 0);
+        assert_int_equal(v, 172800);
+        assert_int_equal(parse_duration_sec("12d", 1000000, &v), -ERANGE);
+        assert_int_equal(parse_duration_sec("99999999999999999999999", 1000000, &v), -ERANGE);
+        const char *bad[] = { "", "m", "5x", "5ss", "-5", "5 m", "1.5h", "on", NULL };
+        for (size_t i = 0; bad[i]; i++)
+                assert_int_equal(parse_duration_sec(bad[i], 1000000, &v), -EINVAL);
+        assert_int_equal(parse_duration_sec(NULL, 1000000, &v), -EINVAL);
+}
+
 static void test_make_printable(void **state) {
         char osc[] = "\x1b]0;PWN\x07\x1b[2Jsshd";
         assert_string_equal(string_make_printable(osc, false), "?]0;PWN??[2Jsshd");
@@ -516,6 +538,7 @@ int main(void) {
                 cmocka_unit_test(test_fd_wait_until),
                 cmocka_unit_test(test_unix_socket_path),
                 cmocka_unit_test(test_unix_connect),
+                cmocka_unit_test(test_parse_duration),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -503,6 +503,32 @@ static void test_log_level(void **state) {
         log_set_max_level(saved);
 }
 
+/* idle_timeout: seconds or a duration string, off by default; idle_action
+ * stop (the default) or suspend. */
+static void test_idle(void **state) {
+        BangerConfig c;
+        assert_int_equal(parse("", &c), 0);
+        assert_int_equal(c.idle_timeout_sec, 0);
+        assert_int_equal(c.idle_action, CONFIG_IDLE_STOP);
+        config_done(&c);
+        assert_int_equal(parse("idle_timeout = \"1h30m\"\nidle_action = \"suspend\"\n", &c), 0);
+        assert_int_equal(c.idle_timeout_sec, 5400);
+        assert_int_equal(c.idle_action, CONFIG_IDLE_SUSPEND);
+        config_done(&c);
+        assert_int_equal(parse("idle_timeout = 45\n", &c), 0);
+        assert_int_equal(c.idle_timeout_sec, 45);
+        config_done(&c);
+        assert_int_equal(parse("idle_timeout = \"off\"\n", &c), 0);
+        assert_int_equal(c.idle_timeout_sec, 0);
+        config_done(&c);
+        expect_error("idle_timeout = \"soon\"\n", -EINVAL, "idle_timeout must be a duration like \"30m\"");
+        expect_error("idle_timeout = \"5x\"\n", -EINVAL, "idle_timeout must be a duration");
+        expect_error("idle_timeout = -1\n", -EINVAL, "idle_timeout must be a duration");
+        expect_error("idle_timeout = \"400d\"\n", -EINVAL, "at most 31622400 s");
+        expect_error("idle_action = \"hibernate\"\n", -EINVAL, "idle_action must be \"stop\" or \"suspend\"");
+        expect_error("idle_action = 1\n", -EINVAL, "idle_action must be \"stop\" or \"suspend\"");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),     cmocka_unit_test(test_bridge_name_matches_helper),
@@ -510,7 +536,7 @@ int main(void) {
                 cmocka_unit_test(test_unknown_keys), cmocka_unit_test(test_syntax_errors),
                 cmocka_unit_test(test_limits),       cmocka_unit_test(test_values),
                 cmocka_unit_test(test_files),        cmocka_unit_test(test_load),
-                cmocka_unit_test(test_log_level),
+                cmocka_unit_test(test_log_level),    cmocka_unit_test(test_idle),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Snapshot records and the paused VM state, against real SQLite files. */
+/* Snapshot records, the paused and suspended VM states and a VM's idle
+ * settings, against real SQLite files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -286,6 +287,69 @@ static void test_workspace_migration_keeps_snapshots(void **state) {
         store_close(s);
 }
 
+/* A suspended VM is stored as such and is not live: no VMM process exists,
+ * so an uninstall and the start-up sweep leave it be. */
+static void test_suspended_state(void **state) {
+        Store *s = open_populated("suspended.db");
+        assert_int_equal(store_vm_set_state(s, VM1, VM_STATE_SUSPENDED, NULL), 0);
+        VmRecord vm = {};
+        assert_int_equal(store_vm_get_by_id(s, VM1, &vm), 0);
+        assert_int_equal(vm.state, VM_STATE_SUSPENDED);
+        assert_string_equal(vm_state_to_string(vm.state), "suspended");
+        assert_int_equal(vm_state_from_string("suspended"), VM_STATE_SUSPENDED);
+        assert_false(vm_state_is_live(vm.state));
+        vm_record_done(&vm);
+        store_close(s);
+        _cleanup_free_ char *p = db_path("suspended.db");
+        VmRecord *live = NULL;
+        size_t n = 0;
+        assert_int_equal(store_list_live_vms_readonly(p, &live, &n), 0);
+        assert_int_equal(n, 0);
+        vm_record_array_free(live, n);
+}
+
+/* A VM's idle settings: the config's by default (NULL), off (0), or its own;
+ * last_used_at moves only forward, through store_vm_touch() alone. */
+static void test_idle_fields(void **state) {
+        Store *s = open_populated("idle.db");
+        VmRecord vm = {};
+        assert_int_equal(store_vm_get_by_id(s, VM1, &vm), 0);
+        assert_int_equal(vm.idle_timeout_sec, 0);
+        assert_int_equal(vm.idle_action, VM_IDLE_DEFAULT);
+        assert_int_equal(vm.last_used_at, 0);
+        vm.idle_timeout_sec = 300;
+        vm.idle_action = VM_IDLE_SUSPEND;
+        assert_int_equal(store_vm_update(s, &vm), 0);
+        usec_t updated = vm.updated_at;
+        vm_record_done(&vm);
+        assert_int_equal(store_vm_touch(s, VM1, 2000000), 0);
+        assert_int_equal(store_vm_touch(s, VM1, 1000000), 0); /* older: kept as it was */
+        assert_int_equal(store_vm_get_by_id(s, VM1, &vm), 0);
+        assert_int_equal(vm.idle_timeout_sec, 300);
+        assert_int_equal(vm.idle_action, VM_IDLE_SUSPEND);
+        assert_int_equal(vm.last_used_at, 2000000);
+        assert_int_equal(vm.updated_at, updated);
+        /* An update of the rest leaves last_used_at alone. */
+        vm.idle_timeout_sec = VM_IDLE_TIMEOUT_OFF;
+        vm.idle_action = VM_IDLE_STOP;
+        vm.last_used_at = 5;
+        assert_int_equal(store_vm_update(s, &vm), 0);
+        vm_record_done(&vm);
+        assert_int_equal(store_vm_get_by_id(s, VM1, &vm), 0);
+        assert_int_equal(vm.idle_timeout_sec, VM_IDLE_TIMEOUT_OFF);
+        assert_int_equal(vm.idle_action, VM_IDLE_STOP);
+        assert_int_equal(vm.last_used_at, 2000000);
+        vm.idle_timeout_sec = VM_IDLE_TIMEOUT_MAX + 1;
+        assert_int_equal(store_vm_update(s, &vm), -EINVAL);
+        vm_record_done(&vm);
+        assert_string_equal(vm_idle_action_to_string(VM_IDLE_SUSPEND), "suspend");
+        assert_null(vm_idle_action_to_string(VM_IDLE_DEFAULT));
+        assert_int_equal(vm_idle_action_from_string("stop"), VM_IDLE_STOP);
+        assert_int_equal(vm_idle_action_from_string(NULL), VM_IDLE_DEFAULT);
+        assert_true(vm_idle_action_from_string("sleep") < 0);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_snapshot_crud, setup, teardown),
@@ -294,6 +358,8 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_paused_state, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_workspace_snapshots, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_workspace_migration_keeps_snapshots, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_suspended_state, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_idle_fields, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,6 +18,7 @@
 #include "fs-util.h"
 #include "log.h"
 #include "string-util.h"
+#include "time-util.h"
 #include "toml.h"
 
 _Static_assert(sizeof(uid_t) == sizeof(unsigned) && sizeof(gid_t) == sizeof(unsigned),
@@ -292,6 +293,26 @@ static int parse_mode(const Ctx *ctx, const ConfigKey *k, const TomlValue *v, vo
         return 0;
 }
 
+/* Seconds as a number, or a duration string ("30m", "1h30m", "off"). */
+static int parse_duration(const Ctx *ctx, const ConfigKey *k, const TomlValue *v, void *base) {
+        uint64_t sec = 0;
+        if (v->type == TOML_INTEGER && v->integer.value >= 0 && v->integer.value <= k->max)
+                sec = (uint64_t) v->integer.value;
+        else if (v->type != TOML_STRING || parse_duration_sec(v->string, (uint64_t) k->max, &sec) < 0)
+                return config_error(ctx, v->line,
+                                    "%s%s must be a duration like \"30m\", \"1h30m\" or \"off\" (at most %lld s)",
+                                    k->name, ctx->section, k->max);
+        *(unsigned *) field_of(base, k) = (unsigned) sec;
+        return 0;
+}
+
+static int parse_idle_action(const Ctx *ctx, const ConfigKey *k, const TomlValue *v, void *base) {
+        if (v->type != TOML_STRING || (!streq(v->string, "stop") && !streq(v->string, "suspend")))
+                return config_error(ctx, v->line, "%s%s must be \"stop\" or \"suspend\"", k->name, ctx->section);
+        *(ConfigIdleAction *) field_of(base, k) = streq(v->string, "suspend") ? CONFIG_IDLE_SUSPEND : CONFIG_IDLE_STOP;
+        return 0;
+}
+
 #define STR(n, check, what) { #n, parse_string, offsetof(BangerConfig, n), 0, 0, check, what }
 #define UINT(n, lo, hi) { #n, parse_unsigned, offsetof(BangerConfig, n), lo, hi, NULL, NULL }
 #define BOOL(n) { #n, parse_bool, offsetof(BangerConfig, n), 0, 0, NULL, NULL }
@@ -318,6 +339,9 @@ static const ConfigKey top_keys[] = {
         UINT(boot_timeout_sec, 1, 3600),
         BOOL(vm_templates),
         UINT(workspace_snapshot_max_age_days, 0, 36500),
+        { "idle_timeout", parse_duration, offsetof(BangerConfig, idle_timeout_sec), 0, CONFIG_IDLE_TIMEOUT_MAX, NULL,
+          NULL },
+        { "idle_action", parse_idle_action, offsetof(BangerConfig, idle_action), 0, 0, NULL, NULL },
         STR(default_image, banger_name_is_valid, "a name of " NAME_RULE),
         STR(debootstrap_mirror, url_is_valid, "an http:// or https:// URL"),
         STR(debootstrap_suite, banger_name_is_valid, "a suite name like \"bookworm\""),

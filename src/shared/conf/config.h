@@ -22,6 +22,13 @@ typedef enum ConfigVmm {
         _CONFIG_VMM_MAX,
 } ConfigVmm;
 
+typedef enum ConfigIdleAction {
+        CONFIG_IDLE_STOP,
+        CONFIG_IDLE_SUSPEND,
+} ConfigIdleAction;
+/* The longest idle_timeout (a VM's too): a year, in seconds. */
+#define CONFIG_IDLE_TIMEOUT_MAX (366ULL * 24 * 3600)
+
 /* One [[file]] entry: a host file copied into every new guest. */
 typedef struct ConfigFile {
         char *host;    /* absolute host path */
@@ -73,6 +80,11 @@ typedef struct BangerConfig {
         /* snapshot prune drops workspace snapshots that started no VM for
          * this many days; 0: never by age. */
         unsigned workspace_snapshot_max_age_days;
+        /* A running VM nobody used (exec, ssh, cp, a forwarded connection,
+         * a console follower) for idle_timeout_sec is stopped or suspended;
+         * 0: never. A VM's own setting wins. */
+        unsigned idle_timeout_sec;
+        ConfigIdleAction idle_action;
 
         char *default_image;
         char *debootstrap_mirror;

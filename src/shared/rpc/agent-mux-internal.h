@@ -70,6 +70,10 @@ struct AgentMux {
         MuxClient *clients;
         unsigned n_clients;
         bool clients_paused;
+        /* For agent_mux_usage() from other threads: n_clients, and when a
+         * client last came or went (realtime). */
+        _Atomic unsigned usage_clients;
+        _Atomic uint64_t usage_last;
 };
 
 /* agent-mux.c */

@@ -56,6 +56,10 @@ int agent_mux_thread_start(const AgentMuxOptions *o, AgentMuxThread **ret) {
         return 0;
 }
 
+void agent_mux_thread_usage(AgentMuxThread *t, unsigned *ret_clients, usec_t *ret_last) {
+        agent_mux_usage(t->mux, ret_clients, ret_last);
+}
+
 void agent_mux_thread_stop(AgentMuxThread *t) {
         if (!t)
                 return;

@@ -501,6 +501,8 @@ static void client_free(MuxClient *c) {
                 if (*pp == c) {
                         *pp = c->next;
                         m->n_clients--;
+                        m->usage_clients = m->n_clients;
+                        m->usage_last = now_realtime();
                         break;
                 }
         sd_event_source_disable_unref(c->io);
@@ -533,6 +535,8 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         c->next = m->clients;
         m->clients = c;
         m->n_clients++;
+        m->usage_clients = m->n_clients;
+        m->usage_last = now_realtime();
         client_update_events(c);
         return 0;
 }
@@ -568,6 +572,7 @@ int agent_mux_new(sd_event *e, const AgentMuxOptions *o, AgentMux **ret) {
                          .conn_pipe = { -EBADF, -EBADF } };
         if (!m->path || !m->name)
                 return -ENOMEM;
+        m->usage_last = now_realtime();
         m->listen_fd = listen_private(o->socket_path);
         if (m->listen_fd < 0)
                 return m->listen_fd;
@@ -579,6 +584,11 @@ int agent_mux_new(sd_event *e, const AgentMuxOptions *o, AgentMux **ret) {
                 return r;
         *ret = TAKE_PTR(m);
         return 0;
+}
+
+void agent_mux_usage(AgentMux *m, unsigned *ret_clients, usec_t *ret_last) {
+        *ret_clients = m->usage_clients;
+        *ret_last = m->usage_last;
 }
 
 AgentMux *agent_mux_free(AgentMux *m) {

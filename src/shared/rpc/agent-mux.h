@@ -38,6 +38,10 @@ typedef struct AgentMuxOptions {
  * connecting to the agent; clients that say hello before the agent answers
  * wait for it. */
 int agent_mux_new(sd_event *e, const AgentMuxOptions *o, AgentMux **ret);
+/* Any thread: the clients connected now, and when one last came or went
+ * (realtime; the mux's creation before the first). What a VM's idle check
+ * counts as use. */
+void agent_mux_usage(AgentMux *m, unsigned *ret_clients, usec_t *ret_last);
 /* Closes everything and removes the socket. */
 AgentMux *agent_mux_free(AgentMux *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(AgentMux *, agent_mux_free);
@@ -47,5 +51,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(AgentMux *, agent_mux_free);
  * loop or to other VMs). The socket exists when this returns. */
 typedef struct AgentMuxThread AgentMuxThread;
 int agent_mux_thread_start(const AgentMuxOptions *o, AgentMuxThread **ret);
+/* agent_mux_usage() of the thread's mux (any thread). */
+void agent_mux_thread_usage(AgentMuxThread *t, unsigned *ret_clients, usec_t *ret_last);
 /* Stop the loop, join the thread, free the mux. NULL is fine. */
 void agent_mux_thread_stop(AgentMuxThread *t);

@@ -218,11 +218,39 @@ static const char migration_5_workspace_snapshots[] =
         "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) "
         "WHERE kind = 'template';\n";
 
+/* A VM can be suspended (its memory and devices saved in its own directory,
+ * no VMM process): the vms table is rebuilt for the new state in its CHECK,
+ * as migration 3 did. Then the VM's own idle timeout (NULL: the config's, 0:
+ * never) and action (NULL: the config's), and when it was last used. These
+ * three come after VMS_COLUMNS_AFTER_STATE: a later rebuild must list them. */
+static const char migration_6_suspend_idle[] =
+        "CREATE TABLE vms_new (\n"
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        "  state TEXT NOT NULL CHECK (state IN "
+        "('created', 'starting', 'running', 'stopping', 'stopped', 'error', 'paused', 'suspended')),\n"
+        VMS_COLUMNS_AFTER_STATE
+        ") STRICT;\n"
+        "INSERT INTO vms_new SELECT * FROM vms;\n"
+        "DROP TABLE vms;\n"
+        "ALTER TABLE vms_new RENAME TO vms;\n"
+        "CREATE INDEX vms_image_id ON vms(image_id);\n"
+        "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n"
+        "CREATE INDEX vms_state ON vms(state);\n"
+        "ALTER TABLE vms ADD COLUMN idle_timeout_sec INTEGER "
+        "CHECK (idle_timeout_sec IS NULL OR idle_timeout_sec BETWEEN 0 AND 31622400);\n"
+        "ALTER TABLE vms ADD COLUMN idle_action TEXT "
+        "CHECK (idle_action IS NULL OR idle_action IN ('stop', 'suspend'));\n"
+        "ALTER TABLE vms ADD COLUMN last_used_at INTEGER;\n";
+
 const StoreMigration store_migrations[] = {
         { .sql = migration_1_initial },
         { .sql = migration_2_host_handles },
         { .sql = migration_3_snapshots, .foreign_keys_off = true },
         { .sql = migration_4_port_forwards },
         { .sql = migration_5_workspace_snapshots, .foreign_keys_off = true },
+        { .sql = migration_6_suspend_idle, .foreign_keys_off = true },
 };
 const size_t store_migrations_count = ELEMENTSOF(store_migrations);

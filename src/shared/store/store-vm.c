@@ -15,9 +15,9 @@
  * rather than borrowing display helpers so a display rename cannot break
  * existing databases. */
 static const char *const vm_state_table[_VM_STATE_MAX] = {
-        [VM_STATE_CREATED] = "created",   [VM_STATE_STARTING] = "starting", [VM_STATE_RUNNING] = "running",
-        [VM_STATE_STOPPING] = "stopping", [VM_STATE_STOPPED] = "stopped",   [VM_STATE_ERROR] = "error",
-        [VM_STATE_PAUSED] = "paused",
+        [VM_STATE_CREATED] = "created",   [VM_STATE_STARTING] = "starting",   [VM_STATE_RUNNING] = "running",
+        [VM_STATE_STOPPING] = "stopping", [VM_STATE_STOPPED] = "stopped",     [VM_STATE_ERROR] = "error",
+        [VM_STATE_PAUSED] = "paused",     [VM_STATE_SUSPENDED] = "suspended",
 };
 
 static const char *const vmm_storage_table[_VMM_KIND_MAX] = {
@@ -38,6 +38,24 @@ VmState vm_state_from_string(const char *s) {
                 if (streq(vm_state_table[i], s))
                         return (VmState) i;
         return _VM_STATE_INVALID;
+}
+
+static const char *const vm_idle_action_table[_VM_IDLE_MAX] = {
+        [VM_IDLE_STOP] = "stop",
+        [VM_IDLE_SUSPEND] = "suspend",
+};
+
+const char *vm_idle_action_to_string(VmIdleAction a) {
+        return a >= 0 && a < _VM_IDLE_MAX ? vm_idle_action_table[a] : NULL;
+}
+
+VmIdleAction vm_idle_action_from_string(const char *s) {
+        if (!s)
+                return VM_IDLE_DEFAULT;
+        for (int i = VM_IDLE_STOP; i < _VM_IDLE_MAX; i++)
+                if (streq(vm_idle_action_table[i], s))
+                        return (VmIdleAction) i;
+        return _VM_IDLE_INVALID;
 }
 
 const char *store_vmm_to_storage(VmmKind k) {
@@ -77,8 +95,9 @@ static void vm_record_done_void(void *p) {
 #define VM_COLUMNS                                                                                   \
         "id, name, image_id, kernel_id, state, vmm, vcpus, mem_mib, disk_bytes, nat, ip, mac, tap, " \
         "vsock_cid, pid, api_socket, agent_socket, run_dir, boot_id, spec_json, runtime_json, "      \
-        "last_error, created_at, updated_at"
-#define VM_SELECT "SELECT " VM_COLUMNS " FROM vms "
+        "last_error, created_at, updated_at, idle_timeout_sec, idle_action"
+/* last_used_at (column 26) is read with the rest, written only by store_vm_touch(). */
+#define VM_SELECT "SELECT " VM_COLUMNS ", last_used_at FROM vms "
 
 static int vm_from_row(sqlite3_stmt *st, void *ret) {
         VmRecord *v = ret;
@@ -113,7 +132,11 @@ static int vm_from_row(sqlite3_stmt *st, void *ret) {
         v->pid = (pid_t) sqlite3_column_int64(st, 14);
         v->created_at = (usec_t) sqlite3_column_int64(st, 22);
         v->updated_at = (usec_t) sqlite3_column_int64(st, 23);
-        if (v->state < 0 || v->vmm < 0) {
+        int64_t idle = sqlite3_column_int64(st, 24);
+        v->idle_timeout_sec = sqlite3_column_type(st, 24) == SQLITE_NULL ? 0 : idle == 0 ? VM_IDLE_TIMEOUT_OFF : idle;
+        v->idle_action = vm_idle_action_from_string((const char *) sqlite3_column_text(st, 25));
+        v->last_used_at = (usec_t) sqlite3_column_int64(st, 26);
+        if (v->state < 0 || v->vmm < 0 || v->idle_action < 0) {
                 vm_record_done(v);
                 return error_setf(-EBADMSG, "VM row with unknown state or VMM");
         }
@@ -138,6 +161,9 @@ static int vm_validate(const VmRecord *r) {
                 return error_setf(-EINVAL, "VM %s: invalid VMM %d", r->name, (int) r->vmm);
         if (r->vcpus < 1 || r->mem_mib < 1 || r->mem_mib > INT64_MAX || r->disk_bytes > INT64_MAX)
                 return error_setf(-EINVAL, "VM %s: vcpus and memory must be positive", r->name);
+        if (r->idle_timeout_sec < VM_IDLE_TIMEOUT_OFF || r->idle_timeout_sec > VM_IDLE_TIMEOUT_MAX ||
+            r->idle_action < 0 || r->idle_action >= _VM_IDLE_MAX)
+                return error_setf(-EINVAL, "VM %s: invalid idle timeout or action", r->name);
         return 0;
 }
 
@@ -159,10 +185,11 @@ static int vm_bind(Store *s, sqlite3_stmt *st, const VmRecord *r, usec_t created
                 [19] = r->spec_json ? r->spec_json : "{}",
                 [20] = r->runtime_json ? r->runtime_json : "{}",
                 [21] = r->last_error,
+                [25] = vm_idle_action_to_string(r->idle_action),
         };
         static const bool is_text[ELEMENTSOF(text)] = {
-                [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,  [10] = 1, [11] = 1,
-                [12] = 1, [15] = 1, [16] = 1, [17] = 1, [18] = 1, [19] = 1, [20] = 1, [21] = 1,
+                [0] = 1,  [1] = 1,  [2] = 1,  [3] = 1,  [4] = 1,  [5] = 1,  [10] = 1, [11] = 1, [12] = 1,
+                [15] = 1, [16] = 1, [17] = 1, [18] = 1, [19] = 1, [20] = 1, [21] = 1, [25] = 1,
         };
         int q = 0;
         for (size_t i = 0; q >= 0 && i < ELEMENTSOF(text); i++)
@@ -184,6 +211,11 @@ static int vm_bind(Store *s, sqlite3_stmt *st, const VmRecord *r, usec_t created
                 q = store_bind_int64(s, st, 23, (int64_t) created);
         if (q >= 0)
                 q = store_bind_int64(s, st, 24, (int64_t) updated);
+        /* NULL: the config's; 0: off for this VM. */
+        if (q >= 0 && r->idle_timeout_sec == 0)
+                q = store_bind_text(s, st, 25, NULL);
+        else if (q >= 0)
+                q = store_bind_int64(s, st, 25, r->idle_timeout_sec == VM_IDLE_TIMEOUT_OFF ? 0 : r->idle_timeout_sec);
         return q;
 }
 
@@ -215,7 +247,7 @@ int store_vm_insert(Store *s, VmRecord *r) {
                 return q;
         q = store_prepare(s,
                           "INSERT INTO vms (" VM_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
-                          "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+                          "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)",
                           &st);
         if (q < 0)
                 return q;
@@ -242,7 +274,7 @@ int store_vm_update(Store *s, VmRecord *r) {
                           "vcpus = ?7, mem_mib = ?8, disk_bytes = ?9, nat = ?10, ip = ?11, mac = ?12, tap = ?13, "
                           "vsock_cid = ?14, pid = ?15, api_socket = ?16, agent_socket = ?17, run_dir = ?18, "
                           "boot_id = ?19, spec_json = ?20, runtime_json = ?21, last_error = ?22, "
-                          "updated_at = ?24 WHERE id = ?1",
+                          "updated_at = ?24, idle_timeout_sec = ?25, idle_action = ?26 WHERE id = ?1",
                           &st);
         if (q < 0)
                 return q;
@@ -258,6 +290,16 @@ int store_vm_update(Store *s, VmRecord *r) {
                 return q;
         r->updated_at = now;
         return 0;
+}
+
+int store_vm_touch(Store *s, const char *id, usec_t t) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        int q = store_prepare(s, "UPDATE vms SET last_used_at = max(coalesce(last_used_at, 0), ?2) WHERE id = ?1", &st);
+        if (q >= 0)
+                q = store_bind_text(s, st, 1, id);
+        if (q >= 0)
+                q = store_bind_int64(s, st, 2, (int64_t) t);
+        return q < 0 ? q : store_step_done(s, st, "recording the use of a VM");
 }
 
 int store_vm_set_state(Store *s, const char *id, VmState state, const char *last_error) {

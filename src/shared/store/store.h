@@ -96,10 +96,26 @@ typedef enum VmState {
         VM_STATE_STOPPING,
         VM_STATE_STOPPED,
         VM_STATE_ERROR,
-        VM_STATE_PAUSED, /* the VMM's own pause: the process lives, the vCPUs do not run */
+        VM_STATE_PAUSED,    /* the VMM's own pause: the process lives, the vCPUs do not run */
+        VM_STATE_SUSPENDED, /* saved to disk (memory and devices), no VMM process: vm start resumes it */
         _VM_STATE_MAX,
         _VM_STATE_INVALID = -EINVAL,
 } VmState;
+
+/* What the daemon does with a VM nobody used for its idle timeout. */
+typedef enum VmIdleAction {
+        VM_IDLE_DEFAULT, /* the config's idle_action (stored as NULL) */
+        VM_IDLE_STOP,
+        VM_IDLE_SUSPEND,
+        _VM_IDLE_MAX,
+        _VM_IDLE_INVALID = -EINVAL,
+} VmIdleAction;
+/* "stop", "suspend"; NULL for VM_IDLE_DEFAULT. */
+const char *vm_idle_action_to_string(VmIdleAction a);
+VmIdleAction vm_idle_action_from_string(const char *s);
+/* A VM's idle_timeout_sec that turns the config's idle_timeout off for it. */
+#define VM_IDLE_TIMEOUT_OFF (-1)
+#define VM_IDLE_TIMEOUT_MAX (366LL * 24 * 3600)
 
 const char *vm_state_to_string(VmState s);
 /* Starting, running, paused or stopping: a VMM process may exist. */
@@ -134,6 +150,10 @@ typedef struct VmRecord {
         char *last_error;
         usec_t created_at; /* realtime; 0 on insert: now */
         usec_t updated_at; /* set by the store on every write */
+        /* 0: the config's idle_timeout; VM_IDLE_TIMEOUT_OFF: never; else seconds. */
+        int64_t idle_timeout_sec;
+        VmIdleAction idle_action;
+        usec_t last_used_at; /* realtime, 0: never; read only here, written by store_vm_touch() */
 } VmRecord;
 
 void vm_record_done(VmRecord *r);
@@ -157,6 +177,9 @@ int store_list_live_vms_readonly(const char *path, VmRecord **ret, size_t *ret_n
 /* Replace every column of the row with r->id (not created_at); bumps
  * updated_at (written back into r). */
 int store_vm_update(Store *s, VmRecord *r);
+/* The VM was used at t (realtime): last_used_at only moves forward. Not a
+ * change of the record (updated_at stays). */
+int store_vm_touch(Store *s, const char *id, usec_t t);
 /* last_error NULL clears it. */
 int store_vm_set_state(Store *s, const char *id, VmState state, const char *last_error);
 /* Host handles still recorded for the VM survive as orphans (vm_id NULL)

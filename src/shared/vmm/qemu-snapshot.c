@@ -149,6 +149,32 @@ int qemu_save_state(VmmInstance *vm, const char *dir, usec_t timeout, VmmSavedSt
         return 0;
 }
 
+/* migrate_cancel, then until query-migrate says nothing runs. */
+int qemu_cancel_save(VmmInstance *vm, usec_t timeout) {
+        if (!vm || !vm->api_socket)
+                return -EINVAL;
+        usec_t deadline = deadline_from_timeout(timeout);
+        _cleanup_(qmp_client_freep) QmpClient *c = NULL;
+        int r = qmp_client_connect(vm->api_socket, left(deadline), &c);
+        if (r >= 0)
+                r = qmp_client_execute(c, "migrate_cancel", NULL, left(deadline), NULL);
+        while (r >= 0) {
+                _cleanup_(qmp_json_decrefp) json_t *info = NULL;
+                r = qmp_client_execute(c, "query-migrate", NULL, left(deadline), &info);
+                const char *status = json_string_value(json_object_get(info, "status"));
+                if (r < 0 || !status || streq(status, "none") || streq(status, "completed") ||
+                    streq(status, "failed") || streq(status, "cancelled"))
+                        break;
+                if (now_monotonic() >= deadline)
+                        return error_setf(-ETIMEDOUT, "QEMU did not end the interrupted save in time");
+                /* The save turned MIGRATION events on; ask again at the next or soon. */
+                r = qmp_client_wait_event(c, "MIGRATION", MIN(deadline, now_monotonic() + 200 * USEC_PER_MSEC), NULL);
+                if (r == -ETIMEDOUT)
+                        r = 0;
+        }
+        return r < 0 ? r : 0;
+}
+
 int qemu_load_state(const char *qmp_socket, const char *dir, usec_t deadline) {
         _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, dir);
         if (dfd < 0)

@@ -397,6 +397,7 @@ const VmmDriver vmm_driver_qemu = {
         .pause = qemu_pause,
         .resume = qemu_resume,
         .save_state = qemu_save_state,
+        .cancel_save = qemu_cancel_save,
         .version = qemu_version,
         .query_state = qemu_query_state,
         .wait_exit = qemu_wait_exit,

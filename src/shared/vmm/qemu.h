@@ -69,6 +69,7 @@ const char *qemu_state_from_qmp_status(const char *status);
 /* qemu-snapshot.c: the driver's save_state() and version(). */
 int qemu_save_state(VmmInstance *vm, const char *dir, usec_t timeout, VmmSavedState *ret);
 int qemu_version(const char *binary, char **ret);
+int qemu_cancel_save(VmmInstance *vm, usec_t timeout);
 
 /* Feed VMM_STATE_FILE in dir to the QEMU (started with plan.incoming) that
  * serves QMP on qmp_socket, and wait until it has loaded it (monotonic

@@ -135,6 +135,11 @@ typedef struct VmmDriver {
          * is left in dir. The timeout bounds the whole save. */
         int (*save_state)(VmmInstance *vm, const char *dir, usec_t timeout, VmmSavedState *ret);
 
+        /* A save_state() its caller did not see to the end (the daemon was
+         * killed): stop it if it still writes and return once the VMM is
+         * done with it, the VM paused. NULL: a save cannot outlive its call. */
+        int (*cancel_save)(VmmInstance *vm, usec_t timeout);
+
         /* The version the binary reports (its first line of --version, e.g.
          * "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"),
          * recorded with a saved state and compared before a restore. */

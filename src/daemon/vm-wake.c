@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/* Waking a suspended VM by a port-forwarded connection. While a VM sleeps,
+ * the daemon keeps its forwarded host ports bound; the loop watches copies
+ * of the listening sockets, and the first connection starts a worker that
+ * resumes the VM. The resume takes the very same listening sockets (the
+ * connection waits in their backlog) and hands them to the VM's forwarder,
+ * which accepts it: the client sees a slow connect, not a refused one. The
+ * loop owns the watches and frees a sleeper; the list is under m->lock. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "string-util.h"
+#include "vm-internal.h"
+#include "worker.h"
+
+#define WAKE_MAX_PORTS 64
+
+typedef struct VmSleeper {
+        VmManager *m;
+        char *id, *name;
+        VmForwards *fw;          /* until a resume takes it, under m->lock */
+        int fds[WAKE_MAX_PORTS]; /* dups the loop watches */
+        sd_event_source *src[WAKE_MAX_PORTS];
+        size_t n;
+        bool listed;   /* in m->sleepers (under m->lock) */
+        bool waking;   /* a wake worker runs (loop) */
+        bool released; /* unlisted, and the loop knows: whoever sees it last frees it */
+        struct VmSleeper *next;
+} VmSleeper;
+
+/* On the loop, or at the manager's end. */
+static void sleeper_free(VmSleeper *z) {
+        for (size_t i = 0; i < z->n; i++) {
+                sd_event_source_disable_unref(z->src[i]);
+                safe_close(z->fds[i]);
+        }
+        vm_forwards_free(z->fw);
+        free(z->id);
+        free(z->name);
+        free(z);
+}
+
+static bool sleeper_listed(VmSleeper *z) {
+        pthread_mutex_lock(&z->m->lock);
+        bool listed = z->listed;
+        pthread_mutex_unlock(&z->m->lock);
+        return listed;
+}
+
+/* Connections that came while the wake failed: refused, so the next one
+ * tries again (a backlog left full would wake the loop forever). */
+static void drain(VmSleeper *z) {
+        for (size_t i = 0; i < z->n; i++) {
+                int fd;
+                while ((fd = accept4(z->fds[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0)
+                        safe_close(fd);
+                (void) sd_event_source_set_enabled(z->src[i], SD_EVENT_ON);
+        }
+}
+
+static void wake_main(void *userdata) {
+        VmSleeper *z = userdata;
+        _cleanup_store_close_ Store *s = NULL;
+        int r = daemon_open_store(z->m->d, &s);
+        if (r >= 0) {
+                log_info("vm %s: a connection to a forwarded port wakes it", z->name);
+                r = vm_op_wake(z->m, s, z->id, NULL);
+        }
+        if (r < 0)
+                log_warning("vm %s: cannot resume it for a forwarded connection: %s", z->name,
+                            error_last_message() ? error_last_message() : strerror(-r));
+}
+
+static void wake_done(void *userdata) {
+        VmSleeper *z = userdata;
+        z->waking = false;
+        if (z->released)
+                sleeper_free(z); /* taken by the resume, or forgotten, while it ran */
+        else if (sleeper_listed(z))
+                drain(z);
+}
+
+static int on_connection(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        VmSleeper *z = userdata;
+        for (size_t i = 0; i < z->n; i++)
+                (void) sd_event_source_set_enabled(z->src[i], SD_EVENT_OFF);
+        if (z->waking)
+                return 0;
+        z->waking = true;
+        if (workers_start(z->m->d->workers, wake_main, wake_done, z, WORKER_UNLIMITED) < 0) {
+                z->waking = false;
+                drain(z);
+        }
+        return 0;
+}
+
+/* Posted before any release_on_loop() of the same sleeper. */
+static void watch_on_loop(void *userdata) {
+        VmSleeper *z = userdata;
+        if (!sleeper_listed(z))
+                return;
+        for (size_t i = 0; i < z->n; i++)
+                if (sd_event_add_io(z->m->d->event, &z->src[i], z->fds[i], EPOLLIN, on_connection, z) < 0)
+                        log_warning("vm %s: a connection to one of its ports will not wake it", z->name);
+}
+
+/* Gone from the list: freed now, or by the wake that runs. */
+static void release_on_loop(void *userdata) {
+        VmSleeper *z = userdata;
+        z->released = true;
+        if (!z->waking)
+                sleeper_free(z);
+}
+
+void vm_wake_on_forwards(VmManager *m, Store *s, const VmRecord *vm) {
+        VmForwards *fw = NULL;
+        if (vm_forwards_open(m, s, vm, false, &fw) < 0)
+                return;
+        int fds[WAKE_MAX_PORTS];
+        size_t n = vm_forwards_fds(fw, fds, WAKE_MAX_PORTS);
+        VmSleeper *z = n > 0 ? calloc(1, sizeof(*z)) : NULL;
+        if (!z) {
+                vm_forwards_free(fw);
+                return;
+        }
+        z->m = m;
+        z->fw = fw;
+        z->id = strdup(vm->id);
+        z->name = strdup(vm->name);
+        if (!z->id || !z->name) {
+                sleeper_free(z);
+                return;
+        }
+        for (; z->n < n; z->n++)
+                if ((z->fds[z->n] = fcntl(fds[z->n], F_DUPFD_CLOEXEC, 3)) < 0)
+                        break;
+        pthread_mutex_lock(&m->lock);
+        z->listed = true;
+        z->next = m->sleepers;
+        m->sleepers = z;
+        pthread_mutex_unlock(&m->lock);
+        if (workers_post(m->d->workers, watch_on_loop, z) < 0) {
+                vm_wake_forget(m, vm->id);
+                return;
+        }
+        log_info("vm %s: %zu forwarded port(s) stay open while it is suspended; a connection resumes it", vm->name,
+                 z->n);
+}
+
+/* Out of the list (under m->lock), or NULL. */
+static VmSleeper *unlist(VmManager *m, const char *id) {
+        VmSleeper *z = NULL;
+        pthread_mutex_lock(&m->lock);
+        for (VmSleeper **pp = &m->sleepers; *pp; pp = &(*pp)->next)
+                if (streq((*pp)->id, id)) {
+                        z = *pp;
+                        *pp = z->next;
+                        z->listed = false;
+                        break;
+                }
+        pthread_mutex_unlock(&m->lock);
+        return z;
+}
+
+int vm_wake_take_forwards(VmManager *m, const char *id, VmForwards **ret) {
+        VmSleeper *z = unlist(m, id);
+        if (!z)
+                return 0;
+        *ret = TAKE_PTR(z->fw);
+        if (workers_post(m->d->workers, release_on_loop, z) < 0)
+                log_warning("vm %s: cannot release the watch on its ports", id);
+        return 1;
+}
+
+void vm_wake_forget(VmManager *m, const char *id) {
+        VmForwards *fw = NULL;
+        if (vm_wake_take_forwards(m, id, &fw) > 0)
+                vm_forwards_free(fw);
+}
+
+void vm_wake_refresh(VmManager *m, Store *s, const VmRecord *vm) {
+        if (vm->state != VM_STATE_SUSPENDED)
+                return;
+        vm_wake_forget(m, vm->id);
+        vm_wake_on_forwards(m, s, vm);
+}
+
+void vm_wake_free_all(VmManager *m) {
+        while (m->sleepers) {
+                VmSleeper *z = m->sleepers;
+                m->sleepers = z->next;
+                sleeper_free(z);
+        }
+}

@@ -1,0 +1,252 @@
+"""Suspend and resume with a real QEMU guest (the test image with
+banger-agent, TCG here): a guest running a counter is suspended (its QEMU
+process gone, state `suspended`, the saved state in the VM's directory) and
+resumed by `vm start`: the counter goes on from where it was, same address,
+same process. Stop, kill and delete of a suspended VM; a suspended VM
+survives a daemon restart; a changed QEMU version boots cold and says why;
+a daemon killed while suspending leaves a running or a suspended VM; an
+idle timeout suspends the VM and a vm exec wakes it; a connection to a
+forwarded port wakes it too. One guest is shared by the steps, which run in
+order."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from lifecycle import BANGER, env_with_test_image
+from test_port_forward_fc import PAGE, curl, listening, serve_page
+from test_snapshot_qemu import COUNTER
+from test_snapshot_qemu import counter_pid as snapshot_counter_pid
+from test_snapshot_qemu import qemu_pids as snapshot_qemu_pids
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+VM = "qsus"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = env_with_test_image(tmp_path_factory, "suspend-qemu")
+    try:
+        e.write_config('default_vmm = "qemu"\nvm_templates = false\n')
+        e.banger("daemon", "stop")  # the next command starts one that reads the config
+        e.banger("vm", "create", "--name", VM, "--image", "test", "--vcpu", "1", "--memory", "256M",
+                 "--disk-size", "64M")
+        yield e
+    finally:
+        e.teardown()
+
+
+def show(env, name=VM):
+    return env.json("vm", "show", name)
+
+
+def guest(env, script, name=VM, check=True):
+    return env.banger("vm", "exec", name, "--", "sh", "-c", script, check=check)
+
+
+def qemu_pids(vm_id):
+    return snapshot_qemu_pids(None, vm_id)
+
+
+def counter_pid(env):
+    return snapshot_counter_pid(env, VM)
+
+
+def counter(env):
+    return int(guest(env, "cat /root/counter").stdout)
+
+
+def vm_dir(env, vm):
+    return env.state / "vms" / vm["id"]
+
+
+def suspend(env, name=VM):
+    t0 = time.monotonic()
+    out = env.banger("vm", "suspend", name).stdout
+    return out, time.monotonic() - t0
+
+
+def test_suspend_and_resume_keep_processes_and_files(env):
+    guest(env, COUNTER + " echo kept > /root/file; sync")
+    time.sleep(2)
+    before = show(env)
+    pid = counter_pid(env)
+    assert pid, "the counter did not start"
+    out, took = suspend(env)
+    assert out == f"suspended {VM}\n", out
+    assert (vm_dir(env, before) / "root.img").exists()  # the disks stay in place
+    after = show(env)
+    assert after["state"] == "suspended" and after["pid"] is None and after["ip"] == before["ip"]
+    assert qemu_pids(before["id"]) == [], "QEMU still runs"
+    saved = vm_dir(env, before) / "suspend"
+    assert sorted(os.listdir(saved)) == ["suspend.json", "vm.state"]
+    meta = json.loads((saved / "suspend.json").read_text())
+    assert meta["vmm_version"].startswith("QEMU emulator version") and meta["state_bytes"] > 0
+    print(f"vm suspend took {took:.2f} s, {meta['state_bytes'] >> 20} MiB")
+    assert env.json("vm", "list")["vms"][0]["state"] == "suspended"
+    plain = env.banger("vm", "list").stdout
+    assert "suspended" in plain, plain
+    # Asleep: the counter does not move.
+    time.sleep(3)
+    t0 = time.monotonic()
+    env.banger("vm", "start", VM)
+    print(f"vm start (resume) took {time.monotonic() - t0:.2f} s")
+    now = show(env)
+    assert now["state"] == "running" and now["ip"] == before["ip"] and now["boot_id"] == before["boot_id"]
+    assert not saved.exists() and not (vm_dir(env, before) / "suspend.tmp").exists()
+    assert counter_pid(env) == pid
+    c1 = counter(env)
+    time.sleep(2.5)
+    c2 = counter(env)
+    assert c2 > c1, (c1, c2)
+    assert guest(env, "cat /root/file").stdout == "kept\n"
+
+
+def test_suspend_twice_and_refusals(env):
+    suspend(env)
+    out = env.banger("vm", "suspend", VM).stdout
+    assert out == f"{VM} is already suspended\n", out
+    p = env.banger("vm", "kill", "--signal", "TERM", VM, check=False)
+    assert p.returncode == 1 and "suspended" in p.stderr, p.stderr
+    p = env.banger("vm", "set", VM, "--memory", "512M", check=False)
+    assert p.returncode != 0
+    env.banger("vm", "start", VM)
+    assert show(env)["state"] == "running"
+
+
+def test_suspended_vm_survives_a_daemon_restart(env):
+    vm = show(env)
+    pid = counter_pid(env)
+    suspend(env)
+    env.banger("daemon", "stop")
+    assert show(env)["state"] == "suspended"  # a new daemon
+    assert qemu_pids(vm["id"]) == []
+    env.banger("vm", "start", VM)
+    assert counter_pid(env) == pid and show(env)["boot_id"] == vm["boot_id"]
+
+
+def test_stop_of_a_suspended_vm_discards_its_state(env):
+    vm = show(env)
+    suspend(env)
+    out = env.banger("vm", "stop", VM).stdout
+    assert "stopped" in out and "discarded" in out, out
+    assert show(env)["state"] == "stopped"
+    assert not (vm_dir(env, vm) / "suspend").exists()
+    env.banger("vm", "start", VM)
+    assert show(env)["boot_id"] != vm["boot_id"]  # a cold boot
+    assert counter_pid(env) == []
+
+
+def test_other_qemu_version_boots_cold(env):
+    vm = show(env)
+    suspend(env)
+    meta = vm_dir(env, vm) / "suspend" / "suspend.json"
+    m = json.loads(meta.read_text())
+    m["vmm_version"] = "QEMU emulator version 6.2.0"
+    meta.write_text(json.dumps(m))
+    p = env.banger("vm", "start", VM, "--json")
+    assert show(env)["state"] == "running"
+    assert show(env)["boot_id"] != vm["boot_id"]
+    assert "6.2.0" in env.daemon_log() and "booting cold" in env.daemon_log()
+    assert not (vm_dir(env, vm) / "suspend").exists()
+    assert p.returncode == 0
+
+
+def test_daemon_killed_while_suspending(env):
+    """SIGKILL the daemon once the state file is being written: the next
+    daemon finds the VM running (its suspend undone) or suspended, never
+    neither, and it answers after a start."""
+    guest(env, COUNTER)
+    vm = show(env)
+    pid = counter_pid(env)
+    daemon = env.json("daemon", "status")["pid"]
+    tmp = vm_dir(env, vm) / "suspend.tmp"
+    p = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "suspend", VM], env=env.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not tmp.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    os.kill(daemon, signal.SIGKILL)
+    p.wait(60)
+    state = show(env)["state"]  # a new daemon
+    assert state in ("running", "suspended"), state
+    print(f"daemon killed mid-suspend: the VM is {state}")
+    assert not tmp.exists()
+    if state == "running":
+        assert qemu_pids(vm["id"]) == [vm["pid"]]
+    else:
+        assert qemu_pids(vm["id"]) == []
+        env.banger("vm", "start", VM)
+    assert counter_pid(env) == pid
+    c1 = counter(env)
+    time.sleep(2.5)
+    assert counter(env) > c1
+
+
+def wait_state(env, want, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = show(env)["state"]  # vm show is not a use of the VM
+        if state == want:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{VM} is {state}, not {want}, after {timeout} s")
+
+
+def test_idle_timeout_suspends_and_exec_wakes(env):
+    """An idle timeout of 5 s with suspend: nobody uses the VM, the daemon
+    suspends it; the next vm exec resumes it, the counter goes on."""
+    if not counter_pid(env):
+        guest(env, COUNTER)
+    pid = counter_pid(env)
+    vm = env.json("vm", "set", VM, "--idle-timeout", "5s", "--idle-action", "suspend")
+    assert vm["idle"] == {"timeout_sec": 5, "action": "suspend"} and vm["idle_timeout_sec"] == 5, vm
+    assert "idle:       suspend after 5s without use" in env.banger("vm", "show", VM).stdout
+    t0 = time.monotonic()
+    wait_state(env, "suspended")
+    print(f"suspended for idleness {time.monotonic() - t0:.1f} s after the last use")
+    assert time.monotonic() - t0 >= 4
+    assert qemu_pids(vm["id"]) == []
+    assert "not used for" in env.daemon_log()
+    c1 = counter(env)  # a vm exec: wakes it
+    assert show(env)["state"] == "running"
+    env.banger("vm", "set", VM, "--idle-timeout", "off")
+    assert counter_pid(env) == pid
+    time.sleep(2.5)
+    assert counter(env) > c1
+    after = show(env)
+    assert after["idle"]["timeout_sec"] == 0 and after["last_used_at"], after
+
+
+def test_forwarded_connection_wakes_a_suspended_vm(env):
+    """Its forwarded host port stays bound while it sleeps; a connection to
+    it resumes the VM and is served, late but not refused."""
+    env.banger("vm", "port", "add", VM, "18090:8000")
+    serve_page(env, VM)
+    assert curl(env, "http://127.0.0.1:18090/").stdout.decode() == PAGE
+    suspend(env)
+    assert show(env)["state"] == "suspended"
+    assert listening(env, 18090)
+    env.banger("vm", "port", "add", VM, "18091:8000")  # added while it sleeps: bound too
+    assert listening(env, 18091)
+    t0 = time.monotonic()
+    assert curl(env, "http://127.0.0.1:18091/", timeout=120).stdout.decode() == PAGE
+    print(f"a forwarded connection to the suspended VM was served after {time.monotonic() - t0:.2f} s")
+    wait_state(env, "running")  # served once the agent answers: the start may still be finishing
+    assert "a connection to a forwarded port wakes it" in env.daemon_log()
+    assert curl(env, "http://127.0.0.1:18090/").stdout.decode() == PAGE
+    env.banger("vm", "stop", VM)
+    assert not listening(env, 18090) and not listening(env, 18091)
+    env.banger("vm", "start", VM)
+
+
+def test_delete_of_a_suspended_vm(env):
+    vm = show(env)
+    suspend(env)
+    env.banger("vm", "delete", VM)
+    assert not vm_dir(env, vm).exists()
+    assert VM not in env.banger("vm", "list").stdout
