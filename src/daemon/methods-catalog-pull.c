@@ -207,7 +207,8 @@ static int fetch_bundle(PullArgs *a, Staging *st, const char *url, uint64_t size
 /* Unpack and check that the bundle is what was asked for. */
 static int unpack_bundle(PullArgs *a, Staging *st, int fd, const char *kind, json_t *want, json_t **ret) {
         json_t *m = NULL;
-        int r = bundle_unpack(fd, st->root_fd, a->d->config.image_import_max, &(Progress){ pull_progress, a }, &m);
+        int r = bundle_unpack(fd, st->root_fd, a->d->config.image_import_max, &(Progress){ pull_progress, a },
+                              operation_check, &m);
         if (r < 0)
                 return r;
         const char *mkind = json_string_value(json_object_get(m, "kind"));
@@ -372,6 +373,8 @@ static int pull(Store *s, PullArgs *a, const char *kind, json_t **ret) {
                         return error_setf(-EEXIST, "%s %s is already here (banger %s rm it first)", kind, name, kind);
                 r = catalogs_find(a, image ? "images" : "kernels", name, version, &offer);
         }
+        if (r >= 0)
+                r = operation_check();
         if (r < 0)
                 return r;
         _cleanup_(staging_done) Staging st = STAGING_NULL;
@@ -387,9 +390,10 @@ static int pull(Store *s, PullArgs *a, const char *kind, json_t **ret) {
         if ((r = operation_check()) < 0) /* a cancel during the download's last chunk */
                 return r;
         r = unpack_bundle(a, &st, fd, kind, offer.entry, &m);
-        if (r < 0)
-                return r;
-        r = image ? register_image(a, s, &st, m, src, ret) : register_kernel(a, s, &st, m, ret);
+        if (r >= 0)
+                r = operation_check(); /* the last point: registering is not cut short */
+        if (r >= 0)
+                r = image ? register_image(a, s, &st, m, src, ret) : register_kernel(a, s, &st, m, ret);
         json_decref(m);
         return r;
 }

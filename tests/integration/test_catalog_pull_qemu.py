@@ -5,7 +5,8 @@ namespace, where bangerd runs too. A kernel and an image (which brings its
 kernel) are pulled and a QEMU VM boots from them. A tampered bundle, a
 catalog signed by another key, a missing signature and a bundle with a
 "../" member are each refused with nothing registered and nothing left; a
-transfer cut half way is resumed with a Range request. With the default
+transfer cut half way is resumed with a Range request; a pull cancelled
+mid-transfer from a second client leaves nothing. With the default
 image missing, vm create pulls it from the catalog instead of building it."""
 import hashlib
 import io
@@ -19,15 +20,15 @@ import time
 
 import pytest
 
-from lifecycle import Env, build_test_image, kernel_dir, require_root
+from lifecycle import BANGER, Env, build_test_image, kernel_dir, require_root
 
 pytestmark = pytest.mark.slow
 
 # Serves DIR on the namespace's 127.0.0.1. A file F with a flag file .F.cut
-# next to it is cut half way once (its full Content-Length promised); Range
-# requests get a 206. Every request is logged as "PATH RANGE".
+# next to it is cut half way once (its full Content-Length promised), with
+# .F.slow it trickles at 80 KiB/s; Range requests get a 206. Every request is logged as "PATH RANGE".
 SERVER = r'''
-import http.server, os, sys
+import http.server, os, sys, time
 root, portfile, logfile = sys.argv[1:4]
 
 class H(http.server.BaseHTTPRequestHandler):
@@ -56,6 +57,12 @@ class H(http.server.BaseHTTPRequestHandler):
         body = data[start:]
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        if os.path.exists(os.path.join(root, "." + name + ".slow")):
+            for i in range(0, len(body), 16384):
+                self.wfile.write(body[i:i + 16384])
+                self.wfile.flush()
+                time.sleep(0.2)
+            return
         flag = os.path.join(root, "." + name + ".cut")
         if not rng and os.path.exists(flag):
             os.unlink(flag)
@@ -223,6 +230,40 @@ def test_tampered_bundle_refused(env):
         assert "does not match the sha256" in err, err
     finally:
         b.write_bytes(good)
+    assert_nothing_left(env, [], [])
+
+
+def test_cancel_a_pull_mid_transfer(env):
+    """operations cancel from a second client stops a pull in its download;
+    nothing is registered or left, and the list is empty again."""
+    slow = env.pub / ".testk.tar.zst.slow"
+    slow.write_text("")
+    cli = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "kernel", "pull", "testk"], env=env.env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        op, ops = None, None
+        for _ in range(600):
+            ops = env.json("operations", "list")["operations"]
+            op = next((o for o in ops if o["kind"] == "kernel.pull" and o["stage"] == "download" and o["bytes"] > 0),
+                      None)
+            if op:
+                break
+            time.sleep(0.1)
+        assert op and op["target"] == "testk" and op["cancellable"] is True, ops
+        assert op["bytes"] < op["total"], op
+        env.banger("operations", "cancel", str(op["id"]))
+        out, err = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+        slow.unlink(missing_ok=True)
+    assert cli.returncode == 3 and "cancelled" in err, (cli.returncode, out, err)
+    for _ in range(50):
+        if env.json("operations", "list") == {"operations": []}:
+            break
+        time.sleep(0.1)
+    assert env.json("operations", "list") == {"operations": []}
     assert_nothing_left(env, [], [])
 
 

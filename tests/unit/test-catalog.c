@@ -108,7 +108,7 @@ static int unpack_into(const Fixture *f, const char *bundle, const char *dir, js
         assert_true(dfd >= 0 && fd >= 0);
         json_t *m = NULL;
         error_clear();
-        int r = bundle_unpack(fd, dfd, 1ULL << 30, NULL, &m);
+        int r = bundle_unpack(fd, dfd, 1ULL << 30, NULL, NULL, &m);
         if (r < 0)
                 fprintf(stderr, "bundle_unpack %s: %s\n", bundle, error_last_message());
         close(fd);

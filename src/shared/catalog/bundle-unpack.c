@@ -25,6 +25,7 @@ typedef struct Unpack {
         json_t *want; /* path -> manifest entry, each removed once written */
         uint64_t done, total;
         const Progress *progress;
+        int (*check)(void);
 } Unpack;
 
 static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
@@ -99,8 +100,11 @@ static int write_member(struct archive *a, int fd, const char *path, json_t *f, 
                                           archive_error_string(a) ? archive_error_string(a) : "read error");
                 if (off < 0 || (uint64_t) off < pos || len > size || (uint64_t) off > size - len)
                         return error_setf(-EBADMSG, "the bundle's %s is larger than its manifest says", path);
+                int r = u->check ? u->check() : 0;
+                if (r < 0)
+                        return r;
                 hash_zeros(&h, (uint64_t) off - pos);
-                int r = pwrite_all(fd, buf, len, (uint64_t) off);
+                r = pwrite_all(fd, buf, len, (uint64_t) off);
                 if (r < 0)
                         return error_setf(r, "cannot write %s: %s", path, strerror(-r));
                 crypto_hash_sha256_update(&h, buf, len);
@@ -177,7 +181,7 @@ static int index_manifest(json_t *m, uint64_t max_bytes, Unpack *u) {
         return 0;
 }
 
-int bundle_unpack(int fd, int dirfd, uint64_t max_bytes, const Progress *p, json_t **ret_manifest) {
+int bundle_unpack(int fd, int dirfd, uint64_t max_bytes, const Progress *p, int (*check)(void), json_t **ret_manifest) {
         if (sodium_init() < 0)
                 return -EIO;
         _cleanup_(archive_read_freep) struct archive *a = NULL;
@@ -185,7 +189,7 @@ int bundle_unpack(int fd, int dirfd, uint64_t max_bytes, const Progress *p, json
         int r = bundle_archive_open(fd, &a, &m);
         if (r < 0)
                 return r;
-        Unpack u = { .want = json_object(), .progress = p };
+        Unpack u = { .want = json_object(), .progress = p, .check = check };
         r = u.want ? index_manifest(m, max_bytes, &u) : -ENOMEM;
         struct archive_entry *e;
         int rc = ARCHIVE_OK;

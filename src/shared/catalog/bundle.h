@@ -70,5 +70,7 @@ int bundle_manifest_check(json_t *m);
  * holes); a path with "..", an absolute path, a link, a device or a member
  * the manifest does not list is refused, and so is a manifest whose files
  * add up to more than max_bytes. On failure what was written stays in
- * dirfd for the caller to remove. *ret_manifest is the checked manifest. */
-int bundle_unpack(int fd, int dirfd, uint64_t max_bytes, const Progress *p, json_t **ret_manifest);
+ * dirfd for the caller to remove. check (may be NULL) is a cancellation
+ * point asked between blocks: < 0 stops the unpack with that error.
+ * *ret_manifest is the checked manifest. */
+int bundle_unpack(int fd, int dirfd, uint64_t max_bytes, const Progress *p, int (*check)(void), json_t **ret_manifest);

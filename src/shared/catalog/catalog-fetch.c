@@ -129,6 +129,18 @@ static size_t download_write(char *data, size_t size, size_t nmemb, void *userda
         return n;
 }
 
+/* Called about once a second even when no byte arrives: a stalled
+ * transfer can still be cancelled. */
+static int download_xferinfo(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                             curl_off_t ulnow) {
+        Transfer *t = userdata;
+        CatalogDownload *d = t->d;
+        if (!d->cancelled || !d->cancelled(d->cancel_userdata))
+                return 0;
+        t->error = error_setf(-ECANCELED, "cancelled");
+        return 1;
+}
+
 /* A failure worth another attempt from where the transfer stopped. */
 static bool transient(CURLcode c) {
         return c == CURLE_PARTIAL_FILE || c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR ||
@@ -148,7 +160,10 @@ static CURLcode attempt(CURL *h, Transfer *t, char *errbuf) {
         errbuf[0] = '\0';
         if (easy_setup(h, d->url, errbuf, download_write, t) < 0 ||
             curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t) d->done) != CURLE_OK ||
-            curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) (d->size ? d->size : d->max)) != CURLE_OK)
+            curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t) (d->size ? d->size : d->max)) != CURLE_OK ||
+            curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L) != CURLE_OK ||
+            curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, download_xferinfo) != CURLE_OK ||
+            curl_easy_setopt(h, CURLOPT_XFERINFODATA, t) != CURLE_OK)
                 return CURLE_FAILED_INIT;
         return curl_easy_perform(h);
 }

@@ -27,8 +27,9 @@ typedef struct CatalogDownload {
         uint64_t max;
         const char *sha256; /* lowercase hex the bytes must hash to */
         Progress progress;  /* stage "download" */
-        /* Asked after each chunk that arrived: true stops the download
-         * (-ECANCELED, "cancelled"). NULL: never. */
+        /* Asked after each chunk that arrived, and about once a second
+         * while none do: true stops the download (-ECANCELED, "cancelled").
+         * NULL: never. */
         bool (*cancelled)(void *userdata);
         void *cancel_userdata;
         /* Out: */
