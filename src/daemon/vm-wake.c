@@ -10,7 +10,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,12 +23,14 @@
 #include "worker.h"
 
 #define WAKE_MAX_PORTS 64
+#define RELEASE_WAIT_MS 5000
 
 typedef struct VmSleeper {
         VmManager *m;
         char *id, *name;
         VmForwards *fw;          /* until a resume takes it, under m->lock */
         int fds[WAKE_MAX_PORTS]; /* dups the loop watches */
+        int released_fd;         /* an eventfd: the loop closed the dups */
         sd_event_source *src[WAKE_MAX_PORTS];
         size_t n;
         bool listed;   /* in m->sleepers (under m->lock) */
@@ -36,11 +40,17 @@ typedef struct VmSleeper {
 } VmSleeper;
 
 /* On the loop, or at the manager's end. */
-static void sleeper_free(VmSleeper *z) {
+static void sleeper_close_watches(VmSleeper *z) {
         for (size_t i = 0; i < z->n; i++) {
-                sd_event_source_disable_unref(z->src[i]);
-                safe_close(z->fds[i]);
+                z->src[i] = sd_event_source_disable_unref(z->src[i]);
+                z->fds[i] = safe_close(z->fds[i]);
         }
+        z->n = 0;
+}
+
+static void sleeper_free(VmSleeper *z) {
+        sleeper_close_watches(z);
+        safe_close(z->released_fd);
         vm_forwards_free(z->fw);
         free(z->id);
         free(z->name);
@@ -111,12 +121,31 @@ static void watch_on_loop(void *userdata) {
                         log_warning("vm %s: a connection to one of its ports will not wake it", z->name);
 }
 
-/* Gone from the list: freed now, or by the wake that runs. */
+/* Gone from the list: its copies of the sockets closed now (so a port it
+ * held can be bound again), the rest freed now or by the wake that runs. */
 static void release_on_loop(void *userdata) {
         VmSleeper *z = userdata;
         z->released = true;
+        sleeper_close_watches(z);
+        uint64_t one = 1;
+        (void) !write(z->released_fd, &one, sizeof(one));
         if (!z->waking)
                 sleeper_free(z);
+}
+
+/* Post the release and wait (bounded) until the loop has done it. */
+static void release_and_wait(VmManager *m, VmSleeper *z, const char *id) {
+        int w = fcntl(z->released_fd, F_DUPFD_CLOEXEC, 3);
+        if (workers_post(m->d->workers, release_on_loop, z) < 0) {
+                log_warning("vm %s: cannot release the watch on its ports", id);
+                safe_close(w);
+                return;
+        }
+        /* z belongs to the loop from here on. */
+        struct pollfd p = { .fd = w, .events = POLLIN };
+        if (w >= 0 && poll(&p, 1, RELEASE_WAIT_MS) <= 0)
+                log_warning("vm %s: the watch on its ports was not released in time", id);
+        safe_close(w);
 }
 
 void vm_wake_on_forwards(VmManager *m, Store *s, const VmRecord *vm) {
@@ -132,9 +161,10 @@ void vm_wake_on_forwards(VmManager *m, Store *s, const VmRecord *vm) {
         }
         z->m = m;
         z->fw = fw;
+        z->released_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         z->id = strdup(vm->id);
         z->name = strdup(vm->name);
-        if (!z->id || !z->name) {
+        if (!z->id || !z->name || z->released_fd < 0) {
                 sleeper_free(z);
                 return;
         }
@@ -174,8 +204,7 @@ int vm_wake_take_forwards(VmManager *m, const char *id, VmForwards **ret) {
         if (!z)
                 return 0;
         *ret = TAKE_PTR(z->fw);
-        if (workers_post(m->d->workers, release_on_loop, z) < 0)
-                log_warning("vm %s: cannot release the watch on its ports", id);
+        release_and_wait(m, z, id);
         return 1;
 }
 
