@@ -2,8 +2,9 @@
 #pragma once
 
 /* libarchive for vm cp and the workspaces (cp-stream.c), loaded when a copy
- * starts (dlopen-lib.h): with libxml2, ICU and libstdc++ behind it, linking
- * it cost every banger process about 3.5 ms here. */
+ * starts, and for catalog build (catalog-dl.c) (dlopen-lib.h): with libxml2,
+ * ICU and libstdc++ behind it, linking it cost every banger process about
+ * 3.5 ms here. */
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -24,12 +25,19 @@
         X(archive_entry_linkresolver_set_strategy) \
         X(archive_entry_new)                       \
         X(archive_entry_pathname)                  \
+        X(archive_entry_set_filetype)              \
         X(archive_entry_set_gname)                 \
+        X(archive_entry_set_mtime)                 \
         X(archive_entry_set_nlink)                 \
+        X(archive_entry_set_pathname)              \
+        X(archive_entry_set_perm)                  \
         X(archive_entry_set_size)                  \
         X(archive_entry_set_uname)                 \
         X(archive_entry_size)                      \
+        X(archive_entry_sparse_add_entry)          \
+        X(archive_entry_sparse_clear)              \
         X(archive_entry_symlink)                   \
+        X(archive_errno)                           \
         X(archive_error_string)                    \
         X(archive_format)                          \
         X(archive_read_data)                       \
@@ -44,7 +52,9 @@
         X(archive_read_next_header)                \
         X(archive_read_next_header2)               \
         X(archive_read_open_fd)                    \
+        X(archive_read_support_filter_zstd)        \
         X(archive_read_support_format_tar)         \
+        X(archive_write_add_filter_zstd)           \
         X(archive_write_close)                     \
         X(archive_write_data)                      \
         X(archive_write_data_block)                \
@@ -56,7 +66,8 @@
         X(archive_write_new)                       \
         X(archive_write_open_fd)                   \
         X(archive_write_set_bytes_in_last_block)   \
-        X(archive_write_set_format_pax)
+        X(archive_write_set_format_pax)            \
+        X(archive_write_set_format_pax_restricted)
 
 ARCHIVE_DL_SYMBOLS(DLSYM_DECLARE)
 

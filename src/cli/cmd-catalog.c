@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "catalog-dl.h"
 #include "catalog-doc.h"
 #include "cmd-catalog.h"
 #include "cmd-vm.h"
@@ -162,7 +163,9 @@ static int catalog_build_cmd(Cli *cli, int argc, char **argv) {
         }
         json_t *c = NULL;
         error_clear();
-        int r = catalog_build(dfd, base_url, &c);
+        int r = catalog_dl_open();
+        if (r >= 0)
+                r = catalog_build(dfd, base_url, &c);
         _cleanup_free_ char *text = r >= 0 ? json_dumps(c, JSON_INDENT(2)) : NULL;
         json_decref(c);
         if (r >= 0 && !text)

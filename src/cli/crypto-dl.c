@@ -11,11 +11,9 @@
 
 _Static_assert(OPENSSL_VERSION_MAJOR == 3, "OpenSSL 3 is libcrypto.so.3");
 
-#define CRYPTO_DL_SYMBOLS(X) X(EVP_DecodeBlock) X(EVP_Digest) X(EVP_sha256)
-
 CRYPTO_DL_SYMBOLS(DLSYM_DEFINE)
 
-static int crypto_dl_open(void) {
+int crypto_dl_open(void) {
         static void *handle;
         static const DlSymbol syms[] = { CRYPTO_DL_SYMBOLS(DLSYM_ENTRY) };
         return dlopen_lib(&handle, "libcrypto.so.3", syms, ELEMENTSOF(syms));
