@@ -64,8 +64,9 @@ char *cli_find_bangerd(void) {
 }
 
 static char **daemon_env(void) {
-        static const char *const keep[] = { "HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME",
-                                            "XDG_RUNTIME_DIR", "BANGER_LOG_LEVEL", "PATH", "BANGER_TEST_CACHE" };
+        static const char *const keep[] = { "HOME",           "XDG_CONFIG_HOME",  "XDG_STATE_HOME",
+                                            "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",  "BANGER_LOG_LEVEL",
+                                            "PATH",           "BANGER_TEST_CACHE" };
         char **env = calloc(ELEMENTSOF(keep) + 1, sizeof(char *));
         size_t n = 0;
         if (!env)
@@ -109,12 +110,13 @@ static void print_daemon_log_tail(Cli *cli) {
         fprintf(stderr, "banger: last lines of %s:\n%s", cli->paths.log_path, buf + (i ? i + 1 : 0));
 }
 
-/* Retry connecting until the daemon answers, it exits, or the deadline passes. */
+/* Retry connecting until the daemon answers, it exits, or the deadline
+ * passes: a new client in *ret, or *ret connected again when it is one. */
 static int wait_for_daemon(Cli *cli, Process *p, RpcClient **ret) {
         usec_t deadline = now_monotonic() + DAEMON_START_TIMEOUT;
         usec_t delay = 2 * USEC_PER_MSEC;
         for (;;) {
-                int r = rpc_client_connect(cli->socket_path, ret);
+                int r = *ret ? rpc_client_reconnect(*ret, cli->socket_path) : rpc_client_connect(cli->socket_path, ret);
                 if (r >= 0)
                         return 0;
                 int status = 0;
@@ -145,11 +147,12 @@ static int autostart(Cli *cli, RpcClient **ret) {
 }
 
 /* The daemon answers ping with its build; a different build is replaced in
- * user mode (its state is on disk) and reported in system mode. */
-static int check_build(Cli *cli, RpcClient **c) {
+ * user mode (its state is on disk; c is connected to the new daemon) and
+ * reported in system mode. */
+static int check_build(Cli *cli, RpcClient *c) {
         json_t *res = NULL;
         RpcError err = {};
-        int r = rpc_client_call(*c, "daemon.ping", NULL, 10 * USEC_PER_SEC, NULL, NULL, &res, &err);
+        int r = rpc_client_call(c, "daemon.ping", NULL, 10 * USEC_PER_SEC, NULL, NULL, &res, &err);
         rpc_error_done(&err);
         if (r < 0)
                 return 0; /* let the real call report what is wrong */
@@ -167,18 +170,29 @@ static int check_build(Cli *cli, RpcClient **c) {
         }
         fprintf(stderr, "banger: restarting bangerd %s (%s) as %s (%s)\n", v ? v : "?", commit ? commit : "?",
                 BANGER_VERSION, BANGER_COMMIT);
-        (void) rpc_client_call(*c, "daemon.shutdown", NULL, 10 * USEC_PER_SEC, NULL, NULL, NULL, NULL);
+        (void) rpc_client_call(c, "daemon.shutdown", NULL, 10 * USEC_PER_SEC, NULL, NULL, NULL, NULL);
         /* The old daemon removes its socket as it exits; wait for that. */
         usec_t deadline = now_monotonic() + DAEMON_STOP_TIMEOUT;
         while (access(cli->socket_path, F_OK) == 0 && now_monotonic() < deadline)
                 usleep(10000);
-        rpc_client_free(*c);
-        *c = NULL;
-        return autostart(cli, c);
+        return autostart(cli, &c);
+}
+
+/* A daemon of another build refused a call (the build travels with each
+ * call, docs/protocol.md): the daemon.ping check, then the call again. One
+ * from before that check refused the request and closed the connection. */
+static int other_build(RpcClient *c, const RpcError *err, void *userdata) {
+        Cli *cli = userdata;
+        if (err->code == JSONRPC_INVALID_REQUEST) {
+                int r = rpc_client_reconnect(c, cli->socket_path);
+                if (r < 0)
+                        return r;
+        }
+        return check_build(cli, c);
 }
 
 int cli_connect(Cli *cli, RpcClient **ret) {
-        RpcClient *c = NULL;
+        _cleanup_rpc_client_ RpcClient *c = NULL;
         int r = rpc_client_connect(cli->socket_path, &c);
         if (r == -ENOENT || r == -ECONNREFUSED) {
                 if (cli->system || cli->socket_override || cli->no_autostart) {
@@ -194,11 +208,11 @@ int cli_connect(Cli *cli, RpcClient **ret) {
                         error_last_message() ? error_last_message() : strerror(-r));
                 return r;
         } else {
-                r = check_build(cli, &c);
+                r = rpc_client_set_build(c, BANGER_VERSION " " BANGER_COMMIT, other_build, cli);
                 if (r < 0)
                         return r;
         }
-        *ret = c;
+        *ret = TAKE_PTR(c);
         return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "banger-build.h"
 #include "daemon.h"
 #include "error.h"
 #include "jsonrpc.h"
@@ -198,6 +199,18 @@ static void connection_send_error(Connection *c, json_t *id, int code, const cha
         connection_queue(c, line);
 }
 
+/* A request for another build ("VERSION COMMIT", docs/protocol.md) is
+ * refused before it runs, with this daemon's build: a client checks the
+ * build this way in the round trip of its call, not a daemon.ping before. */
+static void connection_send_other_build(Connection *c, json_t *id, const char *build) {
+        char msg[JSONRPC_BUILD_MAX + 160];
+        snprintf(msg, sizeof(msg), "this daemon is banger %s (%s), not %s", BANGER_VERSION, BANGER_COMMIT, build);
+        _cleanup_free_ char *line =
+                jsonrpc_format_error(id, JSONRPC_OTHER_BUILD, msg,
+                                     json_pack("{s:s, s:s}", "version", BANGER_VERSION, "commit", BANGER_COMMIT));
+        connection_queue(c, line);
+}
+
 /* ---- dispatch ---- */
 
 static const RpcMethod *method_find(Server *s, const char *name) {
@@ -221,6 +234,11 @@ static void dispatch(Connection *c, json_t *msg) {
         }
         if (c->n_calls >= CONNECTION_MAX_CALLS) {
                 connection_send_error(c, req.id, JSONRPC_UNAVAILABLE, "too many requests in flight on this connection");
+                return;
+        }
+        if (req.build && !streq(req.build, BANGER_VERSION " " BANGER_COMMIT)) {
+                if (req.id)
+                        connection_send_other_build(c, req.id, req.build);
                 return;
         }
         const RpcMethod *m = method_find(s, req.method);

@@ -351,6 +351,11 @@ def test_cli_restarts_different_build(build_dir, xdg, tmp_path):
     wait_for_socket(socket_path(xdg), proc=old)
     try:
         p = run_cli(xdg, "--json", "daemon", "status", check=False)
+        # A daemon the CLI was pointed at is reported, not replaced; the
+        # call it refused (the build travels with it) is then sent again.
+        p = run_cli(xdg, "--socket", str(socket_path(xdg)), "vm", "list", check=True)
+        assert f"warning: the daemon is {j['version']}" in p.stderr and "this CLI is" in p.stderr, p.stderr
+        assert p.stdout.startswith("ID") and old.poll() is None
         # status does not auto-(re)start; daemon start does.
         p = run_cli(xdg, "daemon", "start", check=True)
         assert "restarting bangerd" in p.stderr
@@ -361,6 +366,45 @@ def test_cli_restarts_different_build(build_dir, xdg, tmp_path):
         if old.poll() is None:
             old.kill()
         run_cli(xdg, "daemon", "stop")
+
+
+def test_request_for_another_build_refused(daemon, xdg):
+    """A request naming another build ("VERSION COMMIT") is refused before it
+    runs, with the daemon's build; its own build, or none, runs."""
+    v = json.loads(run_cli(xdg, "--json", "version", check=True).stdout)
+    c = Rpc(socket_path(xdg))
+    for i, build in enumerate(["0.0.1 000000000000", v["version"], f"{v['version']} {v['commit']}x"]):
+        c.send_raw(json.dumps({"jsonrpc": "2.0", "method": "daemon.shutdown", "id": i, "build": build}).encode() + b"\n")
+        m = c.read_msg()
+        assert m["id"] == i and m["error"]["code"] == -32005, m
+        assert m["error"]["data"] == {"version": v["version"], "commit": v["commit"]}
+        assert v["commit"] in m["error"]["message"] and build in m["error"]["message"]
+    assert daemon.poll() is None
+    c.send_raw(json.dumps({"jsonrpc": "2.0", "method": "daemon.ping", "id": 9,
+                           "build": f"{v['version']} {v['commit']}"}).encode() + b"\n")
+    assert c.read_msg()["result"]["pong"] is True
+    assert c.call("daemon.ping")["result"]["pong"] is True
+    c.close()
+    for bad in [7, "", "x" * 129, None]:
+        c = Rpc(socket_path(xdg))
+        c.send_raw(json.dumps({"jsonrpc": "2.0", "method": "daemon.ping", "id": 1, "build": bad}).encode() + b"\n")
+        assert c.read_msg()["error"]["code"] == -32600
+        c.close()
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace is not installed")
+def test_cli_call_is_one_round_trip(daemon, xdg, tmp_path):
+    """banger vm list sends one request, vm.list carrying the CLI's build
+    (no daemon.ping before it), and reads one reply."""
+    v = json.loads(run_cli(xdg, "--json", "version", check=True).stdout)
+    log = tmp_path / "strace"
+    p = subprocess.run(["strace", "-f", "-s", "4096", "-e", "trace=sendto,sendmsg,write", "-o", str(log), str(BANGER),
+                        "vm", "list"], env=xdg, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    sent = [ln for ln in log.read_text().splitlines() if '\\"jsonrpc\\"' in ln]
+    assert len(sent) == 1, sent
+    assert '\\"method\\":\\"vm.list\\"' in sent[0]
+    assert f'\\"build\\":\\"{v["version"]} {v["commit"]}\\"' in sent[0], sent[0]
 
 
 def test_check_migrations(build_dir, xdg):

@@ -143,15 +143,24 @@ int jsonrpc_request_from_json(json_t *msg, JsonRpcRequest *ret, const char **ret
                 *ret_message = "\"params\" must be an object";
                 return JSONRPC_INVALID_REQUEST;
         }
+        json_t *build = json_object_get(msg, "build");
+        if (build && (!json_is_string(build) || json_string_length(build) == 0 ||
+                      json_string_length(build) > JSONRPC_BUILD_MAX)) {
+                *ret_message = "\"build\" must be a non-empty string";
+                return JSONRPC_INVALID_REQUEST;
+        }
         const char *key;
         json_t *val;
         json_object_foreach (msg, key, val) {
-                if (!streq(key, "jsonrpc") && !streq(key, "method") && !streq(key, "id") && !streq(key, "params")) {
+                if (!streq(key, "jsonrpc") && !streq(key, "method") && !streq(key, "id") && !streq(key, "params") &&
+                    !streq(key, "build")) {
                         *ret_message = "unknown member in request";
                         return JSONRPC_INVALID_REQUEST;
                 }
         }
-        *ret = (JsonRpcRequest){ .method = json_string_value(m), .params = params, .id = id };
+        *ret = (JsonRpcRequest){
+                .method = json_string_value(m), .params = params, .id = id, .build = json_string_value(build)
+        };
         return 0;
 }
 
@@ -211,8 +220,8 @@ char *jsonrpc_format_notification(const char *method, json_t *params) {
         return dump_line(j);
 }
 
-char *jsonrpc_format_request(json_t *id, const char *method, json_t *params) {
-        json_t *j = json_pack("{s:s, s:O, s:s, s:o}", "jsonrpc", "2.0", "id", id, "method", method, "params",
-                              params ? params : json_object());
+char *jsonrpc_format_request(json_t *id, const char *method, json_t *params, const char *build) {
+        json_t *j = json_pack("{s:s, s:O, s:s, s:o, s:s*}", "jsonrpc", "2.0", "id", id, "method", method, "params",
+                              params ? params : json_object(), "build", build);
         return dump_line(j);
 }

@@ -26,7 +26,12 @@ enum {
         JSONRPC_CONFLICT = -32002,    /* name in use, wrong state, ambiguous */
         JSONRPC_UNAVAILABLE = -32003, /* shutting down, too many connections, forbidden */
         JSONRPC_CANCELLED = -32004,   /* the operation was cancelled (operations.cancel) */
+        JSONRPC_OTHER_BUILD = -32005, /* the request's "build" is not the server's: nothing ran */
 };
+
+/* A request's optional "build" member: the build of the server its sender
+ * expects ("VERSION COMMIT", docs/protocol.md), at most this long. */
+#define JSONRPC_BUILD_MAX 128
 
 typedef struct JsonRpcReader {
         char *buf;
@@ -59,6 +64,7 @@ typedef struct JsonRpcRequest {
         const char *method; /* borrowed from msg */
         json_t *params;     /* borrowed; an object (empty when absent) */
         json_t *id;         /* borrowed; NULL for a notification */
+        const char *build;  /* borrowed; NULL when the request names no build */
 } JsonRpcRequest;
 
 /* Validate the request shape. Returns 0, or JSONRPC_INVALID_REQUEST with a message. */
@@ -75,4 +81,5 @@ char *jsonrpc_format_result(json_t *id, json_t *result); /* steals result */
 char *jsonrpc_error_message_clean(const char *message);
 char *jsonrpc_format_error(json_t *id, int code, const char *message, json_t *data); /* steals data */
 char *jsonrpc_format_notification(const char *method, json_t *params);               /* steals params */
-char *jsonrpc_format_request(json_t *id, const char *method, json_t *params);        /* steals params */
+/* build: the request's "build" member, NULL for none. Steals params. */
+char *jsonrpc_format_request(json_t *id, const char *method, json_t *params, const char *build);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,7 +23,21 @@ struct RpcClient {
         int interrupt_fd; /* -EBADF: none */
         RpcInterruptFn interrupt;
         void *interrupt_userdata;
+        char *build; /* sent with each request; NULL: none */
+        RpcOtherBuildFn other_build;
+        void *other_build_userdata;
 };
+
+int rpc_client_set_build(RpcClient *c, const char *build, RpcOtherBuildFn fn, void *userdata) {
+        char *b = NULL;
+        if (build && !(b = strndup(build, JSONRPC_BUILD_MAX)))
+                return -ENOMEM;
+        free(c->build);
+        c->build = b;
+        c->other_build = b ? fn : NULL;
+        c->other_build_userdata = userdata;
+        return 0;
+}
 
 void rpc_client_set_interrupt(RpcClient *c, int fd, RpcInterruptFn fn, void *userdata) {
         c->interrupt_fd = fn ? fd : -EBADF;
@@ -73,11 +88,23 @@ int rpc_client_connect(const char *socket_path, RpcClient **ret) {
         return 0;
 }
 
+int rpc_client_reconnect(RpcClient *c, const char *socket_path) {
+        int fd = unix_connect(socket_path, 0);
+        if (fd < 0)
+                return fd;
+        safe_close(c->fd);
+        c->fd = fd;
+        jsonrpc_reader_done(&c->reader);
+        jsonrpc_reader_init(&c->reader, 16 * JSONRPC_MAX_MESSAGE);
+        return 0;
+}
+
 void rpc_client_free(RpcClient *c) {
         if (!c)
                 return;
         safe_close(c->fd);
         jsonrpc_reader_done(&c->reader);
+        free(c->build);
         free(c);
 }
 
@@ -133,12 +160,12 @@ static int handle_message(json_t *msg, json_int_t id, RpcNotifyFn notify, void *
         return 1;
 }
 
-int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
-                    void *userdata, json_t **ret_result, RpcError *ret_error) {
+static int call_once(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
+                     void *userdata, json_t **ret_result, RpcError *ret_error) {
         usec_t deadline = deadline_from_timeout(timeout);
         json_int_t id = c->next_id++;
         json_t *jid = json_integer(id);
-        _cleanup_free_ char *line = jsonrpc_format_request(jid, method, params);
+        _cleanup_free_ char *line = jsonrpc_format_request(jid, method, params, c->build);
         json_decref(jid);
         if (!line)
                 return -ENOMEM;
@@ -177,6 +204,39 @@ int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t tim
                 if (r < 0)
                         return r;
         }
+}
+
+int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
+                    void *userdata, json_t **ret_result, RpcError *ret_error) {
+        if (!c->build)
+                return call_once(c, method, params, timeout, notify, userdata, ret_result, ret_error);
+        RpcError err = {};
+        int r = call_once(c, method, json_incref(params), timeout, notify, userdata, ret_result, &err);
+        /* Another build refused the call before running it; one from before
+         * the "build" member refused the member (and closed the connection). */
+        bool other = r == -EREMOTEIO && (err.code == JSONRPC_OTHER_BUILD || err.code == JSONRPC_INVALID_REQUEST);
+        if (!other) {
+                json_decref(params);
+                if (ret_error)
+                        *ret_error = err;
+                else
+                        rpc_error_done(&err);
+                return r;
+        }
+        RpcOtherBuildFn fn = c->other_build;
+        void *fn_userdata = c->other_build_userdata;
+        (void) rpc_client_set_build(c, NULL, NULL, NULL);
+        r = fn ? fn(c, &err, fn_userdata) : -EREMOTEIO;
+        if (r < 0) {
+                json_decref(params);
+                if (ret_error)
+                        *ret_error = err;
+                else
+                        rpc_error_done(&err);
+                return r;
+        }
+        rpc_error_done(&err);
+        return call_once(c, method, params, timeout, notify, userdata, ret_result, ret_error);
 }
 
 /* Every complete message buffered: notifications to notify, the rest skipped. */

@@ -27,6 +27,22 @@ void rpc_client_free(RpcClient *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(RpcClient *, rpc_client_free);
 #define _cleanup_rpc_client_ _cleanup_(rpc_client_freep)
 
+/* Connect c again, to socket_path (a server that replaced the one it was
+ * connected to): the old connection is closed once the new one is up. */
+int rpc_client_reconnect(RpcClient *c, const char *socket_path);
+
+/* A server of another build refused a call (err: JSONRPC_OTHER_BUILD, or
+ * JSONRPC_INVALID_REQUEST from a server that predates the "build" member and
+ * closed the connection). The check is off by then; fn may reconnect c
+ * (rpc_client_reconnect) and calls on it. 0: the call is sent again, without
+ * a build; < 0: the call fails with that error (and err). */
+typedef int (*RpcOtherBuildFn)(RpcClient *c, const RpcError *err, void *userdata);
+
+/* Send build (docs/protocol.md: "VERSION COMMIT") with each request, so a
+ * server of another build refuses it without running it, and let fn decide
+ * what then (at most once: the check is off after). NULL build: none. */
+int rpc_client_set_build(RpcClient *c, const char *build, RpcOtherBuildFn fn, void *userdata);
+
 /* Called for each notification received while waiting for a reply. */
 typedef void (*RpcNotifyFn)(const char *method, json_t *params, void *userdata);
 
