@@ -38,6 +38,13 @@ int ws_produce(CpWriter *w, void *userdata) {
                         fprintf(stderr, "banger: %s: skipped %s\n", p->cmd, cp_writer_why(w));
                 p->sent += r == 0;
         }
+        for (size_t i = 0; i < p->n_subs; i++) {
+                _cleanup_free_ char *top = NULL;
+                if (asprintf(&top, "./%s/.git", p->subs[i].path) < 0)
+                        return -ENOMEM;
+                if ((r = cp_writer_tree(w, p->subs[i].clone_git, top)) < 0)
+                        return r;
+        }
         return 0;
 }
 
@@ -66,20 +73,20 @@ int ws_sent_tree(const char *cmd, const WsRepo *repo, const char *state, const c
         return r;
 }
 
-/* A shallow clone of sha in dir with the host's git identity: its .git is
- * what the guest gets; with checkout its files are the ones sent. */
-static int make_clone(const char *cmd, const WsRepo *repo, const char *sha, const char *branch, bool checkout,
-                      const char *dir) {
+int ws_make_clone(const char *cmd, const WsRepo *repo, const char *sha, const char *branch, bool checkout,
+                  const char *dir) {
         _cleanup_free_ char *url = NULL, *name = NULL, *email = NULL;
         if (asprintf(&url, "file://%s", repo->top) < 0)
                 return -ENOMEM;
         WsGitCall c = { .cwd = dir, .stdout_fd = -1 };
-        int r = ws_git_ok(cmd, &c, (char *[]){ "init", "-q", "-b", (char *) branch, ".", NULL });
+        int r = ws_git_ok(cmd, &c, (char *[]){ "init", "-q", "-b", (char *) (branch ?: "workspace"), ".", NULL });
         if (r >= 0)
                 r = ws_git_ok(cmd, &c,
                               (char *[]){ "fetch", "-q", "--depth", "1", "--no-tags", url, (char *) sha, NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, &c, (char *[]){ "update-ref", "HEAD", (char *) sha, NULL });
+                r = ws_git_ok(cmd, &c,
+                              branch ? (char *[]){ "update-ref", "HEAD", (char *) sha, NULL }
+                                     : (char *[]){ "update-ref", "--no-deref", "HEAD", (char *) sha, NULL });
         if (r >= 0)
                 r = ws_git_ok(cmd, &c,
                               checkout ? (char *[]){ "reset", "-q", "--hard", NULL }
@@ -97,17 +104,33 @@ static int make_clone(const char *cmd, const WsRepo *repo, const char *sha, cons
         return r;
 }
 
-/* The files to send: what git shows in the work tree dir (-co: tracked and
- * untracked, --exclude-standard: not the ignored ones). */
-static int list_files(const char *cmd, const char *dir, bool untracked, WsPushPlan *p) {
+static int append_prefixed(WsPushPlan *p, const char *prefix, const char *out, size_t len) {
+        size_t plen = prefix ? strlen(prefix) + 1 : 0, n = 0;
+        for (const char *s = out; s < out + len; s += strlen(s) + 1)
+                n++;
+        char *list = realloc(p->list, p->list_len + len + n * plen + 1);
+        if (!list)
+                return -ENOMEM;
+        p->list = list;
+        for (const char *s = out; s < out + len; s += strlen(s) + 1) {
+                if (prefix)
+                        p->list_len += sprintf(list + p->list_len, "%s/", prefix);
+                size_t l = strlen(s) + 1;
+                memcpy(list + p->list_len, s, l);
+                p->list_len += l;
+        }
+        return 0;
+}
+
+/* What git shows in the work tree dir (-co: tracked and untracked,
+ * --exclude-standard: not the ignored ones). */
+int ws_list_files(const char *cmd, const char *dir, bool untracked, const char *prefix, WsPushPlan *p) {
         WsGitCall c = { .cwd = dir, .stdout_fd = -1 };
         int r = ws_git_ok(cmd, &c,
                           untracked ? (char *[]){ "ls-files", "-co", "--exclude-standard", "-z", NULL }
                                     : (char *[]){ "ls-files", "-z", NULL });
-        if (r >= 0) {
-                p->list = TAKE_PTR(c.out);
-                p->list_len = c.out_len;
-        }
+        if (r >= 0)
+                r = append_prefixed(p, prefix, c.out, c.out_len);
         ws_git_call_done(&c);
         return r;
 }
@@ -129,6 +152,7 @@ static int clone_branch(const WsRepo *repo, const char *ref, char **ret) {
 static void plan_done(WsPushPlan *p) {
         free(p->list);
         safe_close(p->top_fd);
+        ws_subs_free(p);
 }
 
 /* Everything on the host before the copy: the record's commit and tree, the
@@ -149,14 +173,18 @@ static int prepare(const char *cmd, const WsRepo *repo, const char *state, const
         if (r >= 0)
                 r = clone_branch(repo, ref, &branch);
         if (r >= 0)
-                r = make_clone(cmd, repo, rec->base, branch ? branch : "workspace", ref != NULL, tmp);
+                r = ws_make_clone(cmd, repo, rec->base, branch ? branch : "workspace", ref != NULL, tmp);
         if (r < 0)
                 return r;
         const char *files_from = ref ? tmp : repo->top;
         p->top_fd = open(files_from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (p->top_fd < 0)
                 return -errno;
-        return list_files(cmd, files_from, !ref, p);
+        r = ws_list_files(cmd, files_from, !ref, NULL, p);
+        /* --branch copies a commit's files: no submodule is checked out in it. */
+        if (r >= 0 && !ref)
+                r = ws_submodules_add(cmd, repo->top, tmp, p);
+        return r;
 }
 
 int workspace_push(Cli *cli, AgentClient *a, const char *cmd, const char *vm_id, const char *path, const char *branch,

@@ -9,6 +9,13 @@
 #include "cp-stream.h"
 #include "workspace-git.h"
 
+/* An initialised submodule of the work tree: its files are in the plan's
+ * list (below path), and clone_git is sent as path/.git. */
+typedef struct WsSub {
+        char *path;      /* relative to the work tree's top */
+        char *clone_git; /* a shallow clone's .git on the host */
+} WsSub;
+
 typedef struct WsPushPlan {
         const char *cmd;
         int top_fd;            /* the files are read beneath it */
@@ -16,10 +23,31 @@ typedef struct WsPushPlan {
         char *list;            /* NUL-separated paths relative to top_fd */
         size_t list_len;
         size_t sent;
+        WsSub *subs; /* sent after the listed paths */
+        size_t n_subs;
 } WsPushPlan;
 
 /* CpProduceFn: "." (the top), the .git, then the listed paths. */
 int ws_produce(CpWriter *w, void *userdata);
+
+/* The files to send from the work tree dir: what git shows there (with
+ * untracked: tracked files and untracked ones it does not ignore), each
+ * path prefixed with prefix (NULL: none), appended to p's list. */
+int ws_list_files(const char *cmd, const char *dir, bool untracked, const char *prefix, WsPushPlan *p);
+
+/* A shallow clone of sha from the work tree repo in dir, with the host's git
+ * identity: its .git is what the guest gets; with checkout its files are
+ * the ones sent. branch NULL: a detached HEAD. */
+int ws_make_clone(const char *cmd, const WsRepo *repo, const char *sha, const char *branch, bool checkout,
+                  const char *dir);
+
+/* Add the initialised submodules of the work tree top (and theirs, below
+ * them) to p: their files to its list and a clone of each one's HEAD,
+ * made in directories under tmp, to its subs; top's own clone is tmp's
+ * (ws_make_clone in tmp). Their gitlinks say where they are; one that is
+ * not checked out on the host stays empty, as git leaves it. */
+int ws_submodules_add(const char *cmd, const char *top, const char *tmp, WsPushPlan *p);
+void ws_subs_free(WsPushPlan *p);
 
 /* Refresh the private index in state over the work tree (first read from
  * the tree-ish from, unless NULL) and write its tree: *ret its id. */

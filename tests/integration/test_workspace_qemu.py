@@ -6,7 +6,9 @@ naming the conflicting paths; `vm workspace sync` copies host changes again.
 Real CLI, daemon, helper, git and guest, in a namespace this test creates.
 The test image has no make, so the issue's `vm run ./repo -- make test` is
 `vm run ./repo -- ./check.sh` here (a tracked script: its mode comes too).
-The test image has no git: the guest's .git is checked as files."""
+The test image has no git: the guest's .git is checked as files. The
+repository has a submodule (a local repository added with `git submodule
+add`): its files and a .git of its own arrive too."""
 import os
 import pathlib
 import subprocess
@@ -24,12 +26,26 @@ def git(repo, *args):
                           env={"PATH": os.environ["PATH"], "HOME": str(repo.parent), "GIT_CONFIG_NOSYSTEM": "1"}).stdout
 
 
+def make_lib(parent):
+    """The repository the work tree has as a submodule."""
+    lib = parent / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "lib.txt").write_text("from the submodule\n")
+    git(lib, "add", "-A")
+    git(lib, "commit", "-q", "-m", "lib first")
+    return lib
+
+
 def make_repo(parent):
-    """tracked, untracked and ignored files; an executable script."""
+    """tracked, untracked and ignored files; an executable script; a
+    submodule (libdir)."""
     repo = parent / "proj"
     repo.mkdir()
     (parent / ".gitconfig").write_text("[user]\n\tname = Ada Host\n\temail = ada@host.example\n")
     git(repo, "init", "-q", "-b", "main")
+    lib = make_lib(parent)
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "libdir")
     (repo / ".gitignore").write_text("*.log\nbuild/\n")
     (repo / "tracked.txt").write_text("one\ntwo\nthree\n")
     (repo / "other.txt").write_text("other\n")
@@ -67,7 +83,8 @@ def test_run_copies_the_work_tree_and_passes_the_exit_code(env):
     lines = p.stdout.splitlines()
     assert lines[0] == "/root/proj"
     files = set(lines[1:])
-    for f in ("./tracked.txt", "./untracked.txt", "./other.txt", "./sub/deep.txt", "./.gitignore", "./check.sh"):
+    for f in ("./tracked.txt", "./untracked.txt", "./other.txt", "./sub/deep.txt", "./.gitignore", "./check.sh",
+              "./libdir/lib.txt"):
         assert f in files, p.stdout
     assert "./debug.log" not in files and not any(f.startswith("./build") for f in files), p.stdout
     assert "has-git" in lines and any("Ada Host" in l for l in lines), p.stdout
@@ -100,6 +117,21 @@ def test_guest_git_sees_what_the_host_saw(env, vm, tmp_path):
     assert git(copy, "diff") == git(env.repo, "diff")
     assert git(copy, "config", "user.email").strip() == "ada@host.example"
     assert git(copy, "rev-parse", "--abbrev-ref", "HEAD").strip() == "main"
+
+
+def test_submodule_arrives_with_its_git(env, vm, tmp_path):
+    """The submodule's files arrive, and enough of its .git that git in the
+    guest sees it checked out at its commit and clean, as the host does."""
+    assert guest(env, "cat libdir/lib.txt").stdout == "from the submodule\n"
+    env.banger("vm", "cp", f"{VM}:/root/proj", str(tmp_path))
+    copy = tmp_path / "proj"
+    assert git(copy / "libdir", "log", "--format=%s").strip() == "lib first"
+    assert git(copy / "libdir", "status", "--porcelain") == ""
+    assert git(copy / "libdir", "rev-parse", "HEAD") == git(env.repo / "libdir", "rev-parse", "HEAD")
+    assert git(copy, "status", "--porcelain", "--ignore-submodules=none") == \
+        git(env.repo, "status", "--porcelain", "--ignore-submodules=none")
+    assert git(copy, "submodule", "status") == git(env.repo, "submodule", "status")
+    assert not (copy / ".git/modules").exists()
 
 
 def test_export_and_apply(env, vm):
