@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "console-stream.h"
@@ -11,7 +12,42 @@
 #include "file-tree.h"
 #include "fs-util.h"
 #include "log.h"
+#include "string-util.h"
 #include "vm-internal.h"
+
+/* Its VMM is gone, or killed here: stopped, and what it held released. */
+static void recover_stopped(VmManager *m, Store *s, VmRecord *vm, const char *why) {
+        vm_runtime_drop(m, vm->id);
+        console_stream_close(m->d->consoles, vm->id);
+        vm->state = VM_STATE_STOPPED;
+        vm->pid = 0;
+        if (why) {
+                free(vm->last_error);
+                vm->last_error = strdup(why);
+                vm_set_runtime(vm, false, false);
+        }
+        /* Recorded first: the NAT table is regenerated from the database. */
+        (void) store_vm_update(s, vm);
+        vm_release_host(m, s, vm);
+}
+
+/* A start the daemon's death cut short after the VMM was launched but
+ * before it was told to boot the guest (QEMU still at -S, Firecracker
+ * before InstanceStart, a restore not yet resumed) left a VMM whose guest
+ * never ran. Only the VMM knows: a mark written before the boot step could
+ * not say whether the step happened. One that cannot say counts as not
+ * started: the start did not finish either way. */
+static bool guest_never_started(const VmmDriver *drv, const VmRecord *vm, VmRuntime *rt) {
+        if (vm->state != VM_STATE_STARTING)
+                return false;
+        const char *state = NULL;
+        int r = drv->query_state(&rt->inst, &state);
+        if (r >= 0 && streq(state, "running"))
+                return false;
+        log_warning("vm %s: its start was interrupted before the guest booted (%s %s); killing its VMM", vm->name,
+                    drv->name, r < 0 ? "does not answer" : state);
+        return true;
+}
 
 static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
         VmLaunchSpec spec = {};
@@ -21,6 +57,12 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
         if (rt)
                 r = drv->attach(&spec.cfg, &rt->inst);
         vm_launch_spec_done(&spec);
+        if (rt && r >= 0 && guest_never_started(drv, vm, rt)) {
+                /* As a failed start's undo: the VMM, then its TAP, NAT entry and runtime files. */
+                (void) drv->kill(&rt->inst);
+                recover_stopped(m, s, vm, "its start was interrupted (daemon stopped) before the guest booted");
+                return;
+        }
         if (rt && r >= 0) {
                 rt->generation = ++m->next_generation;
                 vm->pid = rt->inst.proc.pid;
@@ -33,19 +75,16 @@ static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
                 log_info("vm %s: re-attached to %s pid %d", vm->name, drv->name, (int) vm->pid);
                 return;
         }
-        vm_runtime_drop(m, vm->id);
-        console_stream_close(m->d->consoles, vm->id);
         if (r != -ESRCH && r != -ENOENT) {
+                vm_runtime_drop(m, vm->id);
+                console_stream_close(m->d->consoles, vm->id);
                 /* Unsure whether it still runs: touch nothing it may be using. */
                 log_warning("vm %s: cannot re-attach to its VMM (%s); marking it error", vm->name, strerror(-r));
                 (void) store_vm_set_state(s, vm->id, VM_STATE_ERROR, "could not re-attach after a daemon restart");
                 return;
         }
         log_info("vm %s: its VMM is gone (%s); marking it stopped", vm->name, strerror(-r));
-        vm->state = VM_STATE_STOPPED;
-        vm->pid = 0;
-        (void) store_vm_update(s, vm);
-        vm_release_host(m, s, vm);
+        recover_stopped(m, s, vm, NULL);
 }
 
 /* A stop or delete the daemon's death cut short after the VMM and the TAP

@@ -11,6 +11,7 @@ import os
 import pathlib
 import random
 import signal
+import socket
 import subprocess
 import time
 
@@ -73,6 +74,39 @@ def loop_backing_files():
     return out
 
 
+def vmm_guest_state(fc_sock, qmp_sock, timeout=10):
+    """Firecracker's GET / state or QEMU's query-status; None when the VMM
+    cannot be asked (gone: the process check reports that)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            if fc_sock.exists():
+                s.connect(str(fc_sock))
+                s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n")
+                reply = b""
+                while b"}" not in reply:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    reply += chunk
+                return json.loads(reply.split(b"\r\n\r\n", 1)[1]).get("state")
+            if qmp_sock.exists():
+                s.connect(str(qmp_sock))
+                f = s.makefile("rwb")
+                f.readline()  # the greeting
+                for cmd in ("qmp_capabilities", "query-status"):
+                    f.write(json.dumps({"execute": cmd}).encode() + b"\n")
+                    f.flush()
+                    while True:
+                        msg = json.loads(f.readline())
+                        if "return" in msg or "error" in msg:
+                            break
+                return msg.get("return", {}).get("status")
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 class Harness:
     """Drives one Env (lifecycle.Env, set up with an image 'test') through
     crash rounds. `vmm_args` are extra `vm create` options (size, VMM)."""
@@ -131,6 +165,9 @@ class Harness:
         self.daemon_pid = st["pid"]
         return st["pid"]
 
+    def vmm_pids(self):
+        return [p for p, c in ns_processes(self.netns_id).items() if c.startswith(VMM_COMMS)]
+
     def helper_pids(self):
         return [p for p, c in ns_processes(self.netns_id).items() if c == "bangerd-root"]
 
@@ -163,6 +200,7 @@ class Harness:
         bad += self.check_nat(live)
         bad += self.check_processes(vms, live)
         bad += self.check_files(vms, live, snaps)
+        bad += self.check_guests(live)
         for f in loop_backing_files():
             if f.startswith(str(self.env.tmp)):
                 bad.append(f"loop device left on {f}")
@@ -200,6 +238,19 @@ class Harness:
             n = sum(1 for c in procs.values() if c == name)
             if n not in ok:
                 bad.append(f"{n} {name} processes")
+        return bad
+
+    def check_guests(self, live):
+        """A running VM's VMM has started its guest: not Firecracker's "Not
+        started", not QEMU's "prelaunch" (-S, never cont-ed)."""
+        bad = []
+        for v in live.values():
+            if v["state"] != "running":
+                continue
+            d = self.runtime / "vms" / v["id"]
+            state = vmm_guest_state(d / "fc.sock", d / "qmp.sock")
+            if state in ("Not started", "prelaunch"):
+                bad.append(f"vm {v['name']} is running but its VMM never started the guest ({state})")
         return bad
 
     def check_files(self, vms, live, snaps):

@@ -19,12 +19,13 @@ import json
 import os
 import pathlib
 import signal
+import subprocess
 import time
 
 import pytest
 
-from crashlib import Harness, all_threads_gone, crash_seed
-from lifecycle import AGENT, env_with_test_image
+from crashlib import Harness, all_threads_gone, crash_seed, vmm_guest_state
+from lifecycle import AGENT, BANGER, env_with_test_image
 from test_lifecycle_fc import fc_env
 from test_lifecycle_fc import test_import_kernel_and_register_image as import_kernel_and_image
 
@@ -144,6 +145,74 @@ def test_paused_vm_keeps_its_network(env):
     env.banger("vm", "delete", "--force", "pz")
 
 
+def wait_for_record(env, mark, event, timeout=60):
+    """Until the fake Firecracker recorded `event` after byte `mark` of its record."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = env.record.read_bytes()[mark:].decode(errors="replace") if env.record.exists() else ""
+        if any(json.loads(l).get("event") == event for l in text.splitlines() if l.strip()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the fake Firecracker recorded no {event} in {timeout} s\n"
+                         f"--- daemon log ---\n{env.daemon_log()[-3000:]}")
+
+
+def ensure_template(env):
+    """A warm-start template of FC_CREATE's shape (made after a create)."""
+    def templates():
+        return [n for n in env.json("snapshot", "list")["snapshots"] if n["kind"] == "template"]
+    if not templates():
+        env.banger("vm", "create", "--name", "tpl-maker", *FC_CREATE)
+        deadline = time.monotonic() + 60
+        while not templates():
+            assert time.monotonic() < deadline, "no template was made:\n" + env.daemon_log()[-3000:]
+            time.sleep(0.2)
+        env.banger("vm", "delete", "--force", "tpl-maker")
+
+
+@pytest.mark.parametrize("boot", ["cold", "warm"])
+def test_start_killed_before_the_guest_booted(env, boot):
+    """A create killed after its VMM was launched but before the VMM was
+    told to boot the guest (here: while Firecracker's InstanceStart, or for
+    a warm start from a template the resume of the loaded state, had not
+    begun to act) was re-attached by the restarted daemon as running (the
+    crash harness found it), and Firecracker then refused its pause and
+    snapshot until it was restarted. Recovery asks the VMM: one whose guest
+    never started is killed and what the start took released, as a failed
+    start's undo does; the VM is left stopped and starts again."""
+    env.banger("daemon", "start")
+    if boot == "warm":
+        ensure_template(env)
+    cfg = env.fc_dir / "fake-firecracker.json"
+    saved = cfg.read_text()
+    cfg.write_text(json.dumps({**json.loads(saved), "start_delay_ms": 600000}))
+    h = Harness(env, 0, FC_CREATE)
+    mark = env.record.stat().st_size if env.record.exists() else 0
+    before = set(h.vmm_pids())
+    argv = ["vm", "create", "--name", f"nb-{boot}", "--nat", *FC_CREATE] + (["--cold"] if boot == "cold" else [])
+    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *argv], env=env.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_record(env, mark, "start-delay")
+        loaded = [json.loads(l).get("path") == "/snapshot/load" for l in env.record.read_text()[mark:].splitlines()]
+        assert any(loaded) == (boot == "warm"), f"a {boot} boot expected"
+        vmm = set(h.vmm_pids()) - before
+        assert env.json("vm", "show", f"nb-{boot}")["state"] == "starting" and len(vmm) == 1, vmm
+        kill_daemon_and_restart(env)
+    finally:
+        cfg.write_text(saved)
+        create.communicate(timeout=120)
+    after = env.json("vm", "show", f"nb-{boot}")
+    assert after["state"] == "stopped", f"recovery left nb-{boot} {after['state']} (its guest never started)"
+    assert "before the guest booted" in (after.get("last_error") or ""), after
+    h.all_ips_ever = set()
+    assert h.settled_check() == []  # its VMM killed, its TAP and NAT rules gone, no runtime files
+    assert not vmm & set(h.vmm_pids()), "its VMM was not killed"
+    env.banger("vm", "start", f"nb-{boot}")
+    env.banger("vm", "pause", f"nb-{boot}")  # what Firecracker refused before the guest started
+    env.banger("vm", "delete", "--force", f"nb-{boot}")
+
+
 def test_crash_rounds_fake_firecracker(env):
     h = Harness(env, crash_seed(), FC_CREATE)
     h.run(kills(), max_delay=3.0)
@@ -169,3 +238,64 @@ def test_crash_rounds_qemu(qemu_env):
                 only=("create", "create-nat", "start", "stop", "restart", "delete"))
     h.run(4, max_delay=12.0)
     assert not h.violations, "\n".join(h.violations)
+
+
+def stop_qemu_before_cont(h, before, timeout=120):
+    """SIGSTOP the new QEMU once it wrote its pidfile and bound its QMP
+    socket (what recovery finds it by), before the daemon's cont can reach
+    it; returns (pid, its runtime directory)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in set(h.vmm_pids()) - before:
+            try:
+                argv = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+                run_dir = pathlib.Path(argv[argv.index("-pidfile") + 1]).parent
+            except (OSError, ValueError, IndexError):
+                continue
+            if (run_dir / "qemu.pid").exists() and (run_dir / "qmp.sock").exists():
+                os.kill(pid, signal.SIGSTOP)
+                return pid, run_dir
+        time.sleep(0.002)
+    raise AssertionError(f"no QEMU with its pidfile and QMP socket in {timeout} s")
+
+
+@pytest.mark.skipif(not LONG, reason="needs the QEMU test guest (BANGER_LONG_TESTS=1)")
+def test_qemu_start_killed_before_cont(qemu_env):
+    """The QEMU side of test_start_killed_before_the_guest_booted: bangerd
+    killed while QEMU waited at -S for its cont (QEMU stopped meanwhile, so
+    the cont cannot come first; a round where it did anyway is tried again).
+    Recovery finds QEMU in "prelaunch", kills it and leaves the VM stopped."""
+    e = qemu_env
+    e.banger("daemon", "start")
+    h = Harness(e, 0, QEMU_CREATE)
+    h.all_ips_ever = set()
+    for attempt in range(3):
+        name = f"qb{attempt}"
+        before = set(h.vmm_pids())
+        create = subprocess.Popen(["ip", "netns", "exec", e.ns, str(BANGER), "vm", "create", "--name", name, "--nat",
+                                   *QEMU_CREATE], env=e.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        pid = None
+        try:
+            pid, run_dir = stop_qemu_before_cont(h, before)
+            daemon = e.json("daemon", "status")["pid"]
+            os.kill(daemon, signal.SIGKILL)
+            while not all_threads_gone(daemon):
+                time.sleep(0.02)
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGCONT)
+            create.communicate(timeout=300)
+        state = vmm_guest_state(run_dir / "fc.sock", run_dir / "qmp.sock", timeout=60)
+        e.banger("daemon", "start")
+        if state == "prelaunch":
+            break
+        print(f"attempt {attempt}: QEMU was {state} (the cont came first); again", flush=True)
+        e.banger("vm", "delete", "--force", name)
+    else:
+        pytest.fail("QEMU was never caught before its cont in 3 attempts")
+    after = e.json("vm", "show", name)
+    assert after["state"] == "stopped", f"recovery left {name} {after['state']} (QEMU never got its cont)"
+    assert h.settled_check() == []
+    assert pid not in h.vmm_pids(), "its QEMU was not killed"
+    e.banger("vm", "delete", "--force", name)
