@@ -31,6 +31,20 @@
 #define SAVE_TIMEOUT (120 * USEC_PER_SEC)
 #define RECOVER_TIMEOUT (30 * USEC_PER_SEC)
 
+/* For the crash tests: with BANGER_TEST_STALL=POINT in its environment the
+ * daemon stops for good at that point of a suspend (holding the VM's lock),
+ * so a test can SIGKILL it exactly there. Points: "suspend-saved" (the
+ * state is complete in suspend/, the VM still recorded running) and
+ * "suspend-recorded" (recorded suspended, its VMM not yet killed). */
+static void test_stall_point(const char *point) {
+        const char *want = secure_getenv("BANGER_TEST_STALL");
+        if (!want || !streq(want, point))
+                return;
+        log_warning("stalled at '%s' (BANGER_TEST_STALL is set): waiting to be killed", point);
+        for (;;)
+                (void) sleep(1);
+}
+
 static const char *last_error_or(int r) {
         return error_last_message() ? error_last_message() : strerror(-r);
 }
@@ -114,6 +128,8 @@ int vm_suspend_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
                 return error_setf(vfd, "cannot open the directory of VM %s", vm->name);
         vm_progress(p, vm->id, "suspend", "saving the state of %s", vm->name);
         int r = save_into_vm_dir(m, vm, rt, vfd, p);
+        if (r >= 0)
+                test_stall_point("suspend-saved");
         if (r >= 0) {
                 vm->state = VM_STATE_SUSPENDED;
                 vm->pid = 0;
@@ -131,6 +147,7 @@ int vm_suspend_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
                 return error_setf(r, "suspend of %s failed: %s", vm->name, why);
         }
         /* Recorded: only now may the VMM go. */
+        test_stall_point("suspend-recorded");
         rt->generation = 0;
         (void) drv->kill(&rt->inst);
         vm_runtime_drop(m, vm->id);

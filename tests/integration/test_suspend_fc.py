@@ -1,10 +1,15 @@
 """Suspend and resume on the Firecracker path, end to end, with the FAKE
 Firecracker (tests/fakes/fake-firecracker) standing in for the program this
 machine cannot run: its emulated guest (the real banger-agent) keeps its
-boot and its /tmp across the save and the load. The VM and its environment
+boot and its /tmp across the save and the load; an idle timeout with the
+action "stop" powers it off and releases its host resources. The VM and its environment
 are test_snapshot_fc's fixture, made anew for this module."""
+import pathlib
+import time
+
 import pytest
 
+from lifecycle import process_gone
 from test_lifecycle_fc import fake_events, requests
 from test_snapshot_fc import SRC, env, guest, show  # noqa: F401 (env: the fixture)
 
@@ -37,3 +42,33 @@ def test_stop_of_a_suspended_vm_discards_it(env):
     assert not (env.state / "vms" / vm["id"] / "suspend").exists()
     env.banger("vm", "start", SRC)
     assert show(env)["boot_id"] != vm["boot_id"]  # a cold boot
+
+
+def test_idle_timeout_with_stop_stops_and_releases(env):
+    """idle_action "stop": nobody uses the VM for its 5 s, the daemon powers
+    it off (the agent's poweroff, as vm stop) and releases its TAP, NAT entry
+    and runtime directory; vm start boots it again."""
+    if show(env)["state"] != "running":
+        env.banger("vm", "start", SRC)
+    vm = env.json("vm", "set", SRC, "--idle-timeout", "5s", "--idle-action", "stop")
+    assert vm["idle"] == {"timeout_sec": 5, "action": "stop"}, vm
+    vm = show(env)
+    t0 = time.monotonic()
+    deadline = t0 + 120
+    while show(env)["state"] != "stopped" and time.monotonic() < deadline:  # vm show is no use
+        time.sleep(0.5)
+    after = show(env)
+    assert after["state"] == "stopped" and after["pid"] is None, after
+    assert time.monotonic() - t0 >= 4
+    assert "not used for" in env.daemon_log() and "stopping it" in env.daemon_log()
+    assert process_gone(vm["pid"])
+    assert any(e["event"] == "guest-exit" for e in fake_events(env, vm["pid"]))  # powered off, not killed
+    assert vm["tap"] not in {l["ifname"] for l in env.links()}
+    assert vm["ip"] not in env.nft_table()
+    assert not (pathlib.Path(env.env["XDG_RUNTIME_DIR"]) / "banger/vms" / vm["id"]).exists()
+    assert not (env.state / "vms" / vm["id"] / "suspend").exists()
+    env.banger("vm", "set", SRC, "--idle-timeout", "off")
+    env.banger("vm", "start", SRC)
+    now = show(env)
+    assert now["state"] == "running" and now["boot_id"] != vm["boot_id"] and now["ip"] == vm["ip"], now
+    assert vm["tap"] in {l["ifname"] for l in env.links()}

@@ -4,19 +4,25 @@ process gone, state `suspended`, the saved state in the VM's directory) and
 resumed by `vm start`: the counter goes on from where it was, same address,
 same process. Stop, kill and delete of a suspended VM; a suspended VM
 survives a daemon restart; a changed QEMU version boots cold and says why;
-a daemon killed while suspending leaves a running or a suspended VM; an
-idle timeout suspends the VM and a vm exec wakes it; a connection to a
-forwarded port wakes it too. One guest is shared by the steps, which run in
+a daemon killed while suspending leaves a running or a suspended VM, and
+so does one stopped (BANGER_TEST_STALL) and killed once the state is saved
+or once the VM is recorded suspended; a simulated host reboot leaves a
+suspended VM suspended (it resumes, its counter going on) and a running one
+stopped; an idle timeout suspends the VM and a vm exec wakes it; an open
+ssh session keeps it from being idle; a connection to a forwarded port
+wakes it too. One guest is shared by the steps, which run in
 order."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-from lifecycle import BANGER, env_with_test_image
+from conftest import BUILD
+from lifecycle import BANGER, env_with_test_image, process_gone
 from test_port_forward_fc import PAGE, curl, listening, serve_page
 from test_snapshot_qemu import COUNTER
 from test_snapshot_qemu import counter_pid as snapshot_counter_pid
@@ -57,7 +63,13 @@ def counter_pid(env):
 
 
 def counter(env):
-    return int(guest(env, "cat /root/counter").stdout)
+    # The counter's `echo > file` truncates before it writes: a read can fall between.
+    for _ in range(20):
+        out = guest(env, "cat /root/counter").stdout
+        if out.strip():
+            return int(out)
+        time.sleep(0.1)
+    raise AssertionError("/root/counter stays empty")
 
 
 def vm_dir(env, vm):
@@ -92,9 +104,11 @@ def test_suspend_and_resume_keep_processes_and_files(env):
     assert "suspended" in plain, plain
     # Asleep: the counter does not move.
     time.sleep(3)
-    t0 = time.monotonic()
+    t0, logged = time.monotonic(), len(env.daemon_log())
     env.banger("vm", "start", VM)
-    print(f"vm start (resume) took {time.monotonic() - t0:.2f} s")
+    print(f"vm start (resume) took {time.monotonic() - t0:.2f} s; the daemon's log of it:")
+    for line in env.daemon_log()[logged:].splitlines():
+        print("  " + line)
     now = show(env)
     assert now["state"] == "running" and now["ip"] == before["ip"] and now["boot_id"] == before["boot_id"]
     assert not saved.exists() and not (vm_dir(env, before) / "suspend.tmp").exists()
@@ -187,6 +201,144 @@ def test_daemon_killed_while_suspending(env):
     assert counter(env) > c1
 
 
+def daemon_with_stall(env, point):
+    """A bangerd of our own (the CLI gives the one it starts a clean
+    environment) that stops for good at `point` of a suspend."""
+    env.banger("daemon", "stop")
+    sock = env.rt / "banger" / "bangerd.sock"
+    p = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BUILD / "src/daemon/bangerd")],
+                         env=dict(env.env, BANGER_TEST_STALL=point), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not sock.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sock.exists(), "the daemon did not start"
+    return p
+
+
+def kill_stalled_suspend(env, point):
+    """vm suspend through a daemon that stalls at `point`, SIGKILLed there."""
+    daemon = daemon_with_stall(env, point)
+    client = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "suspend", VM], env=env.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while f"stalled at '{point}'" not in env.daemon_log() and time.monotonic() < deadline:
+        assert client.poll() is None, client.communicate()
+        time.sleep(0.05)
+    assert f"stalled at '{point}'" in env.daemon_log(), env.daemon_log()[-3000:]
+    os.kill(daemon.pid, signal.SIGKILL)
+    daemon.wait(60)
+    client.wait(60)
+
+
+def assert_suspended_and_released(env, vm):
+    """As a plain vm suspend leaves it: the complete state, no VMM, no TAP,
+    no NAT rule, no runtime directory, no partial state."""
+    now = show(env)
+    assert now["state"] == "suspended" and now["pid"] is None, now
+    assert qemu_pids(vm["id"]) == []
+    assert sorted(os.listdir(vm_dir(env, vm) / "suspend")) == ["suspend.json", "vm.state"]
+    assert not (vm_dir(env, vm) / "suspend.tmp").exists()
+    assert vm["tap"] not in {l["ifname"] for l in env.links()}
+    assert not (env.rt / "banger" / "vms" / vm["id"]).exists()
+
+
+def ensure_counter(env):
+    if not counter_pid(env):
+        guest(env, COUNTER)
+    pid = counter_pid(env)
+    assert pid, "the counter did not start"
+    return pid
+
+
+def assert_counting(env, pid):
+    assert counter_pid(env) == pid
+    c1 = counter(env)
+    time.sleep(2.5)
+    c2 = counter(env)
+    assert c2 > c1, (c1, c2)
+
+
+def test_daemon_killed_once_the_state_is_saved(env):
+    """Killed after the state was complete in suspend/ but before the VM
+    was recorded suspended: the next daemon finds it running, with the
+    saved state gone and the guest no longer paused by the save."""
+    vm = show(env)
+    pid = ensure_counter(env)
+    kill_stalled_suspend(env, "suspend-saved")
+    now = show(env)  # a new daemon
+    assert now["state"] == "running" and now["pid"] == vm["pid"], now
+    assert qemu_pids(vm["id"]) == [vm["pid"]]
+    assert not (vm_dir(env, vm) / "suspend").exists() and not (vm_dir(env, vm) / "suspend.tmp").exists()
+    assert_counting(env, pid)
+
+
+def test_daemon_killed_once_recorded_suspended(env):
+    """Killed after the VM was recorded suspended, before its VMM was
+    killed: the next daemon kills the VMM and releases what a suspend
+    releases; the VM resumes from its state."""
+    vm = show(env)
+    pid = ensure_counter(env)
+    kill_stalled_suspend(env, "suspend-recorded")
+    assert qemu_pids(vm["id"]) == [vm["pid"]]  # the stalled daemon had not killed it
+    assert_suspended_and_released(env, vm)  # a new daemon's recovery did
+    assert "still ran; killing it" in env.daemon_log()
+    env.banger("vm", "start", VM)
+    assert show(env)["boot_id"] == vm["boot_id"]
+    assert_counting(env, pid)
+
+
+def simulate_host_reboot(env):
+    """Every process of the test's namespace dies (bangerd, bangerd-root,
+    the VMMs), the runtime directory empties (a tmpfs), and the network a
+    boot would not have is gone: TAPs, bridge, nftables."""
+    netns = "net:[%d]" % os.stat(f"/run/netns/{env.ns}").st_ino
+    pids = []
+    for d in os.listdir("/proc"):
+        try:
+            if d.isdigit() and os.readlink(f"/proc/{d}/ns/net") == netns:
+                os.kill(int(d), signal.SIGKILL)
+                pids.append(int(d))
+        except OSError:
+            pass
+    deadline = time.monotonic() + 60
+    while not all(process_gone(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(process_gone(p) for p in pids), pids
+    for entry in os.listdir(env.rt):
+        shutil.rmtree(env.rt / entry, ignore_errors=True)
+    for link in env.links():
+        if link["ifname"] not in ("lo", "uplink0"):
+            env.in_ns("ip", "link", "del", link["ifname"], check=False)
+    env.in_ns("nft", "flush", "ruleset")
+
+
+def test_suspended_vm_survives_a_host_reboot(env):
+    vm = show(env)
+    pid = ensure_counter(env)
+    suspend(env)
+    simulate_host_reboot(env)
+    assert_suspended_and_released(env, vm)  # a new daemon
+    env.banger("vm", "start", VM)
+    now = show(env)
+    assert now["state"] == "running" and now["boot_id"] == vm["boot_id"] and now["ip"] == vm["ip"], now
+    assert vm["tap"] in {l["ifname"] for l in env.links()}
+    assert_counting(env, pid)
+
+
+def test_running_vm_is_stopped_by_a_host_reboot(env):
+    vm = show(env)
+    simulate_host_reboot(env)
+    now = show(env)  # a new daemon
+    assert now["state"] == "stopped" and now["pid"] is None, now
+    assert vm["tap"] not in {l["ifname"] for l in env.links()}
+    assert not (vm_dir(env, vm) / "suspend").exists()
+    env.banger("vm", "start", VM)
+    now = show(env)
+    assert now["state"] == "running" and now["boot_id"] != vm["boot_id"], now
+    assert counter_pid(env) == []  # a cold boot
+
+
 def wait_state(env, want, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -220,6 +372,29 @@ def test_idle_timeout_suspends_and_exec_wakes(env):
     assert counter(env) > c1
     after = show(env)
     assert after["idle"]["timeout_sec"] == 0 and after["last_used_at"], after
+
+
+def test_open_ssh_session_counts_as_use(env):
+    """An idle timeout of 5 s: a vm ssh session open for 20 s (doing
+    nothing the daemon sees: ssh talks to the guest's address directly)
+    keeps the VM running; once it ends, the VM is suspended."""
+    env.banger("vm", "set", VM, "--idle-timeout", "5s", "--idle-action", "suspend")
+    session = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "ssh", VM, "--", "sleep", "20"],
+                               env=env.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        while session.poll() is None:
+            assert show(env)["state"] == "running", "suspended under an open ssh session"
+            time.sleep(0.5)
+        assert session.returncode == 0, session.communicate()
+        t0 = time.monotonic()
+        wait_state(env, "suspended")
+        print(f"suspended {time.monotonic() - t0:.1f} s after the ssh session ended")
+    finally:
+        if session.poll() is None:
+            session.kill()
+        env.banger("vm", "set", VM, "--idle-timeout", "off")
+    env.banger("vm", "start", VM)
 
 
 def test_forwarded_connection_wakes_a_suspended_vm(env):
