@@ -20,8 +20,12 @@
 #include "workdisk.h"
 
 /* The work disk is mounted on /root in the guest, over the root disk's
- * /root: root's authorized_keys must be on it too, or they are hidden. */
-static int workdisk_add_keys(int dfd, const char *pubkey) {
+ * /root: root's authorized_keys must be on it too, or they are hidden. A
+ * clone of the work disk template takes a UUID of its own in the same
+ * edit (one open and flush of the image, not two). */
+static int workdisk_finish(int dfd, const char *pubkey, bool new_identity) {
+        if (!pubkey && !new_identity)
+                return 0;
         _cleanup_close_ int fd = openat(dfd, "work.img", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return -errno;
@@ -29,14 +33,23 @@ static int workdisk_add_keys(int dfd, const char *pubkey) {
         int r = ext4_image_open_fd(fd, &img);
         if (r < 0)
                 return r;
-        r = ext4_mkdir_p(img, "/.ssh", 0700, 0, 0);
-        if (r >= 0)
+        r = new_identity ? ext4_image_new_identity(img) : 0;
+        if (r >= 0 && pubkey)
+                r = ext4_mkdir_p(img, "/.ssh", 0700, 0, 0);
+        if (r >= 0 && pubkey)
                 r = ext4_write_file(img, "/.ssh/authorized_keys", pubkey, strlen(pubkey), 0600, 0, 0);
         if (r < 0) {
                 ext4_image_abort(img);
                 return r;
         }
         return ext4_image_close(img);
+}
+
+/* The work disk templates (workdisk_create_cached()) live in the state
+ * directory, on the filesystem of the VMs' disks, so a clone is a reflink. */
+static int work_template_dir_open(Daemon *d) {
+        int r = mkdirat_private(d->state_dir_fd, "work-templates", 0700);
+        return r < 0 ? r : open_dir_nofollow(d->state_dir_fd, "work-templates");
 }
 
 /* The directory of an image's file and the file's name in it: through the
@@ -85,15 +98,19 @@ int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmPr
                 return error_setf(r, "root disk: %s", error_last_message() ? error_last_message() : strerror(-r));
         vm_progress(p, vm->id, "disk", "root disk by %s; work disk %llu MiB", disk_clone_method_to_string(used),
                     (unsigned long long) (vm->disk_bytes >> 20));
+        bool cloned = false;
         if (img->work_seed_path) {
                 const char *seed = NULL;
                 _cleanup_close_ int sfd = open_image_file_dir(m->d, img->work_seed_path, &seed);
                 r = sfd < 0 ? sfd
                             : workdisk_from_seed(sfd, seed, dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE, NULL);
-        } else
-                r = workdisk_create(dfd, "work.img", vm->disk_bytes);
-        if (r >= 0 && pubkey)
-                r = workdisk_add_keys(dfd, pubkey);
+        } else {
+                _cleanup_close_ int tfd = work_template_dir_open(m->d);
+                r = tfd < 0 ? workdisk_create(dfd, "work.img", vm->disk_bytes)
+                            : workdisk_create_cached(tfd, dfd, "work.img", vm->disk_bytes, &cloned);
+        }
+        if (r >= 0)
+                r = workdisk_finish(dfd, pubkey, cloned);
         if (r < 0) {
                 (void) unlinkat(dfd, "root.img", 0);
                 (void) unlinkat(dfd, "work.img", 0);

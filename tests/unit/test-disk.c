@@ -420,6 +420,53 @@ static void test_workdisk(void **state) {
         assert_int_equal(dt_count_entries(e->dir), 2);
 }
 
+/* Work disks cloned from a template per size: the first makes it, the
+ * others clone it; each clone is a complete, clean filesystem; at most
+ * WORKDISK_TEMPLATES_MAX templates are kept, then disks are formatted. */
+static void test_workdisk_cached(void **state) {
+        Env *e = *state;
+        assert_int_equal(mkdirat(e->dirfd, "t", 0700), 0);
+        _cleanup_close_ int tfd = open_dir_nofollow(e->dirfd, "t");
+        bool cloned = false;
+        assert_int_equal(workdisk_create_cached(tfd, e->dirfd, "w1.img", 64 * MiB, &cloned), 0);
+        assert_true(cloned);
+        assert_int_equal(workdisk_create_cached(tfd, e->dirfd, "w2.img", 64 * MiB, &cloned), 0);
+        assert_true(cloned);
+        assert_int_equal(workdisk_create_cached(tfd, e->dirfd, "w2.img", 64 * MiB, &cloned), -EEXIST);
+        assert_int_equal(workdisk_create_cached(tfd, e->dirfd, "tiny.img", 1 * MiB, &cloned), -EINVAL);
+        struct stat st;
+        assert_int_equal(fstatat(tfd, "work-67108864.ext4", &st, AT_SYMLINK_NOFOLLOW), 0);
+        assert_int_equal(st.st_mode & 07777, 0600);
+        assert_int_equal(dt_count_entries(e->dir), 3); /* t, w1.img, w2.img */
+        for (const char *const *n = (const char *const[]){ "w1.img", "w2.img", NULL }; *n; n++) {
+                assert_int_equal(fstatat(e->dirfd, *n, &st, AT_SYMLINK_NOFOLLOW), 0);
+                assert_int_equal(st.st_mode & 07777, 0600);
+                assert_int_equal(st.st_size, 64 * MiB);
+                char img[160];
+                snprintf(img, sizeof(img), "%s/%s", e->dir, *n);
+                _cleanup_free_ char *out = NULL;
+                char *dump[] = { "dumpe2fs", "-h", img, NULL };
+                assert_int_equal(dt_run(&out, dump), 0);
+                assert_non_null(strstr(out, "banger-work"));
+                assert_non_null(strstr(out, "metadata_csum_seed"));
+                char *fsck[] = { "e2fsck", "-fn", img, NULL };
+                assert_int_equal(dt_run(NULL, fsck), 0);
+        }
+        /* Templates of 7 more sizes fill the directory; the next size is formatted. */
+        for (uint64_t i = 1; i < WORKDISK_TEMPLATES_MAX; i++) {
+                char n[32];
+                snprintf(n, sizeof(n), "s%llu.img", (unsigned long long) i);
+                assert_int_equal(workdisk_create_cached(tfd, e->dirfd, n, (16 + i) * MiB, &cloned), 0);
+                assert_true(cloned);
+        }
+        assert_int_equal(workdisk_create_cached(tfd, e->dirfd, "big.img", 100 * MiB, &cloned), 0);
+        assert_false(cloned);
+        assert_int_equal(dt_count_entries(e->dir), 3 + WORKDISK_TEMPLATES_MAX);
+        char tdir[128];
+        snprintf(tdir, sizeof(tdir), "%s/t", e->dir);
+        assert_int_equal(dt_count_entries(tdir), WORKDISK_TEMPLATES_MAX);
+}
+
 /* Which dm devices reconcile may remove: banger's own names, stacked only
  * on loops over files in the managed directory. Anything else (an LVM
  * volume someone stacked on a loop of one of our files, a snapshot over
@@ -450,6 +497,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_sparse_copy, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_loopdev, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_workdisk, env_setup, env_teardown),
+                cmocka_unit_test_setup_teardown(test_workdisk_cached, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_fault_injection, env_setup, env_teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

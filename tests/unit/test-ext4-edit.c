@@ -5,10 +5,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "disk-clone.h"
 #include "disk-test-util.h"
 #include "ext2fs-util.h"
 #include "ext4-edit.h"
@@ -266,6 +269,52 @@ static void test_guest_patch(void **state) {
         assert_string_equal(hn3, "web-02\n");
 }
 
+static char *dumpe2fs_line(Env *e, const char *name, const char *field) {
+        char img[160];
+        snprintf(img, sizeof(img), "%s/%s", e->dir, name);
+        char *argv[] = { "dumpe2fs", "-h", img, NULL };
+        _cleanup_free_ char *out = NULL;
+        assert_int_equal(dt_run(&out, argv), 0);
+        const char *l = strstr(out, field);
+        assert_non_null(l);
+        return strndup(l, strcspn(l, "\n"));
+}
+
+/* A clone of a work disk takes a UUID and hash seed of its own: the
+ * filesystem stays clean (the checksums are seeded from the stored seed). */
+static void test_new_identity(void **state) {
+        Env *e = *state;
+        assert_int_equal(disk_clone(e->dirfd, "root.img", e->dirfd, "clone.img", DISK_CLONE_FILE, NULL), 0);
+        _cleanup_close_ int fd = openat(e->dirfd, "clone.img", O_RDWR | O_CLOEXEC);
+        Ext4Image *img = NULL;
+        assert_int_equal(ext4_image_open_fd(fd, &img), 0);
+        assert_int_equal(ext4_image_new_identity(img), 0);
+        assert_int_equal(ext4_mkdir_p(img, "/.ssh", 0700, 0, 0), 0);
+        assert_int_equal(ext4_image_close(img), 0);
+        _cleanup_free_ char *u0 = dumpe2fs_line(e, "root.img", "Filesystem UUID:");
+        _cleanup_free_ char *u1 = dumpe2fs_line(e, "clone.img", "Filesystem UUID:");
+        _cleanup_free_ char *h0 = dumpe2fs_line(e, "root.img", "Directory Hash Seed:");
+        _cleanup_free_ char *h1 = dumpe2fs_line(e, "clone.img", "Directory Hash Seed:");
+        assert_string_not_equal(u0, u1);
+        assert_string_not_equal(h0, h1);
+        assert_int_equal(u1[strlen(u1) - 22], '4'); /* version 4: ...-4xxx-yxxx-xxxxxxxxxxxx */
+        char clone[160];
+        snprintf(clone, sizeof(clone), "%s/clone.img", e->dir);
+        char *fsck[] = { "e2fsck", "-fn", clone, NULL };
+        assert_int_equal(dt_run(NULL, fsck), 0);
+
+        /* Without a stored checksum seed the checksums would all be wrong. */
+        char plain[160];
+        snprintf(plain, sizeof(plain), "%s/plain.img", e->dir);
+        _cleanup_close_ int pfd = openat(e->dirfd, "plain.img", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        assert_int_equal(ftruncate(pfd, 32 << 20), 0);
+        char *mkfs[] = { "mkfs.ext4", "-F", "-q", "-O", "metadata_csum", plain, NULL };
+        assert_int_equal(dt_run(NULL, mkfs), 0);
+        assert_int_equal(ext4_image_open_fd(pfd, &img), 0);
+        assert_int_equal(ext4_image_new_identity(img), -EOPNOTSUPP);
+        ext4_image_abort(img);
+}
+
 static void test_not_ext4(void **state) {
         Env *e = *state;
         _cleanup_close_ int fd = openat(e->dirfd, "junk", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -296,6 +345,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_big_and_high_uid, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_path_validation, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_guest_patch, env_setup, env_teardown),
+                cmocka_unit_test_setup_teardown(test_new_identity, env_setup, env_teardown),
                 cmocka_unit_test_setup_teardown(test_not_ext4, env_setup, env_teardown),
                 cmocka_unit_test(test_libext2fs_errors),
         };

@@ -150,9 +150,10 @@ static int clone_into(int src, int dst, off_t size, DiskCloneMethod allowed, Dis
         return error_setf(-EOPNOTSUPP, "no allowed clone method works here");
 }
 
-int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name, DiskCloneMethod allowed,
-               DiskCloneMethod *ret_used) {
-        _cleanup_undo_ UndoStack undo = UNDO_STACK_INIT;
+/* The clone, created O_EXCL 0600 with its removal recorded on undo; its fd
+ * (read-write), not synced yet. */
+static int clone_new(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name, DiskCloneMethod allowed,
+                     UndoStack *undo, DiskCloneMethod *ret_used) {
         int r = disk_fault_point("clone-open-source");
         if (r < 0)
                 return r;
@@ -170,15 +171,24 @@ int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *d
         _cleanup_close_ int dst = open_beneath(dst_dirfd, dst_name, O_RDWR | O_CREAT | O_EXCL | O_NOCTTY, 0600);
         if (dst < 0)
                 return error_setf(dst, "cannot create %s: %s", dst_name, strerror(-dst));
-        if ((r = undo_push_unlink(&undo, dst_dirfd, dst_name)) < 0)
+        if ((r = undo_push_unlink(undo, dst_dirfd, dst_name)) < 0)
                 return r;
+        if ((r = clone_into(src, dst, st.st_size, allowed, ret_used)) < 0)
+                return r;
+        log_debug("cloned %s to %s with %s", src_name, dst_name, disk_clone_method_to_string(*ret_used));
+        return TAKE_FD(dst);
+}
 
+int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name, DiskCloneMethod allowed,
+               DiskCloneMethod *ret_used) {
+        _cleanup_undo_ UndoStack undo = UNDO_STACK_INIT;
         DiskCloneMethod used = 0;
-        if ((r = clone_into(src, dst, st.st_size, allowed, &used)) < 0)
+        _cleanup_close_ int dst = clone_new(src_dirfd, src_name, dst_dirfd, dst_name, allowed, &undo, &used);
+        if (dst < 0)
+                return dst;
+        int r = disk_sync_commit(dst, dst_name, "clone-fsync", &undo);
+        if (r < 0)
                 return r;
-        if ((r = disk_sync_commit(dst, dst_name, "clone-fsync", &undo)) < 0)
-                return r;
-        log_debug("cloned %s to %s with %s", src_name, dst_name, disk_clone_method_to_string(used));
         if (ret_used)
                 *ret_used = used;
         return 0;
@@ -186,14 +196,12 @@ int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *d
 
 int disk_clone_file_open(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name,
                          DiskCloneMethod allowed, UndoStack *undo, DiskCloneMethod *ret_used) {
-        int r = disk_clone(src_dirfd, src_name, dst_dirfd, dst_name, allowed & DISK_CLONE_FILE, ret_used);
-        if (r < 0)
-                return r;
-        if ((r = undo_push_unlink(undo, dst_dirfd, dst_name)) < 0)
-                return r;
-        int fd = open_beneath(dst_dirfd, dst_name, O_RDWR | O_NOCTTY, 0);
-        if (fd < 0)
-                return error_setf(fd, "cannot open %s: %s", dst_name, strerror(-fd));
+        /* No fsync here: the caller edits the file and syncs it once, at its
+         * disk_sync_commit(). */
+        DiskCloneMethod used = 0;
+        int fd = clone_new(src_dirfd, src_name, dst_dirfd, dst_name, allowed & DISK_CLONE_FILE, undo, &used);
+        if (fd >= 0 && ret_used)
+                *ret_used = used;
         return fd;
 }
 

@@ -36,9 +36,9 @@ int disk_clone(int src_dirfd, const char *src_name, int dst_dirfd, const char *d
                DiskCloneMethod *ret_used);
 
 /* disk_clone() with only the methods among allowed whose result is a
- * complete file (reflink, sparse copy), its removal recorded on undo, then
- * opened read-write for the caller to edit: the fd, or -errno with a
- * message. */
+ * complete file (reflink, sparse copy), its removal recorded on undo, and
+ * not synced: the fd, read-write, for the caller to edit and then sync with
+ * disk_sync_commit(); or -errno with a message. */
 int disk_clone_file_open(int src_dirfd, const char *src_name, int dst_dirfd, const char *dst_name,
                          DiskCloneMethod allowed, UndoStack *undo, DiskCloneMethod *ret_used);
 

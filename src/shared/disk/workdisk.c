@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "workdisk.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 
 #include "disk-fault.h"
 #include "error.h"
+#include "fs-util.h"
 #include "log.h"
 #include "macro.h"
 #include "path-beneath.h"
@@ -94,8 +96,14 @@ int workdisk_create(int dirfd, const char *name, uint64_t size) {
                 return r;
         /* Lazy init and no discard: a fresh sparse file is already zero, so
          * formatting 64 GiB costs the same as 1 GiB. */
-        const char *args[] = { "-F", "-q", "-b",          "4096", "-m",
-                               "0",  "-L", "banger-work", "-E",   "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
+        /* metadata_csum_seed: a clone of a template can take a UUID of its
+         * own without every checksum being rewritten. */
+        const char *args[] = { "-F", "-q",
+                               "-b", "4096",
+                               "-m", "0",
+                               "-L", "banger-work",
+                               "-O", "metadata_csum_seed",
+                               "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard",
                                NULL };
         if ((r = disk_run_e2fs_tool("mkfs.ext4", args, fd, 0)) < 0)
                 return r;
@@ -146,5 +154,68 @@ int workdisk_from_seed(int seed_dirfd, const char *seed_name, int dirfd, const c
                 return r;
         if (ret_used)
                 *ret_used = used;
+        return 0;
+}
+
+/* The template's name for size bytes; 1 when it is there. */
+static int template_lookup(int template_dirfd, uint64_t size, char name[static 64]) {
+        snprintf(name, 64, "work-%llu.ext4", (unsigned long long) size);
+        struct stat st;
+        if (fstatat(template_dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                return S_ISREG(st.st_mode) && (uint64_t) st.st_size == size ? 1 : -EBADFD;
+        return errno == ENOENT ? 0 : -errno;
+}
+
+static int template_count(int template_dirfd) {
+        _cleanup_closedir_ DIR *d = NULL;
+        int r = opendir_at(template_dirfd, ".", &d);
+        if (r < 0)
+                return r;
+        int n = 0;
+        for (struct dirent *de; (de = readdir(d));)
+                n += de->d_name[0] != '.';
+        return n;
+}
+
+/* Format a template under a name of this thread's, then rename it into
+ * place (a concurrent create may have placed one: either will do). */
+static int template_make(int template_dirfd, const char *name, uint64_t size) {
+        char tmp[96];
+        snprintf(tmp, sizeof(tmp), ".%s.%d", name, (int) gettid());
+        (void) unlinkat(template_dirfd, tmp, 0);
+        int r = workdisk_create(template_dirfd, tmp, size);
+        if (r < 0)
+                return r;
+        if (renameat(template_dirfd, tmp, template_dirfd, name) < 0) {
+                r = -errno;
+                (void) unlinkat(template_dirfd, tmp, 0);
+                return error_setf(r, "cannot rename work disk template %s: %s", name, strerror(-r));
+        }
+        return 0;
+}
+
+int workdisk_create_cached(int template_dirfd, int dirfd, const char *name, uint64_t size, bool *ret_cloned) {
+        if (size < WORKDISK_MIN_SIZE)
+                return workdisk_create(dirfd, name, size); /* refused there */
+        char tname[64];
+        int r = template_lookup(template_dirfd, size, tname);
+        if (r == 0) {
+                int n = template_count(template_dirfd);
+                if (n < 0 || n >= WORKDISK_TEMPLATES_MAX) {
+                        *ret_cloned = false;
+                        return workdisk_create(dirfd, name, size);
+                }
+                r = template_make(template_dirfd, tname, size);
+        }
+        if (r < 0)
+                return r;
+        _cleanup_undo_ UndoStack undo = UNDO_STACK_INIT;
+        _cleanup_close_ int fd = disk_clone_file_open(template_dirfd, tname, dirfd, name, DISK_CLONE_FILE, &undo, NULL);
+        if (fd < 0)
+                return fd;
+        /* Not synced: the caller's edit of the clone (a UUID of its own)
+         * ends with the flush that syncs it. */
+        undo_commit(&undo);
+        *ret_cloned = true;
         return 0;
 }

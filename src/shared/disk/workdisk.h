@@ -6,6 +6,7 @@
  * grown to that size. The file is created O_EXCL with mode 0600 beneath the
  * given directory and removed again if any step fails. */
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "disk-clone.h"
@@ -15,6 +16,17 @@
 
 /* Sparse file of size bytes, formatted with mkfs.ext4 (label "banger-work"). */
 int workdisk_create(int dirfd, const char *name, uint64_t size);
+
+/* The same work disk, cloned (reflink, else sparse copy) from a formatted
+ * template of that size in template_dirfd ("work-SIZE.ext4", made with
+ * workdisk_create() the first time), which costs no mkfs. With
+ * WORKDISK_TEMPLATES_MAX templates there already (sizes are the user's),
+ * the disk is formatted directly. *ret_cloned: whether it is a clone, in
+ * which case it has the template's filesystem UUID and hash seed, and is
+ * not synced yet: the caller gives it its own (ext4_image_new_identity())
+ * before any use, and ext4_image_close() syncs it. */
+#define WORKDISK_TEMPLATES_MAX 8
+int workdisk_create_cached(int template_dirfd, int dirfd, const char *name, uint64_t size, bool *ret_cloned);
 
 /* Clone seed (reflink or sparse copy, as allowed), then e2fsck -fp and, when
  * size is larger than the seed, extend the file and resize2fs. A size

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +111,26 @@ int ext4_image_close(Ext4Image *img) {
         errcode_t e = ext2fs_close_free(&img->fs);
         free(img);
         return e ? fail(e, "flushing image failed", NULL) : 0;
+}
+
+int ext4_image_new_identity(Ext4Image *img) {
+        struct ext2_super_block *sb = img->fs->super;
+        /* Checksums are seeded with the UUID unless the seed is stored. */
+        if (ext2fs_has_feature_metadata_csum(sb) && !ext2fs_has_feature_csum_seed(sb))
+                return error_setf(-EOPNOTSUPP, "ext4 image: a new UUID needs metadata_csum_seed");
+        uint8_t id[16], seed[16];
+        if (getrandom(id, sizeof(id), 0) != (ssize_t) sizeof(id) ||
+            getrandom(seed, sizeof(seed), 0) != (ssize_t) sizeof(seed))
+                return -EIO;
+        /* Random UUIDs (version 4, RFC 4122 variant), as mke2fs makes them. */
+        id[6] = (uint8_t) ((id[6] & 0x0f) | 0x40);
+        id[8] = (uint8_t) ((id[8] & 0x3f) | 0x80);
+        seed[6] = (uint8_t) ((seed[6] & 0x0f) | 0x40);
+        seed[8] = (uint8_t) ((seed[8] & 0x3f) | 0x80);
+        memcpy(sb->s_uuid, id, sizeof(id));
+        memcpy(sb->s_hash_seed, seed, sizeof(seed));
+        ext2fs_mark_super_dirty(img->fs);
+        return 0;
 }
 
 void ext4_image_abort(Ext4Image *img) {

@@ -38,6 +38,13 @@ int ext4_image_open_fd(int fd, Ext4Image **ret);
 /* Flush everything (superblock, bitmaps, caches) and free. Returns the
  * flush result; img is freed either way. */
 int ext4_image_close(Ext4Image *img);
+/* Give the filesystem a random UUID and directory hash seed of its own (a
+ * clone of a template has the template's). Only before its directories
+ * grow hash trees (an empty filesystem); with metadata_csum, only when the
+ * checksum seed is stored (metadata_csum_seed), else -EOPNOTSUPP. Written
+ * at ext4_image_close(). */
+int ext4_image_new_identity(Ext4Image *img);
+
 /* Free without flushing (after a failure; the caller discards the image). */
 void ext4_image_abort(Ext4Image *img);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Ext4Image *, ext4_image_abort);
