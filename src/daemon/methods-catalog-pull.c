@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "error.h"
 #include "file-tree.h"
+#include "free-space.h"
 #include "fs-util.h"
 #include "image-dir.h"
 #include "jsonrpc.h"
@@ -173,6 +174,25 @@ static int open_local_bundle(const char *path, const char *sha256) {
         return TAKE_FD(fd);
 }
 
+/* A write that found the disk full names the disk; staging_done() then
+ * removes what was written. */
+static int disk_full(PullArgs *a, int r) {
+        if (r != -ENOSPC && r != -EDQUOT)
+                return r;
+        return error_setf(r,
+                          "the disk of %s/images is full: the pull stopped and keeps nothing; free some space there "
+                          "and pull again",
+                          a->d->paths.state_dir);
+}
+
+/* Refused before a byte is written when what is known not to fit. */
+static int check_space(PullArgs *a, Staging *st, uint64_t need, const char *what) {
+        _cleanup_free_ char *w = NULL;
+        if (asprintf(&w, "%s on the disk of %s/images", what, a->d->paths.state_dir) < 0)
+                return -ENOMEM;
+        return free_space_check(st->fd, need, w);
+}
+
 static bool pull_cancelled(void *userdata) {
         return operation_cancelled(operation_current());
 }
@@ -182,6 +202,9 @@ static bool pull_cancelled(void *userdata) {
 static int fetch_bundle(PullArgs *a, Staging *st, const char *url, uint64_t size, const char *sha256) {
         if (!is_url(url))
                 return open_local_bundle(url, sha256);
+        int r = size ? check_space(a, st, size, "the bundle's download") : 0;
+        if (r < 0)
+                return r;
         _cleanup_close_ int fd =
                 openat(st->fd, "bundle.tar.zst", O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
@@ -193,9 +216,9 @@ static int fetch_bundle(PullArgs *a, Staging *st, const char *url, uint64_t size
                                .sha256 = sha256,
                                .progress = { pull_progress, a },
                                .cancelled = pull_cancelled };
-        int r = catalog_download(&dl);
+        r = catalog_download(&dl);
         if (r < 0)
-                return r;
+                return disk_full(a, r);
         if (dl.resumed > 0) {
                 char msg[64];
                 snprintf(msg, sizeof(msg), "resumed %u time(s) with a Range request", dl.resumed);
@@ -207,8 +230,15 @@ static int fetch_bundle(PullArgs *a, Staging *st, const char *url, uint64_t size
 /* Unpack and check that the bundle is what was asked for. */
 static int unpack_bundle(PullArgs *a, Staging *st, int fd, const char *kind, json_t *want, json_t **ret) {
         json_t *m = NULL;
-        int r = bundle_unpack(fd, st->root_fd, a->d->config.image_import_max, &(Progress){ pull_progress, a },
-                              operation_check, &m);
+        int r = bundle_read_manifest(fd, &m);
+        if (r >= 0)
+                r = check_space(a, st, bundle_manifest_unpacked_bytes(m), "the unpacked bundle");
+        json_decref(m);
+        m = NULL;
+        if (r < 0)
+                return r;
+        r = disk_full(a, bundle_unpack(fd, st->root_fd, a->d->config.image_import_max, &(Progress){ pull_progress, a },
+                                       operation_check, &m));
         if (r < 0)
                 return r;
         const char *mkind = json_string_value(json_object_get(m, "kind"));

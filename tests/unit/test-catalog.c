@@ -127,6 +127,13 @@ static void test_bundle_round_trip_keeps_holes(void **state) {
         assert_int_equal(unpack_into(f, "test.tar.zst", "out", &m), 0);
         assert_string_equal(json_string_value(json_object_get(m, "kind")), "image");
         assert_string_equal(json_string_value(json_object_get(json_object_get(m, "kernel"), "version")), "6.1.0-test");
+        /* "data" counts what the rootfs holds, not its holes: what a pull
+         * checks the disk for before it unpacks. */
+        json_t *rootfs = json_array_get(json_object_get(m, "files"), 0);
+        assert_string_equal(json_string_value(json_object_get(rootfs, "path")), "rootfs.ext4");
+        assert_int_equal(json_integer_value(json_object_get(rootfs, "size")), ROOTFS_SIZE);
+        assert_true(json_integer_value(json_object_get(rootfs, "data")) < (1 << 20));
+        assert_true(bundle_manifest_unpacked_bytes(m) < ROOTFS_SIZE / 2);
         json_decref(m);
         char a[SHA256_HEX_LEN + 1], b[SHA256_HEX_LEN + 1];
         int fa = openat(f->dfd, "rootfs.ext4", O_RDONLY | O_CLOEXEC), fb = openat(f->dfd, "out/rootfs.ext4", O_RDONLY);
@@ -211,6 +218,10 @@ static void test_hostile_bundles_refused(void **state) {
                 { FILE_JSON("kernel"), { "kernel", "hellO", NULL, AE_IFREG }, "sha256" },
                 { FILE_JSON("../kernel"), { "../kernel", "hello", NULL, AE_IFREG }, "unsafe path" },
                 { FILE_JSON("kernel"), { "rootfs.ext4", "hello", NULL, AE_IFREG }, "without listing" },
+                { "[{\"path\":\"kernel\",\"type\":\"file\",\"mode\":420,\"size\":5,\"data\":6,\"sha256\":\"" HELLO_SHA
+                  "\"}]",
+                  { "kernel", "hello", NULL, AE_IFREG },
+                  "no valid data size" },
         };
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 hostile(f, "bad.tar.zst", cases[i].files, add_member, (void *) &cases[i].m);

@@ -13,6 +13,7 @@
 #include "bundle.h"
 #include "error.h"
 #include "fs-util.h"
+#include "macro.h"
 #include "string-util.h"
 
 void bundle_entries_done(BundleEntries *es) {
@@ -112,6 +113,23 @@ int bundle_entries_collect(const KernelRecord *k, const ImageRecord *image, Bund
         return r;
 }
 
+/* The bytes of fd's data regions, as the bundle's sparse map keeps them. */
+static int data_bytes(int fd, uint64_t size, uint64_t *ret) {
+        uint64_t n = 0;
+        for (off_t pos = 0; (uint64_t) pos < size;) {
+                off_t data = lseek(fd, pos, SEEK_DATA);
+                if (data < 0 && errno == ENXIO)
+                        break;
+                off_t hole = data < 0 ? -1 : lseek(fd, data, SEEK_HOLE);
+                if (hole < 0)
+                        return -errno;
+                n += (uint64_t) (hole - data);
+                pos = hole;
+        }
+        *ret = MIN(n, size);
+        return 0;
+}
+
 int bundle_entries_hash(BundleEntries *es, const Progress *p) {
         for (size_t i = 0; i < es->n; i++) {
                 BundleEntry *e = &es->v[i];
@@ -122,6 +140,8 @@ int bundle_entries_hash(BundleEntries *es, const Progress *p) {
                         return error_setf(-errno, "cannot open %s: %m", e->src);
                 progress_report(p, "hash", e->path, i, es->n);
                 int r = sha256_fd(fd, e->sha256, &e->size);
+                if (r >= 0)
+                        r = data_bytes(fd, e->size, &e->data);
                 if (r < 0)
                         return error_setf(r, "cannot read %s: %s", e->src, strerror(-r));
         }
@@ -138,6 +158,7 @@ uint64_t bundle_entries_data_bytes(const BundleEntries *es) {
 json_t *bundle_entry_to_json(const BundleEntry *e) {
         if (S_ISDIR(e->mode))
                 return json_pack("{s:s, s:s, s:i}", "path", e->path, "type", "dir", "mode", (int) (e->mode & 07777));
-        return json_pack("{s:s, s:s, s:i, s:I, s:s}", "path", e->path, "type", "file", "mode", (int) (e->mode & 07777),
-                         "size", (json_int_t) e->size, "sha256", e->sha256);
+        return json_pack("{s:s, s:s, s:i, s:I, s:I, s:s}", "path", e->path, "type", "file", "mode",
+                         (int) (e->mode & 07777), "size", (json_int_t) e->size, "data", (json_int_t) e->data, "sha256",
+                         e->sha256);
 }

@@ -17,6 +17,7 @@ typedef struct BundleEntry {
         char *src;   /* absolute path of a regular file's source */
         mode_t mode; /* type and permission bits */
         uint64_t size;
+        uint64_t data; /* size less its holes: what the file takes unpacked */
         char sha256[SHA256_HEX_LEN + 1];
 } BundleEntry;
 
@@ -28,7 +29,7 @@ typedef struct BundleEntries {
 void bundle_entries_done(BundleEntries *es);
 /* The image's disks (image may be NULL) and the kernel's files. */
 int bundle_entries_collect(const KernelRecord *k, const ImageRecord *image, BundleEntries *es);
-/* sha256 and size of every regular file (stage "hash"). */
+/* sha256, size and data bytes of every regular file (stage "hash"). */
 int bundle_entries_hash(BundleEntries *es, const Progress *p);
 uint64_t bundle_entries_data_bytes(const BundleEntries *es);
 json_t *bundle_entry_to_json(const BundleEntry *e);

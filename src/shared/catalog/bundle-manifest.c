@@ -56,7 +56,24 @@ static int check_file_entry(json_t *f) {
             json_integer_value(json_object_get(f, "size")) < 0 || !sha || strlen(sha) != SHA256_HEX_LEN ||
             strspn(sha, "0123456789abcdef") != SHA256_HEX_LEN)
                 return error_setf(-EBADMSG, "the bundle's manifest entry for %s is not valid", path);
+        json_t *data = json_object_get(f, "data");
+        if (data && (!json_is_integer(data) || json_integer_value(data) < 0 ||
+                     json_integer_value(data) > json_integer_value(json_object_get(f, "size"))))
+                return error_setf(-EBADMSG, "the bundle's manifest entry for %s has no valid data size", path);
         return 0;
+}
+
+uint64_t bundle_manifest_unpacked_bytes(json_t *m) {
+        uint64_t n = 0;
+        size_t i;
+        json_t *f;
+        json_array_foreach (json_object_get(m, "files"), i, f) {
+                json_t *data = json_object_get(f, "data");
+                json_int_t v = json_integer_value(data ? data : json_object_get(f, "size"));
+                if (v > 0)
+                        n = (uint64_t) v < UINT64_MAX - n ? n + (uint64_t) v : UINT64_MAX;
+        }
+        return n;
 }
 
 int bundle_manifest_check(json_t *m) {

@@ -15,7 +15,8 @@
  * manifest.json: {"format": 1, "kind": "image"|"kernel", "name", "version",
  * "description", "architecture", "kernel": {"name", "version"},
  * "banger_version", "created_at", "files": [{"path", "type": "file"|"dir",
- * "mode", "size" and "sha256" (files)}]}. A bundle holds no links of any
+ * "mode", "size", "data" (size less holes; optional) and "sha256"
+ * (files)}]}. A bundle holds no links of any
  * kind: an unpack refuses them, as it refuses any member the manifest does
  * not list exactly.
  *
@@ -63,6 +64,9 @@ bool bundle_path_is_safe(const char *path);
 int bundle_read_manifest(int fd, json_t **ret);
 /* The same checks on a manifest already parsed. */
 int bundle_manifest_check(json_t *m);
+/* What a checked manifest's files take unpacked: each file's "data" (its
+ * bytes less its holes), or its size when the manifest does not say. */
+uint64_t bundle_manifest_unpacked_bytes(json_t *m);
 
 /* Unpack the bundle open at fd (read from its start) into dirfd, an empty
  * directory: every member must be one the manifest lists, once, with the
