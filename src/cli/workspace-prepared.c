@@ -144,6 +144,11 @@ void vm_workspace_keep(Cli *cli, RpcClient *c, const char *cmd, const char *vm_i
                 fprintf(stderr, "banger: %s: the next run of %s will run its setup again\n", cmd, p->top);
                 return;
         }
+        if (json_is_false(json_object_get(snap, "kept"))) { /* another run of the tree keeps the same */
+                fprintf(stderr, "setup: not kept: %s\n", json_str(snap, "reason", "another run keeps the same"));
+                json_decref(snap);
+                return;
+        }
         const char *id = json_str(snap, "id", "");
         int r = ws_state_dir(cli, vm_id, false, &state);
         if (r >= 0)

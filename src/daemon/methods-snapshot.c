@@ -50,8 +50,8 @@ static const RpcParam prune_params[] = {
 };
 
 /* A workspace snapshot is named after its work tree: ws-<last component,
- * made a name>-N. */
-static int workspace_snapshot_name(Store *s, const char *repository, char **ret) {
+ * made a name>-N (N picked as it is recorded). */
+static void workspace_snapshot_stem(const char *repository, char ret[static 48]) {
         const char *base = strrchr(repository, '/');
         char stem[40] = "";
         size_t k = 0;
@@ -63,22 +63,13 @@ static int workspace_snapshot_name(Store *s, const char *repository, char **ret)
         }
         while (k > 0 && stem[k - 1] == '-')
                 stem[--k] = '\0';
-        for (unsigned n = 1; n < 10000; n++) {
-                _cleanup_(snapshot_record_done) SnapshotRecord other = {};
-                char name[64];
-                snprintf(name, sizeof(name), "ws-%s%s%u", stem, k ? "-" : "", n);
-                int r = store_snapshot_get_by_name(s, name, &other);
-                if (r == -ENOENT)
-                        return (*ret = strdup(name)) ? 0 : -ENOMEM;
-                if (r < 0)
-                        return r;
-        }
-        return error_setf(-EEXIST, "work tree %s has too many snapshots to name another", repository);
+        snprintf(ret, 48, "ws%s%s", k ? "-" : "", stem);
 }
 
-/* A new workspace snapshot replaces the others of its work tree, image and
- * shape: they were prepared by setup inputs that are no longer the tree's
- * (or refreshed on purpose). */
+/* A new workspace snapshot replaces the older others of its work tree,
+ * image and shape: they were prepared by setup inputs that are no longer the
+ * tree's (or refreshed on purpose). Only older ones: of two kept at once,
+ * the newer stays whichever finishes first. */
 static void workspace_snapshots_supersede(Daemon *d, Store *s, const SnapshotRecord *made) {
         SnapshotRecord *list = NULL;
         size_t n = 0;
@@ -89,7 +80,9 @@ static void workspace_snapshots_supersede(Daemon *d, Store *s, const SnapshotRec
                 if (o->kind == SNAPSHOT_WORKSPACE && o->state == SNAPSHOT_READY && !streq(o->id, made->id) &&
                     streq_ptr(o->repository, made->repository) && streq(o->image_id, made->image_id) &&
                     o->vcpus == made->vcpus && o->mem_mib == made->mem_mib && o->disk_bytes == made->disk_bytes &&
-                    o->vmm == made->vmm)
+                    o->vmm == made->vmm &&
+                    (o->created_at < made->created_at ||
+                     (o->created_at == made->created_at && strcmp(o->id, made->id) < 0)))
                         (void) snapshot_op_delete(d->vms, s, o->id);
         }
         snapshot_record_array_free(list, n);
@@ -100,22 +93,27 @@ static int work_snapshot(RpcCall *call, Store *s, void *args, json_t **ret) {
         Daemon *d = rpc_call_daemon(call);
         _cleanup_(vm_record_done) VmRecord vm = {};
         _cleanup_(snapshot_record_done) SnapshotRecord n = {};
-        _cleanup_free_ char *name = NULL;
+        char stem[48];
         if (!a->workspace != !a->setup_key)
                 return error_setf(-EINVAL, "a workspace snapshot needs both workspace and setup_key");
         int r = vm_resolve(s, a->vm, &vm);
-        if (r >= 0 && a->workspace && !a->name)
-                r = workspace_snapshot_name(s, a->workspace, &name);
         if (r < 0)
                 return r;
+        if (a->workspace)
+                workspace_snapshot_stem(a->workspace, stem);
         /* A workspace snapshot belongs to no VM (the VM of vm run --rm goes). */
-        VmSnapshotRequest req = { .name = name ? name : a->name,
+        VmSnapshotRequest req = { .name = a->name,
+                                  .name_stem = a->workspace ? stem : NULL,
                                   .stop = a->stop,
                                   .kind = a->workspace ? SNAPSHOT_WORKSPACE : SNAPSHOT_USER,
                                   .fingerprint = a->setup_key,
                                   .repository = a->workspace };
         VmProgress p = { .call = call, .started = now_monotonic() };
         r = vm_op_snapshot(d->vms, s, vm.id, &req, &p, &n);
+        if (r == -EALREADY && a->workspace) { /* another run keeps the same: not a failure */
+                *ret = json_pack("{s:b, s:s}", "kept", false, "reason", error_last_message() ?: strerror(-r));
+                return *ret ? 0 : -ENOMEM;
+        }
         if (r < 0)
                 return r;
         if (a->workspace)

@@ -119,8 +119,9 @@ int vm_op_pause(VmManager *m, Store *s, const char *id, bool pause);
 /* ---- snapshots ---- */
 
 typedef struct VmSnapshotRequest {
-        const char *name; /* NULL: <vm>-<n> */
-        bool stop;        /* stop the VM afterwards instead of letting it run on */
+        const char *name;      /* NULL: <name_stem>-<n> */
+        const char *name_stem; /* NULL: the VM's name */
+        bool stop;             /* stop the VM afterwards instead of letting it run on */
         SnapshotKind kind;
         const char *fingerprint; /* templates: what they are made from */
         const char *repository;  /* workspace snapshots: the host work tree */

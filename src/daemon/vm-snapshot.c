@@ -7,6 +7,7 @@
  * files and the record and lets the VM run again. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,18 +53,62 @@ static void snap_done(Snap *t) {
         snapshot_record_done(&t->rec);
 }
 
-static int generate_name(Store *s, const VmRecord *vm, char **ret) {
+/* A name is picked and recorded under this lock: two snapshots saved at
+ * once (two first runs of one work tree) would otherwise both pick the
+ * first free name, and the second record would fail. */
+static pthread_mutex_t record_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int generate_name(Store *s, const char *stem, char **ret) {
         for (unsigned n = 1; n < 10000; n++) {
                 _cleanup_(snapshot_record_done) SnapshotRecord other = {};
                 char name[64];
-                snprintf(name, sizeof(name), "%.50s-%u", vm->name, n);
+                snprintf(name, sizeof(name), "%.50s-%u", stem, n);
                 int r = store_snapshot_get_by_name(s, name, &other);
                 if (r == -ENOENT)
                         return (*ret = strdup(name)) ? 0 : -ENOMEM;
                 if (r < 0)
                         return r;
         }
-        return error_setf(-EEXIST, "VM %s has too many snapshots to name another; give --name", vm->name);
+        return error_setf(-EEXIST, "there are too many snapshots named %s-N to name another; give --name", stem);
+}
+
+static bool same_workspace_key(const SnapshotRecord *o, const SnapshotRecord *n) {
+        return o->kind == SNAPSHOT_WORKSPACE && streq_ptr(o->repository, n->repository) &&
+               streq_ptr(o->fingerprint, n->fingerprint) && streq(o->image_id, n->image_id) && o->vcpus == n->vcpus &&
+               o->mem_mib == n->mem_mib && o->disk_bytes == n->disk_bytes && o->vmm == n->vmm;
+}
+
+/* Another first run of the same work tree, setup inputs, image and shape,
+ * which is saving its workspace snapshot or saved it after this run's VM was
+ * made (so this run could not resume it), makes this one needless:
+ * -EALREADY. An older one is replaced (--refresh-setup, --cold). */
+static int check_workspace_kept(Store *s, const SnapshotRecord *n, usec_t vm_created) {
+        SnapshotRecord *list = NULL;
+        size_t k = 0;
+        int r = store_snapshot_list(s, &list, &k);
+        for (size_t i = 0; r >= 0 && i < k; i++)
+                if (same_workspace_key(&list[i], n) &&
+                    (list[i].state == SNAPSHOT_SAVING || list[i].created_at >= vm_created))
+                        r = error_setf(-EALREADY,
+                                       "another run %s workspace snapshot %s of %s with the same setup inputs, "
+                                       "image and size; the next run starts from it",
+                                       list[i].state == SNAPSHOT_SAVING ? "is keeping" : "kept", list[i].name,
+                                       n->repository);
+        snapshot_record_array_free(list, k);
+        return r;
+}
+
+/* Name and record n, atomically as far as this daemon's snapshots go. */
+static int record_named(Snap *t, SnapshotRecord *n) {
+        pthread_mutex_lock(&record_lock);
+        int r = n->kind == SNAPSHOT_WORKSPACE ? check_workspace_kept(t->s, n, t->vm->created_at) : 0;
+        if (r >= 0)
+                r = t->req->name ? ((n->name = strdup(t->req->name)) ? 0 : -ENOMEM)
+                                 : generate_name(t->s, t->req->name_stem ?: t->vm->name, &n->name);
+        if (r >= 0)
+                r = store_snapshot_insert(t->s, n);
+        pthread_mutex_unlock(&record_lock);
+        return r;
 }
 
 /* What a restore needs to know of the VM it came from. */
@@ -94,9 +139,6 @@ static int step_record(Snap *t) {
         int r = store_id_generate(id);
         if (r < 0)
                 return r;
-        r = t->req->name ? ((n->name = strdup(t->req->name)) ? 0 : -ENOMEM) : generate_name(t->s, vm, &n->name);
-        if (r < 0)
-                return r;
         r = t->drv->version(vm->vmm == VMM_FIRECRACKER ? t->m->d->config.firecracker_bin : t->m->d->config.qemu_bin,
                             &n->vmm_version);
         if (r < 0)
@@ -120,7 +162,7 @@ static int step_record(Snap *t) {
         if (!n->id || !n->vm_name || !n->image_id || !n->dir || !n->disks_json || !n->spec_json ||
             (t->req->repository && !n->repository))
                 return -ENOMEM;
-        r = store_snapshot_insert(t->s, n);
+        r = record_named(t, n);
         return r < 0 ? r : undo_push(&t->undo, "snapshot", n->id, undo_record, t->s, NULL);
 }
 
@@ -293,6 +335,8 @@ int vm_snapshot_locked(VmManager *m, Store *s, VmRecord *vm, const VmSnapshotReq
                 char why[1024];
                 snprintf(why, sizeof(why), "%s", error_last_message() ? error_last_message() : strerror(-r));
                 (void) undo_run(&t.undo);
+                if (r == -EALREADY) /* not this VM's failure: another run keeps the same */
+                        return error_setf(r, "%s", why);
                 return error_setf(r, "snapshot of %s failed: %s", vm->name, why);
         }
         finish_vm(&t);

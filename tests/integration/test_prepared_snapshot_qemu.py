@@ -5,16 +5,18 @@ copies only what changed and skips the setup (the marker the setup wrote
 carries the first run's timestamp); a changed setup or --refresh-setup runs
 it again and replaces the snapshot; snapshot list shows it with its kind and
 work tree; image delete refuses while it exists; snapshot prune drops it
-once unused for workspace_snapshot_max_age_days. Real CLI, daemon, helper,
+once unused for workspace_snapshot_max_age_days; two first runs at once keep
+one snapshot between them. Real CLI, daemon, helper,
 git, SQLite and guest, in a namespace this test creates. Warm-start
 templates are off so that the first run boots cold, as a first run does."""
 import os
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
-from lifecycle import env_with_test_image
+from lifecycle import BANGER, env_with_test_image
 from test_prepared_workspace_qemu import SETUP, SIZES, make_repo
 
 
@@ -130,3 +132,77 @@ def test_image_delete_and_prune(env):
     assert env.json("snapshot", "prune")["deleted"] == [snap["name"]]
     assert workspace_snapshots(env) == []
     assert not os.path.exists(snap["dir"])
+
+
+# Answers each TCP connection once argv[1] of them are open, all at once:
+# the setups of two runs end together, so their snapshots are kept together.
+# (busybox nc in the guest: its static wget crashes looking up "http".)
+BARRIER = r'''
+import os, socket, sys
+n, portfile = int(sys.argv[1]), sys.argv[2]
+s = socket.socket()
+s.bind(("0.0.0.0", 0))
+s.listen(8)
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(portfile + ".tmp", portfile)
+conns = [s.accept()[0] for _ in range(n)]
+for c in conns:
+    c.sendall(b"go\n")
+    c.close()
+'''
+
+
+def start_barrier(env, n):
+    port_file = env.tmp / "barrier.port"
+    proc = subprocess.Popen(["ip", "netns", "exec", env.ns, "/usr/bin/python3", "-c", BARRIER, str(n),
+                             str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        if port_file.exists():
+            return proc, int(port_file.read_text())
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    raise AssertionError("the barrier server did not start")
+
+
+def test_two_first_runs_at_once_keep_one_snapshot(env):
+    """Two first runs of one work tree at once, their setups ending at the
+    same moment (each waits at a barrier on the host): both succeed, one
+    keeps the workspace snapshot and the other says why it keeps none, and
+    the next run resumes the one kept."""
+    barrier, port = start_barrier(env, 2)
+    try:
+        setup = ("#!/bin/sh\necho \"setup starts in $(pwd)\"\n"
+                 f"nc 172.16.0.1 {port} </dev/null | grep -q go || exit 5\n"
+                 "echo \"$(date +%s) $(cat /proc/sys/kernel/random/uuid)\" > marker\n")
+        repo = make_repo(env.tmp / "home", "twin", setup=setup)
+        argv = ["ip", "netns", "exec", env.ns, str(BANGER), "vm", "run", *SIZES, "--rm", str(repo), "--", "cat",
+                "marker"]
+        runs = [subprocess.Popen(argv, env=env.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        outs = [r.communicate(timeout=900) for r in runs]
+    finally:
+        for r in locals().get("runs", []):
+            if r.poll() is None:
+                r.kill()
+                r.wait()
+        barrier.kill()
+        barrier.wait()
+    for r, (out, err) in zip(runs, outs):
+        assert r.returncode == 0, (r.returncode, out, err, env.daemon_log()[-3000:])
+        assert "setup starts" in err, err
+        assert "banger: vm run:" not in err, err
+    kept = [(out, err) for out, err in outs if "kept as snapshot ws-twin-" in err]
+    skipped = [err for _, err in outs if "setup: not kept: another run " in err]
+    assert len(kept) == 1 and len(skipped) == 1, outs
+    mine = [n for n in workspace_snapshots(env) if n["repository"] == str(repo)]
+    assert len(mine) == 1, mine
+    assert f"kept as snapshot {mine[0]['name']} " in kept[0][1], kept[0][1]
+    assert f"workspace snapshot {mine[0]['name']} of {repo} with the same setup inputs" in skipped[0], skipped[0]
+
+    third, _ = run_timed(env, str(repo), "--", "cat", "marker")
+    assert f"resumed from workspace snapshot {mine[0]['name']}" in third.stderr, third.stderr
+    assert third.stdout == kept[0][0] and "setup starts" not in third.stderr, (third.stdout, kept[0][0])
+    assert [n["id"] for n in workspace_snapshots(env) if n["repository"] == str(repo)] == [mine[0]["id"]]
+    env.banger("snapshot", "delete", mine[0]["name"])
