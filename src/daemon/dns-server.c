@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Answers A queries for <name>.vm from the live VMs on a loopback UDP port
  * (config dns_listen, dns_port). Runs on the event loop: one datagram in,
- * one out, a lookup in the database; nothing blocks. */
+ * one out, a lookup in the database; nothing blocks. A suspended VM's name
+ * is answered too, and the VM resumes (vm-wake.c). */
 #include "dns-server.h"
 
 #include <arpa/inet.h>
@@ -17,6 +18,7 @@
 #include "log.h"
 #include "store.h"
 #include "string-util.h"
+#include "vm-manager.h"
 
 static int lookup_vm(const char *name, struct in_addr *ret, void *userdata) {
         Daemon *d = userdata;
@@ -27,8 +29,12 @@ static int lookup_vm(const char *name, struct in_addr *ret, void *userdata) {
         if (r < 0)
                 return -ENOENT;
         r = -ENOENT;
-        if (vm.state == VM_STATE_RUNNING && vm.ip && inet_pton(AF_INET, vm.ip, ret) == 1)
+        if ((vm.state == VM_STATE_RUNNING || vm.state == VM_STATE_SUSPENDED) && vm.ip &&
+            inet_pton(AF_INET, vm.ip, ret) == 1)
                 r = 0;
+        /* Its address is kept while it sleeps: a lookup is a use, it wakes. */
+        if (r == 0 && vm.state == VM_STATE_SUSPENDED)
+                vm_wake_on_lookup(d->vms, vm.id, vm.name);
         vm_record_done(&vm);
         return r;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Answers A queries for <name>.vm from the running VMs, on a loopback UDP
- * port (config dns_listen, dns_port), on the event loop. */
+/* Answers A queries for <name>.vm from the running and suspended VMs (a
+ * lookup of a suspended one resumes it), on a loopback UDP port (config
+ * dns_listen, dns_port), on the event loop. */
 
 typedef struct Daemon Daemon;
 

@@ -51,8 +51,9 @@ typedef struct VmIdle VmIdle;
 
 struct VmManager {
         Daemon *d;
-        VmIdle *idle;               /* the idle check (vm-idle.c): loop only */
-        struct VmSleeper *sleepers; /* suspended VMs' bound ports (vm-wake.c), under lock */
+        VmIdle *idle;                      /* the idle check (vm-idle.c): loop only */
+        struct VmSleeper *sleepers;        /* suspended VMs' bound ports (vm-wake.c), under lock */
+        struct VmLookupWake *lookup_wakes; /* resumes for DNS lookups that run (vm-wake.c): loop only */
         Host *host;
         pthread_mutex_t lock;               /* guards the lists below, never held while blocking */
         pthread_mutex_t default_image_lock; /* one build of the default image at a time */

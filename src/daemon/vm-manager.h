@@ -112,6 +112,9 @@ int vm_op_suspend(VmManager *m, Store *s, const char *id, VmProgress *p);
 /* Before a use of the guest (exec, ssh, cp, a forwarded connection): a
  * suspended VM resumes (stage "resuming"); any other is left as it is. */
 int vm_op_wake(VmManager *m, Store *s, const char *id, VmProgress *p);
+/* vm-wake.c, on the loop: a DNS lookup of the suspended VM id's name resumes
+ * it in a worker (one at a time per VM; nothing waits for it). */
+void vm_wake_on_lookup(VmManager *m, const char *id, const char *name);
 /* vm-pause.c: the VMM's own pause (pause true) or resume; a VM already in
  * the wanted state is left alone. */
 int vm_op_pause(VmManager *m, Store *s, const char *id, bool pause);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* Waking a suspended VM by a port-forwarded connection. While a VM sleeps,
+/* Waking a suspended VM by a port-forwarded connection or a DNS lookup of
+ * its name. While a VM sleeps,
  * the daemon keeps its forwarded host ports bound; the loop watches copies
  * of the listening sockets, and the first connection starts a worker that
  * resumes the VM. The resume takes the very same listening sockets (the
@@ -75,17 +76,22 @@ static void drain(VmSleeper *z) {
         }
 }
 
-static void wake_main(void *userdata) {
-        VmSleeper *z = userdata;
+/* In a worker: resume the VM for `what` (logged both ways). */
+static void wake_for(VmManager *m, const char *id, const char *name, const char *what) {
         _cleanup_store_close_ Store *s = NULL;
-        int r = daemon_open_store(z->m->d, &s);
+        int r = daemon_open_store(m->d, &s);
         if (r >= 0) {
-                log_info("vm %s: a connection to a forwarded port wakes it", z->name);
-                r = vm_op_wake(z->m, s, z->id, NULL);
+                log_info("vm %s: %s wakes it", name, what);
+                r = vm_op_wake(m, s, id, NULL);
         }
         if (r < 0)
-                log_warning("vm %s: cannot resume it for a forwarded connection: %s", z->name,
+                log_warning("vm %s: cannot resume it for %s: %s", name, what,
                             error_last_message() ? error_last_message() : strerror(-r));
+}
+
+static void wake_main(void *userdata) {
+        VmSleeper *z = userdata;
+        wake_for(z->m, z->id, z->name, "a connection to a forwarded port");
 }
 
 static void wake_done(void *userdata) {
@@ -219,6 +225,54 @@ void vm_wake_refresh(VmManager *m, Store *s, const VmRecord *vm) {
                 return;
         vm_wake_forget(m, vm->id);
         vm_wake_on_forwards(m, s, vm);
+}
+
+/* A DNS lookup of a suspended VM's name (<name>.vm): the answer goes out at
+ * once and the VM resumes in a worker, one per VM at a time (the resolver
+ * asks again while it runs). The client's first SYN finds no TAP yet and is
+ * sent again by its TCP, by then to the resumed guest. Loop only. */
+typedef struct VmLookupWake {
+        VmManager *m;
+        char *id, *name;
+        struct VmLookupWake *next;
+} VmLookupWake;
+
+static void lookup_wake_free(VmLookupWake *w) {
+        free(w->id);
+        free(w->name);
+        free(w);
+}
+
+static void lookup_wake_main(void *userdata) {
+        VmLookupWake *w = userdata;
+        wake_for(w->m, w->id, w->name, "a DNS lookup of its name");
+}
+
+static void lookup_wake_done(void *userdata) {
+        VmLookupWake *w = userdata;
+        for (VmLookupWake **pp = &w->m->lookup_wakes; *pp; pp = &(*pp)->next)
+                if (*pp == w) {
+                        *pp = w->next;
+                        break;
+                }
+        lookup_wake_free(w);
+}
+
+void vm_wake_on_lookup(VmManager *m, const char *id, const char *name) {
+        for (VmLookupWake *w = m->lookup_wakes; w; w = w->next)
+                if (streq(w->id, id))
+                        return;
+        VmLookupWake *w = calloc(1, sizeof(*w));
+        if (!w)
+                return;
+        *w = (VmLookupWake){ .m = m, .id = strdup(id), .name = strdup(name) };
+        /* Counted against the workers' limit: lookups come from anyone. */
+        if (!w->id || !w->name || workers_start(m->d->workers, lookup_wake_main, lookup_wake_done, w, 0) < 0) {
+                lookup_wake_free(w);
+                return;
+        }
+        w->next = m->lookup_wakes;
+        m->lookup_wakes = w;
 }
 
 void vm_wake_free_all(VmManager *m) {

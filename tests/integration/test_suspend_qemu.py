@@ -10,7 +10,7 @@ or once the VM is recorded suspended; a simulated host reboot leaves a
 suspended VM suspended (it resumes, its counter going on) and a running one
 stopped; an idle timeout suspends the VM and a vm exec wakes it; an open
 ssh session keeps it from being idle; a connection to a forwarded port
-wakes it too. One guest is shared by the steps, which run in
+wakes it too, and so does a DNS lookup of its name. One guest is shared by the steps, which run in
 order."""
 import json
 import os
@@ -233,7 +233,7 @@ def kill_stalled_suspend(env, point):
 
 def assert_suspended_and_released(env, vm):
     """As a plain vm suspend leaves it: the complete state, no VMM, no TAP,
-    no NAT rule, no runtime directory, no partial state."""
+    no runtime directory, no partial state."""
     now = show(env)
     assert now["state"] == "suspended" and now["pid"] is None, now
     assert qemu_pids(vm["id"]) == []
@@ -417,6 +417,34 @@ def test_forwarded_connection_wakes_a_suspended_vm(env):
     env.banger("vm", "stop", VM)
     assert not listening(env, 18090) and not listening(env, 18091)
     env.banger("vm", "start", VM)
+
+
+DNS_QUERY = r"""
+import socket, struct, sys
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[1].split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(q, ("127.0.0.1", 5354))
+r = s.recv(512)
+print(socket.inet_ntoa(r[-4:]) if struct.unpack(">H", r[6:8])[0] else "no answer")
+"""
+
+
+def test_dns_lookup_wakes_a_suspended_vm(env):
+    """<name>.vm of a suspended VM is answered with its address (kept while
+    it sleeps) and the VM resumes, so an `ssh NAME.vm` through the daemon's
+    DNS finds it running after a SYN or two."""
+    vm = show(env)
+    pid = ensure_counter(env)
+    suspend(env)
+    t0 = time.monotonic()
+    assert env.in_ns("/usr/bin/python3", "-c", DNS_QUERY, f"{VM}.vm").stdout.strip() == vm["ip"]
+    wait_state(env, "running")
+    print(f"a DNS lookup woke the suspended VM: running {time.monotonic() - t0:.2f} s later")
+    assert "a DNS lookup of its name wakes it" in env.daemon_log()
+    assert_counting(env, pid)
+    assert env.in_ns("/usr/bin/python3", "-c", DNS_QUERY, "nosuchvm.vm").stdout.strip() == "no answer"
 
 
 def test_delete_of_a_suspended_vm(env):
