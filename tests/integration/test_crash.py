@@ -197,7 +197,10 @@ def test_start_killed_before_the_guest_booted(env, boot):
         loaded = [json.loads(l).get("path") == "/snapshot/load" for l in env.record.read_text()[mark:].splitlines()]
         assert any(loaded) == (boot == "warm"), f"a {boot} boot expected"
         vmm = set(h.vmm_pids()) - before
-        assert env.json("vm", "show", f"nb-{boot}")["state"] == "starting" and len(vmm) == 1, vmm
+        vm = env.json("vm", "show", f"nb-{boot}")
+        assert vm["state"] == "starting" and len(vmm) == 1, vmm
+        run = h.runtime / "vms" / vm["id"]  # what the harness's guest check asks, asked here too
+        assert vmm_guest_state(run / "fc.sock", run / "qmp.sock") == ("Paused" if boot == "warm" else "Not started")
         kill_daemon_and_restart(env)
     finally:
         cfg.write_text(saved)
@@ -209,6 +212,7 @@ def test_start_killed_before_the_guest_booted(env, boot):
     assert h.settled_check() == []  # its VMM killed, its TAP and NAT rules gone, no runtime files
     assert not vmm & set(h.vmm_pids()), "its VMM was not killed"
     env.banger("vm", "start", f"nb-{boot}")
+    assert vmm_guest_state(run / "fc.sock", run / "qmp.sock") == "Running"
     env.banger("vm", "pause", f"nb-{boot}")  # what Firecracker refused before the guest started
     env.banger("vm", "delete", "--force", f"nb-{boot}")
 
