@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* banger completion bash|zsh|fish: scripts generated from the command and
  * verb tables, so a new verb or option completes without editing them. VM
- * names come from 'banger vm list --names', which never starts the daemon. */
+ * names come from 'banger vm list --names', which never starts the daemon;
+ * operation ids from 'banger operations list --names', alike. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,7 @@ static const char *const name_lists[][2] = {
         { "vm", "banger vm list --names 2>/dev/null" },
         { "image", "banger image list --names 2>/dev/null" },
         { "kernel", "banger kernel list --names 2>/dev/null" },
+        { "operation", "banger operations list --names 2>/dev/null" },
 };
 /* Options whose value is such a name. */
 static const char *const name_options[][2] = {
@@ -57,8 +59,9 @@ static void help(void) {
         printf("Usage: banger completion bash|zsh|fish\n"
                "\n"
                "Print a shell completion script for commands, verbs, options, the names of\n"
-               "VMs, images and kernels (also after --image and --kernel-ref) and file\n"
-               "arguments. Install it with, for example:\n"
+               "VMs, images and kernels (also after --image and --kernel-ref), the IDs of the\n"
+               "operations in flight (after operations cancel and watch) and file arguments.\n"
+               "Install it with, for example:\n"
                "  bash:  banger completion bash > ~/.local/share/bash-completion/completions/banger\n"
                "  zsh:   banger completion zsh > \"${fpath[1]}/_banger\"   (then restart zsh)\n"
                "  fish:  banger completion fish > ~/.config/fish/completions/banger.fish\n");

@@ -18,22 +18,24 @@ static int operations_cancel_cmd(Cli *cli, int argc, char **argv);
 static int operations_watch_cmd(Cli *cli, int argc, char **argv);
 
 const CliVerb cli_operations_verbs[] = {
-        { "list", "ls", operations_list_cmd, "list the long operations in flight (the default)", "--json --help", "" },
+        { "list", "ls", operations_list_cmd, "list the long operations in flight (the default)",
+          "--names --json --help", "" },
         { "cancel", NULL, operations_cancel_cmd, "cancel one: it stops at its next step and rolls back",
-          "--json --help", "" },
-        { "watch", NULL, operations_watch_cmd, "follow one until it ends, printing its stages", "--json --help", "" },
+          "--json --help", "operation" },
+        { "watch", NULL, operations_watch_cmd, "follow one until it ends, printing its stages", "--json --help",
+          "operation" },
         {},
 };
 
-#define INTRO                                                                                  \
-        "The long operations the daemon is running: VM create, start, restart, snapshot and\n" \
-        "restore, image build, import, promote, pull and bundle, kernel import, pull and\n"    \
-        "bundle. With no verb: list them.\n"                                                   \
-        "VM create, start and restart, image import and pull, and kernel pull can be\n"        \
-        "cancelled: one stops at its next cancellation point (between steps, in the boot\n"    \
-        "wait, in downloads and copies) and rolls back what it made, as a failed one does;\n"  \
-        "its client gets the error \"cancelled\" (exit status 3; 130 after Ctrl-C on the\n"    \
-        "client that started it, which asks for the same cancel)."
+#define INTRO                                                                                   \
+        "The long operations the daemon is running: VM create, start, restart, suspend,\n"      \
+        "snapshot and restore, image build, import, promote, pull and bundle, kernel import,\n" \
+        "pull and bundle. With no verb: list them.\n"                                           \
+        "Each can be cancelled: it stops at its next cancellation point (between steps, in\n"   \
+        "the boot wait, after a VM state save, in downloads and copies) and rolls back what\n"  \
+        "it made, as a failed one does; its client gets the error \"cancelled\" (exit\n"        \
+        "status 3; 130 after Ctrl-C on the client that started it, which asks for the same\n"   \
+        "cancel). Past its point of no return, it finishes and the cancel says \"too late\"."
 
 int cmd_operations(Cli *cli, int argc, char **argv) {
         int i = 1;
@@ -47,11 +49,13 @@ int cmd_operations(Cli *cli, int argc, char **argv) {
 }
 
 static void list_help(void) {
-        printf("Usage: banger operations [list] [--json]\n"
+        printf("Usage: banger operations [list] [--names] [--json]\n"
                "\n"
                "List the long operations in flight: ID, KIND (the daemon method), TARGET (what\n"
                "it acts on), STAGE with its progress (bytes done of total, where known),\n"
-               "STARTED, and the CLIENT that asked (its pid and command).\n");
+               "STARTED, and the CLIENT that asked (its pid and command).\n"
+               "\n"
+               "  --names   print the IDs only (for shell completion; never starts the daemon)\n");
 }
 
 static void print_operation_row(json_t *op) {
@@ -92,10 +96,7 @@ static void print_operations(json_t *res) {
 }
 
 static int operations_list_cmd(Cli *cli, int argc, char **argv) {
-        int r = cli_parse_simple(cli, "operations list", list_help, argc, argv, 0, 0);
-        if (r != 0)
-                return r < 0 ? EXIT_OK : r;
-        return cli_call_and_print(cli, "operations.list", NULL, print_operations);
+        return cli_list(cli, "operations list", list_help, argc, argv, "operations.list", print_operations);
 }
 
 /* The ID operand: a positive integer. */
@@ -112,9 +113,10 @@ static void cancel_help(void) {
                "\n"
                "Ask operation ID to stop. It stops at its next cancellation point and rolls\n"
                "back what it made, as a failure does; its client gets the error \"cancelled\".\n"
-               "An operation past its last such point finishes. Only VM create, start and\n"
-               "restart, image import and pull, and kernel pull can be cancelled. Unknown IDs\n"
-               "fail (exit 1).\n");
+               "An operation past its point of no return (a suspend recording the VM\n"
+               "suspended, a snapshot marked ready, an import registering its result)\n"
+               "finishes, and the cancel fails with \"too late to cancel: ...\" (exit 1), as\n"
+               "unknown IDs do.\n");
 }
 
 static void print_cancelled(json_t *op) {

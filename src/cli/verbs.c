@@ -192,8 +192,11 @@ static int print_names(Cli *cli, const char *method) {
         json_object_foreach (res, key, e)
                 if (!list && json_is_array(e))
                         list = e;
-        json_array_foreach (list, i, e)
-                printf("%s\n", json_str(e, "name", ""));
+        json_array_foreach (list, i, e) /* an operation has an id, no name */
+                if (!json_object_get(e, "name") && json_is_integer(json_object_get(e, "id")))
+                        printf("%lld\n", (long long) json_integer_value(json_object_get(e, "id")));
+                else
+                        printf("%s\n", json_str(e, "name", ""));
         json_decref(res);
         return EXIT_OK;
 }

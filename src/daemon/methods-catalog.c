@@ -12,6 +12,7 @@
 #include "error.h"
 #include "kernel-store.h"
 #include "methods.h"
+#include "operation.h"
 #include "store.h"
 
 typedef struct BundleArgs {
@@ -58,7 +59,7 @@ static int run_bundle(RpcCall *call, const BundleArgs *a, const KernelRecord *k,
                 .kernel = k,
                 .image = img,
                 .output = a->output,
-                .progress = { bundle_progress, call },
+                .progress = { bundle_progress, call, operation_progress_cancel },
         };
         int r = bundle_write(&o);
         return r < 0 ? r : bundle_reply(a, version, ret);
@@ -90,8 +91,8 @@ static int work_kernel_bundle(RpcCall *call, Store *s, void *args, json_t **ret)
 
 const RpcMethod catalog_methods[] = {
         { "image.bundle", bundle_params, sizeof(BundleArgs), .work = work_image_bundle, .operation = true,
-          .operation_target = "name" },
+          .operation_target = "name", .cancellable = true },
         { "kernel.bundle", bundle_params, sizeof(BundleArgs), .work = work_kernel_bundle, .operation = true,
-          .operation_target = "name" },
+          .operation_target = "name", .cancellable = true },
         {},
 };

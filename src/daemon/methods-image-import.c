@@ -197,7 +197,7 @@ static int work_build(RpcCall *call, Store *s, void *args, json_t **ret) {
                                       .mirror = a->mirror,
                                       .agent = agent,
                                       .cache_dir = cache,
-                                      .progress = { build_progress, a } };
+                                      .progress = { build_progress, a, operation_progress_cancel } };
         _cleanup_(image_record_done) ImageRecord img = {};
         int r = debootstrap_image_build(s, d->paths.state_dir, &o, &img);
         if (r >= 0)
@@ -257,7 +257,7 @@ const RpcMethod image_import_methods[] = {
         { "image.import", import_params, sizeof(ImportArgs), .work = work_import, .operation = true,
           .operation_target = "name", .cancellable = true },
         { "image.build", build_params, sizeof(ImportArgs), build_defaults, build_check, .work = work_build,
-          .operation = true, .operation_target = "name" },
+          .operation = true, .operation_target = "name", .cancellable = true },
         { "image.cache_prune", prune_params, sizeof(PruneArgs), .work = work_prune },
         {},
 };

@@ -19,6 +19,7 @@
 #include "kernel-store.h"
 #include "log.h"
 #include "methods.h"
+#include "operation.h"
 #include "path-beneath.h"
 #include "store.h"
 #include "string-util.h"
@@ -239,9 +240,18 @@ static int work_image_promote(RpcCall *call, Store *s, void *args, json_t **ret)
                 _cleanup_undo_ UndoStack undo = UNDO_STACK_INIT;
                 DiskCloneMethod used = 0;
                 char *path = NULL;
-                r = promote_copy(d, &img, &undo, &used, &path);
+                r = operation_check();
+                if (r >= 0)
+                        r = promote_copy(d, &img, &undo, &used, &path);
                 if (r < 0)
                         return r;
+                /* The point of no return (operation.h): a cancel until here
+                 * leaves the image as it was and no copy. */
+                r = operation_commit("has copied the root filesystem and is recording the image managed");
+                if (r < 0) {
+                        free(path);
+                        return r;
+                }
                 free(img.rootfs_path);
                 img.rootfs_path = path;
                 img.managed = true;
@@ -262,6 +272,6 @@ const RpcMethod image_methods[] = {
         { "image.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_image_show },
         { "image.delete", delete_params, sizeof(DeleteArgs), .work = work_image_delete },
         { "image.promote", rpc_name_params, sizeof(RpcNameArgs), .work = work_image_promote, .operation = true,
-          .operation_target = "name" },
+          .operation_target = "name", .cancellable = true },
         {},
 };

@@ -4,6 +4,7 @@
 #include "daemon.h"
 #include "kernel-store.h"
 #include "methods.h"
+#include "operation.h"
 #include "store.h"
 
 typedef struct KernelImportArgs {
@@ -24,9 +25,10 @@ static void import_progress(const char *stage, const char *detail, uint64_t done
 static int work_kernel_import(RpcCall *call, Store *s, void *args, json_t **ret) {
         KernelImportArgs *a = args;
         Daemon *d = rpc_call_daemon(call);
-        KernelImportOptions o = {
-                .name = a->name, .from = a->from, .initrd = a->initrd, .progress = { import_progress, call }
-        };
+        KernelImportOptions o = { .name = a->name,
+                                  .from = a->from,
+                                  .initrd = a->initrd,
+                                  .progress = { import_progress, call, operation_progress_cancel } };
         _cleanup_(kernel_record_done) KernelRecord k = {};
         int r = kernel_store_import(s, d->paths.state_dir, &o, &k);
         if (r >= 0)
@@ -63,7 +65,7 @@ static int work_kernel_rm(RpcCall *call, Store *s, void *args, json_t **ret) {
 
 const RpcMethod kernel_methods[] = {
         { "kernel.import", kernel_import_params, sizeof(KernelImportArgs), .work = work_kernel_import,
-          .operation = true, .operation_target = "name" },
+          .operation = true, .operation_target = "name", .cancellable = true },
         { "kernel.list", .run = method_kernel_list },
         { "kernel.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_kernel_show },
         { "kernel.rm", rpc_name_params, sizeof(RpcNameArgs), .work = work_kernel_rm },

@@ -231,9 +231,9 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
 
 const RpcMethod snapshot_methods[] = {
         { "vm.snapshot", snapshot_params, sizeof(SnapshotArgs), .work = work_snapshot, .operation = true,
-          .operation_target = "vm" },
+          .operation_target = "vm", .cancellable = true },
         { "vm.restore", restore_params, sizeof(SnapshotArgs), .work = work_restore, .operation = true,
-          .operation_target = "vm" },
+          .operation_target = "vm", .cancellable = true },
         { "snapshot.list", .run = method_list },
         { "snapshot.show", rpc_name_params, sizeof(RpcNameArgs), .run = method_show },
         { "snapshot.delete", rpc_name_params, sizeof(RpcNameArgs), .work = work_delete },

@@ -398,8 +398,9 @@ static json_t *ref_result(const char *ref, const OneOp *o, const char *resolve_e
                          "discarded_suspended_state", o->discarded, "vm", o->vm);
 }
 
-/* A cancelled call (vm.start, vm.restart) answers as a whole: cancelled,
- * when any of its VMs stopped for it (each rolled back to stopped). */
+/* A cancelled call (vm.start, vm.restart, vm.suspend) answers as a whole:
+ * cancelled, when any of its VMs stopped for it (each rolled back: a start
+ * to stopped, a suspend to running). */
 static int refs_cancelled(const OneOp *ops, size_t n) {
         if (!operation_cancelled(operation_current()))
                 return 0;
@@ -511,7 +512,8 @@ const RpcMethod vm_methods[] = {
         { "vm.kill", REFS_METHOD(kill_params, op_kill, true) },
         { "vm.pause", REFS_METHOD(refs_params, op_pause, true) },
         { "vm.resume", REFS_METHOD(refs_params, op_resume, true) },
-        { "vm.suspend", REFS_METHOD(refs_params, op_suspend, true) },
+        { "vm.suspend", REFS_METHOD(refs_params, op_suspend, true), .operation = true, .operation_target = "vms",
+          .cancellable = true },
         { "vm.delete", REFS_METHOD(delete_params, op_delete, false) },
         { "vm.list", .run = method_list },
         { "vm.prune", .work = work_prune },

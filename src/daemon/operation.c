@@ -36,6 +36,8 @@ struct Operation {
         char message[OPERATION_MESSAGE_MAX];
         uint64_t done, total;
         bool cancelled;
+        /* Past its point of no return (operation_commit): a cancel is refused with this. */
+        char committed[OPERATION_MESSAGE_MAX];
         CancelHook *hooks;
         Operation *next; /* the list: loop only */
 };
@@ -189,6 +191,12 @@ int operations_cancel(Operations *ops, uint64_t id, Operation **ret) {
                 return error_setf(-EBUSY, "operation %llu (%s) cannot be cancelled: it finishes on its own",
                                   (unsigned long long) id, op->kind);
         pthread_mutex_lock(&op->lock);
+        if (op->committed[0]) {
+                int r = error_setf(-EBUSY, "too late to cancel: operation %llu (%s) %s; it completes on its own",
+                                   (unsigned long long) id, op->kind, op->committed);
+                pthread_mutex_unlock(&op->lock);
+                return r;
+        }
         if (!op->cancelled) {
                 op->cancelled = true;
                 for (CancelHook *h = op->hooks; h; h = h->next)
@@ -243,6 +251,22 @@ Operation *operation_current(void) {
 
 int operation_check(void) {
         return operation_cancelled(current) ? error_setf(-ECANCELED, "cancelled") : 0;
+}
+
+int operation_commit(const char *why) {
+        Operation *op = current;
+        if (!op)
+                return 0;
+        pthread_mutex_lock(&op->lock);
+        bool cancelled = op->cancelled;
+        if (!cancelled && !op->committed[0])
+                copy_text(op->committed, sizeof(op->committed), why && *why ? why : "is past its point of no return");
+        pthread_mutex_unlock(&op->lock);
+        return cancelled ? error_setf(-ECANCELED, "cancelled") : 0;
+}
+
+bool operation_progress_cancel(const char *why, void *userdata) {
+        return why ? operation_commit(why) < 0 : operation_check() < 0;
 }
 
 int operation_on_cancel(Operation *op, OperationCancelFn fn, void *userdata) {

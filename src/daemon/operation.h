@@ -48,7 +48,8 @@ void operations_remove(Operations *ops, Operation *op);
 json_t *operations_to_json(Operations *ops);
 /* Loop: ask operation id to stop at its next cancellation point. -ENOENT
  * when no such operation is in flight, -EBUSY when it cannot be cancelled
- * (the messages say so). Asking twice is not an error. */
+ * or is past its point of no return (operation_commit; the messages say
+ * so). Asking twice is not an error. */
 int operations_cancel(Operations *ops, uint64_t id, Operation **ret);
 
 /* Loop, before its worker starts: whether operations.cancel may stop it
@@ -73,6 +74,18 @@ Operation *operation_current(void);
 /* A cancellation point: -ECANCELED (with the message "cancelled") when the
  * calling thread's operation was cancelled, else 0. */
 int operation_check(void);
+
+/* A cancellation point that is also the last one, for the calling thread's
+ * operation: -ECANCELED (with the message "cancelled") when a cancel came
+ * first, so the caller rolls back; else 0, and from then on
+ * operations.cancel refuses (-EBUSY) with "too late to cancel: operation N
+ * (KIND) <why>; it completes on its own" ("is past the point where ...").
+ * Checked and set under one lock: a cancel is either seen here or refused. */
+int operation_commit(const char *why);
+
+/* A Progress's cancel callback (progress.h) for the calling thread's
+ * operation: operation_check(), or with a why, operation_commit(why). */
+bool operation_progress_cancel(const char *why, void *userdata);
 
 /* Any thread: fn(userdata) runs once when op is cancelled (at once when it
  * is already), under the operation's own lock: it must not block (write an

@@ -21,6 +21,7 @@
 #include "fs-util.h"
 #include "host.h"
 #include "log.h"
+#include "operation.h"
 #include "path-beneath.h"
 #include "qemu.h"
 #include "spawn.h"
@@ -34,8 +35,10 @@ void vm_progress(VmProgress *p, const char *vm_id, const char *stage, const char
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
         log_info("vm %s: %s: %s", vm_id ? vm_id : "-", stage, msg);
-        if (!p || !p->call)
+        if (!p || !p->call) { /* nobody listens (vm.start, vm.suspend): the operations list still shows it */
+                operation_set_progress(operation_current(), stage, msg, 0, 0);
                 return;
+        }
         json_int_t ms = (json_int_t) ((now_monotonic() - p->started) / USEC_PER_MSEC);
         rpc_call_notify(
                 p->call, "progress",

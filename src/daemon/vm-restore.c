@@ -15,6 +15,7 @@
 #include "error.h"
 #include "fs-util.h"
 #include "log.h"
+#include "operation.h"
 #include "string-util.h"
 #include "vm-internal.h"
 #include "vm-snapshot.h"
@@ -182,9 +183,21 @@ static int restore_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) 
         if (r >= 0)
                 r = restore_check(vm, &n);
         if (r >= 0)
+                r = operation_check();
+        if (r >= 0)
                 r = copy_snapshot_disks(m, vm, &n, false, RESTORE_SUFFIX, a->p);
         if (r < 0)
                 return r;
+        /* The point of no return of a vm.restore: a cancel until here leaves
+         * the VM as it was (the copies go); after it, the restore completes. */
+        char why[160];
+        snprintf(why, sizeof(why), "has copied the disks of snapshot %s and is replacing those of VM %s", n.name,
+                 vm->name);
+        r = operation_commit(why);
+        if (r < 0) {
+                vm_remove_restore_copies(m, vm->id);
+                return r;
+        }
         /* What ran is discarded: no guest shutdown, the VMM is killed. */
         if (vm_state_is_live(vm->state)) {
                 vm_progress(a->p, vm->id, "stop", "killing the running %s", vm->name);

@@ -4,7 +4,8 @@
  * the VMM's state, copy every disk while the guest cannot write (reflink
  * where the filesystem can, else a sparse copy), mark it ready; then resume
  * the VM, or stop it. Each step records its undo: a failure removes the
- * files and the record and lets the VM run again. */
+ * files and the record and lets the VM run again, and so does a cancel
+ * (operations.cancel) that comes before the snapshot is marked ready. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include "file-tree.h"
 #include "fs-util.h"
 #include "log.h"
+#include "operation.h"
 #include "string-util.h"
 #include "undo.h"
 #include "vm-internal.h"
@@ -272,6 +274,15 @@ static int step_disks(Snap *t) {
         return 0;
 }
 
+/* The point of no return of a vm.snapshot (operation.h): a cancel until
+ * here rolls back (no record, no files, the VM runs as before); one after
+ * it is refused, and the snapshot completes. */
+static int step_commit(Snap *t) {
+        char why[128];
+        snprintf(why, sizeof(why), "has taken snapshot %s and is recording it ready", t->rec.name);
+        return operation_commit(why);
+}
+
 static int step_ready(Snap *t) {
         t->rec.state = SNAPSHOT_READY;
         int r = store_snapshot_update(t->s, &t->rec);
@@ -318,7 +329,9 @@ int vm_snapshot_locked(VmManager *m, Store *s, VmRecord *vm, const VmSnapshotReq
             t.rt->inst.proc.pidfd < 0)
                 return error_setf(-EBUSY, "VM %s is %s; a snapshot saves a running or paused VM (start it first)",
                                   vm->name, vm_state_to_string(vm->state));
-        int r = step_record(&t);
+        int r = operation_check();
+        if (r >= 0)
+                r = step_record(&t);
         if (r >= 0) {
                 vm_progress(p, vm->id, "prepare", "snapshot %s of %s (%s)", t.rec.name, vm->name, t.drv->name);
                 r = step_dir(&t);
@@ -328,7 +341,11 @@ int vm_snapshot_locked(VmManager *m, Store *s, VmRecord *vm, const VmSnapshotReq
         if (r >= 0)
                 r = step_save(&t);
         if (r >= 0)
+                r = operation_check();
+        if (r >= 0)
                 r = step_disks(&t);
+        if (r >= 0)
+                r = step_commit(&t);
         if (r >= 0)
                 r = step_ready(&t);
         if (r < 0) {

@@ -7,7 +7,9 @@
  * is written into "suspend.tmp" and renamed "suspend" when complete, with
  * the VMM's version beside it; a start resumes from it (same address,
  * processes and files) and deletes it, or boots cold, saying why, when the
- * VMM changed since or the state cannot be loaded. */
+ * VMM changed since or the state cannot be loaded. A vm.suspend cancelled
+ * (operations.cancel) before it records the VM suspended ends as a failed
+ * one does: no saved state left, the VM running. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "file-tree.h"
 #include "fs-util.h"
 #include "log.h"
+#include "operation.h"
 #include "string-util.h"
 #include "vm-internal.h"
 
@@ -127,9 +130,16 @@ int vm_suspend_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
         if (vfd < 0)
                 return error_setf(vfd, "cannot open the directory of VM %s", vm->name);
         vm_progress(p, vm->id, "suspend", "saving the state of %s", vm->name);
-        int r = save_into_vm_dir(m, vm, rt, vfd, p);
+        int r = operation_check();
+        if (r >= 0)
+                r = save_into_vm_dir(m, vm, rt, vfd, p);
         if (r >= 0)
                 test_stall_point("suspend-saved");
+        if (r >= 0) { /* a cancel during the save: the state goes, the VM runs on */
+                char why[128];
+                snprintf(why, sizeof(why), "has saved the state of VM %s and is recording it suspended", vm->name);
+                r = operation_commit(why);
+        }
         if (r >= 0) {
                 vm->state = VM_STATE_SUSPENDED;
                 vm->pid = 0;

@@ -237,3 +237,34 @@ def test_cancel_pull_mid_transfer(env):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_cancel_kernel_import_mid_copy(env):
+    """kernel import with a 4 GiB initrd (a sparse file: read as zeros,
+    hashed and written chunk by chunk, seconds of work): cancelled once its
+    copy counts bytes, it leaves no kernel, no kernel directory and no
+    temporary one."""
+    kernels = env.state / "kernels"
+    before = sorted(os.listdir(kernels))
+    big = env.tmp / "big-initrd"
+    with open(big, "wb") as f:
+        f.truncate(4 << 30)
+    try:
+        cli, op = import_moving(env, "bigk", stage="copy", kind="kernel.import",
+                                args=["kernel", "import", "bigk", "--from", str(env.tmp / "vmlinux"),
+                                      "--initrd", str(big)])
+        try:
+            assert op["cancellable"] is True and 0 < op["bytes"] < op["total"] == 4 << 30, op
+            p = env.banger("operations", "cancel", str(op["id"]))
+            assert p.stdout.strip() == f"cancelling operation {op['id']} (kernel.import bigk)", p.stdout
+            out, err = cli.communicate(timeout=120)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+    finally:
+        big.unlink()
+    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
+    assert f"operation {op['id']} (kernel.import) was cancelled" in err, err
+    assert env.banger("kernel", "show", "bigk", check=False).returncode != 0
+    assert sorted(os.listdir(kernels)) == before
+    assert operations(env) == []

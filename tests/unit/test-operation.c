@@ -153,6 +153,37 @@ static void test_not_cancellable_refuses(void **state) {
         operations_free(ops);
 }
 
+/* operation_commit: a cancel that came first is seen (roll back); one
+ * after it is refused as too late, runs no hook, and checks pass. */
+static void test_commit_is_the_point_of_no_return(void **state) {
+        Operations *ops = NULL;
+        Operation *early, *late;
+        int n = 0;
+        assert_int_equal(operations_new(&ops), 0);
+        assert_int_equal(operations_add(ops, "vm.snapshot", "web", NULL, &early), 0);
+        assert_int_equal(operations_add(ops, "vm.suspend", "web", NULL, &late), 0);
+        assert_int_equal(operation_commit("nothing"), 0); /* no operation on this thread: a no-op */
+
+        assert_int_equal(operations_cancel(ops, operation_id(early), NULL), 0);
+        operation_set_current(early);
+        assert_int_equal(operation_commit("has taken snapshot s"), -ECANCELED);
+        assert_true(operation_progress_cancel("has taken snapshot s", NULL));
+
+        operation_set_current(late);
+        assert_false(operation_progress_cancel(NULL, NULL));
+        assert_int_equal(operation_on_cancel(late, count_hook, &n), 0);
+        assert_int_equal(operation_commit("has saved the state of VM web"), 0);
+        error_clear();
+        assert_int_equal(operations_cancel(ops, operation_id(late), NULL), -EBUSY);
+        assert_string_equal(error_last_message(), "too late to cancel: operation 2 (vm.suspend) has saved the state "
+                                                  "of VM web; it completes on its own");
+        assert_false(operation_cancelled(late));
+        assert_int_equal(operation_check(), 0);
+        assert_int_equal(n, 0);
+        operation_set_current(NULL);
+        operations_free(ops);
+}
+
 typedef struct Waiter {
         Operation *op;
         int efd;
@@ -206,6 +237,7 @@ int main(void) {
                 cmocka_unit_test(test_long_text_is_cut_as_utf8),
                 cmocka_unit_test(test_cancel_runs_hooks_once),
                 cmocka_unit_test(test_not_cancellable_refuses),
+                cmocka_unit_test(test_commit_is_the_point_of_no_return),
                 cmocka_unit_test(test_cancel_ends_a_wait_in_another_thread),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -139,7 +139,10 @@ int bundle_entries_hash(BundleEntries *es, const Progress *p) {
                 if (fd < 0)
                         return error_setf(-errno, "cannot open %s: %m", e->src);
                 progress_report(p, "hash", e->path, i, es->n);
-                int r = sha256_fd(fd, e->sha256, &e->size);
+                int r = progress_check(p);
+                if (r < 0)
+                        return r;
+                r = sha256_fd(fd, e->sha256, &e->size);
                 if (r >= 0)
                         r = data_bytes(fd, e->size, &e->data);
                 if (r < 0)

@@ -113,6 +113,9 @@ static int write_file_data(struct archive *a, int fd, const BundleEntry *be, con
                 pos += (uint64_t) n;
                 *done += (uint64_t) n;
                 progress_report(p, "write", be->path, *done, total);
+                int r = progress_check(p);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
@@ -211,6 +214,8 @@ int bundle_write(const BundleOptions *o) {
         r = write_archive(fd, text, &es, &o->progress);
         if (r >= 0 && fsync(fd) < 0)
                 r = error_setf(-errno, "cannot write %s: %m", o->output);
+        if (r >= 0)
+                r = progress_commit(&o->progress, "is putting the bundle in place");
         if (r >= 0 && renameat(dfd, tmp, dfd, base) < 0)
                 r = error_setf(-errno, "cannot write %s: %m", o->output);
         if (r < 0) {

@@ -119,8 +119,12 @@ static int debootstrap_follow(Build *b, int fd, int log_fd, char *last, size_t l
                 usec_t now = now_monotonic();
                 if (now >= deadline)
                         return error_setf(-ETIMEDOUT, "debootstrap did not finish in time");
+                int r = progress_check(&b->o->progress);
+                if (r < 0)
+                        return r;
                 struct pollfd pf = { .fd = fd, .events = POLLIN };
-                int ms = (int) MIN((deadline - now) / USEC_PER_MSEC + 1, (usec_t) 60000);
+                /* At most 250 ms: a cancel is seen that soon. */
+                int ms = (int) MIN((deadline - now) / USEC_PER_MSEC + 1, (usec_t) 250);
                 if (poll(&pf, 1, ms) < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -180,6 +184,7 @@ static int stage_debootstrap(Build *b) {
         so.stdout_fd = so.stderr_fd = wr;
         so.umask = 022;
         so.env = env;
+        so.new_session = true; /* its own process group: a cancel kills what it runs too */
         int r = spawn_process(argv, &so, &p);
         if (r < 0)
                 return error_setf(r, "cannot run debootstrap: %m");
@@ -189,7 +194,7 @@ static int stage_debootstrap(Build *b) {
         int status = 0;
         int q = process_wait(&p, r < 0 ? 0 : 10 * USEC_PER_SEC, &status);
         if (q < 0)
-                process_kill_and_reap(&p);
+                process_group_kill_and_reap(&p);
         process_release(&p);
         if (r < 0)
                 return r;
@@ -379,6 +384,7 @@ static int stage_initramfs(Build *b) {
 static int stage_kernel_import(Build *b) {
         _cleanup_free_ char *from = tmp_join(b, "kpkg");
         KernelImportOptions ko = { .name = b->kernel_name, .from = from, .progress = b->o->progress };
+        ko.progress.cancel = NULL; /* its point of no return is not the build's */
         if (!from)
                 return -ENOMEM;
         progress_report(&b->o->progress, "kernel", "importing", 0, 0);
@@ -722,18 +728,15 @@ int debootstrap_image_build(Store *s, const char *state_dir, const DebootstrapIm
                 r = build_open(&b);
         if (r >= 0)
                 r = stage_debootstrap(&b);
-        if (r >= 0)
-                r = stage_kernel_package(&b);
-        if (r >= 0)
-                r = stage_modules(&b);
-        if (r >= 0)
-                r = stage_initramfs(&b);
-        if (r >= 0)
-                r = stage_kernel_import(&b);
-        if (r >= 0)
-                r = stage_configure(&b);
-        if (r >= 0)
+        static int (*const stages[])(Build *) = { stage_kernel_package, stage_modules, stage_initramfs,
+                                                  stage_kernel_import, stage_configure };
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(stages); i++)
+                if ((r = progress_check(&o->progress)) >= 0)
+                        r = stages[i](&b);
+        if (r >= 0 && (r = progress_check(&o->progress)) >= 0)
                 r = stage_rootfs(&b, &size);
+        if (r >= 0)
+                r = progress_commit(&o->progress, "is registering the image");
         if (r >= 0)
                 r = stage_register(&b, size, ret);
         if (r < 0 && b.kernel_imported) {

@@ -19,7 +19,10 @@
  * <state>/images/.tmp-<name>-XXXXXX and removed on failure; the kernel is
  * removed again if the image cannot be registered, so nothing is left
  * half-registered. Needs root (debootstrap creates device nodes and
- * root-owned files): -EPERM otherwise. */
+ * root-owned files): -EPERM otherwise. A progress that says cancel
+ * (progress_check) stops the build between stages and in debootstrap's run
+ * (its whole process group is killed), which rolls back as a failure does;
+ * the register is its point of no return (progress_commit). */
 
 #include "progress.h"
 #include "store.h"

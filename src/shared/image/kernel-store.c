@@ -309,7 +309,9 @@ static int build_kernel_dir(KernelSource *src, int dfd, const KernelImportOption
                 return r;
         if (src->initrd_fd >= 0 && (r = copy_initrd(src->initrd_fd, dfd, o, f)) < 0)
                 return r;
-        r = source_pick_modules(src, f->info.release);
+        r = progress_check(&o->progress);
+        if (r >= 0)
+                r = source_pick_modules(src, f->info.release);
         if (r < 0 || src->modules_fd < 0)
                 return r < 0 ? r : write_manifest(dfd, o->name, f, NULL, created);
         progress_report(&o->progress, "copy", "modules", 0, 0);
@@ -436,6 +438,8 @@ int kernel_store_import(Store *s, const char *state_dir, const KernelImportOptio
                 r = -errno;
         if (r >= 0)
                 r = record_fill(&k, state_dir, o, &f, &src, created);
+        if (r >= 0)
+                r = progress_commit(&o->progress, "is registering the kernel");
         if (r >= 0) {
                 progress_report(&o->progress, "register", o->name, 0, 0);
                 r = publish(s, kfd, tmp, &k, o->unrecorded);

@@ -77,6 +77,8 @@ static int stream_hashed(int in_fd, int out_fd, const Progress *progress, const 
                         return r;
                 done += (uint64_t) n;
                 progress_report(progress, stage, NULL, done, total);
+                if ((r = progress_check(progress)) < 0)
+                        return r;
         }
         if (ret_size)
                 *ret_size = done;

@@ -31,9 +31,11 @@ int copy_tree_at(int src_fd, int dst_fd, FileTreeSkipFn skip, void *userdata);
 
 /* Copy a regular file into dst_dirfd/name, created with O_EXCL and exactly
  * mode; returns its size and sha256 (lowercase hex) when asked. Reports
- * bytes to progress under stage. On failure the partial file is removed. */
-int copy_file_at(int src_fd, int dst_dirfd, const char *name, mode_t mode, const Progress *progress,
-                 const char *stage, char ret_sha256[SHA256_HEX_LEN + 1], uint64_t *ret_size);
+ * bytes to progress under stage, and stops with -ECANCELED between chunks
+ * when progress says so (progress_check). On failure the partial file is
+ * removed. */
+int copy_file_at(int src_fd, int dst_dirfd, const char *name, mode_t mode, const Progress *progress, const char *stage,
+                 char ret_sha256[SHA256_HEX_LEN + 1], uint64_t *ret_size);
 
 /* Write a buffer to a new file dst_dirfd/name (O_EXCL, exactly mode), with
  * its sha256. On failure the partial file is removed. */

@@ -202,6 +202,13 @@ void process_kill_and_reap(Process *p) {
         process_release(p);
 }
 
+void process_group_kill_and_reap(Process *p) {
+        if (!p || p->pidfd < 0 || p->pid <= 0)
+                return;
+        (void) kill(-p->pid, SIGKILL); /* ESRCH: the group is gone already */
+        process_kill_and_reap(p);
+}
+
 int spawn_run_capture(char *const argv[], usec_t timeout, size_t max_out, bool merge_stderr, char **ret_out) {
         int p[2];
         if (pipe2(p, O_CLOEXEC) < 0)

@@ -21,10 +21,10 @@ typedef struct Process {
 #define PROCESS_NULL ((Process){ .pid = 0, .pidfd = -EBADF })
 
 typedef struct SpawnOptions {
-        int stdin_fd;   /* < 0: /dev/null */
-        int stdout_fd;  /* < 0: /dev/null */
-        int stderr_fd;  /* < 0: /dev/null */
-        mode_t umask;   /* applied in the child before exec */
+        int stdin_fd;  /* < 0: /dev/null */
+        int stdout_fd; /* < 0: /dev/null */
+        int stderr_fd; /* < 0: /dev/null */
+        mode_t umask;  /* applied in the child before exec */
         bool new_session;
         char *const *env; /* NULL: a minimal PATH-only environment */
         const char *cwd;  /* NULL: "/" */
@@ -54,6 +54,11 @@ void process_release(Process *p);
 
 /* Kill with SIGKILL and reap; for cleanup of helpers leaving scope. */
 void process_kill_and_reap(Process *p);
+
+/* The same for a child started with new_session, and every process of its
+ * process group (the programs it ran): SIGKILL to the group, then the reap.
+ * The leader is not reaped before, so its pid still names the group. */
+void process_group_kill_and_reap(Process *p);
 
 /* Run a program to completion with a deadline, capturing up to max_out
  * bytes of stdout (and stderr merged when merge_stderr). Returns the exit

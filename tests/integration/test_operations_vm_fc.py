@@ -1,0 +1,154 @@
+"""Cancelling vm.suspend and vm.snapshot (operations.cancel) from a second
+client, on the Firecracker path with the FAKE Firecracker
+(tests/fakes/fake-firecracker) and its emulated guest: the fake's
+/snapshot/create takes SLOW_MS (snapshot_delay_ms), the window in which
+`banger operations` lists the operation and the test cancels it. A
+cancelled one must leave the VM as it was: the same VMM process and boot,
+running (the fake says so too), its /tmp as it was, and no saved state,
+snapshot record or snapshot directory. The VM and its environment are
+test_snapshot_fc's fixture, made anew for this module."""
+import json
+import os
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from bangerlib import bash_complete
+from lifecycle import BANGER
+from test_lifecycle_fc import fake_events, requests
+from test_snapshot_fc import SRC, env, fake_state, guest, show  # noqa: F401 (env: the fixture)
+
+pytestmark = pytest.mark.slow
+
+SLOW_MS = 4000
+
+
+@pytest.fixture(scope="module")
+def slow(env):  # noqa: F811 (the fixture imported above)
+    """SRC restarted under a fake whose snapshot create is slow, with a
+    marker in its /tmp."""
+    cfg = env.fc_dir / "fake-firecracker.json"
+    cfg.write_text(json.dumps(dict(env.fake_opts, snapshot_delay_ms=SLOW_MS)))
+    # Options are read when a fake starts: restart the VM under the new ones.
+    env.banger("vm", "stop", SRC)
+    env.banger("vm", "start", SRC)
+    cfg.write_text(json.dumps(env.fake_opts))
+    guest(env, SRC, "sh", "-c", "echo before > /tmp/marker")
+    return env
+
+
+def operations(env):
+    return env.json("operations")["operations"]
+
+
+def spawn(env, *args):
+    return subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *args], env=env.env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def in_save(env, vm, kind, *args):
+    """Start `banger ARGS` and wait until the fake is inside its slow
+    snapshot create (the VM paused, the create not answered yet) and the
+    operation is listed: the CLI process and the operation."""
+    seen = len(fake_events(env, vm["pid"]))  # the fake's record of earlier requests
+
+    def new(path):
+        return requests(fake_events(env, vm["pid"])[seen:], path)
+
+    cli = spawn(env, *args)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and cli.poll() is None:
+        paused = any('"Paused"' in r["body"] for r in new("/vm"))
+        ops = [o for o in operations(env) if o["kind"] == kind]
+        if paused and ops:
+            assert not new("/snapshot/create")  # still in it
+            return cli, ops[0]
+        time.sleep(0.05)
+    cli.kill()
+    raise AssertionError((f"{kind} never reached its save", cli.communicate(), env.daemon_log()[-3000:]))
+
+
+def snapshot_rows(env):
+    db = sqlite3.connect(f"file:{env.state / 'banger.db'}?mode=ro", uri=True, timeout=30)
+    try:
+        return sorted(r[0] for r in db.execute("SELECT name FROM snapshots"))
+    finally:
+        db.close()
+
+
+def snapshot_dirs(env):
+    d = env.state / "snapshots"
+    return sorted(os.listdir(d)) if d.exists() else []
+
+
+def assert_as_before(env, vm):
+    after = show(env)
+    assert after["state"] == "running" and after["pid"] == vm["pid"], after
+    assert after["boot_id"] == vm["boot_id"], after
+    assert fake_state(env, after) == "Running"
+    assert guest(env, SRC, "cat", "/tmp/marker") == "before\n"
+    assert operations(env) == []
+
+
+def test_suspend_in_flight_is_listed_and_cancelled(slow):
+    env = slow
+    vm = show(env)
+    cli, op = in_save(env, vm, "vm.suspend", "vm", "suspend", SRC)
+    try:
+        assert op["target"] == SRC and op["cancellable"] is True and op["stage"] == "suspend", op
+        assert "vm suspend" in op["client"]["command"], op
+        rows = [l.split() for l in env.banger("operations").stdout.splitlines()]
+        assert any(r[:4] == [str(op["id"]), "vm.suspend", SRC, "suspend"] for r in rows), rows
+        # Shell completion offers its id after operations cancel|watch.
+        assert env.banger("operations", "--names").stdout == f"{op['id']}\n"
+        script = env.tmp / "banger.bash"
+        script.write_text(env.banger("completion", "bash").stdout)
+        path = dict(env.env, PATH=f"{BANGER.parent}:{os.environ['PATH']}")
+        for verb in ("cancel", "watch"):
+            assert bash_complete(script, path, "banger", "operations", verb, "") == {str(op["id"])}
+        p = env.banger("operations", "cancel", str(op["id"]))
+        assert p.stdout.strip() == f"cancelling operation {op['id']} (vm.suspend {SRC})", p.stdout
+        out, err = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
+    assert f"operation {op['id']} (vm.suspend) was cancelled" in err, err
+    # The save did finish in the VMM: its state was written, then removed.
+    assert requests(fake_events(env, vm["pid"]), "/snapshot/create")
+    vm_dir = env.state / "vms" / vm["id"]
+    assert not (vm_dir / "suspend").exists() and not (vm_dir / "suspend.tmp").exists(), os.listdir(vm_dir)
+    assert_as_before(env, vm)
+
+
+def test_snapshot_cancelled_in_its_save_leaves_nothing(slow):
+    env = slow
+    vm = show(env)
+    rows, dirs = snapshot_rows(env), snapshot_dirs(env)
+    cli, op = in_save(env, vm, "vm.snapshot", "vm", "snapshot", SRC, "--name", "cut")
+    try:
+        assert op["target"] == SRC and op["cancellable"] is True, op
+        env.banger("operations", "cancel", str(op["id"]))
+        out, err = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
+    assert f"operation {op['id']} (vm.snapshot) was cancelled" in err, err
+    assert snapshot_rows(env) == rows and "cut" not in rows
+    assert snapshot_dirs(env) == dirs
+    assert_as_before(env, vm)
+
+
+def test_after_a_cancel_the_same_operations_complete(slow):
+    """Nothing of the cancels lingers: the next snapshot and suspend work."""
+    env = slow
+    env.banger("vm", "snapshot", SRC, "--name", "whole")
+    assert "whole" in snapshot_rows(env)
+    env.banger("snapshot", "delete", "whole")
+    assert env.banger("vm", "suspend", SRC).stdout == f"suspended {SRC}\n"
+    assert show(env)["state"] == "suspended"
+    assert guest(env, SRC, "cat", "/tmp/marker") == "before\n"
+    assert show(env)["state"] == "running"
