@@ -26,9 +26,11 @@
 #include "operation.h"
 #include "string-util.h"
 #include "vm-internal.h"
+#include "worker.h"
 
 #define SUSPEND_DIR "suspend"
 #define SUSPEND_TMP_DIR "suspend.tmp"
+#define SUSPEND_OLD_DIR "suspend.old" /* a resumed VM's state, deleted in a worker */
 #define SUSPEND_META "suspend.json"
 #define SUSPEND_META_MAX 4096
 #define SAVE_TIMEOUT (120 * USEC_PER_SEC)
@@ -60,6 +62,51 @@ static const char *vmm_binary(VmManager *m, const VmRecord *vm) {
 static void remove_saved(int vfd) {
         (void) rm_rf_at(vfd, SUSPEND_TMP_DIR);
         (void) rm_rf_at(vfd, SUSPEND_DIR);
+        (void) rm_rf_at(vfd, SUSPEND_OLD_DIR);
+}
+
+/* Deleting a resumed VM's state (an unlink of the guest's whole memory:
+ * 0.1-0.3 s here) is kept off the resume's reply: suspend/ is renamed away
+ * at once and deleted by a worker, under the VM's lock, so a delete or a
+ * new suspend of the VM waits for it. */
+typedef struct DropSaved {
+        VmManager *m;
+        char *id;
+} DropSaved;
+
+static void drop_main(void *userdata) {
+        DropSaved *d = userdata;
+        _cleanup_(vm_unlockp) VmLock *l = vm_lock(d->m, d->id);
+        _cleanup_close_ int vfd = l ? vm_dir_open(d->m, VM_DIR_STATE, d->id, false) : -ENOMEM;
+        if (vfd >= 0)
+                (void) rm_rf_at(vfd, SUSPEND_OLD_DIR);
+}
+
+static void drop_done(void *userdata) {
+        DropSaved *d = userdata;
+        free(d->id);
+        free(d);
+}
+
+/* On the loop. Not started: the next suspend, delete or daemon start removes it. */
+static void drop_on_loop(void *userdata) {
+        DropSaved *d = userdata;
+        if (workers_start(d->m->d->workers, drop_main, drop_done, d, WORKER_UNLIMITED) < 0)
+                drop_done(d);
+}
+
+static void drop_saved_later(VmManager *m, const char *id) {
+        vm_wake_forget(m, id);
+        _cleanup_close_ int vfd = vm_dir_open(m, VM_DIR_STATE, id, false);
+        DropSaved *d = vfd >= 0 ? calloc(1, sizeof(*d)) : NULL;
+        if (d)
+                *d = (DropSaved){ .m = m, .id = strdup(id) };
+        if (!d || !d->id || renameat(vfd, SUSPEND_DIR, vfd, SUSPEND_OLD_DIR) < 0 ||
+            workers_post(m->d->workers, drop_on_loop, d) < 0) {
+                if (d)
+                        drop_done(d);
+                vm_suspend_remove_files(m, id);
+        }
 }
 
 void vm_suspend_remove_files(VmManager *m, const char *id) {
@@ -257,7 +304,7 @@ int vm_resume_locked(VmManager *m, Store *s, VmRecord *vm, VmProgress *p) {
         VmRestore restore = { .snap = &saved, .suspended = true };
         r = vm_start_restore_locked(m, s, vm, &restore, p);
         if (r >= 0) {
-                vm_suspend_remove_files(m, vm->id);
+                drop_saved_later(m, vm->id);
                 log_info("vm %s resumed in %llu ms", vm->name,
                          (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
                 return r;
@@ -349,6 +396,7 @@ void vm_suspend_recover(VmManager *m, Store *s, VmRecord *vm) {
         _cleanup_close_ int vfd = vm_dir_open(m, VM_DIR_STATE, vm->id, false);
         if (vfd < 0)
                 return;
+        (void) rm_rf_at(vfd, SUSPEND_OLD_DIR); /* a resumed state the daemon had no time to delete */
         if (vm->state == VM_STATE_SUSPENDED)
                 recover_suspended(m, s, vm, vfd);
         else if (vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_PAUSED)

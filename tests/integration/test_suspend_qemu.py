@@ -112,6 +112,10 @@ def test_suspend_and_resume_keep_processes_and_files(env):
     now = show(env)
     assert now["state"] == "running" and now["ip"] == before["ip"] and now["boot_id"] == before["boot_id"]
     assert not saved.exists() and not (vm_dir(env, before) / "suspend.tmp").exists()
+    deadline = time.monotonic() + 30  # deleted after the reply
+    while (vm_dir(env, before) / "suspend.old").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (vm_dir(env, before) / "suspend.old").exists()
     assert counter_pid(env) == pid
     c1 = counter(env)
     time.sleep(2.5)
