@@ -11,9 +11,12 @@ about 100 MiB). They are offered by a file:// catalog.
 A download that cannot fit (the catalog gives its size) and an unpacked
 bundle that cannot (its manifest gives it) are refused before they are
 written; a disk that fills during a download (a bundle URL with --sha256:
-no size known) stops the pull with an error naming the disk. Each time
+no size known) or during the unpack (a manifest that understates its
+files) stops the pull with an error naming the disk. Each time
 nothing is registered and nothing is left in images/ (no .pull-* staging
 directory, no partial file); afterwards, with room, both pull."""
+import hashlib
+import io
 import json
 import os
 import pathlib
@@ -185,6 +188,39 @@ def test_unpacked_bundle_that_cannot_fit_is_refused_before_unpacking(env):
     err = one_sentence(p.stderr)
     assert "not enough free space for the unpacked bundle on the disk of " + str(env.state / "images") in err, err
     assert wrote < size + 4 * MIB, (wrote, size)  # the download, not the unpack
+    assert_nothing_left(env)
+
+
+def understated_bundle(path, size):
+    """An image bundle whose manifest says its rootfs.ext4 of size random
+    bytes takes nothing ("data": 0): the check before unpacking passes."""
+    data = os.urandom(size)
+    files = [{"path": "rootfs.ext4", "type": "file", "mode": 0o644, "size": size, "data": 0,
+              "sha256": hashlib.sha256(data).hexdigest()}]
+    manifest = json.dumps({"format": 1, "kind": "image", "name": "liar", "version": "1", "kernel": {"name": "tinyk"},
+                           "files": files}).encode()
+    raw = path.with_suffix(".tar")
+    with tarfile.open(raw, "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, body in (("manifest.json", manifest), ("rootfs.ext4", data)):
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode = len(body), 0o644
+            tar.addfile(ti, io.BytesIO(body))
+    subprocess.run(["zstd", "-q", "-f", "--rm", str(raw), "-o", str(path)], check=True)
+
+
+def test_disk_full_during_the_unpack(env):
+    """A manifest that understates what its files take gets past the check:
+    the unpack fills the disk, and the pull says so and removes it all."""
+    bundle = env.tmp / "liar.tar.zst"
+    understated_bundle(bundle, 96 * MIB)  # a local file: no download into images/
+    free = resize(env, RESERVE + 8 * MIB)  # past the check (it needs 0), not the 96 MiB
+    assert free < 96 * MIB, free
+    p, _ = pull(env, str(bundle), "--sha256", sha256_file(bundle))
+    bundle.unlink()
+    assert p.returncode == 1, p.stdout + p.stderr
+    err = one_sentence(p.stderr)
+    assert f"the disk of {env.state / 'images'} is full" in err and "free some space" in err, err
+    assert "unpack" in p.stderr, p.stderr  # it was the unpack that filled it
     assert_nothing_left(env)
 
 
