@@ -6,7 +6,8 @@
  * address and default route, the hostname is set, and /etc/banger/
  * network.conf, /etc/hostname and /etc/hosts are rewritten so a later cold
  * boot comes up as the same new VM. On request, the SSH host keys and
- * machine id are made anew (agent-hostkeys.c). */
+ * machine id are made anew (agent-hostkeys.c). A VM resumed in place
+ * (RESUMED=1) only has its clock stepped and its CRNG reseeded. */
 #include "agent-identity.h"
 
 #include <errno.h>
@@ -31,7 +32,7 @@
 /* Keys of the request that are not network.conf's: they are not written. */
 static bool transient_key(const char *line) {
         return startswith(line, "FROM_MAC=") || startswith(line, "TIME_NS=") || startswith(line, "ENTROPY=") ||
-               startswith(line, "NEW_HOST_KEYS=");
+               startswith(line, "NEW_HOST_KEYS=") || startswith(line, "RESUMED=");
 }
 
 static int parse_hex(const char *v, uint8_t *out, size_t max, size_t *ret_n) {
@@ -70,6 +71,12 @@ static int parse_transient(AgentIdentity *id, const char *line) {
                 id->new_host_keys = streq(v, "1");
                 return 0;
         }
+        if ((v = startswith(line, "RESUMED="))) {
+                if (!streq(v, "0") && !streq(v, "1"))
+                        return -EINVAL;
+                id->resumed = streq(v, "1");
+                return 0;
+        }
         return 0;
 }
 
@@ -80,8 +87,6 @@ int agent_identity_parse(const char *text, AgentIdentity *ret) {
         int r = network_config_parse(text, &id.net);
         if (r < 0)
                 return r;
-        if (!id.net.hostname[0] || !id.net.address[0] || !id.net.mac[0])
-                return log_debug_errno(-EINVAL, "identity: HOSTNAME, ADDRESS and MAC are required");
         _cleanup_free_ char *copy = strdup(text), *conf = calloc(1, strlen(text) + 1);
         if (!copy || !conf)
                 return -ENOMEM;
@@ -93,6 +98,10 @@ int agent_identity_parse(const char *text, AgentIdentity *ret) {
                 if ((r = parse_transient(&id, line)) < 0)
                         return log_debug_errno(r, "identity: invalid %.20s...", line);
         }
+        if (id.resumed && id.new_host_keys)
+                return log_debug_errno(-EINVAL, "identity: RESUMED=1 cannot ask for NEW_HOST_KEYS");
+        if (!id.resumed && (!id.net.hostname[0] || !id.net.address[0] || !id.net.mac[0]))
+                return log_debug_errno(-EINVAL, "identity: HOSTNAME, ADDRESS and MAC are required");
         id.conf = TAKE_PTR(conf);
         *ret = id;
         return 0;
@@ -306,6 +315,11 @@ int agent_identity_apply(const char *root, const AgentIdentity *id, bool guest) 
         if (id->n_entropy && (r = feed_entropy(id->entropy, id->n_entropy)) < 0)
                 ret = log_error_errno(r, "identity: reseeding the kernel's random generator: %m");
         ms[0] = lap_ms(&t);
+        if (id->resumed) {
+                if (ret >= 0)
+                        log_info("identity: resumed in place (clock and entropy %u ms)", ms[0]);
+                return ret;
+        }
         if ((r = renumber(id)) < 0)
                 ret = r;
         if (sethostname(id->net.hostname, strlen(id->net.hostname)) < 0)

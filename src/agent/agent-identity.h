@@ -26,9 +26,11 @@ typedef struct AgentIdentity {
         uint8_t entropy[AGENT_IDENTITY_ENTROPY_MAX];
         size_t n_entropy;
         bool new_host_keys;
+        bool resumed; /* RESUMED=1: the same VM resumed, only the clock and the entropy */
 } AgentIdentity;
 
-/* HOSTNAME, ADDRESS and MAC are required; -EINVAL for anything malformed. */
+/* HOSTNAME, ADDRESS and MAC are required, except with RESUMED=1 (then
+ * only TIME_NS and ENTROPY are read); -EINVAL for anything malformed. */
 int agent_identity_parse(const char *text, AgentIdentity *ret);
 void agent_identity_done(AgentIdentity *id);
 

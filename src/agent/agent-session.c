@@ -23,7 +23,7 @@
 /* Stop reading the transport while this much output waits: the host is not
  * reading its replies. */
 #define OUT_STOP_READ (4 * SESSION_OUT_HIGH)
-#define CAPABILITIES "exec pty signal resize health ports stats poweroff files identity connect"
+#define CAPABILITIES "exec pty signal resize health ports stats poweroff files identity connect resumed"
 
 enum { SESSION_CONTINUE = 0, SESSION_CLOSE = 1 };
 

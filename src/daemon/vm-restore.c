@@ -30,6 +30,8 @@ void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *
         const SnapshotRecord *n = restore->snap;
         cfg->restore_dir = n->dir;
         cfg->restore_version = n->vmm_version;
+        /* vm_resume_locked() has just run the VMM binary for its version. */
+        cfg->restore_version_checked = restore->suspended;
         vm_progress(p, vm_id, "restore", "%s %s (%llu MiB of saved state)",
                     restore->suspended  ? "loading the suspended state of"
                     : restore->template ? "warm start from template"
@@ -37,26 +39,38 @@ void vm_restore_configure(const VmRestore *restore, VmmConfig *cfg, VmProgress *
                     n->name, (unsigned long long) ((n->state_bytes + n->memory_bytes) >> 20));
 }
 
-/* The identity request: network.conf's keys for this VM, the NIC's MAC as
- * the snapshot left it, the host's time and fresh entropy. */
-static char *identity_request(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, bool new_host_keys) {
-        _cleanup_(json_decrefp) json_t *spec = json_loads(n->spec_json ? n->spec_json : "{}", 0, NULL);
-        const char *from_mac = json_string_value(json_object_get(spec, "mac"));
+/* ENTROPY_BYTES from the host's getrandom() as hex, into hex. */
+static int entropy_hex(char hex[static 2 * ENTROPY_BYTES + 1]) {
         uint8_t rnd[ENTROPY_BYTES];
-        char hex[2 * ENTROPY_BYTES + 1];
         if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t) sizeof(rnd))
-                return NULL;
+                return -EIO;
         for (size_t i = 0; i < sizeof(rnd); i++)
                 snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
         explicit_bzero(rnd, sizeof(rnd));
+        return 0;
+}
+
+/* The identity request: network.conf's keys for this VM, the NIC's MAC as
+ * the snapshot left it, the host's time and fresh entropy. A VM resumed in
+ * place whose agent knows it (capability "resumed") is sent only the time
+ * and the entropy: its address, MAC, hostname and files are already its own. */
+static char *identity_request(VmManager *m, const VmRecord *vm, const SnapshotRecord *n, bool new_host_keys,
+                              bool resumed) {
+        _cleanup_(json_decrefp) json_t *spec = json_loads(n->spec_json ? n->spec_json : "{}", 0, NULL);
+        const char *from_mac = json_string_value(json_object_get(spec, "mac"));
+        char hex[2 * ENTROPY_BYTES + 1];
+        if (entropy_hex(hex) < 0)
+                return NULL;
+        unsigned long long time_ns = (unsigned long long) now_realtime() * 1000ULL;
         char *text = NULL;
-        int k = asprintf(&text,
-                         "# Written by banger-agent when this VM took its identity; read by the agent at boot. "
-                         "Format: docs/guest-config.md\nHOSTNAME=%s\nADDRESS=%s/%u\nGATEWAY=%s\nMAC=%s\nDNS=%s\n"
-                         "FROM_MAC=%s\nTIME_NS=%llu\nENTROPY=%s\n%s",
-                         vm->name, vm->ip, host_prefix(m->host), host_bridge_ip(m->host), vm->mac,
-                         host_bridge_ip(m->host), from_mac ? from_mac : vm->mac,
-                         (unsigned long long) now_realtime() * 1000ULL, hex, new_host_keys ? "NEW_HOST_KEYS=1\n" : "");
+        int k = resumed ? asprintf(&text, "RESUMED=1\nTIME_NS=%llu\nENTROPY=%s\n", time_ns, hex)
+                        : asprintf(&text,
+                                   "# Written by banger-agent when this VM took its identity; read by the agent at "
+                                   "boot. Format: docs/guest-config.md\nHOSTNAME=%s\nADDRESS=%s/%u\nGATEWAY=%s\n"
+                                   "MAC=%s\nDNS=%s\nFROM_MAC=%s\nTIME_NS=%llu\nENTROPY=%s\n%s",
+                                   vm->name, vm->ip, host_prefix(m->host), host_bridge_ip(m->host), vm->mac,
+                                   host_bridge_ip(m->host), from_mac ? from_mac : vm->mac, time_ns, hex,
+                                   new_host_keys ? "NEW_HOST_KEYS=1\n" : "");
         explicit_bzero(hex, sizeof(hex));
         return k < 0 ? NULL : text;
 }
@@ -68,13 +82,23 @@ int vm_restore_reidentify(VmManager *m, const VmRecord *vm, const VmRestore *res
                           VmProgress *p) {
         if (!vm->ip || !vm->mac)
                 return 0;
-        char *text = identity_request(m, vm, restore->snap, restore->new_host_keys);
+        /* Not a clone: no other VM shares its address or random state (the
+         * saved state is deleted once it runs), so it keeps who it is. */
+        bool light = restore->suspended && !restore->new_host_keys &&
+                     agent_hello_has_cap(agent_client_info(agent), "resumed");
+        char *text = identity_request(m, vm, restore->snap, restore->new_host_keys, light);
         if (!text)
                 return -ENOMEM;
         usec_t t0 = now_monotonic();
         int r = agent_client_identity(agent, text, restore->new_host_keys ? IDENTITY_KEYS_TIMEOUT : IDENTITY_TIMEOUT);
         explicit_bzero(text, strlen(text));
         free(text);
+        if (r >= 0 && light) {
+                vm_progress(p, vm->id, "identity",
+                            "resumed in place: clock stepped, random generator reseeded (%llu ms)",
+                            (unsigned long long) ((now_monotonic() - t0) / USEC_PER_MSEC));
+                return 0;
+        }
         if (r >= 0) {
                 vm_progress(p, vm->id, "identity",
                             "the guest is now %s (%s, %s); clock stepped, random generator "

@@ -2,7 +2,8 @@
 banger-agent, TCG here): a guest running a counter is suspended (its QEMU
 process gone, state `suspended`, the saved state in the VM's directory) and
 resumed by `vm start`: the counter goes on from where it was, same address,
-same process. Stop, kill and delete of a suspended VM; a suspended VM
+same process; the resume only steps the guest's clock and reseeds it (the
+light identity request), leaving its hostname and address. Stop, kill and delete of a suspended VM; a suspended VM
 survives a daemon restart; a changed QEMU version boots cold and says why;
 a daemon killed while suspending leaves a running or a suspended VM, and
 so does one stopped (BANGER_TEST_STALL) and killed once the state is saved
@@ -122,6 +123,27 @@ def test_suspend_and_resume_keep_processes_and_files(env):
     c2 = counter(env)
     assert c2 > c1, (c1, c2)
     assert guest(env, "cat /root/file").stdout == "kept\n"
+
+
+def test_resume_steps_the_clock_and_keeps_identity(env):
+    """A resume of the same VM sends the agent the light request (clock and
+    entropy only): the guest's clock, set back years before the suspend, is
+    the host's again; its hostname, address and MAC are unchanged."""
+    before = show(env)
+    ident = "hostname; ip -o -4 addr show; cat /sys/class/net/*/address"
+    was = guest(env, ident).stdout
+    guest(env, "date -u -s '2001-01-01 00:00:00' >/dev/null")
+    assert int(guest(env, "date +%s").stdout) < 1e9
+    suspend(env)
+    logged = len(env.daemon_log())
+    env.banger("vm", "start", VM)
+    log = env.daemon_log()[logged:]
+    assert "identity: resumed in place: clock stepped, random generator reseeded" in log, log
+    assert "the guest is now" not in log, log
+    skew = int(guest(env, "date +%s").stdout) - time.time()
+    assert abs(skew) < 30, f"the guest's clock is {skew:.0f} s off the host's"
+    assert guest(env, ident).stdout == was
+    assert show(env)["ip"] == before["ip"] and show(env)["mac"] == before["mac"]
 
 
 def test_suspend_twice_and_refusals(env):

@@ -30,6 +30,10 @@
         "FROM_MAC=02:fc:ac:1f:00:02\nTIME_NS=0\n"                                                              \
         "ENTROPY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
 
+#define RESUMED                                    \
+        "RESUMED=1\nTIME_NS=1796612881123456789\n" \
+        "ENTROPY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n"
+
 static void test_parse(void **state) {
         AgentIdentity id = {};
         assert_int_equal(agent_identity_parse(REQUEST, &id), 0);
@@ -56,6 +60,15 @@ static void test_parse(void **state) {
                                               "TIME_NS=soon\n",
                                               &id),
                          -EINVAL);
+        /* A VM resumed in place: only the clock and the entropy. */
+        assert_int_equal(agent_identity_parse(RESUMED, &id), 0);
+        assert_true(id.resumed);
+        assert_string_equal(id.net.hostname, "");
+        assert_int_equal(id.time_ns, 1796612881123456789ULL);
+        assert_int_equal(id.n_entropy, 32);
+        agent_identity_done(&id);
+        assert_int_equal(agent_identity_parse(RESUMED "NEW_HOST_KEYS=1\n", &id), -EINVAL);
+        assert_int_equal(agent_identity_parse("RESUMED=2\nTIME_NS=1\n", &id), -EINVAL);
         char big[AGENT_IDENTITY_MAX + 64];
         memset(big, '#', sizeof(big) - 1);
         big[sizeof(big) - 1] = '\0';
@@ -135,6 +148,19 @@ static void test_apply_in_namespaces(void **state) {
         assert_int_equal(before.st_ino, after.st_ino);
         _cleanup_free_ char *addr2 = sh_out("ip -o -4 addr show dev eth0");
         assert_non_null(strstr(addr2, "172.31.0.7/24"));
+
+        /* The light request of a resume: the hostname, the NIC and the files
+         * are left as they are, even when they are not the identity's. */
+        assert_int_equal(sethostname("other", 5), 0);
+        assert_int_equal(agent_identity_parse("RESUMED=1\nTIME_NS=0\nENTROPY=00112233445566778899aabbccddeeff\n", &id),
+                         0);
+        assert_int_equal(agent_identity_apply(root, &id, true), 0);
+        agent_identity_done(&id);
+        _cleanup_free_ char *host2 = sh_out("hostname"), *addr3 = sh_out("ip -o -4 addr show dev eth0");
+        assert_string_equal(host2, "other\n");
+        assert_non_null(strstr(addr3, "172.31.0.7/24"));
+        assert_int_equal(fstatat(rfd, "etc/banger/network.conf", &after, 0), 0);
+        assert_int_equal(before.st_ino, after.st_ino);
         char *rm[] = { "rm", "-rf", root, NULL };
         assert_int_equal(spawn_run_capture(rm, 30 * USEC_PER_SEC, 0, false, NULL), 0);
 }

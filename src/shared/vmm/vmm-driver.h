@@ -71,6 +71,9 @@ typedef struct VmmConfig {
          * the VMM (-EPROTONOSUPPORT: a VMM cannot load another version's state). */
         const char *restore_dir;
         const char *restore_version;
+        /* The caller compared restore_version with version() of this binary
+         * just before (a resume): launch() does not run the binary again. */
+        bool restore_version_checked;
 
         /* Firecracker jailer mode (ignored by QEMU). */
         bool jailer;

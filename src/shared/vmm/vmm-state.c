@@ -46,6 +46,8 @@ int vmm_binary_version(const char *binary, char **ret) {
 int vmm_restore_version_check(const VmmDriver *d, const VmmConfig *c) {
         if (!c->restore_version || !*c->restore_version)
                 return error_setf(-EINVAL, "a saved state without its VMM version cannot be restored safely");
+        if (c->restore_version_checked)
+                return 0;
         _cleanup_free_ char *have = NULL;
         int r = d->version(c->binary, &have);
         if (r < 0)
