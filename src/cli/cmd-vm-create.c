@@ -240,36 +240,57 @@ static const char **spec_string_field(SpecArgs *a, int o) {
         }
 }
 
+static const struct option spec_opts[] = { CLI_COMMON_LONG_OPTIONS,
+                                           { "name", required_argument, NULL, OPT_NAME },
+                                           { "image", required_argument, NULL, OPT_IMAGE },
+                                           { "vcpu", required_argument, NULL, OPT_VCPU },
+                                           { "memory", required_argument, NULL, OPT_MEMORY },
+                                           { "disk-size", required_argument, NULL, OPT_DISK },
+                                           { "nat", no_argument, NULL, OPT_NAT },
+                                           { "no-nat", no_argument, NULL, OPT_NO_NAT },
+                                           { "vmm", required_argument, NULL, OPT_VMM },
+                                           { "no-start", no_argument, NULL, OPT_NO_START },
+                                           { "rm", no_argument, NULL, OPT_RM },
+                                           { "detach", no_argument, NULL, 'd' },
+                                           { "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
+                                           { "cold", no_argument, NULL, OPT_COLD },
+                                           { "new-host-keys", no_argument, NULL, OPT_NEW_HOST_KEYS },
+                                           { "workspace", required_argument, NULL, OPT_WORKSPACE },
+                                           { "branch", required_argument, NULL, OPT_BRANCH },
+                                           { "no-setup", no_argument, NULL, OPT_NO_SETUP },
+                                           { "refresh-setup", no_argument, NULL, OPT_REFRESH_SETUP },
+                                           { "publish", required_argument, NULL, 'p' },
+                                           { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+                                           { "idle-action", required_argument, NULL, OPT_IDLE_ACTION },
+                                           {} };
+
+/* The plain on/off options, by their getopt code. */
+static bool *spec_flag_field(SpecArgs *a, int o) {
+        switch (o) {
+        case OPT_COLD:
+                return &a->cold;
+        case OPT_NEW_HOST_KEYS:
+                return &a->new_host_keys;
+        case OPT_NO_SETUP:
+                return &a->no_setup;
+        case OPT_REFRESH_SETUP:
+                return &a->refresh_setup;
+        default:
+                return NULL;
+        }
+}
+
 static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char **argv, SpecArgs *a) {
-        static const struct option opts[] = { CLI_COMMON_LONG_OPTIONS,
-                                              { "name", required_argument, NULL, OPT_NAME },
-                                              { "image", required_argument, NULL, OPT_IMAGE },
-                                              { "vcpu", required_argument, NULL, OPT_VCPU },
-                                              { "memory", required_argument, NULL, OPT_MEMORY },
-                                              { "disk-size", required_argument, NULL, OPT_DISK },
-                                              { "nat", no_argument, NULL, OPT_NAT },
-                                              { "no-nat", no_argument, NULL, OPT_NO_NAT },
-                                              { "vmm", required_argument, NULL, OPT_VMM },
-                                              { "no-start", no_argument, NULL, OPT_NO_START },
-                                              { "rm", no_argument, NULL, OPT_RM },
-                                              { "detach", no_argument, NULL, 'd' },
-                                              { "from-snapshot", required_argument, NULL, OPT_FROM_SNAPSHOT },
-                                              { "cold", no_argument, NULL, OPT_COLD },
-                                              { "new-host-keys", no_argument, NULL, OPT_NEW_HOST_KEYS },
-                                              { "workspace", required_argument, NULL, OPT_WORKSPACE },
-                                              { "branch", required_argument, NULL, OPT_BRANCH },
-                                              { "no-setup", no_argument, NULL, OPT_NO_SETUP },
-                                              { "refresh-setup", no_argument, NULL, OPT_REFRESH_SETUP },
-                                              { "publish", required_argument, NULL, 'p' },
-                                              { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
-                                              { "idle-action", required_argument, NULL, OPT_IDLE_ACTION },
-                                              {} };
         *a = (SpecArgs){ .nat = -1 };
         int o;
-        while ((o = getopt_long(argc, argv, run ? "hdp:" : "hp:", opts, NULL)) >= 0) {
+        while ((o = getopt_long(argc, argv, run ? "hdp:" : "hp:", spec_opts, NULL)) >= 0) {
                 const char **field = spec_string_field(a, o);
-                if (field) {
-                        *field = optarg;
+                bool *flag = spec_flag_field(a, o);
+                if (field || flag) {
+                        if (field)
+                                *field = optarg;
+                        else
+                                *flag = true;
                         continue;
                 }
                 switch (o) {
@@ -284,18 +305,6 @@ static int parse_spec_args(Cli *cli, const char *cmd, bool run, int argc, char *
                         break;
                 case OPT_NO_NAT:
                         a->nat = 0;
-                        break;
-                case OPT_COLD:
-                        a->cold = true;
-                        break;
-                case OPT_NEW_HOST_KEYS:
-                        a->new_host_keys = true;
-                        break;
-                case OPT_NO_SETUP:
-                        a->no_setup = true;
-                        break;
-                case OPT_REFRESH_SETUP:
-                        a->refresh_setup = true;
                         break;
                 case 'p':
                         if (a->n_ports >= SPEC_MAX_PORTS)
