@@ -36,6 +36,7 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export BANGER_SLOW_TESTS=${BANGER_SLOW_TESTS:-1}
 
 rc=0
-/usr/bin/python3 -m pytest -p no:cacheprovider -rs "$@" tests || rc=$?
+# --durations: the slowest tests are named, to keep the run under 30 minutes.
+/usr/bin/python3 -m pytest -p no:cacheprovider -rs --durations=30 "$@" tests || rc=$?
 # pytest exits 5 when nothing was collected: that is a failure here too.
 exit $rc
