@@ -38,6 +38,9 @@
 
 #define DAEMON_MAX_WORKERS 64
 #define DAEMON_DRAIN_TIMEOUT (60 * USEC_PER_SEC)
+/* Idle connections kept for the workers: enough for the usual concurrency;
+ * a burst beyond it opens more and closes them when done. */
+#define DAEMON_STORE_POOL_IDLE 8
 
 static const RpcMethod *const method_tables[] = {
         daemon_methods,
@@ -59,11 +62,20 @@ static const char *message_or_errno(int r) {
         return error_last_message() ? error_last_message() : strerror(-r);
 }
 
+/* Once per pooled connection: a connection observed twice would tell
+ * every change twice. */
+static int store_pool_setup(Store *s, void *userdata) {
+        Daemon *d = userdata;
+        return d->events ? store_observe(s, event_bus_store_observer, d->events) : 0;
+}
+
 int daemon_open_store(Daemon *d, Store **ret) {
+        if (d->store_pool)
+                return store_pool_get(d->store_pool, ret);
         _cleanup_store_close_ Store *s = NULL;
         int r = store_open(d->paths.db_path, STORE_OPEN_NO_MIGRATE, &s);
-        if (r >= 0 && d->events)
-                r = store_observe(s, event_bus_store_observer, d->events);
+        if (r >= 0)
+                r = store_pool_setup(s, d);
         if (r < 0)
                 return r;
         *ret = TAKE_PTR(s);
@@ -186,6 +198,9 @@ static int setup_loop(Daemon *d) {
                 r = operations_new(&d->operations);
         if (r >= 0)
                 r = store_observe(d->store, event_bus_store_observer, d->events);
+        if (r >= 0)
+                r = store_pool_new(d->paths.db_path, STORE_OPEN_NO_MIGRATE, store_pool_setup, d, DAEMON_STORE_POOL_IDLE,
+                                   &d->store_pool);
         if (r < 0)
                 return log_error_errno(r, "cannot set up the worker mailbox: %m");
         return 0;
@@ -233,6 +248,9 @@ static void daemon_teardown(Daemon *d) {
         d->consoles = console_streams_free(d->consoles);
         d->workers = workers_free(d->workers);
         d->store = d->store ? store_close(d->store) : NULL;
+        /* Connections a worker that outlived the drain still holds are closed
+         * when it gives them back (the event bus is kept for them below). */
+        d->store_pool = store_pool_free(d->store_pool);
         if (idle) /* else a worker that outlived the drain may still publish */
                 d->events = event_bus_free(d->events);
         if (idle)

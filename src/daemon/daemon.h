@@ -20,6 +20,7 @@ typedef struct ExitWatches ExitWatches;
 typedef struct Operations Operations;
 typedef struct Server Server;
 typedef struct Store Store;
+typedef struct StorePool StorePool;
 typedef struct VmManager VmManager;
 typedef struct Workers Workers;
 
@@ -38,7 +39,8 @@ typedef struct Daemon {
         int log_fd;
         int default_vmm; /* VmmKind for new VMs, worked out once at start */
 
-        Store *store; /* the loop's own connection: each worker opens its own */
+        Store *store;          /* the loop's own connection: workers take theirs from store_pool */
+        StorePool *store_pool; /* thread-safe */
         Workers *workers;
         ExitWatches *exits;       /* processes watched for their exit; adding is thread-safe */
         ConsoleStreams *consoles; /* VM consoles read on the loop; opening is thread-safe */
@@ -59,7 +61,8 @@ int daemon_run(const DaemonOptions *o);
  * database is newer than this build, 3 it cannot be read. */
 int daemon_check_migrations(bool system);
 
-/* Any thread: a Store on the daemon's database for the caller alone. */
+/* Any thread: a Store on the daemon's database for the caller alone, from
+ * the pool (store_close() gives it back), with the event bus observing it. */
 int daemon_open_store(Daemon *d, Store **ret);
 
 /* Any thread: path relative to the state directory ("images/x/rootfs.ext4")

@@ -11,6 +11,8 @@ struct Store {
         sqlite3 *db;
         char *path;
         bool readonly;
+        bool failed;     /* an SQLite error other than a constraint: not pooled again */
+        StorePool *pool; /* handed out by this pool: store_close() gives it back */
 };
 
 typedef struct StoreMigration {

@@ -64,6 +64,8 @@ int store_errno_from_sqlite(sqlite3 *db, int rc) {
 
 int store_error(Store *s, int rc, const char *what) {
         int r = store_errno_from_sqlite(s->db, rc);
+        if ((rc & 0xff) != SQLITE_CONSTRAINT) /* a refused write leaves the connection as it was */
+                s->failed = true;
         if (r == 0) /* a caller-side surprise such as SQLITE_ROW where none was expected */
                 r = -EIO;
         return error_setf(r, "%s: %s", what, sqlite3_errmsg(s->db));

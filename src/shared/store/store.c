@@ -266,6 +266,10 @@ int store_open(const char *path, StoreOpenFlags flags, Store **ret) {
 Store *store_close(Store *s) {
         if (!s)
                 return NULL;
+        if (s->pool) {
+                store_pool_put(s->pool, s);
+                return NULL;
+        }
         if (s->db) {
                 int rc = sqlite3_close(s->db);
                 if (rc != SQLITE_OK) /* unfinalized statements: a bug in the store */

@@ -5,9 +5,10 @@
  * holding VMs, images, kernels and the host resources each VM holds.
  *
  * A Store is one SQLite connection. Use it from one thread at a time; give
- * each worker thread its own Store on the same file (SQLite then serialises
- * writers through the busy timeout, and the allocators below use
- * BEGIN IMMEDIATE so concurrent callers never double-assign).
+ * each worker thread its own Store on the same file, or let a StorePool
+ * hand them out (SQLite then serialises writers through the busy timeout,
+ * and the allocators below use BEGIN IMMEDIATE so concurrent callers never
+ * double-assign).
  *
  * Every function returns 0 (or a documented positive value) or -errno; the
  * SQLite message or a clearer sentence is recorded with error_setf(). ret_
@@ -60,12 +61,40 @@ unsigned store_latest_version(void);
  * transaction. A database newer than this build is refused with
  * -EPROTONOSUPPORT before anything is written to it. */
 int store_open(const char *path, StoreOpenFlags flags, Store **ret);
+/* Closes the connection, or gives a pooled one back to its pool. */
 Store *store_close(Store *s);
 static inline void store_closep(Store **s) {
         if (*s)
                 *s = store_close(*s);
 }
 #define _cleanup_store_close_ _cleanup_(store_closep)
+
+/* ---- Connection pool (store-pool.c) -------------------------------------- */
+
+/* Open connections to one database, reused across threads (one thread at a
+ * time per connection): a caller takes one with store_pool_get() and gives
+ * it back with store_close(). A connection comes back to the pool only if
+ * it is fit: no SQLite error other than a constraint, no transaction left
+ * open, no statement left unfinalized; else it is closed. At most max_idle
+ * wait in the pool; more are closed. */
+typedef struct StorePool StorePool;
+/* Run once on each new connection (e.g. store_observe()); a failure fails
+ * the store_pool_get() that opened it. */
+typedef int (*StorePoolSetup)(Store *s, void *userdata);
+
+/* flags as store_open()'s; read-only pools are refused (-EINVAL). */
+int store_pool_new(const char *path, StoreOpenFlags flags, StorePoolSetup setup, void *userdata, unsigned max_idle,
+                   StorePool **ret);
+/* An idle connection, or a new one (store_open() and setup). Any thread. */
+int store_pool_get(StorePool *p, Store **ret);
+/* What store_close() does with a pooled connection (s may be NULL: a get
+ * that failed to open one). */
+void store_pool_put(StorePool *p, Store *s);
+/* Connections the pool has opened so far. */
+unsigned store_pool_opened(StorePool *p);
+/* Closes the idle connections; ones still handed out are closed when given
+ * back, and the last one given back frees the pool. */
+StorePool *store_pool_free(StorePool *p);
 
 /* The schema version of the open database. */
 int store_schema_version(Store *s, unsigned *ret);
