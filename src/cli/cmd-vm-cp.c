@@ -15,6 +15,7 @@
 #include "agent-client.h"
 #include "cmd-vm.h"
 #include "cp-stream.h"
+#include "workspace-report.h"
 #include "macro.h"
 #include "string-util.h"
 #include "verbs.h"
@@ -84,8 +85,8 @@ int vm_cp_cmd(Cli *cli, int argc, char **argv) {
                 if (cli_connect(cli, &c) >= 0 && vm_agent_client(cli, c, guest->vm, &a) >= 0) {
                         size_t n = strlen(src.path);
                         uint32_t flags = n >= 2 && streq(src.path + n - 2, "/.") ? AGENT_FILES_FLAG_CONTENTS : 0;
-                        r = (src.vm ? cp_stream_get(a, "vm cp", src.path, flags, dst.path)
-                                    : cp_stream_put_path(a, "vm cp", src.path, dst.path)) < 0
+                        r = (src.vm ? cp_stream_get(a, CLI_REPORT("vm cp"), src.path, flags, dst.path)
+                                    : cp_stream_put_path(a, CLI_REPORT("vm cp"), src.path, dst.path)) < 0
                                     ? EXIT_FAIL
                                     : EXIT_OK;
                 }

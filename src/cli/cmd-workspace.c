@@ -18,17 +18,18 @@
 #include "string-util.h"
 #include "verbs.h"
 #include "workspace-git.h"
+#include "workspace-push.h"
 #include "workspace.h"
 
 int workspace_check(const char *cmd, const char *dir, const char *branch) {
         _cleanup_(ws_repo_done) WsRepo repo = {};
         _cleanup_free_ char *rev = NULL, *sha = NULL;
-        int r = ws_repo_open(cmd, dir, &repo);
+        int r = ws_repo_open(CLI_REPORT(cmd), dir, &repo);
         if (r < 0)
                 return r;
         if (asprintf(&rev, "%s^{commit}", branch ? branch : "HEAD") < 0)
                 return -ENOMEM;
-        return ws_repo_rev(cmd, &repo, rev, &sha);
+        return ws_repo_rev(CLI_REPORT(cmd), &repo, rev, &sha);
 }
 
 int vm_workspace_push(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *branch,
@@ -36,7 +37,7 @@ int vm_workspace_push(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id
         _cleanup_(agent_client_freep) AgentClient *a = NULL;
         (void) signal(SIGPIPE, SIG_IGN); /* a side that stops early is an error, not a death */
         int r = vm_agent_client(cli, c, vm_id, &a);
-        return r < 0 ? r : workspace_push(cli, a, cmd, vm_id, dir, branch, ret_guest);
+        return r < 0 ? r : workspace_push(a, CLI_REPORT(cmd), cli->paths.state_dir, vm_id, dir, branch, ret_guest);
 }
 
 int vm_workspace_setup(Cli *cli, RpcClient *c, const char *cmd, const char *vm_id, const char *dir, const char *guest) {
@@ -66,7 +67,7 @@ int vm_workspace_setup(Cli *cli, RpcClient *c, const char *cmd, const char *vm_i
 
 void vm_workspace_forget(Cli *cli, const char *vm_id) {
         _cleanup_free_ char *dir = NULL;
-        if (ws_state_dir(cli, vm_id, false, &dir) >= 0)
+        if (ws_state_dir(cli->paths.state_dir, vm_id, false, &dir) >= 0)
                 (void) rm_rf_at(AT_FDCWD, dir);
 }
 
@@ -93,7 +94,7 @@ static int ws_target_open(Cli *cli, const char *cmd, const char *ref, WsTarget *
         json_decref(vm);
         if (!id)
                 return -ENOMEM;
-        int r = ws_state_dir(cli, id, false, &t->state);
+        int r = ws_state_dir(cli->paths.state_dir, id, false, &t->state);
         if (r >= 0)
                 r = ws_record_load(t->state, &t->rec);
         if (r == -ENOENT) {
@@ -174,7 +175,7 @@ static int sync_cmd(Cli *cli, int argc, char **argv) {
         if (ws_target_open(cli, "vm workspace sync", argv[optind], &t) < 0)
                 return EXIT_FAIL;
         _cleanup_free_ char *tree = NULL;
-        if (workspace_sync(cli, t.agent, "vm workspace sync", &t.rec, t.state, &tree) < 0)
+        if (workspace_sync(t.agent, CLI_REPORT("vm workspace sync"), &t.rec, t.state, &tree) < 0)
                 return EXIT_FAIL;
         free(t.rec.tree);
         t.rec.tree = TAKE_PTR(tree);

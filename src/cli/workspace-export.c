@@ -37,11 +37,11 @@ static int diff_guest(const char *cmd, const WsRepo *repo, const char *state, co
         if (!env)
                 return -ENOMEM;
         *c = (WsGitCall){ .cwd = tree, .env = env, .stdout_fd = -1 };
-        int r = ws_git_ok(cmd, c, (char *[]){ "read-tree", (char *) base, NULL });
+        int r = ws_git_ok(CLI_REPORT(cmd), c, (char *[]){ "read-tree", (char *) base, NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, c, (char *[]){ "add", "-A", "--", ".", NULL });
+                r = ws_git_ok(CLI_REPORT(cmd), c, (char *[]){ "add", "-A", "--", ".", NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, c,
+                r = ws_git_ok(CLI_REPORT(cmd), c,
                               (char *[]){ "diff", "--cached", "--binary", "--full-index", "--no-ext-diff",
                                           "--no-textconv", "--no-color", "--no-relative", (char *) base, NULL });
         c->env = NULL;
@@ -87,7 +87,7 @@ static int apply_patch(const char *cmd, const WsRecord *rec, const char *patch) 
                 fprintf(stderr, "(-o FILE saves the patch to merge by hand)\n");
                 r = -EEXIST;
         } else if (r == 0)
-                r = ws_git_ok(cmd, &c, (char *[]){ "apply", (char *) patch, NULL });
+                r = ws_git_ok(CLI_REPORT(cmd), &c, (char *[]){ "apply", (char *) patch, NULL });
         else
                 fprintf(stderr, "banger: %s: cannot run git: %s\n", cmd, strerror(-r));
         ws_git_call_done(&c);
@@ -137,17 +137,17 @@ int workspace_export(AgentClient *a, const char *cmd, const WsRecord *rec, const
         _cleanup_(ws_repo_done) WsRepo repo = {};
         _cleanup_(ws_temp_dir_remove) char *tmp = NULL;
         _cleanup_free_ char *base = NULL, *tree = NULL, *rev = NULL;
-        int r = ws_repo_open(cmd, rec->host, &repo);
+        int r = ws_repo_open(CLI_REPORT(cmd), rec->host, &repo);
         if (r < 0)
                 return r;
-        if (o->base_commit &&
-            (asprintf(&rev, "%s^{tree}", o->base_commit) < 0 || (r = ws_repo_rev(cmd, &repo, rev, &base)) < 0))
+        if (o->base_commit && (asprintf(&rev, "%s^{tree}", o->base_commit) < 0 ||
+                               (r = ws_repo_rev(CLI_REPORT(cmd), &repo, rev, &base)) < 0))
                 return r < 0 ? r : -ENOMEM;
         if ((r = ws_temp_dir(&tmp)) < 0 || asprintf(&tree, "%s/tree", tmp) < 0) {
                 fprintf(stderr, "banger: %s: cannot make a temporary directory: %s\n", cmd, strerror(-r));
                 return r < 0 ? r : -ENOMEM;
         }
-        r = cp_stream_get(a, cmd, rec->guest, AGENT_FILES_FLAG_CONTENTS, tree);
+        r = cp_stream_get(a, CLI_REPORT(cmd), rec->guest, AGENT_FILES_FLAG_CONTENTS, tree);
         if (r < 0)
                 return r;
         WsGitCall c = {};

@@ -28,6 +28,7 @@
 #include "macro.h"
 #include "string-util.h"
 #include "workspace-git.h"
+#include "workspace-push.h"
 #include "workspace.h"
 
 #define KEPT_DIR "workspace-snapshots"
@@ -42,7 +43,7 @@ void ws_prepared_done(WsPrepared *p) {
 int ws_prepared_key(const char *cmd, const char *dir, WsPrepared *ret) {
         _cleanup_(ws_repo_done) WsRepo repo = {};
         _cleanup_(ws_setup_done) WsSetup s = {};
-        int r = ws_repo_open(cmd, dir, &repo);
+        int r = ws_repo_open(CLI_REPORT(cmd), dir, &repo);
         if (r < 0)
                 return r;
         r = ws_setup_find(cmd, repo.top, true, &s);
@@ -150,7 +151,7 @@ void vm_workspace_keep(Cli *cli, RpcClient *c, const char *cmd, const char *vm_i
                 return;
         }
         const char *id = json_str(snap, "id", "");
-        int r = ws_state_dir(cli, vm_id, false, &state);
+        int r = ws_state_dir(cli->paths.state_dir, vm_id, false, &state);
         if (r >= 0)
                 r = kept_dir(cli, NULL, &parent);
         if (r >= 0)
@@ -184,7 +185,7 @@ static int workspace_resume(Cli *cli, RpcClient *c, const char *cmd, const char 
         if (r >= 0)
                 r = access(kept, F_OK) < 0 ? -errno : 0;
         if (r >= 0) /* made with its parent, then replaced by the copy */
-                r = ws_state_dir(cli, vm_id, true, &state);
+                r = ws_state_dir(cli->paths.state_dir, vm_id, true, &state);
         if (r >= 0)
                 r = rm_rf_at(AT_FDCWD, state);
         if (r >= 0)
@@ -206,7 +207,7 @@ static int workspace_resume(Cli *cli, RpcClient *c, const char *cmd, const char 
         (void) signal(SIGPIPE, SIG_IGN);
         r = vm_agent_client(cli, c, vm_id, &a);
         if (r >= 0)
-                r = workspace_sync(cli, a, cmd, &rec, state, &tree);
+                r = workspace_sync(a, CLI_REPORT(cmd), &rec, state, &tree);
         if (r < 0)
                 return r;
         free(rec.tree);

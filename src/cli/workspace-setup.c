@@ -122,14 +122,14 @@ static int hash_inputs(const char *cmd, const char *top, int top_fd, bool script
         if (r >= 0 && !hash)
                 r = -ENOMEM;
         if (r >= 0)
-                r = ws_git_ok(cmd, &ls, spec);
+                r = ws_git_ok(CLI_REPORT(cmd), &ls, spec);
         if (r >= 0) {
                 hash[m++] = "hash-object";
                 hash[m++] = "--no-filters";
                 hash[m++] = "--";
                 r = existing_files(top_fd, ls.out, ls.out_len, hash, &m, INPUTS_MAX_FILES + 3);
                 if (r >= 0 && m > files)
-                        r = ws_git_ok(cmd, &h, hash);
+                        r = ws_git_ok(CLI_REPORT(cmd), &h, hash);
         }
         _cleanup_free_ char *text = NULL;
         if (r >= 0)
@@ -326,7 +326,7 @@ int workspace_setup_run(Cli *cli, AgentClient *a, const char *cmd, const char *v
                 return r;
         }
         dprintf(fd, "exit status %d after %.1f s\n", status, (double) (now_monotonic() - t0) / USEC_PER_SEC);
-        if (cp_stream_put_path(a, cmd, log, WS_SETUP_GUEST_LOG) < 0)
+        if (cp_stream_put_path(a, CLI_REPORT(cmd), log, WS_SETUP_GUEST_LOG) < 0)
                 fprintf(stderr, "banger: %s: the setup's log was not copied into the guest\n", cmd);
         if (status == 0)
                 fprintf(stderr, "setup: done in %.1f s\n", (double) (now_monotonic() - t0) / USEC_PER_SEC);

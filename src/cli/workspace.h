@@ -1,51 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
-/* Workspaces (docs/workspaces.md): a git work tree copied into a VM at
- * /root/<name> through the agent's files-put stream, its changes brought
- * back as a patch, and copied again when it changed.
- *
- * What banger knows of a VM's workspace stays on the host, never in the
- * guest (a guest could rewrite it to point an --apply at another checkout):
- * <state dir>/workspaces/<vm id>/ holds record.json, a private git index of
- * what was sent (so a sync finds what changed by git's own stat cache) and
- * an object directory for the blobs of that tree that the repository does
- * not have yet (untracked or modified files). */
+/* Workspaces (docs/workspaces.md), the CLI's part: the verbs, the setup
+ * script, prepared workspaces and export. The copy, the sync and the record
+ * the host keeps are src/shared/workspace's (workspace-push.h,
+ * workspace-state.h). */
 
 #include <stdbool.h>
 
 #include "cli.h"
+#include "workspace-report.h"
+#include "workspace-state.h"
 
 typedef struct AgentClient AgentClient;
-
-typedef struct WsRecord {
-        char *vm_id;
-        char *host;   /* the work tree's top on the host */
-        char *guest;  /* its path in the guest: /root/<name> */
-        char *base;   /* the commit it started from */
-        char *branch; /* --branch REF, or NULL for the working tree */
-        char *tree;   /* the tree last sent: what export diffs against */
-} WsRecord;
-void ws_record_done(WsRecord *r);
-
-/* <state dir>/workspaces/<vm id>, created 0700 when create is true. */
-int ws_state_dir(Cli *cli, const char *vm_id, bool create, char **ret);
-int ws_record_load(const char *dir, WsRecord *ret);
-int ws_record_save(const char *dir, const WsRecord *r);
-
-/* A private temporary directory (under $TMPDIR or /tmp) and its removal. */
-int ws_temp_dir(char **ret);
-void ws_temp_dir_remove(char **dir);
-
-/* Copy the work tree at path (or the commit branch names) into the VM vm_id
- * at /root/<name>; prints progress and failures (cmd: for messages), writes
- * the record. *ret_guest: the guest path. */
-int workspace_push(Cli *cli, AgentClient *a, const char *cmd, const char *vm_id, const char *path, const char *branch,
-                   char **ret_guest);
-
-/* Sync the VM's workspace with the host's work tree: only what changed is
- * copied, what was deleted is removed (through `rm` in the guest). */
-int workspace_sync(Cli *cli, AgentClient *a, const char *cmd, const WsRecord *rec, const char *state, char **ret_tree);
 
 typedef struct WsExportOptions {
         const char *base_commit; /* NULL: the tree last sent */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The libraries banger loads only in the commands that need them
- * (src/cli/dlopen-lib.h): each table resolves against the installed
+ * (src/shared/util/dlopen-lib.h): each table resolves against the installed
  * library, the wrappers compute what the linked functions did, a missing
  * library or symbol is an error that names it, and the banger binary links
  * neither libcurl nor libnftables at start-up. */

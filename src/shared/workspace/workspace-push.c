@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Copying a work tree into a VM (workspace.h): the files git would show
+/* Copying a work tree into a VM (workspace-push.h): the files git would show
  * (tracked, and untracked ones it does not ignore) or, with --branch, the
  * files of a commit, plus a shallow clone's .git so that git status, log
  * and diff work in the guest; all in one tar stream through the agent. */
@@ -17,7 +17,6 @@
 #include "string-util.h"
 #include "workspace-git.h"
 #include "workspace-push.h"
-#include "workspace.h"
 
 /* ---- the stream ---- */
 
@@ -35,7 +34,7 @@ int ws_produce(CpWriter *w, void *userdata) {
                 if (r < 0)
                         return r;
                 if (r > 0)
-                        fprintf(stderr, "banger: %s: skipped %s\n", p->cmd, cp_writer_why(w));
+                        ws_fail(p->rep, "skipped %s", cp_writer_why(w));
                 p->sent += r == 0;
         }
         for (size_t i = 0; i < p->n_subs; i++) {
@@ -52,7 +51,7 @@ int ws_produce(CpWriter *w, void *userdata) {
 
 /* The tree of what is sent from a work tree, through a private index (its
  * stat cache makes the next sync cheap) and object directory. */
-int ws_sent_tree(const char *cmd, const WsRepo *repo, const char *state, const char *from, char **ret) {
+int ws_sent_tree(const WsReport *rep, const WsRepo *repo, const char *state, const char *from, char **ret) {
         _cleanup_free_ char *index = NULL, *objects = NULL;
         if (asprintf(&index, "%s/index", state) < 0 || asprintf(&objects, "%s/objects", state) < 0)
                 return -ENOMEM;
@@ -62,39 +61,39 @@ int ws_sent_tree(const char *cmd, const WsRepo *repo, const char *state, const c
         if (!env)
                 return -ENOMEM;
         WsGitCall c = { .cwd = repo->top, .env = env, .stdout_fd = -1 };
-        int r = from ? ws_git_ok(cmd, &c, (char *[]){ "read-tree", (char *) from, NULL }) : 0;
+        int r = from ? ws_git_ok(rep, &c, (char *[]){ "read-tree", (char *) from, NULL }) : 0;
         if (r >= 0)
-                r = ws_git_ok(cmd, &c, (char *[]){ "add", "-A", "--", ".", NULL });
+                r = ws_git_ok(rep, &c, (char *[]){ "add", "-A", "--", ".", NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, &c, (char *[]){ "write-tree", NULL });
+                r = ws_git_ok(rep, &c, (char *[]){ "write-tree", NULL });
         if (r >= 0 && !(*ret = strndup(c.out, strcspn(c.out, "\n"))))
                 r = -ENOMEM;
         ws_git_call_done(&c);
         return r;
 }
 
-int ws_make_clone(const char *cmd, const WsRepo *repo, const char *sha, const char *branch, bool checkout,
+int ws_make_clone(const WsReport *rep, const WsRepo *repo, const char *sha, const char *branch, bool checkout,
                   const char *dir) {
         _cleanup_free_ char *url = NULL, *name = NULL, *email = NULL;
         if (asprintf(&url, "file://%s", repo->top) < 0)
                 return -ENOMEM;
         WsGitCall c = { .cwd = dir, .stdout_fd = -1 };
-        int r = ws_git_ok(cmd, &c, (char *[]){ "init", "-q", "-b", (char *) (branch ?: "workspace"), ".", NULL });
+        int r = ws_git_ok(rep, &c, (char *[]){ "init", "-q", "-b", (char *) (branch ?: "workspace"), ".", NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, &c,
+                r = ws_git_ok(rep, &c,
                               (char *[]){ "fetch", "-q", "--depth", "1", "--no-tags", url, (char *) sha, NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, &c,
+                r = ws_git_ok(rep, &c,
                               branch ? (char *[]){ "update-ref", "HEAD", (char *) sha, NULL }
                                      : (char *[]){ "update-ref", "--no-deref", "HEAD", (char *) sha, NULL });
         if (r >= 0)
-                r = ws_git_ok(cmd, &c,
+                r = ws_git_ok(rep, &c,
                               checkout ? (char *[]){ "reset", "-q", "--hard", NULL }
                                        : (char *[]){ "read-tree", "HEAD", NULL });
         if (r >= 0 && (r = ws_repo_config(repo, "user.name", &name)) >= 0 && name)
-                r = ws_git_ok(cmd, &c, (char *[]){ "config", "user.name", name, NULL });
+                r = ws_git_ok(rep, &c, (char *[]){ "config", "user.name", name, NULL });
         if (r >= 0 && (r = ws_repo_config(repo, "user.email", &email)) >= 0 && email)
-                r = ws_git_ok(cmd, &c, (char *[]){ "config", "user.email", email, NULL });
+                r = ws_git_ok(rep, &c, (char *[]){ "config", "user.email", email, NULL });
         ws_git_call_done(&c);
         if (r >= 0) {
                 _cleanup_free_ char *fh = NULL;
@@ -124,9 +123,9 @@ static int append_prefixed(WsPushPlan *p, const char *prefix, const char *out, s
 
 /* What git shows in the work tree dir (-co: tracked and untracked,
  * --exclude-standard: not the ignored ones). */
-int ws_list_files(const char *cmd, const char *dir, bool untracked, const char *prefix, WsPushPlan *p) {
+int ws_list_files(const WsReport *rep, const char *dir, bool untracked, const char *prefix, WsPushPlan *p) {
         WsGitCall c = { .cwd = dir, .stdout_fd = -1 };
-        int r = ws_git_ok(cmd, &c,
+        int r = ws_git_ok(rep, &c,
                           untracked ? (char *[]){ "ls-files", "-co", "--exclude-standard", "-z", NULL }
                                     : (char *[]){ "ls-files", "-z", NULL });
         if (r >= 0)
@@ -157,47 +156,47 @@ static void plan_done(WsPushPlan *p) {
 
 /* Everything on the host before the copy: the record's commit and tree, the
  * clone in tmp, and the plan of what is sent. */
-static int prepare(const char *cmd, const WsRepo *repo, const char *state, const char *ref, const char *tmp,
+static int prepare(const WsReport *rep, const WsRepo *repo, const char *state, const char *ref, const char *tmp,
                    WsRecord *rec, WsPushPlan *p) {
         _cleanup_free_ char *rev = NULL, *branch = NULL, *tree_rev = NULL;
         if (asprintf(&rev, "%s^{commit}", ref ? ref : "HEAD") < 0)
                 return -ENOMEM;
-        int r = ws_repo_rev(cmd, repo, rev, &rec->base);
+        int r = ws_repo_rev(rep, repo, rev, &rec->base);
         if (r < 0)
                 return r;
         if (ref) {
                 r = asprintf(&tree_rev, "%s^{tree}", rec->base) < 0 ? -ENOMEM
-                                                                    : ws_repo_rev(cmd, repo, tree_rev, &rec->tree);
+                                                                    : ws_repo_rev(rep, repo, tree_rev, &rec->tree);
         } else
-                r = ws_sent_tree(cmd, repo, state, rec->base, &rec->tree);
+                r = ws_sent_tree(rep, repo, state, rec->base, &rec->tree);
         if (r >= 0)
                 r = clone_branch(repo, ref, &branch);
         if (r >= 0)
-                r = ws_make_clone(cmd, repo, rec->base, branch ? branch : "workspace", ref != NULL, tmp);
+                r = ws_make_clone(rep, repo, rec->base, branch ? branch : "workspace", ref != NULL, tmp);
         if (r < 0)
                 return r;
         const char *files_from = ref ? tmp : repo->top;
         p->top_fd = open(files_from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (p->top_fd < 0)
                 return -errno;
-        r = ws_list_files(cmd, files_from, !ref, NULL, p);
+        r = ws_list_files(rep, files_from, !ref, NULL, p);
         /* --branch copies a commit's files: no submodule is checked out in it. */
         if (r >= 0 && !ref)
-                r = ws_submodules_add(cmd, repo->top, tmp, p);
+                r = ws_submodules_add(rep, repo->top, tmp, p);
         return r;
 }
 
-int workspace_push(Cli *cli, AgentClient *a, const char *cmd, const char *vm_id, const char *path, const char *branch,
-                   char **ret_guest) {
+int workspace_push(AgentClient *a, const WsReport *rep, const char *state_root, const char *vm_id, const char *path,
+                   const char *branch, char **ret_guest) {
         _cleanup_(ws_repo_done) WsRepo repo = {};
         _cleanup_(ws_record_done) WsRecord rec = {};
         _cleanup_free_ char *state = NULL, *clone_git = NULL;
         _cleanup_(ws_temp_dir_remove) char *tmp = NULL;
-        int r = ws_repo_open(cmd, path, &repo);
+        int r = ws_repo_open(rep, path, &repo);
         if (r < 0)
                 return r;
-        if ((r = ws_state_dir(cli, vm_id, true, &state)) < 0 || (r = ws_temp_dir(&tmp)) < 0) {
-                fprintf(stderr, "banger: %s: cannot make the workspace's state: %s\n", cmd, strerror(-r));
+        if ((r = ws_state_dir(state_root, vm_id, true, &state)) < 0 || (r = ws_temp_dir(&tmp)) < 0) {
+                ws_fail(rep, "cannot make the workspace's state: %s", strerror(-r));
                 return r;
         }
         rec.vm_id = strdup(vm_id);
@@ -206,14 +205,14 @@ int workspace_push(Cli *cli, AgentClient *a, const char *cmd, const char *vm_id,
         if (!rec.vm_id || !rec.host || (branch && !rec.branch) || asprintf(&rec.guest, "/root/%s", repo.name) < 0 ||
             asprintf(&clone_git, "%s/.git", tmp) < 0)
                 return -ENOMEM;
-        WsPushPlan p = { .cmd = cmd, .top_fd = -EBADF, .clone_git = clone_git };
-        r = prepare(cmd, &repo, state, branch, tmp, &rec, &p);
+        WsPushPlan p = { .rep = rep, .top_fd = -EBADF, .clone_git = clone_git };
+        r = prepare(rep, &repo, state, branch, tmp, &rec, &p);
         if (r >= 0)
-                r = cp_stream_put(a, cmd, rec.guest, ws_produce, &p);
+                r = cp_stream_put(a, rep, rec.guest, ws_produce, &p);
         if (r >= 0 && (r = ws_record_save(state, &rec)) < 0)
-                fprintf(stderr, "banger: %s: cannot save the workspace's record in %s: %s\n", cmd, state, strerror(-r));
+                ws_fail(rep, "cannot save the workspace's record in %s: %s", state, strerror(-r));
         if (r >= 0)
-                fprintf(stderr, "workspace: %s (%s) -> %s, %zu files\n", repo.top, branch ? branch : "working tree",
+                ws_note(rep, "workspace: %s (%s) -> %s, %zu files", repo.top, branch ? branch : "working tree",
                         rec.guest, p.sent);
         plan_done(&p);
         if (r >= 0 && ret_guest)
@@ -226,7 +225,7 @@ int workspace_push(Cli *cli, AgentClient *a, const char *cmd, const char *vm_id,
 #define RM_BATCH 256
 
 /* Remove paths (NUL-separated, relative) in the guest's workspace. */
-static int guest_remove(AgentClient *a, const char *cmd, const char *guest, const char *list, size_t len) {
+static int guest_remove(AgentClient *a, const WsReport *rep, const char *guest, const char *list, size_t len) {
         const char *s = list;
         while (s < list + len) {
                 char *argv[RM_BATCH + 4] = { "rm", "-f", "--" };
@@ -238,13 +237,13 @@ static int guest_remove(AgentClient *a, const char *cmd, const char *guest, cons
                                        .cwd = guest,
                                        .stdin_fd = -1,
                                        .stdout_fd = -1,
-                                       .stderr_fd = STDERR_FILENO,
+                                       .stderr_fd = rep->stderr_fd,
                                        .signal_fd = -1,
                                        .tty_fd = -1 };
                 AgentExecResult res = {};
                 int r = agent_client_exec(a, &o, 60 * USEC_PER_SEC, &res);
                 if (r < 0 || res.kind != AGENT_EXIT_CODE || res.code != 0) {
-                        fprintf(stderr, "banger: %s: cannot remove deleted files in the guest (rm: %s)\n", cmd,
+                        ws_fail(rep, "cannot remove deleted files in the guest (rm: %s)",
                                 r < 0 ? strerror(-r) : "failed");
                         return r < 0 ? r : -EIO;
                 }
@@ -281,7 +280,7 @@ static int split_changes(const char *out, size_t len, WsPushPlan *copy, char **r
         return 0;
 }
 
-static int changes(const char *cmd, const WsRepo *repo, const char *state, const char *from, const char *to,
+static int changes(const WsReport *rep, const WsRepo *repo, const char *state, const char *from, const char *to,
                    WsPushPlan *copy, char **ret_del, size_t *ret_del_len) {
         _cleanup_free_ char *index = NULL, *objects = NULL;
         if (asprintf(&index, "%s/index", state) < 0 || asprintf(&objects, "%s/objects", state) < 0)
@@ -290,7 +289,7 @@ static int changes(const char *cmd, const WsRepo *repo, const char *state, const
         if (!env)
                 return -ENOMEM;
         WsGitCall c = { .cwd = repo->top, .env = env, .stdout_fd = -1 };
-        int r = ws_git_ok(cmd, &c,
+        int r = ws_git_ok(rep, &c,
                           (char *[]){ "diff-tree", "-r", "-z", "--no-renames", "--name-status", (char *) from,
                                       (char *) to, NULL });
         if (r >= 0)
@@ -299,36 +298,36 @@ static int changes(const char *cmd, const WsRepo *repo, const char *state, const
         return r;
 }
 
-int workspace_sync(Cli *cli, AgentClient *a, const char *cmd, const WsRecord *rec, const char *state, char **ret_tree) {
+int workspace_sync(AgentClient *a, const WsReport *rep, const WsRecord *rec, const char *state, char **ret_tree) {
         if (rec->branch) {
-                fprintf(stderr,
-                        "banger: %s: the workspace holds the commit %s (--branch), not a work tree: "
-                        "nothing to sync\n",
-                        cmd, rec->branch);
+                ws_fail(rep,
+                        "the workspace holds the commit %s (--branch), not a work tree: "
+                        "nothing to sync",
+                        rec->branch);
                 return -EINVAL;
         }
         _cleanup_(ws_repo_done) WsRepo repo = {};
         _cleanup_free_ char *tree = NULL, *del = NULL;
-        int r = ws_repo_open(cmd, rec->host, &repo);
+        int r = ws_repo_open(rep, rec->host, &repo);
         if (r >= 0)
-                r = ws_sent_tree(cmd, &repo, state, NULL, &tree);
+                r = ws_sent_tree(rep, &repo, state, NULL, &tree);
         if (r < 0)
                 return r;
-        WsPushPlan p = { .cmd = cmd, .top_fd = -EBADF };
+        WsPushPlan p = { .rep = rep, .top_fd = -EBADF };
         size_t del_len = 0;
-        if (!streq(tree, rec->tree) && (r = changes(cmd, &repo, state, rec->tree, tree, &p, &del, &del_len)) < 0)
+        if (!streq(tree, rec->tree) && (r = changes(rep, &repo, state, rec->tree, tree, &p, &del, &del_len)) < 0)
                 return r;
         if (del_len > 0)
-                r = guest_remove(a, cmd, rec->guest, del, del_len);
+                r = guest_remove(a, rep, rec->guest, del, del_len);
         if (r >= 0 && p.list_len > 0) {
                 p.top_fd = open(repo.top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                r = p.top_fd < 0 ? -errno : cp_stream_put(a, cmd, rec->guest, ws_produce, &p);
+                r = p.top_fd < 0 ? -errno : cp_stream_put(a, rep, rec->guest, ws_produce, &p);
         }
         size_t removed = 0;
         for (const char *s = del; s && s < del + del_len; s += strlen(s) + 1)
                 removed++;
         if (r >= 0)
-                fprintf(stderr, "workspace: %s -> %s, %zu files copied, %zu removed\n", repo.top, rec->guest, p.sent,
+                ws_note(rep, "workspace: %s -> %s, %zu files copied, %zu removed", repo.top, rec->guest, p.sent,
                         removed);
         plan_done(&p);
         if (r >= 0)

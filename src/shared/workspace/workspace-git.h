@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ws-report.h"
+
 #define WS_GIT_OUTPUT_MAX (256u << 20)
 
 typedef struct WsGitCall {
@@ -34,11 +36,11 @@ typedef struct WsRepo {
 } WsRepo;
 void ws_repo_done(WsRepo *r);
 
-/* The git work tree whose top is path; prints why not (cmd: "vm run"). */
-int ws_repo_open(const char *cmd, const char *path, WsRepo *ret);
+/* The git work tree whose top is path; says why not through rep. */
+int ws_repo_open(const WsReport *rep, const char *path, WsRepo *ret);
 
 /* Resolve rev (e.g. "HEAD", "main^{tree}") to a full object id. */
-int ws_repo_rev(const char *cmd, const WsRepo *r, const char *rev, char **ret);
+int ws_repo_rev(const WsReport *rep, const WsRepo *r, const char *rev, char **ret);
 
 /* `git config --get key` in the repository (its own, global or system
  * value); *ret NULL when unset. */
@@ -53,6 +55,6 @@ char **ws_repo_private_env(const WsRepo *r, const char *work_tree, const char *i
 /* The short name of the branch HEAD is on, NULL when detached. */
 int ws_repo_branch(const WsRepo *r, char **ret);
 
-/* ws_git() that prints "banger: CMD: git VERB: reason" when git fails;
+/* ws_git() that says "git VERB: reason" through rep when git fails;
  * returns 0 or -EIO (-errno when git could not run). */
-int ws_git_ok(const char *cmd, WsGitCall *c, char *const *args);
+int ws_git_ok(const WsReport *rep, WsGitCall *c, char *const *args);

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "ws-report.h"
+
 typedef struct AgentClient AgentClient;
 typedef struct CpWriter CpWriter;
 
@@ -28,11 +30,12 @@ const char *cp_writer_why(const CpWriter *w);
 int cp_writer_fail(CpWriter *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Stream what fn writes to guest_path (the agent's files-put). Failures are
- * printed as "banger: CMD: reason"; returns 0 or -errno. */
-int cp_stream_put(AgentClient *a, const char *cmd, const char *guest_path, CpProduceFn fn, void *userdata);
+ * said through rep (ws_fail), the bytes moved through its progress;
+ * returns 0 or -errno. */
+int cp_stream_put(AgentClient *a, const WsReport *rep, const char *guest_path, CpProduceFn fn, void *userdata);
 /* The host path src (SRC, SRC/ or SRC/. for its contents) to guest_path. */
-int cp_stream_put_path(AgentClient *a, const char *cmd, const char *src, const char *guest_path);
+int cp_stream_put_path(AgentClient *a, const WsReport *rep, const char *src, const char *guest_path);
 /* guest_path (flags: AGENT_FILES_FLAG_*) to the host path dest, with the
  * cp -r rules. Entries are created relative to dest's directory, which is
  * our working directory meanwhile (restored afterwards). */
-int cp_stream_get(AgentClient *a, const char *cmd, const char *guest_path, uint32_t flags, const char *dest);
+int cp_stream_get(AgentClient *a, const WsReport *rep, const char *guest_path, uint32_t flags, const char *dest);

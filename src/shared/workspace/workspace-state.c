@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* What the host keeps of a VM's workspace (workspace.h): the record, and the
+/* What the host keeps of a VM's workspace (workspace-state.h): the record, and the
  * temporary directories the workspace commands work in. */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include "fs-util.h"
 #include "macro.h"
 #include "string-util.h"
-#include "workspace.h"
+#include "workspace-state.h"
 
 #define RECORD_NAME "record.json"
 #define RECORD_MAX (64 * 1024)
@@ -29,9 +29,9 @@ void ws_record_done(WsRecord *r) {
         *r = (WsRecord){};
 }
 
-int ws_state_dir(Cli *cli, const char *vm_id, bool create, char **ret) {
+int ws_state_dir(const char *state_root, const char *vm_id, bool create, char **ret) {
         _cleanup_free_ char *dir = NULL;
-        if (!name_is_valid(vm_id) || asprintf(&dir, "%s/workspaces/%s", cli->paths.state_dir, vm_id) < 0)
+        if (!name_is_valid(vm_id) || asprintf(&dir, "%s/workspaces/%s", state_root, vm_id) < 0)
                 return -EINVAL;
         if (create) {
                 int r = mkdir_p(dir, 0700);

@@ -172,11 +172,10 @@ static int repo_fill(const char *abs, char *out, WsRepo *ret) {
         return ret->top && ret->git_dir && ret->objects && ret->name ? 0 : -ENOMEM;
 }
 
-int ws_repo_open(const char *cmd, const char *path, WsRepo *ret) {
+int ws_repo_open(const WsReport *rep, const char *path, WsRepo *ret) {
         struct stat st;
         if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
-                fprintf(stderr, "banger: %s: %s is not a directory: give the top directory of a git work tree\n", cmd,
-                        path);
+                ws_fail(rep, "%s is not a directory: give the top directory of a git work tree", path);
                 return -ENOTDIR;
         }
         _cleanup_free_ char *abs = realpath(path, NULL);
@@ -190,17 +189,15 @@ int ws_repo_open(const char *cmd, const char *path, WsRepo *ret) {
                 r = -ENOMEM;
         ws_git_call_done(&c);
         if (r < 0) {
-                fprintf(stderr, "banger: %s: cannot run git in %s: %s\n", cmd, path, strerror(-r));
+                ws_fail(rep, "cannot run git in %s: %s", path, strerror(-r));
                 return r;
         }
         if (r > 0) {
-                fprintf(stderr, "banger: %s: %s is not a git work tree (%s): give the top directory of one\n", cmd,
-                        path, git_reason(&c));
+                ws_fail(rep, "%s is not a git work tree (%s): give the top directory of one", path, git_reason(&c));
                 return -EINVAL;
         }
         if (!streq(repo.top, abs)) {
-                fprintf(stderr, "banger: %s: %s is inside the git work tree %s: give its top directory\n", cmd, path,
-                        repo.top);
+                ws_fail(rep, "%s is inside the git work tree %s: give its top directory", path, repo.top);
                 ws_repo_done(&repo);
                 return -EINVAL;
         }
@@ -208,7 +205,7 @@ int ws_repo_open(const char *cmd, const char *path, WsRepo *ret) {
         return 0;
 }
 
-int ws_repo_rev(const char *cmd, const WsRepo *r, const char *rev, char **ret) {
+int ws_repo_rev(const WsReport *rep, const WsRepo *r, const char *rev, char **ret) {
         WsGitCall c = { .cwd = r->top, .stdout_fd = -1 };
         int q = ws_git(&c, (char *[]){ "rev-parse", "--verify", "--quiet", "--end-of-options", (char *) rev, NULL });
         if (q == 0)
@@ -216,13 +213,12 @@ int ws_repo_rev(const char *cmd, const WsRepo *r, const char *rev, char **ret) {
         ws_git_call_done(&c);
         if (q != 0) {
                 if (q > 0 && startswith(rev, "HEAD^"))
-                        fprintf(stderr, "banger: %s: %s has no commit yet: commit first, a workspace starts from one\n",
-                                cmd, r->top);
+                        ws_fail(rep, "%s has no commit yet: commit first, a workspace starts from one", r->top);
                 else {
                         /* The name as the user gave it, without the ^{commit} we added. */
                         const char *peel = strstr(rev, "^{");
                         int n = peel && endswith(rev, "}") ? (int) (peel - rev) : (int) strlen(rev);
-                        fprintf(stderr, "banger: %s: %.*s names no commit in %s\n", cmd, n, rev, r->top);
+                        ws_fail(rep, "%.*s names no commit in %s", n, rev, r->top);
                 }
                 return q < 0 ? q : -ENOENT;
         }
@@ -272,13 +268,13 @@ char **ws_repo_private_env(const WsRepo *r, const char *work_tree, const char *i
         return env;
 }
 
-int ws_git_ok(const char *cmd, WsGitCall *c, char *const *args) {
+int ws_git_ok(const WsReport *rep, WsGitCall *c, char *const *args) {
         int r = ws_git(c, args);
         if (r == 0)
                 return 0;
         if (r < 0)
-                fprintf(stderr, "banger: %s: cannot run git: %s\n", cmd, strerror(-r));
+                ws_fail(rep, "cannot run git: %s", strerror(-r));
         else
-                fprintf(stderr, "banger: %s: git %s: %s\n", cmd, args[0], git_reason(c));
+                ws_fail(rep, "git %s: %s", args[0], git_reason(c));
         return r < 0 ? r : -EIO;
 }

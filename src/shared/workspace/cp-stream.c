@@ -18,38 +18,21 @@
 #include "cp-stream.h"
 #include "error.h"
 #include "macro.h"
-#include "output.h"
 #include "path-beneath.h"
 #include "string-util.h"
 
-#define PROGRESS_AFTER (1 * USEC_PER_SEC)
 #define COPY_CHUNK (64 * 1024)
 
-/* ---- progress ---- */
+/* ---- progress: the bytes so far, to the caller's rep->progress ---- */
 
 typedef struct CpProgress {
-        bool tty;
-        usec_t started, last;
-        bool shown;
+        const WsReport *rep;
+        usec_t started;
 } CpProgress;
 
 static void on_progress(void *userdata, uint64_t sent, uint64_t received) {
         CpProgress *p = userdata;
-        usec_t now = now_monotonic();
-        if (!p->tty || now - p->started < PROGRESS_AFTER || now - p->last < 200 * USEC_PER_MSEC)
-                return;
-        uint64_t bytes = MAX(sent, received);
-        char size[16], rate[16];
-        double secs = (double) (now - p->started) / USEC_PER_SEC;
-        fprintf(stderr, "\r\033[Kcopying: %s (%s/s)", format_size(size, sizeof(size), bytes),
-                format_size(rate, sizeof(rate), (uint64_t) ((double) bytes / secs)));
-        p->last = now;
-        p->shown = true;
-}
-
-static void cp_progress_end(CpProgress *p) {
-        if (p->shown)
-                fprintf(stderr, "\r\033[K");
+        p->rep->progress(p->rep->userdata, MAX(sent, received), now_monotonic() - p->started);
 }
 
 /* ---- host to guest: libarchive writes the stream ---- */
@@ -415,8 +398,8 @@ static void *reader_main(void *p) {
 /* ---- running a copy ---- */
 
 /* Run fn in a thread on one end of a pipe while the stream runs on the other. */
-static int run_copy(AgentClient *a, const AgentFilesOptions *base, void *(*fn)(void *), void *arg, int *thread_fd,
-                    bool thread_writes) {
+static int run_copy(AgentClient *a, const WsReport *rep, const AgentFilesOptions *base, void *(*fn)(void *), void *arg,
+                    int *thread_fd, bool thread_writes) {
         int r = archive_dl_open();
         if (r < 0)
                 return r;
@@ -433,26 +416,29 @@ static int run_copy(AgentClient *a, const AgentFilesOptions *base, void *(*fn)(v
         }
         AgentFilesOptions o = *base;
         o.data_fd = ours;
-        CpProgress pr = { .tty = isatty(STDERR_FILENO), .started = now_monotonic() };
-        o.progress = on_progress;
-        o.userdata = &pr;
+        CpProgress pr = { .rep = rep, .started = now_monotonic() };
+        if (rep && rep->progress) {
+                o.progress = on_progress;
+                o.userdata = &pr;
+        }
         error_clear();
         r = agent_client_files(a, &o, USEC_INFINITY);
         /* Done with our end: a thread still writing (or reading) sees it. */
         safe_close(ours);
         (void) pthread_join(t, NULL);
-        cp_progress_end(&pr);
+        if (rep && rep->progress && rep->progress_end)
+                rep->progress_end(rep->userdata);
         return r;
 }
 
-int cp_stream_put(AgentClient *a, const char *cmd, const char *guest_path, CpProduceFn fn, void *userdata) {
+int cp_stream_put(AgentClient *a, const WsReport *rep, const char *guest_path, CpProduceFn fn, void *userdata) {
         CpWriter w = { .produce = fn, .userdata = userdata, .fd = -EBADF };
         AgentFilesOptions o = { .kind = AGENT_STREAM_FILES_PUT, .path = guest_path };
-        int r = run_copy(a, &o, writer_main, &w, &w.fd, true);
+        int r = run_copy(a, rep, &o, writer_main, &w, &w.fd, true);
         if (w.r < 0)
-                fprintf(stderr, "banger: %s: %s\n", cmd, w.why[0] ? w.why : strerror(-w.r));
+                ws_fail(rep, "%s", w.why[0] ? w.why : strerror(-w.r));
         else if (r < 0)
-                fprintf(stderr, "banger: %s: %s\n", cmd, error_last_message() ? error_last_message() : strerror(-r));
+                ws_fail(rep, "%s", error_last_message() ? error_last_message() : strerror(-r));
         return w.r < 0 ? w.r : r;
 }
 
@@ -480,7 +466,7 @@ static int host_source(const char *arg, char **ret_src, char **ret_top) {
         return *ret_top ? 0 : -ENOMEM;
 }
 
-int cp_stream_put_path(AgentClient *a, const char *cmd, const char *src, const char *guest_path) {
+int cp_stream_put_path(AgentClient *a, const WsReport *rep, const char *src, const char *guest_path) {
         _cleanup_free_ char *path = NULL, *top = NULL;
         int r = host_source(src, &path, &top);
         if (r < 0)
@@ -488,23 +474,23 @@ int cp_stream_put_path(AgentClient *a, const char *cmd, const char *src, const c
         struct stat st;
         if (lstat(path, &st) < 0) {
                 r = -errno;
-                fprintf(stderr, "banger: %s: %s: %s\n", cmd, src, strerror(-r));
+                ws_fail(rep, "%s: %s", src, strerror(-r));
                 return r;
         }
         PathSource s = { .src = path, .top = top };
-        return cp_stream_put(a, cmd, guest_path, produce_path, &s);
+        return cp_stream_put(a, rep, guest_path, produce_path, &s);
 }
 
-int cp_stream_get(AgentClient *a, const char *cmd, const char *guest_path, uint32_t flags, const char *dest) {
+int cp_stream_get(AgentClient *a, const WsReport *rep, const char *guest_path, uint32_t flags, const char *dest) {
         _cleanup_close_ int cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         Reader x = { .dest = dest, .base_fd = -EBADF };
         AgentFilesOptions o = { .kind = AGENT_STREAM_FILES_GET, .flags = flags, .path = guest_path };
-        int r = run_copy(a, &o, reader_main, &x, &x.fd, false);
+        int r = run_copy(a, rep, &o, reader_main, &x, &x.fd, false);
         /* The guest's reason first: a stream cut short also breaks our reader. */
         if (r < 0)
-                fprintf(stderr, "banger: %s: %s\n", cmd, error_last_message() ? error_last_message() : strerror(-r));
+                ws_fail(rep, "%s", error_last_message() ? error_last_message() : strerror(-r));
         else if (x.r < 0)
-                fprintf(stderr, "banger: %s: %s\n", cmd, x.why);
+                ws_fail(rep, "%s", x.why);
         if (cwd >= 0)
                 (void) !fchdir(cwd);
         safe_close(x.base_fd);

@@ -34,9 +34,9 @@ void ws_subs_free(WsPushPlan *p) {
 
 /* The paths of the gitlinks in dir's index (ls-files -s: "160000 <id>
  * <stage>\t<path>"), NUL-separated in *ret. */
-static int gitlinks(const char *cmd, const char *dir, char **ret, size_t *ret_len) {
+static int gitlinks(const WsReport *rep, const char *dir, char **ret, size_t *ret_len) {
         WsGitCall c = { .cwd = dir, .stdout_fd = -1 };
-        int r = ws_git_ok(cmd, &c, (char *[]){ "ls-files", "-s", "-z", NULL });
+        int r = ws_git_ok(rep, &c, (char *[]){ "ls-files", "-s", "-z", NULL });
         size_t n = 0;
         for (const char *s = c.out; r >= 0 && s < c.out + c.out_len; s += strlen(s) + 1) {
                 const char *tab = strchr(s, '\t');
@@ -58,7 +58,7 @@ static int gitlinks(const char *cmd, const char *dir, char **ret, size_t *ret_le
  * repository has initialised (a submodule.<name>.url in its own config),
  * so git submodule in the guest sees them as the host does; the URL, often
  * a path of the host, stays there. */
-static int mark_active(const char *cmd, const char *host_dir, const char *clone_dir) {
+static int mark_active(const WsReport *rep, const char *host_dir, const char *clone_dir) {
         WsGitCall c = { .cwd = host_dir, .stdout_fd = -1 };
         int r = ws_git(&c, (char *[]){ "config", "--local", "-z", "--get-regexp", "^submodule\\..*\\.url$", NULL });
         if (r != 0) { /* 1: none */
@@ -74,7 +74,7 @@ static int mark_active(const char *cmd, const char *host_dir, const char *clone_
                 if (asprintf(&key, "%.*s.active", (int) (strlen(s) - strlen(".url")), s) < 0)
                         r = -ENOMEM;
                 else
-                        r = ws_git_ok(cmd, &set, (char *[]){ "config", key, "true", NULL });
+                        r = ws_git_ok(rep, &set, (char *[]){ "config", key, "true", NULL });
                 s += strlen(s) + 1; /* past the value */
                 if (s > c.out + c.out_len)
                         break;
@@ -84,22 +84,22 @@ static int mark_active(const char *cmd, const char *host_dir, const char *clone_
         return r;
 }
 
-static int add_subs(const char *cmd, const char *host_top, const char *prefix, const char *clone_dir, const char *tmp,
-                    unsigned depth, WsPushPlan *p);
+static int add_subs(const WsReport *rep, const char *host_top, const char *prefix, const char *clone_dir,
+                    const char *tmp, unsigned depth, WsPushPlan *p);
 
 /* One submodule, checked out at abs on the host: a clone of its HEAD in
  * tmp, its files, and its own submodules. */
-static int add_one(const char *cmd, const char *abs, const char *rel, const char *tmp, unsigned depth, WsPushPlan *p) {
+static int add_one(const WsReport *rep, const char *abs, const char *rel, const char *tmp, unsigned depth,
+                   WsPushPlan *p) {
         if (depth >= DEPTH_MAX || p->n_subs >= SUBS_MAX) {
-                fprintf(stderr, "banger: %s: %s: more than %u submodules, or nested more than %u deep\n", cmd, rel,
-                        SUBS_MAX, DEPTH_MAX);
+                ws_fail(rep, "%s: more than %u submodules, or nested more than %u deep", rel, SUBS_MAX, DEPTH_MAX);
                 return -E2BIG;
         }
         _cleanup_(ws_repo_done) WsRepo sub = {};
         _cleanup_free_ char *sha = NULL, *branch = NULL, *dir = NULL, *git = NULL, *path = NULL;
-        int r = ws_repo_open(cmd, abs, &sub);
+        int r = ws_repo_open(rep, abs, &sub);
         if (r >= 0)
-                r = ws_repo_rev(cmd, &sub, "HEAD^{commit}", &sha);
+                r = ws_repo_rev(rep, &sub, "HEAD^{commit}", &sha);
         if (r >= 0)
                 r = ws_repo_branch(&sub, &branch);
         if (r < 0)
@@ -113,25 +113,25 @@ static int add_one(const char *cmd, const char *abs, const char *rel, const char
         if (!subs)
                 return -ENOMEM;
         p->subs = subs;
-        r = ws_make_clone(cmd, &sub, sha, branch, false, dir);
+        r = ws_make_clone(rep, &sub, sha, branch, false, dir);
         if (r >= 0)
-                r = ws_list_files(cmd, abs, true, rel, p);
+                r = ws_list_files(rep, abs, true, rel, p);
         if (r < 0)
                 return r;
         p->subs[p->n_subs++] = (WsSub){ .path = TAKE_PTR(path), .clone_git = TAKE_PTR(git) };
-        return add_subs(cmd, abs, rel, dir, tmp, depth + 1, p);
+        return add_subs(rep, abs, rel, dir, tmp, depth + 1, p);
 }
 
 /* The submodules of the work tree host_top (at prefix in the copy, NULL
  * for the top), whose clone is in clone_dir. */
-static int add_subs(const char *cmd, const char *host_top, const char *prefix, const char *clone_dir, const char *tmp,
-                    unsigned depth, WsPushPlan *p) {
+static int add_subs(const WsReport *rep, const char *host_top, const char *prefix, const char *clone_dir,
+                    const char *tmp, unsigned depth, WsPushPlan *p) {
         _cleanup_free_ char *links = NULL;
         size_t len = 0;
-        int r = gitlinks(cmd, host_top, &links, &len);
+        int r = gitlinks(rep, host_top, &links, &len);
         if (r < 0 || len == 0)
                 return r;
-        if ((r = mark_active(cmd, host_top, clone_dir)) < 0)
+        if ((r = mark_active(rep, host_top, clone_dir)) < 0)
                 return r;
         for (const char *s = links; s < links + len; s += strlen(s) + 1) {
                 _cleanup_free_ char *abs = NULL, *dotgit = NULL, *rel = NULL;
@@ -141,12 +141,12 @@ static int add_subs(const char *cmd, const char *host_top, const char *prefix, c
                 struct stat st;
                 if (lstat(dotgit, &st) < 0)
                         continue; /* not initialised: git leaves it empty */
-                if ((r = add_one(cmd, abs, rel, tmp, depth, p)) < 0)
+                if ((r = add_one(rep, abs, rel, tmp, depth, p)) < 0)
                         return r;
         }
         return 0;
 }
 
-int ws_submodules_add(const char *cmd, const char *top, const char *tmp, WsPushPlan *p) {
-        return add_subs(cmd, top, NULL, tmp, tmp, 0, p);
+int ws_submodules_add(const WsReport *rep, const char *top, const char *tmp, WsPushPlan *p) {
+        return add_subs(rep, top, NULL, tmp, tmp, 0, p);
 }
