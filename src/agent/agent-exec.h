@@ -4,8 +4,10 @@
 /* Start one process for a stream: a command (its own session and process
  * group, a clean signal state, the requested cwd and environment) on pipes
  * or on a pseudo-terminal, or a built-in function of the agent run in a
- * forked child on pipes (file transfers). exec failures (ENOENT, EACCES)
- * come back as the return value through a close-on-exec error pipe. */
+ * forked child on pipes (file transfers). A command's child shares the
+ * agent's memory until it execs (CLONE_VM | CLONE_VFORK, as posix_spawn()
+ * does: much cheaper than a fork under software emulation), and its exec
+ * failure (ENOENT, EACCES) comes back as the return value. */
 
 #include <sys/types.h>
 
