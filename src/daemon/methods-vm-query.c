@@ -88,6 +88,10 @@ static int set_check(Daemon *d, RpcCall *call, void *args) {
         return -EINVAL;
 }
 
+/* How stale the stored last use may be before a query that counts as use
+ * (vm.agent, vm.ssh_info) writes it again. */
+#define TOUCH_RECORD_INTERVAL USEC_PER_SEC
+
 static int work_vm(RpcCall *call, Store *s, void *args, json_t **ret) {
         Daemon *d = rpc_call_daemon(call);
         const VmQuery *q = rpc_call_method_data(call);
@@ -101,8 +105,11 @@ static int work_vm(RpcCall *call, Store *s, void *args, json_t **ret) {
                 if (r >= 0)
                         r = id ? store_vm_get_by_id(s, id, &vm) : -ENOMEM;
         }
+        /* In memory every call; in the database (what a restarted daemon
+         * sees; the idle check writes it too) at most once a second, so a
+         * burst of vm execs makes one write, not one each queued on its lock. */
         if (r >= 0 && q->wake)
-                vm_touch(d->vms, s, vm.id, true);
+                vm_touch(d->vms, s, vm.id, now_realtime() >= vm.last_used_at + TOUCH_RECORD_INTERVAL);
         return r < 0 ? r : q->fn(d, s, &vm, args, ret);
 }
 
