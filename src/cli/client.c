@@ -22,10 +22,10 @@
 #define DAEMON_STOP_TIMEOUT (15 * USEC_PER_SEC)
 
 void cli_print_json(json_t *j) {
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY);
-        if (s)
-                printf("%s\n", s);
-        free(s);
+        /* Straight to stdout: a listing of hundreds of records is not first
+         * grown into one string. */
+        if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY) == 0)
+                putchar('\n');
 }
 
 int cli_print_deleted(Cli *cli, json_t *res) {

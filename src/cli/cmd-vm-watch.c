@@ -38,7 +38,9 @@ static void note_vm_event(json_t *e, void *userdata) {
 
 static int watch_draw(Watch *w) {
         json_t *res = NULL;
-        if (cli_call(w->cli, w->client, "vm.list", NULL, &res) < 0)
+        /* The table needs only its columns (vm.list "brief"); --json prints whole records. */
+        json_t *params = w->cli->json ? NULL : json_pack("{s:b}", "brief", 1);
+        if (cli_call(w->cli, w->client, "vm.list", params, &res) < 0)
                 return -EIO;
         if (w->tty) {
                 char now[16] = "";

@@ -346,8 +346,11 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (names ? rpc_client_connect(cli->socket_path, &c) < 0 : cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;
-        json_t *res = NULL;
-        if (cli_call(cli, c, "vm.list", NULL, &res) < 0)
+        /* The table, -q and --names need only a few fields (vm.list "brief");
+         * --json prints whole records. --names skips the daemon's build check
+         * (shell completion), so it asks as any build understands. */
+        json_t *res = NULL, *params = lp.json || names ? NULL : json_pack("{s:b}", "brief", 1);
+        if (cli_call(cli, c, "vm.list", params, &res) < 0)
                 return EXIT_FAIL;
         size_t i;
         json_t *vm;
@@ -529,7 +532,7 @@ static bool prunable(json_t *vm) {
 
 static int confirm_prune(Cli *cli, RpcClient *c) {
         json_t *res = NULL;
-        if (cli_call(cli, c, "vm.list", NULL, &res) < 0)
+        if (cli_call(cli, c, "vm.list", json_pack("{s:b}", "brief", 1), &res) < 0)
                 return -EIO;
         size_t i, n = 0;
         json_t *vm;

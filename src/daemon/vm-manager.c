@@ -174,28 +174,66 @@ static void vm_idle_json(VmManager *m, const VmRecord *vm, json_t *j) {
         json_object_set_new(j, "last_used_at", timestamp_json(vm_last_used(m, vm)));
 }
 
-json_t *vm_to_json_image(VmManager *m, const VmRecord *vm, const char *image_name) {
-        json_t *runtime = vm->runtime_json ? json_loads(vm->runtime_json, 0, NULL) : NULL;
-        json_t *ready = json_object_get(runtime, "ready");
-        bool running = vm->state == VM_STATE_RUNNING, live = running || vm->state == VM_STATE_PAUSED;
-        _cleanup_free_ char *log = vm_console_log(m, vm->id);
+static json_t *vm_ready_json(const VmRecord *vm) {
+        bool running = vm->state == VM_STATE_RUNNING;
+        /* Only a running VM's readiness is shown: no parse for the others. */
+        json_t *runtime = running && vm->runtime_json ? json_loads(vm->runtime_json, 0, NULL) : NULL;
+        json_t *ready = json_object_get(runtime, "ready"), *j = json_object();
+        json_object_set_new_nocheck(j, "vmm", json_boolean(running));
+        json_object_set_new_nocheck(j, "agent", json_boolean(json_is_true(json_object_get(ready, "agent"))));
+        json_object_set_new_nocheck(j, "ssh", json_boolean(json_is_true(json_object_get(ready, "ssh"))));
+        json_decref(runtime);
+        return j;
+}
+
+/* Field by field rather than json_pack: vm.list builds hundreds of these,
+ * and parsing the format string was a good part of it. A field that cannot
+ * be made (no memory) fails the whole record. */
+static json_t *vm_record_json(const VmRecord *vm, const char *image_name, const char *log) {
+        bool live = vm->state == VM_STATE_RUNNING || vm->state == VM_STATE_PAUSED;
         char dns[80];
         snprintf(dns, sizeof(dns), "%s.vm", vm->name);
-        json_t *j = json_pack(
-                "{s:s, s:s, s:s, s:o, s:s, s:s, s:i, s:I, s:I, s:b, s:o, s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:s?}",
-                "id", vm->id, "name", vm->name, "state", vm_state_to_string(vm->state), "last_error",
-                json_str_or_null(vm->last_error), "image", image_name ? image_name : "", "vmm",
-                vmm_kind_to_string(vm->vmm), "vcpu", (int) vm->vcpus, "memory_mib", (json_int_t) vm->mem_mib,
-                "disk_bytes", (json_int_t) vm->disk_bytes, "nat", vm->nat, "ip", json_str_or_null(vm->ip), "mac",
-                json_str_or_null(vm->mac), "tap", json_str_or_null(vm->tap), "dns_name", dns, "pid",
-                live && vm->pid > 0 ? json_integer(vm->pid) : json_null(), "boot_id", json_str_or_null(vm->boot_id),
-                "ready",
-                json_pack("{s:b, s:b, s:b}", "vmm", running, "agent",
-                          running && json_is_true(json_object_get(ready, "agent")), "ssh",
-                          running && json_is_true(json_object_get(ready, "ssh"))),
-                "created_at", timestamp_json(vm->created_at), "updated_at", timestamp_json(vm->updated_at), "log_path",
-                log);
-        json_decref(runtime);
+        json_auto_t *j = json_object();
+        const struct {
+                const char *key;
+                json_t *value;
+        } f[] = {
+                { "id", json_string(vm->id) },
+                { "name", json_string(vm->name) },
+                { "state", json_string(vm_state_to_string(vm->state)) },
+                { "last_error", json_str_or_null(vm->last_error) },
+                { "image", json_string(image_name ? image_name : "") },
+                { "vmm", json_string(vmm_kind_to_string(vm->vmm)) },
+                { "vcpu", json_integer(vm->vcpus) },
+                { "memory_mib", json_integer((json_int_t) vm->mem_mib) },
+                { "disk_bytes", json_integer((json_int_t) vm->disk_bytes) },
+                { "nat", json_boolean(vm->nat) },
+                { "ip", json_str_or_null(vm->ip) },
+                { "mac", json_str_or_null(vm->mac) },
+                { "tap", json_str_or_null(vm->tap) },
+                { "dns_name", json_string(dns) },
+                { "pid", live && vm->pid > 0 ? json_integer(vm->pid) : json_null() },
+                { "boot_id", json_str_or_null(vm->boot_id) },
+                { "ready", vm_ready_json(vm) },
+                { "created_at", timestamp_json(vm->created_at) },
+                { "updated_at", timestamp_json(vm->updated_at) },
+        };
+        bool ok = j != NULL;
+        for (size_t i = 0; i < ELEMENTSOF(f); i++)
+                if (!f[i].value)
+                        ok = false;
+                else if (!ok)
+                        json_decref(f[i].value);
+                else if (json_object_set_new_nocheck(j, f[i].key, f[i].value) < 0) /* it took the value */
+                        ok = false;
+        if (ok && log) /* left out when it cannot be named */
+                ok = json_object_set_new_nocheck(j, "log_path", json_string(log)) >= 0;
+        return ok ? TAKE_PTR(j) : NULL;
+}
+
+json_t *vm_to_json_image(VmManager *m, const VmRecord *vm, const char *image_name) {
+        _cleanup_free_ char *log = vm_console_log(m, vm->id);
+        json_t *j = vm_record_json(vm, image_name, log);
         if (j)
                 vm_idle_json(m, vm, j);
         if (!j) {

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from bangerlib import BANGERD, bash_complete, run_cli, socket_path, stop_daemon, wait_for_socket
+from bangerlib import BANGERD, Rpc, bash_complete, run_cli, socket_path, stop_daemon, wait_for_socket
 
 
 @pytest.fixture
@@ -343,6 +343,23 @@ def test_vm_create_json_events(image, xdg):
     assert any(e["event"] == "progress" and e["stage"] == "prepare" for e in events)
     assert events[-1]["event"] == "result" and events[-1]["vm"]["state"] == "created"
     run_cli(xdg, "vm", "rm", "j1", check=True)
+
+
+def test_vm_list_brief(image, xdg):
+    """vm.list with "brief": the table's fields of each VM, the same values as
+    the whole record (docs/protocol.md); without it, whole records."""
+    for n in ("b1", "b2"):
+        run_cli(xdg, "vm", "create", "--name", n, "--image", "img1", "--no-start", "--disk-size", "64M", check=True)
+    rpc = Rpc(socket_path(xdg))
+    full = rpc.call("vm.list")["result"]["vms"]
+    brief = rpc.call("vm.list", {"brief": True})["result"]["vms"]
+    keys = ["id", "name", "state", "image", "ip", "vcpu", "memory_mib", "disk_bytes", "created_at"]
+    assert [list(v) for v in brief] == [keys, keys]
+    assert brief == [{k: v[k] for k in keys} for v in full]
+    assert [v["name"] for v in brief] == ["b1", "b2"] and brief[0]["image"] == "img1"
+    assert rpc.call("vm.list", {"brief": False})["result"]["vms"] == full
+    assert rpc.call("vm.list", {"brief": "yes"})["error"]["code"] == -32602
+    run_cli(xdg, "vm", "rm", "b1", "b2", check=True)
 
 
 def test_vm_prune_asks_first(image, xdg):

@@ -615,6 +615,50 @@ static void test_ids(void **state) {
         assert_int_equal(vm_state_from_string("frozen"), _VM_STATE_INVALID);
 }
 
+/* The listing's summary: the same VMs in the same order as store_vm_list(),
+ * each with its image's name rather than its id. */
+static void test_vm_list_summary(void **state) {
+        _cleanup_free_ char *p = db_path("summary.db");
+        Store *s = NULL;
+        assert_int_equal(store_open(p, 0, &s), 0);
+        make_image(s, IMAGE1, "debian", NULL);
+        make_image(s, IMAGE2, "alpine", NULL);
+        VmRecord v = vm_template("eeeeeeeeeeee0002", "second", IMAGE2);
+        v.created_at = 2000;
+        v.ip = "172.16.0.9";
+        v.state = VM_STATE_STOPPED;
+        assert_int_equal(store_vm_insert(s, &v), 0);
+        v = vm_template("eeeeeeeeeeee0001", "first", IMAGE1);
+        v.created_at = 1000;
+        assert_int_equal(store_vm_insert(s, &v), 0);
+
+        VmSummary *sum = NULL;
+        VmRecord *all = NULL;
+        size_t n = 0, n_all = 0;
+        assert_int_equal(store_vm_list_summary(s, &sum, &n), 0);
+        assert_int_equal(store_vm_list(s, &all, &n_all), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(n_all, n);
+        for (size_t i = 0; i < n; i++) {
+                assert_string_equal(sum[i].id, all[i].id);
+                assert_string_equal(sum[i].name, all[i].name);
+                assert_int_equal(sum[i].state, all[i].state);
+                assert_int_equal(sum[i].vcpus, all[i].vcpus);
+                assert_int_equal(sum[i].mem_mib, all[i].mem_mib);
+                assert_int_equal(sum[i].disk_bytes, all[i].disk_bytes);
+                assert_int_equal(sum[i].created_at, all[i].created_at);
+        }
+        assert_string_equal(sum[0].name, "first");
+        assert_string_equal(sum[0].image, "debian");
+        assert_null(sum[0].ip);
+        assert_string_equal(sum[1].image, "alpine");
+        assert_string_equal(sum[1].ip, "172.16.0.9");
+        assert_int_equal(sum[1].state, VM_STATE_STOPPED);
+        vm_summary_array_free(sum, n);
+        vm_record_array_free(all, n_all);
+        store_close(s);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ids),
@@ -624,6 +668,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_check_migrations_missing_and_bad, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vm_crud, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prefix_lookup, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vm_list_summary, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_references, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ip_allocation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ip_concurrent, setup, teardown),

@@ -397,6 +397,59 @@ int store_vm_list(Store *s, VmRecord **ret, size_t *ret_n) {
         return vm_list(s, VM_SELECT "ORDER BY created_at, id", NULL, ret, ret_n);
 }
 
+static void vm_summary_done(void *p) {
+        VmSummary *v = p;
+        free(v->id);
+        free(v->name);
+        free(v->image);
+        free(v->ip);
+}
+
+void vm_summary_array_free(VmSummary *a, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                vm_summary_done(&a[i]);
+        free(a);
+}
+
+static int vm_summary_from_row(sqlite3_stmt *st, void *ret) {
+        VmSummary *v = ret;
+        char **text[] = { &v->id, &v->name, &v->image, &v->ip };
+        if (store_columns_strdup(st, text, ELEMENTSOF(text)) < 0) {
+                vm_summary_done(v);
+                return -ENOMEM;
+        }
+        v->state = vm_state_from_string((const char *) sqlite3_column_text(st, 4));
+        v->vcpus = (unsigned) sqlite3_column_int64(st, 5);
+        v->mem_mib = (uint64_t) sqlite3_column_int64(st, 6);
+        v->disk_bytes = (uint64_t) sqlite3_column_int64(st, 7);
+        v->created_at = (usec_t) sqlite3_column_int64(st, 8);
+        if (v->state < 0) {
+                vm_summary_done(v);
+                return error_setf(-EBADMSG, "VM row with unknown state");
+        }
+        return 0;
+}
+
+int store_vm_list_summary(Store *s, VmSummary **ret, size_t *ret_n) {
+        /* The image's name by a join, not a lookup per VM; its id should the
+         * row be gone (a foreign key keeps it, but a listing must not lose a VM). */
+        static const char sql[] = "SELECT v.id, v.name, coalesce(i.name, v.image_id), v.ip, v.state, v.vcpus, "
+                                  "v.mem_mib, v.disk_bytes, v.created_at FROM vms v "
+                                  "LEFT JOIN images i ON i.id = v.image_id ORDER BY v.created_at, v.id";
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        void *a;
+        size_t n;
+        int r = store_prepare(s, sql, &st);
+        if (r >= 0)
+                r = store_query_list(s, st, sizeof(VmSummary), vm_summary_from_row, vm_summary_done, "listing VMs", &a,
+                                     &n);
+        if (r < 0)
+                return r;
+        *ret = a;
+        *ret_n = n;
+        return 0;
+}
+
 int store_list_live_vms_readonly(const char *path, VmRecord **ret, size_t *ret_n) {
         _cleanup_store_close_ Store *s = NULL;
         VmRecord *vms = NULL;
