@@ -49,13 +49,18 @@ static bool guest_never_started(const VmmDriver *drv, const VmRecord *vm, VmRunt
         return true;
 }
 
+/* How long a VMM whose liveness lock is held may take to become
+ * identifiable (its exec, its pidfile or socket): a start cut short right
+ * after its fork. */
+#define RECOVER_ATTACH_TIMEOUT (5 * USEC_PER_SEC)
+
 static void vm_recover_one(VmManager *m, Store *s, VmRecord *vm) {
         VmLaunchSpec spec = {};
         const VmmDriver *drv = vmm_driver_get(vm->vmm);
         int r = vm_launch_spec_build(m, s, vm, &spec);
         VmRuntime *rt = r >= 0 ? vm_runtime_get(m, vm->id, true) : NULL;
         if (rt)
-                r = drv->attach(&spec.cfg, &rt->inst);
+                r = vmm_attach_wait(drv, &spec.cfg, RECOVER_ATTACH_TIMEOUT, &rt->inst);
         vm_launch_spec_done(&spec);
         if (rt && r >= 0 && guest_never_started(drv, vm, rt)) {
                 /* As a failed start's undo: the VMM, then its TAP, NAT entry and runtime files. */

@@ -361,6 +361,86 @@ static void test_spawn_umask_and_fds(void **state) {
         assert_string_equal(out, "0077\n4\n");
 }
 
+static unsigned count_entries_at(int dfd) {
+        DIR *d = fdopendir(fcntl(dfd, F_DUPFD_CLOEXEC, 3));
+        assert_non_null(d);
+        rewinddir(d); /* the dup shares dfd's offset */
+        unsigned n = count_entries(d);
+        closedir(d);
+        return n;
+}
+
+static bool ofd_lock_held(int dfd, const char *name) {
+        _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+        assert_true(fd >= 0);
+        struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        assert_int_equal(fcntl(fd, F_OFD_GETLK, &l), 0);
+        return l.l_type != F_UNLCK;
+}
+
+static void test_spawn_pidfile_and_kept_lock(void **state) {
+        char tmpl[] = "/tmp/banger-test-XXXXXX";
+        assert_non_null(mkdtemp(tmpl));
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, tmpl);
+        assert_true(dfd >= 0);
+        int lock = openat(dfd, "vmm.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        assert_true(lock >= 0);
+        struct flock l = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+        assert_int_equal(fcntl(lock, F_OFD_SETLK, &l), 0);
+
+        /* The child writes its own pid; the kept fd is its fd 3 and nothing else leaks. */
+        SpawnOptions o;
+        spawn_options_init(&o);
+        o.pidfile_dir_fd = dfd;
+        o.pidfile_name = "child.pid";
+        o.keep_fd = lock;
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+        o.stdout_fd = p[1];
+        char *argv[] = { "sh", "-c", "ls /proc/self/fd | wc -l; readlink /proc/self/fd/3; exec sleep 10", NULL };
+        Process proc = PROCESS_NULL;
+        assert_int_equal(spawn_process(argv, &o, &proc), 0);
+        close(p[1]);
+        lock = safe_close(lock); /* the child's copy alone holds the lock now */
+        char out[512] = {};
+        for (size_t len = 0; !strstr(out, ".lock\n") && len < sizeof(out) - 1;) {
+                ssize_t n = read(p[0], out + len, sizeof(out) - 1 - len);
+                assert_true(n > 0);
+                len += (size_t) n;
+        }
+        close(p[0]);
+        _cleanup_free_ char *want = NULL;
+        assert_true(asprintf(&want, "5\n%s/vmm.lock\n", tmpl) > 0);
+        assert_string_equal(out, want);
+        _cleanup_free_ char *pid = NULL, *pid_want = NULL;
+        assert_int_equal(read_file_at(dfd, "child.pid", 64, &pid, NULL), 0);
+        assert_true(asprintf(&pid_want, "%d\n", (int) proc.pid) > 0);
+        assert_string_equal(pid, pid_want);
+        assert_int_equal(count_entries_at(dfd), 2); /* no temporary file left */
+
+        /* Held exactly as long as the child lives. */
+        assert_true(ofd_lock_held(dfd, "vmm.lock"));
+        assert_int_equal(process_wait(&proc, 100 * USEC_PER_MSEC, NULL), -ETIMEDOUT);
+        assert_true(ofd_lock_held(dfd, "vmm.lock"));
+        assert_int_equal(process_signal(&proc, SIGKILL), 0);
+        assert_int_equal(process_wait(&proc, 5 * USEC_PER_SEC, NULL), 0);
+        process_release(&proc);
+        assert_false(ofd_lock_held(dfd, "vmm.lock"));
+
+        /* A child that cannot write its pidfile never runs the program, and leaves none. */
+        char long_name[300];
+        memset(long_name, 'x', sizeof(long_name) - 1);
+        long_name[sizeof(long_name) - 1] = '\0';
+        o = (SpawnOptions){};
+        spawn_options_init(&o);
+        o.pidfile_dir_fd = dfd;
+        o.pidfile_name = long_name;
+        char *argv2[] = { "true", NULL };
+        assert_int_equal(spawn_process(argv2, &o, &proc), -ENAMETOOLONG);
+        assert_int_equal(count_entries_at(dfd), 2);
+        assert_int_equal(rm_rf_at(AT_FDCWD, tmpl), 0);
+}
+
 static void test_deadline_poll_ms(void **state) {
         assert_int_equal(deadline_poll_ms(USEC_INFINITY), -1);
         assert_int_equal(deadline_poll_ms(0), 0);
@@ -532,6 +612,7 @@ int main(void) {
                 cmocka_unit_test(test_read_virtual_file),
                 cmocka_unit_test(test_spawn),
                 cmocka_unit_test(test_spawn_umask_and_fds),
+                cmocka_unit_test(test_spawn_pidfile_and_kept_lock),
                 cmocka_unit_test(test_deadline_poll_ms),
                 cmocka_unit_test(test_deadline_from_timeout),
                 cmocka_unit_test(test_sleep_ms),

@@ -26,6 +26,8 @@ void spawn_options_init(SpawnOptions *o) {
                 .stdout_fd = -EBADF,
                 .stderr_fd = -EBADF,
                 .umask = 077,
+                .pidfile_dir_fd = -EBADF,
+                .keep_fd = -EBADF,
         };
 }
 
@@ -68,12 +70,68 @@ char *find_program_beside_self(const char *const *relative, size_t n) {
         return NULL;
 }
 
+/* "<prefix><n><suffix>" into buf, without stdio (async-signal-safe). */
+static bool format_with_number(char *buf, size_t size, const char *prefix, unsigned long n, const char *suffix) {
+        char digits[24];
+        size_t nd = 0, len = 0;
+        do
+                digits[nd++] = (char) ('0' + n % 10);
+        while ((n /= 10) > 0);
+        for (const char *p = prefix; *p; p++)
+                if (len + 1 < size)
+                        buf[len++] = *p;
+        while (nd > 0 && len + 1 < size)
+                buf[len++] = digits[--nd];
+        for (const char *p = suffix; *p; p++)
+                if (len + 1 < size)
+                        buf[len++] = *p;
+        if (len + 1 >= size)
+                return false;
+        buf[len] = '\0';
+        return true;
+}
+
+/* The child's first step: its pid under a temporary name, renamed onto the
+ * final one, so a reader finds either nothing or the whole pid. */
+static int child_write_pidfile(int dir_fd, const char *name) {
+        char tmp[256], line[32];
+        unsigned long pid = (unsigned long) getpid();
+        if (strlen(name) > 200)
+                return -ENAMETOOLONG;
+        if (!format_with_number(tmp, sizeof(tmp), ".", pid, ".pid.tmp") ||
+            !format_with_number(line, sizeof(line), "", pid, "\n"))
+                return -ENAMETOOLONG;
+        /* The temporary name is unique to this pid; the final one is the caller's. */
+        char *t = tmp + strlen(tmp);
+        *t++ = '-';
+        strcpy(t, name);
+        int fd = openat(dir_fd, tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, line, strlen(line));
+        int r = n == (ssize_t) strlen(line) ? 0 : n < 0 ? -errno : -EIO;
+        close(fd);
+        if (r >= 0 && renameat(dir_fd, tmp, dir_fd, name) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlinkat(dir_fd, tmp, 0);
+        return r;
+}
+
 /* Runs in the child between fork and exec: async-signal-safe calls only. */
 _noreturn_ static void child_exec(const char *path, char *const argv[], const SpawnOptions *o, int devnull,
                                   int errpipe) {
         int fds[3] = { o->stdin_fd >= 0 ? o->stdin_fd : devnull, o->stdout_fd >= 0 ? o->stdout_fd : devnull,
                        o->stderr_fd >= 0 ? o->stderr_fd : devnull };
-        int err;
+        int keep = -EBADF, err;
+
+        if (o->pidfile_name) {
+                int r = child_write_pidfile(o->pidfile_dir_fd, o->pidfile_name);
+                if (r < 0) {
+                        errno = -r;
+                        goto fail;
+                }
+        }
 
         sigset_t all;
         sigemptyset(&all);
@@ -82,6 +140,13 @@ _noreturn_ static void child_exec(const char *path, char *const argv[], const Sp
                 if (s != SIGKILL && s != SIGSTOP)
                         signal(s, SIG_DFL);
 
+        /* The error pipe and the kept fd go above SPAWN_KEEP_FD, out of its way. */
+        if (o->keep_fd >= 0) {
+                int e = fcntl(errpipe, F_DUPFD_CLOEXEC, SPAWN_KEEP_FD + 1);
+                if (e < 0 || (keep = fcntl(o->keep_fd, F_DUPFD_CLOEXEC, SPAWN_KEEP_FD + 1)) < 0)
+                        goto fail;
+                errpipe = e;
+        }
         /* Move the fds above 2 first so dup2 onto 0..2 never clobbers a source. */
         for (int i = 0; i < 3; i++) {
                 int n = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
@@ -92,6 +157,8 @@ _noreturn_ static void child_exec(const char *path, char *const argv[], const Sp
         for (int i = 0; i < 3; i++)
                 if (dup2(fds[i], i) < 0)
                         goto fail;
+        if (keep >= 0 && dup2(keep, SPAWN_KEEP_FD) < 0) /* dup2 leaves the copy without CLOEXEC */
+                goto fail;
         if (o->new_session && setsid() < 0)
                 goto fail;
         if (o->set_ids) {
@@ -102,12 +169,11 @@ _noreturn_ static void child_exec(const char *path, char *const argv[], const Sp
         if (chdir(o->cwd ? o->cwd : "/") < 0)
                 goto fail;
         umask(o->umask);
-        /* Everything but stdio and the error pipe (itself CLOEXEC) goes. */
-        if (errpipe > 3) {
-                close_range(3, (unsigned) errpipe - 1, 0);
-                close_range((unsigned) errpipe + 1, ~0U, 0);
-        } else
-                close_range(4, ~0U, 0);
+        /* Everything but stdio, the kept fd and the error pipe (itself CLOEXEC) goes. */
+        unsigned low = keep >= 0 ? SPAWN_KEEP_FD + 1 : 3;
+        if ((unsigned) errpipe > low)
+                close_range(low, (unsigned) errpipe - 1, 0);
+        close_range(MAX((unsigned) errpipe + 1, low), ~0U, 0);
         execve(path, argv, o->env ? o->env : default_env);
 fail:
         err = errno;
@@ -148,6 +214,8 @@ int spawn_process(char *const argv[], const SpawnOptions *o, Process *ret) {
         if (n == (ssize_t) sizeof(child_err)) {
                 (void) waitpid(pid, NULL, 0);
                 safe_close(pidfd);
+                if (o->pidfile_name) /* it may have written it before it failed */
+                        (void) unlinkat(o->pidfile_dir_fd, o->pidfile_name, 0);
                 return -child_err;
         }
         if (pidfd < 0) {

@@ -31,9 +31,23 @@ typedef struct SpawnOptions {
         bool set_ids;
         uid_t uid;
         gid_t gid;
+        /* The child records its own pid, as its first step after fork (so a
+         * caller killed at any moment after the fork leaves it behind): "<pid>\n"
+         * written to a temporary name beneath pidfile_dir_fd, mode 0600, then
+         * renamed onto pidfile_name. pidfile_name NULL: no pidfile. A child
+         * that cannot write it exits and spawn_process() fails. */
+        int pidfile_dir_fd;
+        const char *pidfile_name;
+        /* >= 0: handed to the program as fd SPAWN_KEEP_FD (without CLOEXEC), so
+         * the open file description, and an OFD lock on it, lives exactly as
+         * long as the program (and whatever it leaves the fd to). */
+        int keep_fd;
 } SpawnOptions;
 
-/* Fill defaults: stdio to /dev/null, umask 077, no new session. */
+#define SPAWN_KEEP_FD 3
+
+/* Fill defaults: stdio to /dev/null, umask 077, no new session, no pidfile,
+ * no kept fd. */
 void spawn_options_init(SpawnOptions *o);
 
 /* Start argv[0] (absolute path, or looked up in PATH of the *daemon*).

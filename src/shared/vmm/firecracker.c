@@ -255,15 +255,6 @@ static int remove_stale_socket(const char *path) {
         return unlinkat(AT_FDCWD, path, 0) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-static int write_pidfile(const char *run_dir, pid_t pid) {
-        char buf[32];
-        int n = snprintf(buf, sizeof(buf), "%d\n", (int) pid);
-        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, run_dir);
-        if (dfd < 0)
-                return dfd;
-        return write_file_atomic_at(dfd, FC_PIDFILE_NAME, buf, (size_t) n, 0600);
-}
-
 static int fc_spawn(const VmmConfig *c, char **argv, Process *ret) {
         _cleanup_close_ int log_fd = vmm_open_log(c->log_path);
         if (log_fd < 0)
@@ -278,10 +269,12 @@ static int fc_spawn(const VmmConfig *c, char **argv, Process *ret) {
         o.umask = c->jailer ? 077 : 0177;
         o.new_session = true; /* a daemon restart (or its SIGINT) never reaches the VM */
         o.cwd = c->run_dir;
-        int r = spawn_process(argv, &o, ret);
-        if (r < 0)
-                return error_setf(r, "cannot start %s: %s", argv[0], strerror(-r));
-        return 0;
+        /* The child writes the pidfile before it execs. The jailer writes its
+         * own inside the chroot (and refuses one that exists), so it gets
+         * none; it also closes the fds it inherits, the liveness lock among
+         * them: for a jailed VM the lock covers only the jailer's first
+         * moments, and recovery falls back to pidfile and socket alone. */
+        return vmm_spawn(argv, &o, c->run_dir, c->jailer ? NULL : FC_PIDFILE_NAME, ret);
 }
 
 static void fc_files_fill(const VmmConfig *c, char **names, FcFiles *f) {
@@ -370,11 +363,7 @@ static int fc_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         r = fc_spawn(c, argv, &proc);
         if (r < 0)
                 return r;
-        /* The jailer writes its own pidfile inside the chroot. */
-        if (!c->jailer)
-                r = write_pidfile(c->run_dir, proc.pid);
-        if (r >= 0)
-                r = fc_api_wait_ready(p.api_socket, proc.pidfd, timeout);
+        r = fc_api_wait_ready(p.api_socket, proc.pidfd, timeout);
         if (r >= 0 && want_chown(c))
                 r = vmm_chown_socket(p.api_socket, c->owner_uid, c->owner_gid);
         fc_files_fill(c, names, &files);

@@ -130,7 +130,7 @@ static int wait_for_qmp(Process *p, const char *qmp, const char *log_path, usec_
         }
 }
 
-static int spawn_qemu(char **argv, const char *log_path, Process *ret) {
+static int spawn_qemu(char **argv, const char *run_dir, const char *log_path, Process *ret) {
         _cleanup_close_ int logfd = vmm_open_log(log_path);
         if (logfd < 0)
                 return logfd;
@@ -142,10 +142,11 @@ static int spawn_qemu(char **argv, const char *log_path, Process *ret) {
         /* A socket gets 0777 & ~umask: 0177 makes the QMP and agent sockets
          * (and the pidfile) 0600 from birth; 077 would leave them 0700. */
         o.umask = 0177;
-        int r = spawn_process(argv, &o, ret);
-        if (r < 0)
-                return error_setf(r, "cannot start %s: %s", argv[0], strerror(-r));
-        return 0;
+        /* The child writes the pidfile before it execs; QEMU's -pidfile names
+         * the same file and writes the same pid again (and removes it when it
+         * exits). Between QEMU's truncation and its write a reader may find it
+         * empty: attach treats that as "not yet". */
+        return vmm_spawn(argv, &o, run_dir, QEMU_PIDFILE, ret);
 }
 
 static int hand_sockets_to_owner(const VmmConfig *c, const QemuPaths *paths, const QemuHostPlan *plan) {
@@ -226,7 +227,7 @@ static int qemu_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
                   plan.accel == QEMU_ACCEL_KVM ? "kvm" : "tcg", plan.vsock ? "vsock" : "virtio-serial");
 
         Process proc = PROCESS_NULL;
-        r = spawn_qemu(argv, c->log_path, &proc);
+        r = spawn_qemu(argv, c->run_dir, c->log_path, &proc);
         if (r < 0)
                 return r;
         r = wait_for_qmp(&proc, paths.qmp, c->console_path ? c->console_path : c->log_path, deadline);
@@ -325,7 +326,7 @@ static int qemu_attach(const VmmConfig *c, VmmInstance *ret) {
         Process proc = PROCESS_NULL;
         /* The QMP socket path is unique to this VM, so it names the process. */
         r = vmm_process_attach_pidfile(paths.pidfile, comm, paths.qmp, &proc);
-        if (r == -ESRCH)
+        if (r == -ESRCH || r == -EBADMSG) /* EBADMSG: caught while QEMU rewrites it */
                 r = vmm_process_attach_socket(paths.qmp, comm, paths.qmp, &proc);
         if (r < 0)
                 return r;

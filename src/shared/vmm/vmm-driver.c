@@ -2,8 +2,10 @@
 #include "vmm-driver.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 
+#include "error.h"
 #include "log.h"
 #include "string-util.h"
 
@@ -46,4 +48,27 @@ int vmm_stop(const VmmDriver *d, VmmInstance *vm, usec_t timeout) {
                                 (int) vm->proc.pid);
         r = d->kill(vm);
         return r < 0 ? r : 1;
+}
+
+int vmm_attach_wait(const VmmDriver *d, const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
+        usec_t deadline = now_monotonic() + timeout;
+        for (;;) {
+                /* -EBADMSG: a pidfile caught while written (QEMU truncates its own first). */
+                int r = d->attach(c, ret);
+                if (r != -ESRCH && r != -EBADMSG)
+                        return r;
+                /* Asked after the attach failed: a lock free now means the
+                 * process that could not be identified is gone. */
+                int held = vmm_lock_held(c->run_dir);
+                if (held < 0)
+                        return held;
+                if (held == 0)
+                        return r;
+                if (now_monotonic() >= deadline)
+                        return error_setf(-EBUSY, "a process of this VM still holds its %s but is not its VMM",
+                                          VMM_LOCK_FILE);
+                log_debug("%s of %s: held, its VMM not identifiable yet; waiting", VMM_LOCK_FILE, c->vm_id);
+                /* Nothing signals an exec (the comm and cmdline change), so poll briefly. */
+                (void) poll(NULL, 0, 20);
+        }
 }

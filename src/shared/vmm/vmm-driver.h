@@ -227,3 +227,26 @@ int vmm_prepare_run_dir(const char *path);
 
 /* SIGKILL through the pidfd and wait (bounded) for the process to go. */
 int vmm_process_kill(Process *p);
+
+/* The liveness lock of a VMM: an OFD write lock on <run_dir>/VMM_LOCK_FILE
+ * that the VMM process holds from its fork to its death. */
+#define VMM_LOCK_FILE "vmm.lock"
+
+/* Start a VMM as spawn_process() does, with the liveness lock taken (-EBUSY
+ * when another process holds it: a VMM of this VM still runs) and handed to
+ * the child as fd SPAWN_KEEP_FD, and, when pidfile_name is not NULL, the
+ * child's pid written by the child itself into <run_dir>/<pidfile_name>
+ * before it execs. Whatever moment the caller dies at after the fork, the
+ * process is either identifiable by its pidfile or still holds the lock. */
+int vmm_spawn(char *const argv[], SpawnOptions *o, const char *run_dir, const char *pidfile_name, Process *ret);
+
+/* 1: some process holds the liveness lock of run_dir; 0: none (or no lock
+ * file); -errno. */
+int vmm_lock_held(const char *run_dir);
+
+/* attach(), but a VMM that cannot be identified yet while its liveness lock
+ * is held (a start cut short between the fork and the moment the VMM can be
+ * found by pidfile or socket) is waited for, up to timeout: -ESRCH only when
+ * the lock is free (the VMM is gone), -EBUSY when it is still held at the
+ * deadline (something of this VM runs and cannot be identified). */
+int vmm_attach_wait(const VmmDriver *d, const VmmConfig *c, usec_t timeout, VmmInstance *ret);

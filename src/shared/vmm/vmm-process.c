@@ -233,3 +233,57 @@ int vmm_process_kill(Process *p) {
         process_release(p);
         return 0;
 }
+
+/* The whole file, exclusively: the lock says "a VMM of this run dir lives". */
+static struct flock whole_file_lock(short type) {
+        return (struct flock){ .l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+}
+
+static int lock_take(int run_dir_fd, const char *run_dir) {
+        _cleanup_close_ int fd = openat(run_dir_fd, VMM_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return error_setf(-errno, "cannot open %s/%s: %m", run_dir, VMM_LOCK_FILE);
+        struct flock l = whole_file_lock(F_WRLCK);
+        if (fcntl(fd, F_OFD_SETLK, &l) < 0) {
+                if (errno == EAGAIN || errno == EACCES)
+                        return error_setf(-EBUSY, "a VMM of this VM still runs (it holds %s/%s)", run_dir,
+                                          VMM_LOCK_FILE);
+                return error_setf(-errno, "cannot lock %s/%s: %m", run_dir, VMM_LOCK_FILE);
+        }
+        return TAKE_FD(fd);
+}
+
+int vmm_lock_held(const char *run_dir) {
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, run_dir);
+        if (dfd < 0)
+                return dfd == -ENOENT ? 0 : dfd;
+        _cleanup_close_ int fd = openat(dfd, VMM_LOCK_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        struct flock l = whole_file_lock(F_WRLCK);
+        if (fcntl(fd, F_OFD_GETLK, &l) < 0)
+                return -errno;
+        return l.l_type != F_UNLCK;
+}
+
+int vmm_spawn(char *const argv[], SpawnOptions *o, const char *run_dir, const char *pidfile_name, Process *ret) {
+        _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, run_dir);
+        if (dfd < 0)
+                return error_setf(dfd, "cannot open runtime directory %s: %s", run_dir, strerror(-dfd));
+        /* Taken before the fork and handed to the child, which keeps it across
+         * exec: from the fork on, the lock is held exactly as long as the VMM
+         * (or what it is yet to become) lives, so recovery can tell "gone" from
+         * "not identifiable yet", whenever the daemon died. */
+        _cleanup_close_ int lock = lock_take(dfd, run_dir);
+        if (lock < 0)
+                return lock;
+        o->keep_fd = lock;
+        o->pidfile_dir_fd = dfd;
+        o->pidfile_name = pidfile_name;
+        int r = spawn_process(argv, o, ret);
+        o->keep_fd = o->pidfile_dir_fd = -EBADF;
+        o->pidfile_name = NULL;
+        if (r < 0)
+                return error_setf(r, "cannot start %s: %s", argv[0], strerror(-r));
+        return 0;
+}

@@ -1,0 +1,138 @@
+"""A daemon killed while it launched a VMM, at the two moments when the VMM
+could not be found again (the crash harness found it with seed 3428440768:
+a warm create killed 0.33 s in, and the restarted daemon marked the VM
+stopped while its fake Firecracker lived on):
+
+- before-exec: the VMM's process is forked but has not exec'd yet: it is
+  still a copy of bangerd, with no pidfile and no socket;
+- after-exec: it has exec'd, but the daemon had not written its pidfile yet,
+  and the VMM has not bound its API socket.
+
+The daemon under test runs with a test-only LD_PRELOAD shim
+(tests/fakes/stall-vmm-spawn.c) that holds the launch still at that moment,
+so the kill lands there every time. Since the child writes its own pidfile
+before it execs and holds the VM's liveness lock (vmm.lock) from its fork on,
+recovery waits for a VMM whose lock is held and identifies it: the VM's start
+never reached its guest, so recovery kills the VMM and leaves the VM stopped
+with nothing left behind."""
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, ROOT
+from crashlib import Harness
+from lifecycle import BANGER
+from test_crash import FC_CREATE, ensure_template, env  # noqa: F401 (env is the module's fixture)
+
+pytestmark = pytest.mark.slow
+
+BANGERD = BUILD / "src/daemon/bangerd"
+SHIM = ROOT / "tests/fakes/stall-vmm-spawn.c"
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        pytest.skip("no C compiler to build the LD_PRELOAD shim with")
+    out = tmp_path_factory.mktemp("shim") / "stall-vmm-spawn.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", str(out), str(SHIM), "-ldl"], check=True)
+    return out
+
+
+def start_stalling_daemon(env, shim, at, mark):
+    """bangerd with the shim (the CLI's autostart passes no LD_PRELOAD)."""
+    env.banger("daemon", "stop")
+    e = {**env.env, "LD_PRELOAD": str(shim), "BANGER_STALL_AT": at, "BANGER_STALL_MARK": str(mark),
+         "BANGER_STALL_MS": "2000", "ASAN_OPTIONS": "verify_asan_link_order=0"}
+    # ip netns exec execs bangerd: the pid is the daemon's.
+    d = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGERD)], env=e, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        p = subprocess.run(["ip", "netns", "exec", env.ns, str(BANGER), "daemon", "status", "--json"], env=env.env,
+                           capture_output=True, text=True)
+        if p.returncode == 0 and json.loads(p.stdout).get("pid") == d.pid:
+            return d
+        assert d.poll() is None, f"bangerd with the shim exited {d.returncode}:\n{env.daemon_log()[-3000:]}"
+        assert time.monotonic() < deadline, "bangerd with the shim did not answer in 60 s"
+        time.sleep(0.05)
+
+
+def alive(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_exec_or_exit(pid, timeout=30):
+    """Until pid is gone or no longer a copy of bangerd (its stall ended)."""
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        try:
+            if pathlib.Path(f"/proc/{pid}/comm").read_text().strip() != "bangerd":
+                return
+        except OSError:
+            return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("boot", ["cold", "warm"])
+@pytest.mark.parametrize("at", ["before-exec", "after-exec"])
+def test_launch_killed_before_its_vmm_can_be_found(env, shim, at, boot):
+    env.banger("daemon", "start")
+    if boot == "warm":
+        ensure_template(env)
+    cfg = env.fc_dir / "fake-firecracker.json"
+    saved = cfg.read_text()
+    # Nothing answers on the API socket for a while: a VMM the recovery
+    # missed is still there (and not yet failing to bind in a removed
+    # directory) when the host is checked.
+    cfg.write_text(json.dumps({**json.loads(saved), "bind_delay_ms": 15000}))
+    name = f"sp-{boot}-{at.split('-')[0]}"
+    mark = env.tmp / f"stall-{name}"
+    h = Harness(env, 0, FC_CREATE)
+    h.all_ips_ever = set()
+    before = set(h.vmm_pids())
+    daemon = start_stalling_daemon(env, shim, at, mark)
+    argv = ["vm", "create", "--name", name, "--nat", *FC_CREATE] + (["--cold"] if boot == "cold" else [])
+    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *argv], env=env.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists():
+            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
+            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
+            time.sleep(0.01)
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        env.banger("daemon", "start")
+    finally:
+        cfg.write_text(saved)
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        create.communicate(timeout=120)
+    # A VMM the recovery missed lives on (it execs once the stall ends), and
+    # fails only once it tries to bind in the runtime directory recovery
+    # removed: asked before that.
+    pid = int(mark.read_text())
+    wait_exec_or_exit(pid)
+    vmm = set(h.vmm_pids()) - before
+    after = env.json("vm", "show", name)
+    log = "\n--- daemon log ---\n" + env.daemon_log()[-3000:]
+    assert not vmm and not alive(pid), f"VMM {pid} outlived the recovery, which left {name} {after['state']}" + log
+    bad = h.settled_check()  # no TAP, NAT rule or runtime file left
+    assert bad == [], "\n".join(bad) + log
+    assert after["state"] == "stopped", f"recovery left {name} {after['state']}: {after.get('last_error')}"
+    assert "before the guest booted" in (after.get("last_error") or ""), after
+    env.banger("vm", "start", name)  # and the VM is whole
+    assert env.json("vm", "show", name)["state"] == "running"
+    env.banger("vm", "delete", "--force", name)
