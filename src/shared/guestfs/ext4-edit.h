@@ -35,8 +35,10 @@ bool ext4_guest_path_is_valid(const char *path);
  * journal needs recovery (-EUCLEAN). */
 int ext4_image_open_fd(int fd, Ext4Image **ret);
 
-/* Flush everything (superblock, bitmaps, caches) and free. Returns the
- * flush result; img is freed either way. */
+/* Flush everything (superblock, bitmaps, caches), fsync the image once and
+ * free. For images no VM uses yet: nothing orders the superblock after the
+ * data before that one fsync. Returns the flush result; img is freed either
+ * way. */
 int ext4_image_close(Ext4Image *img);
 /* Give the filesystem a random UUID and directory hash seed of its own (a
  * clone of a template has the template's). Only before its directories
