@@ -10,7 +10,7 @@
  *                                 first pidfd_open of it), waits forever
  *
  * A VMM launch is told from other spawns by "--api-sock" (Firecracker) or
- * "-qmp" (QEMU) in its argv. Only the first launch stalls. The variables are
+ * "-pidfile" (QEMU) in its argv. Only the first launch stalls. The variables are
  * read at load time: the forked child may call only async-signal-safe code. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -40,7 +40,7 @@ __attribute__((constructor)) static void init(void) {
 
 static bool is_vmm_argv(char *const argv[]) {
         for (size_t i = 0; argv && argv[i]; i++)
-                if (strcmp(argv[i], "--api-sock") == 0 || strcmp(argv[i], "-qmp") == 0)
+                if (strcmp(argv[i], "--api-sock") == 0 || strcmp(argv[i], "-pidfile") == 0)
                         return true;
         return false;
 }

@@ -28,7 +28,7 @@ import pytest
 from conftest import BUILD, ROOT
 from crashlib import Harness
 from lifecycle import BANGER
-from test_crash import FC_CREATE, ensure_template, env  # noqa: F401 (env is the module's fixture)
+from test_crash import FC_CREATE, LONG, QEMU_CREATE, ensure_template, env, qemu_env  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -136,3 +136,40 @@ def test_launch_killed_before_its_vmm_can_be_found(env, shim, at, boot):
     env.banger("vm", "start", name)  # and the VM is whole
     assert env.json("vm", "show", name)["state"] == "running"
     env.banger("vm", "delete", "--force", name)
+
+
+@pytest.mark.skipif(not LONG, reason="needs the QEMU test guest (BANGER_LONG_TESTS=1)")
+def test_qemu_launch_killed_before_its_exec(qemu_env, shim):
+    """The same for QEMU, before its exec: its own -pidfile and QMP socket
+    come only after it, so nothing but the child's pidfile and lock tell."""
+    e = qemu_env
+    e.banger("daemon", "start")
+    h = Harness(e, 0, QEMU_CREATE)
+    h.all_ips_ever = set()
+    mark = e.tmp / "stall-qemu"
+    daemon = start_stalling_daemon(e, shim, "before-exec", mark)
+    create = subprocess.Popen(["ip", "netns", "exec", e.ns, str(BANGER), "vm", "create", "--name", "qs", "--nat",
+                               *QEMU_CREATE], env=e.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not mark.exists():
+            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
+            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + e.daemon_log()[-3000:]
+            time.sleep(0.01)
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        e.banger("daemon", "start")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        create.communicate(timeout=300)
+    pid = int(mark.read_text())
+    wait_exec_or_exit(pid)
+    after = e.json("vm", "show", "qs")
+    assert not alive(pid), f"QEMU {pid} outlived the recovery, which left qs {after['state']}"
+    bad = h.settled_check()
+    assert bad == [], "\n".join(bad) + "\n--- daemon log ---\n" + e.daemon_log()[-3000:]
+    assert after["state"] == "stopped", f"recovery left qs {after['state']}: {after.get('last_error')}"
+    assert "before the guest booted" in (after.get("last_error") or ""), after
+    e.banger("vm", "delete", "--force", "qs")
