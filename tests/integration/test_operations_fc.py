@@ -18,6 +18,7 @@ import time
 import pytest
 
 from lifecycle import AGENT, BANGER, process_gone
+from opslib import cancel, interrupt, operations, reaped, spawn, start_until, wait_for
 from test_lifecycle_fc import fc_env, test_import_kernel_and_register_image  # noqa: F401 (first step)
 
 pytestmark = pytest.mark.slow
@@ -38,40 +39,14 @@ def env(tmp_path_factory):
     next(gen, None)
 
 
-def wait_for(what, fn, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def operations(env):
-    return env.json("operations")["operations"]
-
-
-def spawn(env, *args):
-    # ip netns exec execs banger: the Popen pid is the CLI's own.
-    return subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *args], env=env.env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def create_in_boot(env, name):
     """Start `vm create NAME` and wait until it waits for the guest agent:
     the CLI process, its operation as listed, and the VM as listed."""
-    cli = spawn(env, *CREATE, "--name", name)
-
     def booting():
         ops = [o for o in operations(env) if o["kind"] == "vm.create" and o["target"] == name]
         return ops[0] if ops and ops[0]["stage"] == "boot" else None
 
-    try:
-        op = wait_for("the create's boot stage", booting)
-    except AssertionError:
-        cli.kill()
-        raise AssertionError(cli.communicate())
+    cli, op = start_until(env, [*CREATE, "--name", name], booting, "the create's boot stage")
     vm = env.json("vm", "show", name)
     assert vm["state"] == "starting", vm
     vm["pid"] = vmm_pid(env, vm["id"])
@@ -111,21 +86,15 @@ def test_no_operations_listed(env):
 
 def test_cancel_create_in_boot_from_second_client(env):
     cli, op, vm = create_in_boot(env, "opc")
-    try:
+    with reaped(cli):
         assert op["client"]["pid"] == cli.pid and "vm create" in op["client"]["command"], op
         assert op["client"]["uid"] == os.getuid() and op["started"] > 0 and op["cancelled"] is False
         watch = spawn(env, "operations", "watch", str(op["id"]))
-        time.sleep(1)  # subscribed
-        p = env.banger("operations", "cancel", str(op["id"]))
-        assert p.stdout.strip() == f"cancelling operation {op['id']} (vm.create opc)", p.stdout
-        out, err = cli.communicate(timeout=120)
-        wout, werr = watch.communicate(timeout=60)
-    finally:
-        for proc in (cli, watch):
-            if proc.poll() is None:
-                proc.kill()
-    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"operation {op['id']} (vm.create) was cancelled" in err, err
+        with reaped(watch):
+            time.sleep(1)  # subscribed
+            p, _, _ = cancel(env, cli, op)
+            assert p.stdout.strip() == f"cancelling operation {op['id']} (vm.create opc)", p.stdout
+            wout, werr = watch.communicate(timeout=60)
     # The watcher saw the boot stage and the end.
     assert watch.returncode == 3, (wout, werr)
     lines = wout.strip().splitlines()
@@ -137,14 +106,8 @@ def test_cancel_create_in_boot_from_second_client(env):
 
 def test_ctrl_c_cancels_the_create(env):
     cli, op, vm = create_in_boot(env, "opi")
-    try:
-        os.kill(cli.pid, signal.SIGINT)
-        out, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 128 + signal.SIGINT, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"cancelling operation {op['id']}, rolling back" in err, err
+    with reaped(cli):
+        _, err = interrupt(env, cli, op)
     assert "was cancelled" in err, err
     assert_left_nothing(env, vm)
 
@@ -210,9 +173,7 @@ def test_cancel_start_leaves_the_vm_stopped(env):
 
     vm["pid"] = wait_for("the VMM", launched)
     time.sleep(1)  # into the agent wait
-    env.banger("operations", "cancel", str(op["id"]))
-    out, err = cli.communicate(timeout=120)
-    assert cli.returncode == 3 and f"operation {op['id']} (vm.start) was cancelled" in err, (cli.returncode, out, err)
+    cancel(env, cli, op)
     after = env.json("vm", "show", "ops")
     assert after["state"] == "stopped" and after["pid"] is None, after
     assert vm["tap"] not in {l["ifname"] for l in env.links()}

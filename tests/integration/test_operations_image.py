@@ -13,14 +13,13 @@ import http.server
 import json
 import os
 import threading
-import signal
-import subprocess
 import tarfile
 import time
 
 import pytest
 
-from lifecycle import BANGER, require_root
+from lifecycle import require_root
+from opslib import cancel, interrupt, operations, reaped, start_until
 from test_image_limits import (assert_left_nothing, image_config, make_env, small_layer, write_oci_archive,
                                zero_file_layer)
 from test_oci_boot import make_tar, sha256
@@ -46,54 +45,32 @@ def env(tmp_path_factory):
             e.teardown()
 
 
-def operations(env):
-    return env.json("operations")["operations"]
-
-
 def import_moving(env, name, source=None, stage=None, args=None, kind="image.import"):
     """Start `image import` (or args) and wait until its operation counts
     bytes (in that stage, when given); name: its target."""
     args = args or ["image", "import", str(source or env.archive), "--name", name]
-    cli = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *args], env=env.env,
-                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+
+    def moving():
         ops = [o for o in operations(env) if o["kind"] == kind and o["target"] == name]
-        if ops and ops[0]["bytes"] > 0 and (stage is None or ops[0]["stage"] == stage):
-            return cli, ops[0]
-        if cli.poll() is not None:
-            break
-        time.sleep(0.05)
-    cli.kill()
-    raise AssertionError(("the import never showed progress", cli.communicate()))
+        return ops[0] if ops and ops[0]["bytes"] > 0 and (stage is None or ops[0]["stage"] == stage) else None
+
+    return start_until(env, args, moving, "the import's progress")
 
 
 def test_cancel_import_mid_way_from_second_client(env):
     cli, op = import_moving(env, "bigc")
-    try:
+    with reaped(cli):
         assert op["stage"] in ("unpack", "layers", "write"), op
         assert op["total"] == 0 or op["bytes"] < op["total"], op
-        env.banger("operations", "cancel", str(op["id"]))
-        out, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"operation {op['id']} (image.import) was cancelled" in err, err
+        cancel(env, cli, op)
     assert_left_nothing(env, "bigc")
     assert operations(env) == []
 
 
 def test_ctrl_c_cancels_the_import(env):
     cli, op = import_moving(env, "bigi")
-    try:
-        os.kill(cli.pid, signal.SIGINT)
-        out, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 128 + signal.SIGINT, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"cancelling operation {op['id']}, rolling back" in err, err
+    with reaped(cli):
+        interrupt(env, cli, op)
     assert_left_nothing(env, "bigi")
     assert operations(env) == []
 
@@ -150,15 +127,9 @@ def test_cancel_registry_import_mid_transfer(env):
     before = set(os.listdir(blobs)) if blobs.exists() else set()
     try:
         cli, op = import_moving(env, "slowreg", reg.ref(), "download")
-        try:
+        with reaped(cli):
             assert 0 < op["bytes"] < len(image[0][layer]), op
-            env.banger("operations", "cancel", str(op["id"]))
-            out, err = cli.communicate(timeout=120)
-        finally:
-            if cli.poll() is None:
-                cli.kill()
-        assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-        assert f"operation {op['id']} (image.import) was cancelled" in err, err
+            cancel(env, cli, op)
         # The transfer stopped: the daemon hung up long before the end.
         time.sleep(1)
         assert sent[0] < len(image[0][layer]), sent
@@ -217,15 +188,9 @@ def test_cancel_pull_mid_transfer(env):
     pull = ["image", "pull", url, "--sha256", hashlib.sha256(body).hexdigest()]
     try:
         cli, op = import_moving(env, url, stage="download", args=pull, kind="image.pull")
-        try:
+        with reaped(cli):
             assert 0 < op["bytes"] < len(body), op
-            env.banger("operations", "cancel", str(op["id"]))
-            out, err = cli.communicate(timeout=120)
-        finally:
-            if cli.poll() is None:
-                cli.kill()
-        assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-        assert f"operation {op['id']} (image.pull) was cancelled" in err, err
+            cancel(env, cli, op)
         time.sleep(1)
         assert srv.sent < len(body), srv.sent  # the daemon hung up mid-way
         assert_left_nothing(env, "pullme")
@@ -253,18 +218,12 @@ def test_cancel_kernel_import_mid_copy(env):
         cli, op = import_moving(env, "bigk", stage="copy", kind="kernel.import",
                                 args=["kernel", "import", "bigk", "--from", str(env.tmp / "vmlinux"),
                                       "--initrd", str(big)])
-        try:
+        with reaped(cli):
             assert op["cancellable"] is True and 0 < op["bytes"] < op["total"] == 4 << 30, op
-            p = env.banger("operations", "cancel", str(op["id"]))
+            p, _, _ = cancel(env, cli, op)
             assert p.stdout.strip() == f"cancelling operation {op['id']} (kernel.import bigk)", p.stdout
-            out, err = cli.communicate(timeout=120)
-        finally:
-            if cli.poll() is None:
-                cli.kill()
     finally:
         big.unlink()
-    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"operation {op['id']} (kernel.import) was cancelled" in err, err
     assert env.banger("kernel", "show", "bigk", check=False).returncode != 0
     assert sorted(os.listdir(kernels)) == before
     assert operations(env) == []

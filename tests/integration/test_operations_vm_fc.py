@@ -10,13 +10,12 @@ test_snapshot_fc's fixture, made anew for this module."""
 import json
 import os
 import sqlite3
-import subprocess
-import time
 
 import pytest
 
 from bangerlib import bash_complete
 from lifecycle import BANGER
+from opslib import cancel, operations, reaped, start_until
 from test_lifecycle_fc import fake_events, requests
 from test_snapshot_fc import SRC, env, fake_state, guest, show  # noqa: F401 (env: the fixture)
 
@@ -39,15 +38,6 @@ def slow(env):  # noqa: F811 (the fixture imported above)
     return env
 
 
-def operations(env):
-    return env.json("operations")["operations"]
-
-
-def spawn(env, *args):
-    return subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *args], env=env.env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def in_save(env, vm, kind, *args):
     """Start `banger ARGS` and wait until the fake is inside its slow
     snapshot create (the VM paused, the create not answered yet) and the
@@ -57,17 +47,14 @@ def in_save(env, vm, kind, *args):
     def new(path):
         return requests(fake_events(env, vm["pid"])[seen:], path)
 
-    cli = spawn(env, *args)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and cli.poll() is None:
+    def saving():
         paused = any('"Paused"' in r["body"] for r in new("/vm"))
         ops = [o for o in operations(env) if o["kind"] == kind]
-        if paused and ops:
-            assert not new("/snapshot/create")  # still in it
-            return cli, ops[0]
-        time.sleep(0.05)
-    cli.kill()
-    raise AssertionError((f"{kind} never reached its save", cli.communicate(), env.daemon_log()[-3000:]))
+        return ops[0] if paused and ops else None
+
+    cli, op = start_until(env, args, saving, f"{kind}'s save", timeout=60)
+    assert not new("/snapshot/create")  # still in it
+    return cli, op
 
 
 def snapshot_rows(env):
@@ -96,7 +83,7 @@ def test_suspend_in_flight_is_listed_and_cancelled(slow):
     env = slow
     vm = show(env)
     cli, op = in_save(env, vm, "vm.suspend", "vm", "suspend", SRC)
-    try:
+    with reaped(cli):
         assert op["target"] == SRC and op["cancellable"] is True and op["stage"] == "suspend", op
         assert "vm suspend" in op["client"]["command"], op
         rows = [l.split() for l in env.banger("operations").stdout.splitlines()]
@@ -108,14 +95,8 @@ def test_suspend_in_flight_is_listed_and_cancelled(slow):
         path = dict(env.env, PATH=f"{BANGER.parent}:{os.environ['PATH']}")
         for verb in ("cancel", "watch"):
             assert bash_complete(script, path, "banger", "operations", verb, "") == {str(op["id"])}
-        p = env.banger("operations", "cancel", str(op["id"]))
+        p, _, _ = cancel(env, cli, op)
         assert p.stdout.strip() == f"cancelling operation {op['id']} (vm.suspend {SRC})", p.stdout
-        out, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"operation {op['id']} (vm.suspend) was cancelled" in err, err
     # The save did finish in the VMM: its state was written, then removed.
     assert requests(fake_events(env, vm["pid"]), "/snapshot/create")
     vm_dir = env.state / "vms" / vm["id"]
@@ -128,15 +109,9 @@ def test_snapshot_cancelled_in_its_save_leaves_nothing(slow):
     vm = show(env)
     rows, dirs = snapshot_rows(env), snapshot_dirs(env)
     cli, op = in_save(env, vm, "vm.snapshot", "vm", "snapshot", SRC, "--name", "cut")
-    try:
+    with reaped(cli):
         assert op["target"] == SRC and op["cancellable"] is True, op
-        env.banger("operations", "cancel", str(op["id"]))
-        out, err = cli.communicate(timeout=120)
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-    assert cli.returncode == 3, (cli.returncode, out, err, env.daemon_log()[-3000:])
-    assert f"operation {op['id']} (vm.snapshot) was cancelled" in err, err
+        cancel(env, cli, op)
     assert snapshot_rows(env) == rows and "cut" not in rows
     assert snapshot_dirs(env) == dirs
     assert_as_before(env, vm)

@@ -4,7 +4,6 @@ undone and a process started before the snapshot still counting; a
 corrupt state file, another QEMU version and a daemon killed mid-snapshot,
 each failing clearly with nothing left; warm starts from templates. One
 guest is shared by the steps, which run in order."""
-import json
 import os
 import pathlib
 import shutil
@@ -16,7 +15,9 @@ import time
 
 import pytest
 
-from lifecycle import BANGER, env_with_test_image
+from lifecycle import BANGER
+from qemulib import qemu_env
+from test_snapshot_fc import events
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 
@@ -27,16 +28,9 @@ COUNTER = ("setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /root/counte
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    e = env_with_test_image(tmp_path_factory, "snapshot-qemu")
-    e.info = {}
-    try:
-        e.write_config('default_vmm = "qemu"\nvm_templates = false\n')
-        e.banger("daemon", "stop")  # the next command starts one that reads the config
-        e.banger("vm", "create", "--name", SRC, "--image", "test", "--vcpu", "1", "--memory", "256M",
-                 "--disk-size", "64M")
+    for e in qemu_env(tmp_path_factory, "snapshot-qemu", SRC):
+        e.info = {}
         yield e
-    finally:
-        e.teardown()
 
 
 def show(env, name=SRC):
@@ -45,17 +39,6 @@ def show(env, name=SRC):
 
 def guest(env, name, script, check=True):
     return env.banger("vm", "exec", name, "--", "sh", "-c", script, check=check)
-
-
-def events(out):
-    dec, i, evs = json.JSONDecoder(), 0, []
-    while i < len(out):
-        if out[i].isspace():
-            i += 1
-            continue
-        v, i = dec.raw_decode(out, i)
-        evs.append(v)
-    return evs
 
 
 def qemu_pids(env, vm_id):

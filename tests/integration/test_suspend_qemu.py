@@ -23,7 +23,8 @@ import time
 import pytest
 
 from conftest import BUILD
-from lifecycle import BANGER, env_with_test_image, process_gone
+from lifecycle import BANGER, process_gone
+from qemulib import qemu_env
 from test_port_forward_fc import PAGE, curl, listening, serve_page
 from test_snapshot_qemu import COUNTER
 from test_snapshot_qemu import counter_pid as snapshot_counter_pid
@@ -36,15 +37,7 @@ VM = "qsus"
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    e = env_with_test_image(tmp_path_factory, "suspend-qemu")
-    try:
-        e.write_config('default_vmm = "qemu"\nvm_templates = false\n')
-        e.banger("daemon", "stop")  # the next command starts one that reads the config
-        e.banger("vm", "create", "--name", VM, "--image", "test", "--vcpu", "1", "--memory", "256M",
-                 "--disk-size", "64M")
-        yield e
-    finally:
-        e.teardown()
+    yield from qemu_env(tmp_path_factory, "suspend-qemu", VM)
 
 
 def show(env, name=VM):
