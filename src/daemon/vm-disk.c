@@ -3,6 +3,7 @@
  * hostname, network and keys) and the work disk. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,18 +70,49 @@ static int open_image_file_dir(Daemon *d, const char *path, const char **ret_nam
         return open_dir_nofollow(AT_FDCWD, dir[0] ? dir : "/");
 }
 
-/* Root disk (clone of the image + guest patch) and work disk. */
-int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmProgress *p) {
-        _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, vm->id, true);
-        if (dfd < 0)
-                return error_setf(dfd, "cannot create %s/vms/%s: %s", m->d->paths.state_dir, vm->id, strerror(-dfd));
+static int make_work_disk(VmManager *m, const VmRecord *vm, const ImageRecord *img, int dfd, const char *pubkey) {
+        bool cloned = false;
+        int r;
+        if (img->work_seed_path) {
+                const char *seed = NULL;
+                _cleanup_close_ int sfd = open_image_file_dir(m->d, img->work_seed_path, &seed);
+                r = sfd < 0 ? sfd
+                            : workdisk_from_seed(sfd, seed, dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE, NULL);
+        } else {
+                _cleanup_close_ int tfd = work_template_dir_open(m->d);
+                r = tfd < 0 ? workdisk_create(dfd, "work.img", vm->disk_bytes)
+                            : workdisk_create_cached(tfd, dfd, "work.img", vm->disk_bytes, &cloned);
+        }
+        return r < 0 ? r : workdisk_finish(dfd, pubkey, cloned);
+}
+
+/* The work disk is made in a thread of its own while the root disk is: each
+ * waits mostly for its fsyncs, which then overlap. */
+typedef struct WorkDiskJob {
+        VmManager *m;
+        const VmRecord *vm;
+        const ImageRecord *img;
+        int dfd;
+        const char *pubkey;
+        int r;
+        char err[512];
+} WorkDiskJob;
+
+static void *work_disk_main(void *p) {
+        WorkDiskJob *j = p;
+        error_clear();
+        j->r = make_work_disk(j->m, j->vm, j->img, j->dfd, j->pubkey);
+        if (j->r < 0)
+                snprintf(j->err, sizeof(j->err), "%s", error_last_message() ? error_last_message() : strerror(-j->r));
+        return NULL;
+}
+
+static int root_disk(VmManager *m, const VmRecord *vm, const ImageRecord *img, int dfd, const char *pubkey,
+                     VmProgress *p) {
         const char *base = NULL;
         _cleanup_close_ int bfd = open_image_file_dir(m->d, img->rootfs_path, &base);
         if (bfd < 0)
                 return error_setf(bfd, "cannot open the directory of %s", img->rootfs_path);
-
-        _cleanup_free_ char *pubkey = NULL;
-        (void) vm_manager_read_pubkey(m, &pubkey);
         char address[64];
         snprintf(address, sizeof(address), "%s/%u", vm->ip, host_prefix(m->host));
         GuestPatch patch = {
@@ -98,25 +130,32 @@ int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmPr
                 return error_setf(r, "root disk: %s", error_last_message() ? error_last_message() : strerror(-r));
         vm_progress(p, vm->id, "disk", "root disk by %s; work disk %llu MiB", disk_clone_method_to_string(used),
                     (unsigned long long) (vm->disk_bytes >> 20));
-        bool cloned = false;
-        if (img->work_seed_path) {
-                const char *seed = NULL;
-                _cleanup_close_ int sfd = open_image_file_dir(m->d, img->work_seed_path, &seed);
-                r = sfd < 0 ? sfd
-                            : workdisk_from_seed(sfd, seed, dfd, "work.img", vm->disk_bytes, DISK_CLONE_FILE, NULL);
-        } else {
-                _cleanup_close_ int tfd = work_template_dir_open(m->d);
-                r = tfd < 0 ? workdisk_create(dfd, "work.img", vm->disk_bytes)
-                            : workdisk_create_cached(tfd, dfd, "work.img", vm->disk_bytes, &cloned);
-        }
-        if (r >= 0)
-                r = workdisk_finish(dfd, pubkey, cloned);
+        return 0;
+}
+
+/* Root disk (clone of the image + guest patch) and work disk. */
+int vm_make_disks(VmManager *m, const VmRecord *vm, const ImageRecord *img, VmProgress *p) {
+        _cleanup_close_ int dfd = vm_dir_open(m, VM_DIR_STATE, vm->id, true);
+        if (dfd < 0)
+                return error_setf(dfd, "cannot create %s/vms/%s: %s", m->d->paths.state_dir, vm->id, strerror(-dfd));
+        _cleanup_free_ char *pubkey = NULL;
+        (void) vm_manager_read_pubkey(m, &pubkey);
+
+        WorkDiskJob job = { .m = m, .vm = vm, .img = img, .dfd = dfd, .pubkey = pubkey };
+        pthread_t thread;
+        bool threaded = pthread_create(&thread, NULL, work_disk_main, &job) == 0;
+        int r = root_disk(m, vm, img, dfd, pubkey, p);
+        if (threaded)
+                (void) pthread_join(thread, NULL);
+        else if (r >= 0)
+                work_disk_main(&job);
+        if (r >= 0 && job.r < 0)
+                r = error_setf(job.r, "work disk: %s", job.err);
         if (r < 0) {
                 (void) unlinkat(dfd, "root.img", 0);
                 (void) unlinkat(dfd, "work.img", 0);
-                return error_setf(r, "work disk: %s", error_last_message() ? error_last_message() : strerror(-r));
         }
-        return 0;
+        return r;
 }
 
 void vm_remove_files(VmManager *m, const char *id) {
