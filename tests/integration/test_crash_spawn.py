@@ -46,11 +46,11 @@ def shim(tmp_path_factory):
     return out
 
 
-def start_stalling_daemon(env, shim, at, mark):
+def start_stalling_daemon(env, shim, at, mark, stall_ms=2000):
     """bangerd with the shim (the CLI's autostart passes no LD_PRELOAD)."""
     env.banger("daemon", "stop")
     e = {**env.env, "LD_PRELOAD": str(shim), "BANGER_STALL_AT": at, "BANGER_STALL_MARK": str(mark),
-         "BANGER_STALL_MS": "2000", "ASAN_OPTIONS": "verify_asan_link_order=0"}
+         "BANGER_STALL_MS": str(stall_ms), "ASAN_OPTIONS": "verify_asan_link_order=0"}
     # ip netns exec execs bangerd: the pid is the daemon's.
     d = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGERD)], env=e, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -173,3 +173,45 @@ def test_qemu_launch_killed_before_its_exec(qemu_env, shim):
     assert after["state"] == "stopped", f"recovery left qs {after['state']}: {after.get('last_error')}"
     assert "before the guest booted" in (after.get("last_error") or ""), after
     e.banger("vm", "delete", "--force", "qs")
+
+
+def test_launch_unidentifiable_past_the_wait_is_left_alone(env, shim):
+    """A process that holds the VM's liveness lock but is still not its VMM
+    when recovery's wait (5 s) ends: recovery cannot tell what runs, so it
+    marks the VM error and keeps its runtime directory rather than call the
+    VMM gone. (The start-up reconcile still removes its TAP and NAT rules:
+    they follow live VMs only.)"""
+    env.banger("daemon", "start")
+    h = Harness(env, 0, FC_CREATE)
+    h.all_ips_ever = set()
+    mark = env.tmp / "stall-long"
+    daemon = start_stalling_daemon(env, shim, "before-exec", mark, stall_ms=12000)
+    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "create", "--name", "sp-long",
+                               "--nat", "--cold", *FC_CREATE], env=env.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    pid = None
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists():
+            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
+            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
+            time.sleep(0.01)
+        pid = int(mark.read_text())
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        env.banger("daemon", "start")
+        vm = env.json("vm", "show", "sp-long")
+        assert alive(pid), "the stalled child is gone: the test proves nothing"
+        assert vm["state"] == "error", f"recovery left sp-long {vm['state']} while its lock was held"
+        run = h.runtime / "vms" / vm["id"]
+        assert (run / "vmm.lock").exists() and (run / "fc.pid").exists(), sorted(p.name for p in run.iterdir())
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        if pid and alive(pid):
+            os.kill(pid, signal.SIGKILL)
+        create.communicate(timeout=120)
+    env.banger("vm", "delete", "--force", "sp-long")
+    bad = h.settled_check()
+    assert bad == [], "\n".join(bad)
