@@ -56,7 +56,12 @@ static void build_env(const AgentExecSpec *spec, char **out) {
 }
 
 /* execvpe() searches the agent's own PATH; the command's PATH is the one
- * the host sent, so search it here. Returns only on failure. */
+ * the host sent, so search it here. Returns only on failure. A directory
+ * that has no such file is skipped after a path lookup: a failed execve()
+ * sets up a whole new address space (and copies the arguments and the
+ * environment into it) before it finds that out, about a millisecond each
+ * in a guest under TCG, and `true` is in the 6th directory of the default
+ * PATH of a busybox image. */
 static int exec_search(char *const *argv, char *const *env) {
         if (strchr(argv[0], '/')) {
                 execve(argv[0], argv, env);
@@ -69,7 +74,8 @@ static int exec_search(char *const *argv, char *const *env) {
                 char path[4096];
                 if (n > 0 && n + strlen(argv[0]) + 2 <= sizeof(path)) {
                         snprintf(path, sizeof(path), "%.*s/%s", (int) n, p, argv[0]);
-                        execve(path, argv, env);
+                        if (access(path, F_OK) == 0 || (errno != ENOENT && errno != ENOTDIR))
+                                execve(path, argv, env);
                         if (errno != ENOENT && errno != ENOTDIR)
                                 err = errno;
                 }
