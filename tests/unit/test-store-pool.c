@@ -3,11 +3,13 @@
  * once), one that failed or was left mid-transaction is not, and threads
  * sharing the pool each get a connection of their own, against a real
  * SQLite file. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "store-internal.h"
@@ -189,8 +191,64 @@ static void test_setup_fails(void **state) {
         assert_int_equal(store_pool_new(p, STORE_OPEN_READONLY, NULL, NULL, 2, &pool), -EINVAL);
 }
 
-int main(void) {
+static char *self_exe;
+
+/* Another process's connection, as a CLI, a tool or a test script opens one:
+ * it reads, then closes. The last connection to close checkpoints and
+ * deletes the -wal and -shm files, and SQLite decides it is the last when no
+ * other process holds a lock on the database file. */
+static int other_process_touch(const char *path) {
+        sqlite3 *db = NULL;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
+                return 2;
+        int rc = sqlite3_exec(db, "SELECT count(*) FROM kernels", NULL, NULL, NULL);
+        sqlite3_close(db);
+        return rc == SQLITE_OK ? 0 : 3;
+}
+
+static void run_other_process(const char *path) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) { /* a fresh process: SQLite's state must not come from this one */
+                execl(self_exe, self_exe, "--touch", path, (char *) NULL);
+                _exit(127);
+        }
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A second connection opened and closed in this process must leave the
+ * first one's locks alone (the store checks a file through a descriptor of
+ * its own only while no connection of this process has it): else another
+ * process's connection deletes the WAL from under the first, whose later
+ * writes are lost. */
+static void test_second_open_keeps_locks(void **state) {
+        _cleanup_free_ char *p = db_path("locks.db");
+        _cleanup_free_ char *wal = NULL;
+        assert_true(asprintf(&wal, "%s-wal", p) > 0);
+        Store *a = NULL, *b = NULL, *c = NULL;
+        assert_int_equal(store_open(p, 0, &a), 0);
+        make_kernel(a, KERNEL1, "k1");
+        assert_int_equal(store_open(p, STORE_OPEN_NO_MIGRATE, &b), 0);
+        store_close(b);
+        run_other_process(p);
+        assert_int_equal(access(wal, F_OK), 0); /* still in use by a */
+        make_kernel(a, "aaaaaaaaaaaaaaa2", "k2");
+        store_close(a);
+        assert_int_equal(store_open(p, STORE_OPEN_NO_MIGRATE, &c), 0);
+        KernelRecord k = {};
+        assert_int_equal(store_kernel_get_by_name(c, "k2", &k), 0);
+        kernel_record_done(&k);
+        store_close(c);
+}
+
+int main(int argc, char **argv) {
+        if (argc == 3 && streq(argv[1], "--touch"))
+                return other_process_touch(argv[2]);
+        self_exe = argv[0];
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test_setup_teardown(test_second_open_keeps_locks, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_discard, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_threads, setup, teardown),

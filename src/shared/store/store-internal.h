@@ -1,15 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <sys/stat.h>
+
 /* Shared by the store-*.c files only; nothing outside the store includes this. */
 
 #include <sqlite3.h>
 
 #include "store.h"
 
+/* A database file this process has a connection to (store-files.c). */
+typedef struct StoreFile {
+        dev_t dev;
+        ino_t ino;
+        bool held;
+        bool checked; /* the check ran: no connection of this process had the file open */
+} StoreFile;
+
+/* Opens the file at path, checks it and fills *ret_st, and closes it again. */
+typedef int (*StoreFileCheck)(const char *path, struct stat *ret_st, void *userdata);
+
+/* Count a connection (about to be opened) to the file at path. When this
+ * process has none to it yet, check() runs first, under the same lock that
+ * every other hold takes: a descriptor of the file is opened and closed only
+ * while no connection of this process has it (closing one would drop every
+ * POSIX lock SQLite holds on it for this process). */
+int store_file_hold(const char *path, StoreFileCheck check, void *userdata, StoreFile *ret);
+/* After the connection is closed. */
+void store_file_release(StoreFile *f);
+
 struct Store {
         sqlite3 *db;
         char *path;
+        StoreFile file;
         bool readonly;
         bool failed;     /* an SQLite error other than a constraint: not pooled again */
         StorePool *pool; /* handed out by this pool: store_close() gives it back */

@@ -227,30 +227,51 @@ static int refuse_newer_early(int fd, const char *path) {
         return v > store_latest_version() ? refuse_newer(path, v) : 0;
 }
 
+/* Before the first connection of this process to the file (store-files.c):
+ * opened (created 0600 when missing) without following a symlink, a
+ * regular file, not newer than this build, and a file left looser by
+ * something else tightened (through the fd) before any state goes into it. */
+static int check_db_file(const char *path, struct stat *ret_st, void *userdata) {
+        bool readonly = *(const bool *) userdata;
+        _cleanup_close_ int fd = open_db_file(path, readonly, ret_st);
+        if (fd < 0)
+                return fd;
+        int r = refuse_newer_early(fd, path);
+        if (r < 0)
+                return r;
+        if (!readonly && (ret_st->st_mode & 077) && fchmod(fd, ret_st->st_mode & 0600) < 0)
+                return error_setf(negative_errno(), "tightening mode of %s: %m", path);
+        return 0;
+}
+
+/* A connection counted in store-files.c from before its file is touched. */
+static int store_connect_held(const char *path, bool readonly, Store **ret) {
+        StoreFile file = {};
+        int r = store_file_hold(path, check_db_file, &readonly, &file);
+        if (r < 0)
+                return r;
+        r = store_connect(path, readonly, ret);
+        if (r < 0) {
+                store_file_release(&file);
+                return r;
+        }
+        (*ret)->file = file;
+        return 0;
+}
+
 int store_open(const char *path, StoreOpenFlags flags, Store **ret) {
         _cleanup_store_close_ Store *s = NULL;
         bool readonly = flags & STORE_OPEN_READONLY;
-        struct stat st;
         int r;
 
         if (!path || !*path)
                 return error_setf(-EINVAL, "no database path");
-        _cleanup_close_ int fd = open_db_file(path, readonly, &st);
-        if (fd < 0)
-                return fd;
-        r = refuse_newer_early(fd, path);
-        if (r < 0)
-                return r;
-        r = store_connect(path, readonly, &s);
+        r = store_connect_held(path, readonly, &s);
         if (r < 0)
                 return r;
         r = check_version(s);
         if (r < 0)
                 return r;
-        /* Created 0600 above; a file left looser by something else is tightened
-         * (through the fd) before any state goes into it. */
-        if (!readonly && (st.st_mode & 077) && fchmod(fd, st.st_mode & 0600) < 0)
-                return error_setf(negative_errno(), "tightening mode of %s: %m", path);
         r = store_configure(s);
         if (r < 0)
                 return r;
@@ -276,6 +297,7 @@ Store *store_close(Store *s) {
                 log_debug("store %s: closed with statements unfinalized", s->path);
         if (s->db)
                 (void) sqlite3_close_v2(s->db);
+        store_file_release(&s->file);
         free(s->path);
         free(s);
         return NULL;
@@ -313,23 +335,45 @@ static int wal_exists(const char *path) {
         return errno == ENOENT ? 0 : error_setf(negative_errno(), "stat %s: %m", wal);
 }
 
-static int read_version_untouched(const char *path, unsigned *ret) {
-        struct stat st;
-        int r;
+typedef struct HeaderRead {
+        unsigned version;
+        bool done;
+} HeaderRead;
 
-        _cleanup_close_ int fd = open_db_file(path, true, &st);
+/* With no -wal file, the version from the header; with one, nothing yet. */
+static int read_header_file(const char *path, struct stat *ret_st, void *userdata) {
+        HeaderRead *h = userdata;
+        _cleanup_close_ int fd = open_db_file(path, true, ret_st);
         if (fd < 0)
                 return fd;
-        r = wal_exists(path);
+        int r = wal_exists(path);
+        if (r != 0)
+                return r < 0 ? r : 0;
+        r = header_user_version(fd, path, &h->version);
+        h->done = r >= 0;
+        return r;
+}
+
+static int read_version_untouched(const char *path, unsigned *ret) {
+        HeaderRead h = {};
+        StoreFile file = {};
+        int r = store_file_hold(path, read_header_file, &h, &file);
         if (r < 0)
                 return r;
-        if (r == 0)
-                return header_user_version(fd, path, ret);
-        /* A live WAL may hold newer pages than the main file: ask SQLite. */
+        if (h.done) {
+                store_file_release(&file);
+                *ret = h.version;
+                return 0;
+        }
+        /* A live WAL may hold newer pages than the main file, or this process
+         * has the file open already: ask SQLite. */
         _cleanup_store_close_ Store *s = NULL;
         r = store_connect(path, true, &s);
-        if (r < 0)
+        if (r < 0) {
+                store_file_release(&file);
                 return r;
+        }
+        s->file = file;
         return read_user_version(s, ret);
 }
 
