@@ -14,6 +14,7 @@
 #include <ftw.h>
 #include <jansson.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -552,7 +553,28 @@ static void test_launch_refuses_live_socket(void **state) {
         VmmInstance second = { .proc = PROCESS_NULL };
         error_clear();
         assert_int_equal(drv->launch(&e->c, LAUNCH_TIMEOUT, &second), -EBUSY);
-        assert_non_null(strstr(error_last_message(), "still serves"));
+        assert_non_null(strstr(error_last_message(), "still runs"));
+}
+
+/* A Firecracker of this VM that runs but does not answer (stopped here) is
+ * still alive: a second launch fails and leaves its socket and pidfile. */
+static void test_launch_keeps_files_of_a_silent_vmm(void **state) {
+        Env *e = *state;
+        assert_int_equal(drv->launch(&e->c, LAUNCH_TIMEOUT, &e->vm), 0);
+        _cleanup_free_ char *api = path_join(e->run, FC_API_SOCKET_NAME);
+        _cleanup_free_ char *pidfile = path_join(e->run, FC_PIDFILE_NAME);
+        assert_int_equal(kill(e->vm.proc.pid, SIGSTOP), 0);
+        VmmInstance second = { .proc = PROCESS_NULL };
+        error_clear();
+        int r = drv->launch(&e->c, LAUNCH_TIMEOUT, &second);
+        bool api_kept = access(api, F_OK) == 0, pidfile_kept = access(pidfile, F_OK) == 0;
+        assert_int_equal(kill(e->vm.proc.pid, SIGCONT), 0);
+        assert_int_equal(r, -EBUSY);
+        assert_non_null(strstr(error_last_message(), "vmm.lock"));
+        assert_true(api_kept);
+        assert_true(pidfile_kept);
+        long status = 0;
+        assert_true(fc_api_request(api, "GET", "/", NULL, LAUNCH_TIMEOUT, &status, NULL) >= 0);
 }
 
 static void test_connect_agent(void **state) {
@@ -585,6 +607,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_old_version_refused, setup_old_version, teardown),
                 cmocka_unit_test_setup_teardown(test_socket_mode_umask_000, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_attach_after_restart, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_launch_keeps_files_of_a_silent_vmm, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_launch_refuses_live_socket, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_connect_agent, setup_agent, teardown),
         };

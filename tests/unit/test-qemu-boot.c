@@ -235,6 +235,22 @@ static void test_boot_kill(void **state) {
         assert_int_equal(vmm_driver_qemu.query_state(&f->vm, &st), -ESRCH);
 }
 
+/* A second launch of a VM whose QEMU still runs fails before it touches
+ * anything: the running QEMU keeps its QMP socket and pidfile. */
+static void test_second_launch_keeps_the_first(void **state) {
+        Fixture *f = *state;
+        launch(f);
+        VmmInstance second = { .kind = VMM_QEMU, .proc = PROCESS_NULL };
+        error_clear();
+        assert_int_equal(vmm_driver_qemu.launch(&f->config, 30 * USEC_PER_SEC, &second), -EBUSY);
+        assert_non_null(strstr(error_last_message(), "vmm.lock"));
+        assert_int_equal(access(f->vm.api_socket, F_OK), 0);
+        assert_int_equal(access(f->vm.pidfile, F_OK), 0);
+        expect_state(&f->vm, "not started");
+        assert_int_equal(vmm_driver_qemu.kill(&f->vm), 0);
+        assert_false(qemu_left_behind(f->run_dir));
+}
+
 static void test_launch_failure_reports_qemu_error(void **state) {
         Fixture *f = *state;
         f->config.drives[0].path = "/nonexistent/banger-root.ext4";
@@ -402,6 +418,7 @@ int main(void) {
         }
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_launch_failure_reports_qemu_error, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_second_launch_keeps_the_first, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_pause_powerdown, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_boot_kill, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_save_restore, setup, teardown),

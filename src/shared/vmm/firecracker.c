@@ -340,7 +340,11 @@ static int fc_prepare(const VmmConfig *c, FcPaths *p, char ***ret_argv, char ***
         r = fc_paths_build(c, fc, p);
         if (r < 0)
                 return r;
-        r = remove_stale_socket(p->api_socket);
+        /* A Firecracker of this VM that still runs keeps its sockets, even one
+         * too busy (or stopped) to answer. */
+        r = vmm_lock_check_free(c->run_dir);
+        if (r >= 0)
+                r = remove_stale_socket(p->api_socket);
         if (r >= 0)
                 r = remove_stale_socket(p->vsock);
         if (r >= 0)

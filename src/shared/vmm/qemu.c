@@ -217,7 +217,11 @@ static int qemu_launch(const VmmConfig *c, usec_t timeout, VmmInstance *ret) {
         r = vmm_prepare_run_dir(c->run_dir);
         if (r < 0)
                 return r;
-        /* Leftovers of a killed QEMU would make the new one fail to bind. */
+        /* Leftovers of a killed QEMU would make the new one fail to bind; those
+         * of a QEMU of this VM that still runs are its own. */
+        r = vmm_lock_check_free(c->run_dir);
+        if (r < 0)
+                return r;
         remove_runtime_files(&paths);
         if (plan.accel == QEMU_ACCEL_TCG)
                 /* The issue asks for this to be visible: TCG is 10-50x slower. */

@@ -244,6 +244,11 @@ int vmm_spawn(char *const argv[], SpawnOptions *o, const char *run_dir, const ch
  * file); -errno. */
 int vmm_lock_held(const char *run_dir);
 
+/* 0 when no process holds the liveness lock of run_dir; -EBUSY (with a
+ * message naming the lock) when one does. A launch asks before it removes
+ * the files a previous VMM of the VM left: a live one keeps them. */
+int vmm_lock_check_free(const char *run_dir);
+
 /* attach(), but a VMM that cannot be identified yet while its liveness lock
  * is held (a start cut short between the fork and the moment the VMM can be
  * found by pidfile or socket) is waited for, up to timeout: -ESRCH only when

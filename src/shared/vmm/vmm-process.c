@@ -266,6 +266,15 @@ int vmm_lock_held(const char *run_dir) {
         return l.l_type != F_UNLCK;
 }
 
+int vmm_lock_check_free(const char *run_dir) {
+        int r = vmm_lock_held(run_dir);
+        if (r < 0)
+                return error_setf(r, "cannot check %s/%s: %s", run_dir, VMM_LOCK_FILE, strerror(-r));
+        if (r > 0)
+                return error_setf(-EBUSY, "a VMM of this VM still runs (it holds %s/%s)", run_dir, VMM_LOCK_FILE);
+        return 0;
+}
+
 int vmm_spawn(char *const argv[], SpawnOptions *o, const char *run_dir, const char *pidfile_name, Process *ret) {
         _cleanup_close_ int dfd = open_dir_nofollow(AT_FDCWD, run_dir);
         if (dfd < 0)
