@@ -627,8 +627,12 @@ static void lifecycle_help(const char *verb) {
         else
                 printf("Delete VMs: kill them if running, then remove their disks, logs and records.\n"
                        "One with snapshots is refused (the error names them) unless --force, which\n"
-                       "deletes its snapshots too.\n\n"
-                       "Options:\n  -f, --force   delete the VM's snapshots with it\n");
+                       "deletes its snapshots too. A VM in error has its VMM found and killed if it\n"
+                       "still runs; one whose runtime directory's vmm.lock is held by a process that\n"
+                       "cannot be identified is refused unless --force (the daemon log says what\n"
+                       "may still run).\n\n"
+                       "Options:\n  -f, --force   delete the VM's snapshots with it; delete a VM in error even\n"
+                       "                when something unidentified may still run\n");
         printf("\nSeveral VMs run concurrently; each is a name, an id or a unique id prefix, and\n"
                "duplicates count once. A reference that names no VM fails alone: the others\n"
                "are still done. Results print in the order given, failures on stderr; the\n"

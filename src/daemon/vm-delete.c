@@ -15,12 +15,67 @@
 #include "spawn.h"
 #include "vm-internal.h"
 
+/* How long a delete waits for a VMM whose liveness lock is held to become
+ * identifiable (recovery already waited for it once). */
+#define DELETE_ATTACH_TIMEOUT (2 * USEC_PER_SEC)
+
+/* Find the VMM of an error VM through its driver: recovery marks a VM so
+ * when it could not re-attach, and its VMM may still run. -ESRCH: none runs;
+ * -EBUSY: something holds the liveness lock and is not identifiable. */
+static int attach_lost_vmm(VmManager *m, Store *s, const VmRecord *vm, const char *run, VmmInstance *ret) {
+        VmLaunchSpec spec = {};
+        int r = vm_launch_spec_build(m, s, vm, &spec);
+        if (r >= 0)
+                r = vmm_attach_wait(vmm_driver_get(vm->vmm), &spec.cfg, DELETE_ATTACH_TIMEOUT, ret);
+        else {
+                /* No configuration to identify it by: the lock alone says. */
+                int held = vmm_lock_held(run);
+                r = held < 0 ? held : held ? -EBUSY : -ESRCH;
+        }
+        vm_launch_spec_done(&spec);
+        return r == -ENOENT ? -ESRCH : r;
+}
+
+/* An error VM's VMM, if one is found, is killed. One that may run but cannot
+ * be found keeps the VM (its disks may be in use) unless forced. */
+static int kill_lost_vmm(VmManager *m, Store *s, const VmRecord *vm, bool force) {
+        _cleanup_free_ char *run = vm_run_dir(m, vm->id);
+        _cleanup_(vmm_instance_done) VmmInstance inst = { .proc = PROCESS_NULL };
+        if (!run)
+                return -ENOMEM;
+        int r = attach_lost_vmm(m, s, vm, run, &inst);
+        if (r == -ESRCH)
+                return 0;
+        if (r >= 0) {
+                log_info("vm %s: killing its %s pid %d, which outlived an earlier failure", vm->name,
+                         vmm_driver_get(vm->vmm)->name, (int) inst.proc.pid);
+                r = vmm_driver_get(vm->vmm)->kill(&inst);
+                if (r < 0 && r != -ESRCH)
+                        return error_setf(r, "cannot kill the VMM of %s: %s", vm->name, strerror(-r));
+                return 0;
+        }
+        if (!force && r == -EBUSY)
+                return error_setf(r,
+                                  "vm %s may still be running: a process holds %s/%s but cannot be identified as "
+                                  "its VMM; end it, or delete with --force to leave it running",
+                                  vm->name, run, VMM_LOCK_FILE);
+        if (!force)
+                return error_setf(r,
+                                  "cannot tell whether the VMM of vm %s still runs in %s (%s); end it, or delete "
+                                  "with --force to leave it running",
+                                  vm->name, run, strerror(-r));
+        log_warning("vm %s: deleted with --force although its VMM could not be found (%s); a process holding "
+                    "%s/%s may still run",
+                    vm->name, strerror(-r), run, VMM_LOCK_FILE);
+        return 0;
+}
+
 /* Kill a VMM still running; never take disks and network from under a live
  * one. */
-static int kill_vmm(VmManager *m, Store *s, const VmRecord *vm) {
+static int kill_vmm(VmManager *m, Store *s, const VmRecord *vm, bool force) {
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
         if (!rt || rt->inst.proc.pidfd < 0)
-                return 0;
+                return vm->state == VM_STATE_ERROR ? kill_lost_vmm(m, s, vm, force) : 0;
         rt->generation = 0;
         int r = vmm_driver_get(vm->vmm)->kill(&rt->inst);
         if (r >= 0 || r == -ESRCH)
@@ -64,7 +119,7 @@ static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         snprintf(what, sizeof(what), "VM %s", vm->name);
         int r = snapshot_dependents_delete(m, s, NULL, vm->id, what, flags & VM_DELETE_FORCE);
         if (r >= 0)
-                r = kill_vmm(m, s, vm);
+                r = kill_vmm(m, s, vm, flags & VM_DELETE_FORCE);
         if (r < 0)
                 return r;
         vm_runtime_drop(m, vm->id);

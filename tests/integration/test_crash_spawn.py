@@ -215,3 +215,80 @@ def test_launch_unidentifiable_past_the_wait_is_left_alone(env, shim):
     env.banger("vm", "delete", "--force", "sp-long")
     bad = h.settled_check()
     assert bad == [], "\n".join(bad)
+
+
+def make_error_vm(env, shim, name, stall_ms):
+    """A VM left error by recovery while a stalled child of the killed
+    daemon holds its liveness lock; returns (harness, vm, the child's pid)."""
+    env.banger("daemon", "start")
+    h = Harness(env, 0, FC_CREATE)
+    h.all_ips_ever = set()
+    mark = env.tmp / f"stall-{name}"
+    daemon = start_stalling_daemon(env, shim, "before-exec", mark, stall_ms=stall_ms)
+    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "create", "--name", name,
+                               "--nat", "--cold", *FC_CREATE], env=env.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not mark.exists():
+            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
+            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
+            time.sleep(0.01)
+        pid = int(mark.read_text())
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        env.banger("daemon", "start")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        create.communicate(timeout=120)
+    vm = env.json("vm", "show", name)
+    assert vm["state"] == "error", f"recovery left {name} {vm['state']} while its lock was held"
+    return h, vm, pid
+
+
+def test_delete_kills_the_vmm_an_error_vm_left(env, shim):
+    """The VMM recovery could not identify in time becomes identifiable
+    later (the stall ends and it execs the fake Firecracker): deleting the
+    error VM finds it through the driver, kills it, and leaves nothing."""
+    h, vm, pid = make_error_vm(env, shim, "sp-lost", 12000)
+    sock = h.runtime / "vms" / vm["id"] / "fc.sock"
+    try:
+        # Up, its API socket bound: removing its files alone would not end it.
+        deadline = time.monotonic() + 60
+        while not sock.exists() and alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert alive(pid) and sock.exists(), "the stalled VMM never came up: the test proves nothing"
+        env.banger("vm", "delete", "sp-lost")
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(pid), "vm delete left the VMM of the error VM running"
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    bad = h.settled_check()
+    assert bad == [], "\n".join(bad)
+
+
+def test_delete_refuses_while_an_unidentifiable_process_holds_the_lock(env, shim):
+    """Still a copy of bangerd when delete asks: nothing says what it is, so
+    the VM and its disks stay unless --force, which says what it left."""
+    h, vm, pid = make_error_vm(env, shim, "sp-held", 60000)
+    run = h.runtime / "vms" / vm["id"]
+    try:
+        assert alive(pid), "the stalled child is gone: the test proves nothing"
+        p = env.banger("vm", "delete", "sp-held", check=False)
+        assert p.returncode != 0, f"vm delete succeeded while {run}/vmm.lock was held: {p.stdout}"
+        assert f"{run}/vmm.lock" in p.stderr and "--force" in p.stderr, p.stderr
+        assert env.json("vm", "show", "sp-held")["state"] == "error"
+        assert (run / "vmm.lock").exists()
+        env.banger("vm", "delete", "--force", "sp-held")
+        assert "may still run" in env.daemon_log(), env.daemon_log()[-3000:]
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert env.banger("vm", "show", "sp-held", check=False).returncode != 0
+    bad = h.settled_check()
+    assert bad == [], "\n".join(bad)
