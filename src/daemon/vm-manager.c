@@ -164,14 +164,16 @@ static void vm_idle_json(VmManager *m, const VmRecord *vm, json_t *j) {
         int64_t own = vm->idle_timeout_sec == VM_IDLE_TIMEOUT_OFF ? 0 : vm->idle_timeout_sec;
         int64_t eff = vm->idle_timeout_sec == 0 ? (int64_t) c->idle_timeout_sec : own;
         const char *action = vm_idle_action_to_string(vm->idle_action);
-        json_object_set_new(j, "idle_timeout_sec", vm->idle_timeout_sec ? json_integer(own) : json_null());
-        json_object_set_new(j, "idle_action", action ? json_string(action) : json_null());
-        json_object_set_new(j, "idle",
-                            json_pack("{s:I, s:s}", "timeout_sec", (json_int_t) eff, "action",
-                                      action                                  ? action
-                                      : c->idle_action == CONFIG_IDLE_SUSPEND ? "suspend"
-                                                                              : "stop"));
-        json_object_set_new(j, "last_used_at", timestamp_json(vm_last_used(m, vm)));
+        const char *eff_action = action ? action : c->idle_action == CONFIG_IDLE_SUSPEND ? "suspend" : "stop";
+        json_t *idle = json_object();
+        if (idle) {
+                json_object_set_new_nocheck(idle, "timeout_sec", json_integer((json_int_t) eff));
+                json_object_set_new_nocheck(idle, "action", json_string(eff_action));
+        }
+        json_object_set_new_nocheck(j, "idle_timeout_sec", vm->idle_timeout_sec ? json_integer(own) : json_null());
+        json_object_set_new_nocheck(j, "idle_action", action ? json_string(action) : json_null());
+        json_object_set_new_nocheck(j, "idle", idle);
+        json_object_set_new_nocheck(j, "last_used_at", timestamp_json(vm_last_used(m, vm)));
 }
 
 static json_t *vm_ready_json(const VmRecord *vm) {

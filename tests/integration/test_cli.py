@@ -362,6 +362,30 @@ def test_vm_list_brief(image, xdg):
     run_cli(xdg, "vm", "rm", "b1", "b2", check=True)
 
 
+VM_KEYS = ["id", "name", "state", "last_error", "image", "vmm", "vcpu", "memory_mib", "disk_bytes", "nat", "ip", "mac",
+           "tap", "dns_name", "pid", "boot_id", "ready", "created_at", "updated_at", "log_path", "idle_timeout_sec",
+           "idle_action", "idle", "last_used_at"]
+
+
+def test_vm_list_json_text_is_pinned(image, xdg):
+    """`vm list --json` is read by scripts: its keys, their order and its
+    layout (2-space indent, ": " and one value a line) stay as they are,
+    whatever makes it faster."""
+    for n in ("j1", "j2"):
+        run_cli(xdg, "vm", "create", "--name", n, "--image", "img1", "--no-start", "--disk-size", "64M", check=True)
+    out = run_cli(xdg, "vm", "list", "--json", check=True).stdout
+    doc = json.loads(out)
+    assert out == json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    assert list(doc) == ["vms"] and [v["name"] for v in doc["vms"]] == ["j1", "j2"]
+    for v in doc["vms"]:
+        assert list(v) == VM_KEYS
+        assert list(v["ready"]) == ["vmm", "agent", "ssh"] and list(v["idle"]) == ["timeout_sec", "action"]
+        assert v["state"] == "created" and v["pid"] is None and isinstance(v["disk_bytes"], int)
+    assert out.startswith('{\n  "vms": [\n    {\n      "id": "')
+    assert run_cli(xdg, "--json", "vm", "list", check=True).stdout == out
+    run_cli(xdg, "vm", "rm", "j1", "j2", check=True)
+
+
 def test_vm_prune_asks_first(image, xdg):
     for n in ("p1", "p2"):
         run_cli(xdg, "vm", "create", "--name", n, "--image", "img1", "--no-start", "--disk-size", "64M", check=True)
