@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,58 @@ static void test_client_notifications_after_a_call(void **state) {
         (void) state;
 }
 
+typedef struct Interrupted {
+        int notes; /* notifications seen */
+        int notes_at_interrupt;
+        int srv, pipe_r;
+} Interrupted;
+
+static void count_note(const char *method, json_t *params, void *userdata) {
+        Interrupted *t = userdata;
+        (void) method;
+        (void) params;
+        t->notes++;
+}
+
+static void on_interrupt_reply(void *userdata) {
+        Interrupted *t = userdata;
+        char b;
+        assert_int_equal(read(t->pipe_r, &b, 1), 1);
+        t->notes_at_interrupt = t->notes;
+        send_str(t->srv, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n");
+}
+
+/* Ctrl-C while the operation's notification is already in the socket: the
+ * notification is handled first (the CLI needs its id to cancel it). */
+static void test_client_interrupt_after_pending_notification(void **state) {
+        char dir[] = "/tmp/test-jsonrpc-XXXXXX";
+        assert_non_null(mkdtemp(dir));
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+        _cleanup_close_ int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_int_equal(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
+        assert_int_equal(listen(l, 1), 0);
+        RpcClient *c = NULL;
+        assert_int_equal(rpc_client_connect(sa.sun_path, &c), 0);
+        _cleanup_close_ int srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        assert_true(srv >= 0);
+        int p[2];
+        assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        Interrupted t = { .notes_at_interrupt = -1, .srv = srv, .pipe_r = p[0] };
+        rpc_client_set_interrupt(c, p[0], on_interrupt_reply, &t);
+        send_str(srv, NOTE(1));
+        assert_int_equal(write(p[1], "x", 1), 1);
+        assert_int_equal(rpc_client_call(c, "image.import", NULL, 5 * USEC_PER_SEC, count_note, &t, NULL, NULL), 0);
+        assert_int_equal(t.notes, 1);
+        assert_int_equal(t.notes_at_interrupt, 1);
+        rpc_client_free(c);
+        close(p[0]);
+        close(p[1]);
+        (void) unlink(sa.sun_path);
+        (void) rmdir(dir);
+        (void) state;
+}
+
 /* Names and paths from a request are echoed in messages: the message that
  * goes out is one printable line of bounded length, whatever they held. */
 static void test_error_message_clean(void **state) {
@@ -233,6 +286,7 @@ int main(void) {
                 cmocka_unit_test(test_request_shape),
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_client_notifications_after_a_call),
+                cmocka_unit_test(test_client_interrupt_after_pending_notification),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,8 @@ struct RpcClient {
         int fd;
         JsonRpcReader reader;
         json_int_t next_id;
-        int interrupt_fd; /* -EBADF: none */
+        int interrupt_fd;       /* -EBADF: none */
+        bool interrupt_pending; /* readable with the socket: runs once its bytes are handled */
         RpcInterruptFn interrupt;
         void *interrupt_userdata;
         char *build; /* sent with each request; NULL: none */
@@ -41,24 +42,33 @@ int rpc_client_set_build(RpcClient *c, const char *build, RpcOtherBuildFn fn, vo
 
 void rpc_client_set_interrupt(RpcClient *c, int fd, RpcInterruptFn fn, void *userdata) {
         c->interrupt_fd = fn ? fd : -EBADF;
+        c->interrupt_pending = false;
         c->interrupt = fn;
         c->interrupt_userdata = userdata;
 }
 
 /* Wait for the reply's bytes; the interrupt fd, when readable, runs its
- * function and the wait goes on. */
+ * function and the wait goes on. When both are readable, the socket's bytes
+ * are handled first: a notification that already came (the operation's id,
+ * which Ctrl-C cancels) must be seen before the interrupt is. */
 static int wait_readable(RpcClient *c, usec_t deadline) {
         if (c->interrupt_fd < 0)
                 return fd_wait_until(c->fd, POLLIN, deadline);
         for (;;) {
+                if (c->interrupt_pending) {
+                        c->interrupt_pending = false;
+                        c->interrupt(c->interrupt_userdata);
+                }
                 struct pollfd p[2] = { { .fd = c->fd, .events = POLLIN }, { .fd = c->interrupt_fd, .events = POLLIN } };
                 int n = poll(p, 2, deadline_poll_ms(deadline));
                 if (n < 0 && errno != EINTR)
                         return -errno;
+                if (n > 0 && p[0].revents) {
+                        c->interrupt_pending = p[1].revents != 0;
+                        return p[0].revents;
+                }
                 if (n > 0 && p[1].revents)
                         c->interrupt(c->interrupt_userdata);
-                if (n > 0 && p[0].revents)
-                        return p[0].revents;
                 if (deadline != USEC_INFINITY && now_monotonic() >= deadline)
                         return -ETIMEDOUT;
         }
