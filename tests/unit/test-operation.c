@@ -187,6 +187,7 @@ static void test_commit_is_the_point_of_no_return(void **state) {
 typedef struct Waiter {
         Operation *op;
         int efd;
+        int ready; /* eventfd: the waiter checked once and is about to wait */
         int check_before, check_after;
 } Waiter;
 
@@ -201,6 +202,8 @@ static void *waiter_main(void *p) {
         Waiter *w = p;
         operation_set_current(w->op);
         w->check_before = operation_check();
+        uint64_t one = 1;
+        assert_int_equal(write(w->ready, &one, sizeof(one)), sizeof(one));
         struct pollfd pfd = { .fd = w->efd, .events = POLLIN };
         (void) poll(&pfd, 1, 30000);
         w->check_after = operation_check();
@@ -214,19 +217,25 @@ static void test_cancel_ends_a_wait_in_another_thread(void **state) {
         Operation *op;
         assert_int_equal(operations_new(&ops), 0);
         assert_int_equal(operations_add(ops, "vm.start", "web", NULL, &op), 0);
-        Waiter w = { .op = op, .efd = eventfd(0, EFD_CLOEXEC), .check_before = 1, .check_after = 1 };
-        assert_true(w.efd >= 0);
+        Waiter w = { .op = op,
+                     .efd = eventfd(0, EFD_CLOEXEC),
+                     .ready = eventfd(0, EFD_CLOEXEC),
+                     .check_before = 1,
+                     .check_after = 1 };
+        assert_true(w.efd >= 0 && w.ready >= 0);
         assert_int_equal(operation_on_cancel(op, wake, &w.efd), 0);
         pthread_t t;
         assert_int_equal(pthread_create(&t, NULL, waiter_main, &w), 0);
-        usleep(50 * 1000);
-        assert_null(operation_current()); /* per thread */
+        uint64_t n;
+        assert_int_equal(read(w.ready, &n, sizeof(n)), sizeof(n)); /* not a sleep: load cannot outrun it */
+        assert_null(operation_current());                          /* per thread */
         assert_int_equal(operation_check(), 0);
         assert_int_equal(operations_cancel(ops, operation_id(op), NULL), 0);
         pthread_join(t, NULL);
         assert_int_equal(w.check_before, 0);
         assert_int_equal(w.check_after, -ECANCELED);
         close(w.efd);
+        close(w.ready);
         operations_free(ops);
 }
 
