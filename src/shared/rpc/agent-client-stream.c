@@ -173,6 +173,18 @@ static int read_input(Run *r) {
                                : 0;
 }
 
+/* Input that is there already (an empty or redirected stdin: its EOF, a
+ * first block of data) goes out in one write with the OPEN: on a
+ * virtio-serial transport each write the guest receives costs it an
+ * interrupt and a turn of the agent's loop, a millisecond under software
+ * emulation. */
+static int read_input_ready(Run *r) {
+        struct pollfd p = { .fd = r->io->in_fd, .events = POLLIN };
+        if (r->credit == 0 || poll(&p, 1, 0) <= 0 || !(p.revents & (POLLIN | POLLHUP | POLLERR)))
+                return 0;
+        return read_input(r);
+}
+
 static int on_signal(Run *r) {
         struct signalfd_siginfo si;
         if (read(r->io->signal_fd, &si, sizeof(si)) != (ssize_t) sizeof(si))
@@ -252,6 +264,8 @@ int agent_client_run(AgentClient *c, uint8_t kind, const uint8_t *req, size_t re
                               .type = AGENT_MSG_OPEN, .kind = kind, .value = io->window, .data = req, .len = req_len });
         if (q >= 0 && !r.in_open && io->send_eof)
                 q = queue(&r, (AgentStreamFrame){ .type = AGENT_MSG_EOF, .channel = AGENT_CHANNEL_STDIN });
+        if (q >= 0 && r.in_open)
+                q = read_input_ready(&r);
         while (q >= 0 && !r.closed)
                 q = step(&r, deadline);
         if (q == -ETIMEDOUT || q == -ECANCELED) {
