@@ -38,6 +38,7 @@ static char mux_path[128];
 typedef struct Guest {
         pid_t pid;     /* the current session's child */
         bool speak_v1; /* answer hellos as a protocol-1 agent instead */
+        bool batch;    /* serve_batch() on a SOCK_SEQPACKET transport */
         unsigned connects;
 } Guest;
 
@@ -62,10 +63,11 @@ static int guest_connect(void *userdata, usec_t timeout) {
         Guest *g = userdata;
         int sv[2];
         char fdarg[16];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        if (socketpair(AF_UNIX, (g->batch ? SOCK_SEQPACKET : SOCK_STREAM) | SOCK_CLOEXEC, 0, sv) < 0)
                 return -errno;
         snprintf(fdarg, sizeof(fdarg), "%d", 3);
-        char *argv[] = { (char *) "test-agent-mux", (char *) (g->speak_v1 ? "--serve-v1" : "--serve"), fdarg, NULL };
+        const char *mode = g->speak_v1 ? "--serve-v1" : g->batch ? "--serve-batch" : "--serve";
+        char *argv[] = { (char *) "test-agent-mux", (char *) mode, fdarg, NULL };
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
@@ -83,11 +85,64 @@ static int guest_connect(void *userdata, usec_t timeout) {
         return sv[0];
 }
 
-/* argv: --serve|--serve-v1 FD (see guest_connect). */
+static int send_frames(int fd, const AgentStreamFrame *f, size_t n) {
+        uint8_t buf[512];
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++)
+                len += agent_stream_frame_encode(&f[i], buf + len);
+        return write(fd, buf, len) == (ssize_t) len ? 0 : -EIO;
+}
+
+/* A fake agent on a SOCK_SEQPACKET transport, where each write of the mux
+ * is one packet: every exec it is asked for exits 0 at once, and it notes
+ * in $TEST_BATCH_LOG how the host's CLOSEs arrive: "together" in the
+ * packet of the next OPEN, "alone" in a packet of their own. */
+static _Noreturn void serve_batch(int fd) {
+        uint8_t buf[8192];
+        const char *log = getenv("TEST_BATCH_LOG");
+        FILE *out = log ? fopen(log, "we") : NULL;
+        if (!out || read(fd, buf, sizeof(buf)) != AGENT_HELLO_FRAME_SIZE)
+                _exit(1);
+        AgentHello h = { .version = AGENT_PROTOCOL_VERSION,
+                         .nonce = agent_get_u32(buf + AGENT_FRAME_HEADER_SIZE + 8),
+                         .max_frame = AGENT_FRAME_MAX,
+                         .window = AGENT_WINDOW_DEFAULT,
+                         .max_streams = 8 };
+        snprintf(h.caps, sizeof(h.caps), "exec");
+        size_t n = agent_hello_reply_encode(&h, buf, sizeof(buf));
+        if (write(fd, buf, n) != (ssize_t) n)
+                _exit(1);
+        for (ssize_t got; (got = read(fd, buf, sizeof(buf))) > 0;) {
+                bool closes = false, opens = false;
+                AgentFrame f;
+                for (long off = 0, k; (k = agent_frame_parse(buf + off, (size_t) (got - off), &f)) > 0; off += k) {
+                        AgentStreamFrame s;
+                        if (agent_stream_frame_parse(&f, &s) < 0)
+                                _exit(1);
+                        closes |= s.type == AGENT_MSG_CLOSE;
+                        if (s.type != AGENT_MSG_OPEN)
+                                continue;
+                        opens = true;
+                        AgentStreamFrame r[] = { { .type = AGENT_MSG_OPENED, .id = s.id, .value = 7 },
+                                                 { .type = AGENT_MSG_EXIT, .id = s.id },
+                                                 { .type = AGENT_MSG_CLOSE, .id = s.id } };
+                        if (send_frames(fd, r, ELEMENTSOF(r)) < 0)
+                                _exit(1);
+                }
+                if (closes)
+                        fprintf(out, "%s\n", opens ? "together" : "alone");
+                fflush(out);
+        }
+        _exit(0);
+}
+
+/* argv: --serve|--serve-v1|--serve-batch FD (see guest_connect). */
 static int serve_main(char **argv) {
         int fd = atoi(argv[2]);
         if (streq(argv[1], "--serve-v1"))
                 serve_v1(fd);
+        if (streq(argv[1], "--serve-batch"))
+                serve_batch(fd);
         SessionOptions o = { .proc_root = "/proc" };
         return agent_session_run(fd, &o) < 0 ? 1 : 0;
 }
@@ -109,7 +164,12 @@ static int group_teardown(void **state) {
 }
 
 static AgentMuxThread *mux_start(Guest *g) {
-        AgentMuxOptions o = { .socket_path = mux_path, .name = "testvm", .connect = guest_connect, .userdata = g };
+        /* A batching guest: a delay that a loaded machine cannot outlast. */
+        AgentMuxOptions o = { .socket_path = mux_path,
+                              .name = "testvm",
+                              .connect = guest_connect,
+                              .userdata = g,
+                              .lazy_delay = g->batch ? 2 * USEC_PER_SEC : 0 };
         AgentMuxThread *t = NULL;
         assert_int_equal(agent_mux_thread_start(&o, &t), 0);
         return t;
@@ -370,14 +430,50 @@ static void test_v1_agent(void **state) {
         mux_stop(t, &g);
 }
 
+/* Our answer to the agent's CLOSE leaves with the next OPEN (one wakeup of
+ * the guest instead of two), or on its own after the delay when nothing
+ * else comes. The execs are apart (as from separate CLIs), not one right
+ * after the other in one read of the mux. */
+static void test_close_answer_batched(void **state) {
+        Guest g = { .batch = true };
+        char log[160], text[64] = "";
+        snprintf(log, sizeof(log), "%s/batch.log", tmpdir);
+        assert_int_equal(setenv("TEST_BATCH_LOG", log, 1), 0); /* before the mux's threads */
+        AgentMuxThread *t = mux_start(&g);
+        _cleanup_(agent_client_freep) AgentClient *c = client();
+        char *argv[] = { "true", NULL };
+        AgentExecOptions o = { .argv = argv, .stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1, .tty_fd = -1 };
+        AgentExecResult res;
+        for (int i = 0; i < 2; i++) {
+                if (i > 0)
+                        usleep(100000);
+                assert_int_equal(agent_client_exec(c, &o, T_SEC, &res), 0);
+                assert_int_equal(res.pid, 7);
+        }
+        for (usec_t end = now_monotonic() + 5 * USEC_PER_SEC; now_monotonic() < end; usleep(10000)) {
+                _cleanup_close_ int fd = open(log, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+                text[n > 0 ? n : 0] = 0;
+                if (streq(text, "together\nalone\n"))
+                        break;
+        }
+        assert_string_equal(text, "together\nalone\n");
+        mux_stop(t, &g);
+}
+
 int main(int argc, char **argv) {
-        if (argc == 3 && (streq(argv[1], "--serve") || streq(argv[1], "--serve-v1")))
+        if (argc == 3 && (streq(argv[1], "--serve") || streq(argv[1], "--serve-v1") || streq(argv[1], "--serve-batch")))
                 return serve_main(argv);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_socket_private),    cmocka_unit_test(test_parallel_clients),
-                cmocka_unit_test(test_stuck_client),      cmocka_unit_test(test_large_output_intact),
-                cmocka_unit_test(test_client_gone_kills), cmocka_unit_test(test_agent_restart),
-                cmocka_unit_test(test_v1_agent),          cmocka_unit_test(test_hello_resent),
+                cmocka_unit_test(test_socket_private),
+                cmocka_unit_test(test_parallel_clients),
+                cmocka_unit_test(test_stuck_client),
+                cmocka_unit_test(test_large_output_intact),
+                cmocka_unit_test(test_client_gone_kills),
+                cmocka_unit_test(test_agent_restart),
+                cmocka_unit_test(test_v1_agent),
+                cmocka_unit_test(test_hello_resent),
+                cmocka_unit_test(test_close_answer_batched),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

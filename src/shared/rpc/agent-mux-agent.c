@@ -35,11 +35,19 @@ static void arm_timer(AgentMux *m, usec_t after) {
 
 /* ---- the connection ---- */
 
+/* Answers held back for streams of a session that has ended. */
+static void drop_lazy(AgentMux *m) {
+        m->alazy.off = m->alazy.len = 0;
+        if (m->lazy_timer)
+                (void) sd_event_source_set_enabled(m->lazy_timer, SD_EVENT_OFF);
+}
+
 static void close_transport(AgentMux *m) {
         m->aio = sd_event_source_disable_unref(m->aio);
         m->afd = safe_close(m->afd);
         m->ain_len = 0;
         m->aout.off = m->aout.len = 0;
+        drop_lazy(m);
 }
 
 static void retry_later(AgentMux *m) {
@@ -85,13 +93,54 @@ static int flush(AgentMux *m) {
         return 0;
 }
 
+/* What was held back goes first: an id is free for a new OPEN once our
+ * CLOSE for it is queued, so that CLOSE must reach the agent before the
+ * OPEN does. */
+static int release_lazy(AgentMux *m) {
+        if (m->alazy.off == m->alazy.len)
+                return 0;
+        int r = outbuf_append(&m->aout, m->alazy.data + m->alazy.off, m->alazy.len - m->alazy.off);
+        if (r < 0)
+                return r;
+        drop_lazy(m);
+        return 0;
+}
+
 int mux_agent_send(AgentMux *m, const void *p, size_t n) {
         if (!m->aio)
                 return -ENOTCONN;
-        int r = outbuf_append(&m->aout, p, n);
+        int r = release_lazy(m);
+        if (r >= 0)
+                r = outbuf_append(&m->aout, p, n);
         if (r < 0)
                 return r;
         return sd_event_source_set_io_events(m->aio, EPOLLIN | EPOLLOUT);
+}
+
+static int on_lazy_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        AgentMux *m = userdata;
+        if (m->aio && release_lazy(m) >= 0)
+                (void) sd_event_source_set_io_events(m->aio, EPOLLIN | EPOLLOUT);
+        return 0;
+}
+
+int mux_agent_send_lazy(AgentMux *m, const void *p, size_t n) {
+        if (!m->aio)
+                return -ENOTCONN;
+        bool armed = m->alazy.off < m->alazy.len;
+        int r = outbuf_append(&m->alazy, p, n);
+        if (r < 0 || armed)
+                return r;
+        usec_t now;
+        (void) sd_event_now(m->event, CLOCK_MONOTONIC, &now);
+        if (!m->lazy_timer)
+                r = sd_event_add_time(m->event, &m->lazy_timer, CLOCK_MONOTONIC, now + m->lazy_delay, 5 * USEC_PER_MSEC,
+                                      on_lazy_timer, m);
+        else if ((r = sd_event_source_set_time(m->lazy_timer, now + m->lazy_delay)) >= 0)
+                r = sd_event_source_set_enabled(m->lazy_timer, SD_EVENT_ONESHOT);
+        if (r < 0) /* no timer: send it now rather than never */
+                r = release_lazy(m) < 0 ? -ENOMEM : sd_event_source_set_io_events(m->aio, EPOLLIN | EPOLLOUT);
+        return r;
 }
 
 /* ---- what the agent says ---- */
@@ -134,6 +183,7 @@ static void agent_hello(AgentMux *m, const AgentFrame *f) {
         if (agent_hello_parse(f->payload, f->len, &h) < 0 || h.nonce != 0)
                 return; /* the answer to a repeated hello of ours */
         /* An agent's announcement: a new agent, whose streams are not ours. */
+        drop_lazy(m);
         mux_agent_lost(m, "the guest agent restarted");
         m->state = AGENT_HELLO;
         send_hello(m);
@@ -289,9 +339,11 @@ void mux_agent_stop(AgentMux *m) {
         close_transport(m);
         m->conn_src = sd_event_source_disable_unref(m->conn_src);
         m->timer = sd_event_source_disable_unref(m->timer);
+        m->lazy_timer = sd_event_source_disable_unref(m->lazy_timer);
         m->conn_pipe[0] = safe_close(m->conn_pipe[0]);
         m->conn_pipe[1] = safe_close(m->conn_pipe[1]);
         outbuf_free(&m->aout);
+        outbuf_free(&m->alazy);
         free(m->ain);
         m->ain = NULL;
 }

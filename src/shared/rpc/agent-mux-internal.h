@@ -13,6 +13,9 @@
 
 /* Stop reading clients while this much waits for the agent transport. */
 #define MUX_AGENT_OUT_HIGH (512U * 1024U)
+/* How long an answer to the agent's CLOSE may wait for company, unless
+ * AgentMuxOptions says otherwise. */
+#define MUX_LAZY_DELAY (50 * USEC_PER_MSEC)
 
 typedef struct OutBuf {
         uint8_t *data;
@@ -30,6 +33,7 @@ typedef struct MuxStream {
         uint64_t to_client_credit; /* what the agent may still send */
         uint64_t to_agent_credit;  /* what the client may still send */
         uint32_t window0;          /* the window the client opened it with */
+        uint8_t kind;
         struct MuxStream *next;
 } MuxStream;
 
@@ -56,6 +60,13 @@ struct AgentMux {
         uint8_t *ain;
         size_t ain_len;
         OutBuf aout;
+        /* Our answers to the agent's CLOSEs, held back (at most
+         * lazy_delay) to leave with the next frame to the agent: each
+         * write that reaches a guest over virtio-serial costs it an
+         * interrupt and a turn of the agent's loop. */
+        OutBuf alazy;
+        sd_event_source *lazy_timer;
+        usec_t lazy_delay;
         uint32_t nonce;
         AgentHello info;
         usec_t backoff;
@@ -91,5 +102,9 @@ void mux_clients_resume(AgentMux *m);
 /* agent-mux-agent.c */
 int mux_agent_start(AgentMux *m);
 void mux_agent_stop(AgentMux *m);
-/* Queue bytes for the agent (and watch for writability). */
+/* Queue bytes for the agent (and watch for writability), after what
+ * mux_agent_send_lazy() holds back. */
 int mux_agent_send(AgentMux *m, const void *p, size_t n);
+/* Queue bytes the agent needs soon, not at once: they leave with the next
+ * mux_agent_send() or after lazy_delay. */
+int mux_agent_send_lazy(AgentMux *m, const void *p, size_t n);

@@ -217,6 +217,21 @@ static void forward(AgentMux *m, MuxClient *to_client, const AgentFrame *f, uint
         free(copy);
 }
 
+/* Our answer to a CLOSE the agent sent: the agent has let the stream go
+ * and only needs the answer before the id comes back, which
+ * mux_agent_send() sees to. A poweroff waits for it: not held back. */
+static void answer_close_lazily(AgentMux *m, const AgentFrame *f, uint32_t id) {
+        uint8_t buf[AGENT_FRAME_HEADER_SIZE + 8 + AGENT_ERROR_MAX_TEXT];
+        size_t n = AGENT_FRAME_HEADER_SIZE + f->len;
+        if (n > sizeof(buf)) {
+                forward(m, NULL, f, id);
+                return;
+        }
+        memcpy(buf, f->payload - AGENT_FRAME_HEADER_SIZE, n);
+        agent_stream_frame_set_id(buf, id);
+        (void) mux_agent_send_lazy(m, buf, n);
+}
+
 void mux_route_from_agent(AgentMux *m, const AgentFrame *f) {
         AgentStreamFrame s;
         if (agent_stream_frame_parse(f, &s) < 0)
@@ -298,6 +313,7 @@ static void client_open(MuxClient *c, const AgentFrame *f, const AgentStreamFram
                            .to_client_credit = s->value,
                            .to_agent_credit = m->info.window,
                            .window0 = s->value,
+                           .kind = s->kind,
                            .next = m->streams };
         m->streams = st;
         m->n_streams++;
@@ -341,6 +357,11 @@ static void client_stream_frame(MuxClient *c, const AgentFrame *f) {
                         return;
                 }
                 st->host_close_sent = true;
+                if (st->agent_close_seen && st->kind != AGENT_STREAM_POWEROFF) {
+                        answer_close_lazily(c->m, f, st->mux_id);
+                        streams_collect(c->m);
+                        return;
+                }
                 break;
         case AGENT_MSG_EOF:
         case AGENT_MSG_SIGNAL:
@@ -567,6 +588,7 @@ int agent_mux_new(sd_event *e, const AgentMuxOptions *o, AgentMux **ret) {
                          .name = strdup(o->name),
                          .connect = o->connect,
                          .userdata = o->userdata,
+                         .lazy_delay = o->lazy_delay ? o->lazy_delay : MUX_LAZY_DELAY,
                          .listen_fd = -EBADF,
                          .afd = -EBADF,
                          .conn_pipe = { -EBADF, -EBADF } };

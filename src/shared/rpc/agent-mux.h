@@ -32,6 +32,9 @@ typedef struct AgentMuxOptions {
          * loop; it must honour the timeout. */
         int (*connect)(void *userdata, usec_t timeout);
         void *userdata;
+        /* How long our answer to a CLOSE of the agent may wait to leave
+         * with the next frame to it (0: 50 ms). */
+        usec_t lazy_delay;
 } AgentMuxOptions;
 
 /* Creates the socket (the path must fit sun_path: -ENAMETOOLONG) and starts
