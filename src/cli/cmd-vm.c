@@ -343,6 +343,10 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
                 return vm_list_watch(cli, print_vm_list, &lp);
         if (names)
                 cli->no_autostart = true;
+        /* A listing of a thousand VMs is a megabyte of --json: written in a
+         * few large writes, not 4 KiB ones. Nothing was written to stdout yet. */
+        static char out_buf[1 << 16];
+        (void) setvbuf(stdout, out_buf, _IOFBF, sizeof(out_buf));
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (names ? rpc_client_connect(cli->socket_path, &c) < 0 : cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;

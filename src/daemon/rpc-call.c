@@ -78,6 +78,17 @@ void rpc_call_reply(RpcCall *call, json_t *result) {
         call_send(call, jsonrpc_format_result(call->id, result));
 }
 
+int rpc_call_reply_text(RpcCall *call, const char *result, size_t len) {
+        if (call->replied)
+                return 0;
+        char *line = jsonrpc_format_result_text(call->id, result, len);
+        if (!line)
+                return memchr(result, '\n', len) ? -EINVAL : -ENOMEM;
+        call->replied = true;
+        call_send(call, line);
+        return 0;
+}
+
 _printf_(4, 0) static void reply_error_data(RpcCall *call, int code, json_t *data, const char *fmt, va_list ap) {
         if (call->replied) {
                 json_decref(data);

@@ -20,6 +20,9 @@ const void *rpc_call_method_data(RpcCall *call);
 
 /* From the loop: answer now. */
 void rpc_call_reply(RpcCall *call, json_t *result); /* steals */
+/* ... with the result as compact JSON text (jsonrpc_format_result_text()):
+ * -ENOMEM or -EINVAL (a newline in it) and no reply when it cannot be sent. */
+int rpc_call_reply_text(RpcCall *call, const char *result, size_t len);
 void rpc_call_reply_error(RpcCall *call, int code, const char *fmt, ...) _printf_(3, 4);
 /* From the loop: -32602 for one param, with data {"param": key, "expected":
  * what it must be, in words}, so a client can name its own option for it:

@@ -36,6 +36,35 @@ static void test_partial_lines(void **state) {
         jsonrpc_reader_done(&r);
 }
 
+/* A long line read in pieces is searched for its newline once: the bytes
+ * already searched are not searched again at the next piece, and a line
+ * after it is still found from where the first ended. */
+static void test_long_line_searched_once(void **state) {
+        JsonRpcReader r;
+        jsonrpc_reader_init(&r, 1 << 20);
+        const char *line;
+        size_t len;
+        char piece[4096];
+        memset(piece, ' ', sizeof(piece));
+        assert_int_equal(jsonrpc_reader_feed(&r, "[", 1), 0);
+        for (size_t i = 0; i < 64; i++) {
+                assert_int_equal(jsonrpc_reader_feed(&r, piece, sizeof(piece)), 0);
+                assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 0);
+                assert_int_equal(r.scanned, r.len);
+        }
+        assert_int_equal(jsonrpc_reader_feed(&r, "]\n{}\n{", 6), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        assert_int_equal(len, 2 + 64 * sizeof(piece));
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        assert_int_equal(len, 2);
+        assert_memory_equal(line, "{}", 2);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 0);
+        assert_int_equal(jsonrpc_reader_feed(&r, "}\n", 2), 0);
+        assert_int_equal(jsonrpc_reader_next(&r, &line, &len), 1);
+        assert_memory_equal(line, "{}", 2);
+        jsonrpc_reader_done(&r);
+}
+
 static void test_several_in_one_read(void **state) {
         JsonRpcReader r;
         jsonrpc_reader_init(&r, 1024);
@@ -153,6 +182,16 @@ static void test_format(void **state) {
         assert_string_equal(c, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,\"message\":\"bad\"}}\n");
         _cleanup_free_ char *d = jsonrpc_format_notification("progress", json_pack("{s:s}", "stage", "boot"));
         assert_string_equal(d, "{\"jsonrpc\":\"2.0\",\"method\":\"progress\",\"params\":{\"stage\":\"boot\"}}\n");
+        /* A result given as text: the same line as jsonrpc_format_result()'s. */
+        static const char res[] = "{\"pong\":true}";
+        _cleanup_free_ char *e = jsonrpc_format_result_text(id, res, strlen(res));
+        assert_string_equal(e, a);
+        json_t *sid = json_string("a\"b");
+        _cleanup_free_ char *f = jsonrpc_format_result_text(sid, "[]", 2);
+        assert_string_equal(f, "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"result\":[]}\n");
+        json_decref(sid);
+        /* A newline would end the message early: refused. */
+        assert_null(jsonrpc_format_result_text(id, "[1,\n2]", 6));
         json_decref(id);
 }
 
@@ -280,6 +319,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_error_message_clean),
                 cmocka_unit_test(test_partial_lines),
+                cmocka_unit_test(test_long_line_searched_once),
                 cmocka_unit_test(test_several_in_one_read),
                 cmocka_unit_test(test_oversize),
                 cmocka_unit_test(test_parse_errors),

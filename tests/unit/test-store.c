@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "store-test-util.h"
 #include "store.h"
 #include "string-util.h"
+#include "time-util.h"
 
 /* Statements run through a separate, plain SQLite connection: what any
  * other reader of the file would see. */
@@ -615,16 +617,20 @@ static void test_ids(void **state) {
         assert_int_equal(vm_state_from_string("frozen"), _VM_STATE_INVALID);
 }
 
-/* The listing's summary: the same VMs in the same order as store_vm_list(),
- * each with its image's name rather than its id. */
-static void test_vm_list_summary(void **state) {
+/* The listing's brief JSON text: the same VMs in the same order as
+ * store_vm_list(), each with its image's name rather than its id, and its
+ * creation time as vm show writes it. */
+static void test_vm_list_brief_json(void **state) {
         _cleanup_free_ char *p = db_path("summary.db");
         Store *s = NULL;
         assert_int_equal(store_open(p, 0, &s), 0);
+        _cleanup_free_ char *empty = NULL;
+        assert_int_equal(store_vm_list_brief_json(s, &empty), 0);
+        assert_string_equal(empty, "[]");
         make_image(s, IMAGE1, "debian", NULL);
         make_image(s, IMAGE2, "alpine", NULL);
         VmRecord v = vm_template("eeeeeeeeeeee0002", "second", IMAGE2);
-        v.created_at = 2000;
+        v.created_at = 1796680646681501;
         v.ip = "172.16.0.9";
         v.state = VM_STATE_STOPPED;
         assert_int_equal(store_vm_insert(s, &v), 0);
@@ -632,29 +638,45 @@ static void test_vm_list_summary(void **state) {
         v.created_at = 1000;
         assert_int_equal(store_vm_insert(s, &v), 0);
 
-        VmSummary *sum = NULL;
+        _cleanup_free_ char *text = NULL;
         VmRecord *all = NULL;
-        size_t n = 0, n_all = 0;
-        assert_int_equal(store_vm_list_summary(s, &sum, &n), 0);
+        size_t n_all = 0;
+        assert_int_equal(store_vm_list_brief_json(s, &text), 0);
+        assert_null(strchr(text, '\n'));
         assert_int_equal(store_vm_list(s, &all, &n_all), 0);
-        assert_int_equal(n, 2);
-        assert_int_equal(n_all, n);
-        for (size_t i = 0; i < n; i++) {
-                assert_string_equal(sum[i].id, all[i].id);
-                assert_string_equal(sum[i].name, all[i].name);
-                assert_int_equal(sum[i].state, all[i].state);
-                assert_int_equal(sum[i].vcpus, all[i].vcpus);
-                assert_int_equal(sum[i].mem_mib, all[i].mem_mib);
-                assert_int_equal(sum[i].disk_bytes, all[i].disk_bytes);
-                assert_int_equal(sum[i].created_at, all[i].created_at);
+        json_t *arr = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
+        assert_true(json_is_array(arr));
+        assert_int_equal(json_array_size(arr), 2);
+        assert_int_equal(n_all, 2);
+        static const char *const keys[] = { "id",   "name",       "state",      "image",     "ip",
+                                            "vcpu", "memory_mib", "disk_bytes", "created_at" };
+        for (size_t i = 0; i < n_all; i++) {
+                json_t *o = json_array_get(arr, i);
+                assert_int_equal(json_object_size(o), ELEMENTSOF(keys));
+                const char *key;
+                json_t *val;
+                size_t k = 0;
+                json_object_foreach (o, key, val)
+                        assert_string_equal(key, keys[k++]);
+                assert_string_equal(json_string_value(json_object_get(o, "id")), all[i].id);
+                assert_string_equal(json_string_value(json_object_get(o, "name")), all[i].name);
+                assert_string_equal(json_string_value(json_object_get(o, "state")), vm_state_to_string(all[i].state));
+                assert_int_equal(json_integer_value(json_object_get(o, "vcpu")), all[i].vcpus);
+                assert_int_equal(json_integer_value(json_object_get(o, "memory_mib")), all[i].mem_mib);
+                assert_int_equal(json_integer_value(json_object_get(o, "disk_bytes")), all[i].disk_bytes);
+                char ts[40];
+                assert_string_equal(json_string_value(json_object_get(o, "created_at")),
+                                    format_timestamp(ts, sizeof(ts), all[i].created_at));
         }
-        assert_string_equal(sum[0].name, "first");
-        assert_string_equal(sum[0].image, "debian");
-        assert_null(sum[0].ip);
-        assert_string_equal(sum[1].image, "alpine");
-        assert_string_equal(sum[1].ip, "172.16.0.9");
-        assert_int_equal(sum[1].state, VM_STATE_STOPPED);
-        vm_summary_array_free(sum, n);
+        json_t *first = json_array_get(arr, 0), *second = json_array_get(arr, 1);
+        assert_string_equal(json_string_value(json_object_get(first, "name")), "first");
+        assert_string_equal(json_string_value(json_object_get(first, "image")), "debian");
+        assert_true(json_is_null(json_object_get(first, "ip")));
+        assert_string_equal(json_string_value(json_object_get(second, "image")), "alpine");
+        assert_string_equal(json_string_value(json_object_get(second, "ip")), "172.16.0.9");
+        assert_string_equal(json_string_value(json_object_get(second, "state")), "stopped");
+        assert_string_equal(json_string_value(json_object_get(second, "created_at")), "2026-12-07T21:57:26Z");
+        json_decref(arr);
         vm_record_array_free(all, n_all);
         store_close(s);
 }
@@ -668,7 +690,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_check_migrations_missing_and_bad, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_vm_crud, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_prefix_lookup, setup, teardown),
-                cmocka_unit_test_setup_teardown(test_vm_list_summary, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_vm_list_brief_json, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_references, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ip_allocation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_ip_concurrent, setup, teardown),

@@ -22,7 +22,18 @@ static void reader_compact(JsonRpcReader *r) {
                 return;
         memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
         r->len -= r->consumed;
+        r->scanned = r->scanned > r->consumed ? r->scanned - r->consumed : 0;
         r->consumed = 0;
+}
+
+/* The next newline after consumed, searching only the bytes not searched
+ * before: a long line read in many pieces costs one pass, not one a piece. */
+static char *reader_find_newline(JsonRpcReader *r) {
+        size_t from = MAX(r->scanned, r->consumed);
+        char *nl = from < r->len ? memchr(r->buf + from, '\n', r->len - from) : NULL;
+        if (!nl)
+                r->scanned = r->len;
+        return nl;
 }
 
 int jsonrpc_reader_feed(JsonRpcReader *r, const void *data, size_t n) {
@@ -41,7 +52,7 @@ int jsonrpc_reader_feed(JsonRpcReader *r, const void *data, size_t n) {
         memcpy(r->buf + r->len, data, n);
         r->len += n;
         /* A pending partial line already longer than the limit can never become valid. */
-        const char *nl = memchr(r->buf, '\n', r->len);
+        const char *nl = reader_find_newline(r);
         if (!nl && r->len > r->max)
                 return -EMSGSIZE;
         return 0;
@@ -52,7 +63,7 @@ int jsonrpc_reader_next(JsonRpcReader *r, const char **ret_line, size_t *ret_len
         size_t avail = r->len - r->consumed;
         if (avail == 0)
                 return 0;
-        char *nl = memchr(start, '\n', avail);
+        char *nl = reader_find_newline(r);
         if (!nl)
                 return avail > r->max ? -EMSGSIZE : 0;
         size_t l = (size_t) (nl - start);
@@ -186,6 +197,25 @@ char *jsonrpc_format_result(json_t *id, json_t *result) {
         json_t *j = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", id ? id : json_null(), "result",
                               result ? result : json_object());
         return dump_line(j);
+}
+
+char *jsonrpc_format_result_text(json_t *id, const char *result, size_t len) {
+        static const char head[] = "{\"jsonrpc\":\"2.0\",\"id\":", mid[] = ",\"result\":", tail[] = "}\n";
+        if (memchr(result, '\n', len))
+                return NULL;
+        _cleanup_free_ char *jid = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!jid)
+                return NULL;
+        size_t l_id = strlen(jid);
+        char *line = malloc(sizeof(head) - 1 + l_id + sizeof(mid) - 1 + len + sizeof(tail));
+        if (!line)
+                return NULL;
+        char *p = mempcpy(line, head, sizeof(head) - 1);
+        p = mempcpy(p, jid, l_id);
+        p = mempcpy(p, mid, sizeof(mid) - 1);
+        p = mempcpy(p, result, len);
+        memcpy(p, tail, sizeof(tail));
+        return line;
 }
 
 char *jsonrpc_error_message_clean(const char *message) {

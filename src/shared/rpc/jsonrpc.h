@@ -39,6 +39,7 @@ typedef struct JsonRpcReader {
         size_t cap;
         size_t max;      /* max line length, excluding the newline */
         size_t consumed; /* bytes of buf already handed out */
+        size_t scanned;  /* buf[consumed..scanned) holds no newline: searched once, not at every read */
 } JsonRpcReader;
 
 void jsonrpc_reader_init(JsonRpcReader *r, size_t max_line);
@@ -72,6 +73,10 @@ int jsonrpc_request_from_json(json_t *msg, JsonRpcRequest *ret, const char **ret
 
 /* Build messages. Each returns a newly allocated, "\n"-terminated line. */
 char *jsonrpc_format_result(json_t *id, json_t *result); /* steals result */
+/* The same with the result already JSON text (compact, one line: written by
+ * SQLite's JSON functions, which escape every control character). NULL when
+ * the text holds a newline, which would cut the message in two. */
+char *jsonrpc_format_result_text(json_t *id, const char *result, size_t len);
 /* An error message is one short printable line, whatever the request held
  * (names and paths are echoed in messages): a copy of message with control
  * characters and invalid UTF-8 as '?', cut at a character boundary to

@@ -397,56 +397,56 @@ int store_vm_list(Store *s, VmRecord **ret, size_t *ret_n) {
         return vm_list(s, VM_SELECT "ORDER BY created_at, id", NULL, ret, ret_n);
 }
 
-static void vm_summary_done(void *p) {
-        VmSummary *v = p;
-        free(v->id);
-        free(v->name);
-        free(v->image);
-        free(v->ip);
-}
-
-void vm_summary_array_free(VmSummary *a, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                vm_summary_done(&a[i]);
-        free(a);
-}
-
-static int vm_summary_from_row(sqlite3_stmt *st, void *ret) {
-        VmSummary *v = ret;
-        char **text[] = { &v->id, &v->name, &v->image, &v->ip };
-        if (store_columns_strdup(st, text, ELEMENTSOF(text)) < 0) {
-                vm_summary_done(v);
-                return -ENOMEM;
+/* Appends text to the growing buffer b (len used, cap allocated). */
+static int text_append(char **b, size_t *len, size_t *cap, const char *text, size_t n) {
+        if (*len + n + 1 > *cap) {
+                size_t want = MAX(*cap * 2, *len + n + 1);
+                char *nb = realloc(*b, want);
+                if (!nb)
+                        return -ENOMEM;
+                *b = nb;
+                *cap = want;
         }
-        v->state = vm_state_from_string((const char *) sqlite3_column_text(st, 4));
-        v->vcpus = (unsigned) sqlite3_column_int64(st, 5);
-        v->mem_mib = (uint64_t) sqlite3_column_int64(st, 6);
-        v->disk_bytes = (uint64_t) sqlite3_column_int64(st, 7);
-        v->created_at = (usec_t) sqlite3_column_int64(st, 8);
-        if (v->state < 0) {
-                vm_summary_done(v);
-                return error_setf(-EBADMSG, "VM row with unknown state");
-        }
+        memcpy(*b + *len, text, n);
+        *len += n;
+        (*b)[*len] = '\0';
         return 0;
 }
 
-int store_vm_list_summary(Store *s, VmSummary **ret, size_t *ret_n) {
-        /* The image's name by a join, not a lookup per VM; its id should the
-         * row be gone (a foreign key keeps it, but a listing must not lose a VM). */
-        static const char sql[] = "SELECT v.id, v.name, coalesce(i.name, v.image_id), v.ip, v.state, v.vcpus, "
-                                  "v.mem_mib, v.disk_bytes, v.created_at FROM vms v "
+int store_vm_list_brief_json(Store *s, char **ret) {
+        /* SQLite writes each row's object: no JSON tree per VM. The image's
+         * name by a join, its id should the row be gone (a foreign key keeps
+         * it, but a listing must not lose a VM). Rows joined here rather than
+         * by json_group_array(), whose order SQLite does not promise. */
+        static const char sql[] = "SELECT json_object('id', v.id, 'name', v.name, 'state', v.state, 'image', "
+                                  "coalesce(i.name, v.image_id), 'ip', v.ip, 'vcpu', v.vcpus, 'memory_mib', v.mem_mib, "
+                                  "'disk_bytes', v.disk_bytes, 'created_at', CASE WHEN v.created_at > 0 THEN "
+                                  "strftime('%Y-%m-%dT%H:%M:%SZ', v.created_at / 1000000, 'unixepoch') END) FROM vms v "
                                   "LEFT JOIN images i ON i.id = v.image_id ORDER BY v.created_at, v.id";
         _cleanup_stmt_ sqlite3_stmt *st = NULL;
-        void *a;
-        size_t n;
-        int r = store_prepare(s, sql, &st);
-        if (r >= 0)
-                r = store_query_list(s, st, sizeof(VmSummary), vm_summary_from_row, vm_summary_done, "listing VMs", &a,
-                                     &n);
+        _cleanup_free_ char *b = NULL;
+        size_t len = 0, cap = 0;
+        int rc = SQLITE_DONE, r = store_prepare(s, sql, &st);
         if (r < 0)
                 return r;
-        *ret = a;
-        *ret_n = n;
+        r = text_append(&b, &len, &cap, "[", 1);
+        for (size_t i = 0; r >= 0 && (rc = sqlite3_step(st)) == SQLITE_ROW; i++) {
+                const char *row = (const char *) sqlite3_column_text(st, 0);
+                if (!row)
+                        return -ENOMEM;
+                if (i > 0)
+                        r = text_append(&b, &len, &cap, ",", 1);
+                if (r >= 0)
+                        r = text_append(&b, &len, &cap, row, (size_t) sqlite3_column_bytes(st, 0));
+        }
+        if (r < 0)
+                return r;
+        if (rc != SQLITE_DONE)
+                return store_error(s, rc, "listing VMs");
+        r = text_append(&b, &len, &cap, "]", 1);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(b);
         return 0;
 }
 

@@ -198,22 +198,11 @@ int store_vm_find_by_prefix(Store *s, const char *prefix, VmRecord **ret, size_t
 /* All VMs, oldest first. */
 int store_vm_list(Store *s, VmRecord **ret, size_t *ret_n);
 
-/* What a VM listing shows of each VM (vm list's table), read in one query. */
-typedef struct VmSummary {
-        char *id;
-        char *name;
-        char *image; /* the image's name */
-        char *ip;    /* NULL: none */
-        VmState state;
-        unsigned vcpus;
-        uint64_t mem_mib;
-        uint64_t disk_bytes;
-        usec_t created_at;
-} VmSummary;
-
-void vm_summary_array_free(VmSummary *a, size_t n);
-/* All VMs, oldest first, as store_vm_list() orders them. */
-int store_vm_list_summary(Store *s, VmSummary **ret, size_t *ret_n);
+/* What vm list's table shows of each VM, as the JSON text of an array of
+ * objects (id, name, state, image: its name, ip, vcpu, memory_mib,
+ * disk_bytes, created_at: RFC 3339 or null), oldest first as
+ * store_vm_list() orders them; written by SQLite in one query. */
+int store_vm_list_brief_json(Store *s, char **ret);
 
 /* For the CLI where the daemon may be down (system uninstall --purge): the
  * VMs the database at path records as starting, running or stopping, read
