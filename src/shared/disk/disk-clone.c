@@ -215,6 +215,14 @@ int disk_sync_commit(int fd, const char *name, const char *step, UndoStack *undo
         return 0;
 }
 
+int disk_commit_synced(const char *step, UndoStack *undo) {
+        int r = disk_fault_point(step);
+        if (r < 0)
+                return r;
+        undo_commit(undo);
+        return 0;
+}
+
 int disk_clone_probe(int dirfd, DiskCloneMethod *ret) {
         _cleanup_close_ int a = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
         _cleanup_close_ int b = openat(dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);

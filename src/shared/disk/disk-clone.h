@@ -46,6 +46,11 @@ int disk_clone_file_open(int src_dirfd, const char *src_name, int dst_dirfd, con
  * (name for the message), then undo_commit(). */
 int disk_sync_commit(int fd, const char *name, const char *step, UndoStack *undo);
 
+/* The same for a file the caller has just fsynced itself (an ext4 edit's
+ * close does): the fault point step, then undo_commit(), without a second
+ * fsync that would find nothing to write yet still flush the device. */
+int disk_commit_synced(const char *step, UndoStack *undo);
+
 /* Which method disk_clone() would use for a clone into dirfd (for doctor):
  * reflink if FICLONE works there (tested on two unnamed O_TMPFILE files, so
  * nothing is left behind), else dm-snapshot if device-mapper exists, else

@@ -25,9 +25,10 @@ int rootdisk_create(int base_dirfd, const char *base_name, int dirfd, const char
         _cleanup_close_ int fd = disk_clone_file_open(base_dirfd, base_name, dirfd, name, allowed, &undo, &used);
         if (fd < 0)
                 return fd;
+        /* The patch's close fsyncs the file: all of it, clone included. */
         if ((r = guest_patch_apply_fd(fd, patch)) < 0)
                 return r;
-        if ((r = disk_sync_commit(fd, name, "rootdisk-fsync", &undo)) < 0)
+        if ((r = disk_commit_synced("rootdisk-fsync", &undo)) < 0)
                 return r;
         if (ret_used)
                 *ret_used = used;

@@ -21,6 +21,12 @@ int libext2fs_error_to_errno(errcode_t e);
  * libext2fs error, or 0 with *ret (bitmaps not read yet). */
 errcode_t libext2fs_open_fd(int fd, ext2_filsys *ret);
 
+/* The same through libext2fs_fd_io_manager (ext2fs-fdio.c): pread/pwrite on
+ * a duplicate of fd, without unix_io's fsync at open. For an image the
+ * caller fsyncs itself once it is written (ext4_image_close). */
+extern io_manager libext2fs_fd_io_manager;
+errcode_t libext2fs_open_fd_unsynced(int fd, ext2_filsys *ret);
+
 /* Make directory name in parent (mode 0755, root-owned: callers set the
  * inode's attributes afterwards), growing parent when it has no room for
  * the entry. The libext2fs error, or 0 with *ret the new inode. */

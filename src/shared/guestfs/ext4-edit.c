@@ -79,7 +79,7 @@ int ext4_image_open_fd(int fd, Ext4Image **ret) {
         if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
                 return error_setf(-EBADFD, "ext4 image is not a regular file or block device");
         ext2_filsys fs = NULL;
-        errcode_t e = libext2fs_open_fd(fd, &fs);
+        errcode_t e = libext2fs_open_fd_unsynced(fd, &fs);
         if (e)
                 return fail(e, "cannot open", NULL);
         if (ext2fs_has_feature_journal_needs_recovery(fs->super)) {

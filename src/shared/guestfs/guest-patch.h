@@ -36,7 +36,8 @@ typedef struct GuestPatch {
  * paths) before anything is written. */
 int guest_patch_validate(const GuestPatch *p);
 
-/* Apply to the ext4 image open at image_fd (read-write). */
+/* Apply to the ext4 image open at image_fd (read-write); the image is
+ * fsynced once written (ext4_image_close()), so the caller need not. */
 int guest_patch_apply_fd(int image_fd, const GuestPatch *p);
 
 /* Apply to the image at image_path (opened O_NOFOLLOW). Prefer the _fd
