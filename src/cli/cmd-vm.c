@@ -609,13 +609,18 @@ static void lifecycle_help(const char *verb) {
                        "says why.\n");
         else if (streq(verb, "stop"))
                 printf("Stop VMs: ask the guest to power off, and kill the VMM when it has not exited\n"
-                       "after the timeout (config stop_timeout_sec, 10 s by default).\n\n"
+                       "after the timeout (config stop_timeout_sec, 10 s by default). A VM in error\n"
+                       "whose VMM still runs has it found again and stopped (asked through the VMM,\n"
+                       "killed when it cannot be asked); one whose vmm.lock is held by a process that\n"
+                       "cannot be identified is refused.\n\n"
                        "Options:\n  --timeout SEC   seconds to wait before killing\n");
         else if (streq(verb, "restart"))
                 printf("Stop VMs as 'vm stop' does, then start them.\n\n"
                        "Options:\n  --timeout SEC   seconds to wait for power-off before killing\n");
         else if (streq(verb, "kill"))
-                printf("Send a signal to VMs' VMM processes at once (no guest shutdown).\n\n"
+                printf("Send a signal to VMs' VMM processes at once (no guest shutdown). A VM in error\n"
+                       "whose VMM still runs has it found again and signalled; one whose vmm.lock is\n"
+                       "held by a process that cannot be identified is refused.\n\n"
                        "Options:\n  -s, --signal SIG   signal name (KILL, TERM, INT, ...) or number; default KILL\n");
         else if (streq(verb, "pause"))
                 printf("Pause running VMs with the VMM's own pause: the vCPUs stop, memory, devices and\n"
@@ -633,8 +638,8 @@ static void lifecycle_help(const char *verb) {
                        "One with snapshots is refused (the error names them) unless --force, which\n"
                        "deletes its snapshots too. A VM in error has its VMM found and killed if it\n"
                        "still runs; one whose runtime directory's vmm.lock is held by a process that\n"
-                       "cannot be identified is refused unless --force (the daemon log says what\n"
-                       "may still run).\n\n"
+                       "cannot be identified is refused unless --force (a warning on stderr then\n"
+                       "says what may still run).\n\n"
                        "Options:\n  -f, --force   delete the VM's snapshots with it; delete a VM in error even\n"
                        "                when something unidentified may still run\n");
         printf("\nSeveral VMs run concurrently; each is a name, an id or a unique id prefix, and\n"
@@ -672,7 +677,13 @@ static int print_results(Cli *cli, const char *verb, json_t *res) {
                 if (!json_is_true(json_object_get(e, "ok"))) {
                         fprintf(stderr, "banger: %s: %s\n", json_str(e, "ref", "?"), json_str(e, "error", "failed"));
                         ret = EXIT_FAIL;
-                } else if (cli->json)
+                        continue;
+                }
+                /* Done, but with something the user must know (also in --json's). */
+                if (json_str(e, "warning", NULL))
+                        fprintf(stderr, "banger: warning: %s: %s\n", json_str(e, "ref", "?"),
+                                json_str(e, "warning", ""));
+                if (cli->json)
                         continue;
                 else if (json_is_true(json_object_get(e, "unchanged"))) {
                         const char *state = json_str(json_object_get(e, "vm"), "state", "?");

@@ -216,41 +216,41 @@ typedef struct RefsArgs {
 } RefsArgs;
 
 typedef struct VmOp {
-        int (*fn)(VmManager *m, Store *s, const char *id, const RefsArgs *a);
+        int (*fn)(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning);
         bool returns_vm; /* the result names the VM as it is after (not after a delete) */
 } VmOp;
 
-static int op_start(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_start(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         return vm_op_start(m, s, id, NULL);
 }
 
-static int op_stop(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_stop(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         return vm_op_stop(m, s, id, a->timeout_sec * USEC_PER_SEC);
 }
 
-static int op_restart(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_restart(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         int r = vm_op_stop(m, s, id, a->timeout_sec * USEC_PER_SEC);
         return r < 0 ? r : vm_op_start(m, s, id, NULL);
 }
 
-static int op_kill(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_kill(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         return vm_op_kill(m, s, id, a->signal);
 }
 
-static int op_pause(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_pause(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         return vm_op_pause(m, s, id, true);
 }
 
-static int op_resume(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_resume(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         return vm_op_pause(m, s, id, false);
 }
 
-static int op_suspend(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
+static int op_suspend(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
         return vm_op_suspend(m, s, id, NULL);
 }
 
-static int op_delete(VmManager *m, Store *s, const char *id, const RefsArgs *a) {
-        return vm_op_delete(m, s, id, a->force ? VM_DELETE_FORCE : 0);
+static int op_delete(VmManager *m, Store *s, const char *id, const RefsArgs *a, char **ret_warning) {
+        return vm_op_delete(m, s, id, a->force ? VM_DELETE_FORCE : 0, ret_warning);
 }
 
 static int parse_signal(json_t *v, void *field) {
@@ -315,6 +315,7 @@ typedef struct OneOp {
         bool unchanged; /* already in the state asked for */
         bool discarded; /* it was suspended: its saved state was dropped */
         char err[1024];
+        char *warning; /* what the user must know of a success */
         json_t *vm;
         Operation *operation; /* the call's: each VM's thread works for it */
 } OneOp;
@@ -326,7 +327,7 @@ static void *one_main(void *p) {
         operation_set_current(o->operation);
         o->r = daemon_open_store(o->d, &s);
         if (o->r >= 0)
-                o->r = o->op->fn(o->d->vms, s, o->id, o->args);
+                o->r = o->op->fn(o->d->vms, s, o->id, o->args, &o->warning);
         o->unchanged = o->r == 1;
         o->discarded = o->r == VM_OP_DISCARDED_SUSPEND;
         if (o->r < 0)
@@ -394,8 +395,12 @@ static json_t *ref_result(const char *ref, const OneOp *o, const char *resolve_e
                 return json_pack("{s:s, s:b, s:s}", "ref", ref, "ok", 0, "error", err ?: "error");
         if (o->r < 0)
                 return json_pack("{s:s, s:b, s:s, s:s}", "ref", ref, "ok", 0, "error", err ?: "error", "id", o->id);
-        return json_pack("{s:s, s:b, s:s, s:b, s:b, s:O?}", "ref", ref, "ok", 1, "id", o->id, "unchanged", o->unchanged,
-                         "discarded_suspended_state", o->discarded, "vm", o->vm);
+        json_t *j = json_pack("{s:s, s:b, s:s, s:b, s:b, s:O?}", "ref", ref, "ok", 1, "id", o->id, "unchanged",
+                              o->unchanged, "discarded_suspended_state", o->discarded, "vm", o->vm);
+        _cleanup_free_ char *warning = o->warning ? jsonrpc_error_message_clean(o->warning) : NULL;
+        if (j && warning)
+                json_object_set_new(j, "warning", json_string(warning));
+        return j;
 }
 
 /* A cancelled call (vm.start, vm.restart, vm.suspend) answers as a whole:
@@ -438,6 +443,7 @@ static int work_refs(RpcCall *call, Store *s, void *args, json_t **ret) {
         for (size_t k = 0; k < n_refs; k++) {
                 if (ops) {
                         free(ops[k].id);
+                        free(ops[k].warning);
                         json_decref(ops[k].vm);
                 }
                 if (errs)
@@ -521,7 +527,7 @@ static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
                 VmState st = list[i].state;
                 if (st != VM_STATE_STOPPED && st != VM_STATE_CREATED && st != VM_STATE_ERROR)
                         continue;
-                if (vm_op_delete(d->vms, s, list[i].id, VM_DELETE_ONLY_IDLE) >= 0)
+                if (vm_op_delete(d->vms, s, list[i].id, VM_DELETE_ONLY_IDLE, NULL) >= 0)
                         json_array_append_new(deleted, json_string(list[i].name));
         }
         vm_record_array_free(list, n);

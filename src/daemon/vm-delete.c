@@ -15,67 +15,28 @@
 #include "spawn.h"
 #include "vm-internal.h"
 
-/* How long a delete waits for a VMM whose liveness lock is held to become
- * identifiable (recovery already waited for it once). */
-#define DELETE_ATTACH_TIMEOUT (2 * USEC_PER_SEC)
-
-/* Find the VMM of an error VM through its driver: recovery marks a VM so
- * when it could not re-attach, and its VMM may still run. -ESRCH: none runs;
- * -EBUSY: something holds the liveness lock and is not identifiable. */
-static int attach_lost_vmm(VmManager *m, Store *s, const VmRecord *vm, const char *run, VmmInstance *ret) {
-        VmLaunchSpec spec = {};
-        int r = vm_launch_spec_build(m, s, vm, &spec);
-        if (r >= 0)
-                r = vmm_attach_wait(vmm_driver_get(vm->vmm), &spec.cfg, DELETE_ATTACH_TIMEOUT, ret);
-        else {
-                /* No configuration to identify it by: the lock alone says. */
-                int held = vmm_lock_held(run);
-                r = held < 0 ? held : held ? -EBUSY : -ESRCH;
-        }
-        vm_launch_spec_done(&spec);
-        return r == -ENOENT ? -ESRCH : r;
-}
-
-/* An error VM's VMM, if one is found, is killed. One that may run but cannot
- * be found keeps the VM (its disks may be in use) unless forced. */
-static int kill_lost_vmm(VmManager *m, Store *s, const VmRecord *vm, bool force) {
-        _cleanup_free_ char *run = vm_run_dir(m, vm->id);
-        _cleanup_(vmm_instance_done) VmmInstance inst = { .proc = PROCESS_NULL };
-        if (!run)
-                return -ENOMEM;
-        int r = attach_lost_vmm(m, s, vm, run, &inst);
-        if (r == -ESRCH)
-                return 0;
-        if (r >= 0) {
-                log_info("vm %s: killing its %s pid %d, which outlived an earlier failure", vm->name,
-                         vmm_driver_get(vm->vmm)->name, (int) inst.proc.pid);
-                r = vmm_driver_get(vm->vmm)->kill(&inst);
-                if (r < 0 && r != -ESRCH)
-                        return error_setf(r, "cannot kill the VMM of %s: %s", vm->name, strerror(-r));
-                return 0;
-        }
-        if (!force && r == -EBUSY)
-                return error_setf(r,
-                                  "vm %s may still be running: a process holds %s/%s but cannot be identified as "
-                                  "its VMM; end it, or delete with --force to leave it running",
-                                  vm->name, run, VMM_LOCK_FILE);
-        if (!force)
-                return error_setf(r,
-                                  "cannot tell whether the VMM of vm %s still runs in %s (%s); end it, or delete "
-                                  "with --force to leave it running",
-                                  vm->name, run, strerror(-r));
-        log_warning("vm %s: deleted with --force although its VMM could not be found (%s); a process holding "
-                    "%s/%s may still run",
-                    vm->name, strerror(-r), run, VMM_LOCK_FILE);
-        return 0;
-}
-
 /* Kill a VMM still running; never take disks and network from under a live
- * one. */
-static int kill_vmm(VmManager *m, Store *s, const VmRecord *vm, bool force) {
+ * one. A VM in error may have one recovery could not identify: it is looked
+ * for again; one that may run but cannot be found keeps the VM (its disks
+ * may be in use) unless forced, which says so in *warning. */
+static int kill_vmm(VmManager *m, Store *s, const VmRecord *vm, bool force, char **warning) {
         VmRuntime *rt = vm_runtime_get(m, vm->id, false);
+        if ((!rt || rt->inst.proc.pidfd < 0) && vm->state == VM_STATE_ERROR) {
+                int r = vm_lost_vmm_find(m, s, vm, force ? NULL : "delete", &rt);
+                if (r < 0 && r != -ESRCH && !force)
+                        return r;
+                if (r < 0 && r != -ESRCH) {
+                        if (asprintf(warning,
+                                     "%s; deleted anyway (--force): if it still runs, end it yourself (fuser -v names "
+                                     "it)",
+                                     error_last_message() ?: strerror(-r)) < 0)
+                                *warning = NULL;
+                        log_warning("%s", *warning ?: "vm deleted with --force while its VMM may still run");
+                        error_clear();
+                }
+        }
         if (!rt || rt->inst.proc.pidfd < 0)
-                return vm->state == VM_STATE_ERROR ? kill_lost_vmm(m, s, vm, force) : 0;
+                return 0;
         rt->generation = 0;
         int r = vmm_driver_get(vm->vmm)->kill(&rt->inst);
         if (r >= 0 || r == -ESRCH)
@@ -110,8 +71,14 @@ static void forget_workspace(VmManager *m, const VmRecord *vm) {
                 log_warning_errno(r, "vm %s: cannot remove its workspace record: %m", vm->name);
 }
 
+typedef struct DeleteArgs {
+        int flags;
+        char *warning;
+} DeleteArgs;
+
 static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
-        int flags = *(const int *) userdata;
+        DeleteArgs *a = userdata;
+        int flags = a->flags;
         if ((flags & VM_DELETE_ONLY_IDLE) && vm->state != VM_STATE_STOPPED && vm->state != VM_STATE_CREATED &&
             vm->state != VM_STATE_ERROR)
                 return error_setf(-EBUSY, "vm %s is %s now", vm->name, vm_state_to_string(vm->state));
@@ -119,7 +86,7 @@ static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         snprintf(what, sizeof(what), "VM %s", vm->name);
         int r = snapshot_dependents_delete(m, s, NULL, vm->id, what, flags & VM_DELETE_FORCE);
         if (r >= 0)
-                r = kill_vmm(m, s, vm, flags & VM_DELETE_FORCE);
+                r = kill_vmm(m, s, vm, flags & VM_DELETE_FORCE, &a->warning);
         if (r < 0)
                 return r;
         vm_runtime_drop(m, vm->id);
@@ -139,7 +106,12 @@ static int delete_locked(VmManager *m, Store *s, VmRecord *vm, void *userdata) {
         return r;
 }
 
-int vm_op_delete(VmManager *m, Store *s, const char *id, int flags) {
+int vm_op_delete(VmManager *m, Store *s, const char *id, int flags, char **ret_warning) {
+        DeleteArgs a = { .flags = flags };
         /* prune must not interrupt anything; an explicit delete may. */
-        return vm_with_lock(m, s, id, (flags & VM_DELETE_ONLY_IDLE) ? 0 : VM_LOCK_PREEMPT, delete_locked, &flags);
+        int r = vm_with_lock(m, s, id, (flags & VM_DELETE_ONLY_IDLE) ? 0 : VM_LOCK_PREEMPT, delete_locked, &a);
+        if (r >= 0 && ret_warning)
+                *ret_warning = TAKE_PTR(a.warning);
+        free(a.warning);
+        return r;
 }

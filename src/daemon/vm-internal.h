@@ -232,6 +232,14 @@ void vm_wake_free_all(VmManager *m);
 int vm_idle_start(VmManager *m);
 void vm_idle_free(VmManager *m);
 
+/* vm-lost-vmm.c, with the VM's lock held, for a VM in state error without
+ * a VMM of ours: recovery could not identify its VMM, which may still run.
+ * Look for it again (for a bounded time); found: 0, and *ret is the VM's
+ * runtime holding it, with no exit watcher (the caller ends it). -ESRCH:
+ * none runs. Else an error (error_setf) naming the runtime directory's
+ * vmm.lock and, when verb ("stop", "kill", "delete") is given, what to do. */
+int vm_lost_vmm_find(VmManager *m, Store *s, const VmRecord *vm, const char *verb, VmRuntime **ret);
+
 /* vm-stop.c, with the VM's lock held: record it stopped, then release its
  * host resources (the NAT table is regenerated from the database). */
 void vm_mark_stopped(VmManager *m, Store *s, VmRecord *vm);

@@ -82,7 +82,9 @@ int vm_op_kill(VmManager *m, Store *s, const char *id, int sig);
 /* VM_DELETE_FORCE: its snapshots go too (without it, a VM with snapshots
  * is refused, naming them). */
 #define VM_DELETE_FORCE 2
-int vm_op_delete(VmManager *m, Store *s, const char *id, int flags);
+/* ret_warning (may be NULL): set, or NULL, when the delete succeeded; what the
+ * user must know of it (forced while its VMM may still run). */
+int vm_op_delete(VmManager *m, Store *s, const char *id, int flags, char **ret_warning);
 int vm_op_set(VmManager *m, Store *s, const char *id, unsigned vcpu, unsigned long long memory_mib);
 /* The VM's own idle timeout (VmRecord's encoding; set false: unchanged) and
  * action (-1: unchanged), in any state. */

@@ -248,11 +248,16 @@ def make_error_vm(env, shim, name, stall_ms):
     return h, vm, pid
 
 
-def test_delete_kills_the_vmm_an_error_vm_left(env, shim):
+@pytest.mark.parametrize("verb", ["delete", "stop", "kill"])
+def test_the_vmm_an_error_vm_left_is_ended(env, shim, verb):
     """The VMM recovery could not identify in time becomes identifiable
-    later (the stall ends and it execs the fake Firecracker): deleting the
-    error VM finds it through the driver, kills it, and leaves nothing."""
-    h, vm, pid = make_error_vm(env, shim, "sp-lost", 12000)
+    later (the stall ends and it execs the fake Firecracker): delete, stop
+    and kill of the error VM find it through the driver and end it; nothing
+    is left (stop and kill leave the VM stopped). The fake never started its
+    guest, so it takes no shutdown request: stop kills it at once, not after
+    the timeout."""
+    name = f"sp-{verb}"
+    h, vm, pid = make_error_vm(env, shim, name, 12000)
     sock = h.runtime / "vms" / vm["id"] / "fc.sock"
     try:
         # Up, its API socket bound: removing its files alone would not end it.
@@ -260,32 +265,54 @@ def test_delete_kills_the_vmm_an_error_vm_left(env, shim):
         while not sock.exists() and alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert alive(pid) and sock.exists(), "the stalled VMM never came up: the test proves nothing"
-        env.banger("vm", "delete", "sp-lost")
+        t0 = time.monotonic()
+        p = env.banger("vm", verb, *(["--timeout", "120"] if verb == "stop" else []), name, check=False)
+        took = time.monotonic() - t0
+        assert p.returncode == 0, p.stderr
         deadline = time.monotonic() + 10
         while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not alive(pid), "vm delete left the VMM of the error VM running"
+        assert not alive(pid), f"vm {verb} left the VMM of the error VM running: {p.stdout}{p.stderr}"
+        assert took < 60, f"vm {verb} took {took:.1f} s: it waited for a VMM it could not ask"
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
+    if verb != "delete":
+        after = env.json("vm", "show", name)
+        assert after["state"] == "stopped", after
     bad = h.settled_check()
     assert bad == [], "\n".join(bad)
+    if verb != "delete":
+        env.banger("vm", "delete", name)
 
 
 def test_delete_refuses_while_an_unidentifiable_process_holds_the_lock(env, shim):
     """Still a copy of bangerd when delete asks: nothing says what it is, so
-    the VM and its disks stay unless --force, which says what it left."""
+    the VM and its disks stay unless --force, which says what it left; stop
+    and kill refuse it too, saying what to do."""
     h, vm, pid = make_error_vm(env, shim, "sp-held", 60000)
     run = h.runtime / "vms" / vm["id"]
     try:
         assert alive(pid), "the stalled child is gone: the test proves nothing"
+        for verb in ("stop", "kill"):
+            p = env.banger("vm", verb, "sp-held", check=False)
+            assert p.returncode != 0, f"vm {verb} succeeded while {run}/vmm.lock was held: {p.stdout}"
+            assert f"{run}/vmm.lock" in p.stderr and f"{verb} the VM again" in p.stderr, p.stderr
+            assert env.json("vm", "show", "sp-held")["state"] == "error"
         p = env.banger("vm", "delete", "sp-held", check=False)
         assert p.returncode != 0, f"vm delete succeeded while {run}/vmm.lock was held: {p.stdout}"
         assert f"{run}/vmm.lock" in p.stderr and "--force" in p.stderr, p.stderr
         assert env.json("vm", "show", "sp-held")["state"] == "error"
         assert (run / "vmm.lock").exists()
-        env.banger("vm", "delete", "--force", "sp-held")
-        assert "may still run" in env.daemon_log(), env.daemon_log()[-3000:]
+        assert alive(pid), "a refused stop, kill or delete ended the process"
+        p = env.banger("vm", "delete", "--force", "--json", "sp-held", check=False)
+        assert p.returncode == 0, p.stderr
+        # The user reads what may still run, on stderr and in the JSON result.
+        assert "banger: warning: sp-held:" in p.stderr and f"{run}/vmm.lock" in p.stderr, p.stderr
+        result = json.JSONDecoder().raw_decode(p.stdout.strip())[0]
+        warning = result["results"][0].get("warning") or ""
+        assert f"{run}/vmm.lock" in warning and "--force" in warning, p.stdout
+        assert "deleted anyway" in env.daemon_log(), env.daemon_log()[-3000:]
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)
