@@ -10,6 +10,7 @@
 #include "error.h"
 #include "console-stream.h"
 #include "fs-util.h"
+#include "kernel-store.h"
 #include "vm-internal.h"
 
 void vm_launch_spec_done(VmLaunchSpec *s) {
@@ -58,8 +59,8 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
         sp.console_path = vm_console_log(m, vm->id);
         sp.root_img = dir ? path_join(dir, "root.img") : NULL;
         sp.work_img = dir ? path_join(dir, "work.img") : NULL;
-        /* Firecracker boots only an uncompressed ELF. */
-        const char *kpath = vm->vmm == VMM_FIRECRACKER ? k.elf_path : k.kernel_path;
+        /* Firecracker boots only an uncompressed ELF; QEMU boots it when it can. */
+        const char *kpath = kernel_record_boot_path(&k, vm->vmm);
         sp.kernel = kpath ? strdup(kpath) : NULL;
         sp.initrd = k.initrd_path ? strdup(k.initrd_path) : NULL;
         if (vm->vmm == VMM_FIRECRACKER && !k.elf_path)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Fuzz kernel identification (bzImage boot header, ELF headers, version
- * strings) and, for inputs that identify as a bzImage, the payload
- * decompression and ELF check. A successful identification must describe
- * ranges inside the input. */
+ * strings), the PVH note search in an ELF and, for inputs that identify as a
+ * bzImage, the payload decompression and ELF check. A successful
+ * identification must describe ranges inside the input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (info.format == KERNEL_FORMAT_ELF) {
                 if (kernel_elf_check(data, size) < 0)
                         abort();
+                (void) kernel_elf_has_pvh_entry(data, size);
                 return 0;
         }
         if (info.payload_offset > size || info.payload_length > size - info.payload_offset)
@@ -31,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (kernel_image_extract_elf(data, size, &info, &elf, &elf_len) >= 0) {
                 if (kernel_elf_check(elf, elf_len) < 0)
                         abort();
+                (void) kernel_elf_has_pvh_entry(elf, elf_len);
                 free(elf);
         }
         return 0;

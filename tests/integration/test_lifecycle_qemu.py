@@ -59,6 +59,11 @@ def test_create_reaches_agent_ready(env):
     assert vm["ready"]["agent"] is True
     assert re.fullmatch(r"[0-9a-f-]{36}", vm["boot_id"])
     assert vm["ip"].startswith("172.16.0.")
+    # Debian's kernel has a PVH entry: QEMU boots the decompressed vmlinux
+    # (no firmware, no self-decompression in the guest).
+    argv = pathlib.Path(f"/proc/{vm['pid']}/cmdline").read_bytes().split(b"\0")
+    kernel = argv[argv.index(b"-kernel") + 1]
+    assert kernel.endswith(b"/vmlinux") and pathlib.Path(kernel.decode()).read_bytes()[:4] == b"\x7fELF", argv
     env.info.update(vm=vm)
     rows = env.banger("vm", "list").stdout.splitlines()
     assert rows[0].split() == ["ID", "NAME", "STATE", "IMAGE", "IP", "VCPU", "MEM", "DISK", "CREATED"]

@@ -181,12 +181,65 @@ static void test_import_elf(void **state) {
         json_t *bs = fc_json_boot_source(kernel_record_boot_path(&k, VMM_FIRECRACKER), NULL, "console=ttyS0");
         assert_true(path_is_elf(json_string_value(json_object_get(bs, "kernel_image_path"))));
         json_decref(bs);
+        /* QEMU too (it is the only file), though it has no PVH entry. */
+        assert_string_equal(kernel_record_boot_path(&k, VMM_QEMU), k.kernel_path);
         /* The name is taken now. */
         assert_int_equal(kernel_store_import(f->store, f->state, &o, NULL), -EEXIST);
         json_t *list = NULL;
         assert_int_equal(kernel_store_list_json(f->store, &list), 0);
         assert_int_equal(json_array_size(json_object_get(list, "kernels")), 1);
         json_decref(list);
+}
+
+/* Append an ELF note (name NUL-terminated, fields padded to 4 bytes). */
+static size_t put_note(uint8_t *p, const char *name, uint32_t type, uint32_t descsz) {
+        uint32_t nh[3] = { (uint32_t) strlen(name) + 1, descsz, type };
+        size_t n = sizeof(nh);
+        memcpy(p, nh, sizeof(nh));
+        memset(p + n, 0, (nh[0] + 3) / 4 * 4 + (descsz + 3) / 4 * 4);
+        memcpy(p + n, name, nh[0]);
+        return n + (nh[0] + 3) / 4 * 4 + (descsz + 3) / 4 * 4;
+}
+
+/* The tiny ELF with a second program header, a PT_NOTE over notes
+ * (note_len bytes at the end; filesz may claim more). */
+static size_t make_noted_elf(uint8_t *buf, const uint8_t *notes, size_t note_len, uint64_t filesz) {
+        size_t n = make_tiny_elf(buf, 512, "Linux version 9.9.9-test (t@banger) #1 SMP\n");
+        /* Move the banger after room for a second program header. */
+        memmove(buf + 64 + 2 * 56, buf + 64 + 56, n - (64 + 56));
+        n += 56;
+        uint64_t load_off = 64 + 2 * 56;
+        memcpy(buf + 64 + 8, &load_off, sizeof(load_off));
+        buf[56] = 2; /* e_phnum */
+        uint64_t ph[7] = { 4, n, 0, 0, filesz, filesz, 4 };
+        memcpy(buf + 64 + 56, ph, sizeof(ph));
+        memcpy(buf + n, notes, note_len);
+        assert_int_equal(kernel_elf_check(buf, n + note_len), 0);
+        return n + note_len;
+}
+
+static void test_pvh_entry_note(void **state) {
+        (void) state;
+        uint8_t notes[128], elf[1024];
+        size_t n = put_note(notes, "Xen", 6, 6);
+        size_t other = n;
+        n += put_note(notes + n, "Xen", 18, 8);
+        /* Linux's own notes come first; the PVH entry is found after them. */
+        assert_true(kernel_elf_has_pvh_entry(elf, make_noted_elf(elf, notes, n, n)));
+        /* No PHYS32_ENTRY note, or one under another name. */
+        assert_false(kernel_elf_has_pvh_entry(elf, make_noted_elf(elf, notes, other, other)));
+        size_t m = put_note(notes, "Linux", 18, 8);
+        assert_false(kernel_elf_has_pvh_entry(elf, make_noted_elf(elf, notes, m, m)));
+        /* A note segment that runs past the end of the file, and a note whose
+         * sizes run past its segment. */
+        n = put_note(notes, "Xen", 18, 8);
+        assert_false(kernel_elf_has_pvh_entry(elf, make_noted_elf(elf, notes, n, n + 4)));
+        uint32_t huge = 0xfffffff0;
+        memcpy(notes + 4, &huge, sizeof(huge));
+        assert_false(kernel_elf_has_pvh_entry(elf, make_noted_elf(elf, notes, n, n)));
+        /* The tiny ELF has no note at all; a bzImage-looking buffer is no ELF. */
+        assert_false(kernel_elf_has_pvh_entry(elf, make_tiny_elf(elf, sizeof(elf), "Linux version 1")));
+        assert_false(kernel_elf_has_pvh_entry("MZ", 2));
 }
 
 static void mkdirs(const char *base, const char *rel) {
@@ -380,11 +433,12 @@ static void test_import_debian_bzimage(void **state) {
         json_decref(m);
         _cleanup_free_ char *ext4 = xasprintf("%s/%s/kernel/fs/ext4/ext4.ko", k.modules_path, release);
         assert_int_equal(access(ext4, F_OK), 0);
-        /* Firecracker gets the decompressed ELF, QEMU the original. */
+        /* Firecracker gets the decompressed ELF; so does QEMU, since Debian's
+         * kernel has a PVH entry (CONFIG_PVH). */
         json_t *bs = fc_json_boot_source(kernel_record_boot_path(&k, VMM_FIRECRACKER), NULL, "console=ttyS0");
         assert_true(path_is_elf(json_string_value(json_object_get(bs, "kernel_image_path"))));
         json_decref(bs);
-        assert_string_equal(kernel_record_boot_path(&k, VMM_QEMU), k.kernel_path);
+        assert_string_equal(kernel_record_boot_path(&k, VMM_QEMU), k.elf_path);
 
         /* A truncated bzImage fails cleanly and leaves nothing. */
         _cleanup_free_ char *cut = xasprintf("%s/vmlinuz-cut", f->dir);
@@ -559,6 +613,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_failures_leave_nothing, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_import_debian_bzimage, setup, teardown),
                 cmocka_unit_test(test_payload_held_to_its_announced_size),
+                cmocka_unit_test(test_pvh_entry_note),
                 cmocka_unit_test_setup_teardown(test_free_space_checked_before_writing, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -164,6 +164,44 @@ int kernel_elf_check(const void *data, size_t len) {
         return elf_check_phdrs(data, len, &eh);
 }
 
+/* XEN_ELFNOTE_PHYS32_ENTRY: the 32-bit entry point of the PVH boot
+ * protocol (Linux's CONFIG_PVH), in a note named "Xen". */
+#define PVH_NOTE_NAME "Xen"
+#define PVH_NOTE_TYPE 18
+#define NOTE_SEGMENT_MAX (64U * 1024)
+
+static bool notes_have_pvh(const uint8_t *p, uint64_t n) {
+        uint64_t off = 0;
+        while (n - off >= sizeof(Elf64_Nhdr)) {
+                Elf64_Nhdr nh;
+                memcpy(&nh, p + off, sizeof(nh));
+                off += sizeof(nh);
+                uint64_t name = ((uint64_t) nh.n_namesz + 3) & ~3ULL, desc = ((uint64_t) nh.n_descsz + 3) & ~3ULL;
+                if (name > n - off || desc > n - off - name)
+                        return false;
+                if (nh.n_type == PVH_NOTE_TYPE && nh.n_namesz == sizeof(PVH_NOTE_NAME) && nh.n_descsz >= 4 &&
+                    memcmp(p + off, PVH_NOTE_NAME, sizeof(PVH_NOTE_NAME)) == 0)
+                        return true;
+                off += name + desc;
+        }
+        return false;
+}
+
+bool kernel_elf_has_pvh_entry(const void *data, size_t len) {
+        const uint8_t *d = data;
+        Elf64_Ehdr eh = {};
+        if (elf_read_header(data, len, &eh) < 0 || elf_check_phdrs(d, len, &eh) < 0)
+                return false;
+        for (unsigned i = 0; i < eh.e_phnum; i++) {
+                Elf64_Phdr ph;
+                memcpy(&ph, d + eh.e_phoff + (uint64_t) i * sizeof(ph), sizeof(ph));
+                if (ph.p_type == PT_NOTE && ph.p_filesz <= NOTE_SEGMENT_MAX &&
+                    range_ok(ph.p_offset, ph.p_filesz, len) && notes_have_pvh(d + ph.p_offset, ph.p_filesz))
+                        return true;
+        }
+        return false;
+}
+
 /* Where the ELF ends: the furthest of its header tables and file-backed
  * sections/segments. The bzImage payload may carry relocation data after
  * the ELF (CONFIG_X86_NEED_RELOCS); it is not part of vmlinux. */

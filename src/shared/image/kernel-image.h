@@ -70,6 +70,12 @@ int kernel_image_identify(const void *data, size_t len, KernelImageInfo *ret);
  * ET_EXEC, program headers and PT_LOAD segments inside the file. */
 int kernel_elf_check(const void *data, size_t len);
 
+/* Does this ELF (kernel_elf_check() passes) carry a PVH entry point (an
+ * XEN_ELFNOTE_PHYS32_ENTRY note, Linux's CONFIG_PVH), so QEMU can boot it
+ * directly, without firmware or the bzImage's self-decompression? Errors
+ * and a malformed ELF are false (error_setf() may have been called). */
+bool kernel_elf_has_pvh_entry(const void *data, size_t len);
+
 /* Find "Linux version <release>" in data (ELF or decompressed payload). */
 int kernel_find_linux_version(const void *data, size_t len, char release[static KERNEL_RELEASE_MAX],
                               char banner[static KERNEL_BANNER_MAX]);

@@ -79,5 +79,7 @@ int kernel_store_list_json(Store *s, json_t **ret);
 int kernel_store_show_json(Store *s, const char *name_or_id, json_t **ret);
 
 /* The file a VMM boots: Firecracker only boots an ELF, so it always gets
- * vmlinux (elf_path); QEMU gets kernel_path (the bzImage when there is one). */
+ * vmlinux (elf_path); QEMU gets vmlinux too when it has a PVH entry point
+ * (kernel_elf_has_pvh_entry()), else kernel_path (the bzImage when there is
+ * one). Reads vmlinux's headers to decide. */
 const char *kernel_record_boot_path(const KernelRecord *k, VmmKind vmm);
