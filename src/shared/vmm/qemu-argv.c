@@ -133,14 +133,8 @@ static int add_machine(ArgList *a, const VmmConfig *c, const QemuHostPlan *p) {
                 r = arg_add2(a, "-machine", "microvm");
         if (r >= 0)
                 r = arg_add2(a, "-accel", p->accel == QEMU_ACCEL_KVM ? "kvm" : "tcg");
-        /* Under TCG, every feature TCG emulates rather than QEMU's default
-         * qemu64: the guest seeds its crng from RDRAND at once (its
-         * virtio-rng driver may be a module loaded late or never), maps its
-         * memory with 1 GiB pages, uses XSAVE. The same guest reached its
-         * ready line sooner in 7 of 8 alternating boots (median 25.7 s
-         * against 37.5 s, load average 15-23). */
-        if (r >= 0)
-                r = arg_add2(a, "-cpu", p->accel == QEMU_ACCEL_KVM ? "host" : "max");
+        if (r >= 0 && p->accel == QEMU_ACCEL_KVM)
+                r = arg_add2(a, "-cpu", "host");
         if (r >= 0)
                 r = arg_add(a, "-m");
         if (r >= 0)
