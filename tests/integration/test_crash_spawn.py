@@ -15,6 +15,7 @@ before it execs and holds the VM's liveness lock (vmm.lock) from its fork on,
 recovery waits for a VMM whose lock is held and identifies it: the VM's start
 never reached its guest, so recovery kills the VMM and leaves the VM stopped
 with nothing left behind."""
+import contextlib
 import json
 import os
 import pathlib
@@ -65,6 +66,33 @@ def start_stalling_daemon(env, shim, at, mark, stall_ms=2000):
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def create_killed_at_the_stall(env, shim, at, mark, argv, stall_ms=2000, timeout=120):
+    """`banger ARGV` (a vm create) against a daemon with the shim; once the
+    shim marks its stall, that daemon is SIGKILLed and a new one started.
+    The block runs with the stalled VMM's pid; after it, the create's CLI
+    has ended."""
+    daemon = start_stalling_daemon(env, shim, at, mark, stall_ms)
+    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *argv], env=env.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while not mark.exists():
+            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
+            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
+            time.sleep(0.01)
+        pid = int(mark.read_text())
+        os.kill(daemon.pid, signal.SIGKILL)
+        daemon.wait()
+        env.banger("daemon", "start")
+        yield pid
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        create.communicate(timeout=timeout)
+
+
 def alive(pid):
     try:
         return pathlib.Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
@@ -101,29 +129,15 @@ def test_launch_killed_before_its_vmm_can_be_found(env, shim, at, boot):
     h = Harness(env, 0, FC_CREATE)
     h.all_ips_ever = set()
     before = set(h.vmm_pids())
-    daemon = start_stalling_daemon(env, shim, at, mark)
     argv = ["vm", "create", "--name", name, "--nat", *FC_CREATE] + (["--cold"] if boot == "cold" else [])
-    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), *argv], env=env.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while not mark.exists():
-            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
-            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
-            time.sleep(0.01)
-        os.kill(daemon.pid, signal.SIGKILL)
-        daemon.wait()
-        env.banger("daemon", "start")
+        with create_killed_at_the_stall(env, shim, at, mark, argv) as pid:
+            pass
     finally:
         cfg.write_text(saved)
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        create.communicate(timeout=120)
     # A VMM the recovery missed lives on (it execs once the stall ends), and
     # fails only once it tries to bind in the runtime directory recovery
     # removed: asked before that.
-    pid = int(mark.read_text())
     wait_exec_or_exit(pid)
     vmm = set(h.vmm_pids()) - before
     after = env.json("vm", "show", name)
@@ -146,25 +160,9 @@ def test_qemu_launch_killed_before_its_exec(qemu_env, shim):
     e.banger("daemon", "start")
     h = Harness(e, 0, QEMU_CREATE)
     h.all_ips_ever = set()
-    mark = e.tmp / "stall-qemu"
-    daemon = start_stalling_daemon(e, shim, "before-exec", mark)
-    create = subprocess.Popen(["ip", "netns", "exec", e.ns, str(BANGER), "vm", "create", "--name", "qs", "--nat",
-                               *QEMU_CREATE], env=e.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not mark.exists():
-            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
-            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + e.daemon_log()[-3000:]
-            time.sleep(0.01)
-        os.kill(daemon.pid, signal.SIGKILL)
-        daemon.wait()
-        e.banger("daemon", "start")
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        create.communicate(timeout=300)
-    pid = int(mark.read_text())
+    argv = ["vm", "create", "--name", "qs", "--nat", *QEMU_CREATE]
+    with create_killed_at_the_stall(e, shim, "before-exec", e.tmp / "stall-qemu", argv, timeout=300) as pid:
+        pass
     wait_exec_or_exit(pid)
     after = e.json("vm", "show", "qs")
     assert not alive(pid), f"QEMU {pid} outlived the recovery, which left qs {after['state']}"
@@ -184,34 +182,17 @@ def test_launch_unidentifiable_past_the_wait_is_left_alone(env, shim):
     env.banger("daemon", "start")
     h = Harness(env, 0, FC_CREATE)
     h.all_ips_ever = set()
-    mark = env.tmp / "stall-long"
-    daemon = start_stalling_daemon(env, shim, "before-exec", mark, stall_ms=12000)
-    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "create", "--name", "sp-long",
-                               "--nat", "--cold", *FC_CREATE], env=env.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    pid = None
-    try:
-        deadline = time.monotonic() + 120
-        while not mark.exists():
-            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
-            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
-            time.sleep(0.01)
-        pid = int(mark.read_text())
-        os.kill(daemon.pid, signal.SIGKILL)
-        daemon.wait()
-        env.banger("daemon", "start")
-        vm = env.json("vm", "show", "sp-long")
-        assert alive(pid), "the stalled child is gone: the test proves nothing"
-        assert vm["state"] == "error", f"recovery left sp-long {vm['state']} while its lock was held"
-        run = h.runtime / "vms" / vm["id"]
-        assert (run / "vmm.lock").exists() and (run / "fc.pid").exists(), sorted(p.name for p in run.iterdir())
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        if pid and alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        create.communicate(timeout=120)
+    argv = ["vm", "create", "--name", "sp-long", "--nat", "--cold", *FC_CREATE]
+    with create_killed_at_the_stall(env, shim, "before-exec", env.tmp / "stall-long", argv, 12000) as pid:
+        try:
+            vm = env.json("vm", "show", "sp-long")
+            assert alive(pid), "the stalled child is gone: the test proves nothing"
+            assert vm["state"] == "error", f"recovery left sp-long {vm['state']} while its lock was held"
+            run = h.runtime / "vms" / vm["id"]
+            assert (run / "vmm.lock").exists() and (run / "fc.pid").exists(), sorted(p.name for p in run.iterdir())
+        finally:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
     env.banger("vm", "delete", "--force", "sp-long")
     bad = h.settled_check()
     assert bad == [], "\n".join(bad)
@@ -223,26 +204,9 @@ def make_error_vm(env, shim, name, stall_ms):
     env.banger("daemon", "start")
     h = Harness(env, 0, FC_CREATE)
     h.all_ips_ever = set()
-    mark = env.tmp / f"stall-{name}"
-    daemon = start_stalling_daemon(env, shim, "before-exec", mark, stall_ms=stall_ms)
-    create = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "create", "--name", name,
-                               "--nat", "--cold", *FC_CREATE], env=env.env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not mark.exists():
-            assert create.poll() is None, f"the create ended before its VMM launch: {create.communicate()}"
-            assert time.monotonic() < deadline, "the launch never reached the stall:\n" + env.daemon_log()[-3000:]
-            time.sleep(0.01)
-        pid = int(mark.read_text())
-        os.kill(daemon.pid, signal.SIGKILL)
-        daemon.wait()
-        env.banger("daemon", "start")
-    finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-        create.communicate(timeout=120)
+    argv = ["vm", "create", "--name", name, "--nat", "--cold", *FC_CREATE]
+    with create_killed_at_the_stall(env, shim, "before-exec", env.tmp / f"stall-{name}", argv, stall_ms) as pid:
+        pass
     vm = env.json("vm", "show", name)
     assert vm["state"] == "error", f"recovery left {name} {vm['state']} while its lock was held"
     return h, vm, pid

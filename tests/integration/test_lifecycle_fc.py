@@ -11,7 +11,6 @@ import json
 import os
 import pathlib
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import pytest
 
 from conftest import ROOT
 from lifecycle import AGENT, BANGER, Env, kernel_dir, process_gone, require_root
+from tmuxlib import banger_pane
 
 pytestmark = pytest.mark.slow
 
@@ -621,35 +621,11 @@ def test_run_without_command_opens_a_shell_through_the_agent(env, tmp_path):
     """`vm run` with no command, on a terminal (tmux), in a guest with no
     sshd (the fake's): a login shell through the agent, on a terminal of
     the pane's size; its exit code is banger's, and --rm removes the VM."""
-    if not shutil.which("tmux"):
-        pytest.skip("tmux is not installed")
-    keep = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "PATH")
-    envs = " ".join(f"{k}='{v}'" for k, v in env.env.items() if k in keep)
-    script = tmp_path / "run.sh"
-    script.write_text(f"#!/bin/bash\nip netns exec {env.ns} env {envs} TERM=xterm {BANGER} vm run --rm --name sh1 "
-                      f"--image test --vcpu 1 --memory 256M --disk-size 64M\necho run-rc=$?\nsleep 600\n")
-    script.chmod(0o755)
-
-    def tmux(*args, check=True):
-        return subprocess.run(["tmux", "-L", "banger-run-test", *args], capture_output=True, text=True, check=check)
-
-    def pane_has(pattern, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            lines = tmux("capture-pane", "-p", "-t", "run").stdout.splitlines()
-            if any(re.search(pattern, l) for l in lines):
-                return True
-            time.sleep(0.2)
-        return False
-
-    tmux("kill-server", check=False)
-    tmux("new-session", "-d", "-s", "run", "-x", "120", "-y", "40", str(script))
-    try:
-        assert pane_has("a shell through banger's agent"), tmux("capture-pane", "-p", "-t", "run").stdout
-        tmux("send-keys", "-t", "run", "stty size; echo in-$((6*7)); exit 7", "Enter")
-        assert pane_has(r"^40 120$", 30), tmux("capture-pane", "-p", "-t", "run").stdout
-        assert pane_has(r"^in-42$", 30), tmux("capture-pane", "-p", "-t", "run").stdout
-        assert pane_has(r"^run-rc=7$", 60), tmux("capture-pane", "-p", "-t", "run").stdout
-    finally:
-        tmux("kill-server", check=False)
+    with banger_pane(env, tmp_path / "run.sh", "banger-run-test",
+                     "vm run --rm --name sh1 --image test --vcpu 1 --memory 256M --disk-size 64M", "run") as pane:
+        assert pane.has("a shell through banger's agent"), pane.text()
+        pane.send("stty size; echo in-$((6*7)); exit 7", "Enter")
+        assert pane.has(r"^40 120$", 30), pane.text()
+        assert pane.has(r"^in-42$", 30), pane.text()
+        assert pane.has(r"^run-rc=7$", 60), pane.text()
     assert "sh1" not in env.banger("vm", "list").stdout

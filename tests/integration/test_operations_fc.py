@@ -10,15 +10,14 @@ nothing: no VM row, TAP, nftables entry, files or VMM process."""
 import json
 import os
 import re
-import shutil
 import signal
-import subprocess
 import time
 
 import pytest
 
-from lifecycle import AGENT, BANGER, process_gone
+from lifecycle import AGENT, process_gone
 from opslib import cancel, interrupt, operations, reaped, spawn, start_until, wait_for
+from tmuxlib import banger_pane
 from test_lifecycle_fc import fc_env, test_import_kernel_and_register_image  # noqa: F401 (first step)
 
 pytestmark = pytest.mark.slow
@@ -116,24 +115,8 @@ def test_ctrl_c_on_a_terminal_cancels_the_create(env, tmp_path):
     """The same as a user does it: `vm create` on a terminal (a tmux pane),
     Ctrl-C typed into it (tmux send-keys C-c: the pane's terminal sends
     SIGINT to its foreground process group)."""
-    if not shutil.which("tmux"):
-        pytest.skip("tmux is not installed")
-    keep = ("HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR", "PATH")
-    envs = " ".join(f"{k}='{v}'" for k, v in env.env.items() if k in keep)
-    script = tmp_path / "create.sh"
-    script.write_text(f"#!/bin/bash\nip netns exec {env.ns} env {envs} TERM=xterm {BANGER} {' '.join(CREATE)} "
-                      f"--name optty\necho create-rc=$?\nsleep 600\n")
-    script.chmod(0o755)
-
-    def tmux(*args, check=True):
-        return subprocess.run(["tmux", "-L", "banger-ops-test", *args], capture_output=True, text=True, check=check)
-
-    def pane():
-        return tmux("capture-pane", "-p", "-J", "-S", "-100", "-t", "ops").stdout
-
-    tmux("kill-server", check=False)
-    tmux("new-session", "-d", "-s", "ops", "-x", "160", "-y", "50", str(script))
-    try:
+    with banger_pane(env, tmp_path / "create.sh", "banger-ops-test", f"{' '.join(CREATE)} --name optty", "create",
+                     160, 50) as pane:
         def booting():
             ops = [o for o in operations(env) if o["kind"] == "vm.create" and o["target"] == "optty"]
             return ops[0] if ops and ops[0]["stage"] == "boot" else None
@@ -142,11 +125,9 @@ def test_ctrl_c_on_a_terminal_cancels_the_create(env, tmp_path):
         assert "vm create" in op["client"]["command"], op
         vm = env.json("vm", "show", "optty")
         vm["pid"] = vmm_pid(env, vm["id"])
-        tmux("send-keys", "-t", "ops", "C-c")
-        wait_for("the create to end", lambda: re.search(r"^create-rc=\d+$", pane(), re.M), 120)
-        out = pane()
-    finally:
-        tmux("kill-server", check=False)
+        pane.send("C-c")
+        wait_for("the create to end", lambda: re.search(r"^create-rc=\d+$", pane.text(), re.M), 120)
+        out = pane.text()
     assert re.search(rf"^create-rc={128 + signal.SIGINT}$", out, re.M), (out, env.daemon_log()[-3000:])
     assert f"cancelling operation {op['id']}, rolling back" in out, out
     assert f"operation {op['id']} (vm.create) was cancelled" in out, out

@@ -16,19 +16,14 @@ import time
 
 import pytest
 
-from lifecycle import BANGER, env_with_test_image
+from lifecycle import BANGER
+from qemulib import qemu_env
 from test_prepared_workspace_qemu import SETUP, SIZES, make_repo
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    e = env_with_test_image(tmp_path_factory, "prepared-snap-qemu")
-    try:
-        e.write_config('default_vmm = "qemu"\nvm_templates = false\n')
-        e.banger("daemon", "stop")  # the next command starts one that reads the config
-        yield e
-    finally:
-        e.teardown()
+    yield from qemu_env(tmp_path_factory, "prepared-snap-qemu")
 
 
 def run_timed(env, *args, check=True):

@@ -6,11 +6,11 @@ import os
 import pathlib
 import signal
 import subprocess
-import time
 
 import pytest
 
 from lifecycle import BANGER, env_with_test_image, process_gone
+from opslib import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -20,16 +20,6 @@ def env(tmp_path_factory):
     e = env_with_test_image(tmp_path_factory, "run-interrupt")
     yield e
     e.teardown()
-
-
-def wait_for(what, fn, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_ctrl_c_deletes_the_vm(env):
