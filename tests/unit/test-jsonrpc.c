@@ -208,9 +208,9 @@ static void send_str(int fd, const char *s) {
 
 #define NOTE(n) "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{\"n\":" #n "}}\n"
 
-/* A subscription: notifications that came with the reply, then more, cut
- * anywhere, a stray reply skipped, and the server's EOF. */
-static void test_client_notifications_after_a_call(void **state) {
+/* A client connected to a listening Unix socket; returns the server's end.
+ * The socket's name and directory go at once (the connection stays). */
+static int client_and_server(RpcClient **ret) {
         char dir[] = "/tmp/test-jsonrpc-XXXXXX";
         assert_non_null(mkdtemp(dir));
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -218,10 +218,19 @@ static void test_client_notifications_after_a_call(void **state) {
         _cleanup_close_ int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         assert_int_equal(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
         assert_int_equal(listen(l, 1), 0);
-        RpcClient *c = NULL;
-        assert_int_equal(rpc_client_connect(sa.sun_path, &c), 0);
-        _cleanup_close_ int srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        assert_int_equal(rpc_client_connect(sa.sun_path, ret), 0);
+        int srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
         assert_true(srv >= 0);
+        (void) unlink(sa.sun_path);
+        (void) rmdir(dir);
+        return srv;
+}
+
+/* A subscription: notifications that came with the reply, then more, cut
+ * anywhere, a stray reply skipped, and the server's EOF. */
+static void test_client_notifications_after_a_call(void **state) {
+        RpcClient *c = NULL;
+        _cleanup_close_ int srv = client_and_server(&c);
         send_str(srv, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"subscribed\":true}}\n" NOTE(1) NOTE(2) "{\"jsonr");
         json_t *res = NULL;
         assert_int_equal(rpc_client_call(c, "events.subscribe", NULL, USEC_PER_SEC, NULL, NULL, &res, NULL), 0);
@@ -241,8 +250,6 @@ static void test_client_notifications_after_a_call(void **state) {
         assert_int_equal(n, 4);
         assert_int_equal(rpc_client_read_notifications(c, count_events, &n), -ECONNRESET);
         rpc_client_free(c);
-        (void) unlink(sa.sun_path);
-        (void) rmdir(dir);
         (void) state;
 }
 
@@ -270,17 +277,8 @@ static void on_interrupt_reply(void *userdata) {
 /* Ctrl-C while the operation's notification is already in the socket: the
  * notification is handled first (the CLI needs its id to cancel it). */
 static void test_client_interrupt_after_pending_notification(void **state) {
-        char dir[] = "/tmp/test-jsonrpc-XXXXXX";
-        assert_non_null(mkdtemp(dir));
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
-        _cleanup_close_ int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_int_equal(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        assert_int_equal(listen(l, 1), 0);
         RpcClient *c = NULL;
-        assert_int_equal(rpc_client_connect(sa.sun_path, &c), 0);
-        _cleanup_close_ int srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-        assert_true(srv >= 0);
+        _cleanup_close_ int srv = client_and_server(&c);
         int p[2];
         assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
         Interrupted t = { .notes_at_interrupt = -1, .srv = srv, .pipe_r = p[0] };
@@ -293,8 +291,6 @@ static void test_client_interrupt_after_pending_notification(void **state) {
         rpc_client_free(c);
         close(p[0]);
         close(p[1]);
-        (void) unlink(sa.sun_path);
-        (void) rmdir(dir);
         (void) state;
 }
 
