@@ -305,19 +305,19 @@ def test_guest_text_is_cleaned_for_the_terminal(env):
     """A guest process named with escape sequences must not reach the
     user's terminal raw through `vm ports` (the table)."""
     env.banger("vm", "exec", NAME, "--", "setsid", "-f", "/usr/bin/python3", "-c", GUEST_LISTENER)
-    out = ""
-    for _ in range(100):
-        p = env.banger("vm", "ports", NAME)
-        out = p.stdout
-        if "8080" in out:
-            break
-        time.sleep(0.1)
+    # Listening and named: the agent maps a port to its process in one pass
+    # over /proc and reads the sockets in another, so a port that came up
+    # in between is listed without its process until the next query.
+    name = "\x1b]0;PWN\x07\x1b[2J"
+    listed = lambda: any(x["port"] == 8080 and x["process"] == name for x in env.json("vm", "ports", NAME)["ports"])
+    assert wait_until(listed, 30), env.json("vm", "ports", NAME)
+    out = env.banger("vm", "ports", NAME).stdout
     assert "8080" in out, out
     assert "\x1b" not in out and "\x07" not in out, repr(out)
     assert "?]0;PWN??[2J" in out, repr(out)
     # --json keeps the name as the guest gave it (escaped by JSON).
     ports = env.json("vm", "ports", NAME)["ports"]
-    assert any(x["port"] == 8080 and x["process"] == "\x1b]0;PWN\x07\x1b[2J" for x in ports), ports
+    assert any(x["port"] == 8080 and x["process"] == name for x in ports), ports
     env.banger("vm", "exec", NAME, "--", "pkill", "-x", "-f", ".*PWN.*", check=False)
 
 
@@ -394,8 +394,40 @@ f.write("-end-of-flood-\n")
 """
 
 
+def part_size(path):
+    """A console part's size, 0 while it does not exist: a rotation renames
+    console.log to console.log.1 before it makes the next console.log, so
+    for a moment there is none."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def console_bytes(vmdir):
-    return sum(p.stat().st_size for p in vmdir.glob("console.log*"))
+    return sum(part_size(vmdir / n) for n in ("console.log", "console.log.1"))
+
+
+def console_text(vmdir):
+    try:
+        return (vmdir / "console.log").read_text(errors="replace")
+    except FileNotFoundError:  # between a rotation's rename and the next part
+        return ""
+
+
+class Follower:
+    """`vm logs -f`, its output read as it comes (a follower blocked on a
+    full pipe would not be following)."""
+
+    def __init__(self, env):
+        self.p = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "logs", "-f", NAME],
+                                  env=env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.set_blocking(self.p.stdout.fileno(), False)
+        self.out = b""
+
+    def read(self):
+        self.out += self.p.stdout.read() or b""
+        return self.out
 
 
 def test_console_is_bounded_and_follow_survives_rotation(env):
@@ -404,37 +436,34 @@ def test_console_is_bounded_and_follow_survives_rotation(env):
     the whole time, the newest output is kept, and `vm logs -f` goes on
     printing across the rotations."""
     vmdir = env.state / "vms" / show(env)["id"]
-    follow = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "logs", "-f", NAME], env=env.env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    follow = Follower(env)
     try:
-        time.sleep(1)
+        # Following once it printed the log so far (the boot's lines).
+        assert wait_until(lambda: follow.read() or follow.p.poll() is not None, 60), follow.p.stderr.read()
+        assert follow.p.poll() is None, follow.p.stderr.read()
+        seen = len(follow.out)
         flood = subprocess.Popen(["ip", "netns", "exec", env.ns, str(BANGER), "vm", "exec", NAME, "--",
                                   "/usr/bin/python3", "-c", FLOOD], env=env.env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE)
         biggest = 0
         while flood.poll() is None:
             biggest = max(biggest, console_bytes(vmdir))
+            follow.read()
             time.sleep(0.01)
         assert flood.returncode == 0, flood.stderr.read()
-        assert wait_until(lambda: "-end-of-flood-" in (vmdir / "console.log").read_text(errors="replace"), 10)
+        assert wait_until(lambda: "-end-of-flood-" in console_text(vmdir), 10)
         assert biggest <= CONSOLE_MAX and console_bytes(vmdir) <= CONSOLE_MAX, (biggest, console_bytes(vmdir))
         assert (vmdir / "console.log.1").exists()
         # The newest output, whole: the last lines before the marker.
         tail = env.banger("vm", "logs", "--tail", "4K", NAME).stdout
         assert "flood 0079999 " in tail and tail.rstrip().endswith("-end-of-flood-"), tail[-300:]
         # The follower saw output written after several rotations.
-        out = b""
-        os.set_blocking(follow.stdout.fileno(), False)
-        deadline = time.monotonic() + 30
-        while b"-end-of-flood-" not in out and time.monotonic() < deadline:
-            chunk = follow.stdout.read()
-            out += chunk or b""
-            time.sleep(0.1)
-        assert b"-end-of-flood-" in out, (follow.poll(), out[-300:], env.daemon_log()[-2000:])
-        assert follow.poll() is None, follow.stderr.read()
+        assert wait_until(lambda: b"-end-of-flood-" in follow.read()[seen:], 30), \
+            (follow.p.poll(), follow.out[-300:], env.daemon_log()[-2000:])
+        assert follow.p.poll() is None, follow.p.stderr.read()
     finally:
-        follow.kill()
-        follow.wait()
+        follow.p.kill()
+        follow.p.wait()
 
 
 def test_stop_is_graceful(env):
@@ -629,3 +658,4 @@ def test_run_without_command_opens_a_shell_through_the_agent(env, tmp_path):
         assert pane.has(r"^in-42$", 30), pane.text()
         assert pane.has(r"^run-rc=7$", 60), pane.text()
     assert "sh1" not in env.banger("vm", "list").stdout
+
