@@ -659,3 +659,63 @@ def test_run_without_command_opens_a_shell_through_the_agent(env, tmp_path):
         assert pane.has(r"^run-rc=7$", 60), pane.text()
     assert "sh1" not in env.banger("vm", "list").stdout
 
+
+def proc_state(pid):
+    try:
+        return pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def test_fake_pause_right_after_start_outlives_no_guest(env, tmp_path):
+    """The fake itself: a guest whose start is slow (held back here for
+    3 s before its namespaces are made, as load can) is paused the moment
+    InstanceStart answers. The answer waits for the guest's PID 1 to run the
+    guest init, so the pause stops every process of the guest, each past
+    its exec (unshare's child sets its parent-death signal before that),
+    and killing the fake ends the guest rather than leaving a process."""
+    sock, gate = tmp_path / "fc.sock", tmp_path / "gate"
+    fake = subprocess.Popen(["ip", "netns", "exec", env.ns, str(env.fc_dir / "firecracker"), "--api-sock", str(sock),
+                             "--guest-gate", str(gate)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pidns = None
+    try:
+        assert wait_until(sock.exists, 30)
+        assert fc_api(sock, "PUT", "/boot-source", {"kernel_image_path": str(FAKE),
+                                                    "boot_args": f"ip=::::{NAME}-pause:eth0:off"}) == 204
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(str(sock))
+
+        def request(method, path, body):
+            data = json.dumps(body).encode()
+            s.sendall(f"{method} {path} HTTP/1.1\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+
+        request("PUT", "/actions", {"action_type": "InstanceStart"})
+        time.sleep(3)  # the slow start: longer than any bounded wait for it
+        gate.touch()
+        reply = s.recv(4096).decode()
+        assert reply.split()[1] == "204", reply
+        request("PATCH", "/vm", {"state": "Paused"})
+        reply = s.recv(4096).decode()
+        assert reply.split()[1] == "204", reply
+        s.close()
+        boot = [ev for ev in record(env) if ev["event"] == "guest-boot" and ev["hostname"] == f"{NAME}-pause"]
+        assert len(boot) == 1, boot
+        ours = os.readlink("/proc/self/ns/pid")
+        assert wait_until(lambda: os.readlink(f"/proc/{boot[0]['pid']}/ns/pid_for_children") != ours, 10)
+        pidns = os.readlink(f"/proc/{boot[0]['pid']}/ns/pid_for_children")
+        assert wait_until(lambda: guest_processes(pidns), 10)
+        procs = guest_processes(pidns)
+        assert wait_until(lambda: all(proc_state(p) == "T" for p in procs), 10), \
+            [(p, proc_state(p)) for p in procs]
+        unshare = pathlib.Path(f"/proc/{boot[0]['pid']}/cmdline").read_bytes().split(b"\0")[0]
+        assert all(pathlib.Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0] != unshare for p in procs)
+    finally:
+        gate.touch()
+        fake.kill()  # ip netns exec execs: this is the fake
+        fake.wait()
+    assert wait_until(lambda: not guest_processes(pidns), 10), \
+        [(p, proc_state(p), pathlib.Path(f"/proc/{p}/cmdline").read_bytes()) for p in guest_processes(pidns)]
+
