@@ -8,7 +8,7 @@
 #include "host-internal.h"
 #include "log.h"
 
-int host_reconcile(Host *h, Store *s) {
+int host_reconcile(Host *h, Store *s, bool (*may_hold)(const VmRecord *vm, void *userdata), void *userdata) {
         if (!h->socket)
                 return -ENOENT;
         VmRecord *list = NULL;
@@ -19,7 +19,7 @@ int host_reconcile(Host *h, Store *s) {
         char **keep = calloc(n + 1, sizeof(char *));
         size_t k = 0;
         for (size_t i = 0; keep && i < n; i++)
-                if (vm_holds_network(&list[i]) && list[i].tap)
+                if (list[i].tap && (vm_holds_network(&list[i]) || (may_hold && may_hold(&list[i], userdata))))
                         keep[k++] = list[i].tap;
         json_t *removed = NULL;
         r = keep ? helper_reconcile(h->socket, keep, NULL, NULL, &removed) : -ENOMEM;

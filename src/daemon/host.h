@@ -30,8 +30,10 @@ int host_tap_create(Host *h, const char *name);
 int host_tap_delete(Host *h, const char *name);
 /* Regenerate banger's NAT table from the VMs that are running with NAT. */
 int host_nat_sync(Host *h, Store *s);
-/* Remove TAPs and loop devices no VM in the database owns. */
-int host_reconcile(Host *h, Store *s);
+/* Remove TAPs and loop devices no VM in the database owns: a TAP is kept
+ * for a live VM, and for one that may_hold (when given) says may still use
+ * it (a VM in error whose VMM may still run). */
+int host_reconcile(Host *h, Store *s, bool (*may_hold)(const VmRecord *vm, void *userdata), void *userdata);
 
 const char *host_bridge_ip(Host *h);
 unsigned host_prefix(Host *h);

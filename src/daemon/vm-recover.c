@@ -120,6 +120,19 @@ static void sweep_runtime_dirs(VmManager *m, Store *s) {
         closedir(d);
 }
 
+/* Recovery marks a VM error when a process holds its liveness lock but could
+ * not be identified as its VMM: that VMM may still run on its TAP, which
+ * the reconcile must then leave alone (as its disks and runtime files):
+ * removed, it would leave that VMM on a dead device. Stop, kill and delete
+ * find the VMM again and release the TAP. */
+static bool lost_vmm_may_hold(const VmRecord *vm, void *userdata) {
+        VmManager *m = userdata;
+        if (vm->state != VM_STATE_ERROR)
+                return false;
+        _cleanup_free_ char *run = vm_run_dir(m, vm->id);
+        return !run || vmm_lock_held(run) != 0;
+}
+
 int vm_manager_recover(VmManager *m) {
         _cleanup_store_close_ Store *s = NULL;
         int r = daemon_open_store(m->d, &s);
@@ -145,7 +158,7 @@ int vm_manager_recover(VmManager *m) {
         vm_snapshots_recover(m, s);
         if (host_available(m->host)) {
                 (void) host_nat_sync(m->host, s);
-                (void) host_reconcile(m->host, s);
+                (void) host_reconcile(m->host, s, lost_vmm_may_hold, m);
         }
         return r;
 }

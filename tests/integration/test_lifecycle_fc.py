@@ -719,3 +719,34 @@ def test_fake_pause_right_after_start_outlives_no_guest(env, tmp_path):
     assert wait_until(lambda: not guest_processes(pidns), 10), \
         [(p, proc_state(p), pathlib.Path(f"/proc/{p}/cmdline").read_bytes()) for p in guest_processes(pidns)]
 
+
+def test_reattach_unsure_keeps_the_tap_of_a_vmm_that_may_run(env):
+    """A restarted daemon that cannot identify a running VM's VMM (its
+    liveness lock is held, but the pidfile and API socket name no VMM)
+    marks the VM error and must leave its TAP alone: the VMM may still run
+    on it (a QEMU whose TAP went spins on the dead device). Its delete
+    finds the VMM again, once it can be identified, and releases the TAP."""
+    env.banger("vm", "create", "--name", "lost", "--image", "test", "--vmm", "firecracker", "--vcpu", "1",
+               "--memory", "256M", "--disk-size", "64M")
+    vm = env.json("vm", "show", "lost")
+    assert vm["state"] == "running" and vm["tap"] in {l["ifname"] for l in env.links()}
+    run = pathlib.Path(env.env["XDG_RUNTIME_DIR"]) / "banger/vms" / vm["id"]
+    hidden = [(run / n, run / f".{n}.hidden") for n in ("fc.sock", "fc.pid")]
+    st = env.json("daemon", "status")
+    os.kill(st["pid"], signal.SIGKILL)
+    assert wait_until(lambda: process_gone(st["pid"]), 5)
+    try:
+        for path, away in hidden:
+            path.rename(away)
+        again = env.json("vm", "show", "lost")  # autostarts a daemon; recovery waits 5 s for an identifiable VMM
+        assert again["state"] == "error", again
+        assert "cannot re-attach" in env.daemon_log()
+        assert not process_gone(vm["pid"])
+        assert vm["tap"] in {l["ifname"] for l in env.links()}, env.daemon_log()[-2000:]
+    finally:
+        for path, away in hidden:
+            if away.exists():
+                away.rename(path)
+    env.banger("vm", "delete", "lost")
+    assert wait_until(lambda: process_gone(vm["pid"]), 10)
+    assert vm["tap"] not in {l["ifname"] for l in env.links()}
