@@ -13,6 +13,8 @@
  *   come back empty before it commits. */
 #include "store-internal.h"
 
+/* The SQL keeps one line of C per line of it. */
+/* clang-format off */
 /* A lowercase hex id and a name, as CHECK text (looser than name_is_valid():
  * a name that was valid once stays readable). */
 #define ID_CHECK(col) "CHECK (length(" col ") BETWEEN 12 AND 32 AND " col " NOT GLOB '*[^0-9a-f]*')"
@@ -45,6 +47,49 @@
         "  last_error TEXT,\n" \
         "  created_at INTEGER NOT NULL,\n" \
         "  updated_at INTEGER NOT NULL\n"
+/* The vms columns before state: a rebuild changes only the state CHECK. */
+#define VMS_COLUMNS_BEFORE_STATE \
+        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n" \
+        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n" \
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n" \
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+/* The rest of a vms rebuild after its state column: vms_new, copied from
+ * vms, takes its place and gets its indexes back. */
+#define VMS_REBUILD_AFTER_STATE \
+        VMS_COLUMNS_AFTER_STATE \
+        ") STRICT;\n" \
+        "INSERT INTO vms_new SELECT * FROM vms;\n" \
+        "DROP TABLE vms;\n" \
+        "ALTER TABLE vms_new RENAME TO vms;\n" \
+        "CREATE INDEX vms_image_id ON vms(image_id);\n" \
+        "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n" \
+        "CREATE INDEX vms_state ON vms(state);\n"
+/* The snapshots columns from state to fingerprint, as migration 3 made
+ * them (migration 5 rebuilds the table around a new kind CHECK). */
+#define SNAPSHOTS_COLUMNS_AFTER_KIND \
+        "  state TEXT NOT NULL CHECK (state IN ('saving', 'ready')),\n" \
+        "  vm_id TEXT REFERENCES vms(id) ON DELETE RESTRICT,\n" \
+        "  vm_name TEXT,\n" \
+        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n" \
+        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n" \
+        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n" \
+        "  vmm_version TEXT NOT NULL CHECK (length(vmm_version) BETWEEN 1 AND 200),\n" \
+        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n" \
+        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n" \
+        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n" \
+        "  dir TEXT NOT NULL " ABSPATH_CHECK("dir") ",\n" \
+        "  state_bytes INTEGER NOT NULL DEFAULT 0 CHECK (state_bytes >= 0),\n" \
+        "  memory_bytes INTEGER NOT NULL DEFAULT 0 CHECK (memory_bytes >= 0),\n" \
+        "  disk_used_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_used_bytes >= 0),\n" \
+        "  disks_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(disks_json)),\n" \
+        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n" \
+        "  fingerprint TEXT,\n"
+#define SNAPSHOTS_INDEXES \
+        "CREATE INDEX snapshots_vm_id ON snapshots(vm_id);\n" \
+        "CREATE INDEX snapshots_image_id ON snapshots(image_id);\n" \
+        "CREATE INDEX snapshots_kernel_id ON snapshots(kernel_id);\n" \
+        "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) " \
+        "WHERE kind = 'template';\n"
 
 static const char migration_1_initial[] =
         "CREATE TABLE kernels (\n"
@@ -74,10 +119,7 @@ static const char migration_1_initial[] =
         /* Child-side indexes keep the RESTRICT checks on delete from scanning. */
         "CREATE INDEX images_kernel_id ON images(kernel_id);\n"
         "CREATE TABLE vms (\n"
-        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
-        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
-        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
-        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        VMS_COLUMNS_BEFORE_STATE
         "  state TEXT NOT NULL CHECK (state IN "
         "('created', 'starting', 'running', 'stopping', 'stopped', 'error')),\n"
         VMS_COLUMNS_AFTER_STATE
@@ -116,48 +158,18 @@ static const char migration_2_host_handles[] =
  * or VM a snapshot was made from cannot be deleted under it (RESTRICT). */
 static const char migration_3_snapshots[] =
         "CREATE TABLE vms_new (\n"
-        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
-        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
-        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
-        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        VMS_COLUMNS_BEFORE_STATE
         "  state TEXT NOT NULL CHECK (state IN "
         "('created', 'starting', 'running', 'stopping', 'stopped', 'error', 'paused')),\n"
-        VMS_COLUMNS_AFTER_STATE
-        ") STRICT;\n"
-        "INSERT INTO vms_new SELECT * FROM vms;\n"
-        "DROP TABLE vms;\n"
-        "ALTER TABLE vms_new RENAME TO vms;\n"
-        "CREATE INDEX vms_image_id ON vms(image_id);\n"
-        "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n"
-        "CREATE INDEX vms_state ON vms(state);\n"
+        VMS_REBUILD_AFTER_STATE
         "CREATE TABLE snapshots (\n"
         "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
         "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
         "  kind TEXT NOT NULL CHECK (kind IN ('user', 'template')),\n"
-        "  state TEXT NOT NULL CHECK (state IN ('saving', 'ready')),\n"
-        "  vm_id TEXT REFERENCES vms(id) ON DELETE RESTRICT,\n"
-        "  vm_name TEXT,\n"
-        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
-        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
-        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n"
-        "  vmm_version TEXT NOT NULL CHECK (length(vmm_version) BETWEEN 1 AND 200),\n"
-        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n"
-        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n"
-        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n"
-        "  dir TEXT NOT NULL " ABSPATH_CHECK("dir") ",\n"
-        "  state_bytes INTEGER NOT NULL DEFAULT 0 CHECK (state_bytes >= 0),\n"
-        "  memory_bytes INTEGER NOT NULL DEFAULT 0 CHECK (memory_bytes >= 0),\n"
-        "  disk_used_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_used_bytes >= 0),\n"
-        "  disks_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(disks_json)),\n"
-        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n"
-        "  fingerprint TEXT,\n"
+        SNAPSHOTS_COLUMNS_AFTER_KIND
         "  created_at INTEGER NOT NULL\n"
         ") STRICT;\n"
-        "CREATE INDEX snapshots_vm_id ON snapshots(vm_id);\n"
-        "CREATE INDEX snapshots_image_id ON snapshots(image_id);\n"
-        "CREATE INDEX snapshots_kernel_id ON snapshots(kernel_id);\n"
-        "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) "
-        "WHERE kind = 'template';\n";
+        SNAPSHOTS_INDEXES;
 
 /* Port forwards: HOST_IP:HOST_PORT on the host to GUEST_PORT in a VM,
  * carried through the guest agent. A host address and port belong to one
@@ -188,23 +200,7 @@ static const char migration_5_workspace_snapshots[] =
         "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
         "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
         "  kind TEXT NOT NULL CHECK (kind IN ('user', 'template', 'workspace')),\n"
-        "  state TEXT NOT NULL CHECK (state IN ('saving', 'ready')),\n"
-        "  vm_id TEXT REFERENCES vms(id) ON DELETE RESTRICT,\n"
-        "  vm_name TEXT,\n"
-        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
-        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
-        "  vmm TEXT NOT NULL CHECK (vmm IN ('firecracker', 'qemu')),\n"
-        "  vmm_version TEXT NOT NULL CHECK (length(vmm_version) BETWEEN 1 AND 200),\n"
-        "  vcpus INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 1024),\n"
-        "  mem_mib INTEGER NOT NULL CHECK (mem_mib > 0),\n"
-        "  disk_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_bytes >= 0),\n"
-        "  dir TEXT NOT NULL " ABSPATH_CHECK("dir") ",\n"
-        "  state_bytes INTEGER NOT NULL DEFAULT 0 CHECK (state_bytes >= 0),\n"
-        "  memory_bytes INTEGER NOT NULL DEFAULT 0 CHECK (memory_bytes >= 0),\n"
-        "  disk_used_bytes INTEGER NOT NULL DEFAULT 0 CHECK (disk_used_bytes >= 0),\n"
-        "  disks_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(disks_json)),\n"
-        "  spec_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(spec_json)),\n"
-        "  fingerprint TEXT,\n"
+        SNAPSHOTS_COLUMNS_AFTER_KIND
         "  created_at INTEGER NOT NULL,\n"
         "  repository TEXT CHECK (repository IS NULL OR length(repository) BETWEEN 1 AND 4096),\n"
         "  last_used_at INTEGER NOT NULL DEFAULT 0 CHECK (last_used_at >= 0)\n"
@@ -212,11 +208,7 @@ static const char migration_5_workspace_snapshots[] =
         "INSERT INTO snapshots_new SELECT *, NULL, 0 FROM snapshots;\n"
         "DROP TABLE snapshots;\n"
         "ALTER TABLE snapshots_new RENAME TO snapshots;\n"
-        "CREATE INDEX snapshots_vm_id ON snapshots(vm_id);\n"
-        "CREATE INDEX snapshots_image_id ON snapshots(image_id);\n"
-        "CREATE INDEX snapshots_kernel_id ON snapshots(kernel_id);\n"
-        "CREATE UNIQUE INDEX snapshots_template ON snapshots(image_id, vcpus, mem_mib, vmm) "
-        "WHERE kind = 'template';\n";
+        SNAPSHOTS_INDEXES;
 
 /* A VM can be suspended (its memory and devices saved in its own directory,
  * no VMM process): the vms table is rebuilt for the new state in its CHECK,
@@ -225,25 +217,17 @@ static const char migration_5_workspace_snapshots[] =
  * three come after VMS_COLUMNS_AFTER_STATE: a later rebuild must list them. */
 static const char migration_6_suspend_idle[] =
         "CREATE TABLE vms_new (\n"
-        "  id TEXT PRIMARY KEY NOT NULL " ID_CHECK("id") ",\n"
-        "  name TEXT NOT NULL UNIQUE " NAME_CHECK("name") ",\n"
-        "  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,\n"
-        "  kernel_id TEXT REFERENCES kernels(id) ON DELETE RESTRICT,\n"
+        VMS_COLUMNS_BEFORE_STATE
         "  state TEXT NOT NULL CHECK (state IN "
         "('created', 'starting', 'running', 'stopping', 'stopped', 'error', 'paused', 'suspended')),\n"
-        VMS_COLUMNS_AFTER_STATE
-        ") STRICT;\n"
-        "INSERT INTO vms_new SELECT * FROM vms;\n"
-        "DROP TABLE vms;\n"
-        "ALTER TABLE vms_new RENAME TO vms;\n"
-        "CREATE INDEX vms_image_id ON vms(image_id);\n"
-        "CREATE INDEX vms_kernel_id ON vms(kernel_id);\n"
-        "CREATE INDEX vms_state ON vms(state);\n"
+        VMS_REBUILD_AFTER_STATE
         "ALTER TABLE vms ADD COLUMN idle_timeout_sec INTEGER "
         "CHECK (idle_timeout_sec IS NULL OR idle_timeout_sec BETWEEN 0 AND 31622400);\n"
         "ALTER TABLE vms ADD COLUMN idle_action TEXT "
         "CHECK (idle_action IS NULL OR idle_action IN ('stop', 'suspend'));\n"
         "ALTER TABLE vms ADD COLUMN last_used_at INTEGER;\n";
+
+/* clang-format on */
 
 const StoreMigration store_migrations[] = {
         { .sql = migration_1_initial },
