@@ -7,6 +7,7 @@ Python 3 standard library only; run with /usr/bin/python3."""
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -240,6 +241,111 @@ def test_image(build):
     manifest = dict(line.split("=", 1) for line in (d / "manifest").read_text().splitlines() if "=" in line)
     return d, manifest
 
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process (all its threads) has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def find_qemu(marker):
+    """The pid of the QEMU whose command line mentions marker (a path of this
+    run's own), or None."""
+    m = marker.encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/comm", "rb") as f:
+                if not f.read().startswith(b"qemu-system"):
+                    continue
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                if m in f.read():
+                    return int(d)
+        except OSError:
+            continue
+    return None
+
+
+def qemu_sample(pid):
+    """What a QEMU process has cost since it started: its CPU seconds (all
+    threads, /proc/PID/stat) and, for its busiest thread (the TCG vCPU), the
+    seconds it ran and the seconds it was runnable but waited for a host CPU
+    (/proc/PID/task/TID/schedstat), and how often it was preempted
+    (nonvoluntary context switches)."""
+    if pid is None:
+        return None
+    try:
+        cpu = cpu_seconds(pid)
+        best = (0, 0, 0)
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run_ns, wait_ns = (int(x) for x in f.read().split()[:2])
+            if run_ns > best[0]:
+                with open(f"/proc/{pid}/task/{tid}/status") as f:
+                    inv = int(re.search(r"nonvoluntary_ctxt_switches:\s*(\d+)", f.read()).group(1))
+                best = (run_ns, wait_ns, inv)
+        return {"cpu": cpu, "run": best[0] / 1e9, "wait": best[1] / 1e9, "preempted": best[2],
+                "context": process_context(pid)}
+    except (OSError, AttributeError):
+        return None
+
+
+def process_context(pid):
+    """How the host runs a process: what banger could do differently from a
+    plain exec of the same command line (scheduling, placement, limits,
+    cgroup, open files, environment)."""
+    with open(f"/proc/{pid}/stat") as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    ctx = {"nice": st[16], "policy": st[38], "rt priority": st[37],
+           "cpus allowed": status.get("Cpus_allowed_list", "?").strip()}
+    with open(f"/proc/{pid}/cgroup") as f:
+        ctx["cgroup"] = f.read().strip()
+    # With sched_autogroup_enabled, each session is a scheduling group of
+    # its own: CPU time is shared between the groups first.
+    ctx["session"] = "its own" if os.getsid(pid) == pid else "its parent's"
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            ctx["autogroup"] = f.read().strip()
+    except OSError:
+        pass
+    with open(f"/proc/{pid}/limits") as f:
+        ctx["limits"] = " ".join(f.read().split())
+    for ns in ("mnt", "net", "pid", "uts", "ipc", "cgroup"):
+        ctx[f"{ns} namespace"] = os.readlink(f"/proc/{pid}/ns/{ns}")
+    fds = []
+    for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        fds.append(re.sub(r"/[^ ]*/", ".../", target) if target.startswith("/") else target.split(":")[0])
+    ctx["fds"] = f"{len(fds)}: " + ", ".join(fds)
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        ctx["environment"] = " ".join(sorted(e.split(b"=", 1)[0].decode() for e in f.read().split(b"\0") if e))
+    return ctx
+
+
+
+def guest_timeline(console):
+    """The guest's own clock at two points of its boot, from its serial
+    console: the kernel handing over to the initramfs ("Run /init", a printk
+    timestamp) and the ready line (the uptime it prints). NaN where absent."""
+    try:
+        text = console.read_bytes() if console else b""
+    except OSError:
+        text = b""
+    init = re.search(rb"\[\s*([0-9]+\.[0-9]+)\] Run /init as init process", text)
+    ready = re.search(rb"banger-guest: ready \(uptime ([0-9.]+)s\)", text)
+    return {"init": float(init.group(1)) if init else float("nan"),
+            "ready": float(ready.group(1)) if ready else float("nan")}
+
+
+def fmt_sample(x):
+    """A qemu_sample() as 'CPU s, vCPU ran / waited s, preempted'."""
+    if not x:
+        return "?"
+    return f"{x['cpu']:.2f} s, {x['run']:.2f} / {x['wait']:.2f} s, {x['preempted']:.0f}"
 
 def compile_c(src, out, *extra):
     """Build one of bench/'s helper programs with the system cc, into a
