@@ -49,6 +49,12 @@ int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t 
  * ("resuming: ...") is printed on stderr as stage lines. */
 int cli_call_waking(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result);
 
+/* Call method and print its result as cli_print_json() would, from the
+ * JSON text the daemon sent, without a jansson tree of it (json-text.h):
+ * byte for byte the same for a result jansson wrote. Prints an error and
+ * returns -errno on failure (nothing printed on stdout then). Steals params. */
+int cli_call_print_json(Cli *cli, RpcClient *c, const char *method, json_t *params);
+
 /* Print a JSON value (pretty) to stdout. */
 void cli_print_json(json_t *j);
 

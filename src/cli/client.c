@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "error.h"
 #include "fs-util.h"
+#include "json-text.h"
 #include "macro.h"
 #include "spawn.h"
 #include "string-util.h"
@@ -241,4 +242,23 @@ int cli_call_waking(Cli *cli, RpcClient *c, const char *method, json_t *params, 
 
 int cli_call(Cli *cli, RpcClient *c, const char *method, json_t *params, json_t **ret_result) {
         return call_notified(cli, c, method, params, NULL, ret_result);
+}
+
+int cli_call_print_json(Cli *cli, RpcClient *c, const char *method, json_t *params) {
+        RpcError err = {};
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        int r = rpc_client_call_text(c, method, params, USEC_INFINITY, NULL, NULL, &text, &len, &err);
+        if (r < 0)
+                cli_print_call_error(cli, method, r, &err);
+        rpc_error_done(&err);
+        if (r < 0)
+                return r;
+        r = json_text_write_indented(text, len, stdout);
+        if (r < 0) {
+                fprintf(stderr, "banger: %s: the daemon's reply is not valid JSON\n", method);
+                return r;
+        }
+        putchar('\n');
+        return 0;
 }

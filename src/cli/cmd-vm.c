@@ -350,10 +350,14 @@ static int vm_list_cmd(Cli *cli, int argc, char **argv) {
         _cleanup_rpc_client_ RpcClient *c = NULL;
         if (names ? rpc_client_connect(cli->socket_path, &c) < 0 : cli_connect(cli, &c) < 0)
                 return EXIT_FAIL;
-        /* The table, -q and --names need only a few fields (vm.list "brief");
-         * --json prints whole records. --names skips the daemon's build check
-         * (shell completion), so it asks as any build understands. */
-        json_t *res = NULL, *params = lp.json || names ? NULL : json_pack("{s:b}", "brief", 1);
+        /* --json prints whole records as the daemon wrote them, indented, with
+         * no jansson tree of a thousand records in between. */
+        if (lp.json && !names && !lp.ids)
+                return cli_call_print_json(cli, c, "vm.list", NULL) < 0 ? EXIT_FAIL : EXIT_OK;
+        /* The table, -q and --names need only a few fields (vm.list "brief").
+         * --names skips the daemon's build check (shell completion), so it
+         * asks as any build understands. */
+        json_t *res = NULL, *params = names ? NULL : json_pack("{s:b}", "brief", 1);
         if (cli_call(cli, c, "vm.list", params, &res) < 0)
                 return EXIT_FAIL;
         size_t i;

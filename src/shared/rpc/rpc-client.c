@@ -12,6 +12,7 @@
 #include "error.h"
 #include "fs-util.h"
 #include "io-util.h"
+#include "json-text.h"
 #include "macro.h"
 #include "socket-util.h"
 #include "string-util.h"
@@ -170,8 +171,59 @@ static int handle_message(json_t *msg, json_int_t id, RpcNotifyFn notify, void *
         return 1;
 }
 
+/* Where a call's reply goes: a jansson tree, or (text) the result's JSON
+ * text as the server sent it. */
+typedef struct Reply {
+        json_t **result;
+        char **text;
+        size_t *text_len;
+} Reply;
+
+/* One received line: 1 if it was our reply (stored in reply), 0 for anything
+ * else. For a text reply only the envelope goes through jansson, with the
+ * result cut out and null in its place. */
+static int handle_line(const char *l, size_t len, json_int_t id, RpcNotifyFn notify, void *userdata, const Reply *reply,
+                       RpcError *ret_error) {
+        _cleanup_free_ char *envelope = NULL;
+        size_t start = 0, end = 0;
+        if (reply->text && json_text_member_span(l, len, "result", &start, &end) >= 0) {
+                envelope = malloc(len - (end - start) + sizeof("null"));
+                if (!envelope)
+                        return -ENOMEM;
+                memcpy(mempcpy(mempcpy(envelope, l, start), "null", 4), l + end, len - end);
+                len = len - (end - start) + 4;
+        }
+        json_t *msg = json_loadb(envelope ?: l, len, 0, NULL), *res = NULL;
+        if (!json_is_object(msg)) {
+                json_decref(msg);
+                return -EBADMSG;
+        }
+        int r = handle_message(msg, id, notify, userdata, &res, ret_error);
+        json_decref(msg);
+        if (r <= 0)
+                return r;
+        if (!reply->text) {
+                if (reply->result)
+                        *reply->result = res;
+                else
+                        json_decref(res);
+                return 1;
+        }
+        json_decref(res);
+        /* A reply whose result the span did not find (not an object's member
+         * as the server writes it) has none to hand over as text. */
+        if (!envelope)
+                return -EBADMSG;
+        char *t = strndup(l + start, end - start);
+        if (!t)
+                return -ENOMEM;
+        *reply->text = t;
+        *reply->text_len = end - start;
+        return 1;
+}
+
 static int call_once(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
-                     void *userdata, json_t **ret_result, RpcError *ret_error) {
+                     void *userdata, const Reply *reply, RpcError *ret_error) {
         usec_t deadline = deadline_from_timeout(timeout);
         json_int_t id = c->next_id++;
         json_t *jid = json_integer(id);
@@ -186,14 +238,7 @@ static int call_once(RpcClient *c, const char *method, json_t *params, usec_t ti
                 const char *l;
                 size_t len;
                 while ((r = jsonrpc_reader_next(&c->reader, &l, &len)) > 0) {
-                        json_error_t jerr;
-                        json_t *msg = json_loadb(l, len, 0, &jerr);
-                        if (!msg || !json_is_object(msg)) {
-                                json_decref(msg);
-                                return -EBADMSG;
-                        }
-                        r = handle_message(msg, id, notify, userdata, ret_result, ret_error);
-                        json_decref(msg);
+                        r = handle_line(l, len, id, notify, userdata, reply, ret_error);
                         if (r != 0)
                                 return r < 0 ? r : 0;
                 }
@@ -216,12 +261,12 @@ static int call_once(RpcClient *c, const char *method, json_t *params, usec_t ti
         }
 }
 
-int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
-                    void *userdata, json_t **ret_result, RpcError *ret_error) {
+static int call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify, void *userdata,
+                const Reply *reply, RpcError *ret_error) {
         if (!c->build)
-                return call_once(c, method, params, timeout, notify, userdata, ret_result, ret_error);
+                return call_once(c, method, params, timeout, notify, userdata, reply, ret_error);
         RpcError err = {};
-        int r = call_once(c, method, json_incref(params), timeout, notify, userdata, ret_result, &err);
+        int r = call_once(c, method, json_incref(params), timeout, notify, userdata, reply, &err);
         /* Another build refused the call before running it; one from before
          * the "build" member refused the member (and closed the connection). */
         bool other = r == -EREMOTEIO && (err.code == JSONRPC_OTHER_BUILD || err.code == JSONRPC_INVALID_REQUEST);
@@ -246,7 +291,18 @@ int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t tim
                 return r;
         }
         rpc_error_done(&err);
-        return call_once(c, method, params, timeout, notify, userdata, ret_result, ret_error);
+        return call_once(c, method, params, timeout, notify, userdata, reply, ret_error);
+}
+
+int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
+                    void *userdata, json_t **ret_result, RpcError *ret_error) {
+        return call(c, method, params, timeout, notify, userdata, &(const Reply){ .result = ret_result }, ret_error);
+}
+
+int rpc_client_call_text(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
+                         void *userdata, char **ret_text, size_t *ret_len, RpcError *ret_error) {
+        return call(c, method, params, timeout, notify, userdata,
+                    &(const Reply){ .text = ret_text, .text_len = ret_len }, ret_error);
 }
 
 /* Every complete message buffered: notifications to notify, the rest skipped. */

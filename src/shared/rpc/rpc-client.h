@@ -54,6 +54,14 @@ typedef void (*RpcNotifyFn)(const char *method, json_t *params, void *userdata);
 int rpc_client_call(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
                     void *userdata, json_t **ret_result, RpcError *ret_error);
 
+/* The same, with the result handed over as the JSON text the server sent
+ * (*ret_text, NUL-terminated, *ret_len bytes; free() it), not parsed: only
+ * the reply's envelope goes through jansson. For a large result printed as
+ * it came (json-text.h checks and indents it). -EBADMSG when the reply has
+ * no "result" member to cut out. */
+int rpc_client_call_text(RpcClient *c, const char *method, json_t *params, usec_t timeout, RpcNotifyFn notify,
+                         void *userdata, char **ret_text, size_t *ret_len, RpcError *ret_error);
+
 /* After a call, for a connection that receives notifications unasked (a
  * subscription): hand every complete notification already received to
  * notify, then read once without blocking and hand over what came. Poll
