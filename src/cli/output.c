@@ -99,8 +99,20 @@ bool ask_yes_no(const char *prompt) {
 
 struct Table {
         size_t n_cols, n_rows;
-        char **cells; /* (n_rows + 1) * n_cols, row 0 the headers */
+        size_t cap_rows; /* rows cells has room for */
+        char **cells;    /* (n_rows + 1) * n_cols, row 0 the headers */
 };
+
+int table_reserve(Table *t, size_t n_rows) {
+        if (n_rows <= t->cap_rows)
+                return 0;
+        char **n = reallocarray(t->cells, n_rows, t->n_cols * sizeof(char *));
+        if (!n)
+                return -ENOMEM;
+        t->cells = n;
+        t->cap_rows = n_rows;
+        return 0;
+}
 
 Table *table_new(size_t n_cols, const char *const *headers) {
         Table *t = calloc(1, sizeof(Table));
@@ -114,10 +126,12 @@ Table *table_new(size_t n_cols, const char *const *headers) {
 
 int table_add_row(Table *t, const char *const *cells) {
         size_t base = t->n_rows * t->n_cols;
-        char **n = realloc(t->cells, (base + t->n_cols) * sizeof(char *));
-        if (!n)
-                return -ENOMEM;
-        t->cells = n;
+        /* Room for twice as many rows: a row each would copy the array again
+         * for every row of a long listing. */
+        int r = t->n_rows < t->cap_rows ? 0 : table_reserve(t, MAX(t->n_rows + 1, 2 * t->cap_rows));
+        if (r < 0)
+                return r;
+        char **n = t->cells;
         for (size_t i = 0; i < t->n_cols; i++) {
                 /* Cells hold guest text (process names): never raw to a terminal. */
                 n[base + i] = string_make_printable(strdup(cells[i] ? cells[i] : "-"), false);
@@ -153,7 +167,7 @@ void table_print_items(json_t *items, const char *const *headers, size_t n_cols,
         if (n_cols > TABLE_COLS_MAX)
                 return;
         _cleanup_table_ Table *t = table_new(n_cols, headers);
-        if (!t)
+        if (!t || table_reserve(t, 1 + json_array_size(items)) < 0)
                 return;
         size_t i;
         json_t *item;

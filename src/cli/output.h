@@ -31,6 +31,8 @@ void json_make_printable(json_t *j);
 typedef struct Table Table;
 Table *table_new(size_t n_cols, const char *const *headers);
 int table_add_row(Table *t, const char *const *cells);
+/* Room for n_rows rows (the headers' included) before they are added. */
+int table_reserve(Table *t, size_t n_rows);
 void table_print(Table *t, FILE *f);
 Table *table_free(Table *t);
 static inline void table_freep(Table **t) {
