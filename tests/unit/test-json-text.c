@@ -6,17 +6,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#include "fs-util.h"
 #include "json-text.h"
 #include "macro.h"
-#include "rpc-client.h"
 
 /* json_text_write_indented() of text into a string. */
 static char *indented(const char *text, int *ret) {
@@ -123,58 +119,11 @@ static void test_member_span(void **state) {
         (void) state;
 }
 
-static void send_str(int fd, const char *s) {
-        assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t) strlen(s));
-}
-
-static int client_and_server(RpcClient **ret) {
-        char dir[] = "/tmp/test-json-text-XXXXXX";
-        assert_non_null(mkdtemp(dir));
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
-        _cleanup_close_ int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_int_equal(bind(l, (struct sockaddr *) &sa, sizeof(sa)), 0);
-        assert_int_equal(listen(l, 1), 0);
-        assert_int_equal(rpc_client_connect(sa.sun_path, ret), 0);
-        int srv = accept4(l, NULL, NULL, SOCK_CLOEXEC);
-        assert_true(srv >= 0);
-        (void) unlink(sa.sun_path);
-        (void) rmdir(dir);
-        return srv;
-}
-
-/* A text call: another id's reply and a notification are passed over, the
- * result comes as the bytes the server sent; an error reply is an error. */
-static void test_client_call_text(void **state) {
-        RpcClient *c = NULL;
-        _cleanup_close_ int srv = client_and_server(&c);
-        send_str(srv, "{\"jsonrpc\":\"2.0\",\"method\":\"progress\",\"params\":{}}\n"
-                      "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"other\":1}}\n"
-                      "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"vms\":[{\"n\":\"\\u001b\"}]}}\n"
-                      "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32001,\"message\":\"gone\"}}\n");
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        assert_int_equal(rpc_client_call_text(c, "vm.list", NULL, USEC_PER_SEC, NULL, NULL, &text, &len, NULL), 0);
-        assert_string_equal(text, "{\"vms\":[{\"n\":\"\\u001b\"}]}");
-        assert_int_equal(len, strlen(text));
-        RpcError err = {};
-        _cleanup_free_ char *none = NULL;
-        assert_int_equal(rpc_client_call_text(c, "vm.list", NULL, USEC_PER_SEC, NULL, NULL, &none, &len, &err),
-                         -EREMOTEIO);
-        assert_int_equal(err.code, -32001);
-        assert_string_equal(err.message, "gone");
-        assert_null(none);
-        rpc_error_done(&err);
-        rpc_client_free(c);
-        (void) state;
-}
-
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_indented_is_janssons),
                 cmocka_unit_test(test_indented_refuses),
                 cmocka_unit_test(test_member_span),
-                cmocka_unit_test(test_client_call_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

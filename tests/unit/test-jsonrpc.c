@@ -253,6 +253,32 @@ static void test_client_notifications_after_a_call(void **state) {
         (void) state;
 }
 
+/* A text call: another id's reply and a notification are passed over, the
+ * result comes as the bytes the server sent; an error reply is an error. */
+static void test_client_call_text(void **state) {
+        RpcClient *c = NULL;
+        _cleanup_close_ int srv = client_and_server(&c);
+        send_str(srv, "{\"jsonrpc\":\"2.0\",\"method\":\"progress\",\"params\":{}}\n"
+                      "{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"other\":1}}\n"
+                      "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"vms\":[{\"n\":\"\\u001b\"}]}}\n"
+                      "{\"jsonrpc\":\"2.0\",\"id\":2,\"error\":{\"code\":-32001,\"message\":\"gone\"}}\n");
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        assert_int_equal(rpc_client_call_text(c, "vm.list", NULL, USEC_PER_SEC, NULL, NULL, &text, &len, NULL), 0);
+        assert_string_equal(text, "{\"vms\":[{\"n\":\"\\u001b\"}]}");
+        assert_int_equal(len, strlen(text));
+        RpcError err = {};
+        _cleanup_free_ char *none = NULL;
+        assert_int_equal(rpc_client_call_text(c, "vm.list", NULL, USEC_PER_SEC, NULL, NULL, &none, &len, &err),
+                         -EREMOTEIO);
+        assert_int_equal(err.code, -32001);
+        assert_string_equal(err.message, "gone");
+        assert_null(none);
+        rpc_error_done(&err);
+        rpc_client_free(c);
+        (void) state;
+}
+
 typedef struct Interrupted {
         int notes; /* notifications seen */
         int notes_at_interrupt;
@@ -323,6 +349,7 @@ int main(void) {
                 cmocka_unit_test(test_format),
                 cmocka_unit_test(test_client_notifications_after_a_call),
                 cmocka_unit_test(test_client_interrupt_after_pending_notification),
+                cmocka_unit_test(test_client_call_text),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
