@@ -488,6 +488,60 @@ static const RpcParam list_params[] = {
         {},
 };
 
+/* One VM's record, compact, after the text in f: dumped as soon as it is
+ * built and freed at once, so that a listing of a thousand VMs reuses one
+ * record's memory instead of growing the heap by all their trees (and
+ * faulting it in) and then by their dump. jansson writes each element as it
+ * would inside the whole array. */
+static int list_append_vm(Daemon *d, const VmRecord *vm, const char *image, bool first, FILE *f, char **buf,
+                          size_t *cap) {
+        json_t *j = vm_to_json_image(d->vms, vm, image);
+        if (!j)
+                return -ENOMEM;
+        size_t n = json_dumpb(j, *buf, *cap, JSON_COMPACT);
+        if (n > *cap) {
+                char *b = realloc(*buf, n);
+                if (b) {
+                        *buf = b;
+                        *cap = n;
+                        n = json_dumpb(j, *buf, *cap, JSON_COMPACT);
+                }
+        }
+        json_decref(j);
+        if (n == 0 || n > *cap)
+                return -ENOMEM;
+        if (!first)
+                fputc(',', f);
+        return fwrite(*buf, 1, n, f) == n ? 0 : -ENOMEM;
+}
+
+/* {"vms": [whole records]} as text, in creation order. */
+static int list_text(Daemon *d, const VmRecord *list, size_t n, const ImageRecord *imgs, size_t n_imgs, char **ret,
+                     size_t *ret_len) {
+        _cleanup_free_ char *text = NULL, *buf = NULL;
+        size_t len = 0, cap = 0;
+        FILE *f = open_memstream(&text, &len);
+        if (!f)
+                return -ENOMEM;
+        int r = 0;
+        fputs("{\"vms\":[", f);
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const char *image = list[i].image_id;
+                for (size_t k = 0; k < n_imgs; k++)
+                        if (streq_ptr(imgs[k].id, list[i].image_id))
+                                image = imgs[k].name;
+                r = list_append_vm(d, &list[i], image, i == 0, f, &buf, &cap);
+        }
+        fputs("]}", f);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(text);
+        *ret_len = len;
+        return 0;
+}
+
 static int method_list(Daemon *d, RpcCall *call, void *args) {
         if (((ListArgs *) args)->brief)
                 return list_brief(d, call);
@@ -501,18 +555,12 @@ static int method_list(Daemon *d, RpcCall *call, void *args) {
         size_t n_imgs = 0;
         if (store_image_list(d->store, &imgs, &n_imgs) < 0)
                 n_imgs = 0;
-        json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++) {
-                const char *image = list[i].image_id;
-                for (size_t k = 0; k < n_imgs; k++)
-                        if (streq_ptr(imgs[k].id, list[i].image_id))
-                                image = imgs[k].name;
-                json_array_append_new(arr, vm_to_json_image(d->vms, &list[i], image));
-        }
+        _cleanup_free_ char *text = NULL;
+        size_t len = 0;
+        r = list_text(d, list, n, imgs, n_imgs, &text, &len);
         image_record_array_free(imgs, n_imgs);
         vm_record_array_free(list, n);
-        rpc_call_reply(call, json_pack("{s:o}", "vms", arr));
-        return 0;
+        return r < 0 ? r : rpc_call_reply_text(call, text, len);
 }
 
 static int work_prune(RpcCall *call, Store *s, void *args, json_t **ret) {
