@@ -212,7 +212,38 @@ static int parse_proc_addr(const char *hex, bool v6, char *buf, size_t len) {
         return inet_ntop(v6 ? AF_INET6 : AF_INET, raw, buf, (socklen_t) len) ? 0 : -errno;
 }
 
-static int emit_proto(const char *proc_root, const char *proto, const Owners *o, StrBuf *b, bool *first) {
+/* One listening socket read from /proc/net/<proto>. */
+typedef struct PortRow {
+        const char *proto;
+        char addr[INET6_ADDRSTRLEN];
+        unsigned port;
+        unsigned long inode;
+} PortRow;
+
+typedef struct PortRows {
+        PortRow *v;
+        size_t n, cap;
+} PortRows;
+
+/* A guest with more listening sockets than this gets the first ones. */
+#define PORT_ROWS_MAX 65536
+
+static int rows_add(PortRows *rows, const PortRow *row) {
+        if (rows->n == PORT_ROWS_MAX)
+                return 0;
+        if (rows->n == rows->cap) {
+                size_t cap = MAX(rows->cap * 2, (size_t) 64);
+                PortRow *nv = realloc(rows->v, cap * sizeof(*nv));
+                if (!nv)
+                        return -ENOMEM;
+                rows->v = nv;
+                rows->cap = cap;
+        }
+        rows->v[rows->n++] = *row;
+        return 0;
+}
+
+static int read_proto(const char *proc_root, const char *proto, PortRows *rows) {
         bool v6 = endswith(proto, "6"), tcp = startswith(proto, "tcp");
         char path[256];
         snprintf(path, sizeof(path), "%s/net/%s", proc_root, proto);
@@ -223,41 +254,56 @@ static int emit_proto(const char *proc_root, const char *proto, const Owners *o,
         size_t cap = 0;
         while (getline(&line, &cap, f) > 0) {
                 char local[64], remote[64];
-                unsigned port, state;
-                unsigned long inode;
+                unsigned state;
+                PortRow row = { .proto = proto };
                 if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63[0-9A-Fa-f]:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", local,
-                           &port, remote, &state, &inode) != 5)
+                           &row.port, remote, &state, &row.inode) != 5)
                         continue; /* the header line */
                 /* TCP: LISTEN (0x0A). UDP: bound sockets are "closed" (0x07) with no peer. */
                 if (tcp ? state != 0x0A : (state != 0x07 || strspn(remote, "0") != strlen(remote)))
                         continue;
-                char addr[INET6_ADDRSTRLEN];
-                if (parse_proc_addr(local, v6, addr, sizeof(addr)) < 0)
+                if (parse_proc_addr(local, v6, row.addr, sizeof(row.addr)) < 0)
                         continue;
-                const SockOwner *s = owners_find(o, inode);
-                strbuf_printf(b, "%s{\"proto\":\"%s\",\"address\":\"%s\",\"port\":%u,\"pid\":%d,\"process\":",
-                              *first ? "" : ",", proto, addr, port, s ? s->pid : 0);
-                strbuf_json_string(b, s ? s->comm : "");
-                strbuf_puts(b, "}");
-                *first = false;
+                int r = rows_add(rows, &row);
+                if (r < 0)
+                        return r;
         }
         return 0;
 }
 
+static void emit_rows(const PortRows *rows, const Owners *o, StrBuf *b) {
+        for (size_t i = 0; i < rows->n; i++) {
+                const PortRow *row = &rows->v[i];
+                const SockOwner *s = owners_find(o, row->inode);
+                strbuf_printf(b, "%s{\"proto\":\"%s\",\"address\":\"%s\",\"port\":%u,\"pid\":%d,\"process\":",
+                              i == 0 ? "" : ",", row->proto, row->addr, row->port, s ? s->pid : 0);
+                strbuf_json_string(b, s ? s->comm : "");
+                strbuf_puts(b, "}");
+        }
+}
+
+/* The sockets are read first and their owners looked up after: a socket
+ * listed is then held by its process while /proc is scanned (unless it
+ * closed meanwhile), where the other order missed the owner of a port that
+ * began listening between the two passes. */
 int agent_ports_json(const char *proc_root, char **ret, size_t *ret_len) {
+        PortRows rows = {};
         Owners o = {};
-        int r = scan_owners(proc_root, &o);
-        StrBuf b = {};
-        strbuf_puts(&b, "{\"ports\":[");
-        bool first = true;
+        int r = 0;
         static const char *const protos[] = { "tcp", "tcp6", "udp", "udp6" };
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(protos); i++)
-                r = emit_proto(proc_root, protos[i], &o, &b, &first);
-        free(o.v);
-        if (r < 0) {
-                strbuf_done(&b);
-                return r;
+                r = read_proto(proc_root, protos[i], &rows);
+        if (r >= 0)
+                r = scan_owners(proc_root, &o);
+        StrBuf b = {};
+        if (r >= 0) {
+                strbuf_puts(&b, "{\"ports\":[");
+                emit_rows(&rows, &o, &b);
+                strbuf_puts(&b, "]}");
         }
-        strbuf_puts(&b, "]}");
+        free(o.v);
+        free(rows.v);
+        if (r < 0)
+                return r;
         return strbuf_finish(&b, ret, ret_len);
 }
