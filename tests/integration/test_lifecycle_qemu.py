@@ -83,6 +83,14 @@ def test_exec_passes_output_and_exit_code(env):
     assert p.stdout == "through stdin\n"
 
 
+def test_guest_kernel_skips_its_crypto_self_tests(env):
+    """cryptomgr.notests is on the guest's command line and the kernel took
+    it (its self-tests were 0.2-0.3 s of a TCG boot: bench/README.md)."""
+    p = env.banger("vm", "exec", "lq", "--", "cat", "/proc/cmdline")
+    assert "cryptomgr.notests" in p.stdout.split(), p.stdout
+    assert "alg: self-tests disabled" in env.banger("vm", "logs", "lq").stdout
+
+
 def test_second_exec_while_one_runs(env):
     """Without vhost-vsock the agent has one virtio-serial channel; each exec
     is a stream on the daemon's connection over it, so a second exec runs
