@@ -78,7 +78,8 @@ int vm_launch_spec_build(VmManager *m, Store *s, const VmRecord *vm, VmLaunchSpe
          * crypto_kdf108_init, 0.31 s of a 2.1 s TCG boot; bench/README.md);
          * they check the kernel's own code, not anything a guest is given,
          * and a kernel in FIPS mode runs them regardless. */
-        int n = asprintf(&sp.cmdline, "console=ttyS0 root=/dev/vda rw panic=1 cryptomgr.notests%s ip=%s::%s:%s:%s:eth0:off",
+        int n = asprintf(&sp.cmdline,
+                         "console=ttyS0 root=/dev/vda rw panic=1 cryptomgr.notests%s ip=%s::%s:%s:%s:eth0:off",
                          vm->vmm == VMM_FIRECRACKER ? " reboot=k pci=off" : "", vm->ip ? vm->ip : "0.0.0.0",
                          host_bridge_ip(m->host), host_netmask(m->host), vm->name);
         if (n < 0) {
