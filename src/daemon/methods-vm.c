@@ -488,57 +488,77 @@ static const RpcParam list_params[] = {
         {},
 };
 
-/* One VM's record, compact, after the text in f: dumped as soon as it is
+/* The listing's text: grown by doubling (realloc), where a memstream's
+ * growth copied and zeroed the whole text at every step (perf: a quarter
+ * of a 1,000-record call in its memcpy, memset and page faults). */
+typedef struct ListText {
+        char *data;
+        size_t len, cap;
+} ListText;
+
+static int list_text_reserve(ListText *t, size_t more) {
+        if (t->cap - t->len >= more)
+                return 0;
+        size_t cap = MAX(MAX(t->cap * 2, t->len + more), (size_t) 64 * 1024);
+        char *b = realloc(t->data, cap);
+        if (!b)
+                return -ENOMEM;
+        t->data = b;
+        t->cap = cap;
+        return 0;
+}
+
+static int list_text_put(ListText *t, const char *s) {
+        size_t n = strlen(s);
+        int r = list_text_reserve(t, n);
+        if (r < 0)
+                return r;
+        memcpy(t->data + t->len, s, n);
+        t->len += n;
+        return 0;
+}
+
+/* One VM's record, compact, dumped straight into the text as soon as it is
  * built and freed at once, so that a listing of a thousand VMs reuses one
- * record's memory instead of growing the heap by all their trees (and
- * faulting it in) and then by their dump. jansson writes each element as it
- * would inside the whole array. */
-static int list_append_vm(Daemon *d, const VmRecord *vm, const char *image, bool first, FILE *f, char **buf,
-                          size_t *cap) {
+ * record's memory instead of growing the heap by all their trees. jansson
+ * writes each element as it would inside the whole array. */
+static int list_append_vm(Daemon *d, const VmRecord *vm, const char *image, bool first, ListText *t) {
+        int r = first ? 0 : list_text_put(t, ",");
+        if (r < 0)
+                return r;
         json_t *j = vm_to_json_image(d->vms, vm, image);
         if (!j)
                 return -ENOMEM;
-        size_t n = json_dumpb(j, *buf, *cap, JSON_COMPACT);
-        if (n > *cap) {
-                char *b = realloc(*buf, n);
-                if (b) {
-                        *buf = b;
-                        *cap = n;
-                        n = json_dumpb(j, *buf, *cap, JSON_COMPACT);
-                }
-        }
+        size_t n = json_dumpb(j, t->data + t->len, t->cap - t->len, JSON_COMPACT);
+        if (n > t->cap - t->len && list_text_reserve(t, n) >= 0)
+                n = json_dumpb(j, t->data + t->len, t->cap - t->len, JSON_COMPACT);
         json_decref(j);
-        if (n == 0 || n > *cap)
+        if (n == 0 || n > t->cap - t->len)
                 return -ENOMEM;
-        if (!first)
-                fputc(',', f);
-        return fwrite(*buf, 1, n, f) == n ? 0 : -ENOMEM;
+        t->len += n;
+        return 0;
 }
 
 /* {"vms": [whole records]} as text, in creation order. */
 static int list_text(Daemon *d, const VmRecord *list, size_t n, const ImageRecord *imgs, size_t n_imgs, char **ret,
                      size_t *ret_len) {
-        _cleanup_free_ char *text = NULL, *buf = NULL;
-        size_t len = 0, cap = 0;
-        FILE *f = open_memstream(&text, &len);
-        if (!f)
-                return -ENOMEM;
-        int r = 0;
-        fputs("{\"vms\":[", f);
+        ListText t = {};
+        int r = list_text_put(&t, "{\"vms\":[");
         for (size_t i = 0; r >= 0 && i < n; i++) {
                 const char *image = list[i].image_id;
                 for (size_t k = 0; k < n_imgs; k++)
                         if (streq_ptr(imgs[k].id, list[i].image_id))
                                 image = imgs[k].name;
-                r = list_append_vm(d, &list[i], image, i == 0, f, &buf, &cap);
+                r = list_append_vm(d, &list[i], image, i == 0, &t);
         }
-        fputs("]}", f);
-        if (fclose(f) != 0 && r >= 0)
-                r = -ENOMEM;
-        if (r < 0)
+        if (r >= 0)
+                r = list_text_put(&t, "]}");
+        if (r < 0) {
+                free(t.data);
                 return r;
-        *ret = TAKE_PTR(text);
-        *ret_len = len;
+        }
+        *ret = t.data;
+        *ret_len = t.len;
         return 0;
 }
 
