@@ -121,15 +121,24 @@ typedef struct Owners {
         size_t n, cap;
 } Owners;
 
+/* Room for one more element in *v (n used of *cap, each size bytes),
+ * doubling from 64. */
+static int grow_for_one(void **v, size_t n, size_t *cap, size_t size) {
+        if (n < *cap)
+                return 0;
+        size_t c = MAX(*cap * 2, (size_t) 64);
+        void *nv = reallocarray(*v, c, size);
+        if (!nv)
+                return -ENOMEM;
+        *v = nv;
+        *cap = c;
+        return 0;
+}
+
 static int owners_add(Owners *o, unsigned long inode, int pid, const char *comm) {
-        if (o->n == o->cap) {
-                size_t cap = MAX(o->cap * 2, (size_t) 64);
-                SockOwner *nv = realloc(o->v, cap * sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                o->v = nv;
-                o->cap = cap;
-        }
+        int r = grow_for_one((void **) &o->v, o->n, &o->cap, sizeof(*o->v));
+        if (r < 0)
+                return r;
         SockOwner *s = &o->v[o->n++];
         *s = (SockOwner){ .inode = inode, .pid = pid };
         snprintf(s->comm, sizeof(s->comm), "%s", comm);
@@ -231,14 +240,9 @@ typedef struct PortRows {
 static int rows_add(PortRows *rows, const PortRow *row) {
         if (rows->n == PORT_ROWS_MAX)
                 return 0;
-        if (rows->n == rows->cap) {
-                size_t cap = MAX(rows->cap * 2, (size_t) 64);
-                PortRow *nv = realloc(rows->v, cap * sizeof(*nv));
-                if (!nv)
-                        return -ENOMEM;
-                rows->v = nv;
-                rows->cap = cap;
-        }
+        int r = grow_for_one((void **) &rows->v, rows->n, &rows->cap, sizeof(*rows->v));
+        if (r < 0)
+                return r;
         rows->v[rows->n++] = *row;
         return 0;
 }
